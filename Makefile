@@ -1,0 +1,52 @@
+SHELL := /bin/bash
+GOBIN ?= $(shell go env GOPATH)/bin
+export PATH := $(GOBIN):$(PATH)
+BIN := bin/bmaas
+GO_TEST_FLAGS ?= -count=1 -timeout 15m
+
+.PHONY: all build run test test-short check generate tools tidy vet lint bench fuzz clean
+
+all: build
+
+tools: ## install the code generators and linters (offline-capable from the module cache)
+	@command -v buf >/dev/null || go install github.com/bufbuild/buf/cmd/buf@v1.75.0
+	@command -v protoc-gen-go >/dev/null || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	@command -v protoc-gen-go-grpc >/dev/null || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+	@command -v protoc-gen-grpc-gateway >/dev/null || go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0
+	@command -v protoc-gen-openapiv2 >/dev/null || go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0
+
+generate: tools ## regenerate api/ from proto/
+	rm -rf api/bmaas api/inference api/openapi
+	buf generate
+	cp api/openapi/bmaas.swagger.json internal/app/openapi.json
+
+build: ## build the one binary
+	go build -o $(BIN) ./cmd/bmaas
+
+run: build ## run the whole platform in one process
+	./$(BIN) up
+
+test: ## unit and integration tests
+	go test $(GO_TEST_FLAGS) ./... ./api/...
+
+tidy:
+	go mod tidy
+	cd api && go mod tidy
+	go work sync
+
+vet:
+	go vet ./... ./api/...
+
+lint: tools
+	buf lint
+
+check: generate tidy vet lint ## fail when generated code or go.mod drift
+	@git diff --exit-code -- api go.mod go.sum api/go.mod api/go.sum go.work internal/app/openapi.json || \
+	  (echo "generated code or module files drifted: run 'make generate tidy' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- api)" || (git status --porcelain -- api; echo "untracked generated files" >&2; exit 1)
+
+bench: build ## benchmarks; figures go to bench/README.md
+	./bench/run.sh
+
+clean:
+	rm -rf bin
