@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// statusError is a gRPC status error that prints plainly as
+// "Code: message" (`NotFound: model "foo" not found`) instead of grpc-go's
+// "rpc error: code = ... desc = ...". It keeps the status, so
+// status.Code and status.FromError still see it.
+type statusError struct{ s *status.Status }
+
+func (e *statusError) Error() string {
+	msg := e.s.Message()
+	switch {
+	case e.s.Code() == codes.Unavailable:
+		msg = "cannot reach the bmaas server (is it running? see --server): " + msg
+	case e.s.Code() == codes.DeadlineExceeded && msg == context.DeadlineExceeded.Error():
+		msg = "the request took longer than --timeout"
+	}
+	return fmt.Sprintf("%s: %s", e.s.Code(), msg)
+}
+
+func (e *statusError) GRPCStatus() *status.Status { return e.s }
+
+// plainError converts a gRPC status error into a statusError and leaves
+// every other error (nil and io.EOF included) alone.
+func plainError(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return err
+	}
+	if s, ok := status.FromError(err); ok {
+		return &statusError{s: s}
+	}
+	return err
+}
+
+func unaryErrors(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return plainError(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func streamErrors(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, plainError(err)
+	}
+	return plainStream{s}, nil
+}
+
+type plainStream struct{ grpc.ClientStream }
+
+func (s plainStream) SendMsg(m any) error { return plainError(s.ClientStream.SendMsg(m)) }
+func (s plainStream) RecvMsg(m any) error { return plainError(s.ClientStream.RecvMsg(m)) }
+func (s plainStream) CloseSend() error    { return plainError(s.ClientStream.CloseSend()) }
+
+// usageError is a mistake on the command line, caught before any call.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// args checks the positional arguments and names the expected form on a
+// mismatch, e.g. "expected NAME FILE (got 1 argument)".
+func args(form string, n int) cobra.PositionalArgs {
+	return func(_ *cobra.Command, a []string) error {
+		if len(a) != n {
+			return usageErrorf("expected %s (got %d argument%s); see --help", form, len(a), plural(len(a)))
+		}
+		return nil
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

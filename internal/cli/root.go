@@ -1,0 +1,85 @@
+// Package cli is the bmaas command-line interface: the cobra command tree
+// for the registry (models, versions, aliases, datasets) and the mount
+// points of the server and ml commands.
+package cli
+
+import (
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// DefaultServer is the registry address used when neither --server nor
+// BMAAS_SERVER is set; it is where `bmaas up` listens by default.
+const DefaultServer = "127.0.0.1:7070"
+
+// globals holds the values of the persistent flags shared by every client
+// command.
+type globals struct {
+	server  string
+	token   string
+	output  string
+	timeout time.Duration
+
+	// dial, when set, replaces the network dial (tests use an in-memory
+	// listener).
+	dial dialFunc
+}
+
+// Root builds the whole `bmaas` command tree.
+func Root() *cobra.Command {
+	return newRoot(&globals{})
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bmaas",
+		Short: "bmaas trains, registers and serves machine-learning models",
+		Long: "bmaas trains, registers and serves machine-learning models.\n\n" +
+			"Client commands talk to a bmaas server over gRPC (--server, or BMAAS_SERVER).\n" +
+			"A model version is referenced as NAME@REF, where REF is a version number,\n" +
+			"an alias (never all digits) or `latest` (the newest READY version).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("token") {
+				g.token = os.Getenv("BMAAS_TOKEN") // read here so --help never shows it
+			}
+			return g.validate()
+		},
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", envOr("BMAAS_SERVER", DefaultServer),
+		"gRPC address of the bmaas server (env BMAAS_SERVER)")
+	pf.StringVar(&g.token, "token", "", "bearer token sent with every call (env BMAAS_TOKEN)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
+		"deadline of each request; uploads and downloads are bounded only when set explicitly (0: none)")
+
+	root.AddCommand(modelCommand(g), datasetCommand(g))
+	addServerCommands(root)
+	return root
+}
+
+// validate checks the persistent flags once per invocation.
+func (g *globals) validate() error {
+	switch g.output {
+	case "table", "json", "yaml":
+	default:
+		return usageErrorf("--output must be table, json or yaml, not %q", g.output)
+	}
+	if g.timeout < 0 {
+		return usageErrorf("--timeout must not be negative")
+	}
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
