@@ -1,0 +1,94 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Registry implements the registry's operations.
+type Registry struct {
+	cfg    Config
+	st     *store.Store
+	blobs  blob.Store
+	pub    Publisher
+	log    *slog.Logger
+	now    func() time.Time
+	gcKick chan struct{}
+
+	uploadBytes *prometheus.CounterVec
+	gcDeleted   prometheus.Counter
+}
+
+func newRegistry(cfg Config, deps Deps) (*Registry, error) {
+	r := &Registry{
+		cfg: cfg, st: deps.Store, blobs: deps.Blobs, pub: deps.Events, log: deps.Logger, now: deps.Now,
+		gcKick: make(chan struct{}, 1),
+		uploadBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmaas_registry_upload_bytes_total",
+			Help: "Bytes received in artifact and dataset uploads.",
+		}, []string{"kind"}),
+		gcDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bmaas_registry_blobs_collected_total",
+			Help: "Unreferenced blobs deleted by the sweep.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{r.uploadBytes, r.gcDeleted} {
+		if err := deps.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("registry metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Keys.
+func modelKey(name string) string { return store.Key("models", name) }
+func modelsPrefix() string        { return store.Key("models") + "/" }
+func versionKey(model string, v int64) string {
+	return store.Key("versions", model, versionSuffix(v))
+}
+func versionsPrefix(model string) string { return store.Key("versions", model) + "/" }
+func datasetKey(name string) string      { return store.Key("datasets", name) }
+func datasetsPrefix() string             { return store.Key("datasets") + "/" }
+func datasetVersionKey(name string, v int64) string {
+	return store.Key("dataset-versions", name, versionSuffix(v))
+}
+func datasetVersionsPrefix(name string) string { return store.Key("dataset-versions", name) + "/" }
+
+func (r *Registry) ts() *timestamppb.Timestamp { return timestamppb.New(r.now()) }
+
+// publish sends an event after a committed change. The change is already
+// durable in etcd; a lost event is logged, and consumers reconcile from
+// etcd state, so it is not an error for the caller.
+func (r *Registry) publish(ctx context.Context, kind, key, typ string, msg proto.Message) {
+	if r.pub == nil {
+		return
+	}
+	data, err := protojson.Marshal(msg)
+	if err != nil {
+		r.log.Warn("encode event", "kind", kind, "type", typ, "err", err)
+		return
+	}
+	e := events.Event{Kind: kind, Key: key, Type: typ, Time: r.now(), Data: data,
+		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
+	if err := r.pub.Publish(context.WithoutCancel(ctx), e); err != nil {
+		r.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)
+	}
+}
+
+func (r *Registry) kickGC() {
+	select {
+	case r.gcKick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,92 @@
+// Package registry is the model registry service: models, versions,
+// aliases, datasets and the artifacts behind them. State lives in etcd
+// (through pkg/store, with revision checks); artifact bytes live in the
+// content-addressed blob store; every change is published on the event bus.
+package registry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Publisher publishes change events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Deps are the registry's dependencies.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Store      *store.Store
+	Blobs      blob.Store
+	Events     Publisher
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service is the registry's lifecycle.
+type Service struct {
+	cfg Config
+	reg *Registry
+	log *slog.Logger
+}
+
+// New builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Blobs == nil {
+		return nil, errors.New("registry: store and blobs are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	r, err := newRegistry(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, reg: r, log: deps.Logger}, nil
+}
+
+// Register mounts the gRPC API.
+func (s *Service) Register(g *grpc.Server) {
+	registryv1.RegisterRegistryServiceServer(g, &handler{r: s.reg})
+}
+
+// Registry is the domain object (for in-process use and tests).
+func (s *Service) Registry() *Registry { return s.reg }
+
+// Run sweeps unreferenced blobs until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.reg.CollectGarbage(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("blob sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.reg.gcKick:
+		}
+	}
+}
