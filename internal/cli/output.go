@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -60,12 +61,18 @@ func (p *printer) print(msg proto.Message, table func(t *table)) error {
 	return t.flush()
 }
 
+// marshalJSON encodes msg with protojson and re-indents it: protojson's
+// whitespace is deliberately unstable, and scripts diff our output.
 func marshalJSON(msg proto.Message) ([]byte, error) {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(msg)
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("encode json: %w", err)
 	}
-	return b, nil
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return nil, fmt.Errorf("encode json: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // marshalYAML converts the protojson form to YAML, keeping the field order.

@@ -26,6 +26,7 @@ func TestPrintJSONUsesProtoNames(t *testing.T) {
 	require.NoError(t, printModel(&printer{w: &buf, format: "json"}, sampleModel()))
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
+	require.Contains(t, buf.String(), "{\n  \"name\": \"iris\",\n  \"description\": \"flowers\",\n")
 	require.Equal(t, "iris", got["name"])
 	require.Equal(t, "TASK_TYPE_MULTICLASS_CLASSIFICATION", got["task_type"])
 	require.Equal(t, "4", got["latest_version"])
