@@ -68,6 +68,8 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sum, sha256.Sum256(got))
 	require.NoFileExists(t, dst+".partial")
+	_, _, err = run(t, g, "model", "version", "download", "iris@1", "-o", dir)
+	require.ErrorContains(t, err, "is a directory")
 
 	out, _, err = run(t, g, "-o", "json", "model", "version", "get", "iris")
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 
@@ -57,8 +58,19 @@ func (g *globals) withClient(cmd *cobra.Command, fn func(ctx context.Context, c 
 		return err
 	}
 	defer c.conn.Close()
-	return fn(cmd.Context(), c)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	err = fn(ctx, c)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return errInterrupted
+	}
+	return err
 }
+
+// errInterrupted replaces the error of a call cut short by Ctrl-C or SIGTERM.
+var errInterrupted = errors.New("interrupted")
 
 // call returns the context for one unary request: bounded by --timeout.
 func (c *client) call(ctx context.Context) (context.Context, context.CancelFunc) {

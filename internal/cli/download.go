@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/spf13/cobra"
@@ -62,6 +63,9 @@ func versionDownloadCommand(g *globals) *cobra.Command {
 // receive writes the chunks next returns until io.EOF through a sink,
 // verifies them and reports what was written.
 func receive(cmd *cobra.Command, path, sha string, size int64, next func() ([]byte, error), what string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usageErrorf("-o %s is a directory; name the file to write", path)
+	}
 	s, err := openSink(path, cmd.OutOrStdout(), cmd.ErrOrStderr(), size)
 	if err != nil {
 		return err
