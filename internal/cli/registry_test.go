@@ -70,6 +70,11 @@ func TestCLIAgainstRegistry(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &v2))
 	require.Equal(t, "2", v2["version"])
 
+	out, err = cliAt(t, addr, "-o", "json", "model", "version", "import", model, "--server-path", src, "--format", "pytorch")
+	require.NoError(t, err)
+	require.Contains(t, out, `"format": "MODEL_FORMAT_PYTORCH"`)
+	require.Contains(t, out, hex.EncodeToString(sum[:]))
+
 	_, err = cliAt(t, addr, "model", "alias", "set", model, "production", "1")
 	require.NoError(t, err)
 	out, err = cliAt(t, addr, "model", "alias", "set", model, "production", "2")
