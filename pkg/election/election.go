@@ -1,0 +1,152 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// KeyPrefix holds the leader keys, one prefix per service.
+const KeyPrefix = "/bmaas/v1/leader/"
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrNoLeader means no replica of the service currently leads.
+	ErrNoLeader = errors.New("no leader")
+	// ErrInvalidConfig means the election Config is incomplete or malformed.
+	ErrInvalidConfig = errors.New("invalid election config")
+	// errLost means leadership was lost before lead could start.
+	errLost = errors.New("leadership lost")
+)
+
+// DefaultTTL is the lease TTL when Config.TTL is zero.
+const DefaultTTL = 5 * time.Second
+
+// Config identifies a candidate.
+type Config struct {
+	// Service names the election, e.g. "scheduler".
+	Service string
+	// ID identifies this candidate, e.g. host:port; Leader returns it.
+	ID string
+	// TTL of the candidate's lease, rounded up to whole seconds (default 5s):
+	// how long a crashed leader keeps leadership.
+	TTL time.Duration
+}
+
+// Validate checks the Config.
+func (c Config) Validate() error {
+	if err := checkService(c.Service); err != nil {
+		return err
+	}
+	if c.ID == "" {
+		return fmt.Errorf("%w: id is required", ErrInvalidConfig)
+	}
+	if c.TTL < 0 {
+		return fmt.Errorf("%w: ttl %s is negative", ErrInvalidConfig, c.TTL)
+	}
+	return nil
+}
+
+func checkService(service string) error {
+	if service == "" || strings.ContainsAny(service, "/\x00") {
+		return fmt.Errorf("%w: service %q must be non-empty and contain no '/'", ErrInvalidConfig, service)
+	}
+	return nil
+}
+
+// ttlSeconds is the lease TTL in whole seconds, at least 1.
+func (c Config) ttlSeconds() int {
+	ttl := c.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	return max(1, int(math.Ceil(ttl.Seconds())))
+}
+
+// prefix is the election's key prefix, with its trailing slash.
+func prefix(service string) string {
+	return KeyPrefix + service + "/"
+}
+
+// Run campaigns for leadership of cfg.Service until ctx is done. Each time it
+// is elected it calls lead with a context cancelled when leadership is lost
+// (or ctx is done) and the term, the leader key's create revision; when lead
+// returns, Run resigns and campaigns again. lead must return promptly once
+// its context is cancelled. Run returns nil when ctx is done, and an error
+// only for an invalid Config.
+func Run(ctx context.Context, cli *clientv3.Client, cfg Config, logger *slog.Logger, lead func(ctx context.Context, term int64)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cli == nil || lead == nil {
+		return fmt.Errorf("%w: etcd client and lead function are required", ErrInvalidConfig)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &candidate{cli: cli, cfg: cfg, logger: logger.With("service", cfg.Service, "id", cfg.ID), lead: lead}
+	retry := newBackoff(50*time.Millisecond, time.Duration(cfg.ttlSeconds())*time.Second)
+	for ctx.Err() == nil {
+		led, err := c.term(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil && !errors.Is(err, errLost) {
+			c.logger.Warn("election", "err", err)
+		}
+		if led {
+			retry.reset()
+			continue
+		}
+		if !retry.wait(ctx) {
+			break
+		}
+	}
+	return nil
+}
+
+// Leader returns the current leader's ID and term, or ErrNoLeader.
+func Leader(ctx context.Context, cli *clientv3.Client, service string) (id string, term int64, err error) {
+	if err := checkService(service); err != nil {
+		return "", 0, err
+	}
+	resp, err := cli.Get(ctx, prefix(service), clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", 0, fmt.Errorf("get leader of %s: %w", service, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", 0, fmt.Errorf("%w: %s", ErrNoLeader, service)
+	}
+	kv := resp.Kvs[0]
+	return string(kv.Value), kv.CreateRevision, nil
+}
+
+// backoff is a capped exponential delay between failed campaigns.
+type backoff struct {
+	minDelay, maxDelay, next time.Duration
+}
+
+func newBackoff(minDelay, maxDelay time.Duration) *backoff {
+	return &backoff{minDelay: minDelay, maxDelay: maxDelay, next: minDelay}
+}
+
+func (b *backoff) reset() { b.next = b.minDelay }
+
+// wait waits for the next delay and reports whether ctx is still live.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	b.next = min(2*b.next, b.maxDelay)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
