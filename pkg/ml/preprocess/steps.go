@@ -1,7 +1,5 @@
 package preprocess
 
-
-
 // Impute replaces NaN in column j with Fill[j] (when Fill[j] is not NaN).
 type Impute struct{ Fill []float64 }
 
@@ -103,4 +101,3 @@ func (s *PCA) Apply(src []float64, rows, cols int, dst []float64) {
 		}
 	}
 }
-
