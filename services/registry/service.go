@@ -90,3 +90,6 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// ServiceName is the gRPC service's full name (for health checks).
+func ServiceName() string { return registryv1.RegistryService_ServiceDesc.ServiceName }

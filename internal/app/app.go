@@ -1,0 +1,189 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// module is one row of the dependency table.
+type module struct {
+	name string
+	deps []string
+	// start initialises the module; it returns once the module is usable.
+	start func(ctx context.Context) error
+	// run, when set, is the module's background loop; it returns when ctx
+	// is done. An error from it stops the whole process.
+	run func(ctx context.Context) error
+	// stop releases the module; it is bounded by ctx.
+	stop func(ctx context.Context)
+}
+
+// App is one process: a set of modules and their shared state.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	modules  map[string]*module
+	order    []string
+	ready    atomic.Bool
+	readyCh  chan struct{}
+	addrs    Addrs
+	addrsMu  sync.Mutex
+	mu       sync.Mutex
+	running  []string
+	w        wiring
+	stopping atomic.Bool
+	httpSrv  *http.Server
+	httpLis  net.Listener
+}
+
+// Addrs are the process's bound addresses, known once it is ready.
+type Addrs struct {
+	GRPC          string
+	HTTP          string
+	EtcdEndpoints []string
+	NATSURL       string
+}
+
+// New builds the module table for cfg.
+func New(cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &App{cfg: cfg, log: logger, reg: reg, modules: map[string]*module{}, readyCh: make(chan struct{})}
+	for _, m := range a.table() {
+		a.modules[m.name] = m
+	}
+	order, err := a.sortModules()
+	if err != nil {
+		return nil, err
+	}
+	a.order = order
+	return a, nil
+}
+
+// sortModules orders modules so that each comes after its dependencies.
+func (a *App) sortModules() ([]string, error) {
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string) error
+	visit = func(n string) error {
+		m, ok := a.modules[n]
+		if !ok {
+			return fmt.Errorf("module %q is not in the table", n)
+		}
+		switch state[n] {
+		case 1:
+			return fmt.Errorf("module dependency cycle at %q", n)
+		case 2:
+			return nil
+		}
+		state[n] = 1
+		for _, d := range m.deps {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		state[n] = 2
+		order = append(order, n)
+		return nil
+	}
+	for _, m := range a.table() {
+		if err := visit(m.name); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// Ready is closed once every module runs.
+func (a *App) Ready() <-chan struct{} { return a.readyCh }
+
+// Addrs returns the bound addresses (valid after Ready).
+func (a *App) Addrs() Addrs {
+	a.addrsMu.Lock()
+	defer a.addrsMu.Unlock()
+	return a.addrs
+}
+
+// Run starts every module in order, waits for ctx or a failing module,
+// then stops the started modules in reverse order.
+func (a *App) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	err := a.startAll(runCtx, cancel, &wg)
+	if err == nil {
+		a.ready.Store(true)
+		close(a.readyCh)
+		a.log.Info("bmaas ready", "grpc", a.addrs.GRPC, "http", a.addrs.HTTP, "targets", a.cfg.Targets)
+		<-runCtx.Done()
+		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	}
+	a.ready.Store(false)
+	a.stopping.Store(true)
+	cancel(nil)
+	a.stopAll()
+	wg.Wait()
+	return err
+}
+
+func (a *App) startAll(ctx context.Context, fail context.CancelCauseFunc, wg *sync.WaitGroup) error {
+	for _, name := range a.order {
+		m := a.modules[name]
+		start := time.Now()
+		if m.start != nil {
+			if err := m.start(ctx); err != nil {
+				return fmt.Errorf("start %s: %w", name, err)
+			}
+		}
+		a.mu.Lock()
+		a.running = append(a.running, name)
+		a.mu.Unlock()
+		a.log.Debug("module started", "module", name, "took", time.Since(start))
+		if m.run != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := m.run(ctx); err != nil && ctx.Err() == nil {
+					a.log.Error("module failed", "module", name, "err", err)
+					fail(fmt.Errorf("module %s: %w", name, err))
+				}
+			}()
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// stopAll stops the started modules in reverse order, each within a bound.
+func (a *App) stopAll() {
+	a.mu.Lock()
+	running := a.running
+	a.running = nil
+	a.mu.Unlock()
+	// The whole shutdown is bounded so that Ctrl-C ends within 5 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
+	defer cancel()
+	for i := len(running) - 1; i >= 0; i-- {
+		if m := a.modules[running[i]]; m.stop != nil {
+			m.stop(ctx)
+		}
+	}
+}

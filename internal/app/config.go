@@ -1,0 +1,138 @@
+// Package app is the composition root: it wires the services of one
+// process as a table of modules (etcd, nats, bus, blobs, server, the five
+// services, http), starts them after their dependencies and stops them in
+// reverse order. `bmaas up` runs every module with an embedded etcd and NATS;
+// `bmaas serve` runs a subset against external ones.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/telemetry"
+	"github.com/bmaas/bmaas/services/evaluator"
+	"github.com/bmaas/bmaas/services/gateway"
+	"github.com/bmaas/bmaas/services/registry"
+	"github.com/bmaas/bmaas/services/scheduler"
+	"github.com/bmaas/bmaas/services/traineragent"
+)
+
+// Service targets.
+const (
+	TargetRegistry     = "registry"
+	TargetScheduler    = "scheduler"
+	TargetTrainerAgent = "trainer-agent"
+	TargetEvaluator    = "evaluator"
+	TargetGateway      = "gateway"
+)
+
+// AllTargets lists every service, in start order.
+var AllTargets = []string{TargetRegistry, TargetScheduler, TargetTrainerAgent, TargetEvaluator, TargetGateway}
+
+// Config is the whole process's configuration.
+type Config struct {
+	// Embedded runs etcd and NATS in the process (bmaas up).
+	Embedded bool     `yaml:"embedded"`
+	Targets  []string `yaml:"targets"`
+	DataDir  string   `yaml:"data_dir"`
+	HTTPAddr string   `yaml:"http_addr"`
+	// EtcdEndpoints and NATSURL name external servers (bmaas serve).
+	EtcdEndpoints []string `yaml:"etcd_endpoints"`
+	NATSURL       string   `yaml:"nats_url"`
+	// NodeName identifies this process in membership (hostname by default).
+	NodeName string `yaml:"node_name"`
+
+	GRPC         grpcsrv.Config      `yaml:"grpc"`
+	Telemetry    telemetry.Config    `yaml:"telemetry"`
+	Registry     registry.Config     `yaml:"registry"`
+	Scheduler    scheduler.Config    `yaml:"scheduler"`
+	TrainerAgent traineragent.Config `yaml:"trainer_agent"`
+	Evaluator    evaluator.Config    `yaml:"evaluator"`
+	Gateway      gateway.Config      `yaml:"gateway"`
+}
+
+// RegisterFlags registers every flag of the process with its default.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", "./bmaas-data", "directory for etcd, NATS and blob data")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (REST, /readyz, /metrics, /openapi.json)")
+	fs.Func("etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)", func(s string) error {
+		c.EtcdEndpoints = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL (bmaas serve)")
+	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
+	c.GRPC.RegisterFlags(fs)
+	c.Telemetry.RegisterFlags(fs)
+	c.Registry.RegisterFlags(fs)
+	c.Scheduler.RegisterFlags(fs)
+	c.TrainerAgent.RegisterFlags(fs)
+	c.Evaluator.RegisterFlags(fs)
+	c.Gateway.RegisterFlags(fs)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseTargets parses --target: a comma-separated list, or "all".
+func ParseTargets(s string) ([]string, error) {
+	var out []string
+	for _, t := range splitList(s) {
+		if t == "all" {
+			out = append(out, AllTargets...)
+			continue
+		}
+		if !slices.Contains(AllTargets, t) {
+			return nil, fmt.Errorf("target: unknown service %q (want %s or all)", t, strings.Join(AllTargets, ", "))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("target: name at least one service")
+	}
+	return out, nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if len(c.Targets) == 0 {
+		return errors.New("target: name at least one service")
+	}
+	if c.DataDir == "" {
+		return errors.New("data-dir: is required")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err)
+	}
+	if !c.Embedded {
+		if len(c.EtcdEndpoints) == 0 {
+			return errors.New("etcd-endpoints: required without the embedded etcd (bmaas up embeds one)")
+		}
+		if c.NATSURL == "" {
+			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
+		}
+	}
+	for _, v := range []interface{ Validate() error }{&c.GRPC, &c.Telemetry, &c.Registry, &c.Scheduler,
+		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Has reports whether the process runs a service.
+func (c *Config) Has(target string) bool { return slices.Contains(c.Targets, target) }

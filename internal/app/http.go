@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/registry"
+)
+
+// openAPI is generated from proto/ by `make generate`.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// startHTTP builds the HTTP edge: REST for the services this process runs
+// (through their gRPC clients), raw artifact and dataset bytes, /readyz,
+// /metrics and /openapi.json.
+func (a *App) startHTTP(ctx context.Context) error {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
+			if k == "Authorization" {
+				return "authorization", true
+			}
+			return runtime.DefaultHeaderMatcher(k)
+		}),
+	)
+	conn := a.w.selfConn
+	type reg struct {
+		target string
+		fn     func() error
+	}
+	for _, r := range []reg{
+		{TargetRegistry, func() error { return registryv1.RegisterRegistryServiceHandler(ctx, gw, conn) }},
+		{TargetScheduler, func() error { return schedulerv1.RegisterSchedulerServiceHandler(ctx, gw, conn) }},
+		{TargetEvaluator, func() error { return evaluatorv1.RegisterEvaluatorServiceHandler(ctx, gw, conn) }},
+		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
+	} {
+		if !a.cfg.Has(r.target) {
+			continue
+		}
+		if err := r.fn(); err != nil {
+			return fmt.Errorf("rest %s: %w", r.target, err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", gw)
+	if a.cfg.Has(TargetRegistry) {
+		registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
+	}
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() || a.stopping.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
+	lis, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.httpLis = lis
+	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
+	return nil
+}
+
+func (a *App) runHTTP(context.Context) error {
+	if err := a.httpSrv.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *App) stopHTTP(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.httpSrv.Shutdown(sctx); err != nil {
+		_ = a.httpSrv.Close()
+	}
+}

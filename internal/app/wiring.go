@@ -1,0 +1,138 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/bmaas/bmaas/internal/embedded"
+	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// wiring is what modules hand to the modules that depend on them.
+type wiring struct {
+	etcd     *embedded.Etcd
+	nats     *embedded.NATS
+	etcdCli  *clientv3.Client
+	nc       *nats.Conn
+	bus      *events.Bus
+	store    *store.Store
+	blobs    *blob.Local
+	tracer   trace.TracerProvider
+	server   *grpcsrv.Server
+	selfConn *grpc.ClientConn
+	services []string
+}
+
+func (a *App) startEtcd(ctx context.Context) error {
+	if a.cfg.Embedded {
+		dir := filepath.Join(a.cfg.DataDir, "etcd")
+		e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		a.w.etcd = e
+		a.cfg.EtcdEndpoints = e.Endpoints()
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx)})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Status(sctx, a.cfg.EtcdEndpoints[0]); err != nil {
+		_ = cli.Close()
+		return fmt.Errorf("etcd %v: %w", a.cfg.EtcdEndpoints, err)
+	}
+	a.w.etcdCli = cli
+	a.w.store = store.New(cli)
+	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints = a.cfg.EtcdEndpoints })
+	return nil
+}
+
+func (a *App) stopEtcd(context.Context) {
+	if a.w.etcdCli != nil {
+		_ = a.w.etcdCli.Close()
+	}
+	if a.w.etcd != nil {
+		a.w.etcd.Close()
+	}
+}
+
+func (a *App) startNATS(ctx context.Context) error {
+	if a.cfg.Embedded {
+		n, err := embedded.StartNATS(embedded.NATSConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Addr: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		a.w.nats = n
+		a.cfg.NATSURL = n.ClientURL()
+	}
+	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("bmaas-"+a.nodeName()), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", a.cfg.NATSURL, err)
+	}
+	bus, err := events.NewBus(ctx, nc, events.Config{}, a.log)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("event bus: %w", err)
+	}
+	a.w.nc, a.w.bus = nc, bus
+	a.setAddrs(func(ad *Addrs) { ad.NATSURL = a.cfg.NATSURL })
+	return nil
+}
+
+func (a *App) stopNATS(context.Context) {
+	if a.w.nc != nil {
+		_ = a.w.nc.Drain()
+		a.w.nc.Close()
+	}
+	if a.w.nats != nil {
+		a.w.nats.Close()
+	}
+}
+
+func (a *App) startBlobs(context.Context) error {
+	dir := filepath.Join(a.cfg.DataDir, "blobs")
+	l, err := blob.NewLocal(dir)
+	if err != nil {
+		return fmt.Errorf("blob store %s: %w", dir, err)
+	}
+	// Staged files of uploads a crash interrupted can go at once: no
+	// upload is in flight before the server starts.
+	if n, err := l.CleanTemp(0); err != nil {
+		return fmt.Errorf("clean staged blobs: %w", err)
+	} else if n > 0 {
+		a.log.Info("removed interrupted uploads", "count", n)
+	}
+	a.w.blobs = l
+	return nil
+}
+
+func (a *App) setAddrs(f func(*Addrs)) {
+	a.addrsMu.Lock()
+	defer a.addrsMu.Unlock()
+	f(&a.addrs)
+}
+
+func (a *App) nodeName() string {
+	if a.cfg.NodeName != "" {
+		return a.cfg.NodeName
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "bmaas"
+	}
+	return h
+}

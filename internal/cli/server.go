@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/bmaas/bmaas/internal/app"
+)
+
+// addServerCommands mounts `bmaas up` and `bmaas serve`.
+func addServerCommands(root *cobra.Command) {
+	root.AddCommand(newUpCmd(), newServeCmd())
+}
+
+func newUpCmd() *cobra.Command {
+	var cfg app.Config
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole platform in one process (embedded etcd and NATS, all five services)",
+		Long: "Run every service, an embedded etcd and an embedded NATS with JetStream, the REST gateway,\n" +
+			"/readyz and /metrics in one process. State lives in --data-dir; a restart finds it again.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfig(cmd.Flags(), &cfg, configFile); err != nil {
+				return err
+			}
+			cfg.Embedded = true
+			cfg.Targets = app.AllTargets
+			return runApp(cmd, cfg)
+		},
+	}
+	bindConfig(cmd, &cfg, &configFile)
+	return cmd
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg app.Config
+	var configFile, targets string
+	cmd := &cobra.Command{
+		Use:   "serve --target=registry[,scheduler,...] --etcd-endpoints=URL --nats-url=URL",
+		Short: "Run some services against an external etcd and NATS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfig(cmd.Flags(), &cfg, configFile); err != nil {
+				return err
+			}
+			t, err := app.ParseTargets(targets)
+			if err != nil {
+				return err
+			}
+			cfg.Targets = t
+			return runApp(cmd, cfg)
+		},
+	}
+	bindConfig(cmd, &cfg, &configFile)
+	cmd.Flags().StringVar(&targets, "target", "all", "services to run: "+strings.Join(app.AllTargets, ",")+" or all")
+	return cmd
+}
+
+// bindConfig registers the process flags (whose defaults live in each
+// Config's RegisterFlags) on the command.
+func bindConfig(cmd *cobra.Command, cfg *app.Config, configFile *string) {
+	fs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	cmd.Flags().AddGoFlagSet(fs)
+	cmd.Flags().StringVar(configFile, "config", "", "YAML configuration file (flags and BMAAS_* variables override it)")
+}
+
+// loadConfig applies, over the defaults, the config file, then BMAAS_*
+// environment variables, then the flags given on the command line.
+func loadConfig(flags *pflag.FlagSet, cfg *app.Config, file string) error {
+	set := map[string]string{}
+	flags.Visit(func(f *pflag.Flag) { set[f.Name] = f.Value.String() })
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil {
+			return fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if _, ok := set[f.Name]; ok || err != nil || f.Name == "config" {
+			return
+		}
+		env := "BMAAS_" + strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(f.Name))
+		if v, ok := os.LookupEnv(env); ok {
+			if serr := flags.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", env, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for name, v := range set {
+		if err := flags.Set(name, v); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func runApp(cmd *cobra.Command, cfg app.Config) error {
+	logger, err := cfg.Telemetry.NewLogger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	go func() {
+		select {
+		case <-a.Ready():
+			ad := a.Addrs()
+			fmt.Fprintf(cmd.OutOrStdout(), "bmaas is ready: services %s\n  gRPC  %s\n  HTTP  http://%s\n",
+				strings.Join(cfg.Targets, ","), ad.GRPC, ad.HTTP)
+		case <-ctx.Done():
+		}
+	}()
+	return a.Run(ctx)
+}

@@ -1,0 +1,240 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+)
+
+// RawHTTP serves plain-HTTP artifact and dataset bytes for curl users,
+// through the registry's gRPC client:
+//
+//	PUT /v1/models/{model}/artifact?format=onnx&filename=f.onnx   body: the artifact
+//	GET /v1/models/{model}/versions/{version}/artifact
+//	PUT /v1/datasets/{dataset}/csv?filename=f.csv                 body: the CSV
+//	GET /v1/datasets/{dataset}/versions/{version}/csv
+//
+// An upload may carry its digest in the X-Checksum-Sha256 header; without
+// it the digest computed on the way in is sent as the trailer.
+func RawHTTP(mux *http.ServeMux, c registryv1.RegistryServiceClient) {
+	mux.HandleFunc("PUT /v1/models/{model}/artifact", func(w http.ResponseWriter, r *http.Request) { putArtifact(w, r, c) })
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/artifact", func(w http.ResponseWriter, r *http.Request) { getArtifact(w, r, c) })
+	mux.HandleFunc("PUT /v1/datasets/{dataset}/csv", func(w http.ResponseWriter, r *http.Request) { putCSV(w, r, c) })
+	mux.HandleFunc("GET /v1/datasets/{dataset}/versions/{version}/csv", func(w http.ResponseWriter, r *http.Request) { getCSV(w, r, c) })
+}
+
+var httpCodes = map[codes.Code]int{
+	codes.InvalidArgument: http.StatusBadRequest, codes.NotFound: http.StatusNotFound,
+	codes.AlreadyExists: http.StatusConflict, codes.Aborted: http.StatusConflict,
+	codes.FailedPrecondition: http.StatusPreconditionFailed, codes.ResourceExhausted: http.StatusRequestEntityTooLarge,
+	codes.Unauthenticated: http.StatusUnauthorized, codes.Unimplemented: http.StatusNotImplemented,
+	codes.Unavailable: http.StatusServiceUnavailable, codes.DeadlineExceeded: http.StatusGatewayTimeout,
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	s := status.Convert(err)
+	code, ok := httpCodes[s.Code()]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = fmt.Fprintf(w, "{\"code\":%d,\"message\":%q}\n", s.Code(), s.Message())
+}
+
+func writeProto(w http.ResponseWriter, code int, m proto.Message) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// pump reads r in chunks and hands each to send, hashing as it goes.
+func pump(r io.Reader, h hash.Hash, send func([]byte) error) error {
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if serr := send(buf[:n]); serr != nil {
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "body: %v", err)
+		}
+	}
+}
+
+func putArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
+	q := r.URL.Query()
+	spec := &registryv1.ModelVersionSpec{Filename: q.Get("filename"), Description: q.Get("description")}
+	if f := q.Get("format"); f != "" {
+		v, ok := registryv1.ModelFormat_value["MODEL_FORMAT_"+upper(f)]
+		if !ok {
+			writeError(w, status.Errorf(codes.InvalidArgument, "format: unknown %q (native, onnx, pytorch, other)", f))
+			return
+		}
+		spec.Format = registryv1.ModelFormat(v)
+	} else if spec.Filename != "" {
+		spec.Format = DetectFormat(spec.Filename)
+	}
+	stream, err := c.CreateModelVersion(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	hdr := &registryv1.CreateModelVersionHeader{Model: r.PathValue("model"), Spec: spec,
+		Sha256: r.Header.Get("X-Checksum-Sha256"), SizeBytes: max(r.ContentLength, 0)}
+	if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: hdr}}); err != nil {
+		writeError(w, closeRecv(stream, err))
+		return
+	}
+	h := sha256.New()
+	err = pump(r.Body, h, func(b []byte) error {
+		return stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: b}})
+	})
+	if err == nil && hdr.Sha256 == "" {
+		err = stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Trailer{
+			Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}}})
+	}
+	resp, rerr := stream.CloseAndRecv()
+	if rerr != nil {
+		writeError(w, rerr)
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusCreated, resp.Version)
+}
+
+// closeRecv surfaces the server's error when a Send failed (io.EOF).
+func closeRecv[T any](stream interface{ CloseAndRecv() (T, error) }, err error) error {
+	if _, rerr := stream.CloseAndRecv(); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+func getArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
+	stream, err := c.DownloadModelVersion(r.Context(), &registryv1.DownloadModelVersionRequest{
+		Model: r.PathValue("model"), Version: r.PathValue("version")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v := first.GetVersion()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(v.GetSizeBytes(), 10))
+	w.Header().Set("X-Checksum-Sha256", v.GetSha256())
+	w.Header().Set("ETag", `"`+v.GetSha256()+`"`)
+	w.Header().Set("X-Bmaas-Version", strconv.FormatInt(v.GetVersion(), 10))
+	if v.GetFilename() != "" {
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", v.GetFilename()))
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return // io.EOF, or a broken stream the client sees as a short body
+		}
+		if _, err := w.Write(msg.GetChunk()); err != nil {
+			return
+		}
+	}
+}
+
+func putCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
+	stream, err := c.UploadDataset(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	hdr := &registryv1.UploadDatasetHeader{Name: r.PathValue("dataset"), Filename: q.Get("filename"),
+		Description: q.Get("description"), Sha256: r.Header.Get("X-Checksum-Sha256")}
+	if err := stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{Header: hdr}}); err != nil {
+		writeError(w, closeRecv(stream, err))
+		return
+	}
+	h := sha256.New()
+	err = pump(r.Body, h, func(b []byte) error {
+		return stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: b}})
+	})
+	if err == nil && hdr.Sha256 == "" {
+		err = stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{
+			Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}}})
+	}
+	resp, rerr := stream.CloseAndRecv()
+	if rerr != nil {
+		writeError(w, rerr)
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusCreated, resp)
+}
+
+func getCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
+	stream, err := c.DownloadDataset(r.Context(), &registryv1.DownloadDatasetRequest{
+		Dataset: r.PathValue("dataset"), Version: r.PathValue("version")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	dv := first.GetVersion()
+	w.Header().Set("Content-Type", "text/csv")
+	w.Header().Set("Content-Length", strconv.FormatInt(dv.GetSizeBytes(), 10))
+	w.Header().Set("X-Checksum-Sha256", dv.GetSha256())
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return
+		}
+		if _, err := w.Write(msg.GetChunk()); err != nil {
+			return
+		}
+	}
+}
