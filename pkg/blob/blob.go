@@ -26,8 +26,11 @@ var (
 
 // Info describes a stored blob.
 type Info struct {
-	Digest  string
-	Size    int64
+	Digest string
+	Size   int64
+	// ModTime is when the blob was last committed (a dedup commit refreshes
+	// it). A garbage collector should spare blobs committed recently, since
+	// an upload may commit a blob just before the reference to it is saved.
 	ModTime time.Time
 }
 

@@ -196,10 +196,17 @@ func TestDedup(t *testing.T) {
 	data := []byte("same bytes")
 	first, err := Put(ctx, s, bytes.NewReader(data), "", 0)
 	require.NoError(t, err)
+	// Age the blob: a dedup commit refreshes its ModTime.
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(s.Dir(), blobsDir, first.Digest[:2], first.Digest), old, old))
 	second, err := Put(ctx, s, bytes.NewReader(data), Digest(data), 0)
 	require.NoError(t, err)
 	require.Equal(t, first.Digest, second.Digest)
 	require.Equal(t, first.Size, second.Size)
+	require.True(t, second.ModTime.After(old.Add(time.Minute)))
+	info, err := s.Stat(ctx, first.Digest)
+	require.NoError(t, err)
+	require.True(t, info.ModTime.After(old.Add(time.Minute)))
 	require.Empty(t, stagedFiles(t, s))
 	n := 0
 	require.NoError(t, s.Walk(ctx, func(Info) error { n++; return nil }))

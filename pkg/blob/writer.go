@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // localWriter streams a blob to a staged file while hashing it, so memory use
@@ -107,11 +108,16 @@ func (w *localWriter) commit(ctx context.Context, expected string) (Info, error)
 	}
 	target := w.store.path(digest)
 	if st, err := os.Stat(target); err == nil && st.Size() == w.size {
-		// Already stored: drop the staged copy.
+		// Already stored: drop the staged copy, and refresh the blob's
+		// ModTime so a collector that spares recent blobs spares it too.
 		if err := w.abort(); err != nil {
 			return Info{}, err
 		}
-		return Info{Digest: digest, Size: st.Size(), ModTime: st.ModTime()}, nil
+		modTime := st.ModTime()
+		if now := time.Now(); os.Chtimes(target, now, now) == nil {
+			modTime = now
+		}
+		return Info{Digest: digest, Size: st.Size(), ModTime: modTime}, nil
 	}
 	if err := w.f.Sync(); err != nil {
 		return Info{}, fmt.Errorf("sync staged blob: %w", err)
