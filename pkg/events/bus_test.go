@@ -33,7 +33,7 @@ func subscribe(t *testing.T, b *Bus, durable, filter string, h func(context.Cont
 	got := make(chan Event, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- b.Subscribe(ctx, StreamEvents, durable, filter, func(ctx context.Context, e Event) error {
+		done <- b.SubscribeWith(ctx, StreamEvents, durable, filter, func(ctx context.Context, e Event) error {
 			if h != nil {
 				if err := h(ctx, e); err != nil {
 					return err

@@ -52,7 +52,12 @@ func WithDeliverNew() SubscribeOption {
 // a durable name share the work (each event goes to one of them). Subscribe
 // returns nil once ctx is done and the in-flight handler has returned, or an
 // error if the consumer cannot be set up.
-func (b *Bus) Subscribe(ctx context.Context, stream, durable, filter string, h func(context.Context, Event) error, opts ...SubscribeOption) error {
+func (b *Bus) Subscribe(ctx context.Context, stream, durable, filter string, h func(context.Context, Event) error) error {
+	return b.SubscribeWith(ctx, stream, durable, filter, h)
+}
+
+// SubscribeWith is Subscribe with options.
+func (b *Bus) SubscribeWith(ctx context.Context, stream, durable, filter string, h func(context.Context, Event) error, opts ...SubscribeOption) error {
 	o := subscribeOptions{minBackoff: 100 * time.Millisecond, maxBackoff: time.Minute, ackWait: 30 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
