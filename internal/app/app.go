@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bmaas/bmaas/pkg/membership"
 )
 
 // module is one row of the dependency table.
@@ -45,6 +47,8 @@ type App struct {
 	stopping atomic.Bool
 	httpSrv  *http.Server
 	httpLis  net.Listener
+	members  []*membership.Registration
+	leave    context.CancelFunc
 }
 
 // Addrs are the process's bound addresses, known once it is ready.

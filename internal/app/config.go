@@ -46,6 +46,9 @@ type Config struct {
 	NATSURL       string   `yaml:"nats_url"`
 	// NodeName identifies this process in membership (hostname by default).
 	NodeName string `yaml:"node_name"`
+	// FastElection shortens the embedded etcd's heartbeat and election
+	// timing (10 ms / 100 ms): for tests and demos on one machine.
+	FastElection bool `yaml:"fast_election"`
 
 	GRPC         grpcsrv.Config      `yaml:"grpc"`
 	Telemetry    telemetry.Config    `yaml:"telemetry"`
@@ -60,12 +63,10 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "./bmaas-data", "directory for etcd, NATS and blob data")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (REST, /readyz, /metrics, /openapi.json)")
-	fs.Func("etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)", func(s string) error {
-		c.EtcdEndpoints = splitList(s)
-		return nil
-	})
+	fs.Var((*listFlag)(&c.EtcdEndpoints), "etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL (bmaas serve)")
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
+	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.GRPC.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
@@ -74,6 +75,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Evaluator.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 }
+
+// listFlag is a comma-separated list flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = splitList(s); return nil }
 
 func splitList(s string) []string {
 	var out []string

@@ -54,6 +54,7 @@ func (a *App) table() []*module {
 	mods = append(mods,
 		&module{name: modServe, deps: serveDeps, start: a.startServe, run: a.runServe, stop: a.stopServe},
 		&module{name: modHTTP, deps: []string{modServe}, start: a.startHTTP, run: a.runHTTP, stop: a.stopHTTP},
+		&module{name: modMembership, deps: []string{modHTTP, modEtcd}, start: a.startMembership, stop: a.stopMembership},
 	)
 	return mods
 }

@@ -37,7 +37,7 @@ type wiring struct {
 func (a *App) startEtcd(ctx context.Context) error {
 	if a.cfg.Embedded {
 		dir := filepath.Join(a.cfg.DataDir, "etcd")
-		e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
+		e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", Fast: a.cfg.FastElection})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,117 @@
+// Package harness starts real bmaas clusters for integration tests: the
+// whole platform in-process (as `bmaas up` runs it, embedded etcd and NATS
+// on 127.0.0.1 with free ports and a temporary data directory), or the
+// built binary as separate OS processes.
+package harness
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/internal/app"
+)
+
+// Cluster is a running in-process platform.
+type Cluster struct {
+	Config   app.Config
+	Addrs    app.Addrs
+	Conn     *grpc.ClientConn
+	Registry registryv1.RegistryServiceClient
+	// HTTP is the base URL of the HTTP edge.
+	HTTP string
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Option changes the configuration before start.
+type Option func(*app.Config)
+
+// WithDataDir reuses a data directory (for restart tests).
+func WithDataDir(dir string) Option { return func(c *app.Config) { c.DataDir = dir } }
+
+// DefaultConfig is `bmaas up` with free ports, a temporary data directory
+// and fast etcd timing.
+func DefaultConfig(t testing.TB) app.Config {
+	var cfg app.Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	cfg.Embedded = true
+	cfg.Targets = app.AllTargets
+	cfg.DataDir = t.TempDir()
+	cfg.GRPC.Addr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.FastElection = true
+	cfg.Registry.GCInterval = time.Hour
+	return cfg
+}
+
+// Start runs a cluster until the test ends.
+func Start(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	cfg := DefaultConfig(t)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig runs a cluster with cfg until the test ends.
+func StartConfig(t testing.TB, cfg app.Config) *Cluster {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := app.New(cfg, logger)
+	if err != nil {
+		t.Fatalf("app: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cluster{Config: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { c.done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-c.done:
+		cancel()
+		t.Fatalf("cluster stopped before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("cluster not ready after 30s")
+	}
+	c.Addrs = a.Addrs()
+	c.HTTP = "http://" + c.Addrs.HTTP
+	conn, err := grpc.NewClient(c.Addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.Conn = conn
+	c.Registry = registryv1.NewRegistryServiceClient(conn)
+	t.Cleanup(func() { _ = c.Stop() })
+	return c
+}
+
+// Stop shuts the cluster down and returns Run's error.
+func (c *Cluster) Stop() error {
+	if c.cancel == nil {
+		return nil
+	}
+	_ = c.Conn.Close()
+	c.cancel()
+	c.cancel = nil
+	return <-c.done
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
