@@ -1,0 +1,120 @@
+package mlcli
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/bmaas/bmaas/pkg/ml/artifact"
+	"github.com/bmaas/bmaas/pkg/ml/metrics"
+	"github.com/spf13/cobra"
+)
+
+func evaluateCommand() *cobra.Command {
+	var model, data string
+	cmd := &cobra.Command{
+		Use:     "evaluate --model MODEL.bmaas --data FILE.csv",
+		Short:   "Score a model on labelled rows",
+		Example: "  bmaas ml evaluate --model iris.bmaas --data test.csv",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := artifact.Load(model)
+			if err != nil {
+				return err
+			}
+			f, err := readForModel(data, m)
+			if err != nil {
+				return err
+			}
+			labels, values, err := targetOf(f, m)
+			if err != nil {
+				return fmt.Errorf("%s: %w", data, err)
+			}
+			out := make([]float64, f.NumRows()*m.NumOutputs())
+			if err := m.NewPredictor().PredictFrame(f, out); err != nil {
+				return fmt.Errorf("%s: %w", data, err)
+			}
+			var ms map[string]float64
+			if m.IsClassifier() {
+				ms = metrics.Classification(labels, out, m.NumOutputs())
+			} else {
+				ms = metrics.Regression(values, out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d rows\n", f.NumRows())
+			printMetrics(cmd.OutOrStdout(), "metrics", ms)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&model, "model", "", "model artifact")
+	cmd.Flags().StringVar(&data, "data", "", "CSV with the model's input columns and its target")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func predictCommand() *cobra.Command {
+	var model, data, outPath string
+	cmd := &cobra.Command{
+		Use:   "predict --model MODEL.bmaas --data ROWS.csv [--out PREDICTIONS.csv]",
+		Short: "Predict rows of a CSV file; writes CSV (prediction, then class probabilities)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := artifact.Load(model)
+			if err != nil {
+				return err
+			}
+			f, err := readForModel(data, m)
+			if err != nil {
+				return err
+			}
+			k := m.NumOutputs()
+			out := make([]float64, f.NumRows()*k)
+			if err := m.NewPredictor().PredictFrame(f, out); err != nil {
+				return fmt.Errorf("%s: %w", data, err)
+			}
+			dst := cmd.OutOrStdout()
+			if outPath != "" {
+				fh, err := os.Create(outPath)
+				if err != nil {
+					return err
+				}
+				defer fh.Close()
+				dst = fh
+			}
+			w := csv.NewWriter(dst)
+			header := []string{"prediction"}
+			if m.IsClassifier() {
+				for _, l := range m.Labels() {
+					header = append(header, "p_"+l)
+				}
+			}
+			_ = w.Write(header)
+			classes := make([]int, f.NumRows())
+			if m.IsClassifier() {
+				artifact.Classes(out, k, classes)
+			}
+			rec := make([]string, len(header))
+			for r := range f.NumRows() {
+				row := out[r*k : (r+1)*k]
+				if m.IsClassifier() {
+					rec[0] = m.Labels()[classes[r]]
+					for j, p := range row {
+						rec[j+1] = strconv.FormatFloat(p, 'g', 6, 64)
+					}
+				} else {
+					rec[0] = strconv.FormatFloat(row[0], 'g', -1, 64)
+				}
+				_ = w.Write(rec)
+			}
+			w.Flush()
+			return w.Error()
+		},
+	}
+	cmd.Flags().StringVar(&model, "model", "", "model artifact")
+	cmd.Flags().StringVar(&data, "data", "", "CSV with the model's input columns")
+	cmd.Flags().StringVar(&outPath, "out", "", "write predictions there instead of stdout")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
