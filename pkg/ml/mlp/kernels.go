@@ -7,6 +7,16 @@ package mlp
 
 // gemmNN sets c (m×n) = a (m×k) · b (k×n).
 func gemmNN(m, n, k int, a, b, c []float32) {
+	if useSIMD && n >= 8 {
+		for i := range m {
+			cr := c[i*n : (i+1)*n]
+			clear(cr)
+			for p, x := range a[i*k : (i+1)*k] {
+				axpy(x, b[p*n:(p+1)*n], cr)
+			}
+		}
+		return
+	}
 	i := 0
 	for ; i+4 <= m; i += 4 {
 		c0, c1, c2, c3 := c[i*n:(i+1)*n], c[(i+1)*n:(i+2)*n], c[(i+2)*n:(i+3)*n], c[(i+3)*n:(i+4)*n]
@@ -44,6 +54,15 @@ func gemmNN(m, n, k int, a, b, c []float32) {
 // gemmTN adds aᵀ·b to c: c (k×n) += aᵀ with a (m×k), b (m×n). It is the
 // weight gradient: a = layer input, b = output gradient.
 func gemmTN(m, n, k int, a, b, c []float32) {
+	if useSIMD && n >= 8 {
+		for r := range m {
+			br := b[r*n : (r+1)*n]
+			for p, x := range a[r*k : (r+1)*k] {
+				axpy(x, br, c[p*n:(p+1)*n])
+			}
+		}
+		return
+	}
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		a0, a1, a2, a3 := a[r*k:(r+1)*k], a[(r+1)*k:(r+2)*k], a[(r+2)*k:(r+3)*k], a[(r+3)*k:(r+4)*k]
@@ -72,6 +91,16 @@ func gemmTN(m, n, k int, a, b, c []float32) {
 // gemmNT sets c (m×k) = a (m×n) · bᵀ with b (k×n): the input gradient,
 // a = output gradient, b = weights stored k×n (in×out).
 func gemmNT(m, n, k int, a, b, c []float32) {
+	if useSIMD && n >= 8 {
+		for i := range m {
+			ar := a[i*n : (i+1)*n]
+			cr := c[i*k : (i+1)*k]
+			for p := range cr {
+				cr[p] = dot(ar, b[p*n:(p+1)*n])
+			}
+		}
+		return
+	}
 	for i := range m {
 		ar := a[i*n : (i+1)*n]
 		cr := c[i*k : (i+1)*k]
