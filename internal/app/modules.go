@@ -79,10 +79,13 @@ func (a *App) startServer(context.Context) error {
 	return nil
 }
 
-func (a *App) startRegistry(context.Context) error {
+func (a *App) startRegistry(ctx context.Context) error {
 	svc, err := registry.New(a.cfg.Registry, registry.Deps{Logger: a.log.With("svc", TargetRegistry), Registerer: a.reg,
 		Store: a.w.store, Blobs: a.w.blobs, Events: a.w.bus})
 	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
 		return err
 	}
 	svc.Register(a.w.server.GRPC())

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/bmaas/bmaas/internal/embedded"
@@ -44,7 +45,8 @@ func (a *App) startEtcd(ctx context.Context) error {
 		a.w.etcd = e
 		a.cfg.EtcdEndpoints = e.Endpoints()
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx)})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx),
+		Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}
@@ -93,7 +95,12 @@ func (a *App) startNATS(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) stopNATS(context.Context) {
+func (a *App) stopNATS(ctx context.Context) {
+	if a.w.bus != nil {
+		if err := a.w.bus.Flush(ctx); err != nil {
+			a.log.Warn("flush events", "err", err)
+		}
+	}
 	if a.w.nc != nil {
 		_ = a.w.nc.Drain()
 		a.w.nc.Close()

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,27 +13,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bmaas/bmaas/internal/testenv"
-	"github.com/bmaas/bmaas/pkg/blob"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
-	"github.com/bmaas/bmaas/pkg/store"
-	"github.com/bmaas/bmaas/services/registry"
+	"github.com/bmaas/bmaas/tests/harness"
 )
 
-// startRegistry runs the real registry service in-process on embedded etcd
+// startRegistry runs the whole platform in-process (embedded etcd and NATS)
 // and returns its gRPC address.
 func startRegistry(t *testing.T) string {
 	t.Helper()
-	blobs, err := blob.NewLocal(t.TempDir())
-	require.NoError(t, err)
-	svc, err := registry.New(registry.DefaultConfig(), registry.Deps{Store: store.New(testenv.EtcdClient(t)), Blobs: blobs})
-	require.NoError(t, err)
-	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 8 << 20}, grpcsrv.Deps{})
-	require.NoError(t, err)
-	svc.Register(srv.GRPC())
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv.Addr()
+	return harness.Start(t).Addrs.GRPC
 }
 
 // cli runs the CLI against the server at addr.

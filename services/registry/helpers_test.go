@@ -37,6 +37,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	st := store.New(testenv.EtcdClient(t))
 	svc, err := New(cfg, Deps{Store: st, Blobs: blobs})
 	require.NoError(t, err)
+	require.NoError(t, svc.Start(t.Context()))
 	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 8 << 20}, grpcsrv.Deps{})
 	require.NoError(t, err)
 	svc.Register(srv.GRPC())

@@ -39,7 +39,7 @@ func (r *Registry) CreateModel(ctx context.Context, m *registryv1.Model) (*regis
 	now := r.ts()
 	nm := &registryv1.Model{Name: m.Name, Description: m.Description, TaskType: m.TaskType, Labels: m.Labels,
 		CreateTime: now, UpdateTime: now}
-	rev, err := r.st.Commit(ctx, []store.Cond{{Key: modelKey(m.Name)}}, store.Put(modelKey(m.Name), nm))
+	rev, err := r.commit(ctx, []store.Cond{{Key: modelKey(m.Name)}}, store.Put(modelKey(m.Name), nm))
 	if store.IsStale(err) {
 		return nil, apierr.AlreadyExists("model", m.Name)
 	}
@@ -51,10 +51,27 @@ func (r *Registry) CreateModel(ctx context.Context, m *registryv1.Model) (*regis
 	return nm, nil
 }
 
-// getModel reads a model and its revision.
+// getModel reads a model and its revision from the cache, after the cache
+// has seen this process's own writes.
 func (r *Registry) getModel(ctx context.Context, name string) (*registryv1.Model, int64, error) {
-	m := &registryv1.Model{}
-	rev, err := r.st.Get(ctx, modelKey(name), m)
+	m, rev, err := r.models.Get(ctx, modelKey(name))
+	return r.modelResult(name, m, rev, err)
+}
+
+// readModel reads a model for a read-modify-write cycle: from the cache as
+// it is, or from etcd when fresh (after a lost race, when the cache may not
+// have seen the winner yet). The commit checks the revision either way.
+func (r *Registry) readModel(ctx context.Context, name string, fresh bool) (*registryv1.Model, int64, error) {
+	if fresh {
+		m := &registryv1.Model{}
+		rev, err := r.st.Get(ctx, modelKey(name), m)
+		return r.modelResult(name, m, rev, err)
+	}
+	m, rev, err := r.models.Peek(ctx, modelKey(name))
+	return r.modelResult(name, m, rev, err)
+}
+
+func (r *Registry) modelResult(name string, m *registryv1.Model, rev int64, err error) (*registryv1.Model, int64, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, apierr.NotFound("model", name)
 	}
@@ -127,10 +144,13 @@ func (r *Registry) UpdateModel(ctx context.Context, m *registryv1.Model, mask *f
 	if err := checkLabels("model.labels", m.Labels); err != nil {
 		return nil, err
 	}
-	for range maxRetries {
-		cur, rev, err := r.getModel(ctx, m.Name)
+	for attempt := range maxRetries {
+		cur, rev, err := r.readModel(ctx, m.Name, attempt > 0)
 		if err != nil {
 			return nil, err
+		}
+		if want != 0 && rev < want && attempt == 0 {
+			continue // the cache lags the etag the client holds: read etcd
 		}
 		if want != 0 && rev != want {
 			return nil, apierr.Conflict("model %q changed since etag %s (now %s)", m.Name, m.Etag, cur.Etag)
@@ -147,7 +167,7 @@ func (r *Registry) UpdateModel(ctx context.Context, m *registryv1.Model, mask *f
 		}
 		cur.UpdateTime = r.ts()
 		cur.Etag = ""
-		nrev, err := r.st.Commit(ctx, []store.Cond{{Key: modelKey(m.Name), Rev: rev}}, store.Put(modelKey(m.Name), cur))
+		nrev, err := r.commit(ctx, []store.Cond{{Key: modelKey(m.Name), Rev: rev}}, store.Put(modelKey(m.Name), cur))
 		if store.IsStale(err) {
 			if want != 0 {
 				return nil, apierr.Conflict("model %q changed since etag %s", m.Name, m.Etag)
@@ -182,7 +202,7 @@ func (r *Registry) DeleteModel(ctx context.Context, name string, force bool) err
 			return apierr.Precondition("model %q has %d versions; delete them first or use force", name, resp.Count)
 		}
 	}
-	_, err = r.st.Commit(ctx, []store.Cond{{Key: modelKey(name), Rev: rev}},
+	_, err = r.commit(ctx, []store.Cond{{Key: modelKey(name), Rev: rev}},
 		store.Delete(modelKey(name)), store.DeletePrefix(versionsPrefix(name)))
 	if store.IsStale(err) {
 		return apierr.Conflict("model %q changed while deleting; retry", name)
@@ -199,8 +219,8 @@ func (r *Registry) DeleteModel(ctx context.Context, name string, force bool) err
 // together with extra ops, retrying when an unrelated change raced it.
 // fn may return a sentinel error to stop.
 func (r *Registry) modifyModel(ctx context.Context, name string, fn func(*registryv1.Model) ([]store.Op, error)) (*registryv1.Model, *registryv1.Model, error) {
-	for range maxRetries {
-		cur, rev, err := r.getModel(ctx, name)
+	for attempt := range maxRetries {
+		cur, rev, err := r.readModel(ctx, name, attempt > 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -212,7 +232,7 @@ func (r *Registry) modifyModel(ctx context.Context, name string, fn func(*regist
 		cur.UpdateTime = r.ts()
 		cur.Etag = ""
 		ops := append([]store.Op{store.Put(modelKey(name), cur)}, extra...)
-		nrev, err := r.st.Commit(ctx, []store.Cond{{Key: modelKey(name), Rev: rev}}, ops...)
+		nrev, err := r.commit(ctx, []store.Cond{{Key: modelKey(name), Rev: rev}}, ops...)
 		if store.IsStale(err) {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/blob"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -28,6 +29,10 @@ type Registry struct {
 
 	uploadBytes *prometheus.CounterVec
 	gcDeleted   prometheus.Counter
+
+	// models and versions are served from watch-backed caches.
+	models   *store.Cache[*registryv1.Model]
+	versions *store.Cache[*registryv1.ModelVersion]
 }
 
 func newRegistry(cfg Config, deps Deps) (*Registry, error) {
@@ -43,6 +48,8 @@ func newRegistry(cfg Config, deps Deps) (*Registry, error) {
 			Help: "Unreferenced blobs deleted by the sweep.",
 		}),
 	}
+	r.models = store.NewCache(r.st, modelsPrefix(), func() *registryv1.Model { return &registryv1.Model{} }, r.log)
+	r.versions = store.NewCache(r.st, store.Key("versions")+"/", func() *registryv1.ModelVersion { return &registryv1.ModelVersion{} }, r.log)
 	for _, c := range []prometheus.Collector{r.uploadBytes, r.gcDeleted} {
 		if err := deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("registry metrics: %w", err)
@@ -81,9 +88,20 @@ func (r *Registry) publish(ctx context.Context, kind, key, typ string, msg proto
 	}
 	e := events.Event{Kind: kind, Key: key, Type: typ, Time: r.now(), Data: data,
 		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
-	if err := r.pub.Publish(context.WithoutCancel(ctx), e); err != nil {
+	if err := r.pub.PublishAsync(e); err != nil {
 		r.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)
 	}
+}
+
+// commit applies a transaction touching models or versions and makes the
+// caches wait for it before the next read.
+func (r *Registry) commit(ctx context.Context, conds []store.Cond, ops ...store.Op) (int64, error) {
+	rev, err := r.st.Commit(ctx, conds, ops...)
+	if err == nil {
+		r.models.Observe(rev)
+		r.versions.Observe(rev)
+	}
+	return rev, err
 }
 
 func (r *Registry) kickGC() {

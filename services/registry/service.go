@@ -19,9 +19,12 @@ import (
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
-// Publisher publishes change events.
+// Publisher publishes change events. The registry publishes without
+// waiting for the stream's ack, off the request path: the change itself is
+// already durable in etcd, failures are logged by the bus, and consumers
+// reconcile from etcd state.
 type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
+	PublishAsync(e events.Event) error
 }
 
 // Deps are the registry's dependencies.
@@ -73,6 +76,21 @@ func (s *Service) Register(g *grpc.Server) {
 
 // Registry is the domain object (for in-process use and tests).
 func (s *Service) Registry() *Registry { return s.reg }
+
+// Start loads the model and version caches and keeps them current until
+// ctx is done; it returns once both are loaded.
+func (s *Service) Start(ctx context.Context) error {
+	go func() { _ = s.reg.models.Run(ctx) }()
+	go func() { _ = s.reg.versions.Run(ctx) }()
+	for _, ready := range []<-chan struct{}{s.reg.models.Ready(), s.reg.versions.Ready()} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
 
 // Run sweeps unreferenced blobs until ctx is done.
 func (s *Service) Run(ctx context.Context) error {

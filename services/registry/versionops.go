@@ -60,7 +60,7 @@ func (r *Registry) UpdateVersion(ctx context.Context, req *registryv1.UpdateMode
 		aliases := v.Aliases
 		v.Aliases, v.Etag = nil, ""
 		key := versionKey(v.Model, v.Version)
-		nrev, err := r.st.Commit(ctx, []store.Cond{{Key: key, Rev: rev}}, store.Put(key, v))
+		nrev, err := r.commit(ctx, []store.Cond{{Key: key, Rev: rev}}, store.Put(key, v))
 		if store.IsStale(err) {
 			if want != 0 {
 				return nil, apierr.Conflict("version %s@%d changed since etag %s", v.Model, v.Version, req.GetEtag())

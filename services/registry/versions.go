@@ -171,8 +171,7 @@ func (r *Registry) resolve(ctx context.Context, model, refStr string) (*registry
 		}
 		num = n
 	}
-	v := &registryv1.ModelVersion{}
-	rev, err := r.st.Get(ctx, versionKey(model, num), v)
+	v, rev, err := r.versions.Get(ctx, versionKey(model, num))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, apierr.NotFound("version", model+"@"+strconv.FormatInt(num, 10))
 	}
