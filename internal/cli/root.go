@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bmaas/bmaas/internal/cli/mlcli"
 )
 
 // DefaultServer is the registry address used when neither --server nor
@@ -59,7 +61,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
 		"deadline of each request; uploads and downloads are bounded only when set explicitly (0: none)")
 
-	root.AddCommand(modelCommand(g), datasetCommand(g))
+	root.AddCommand(modelCommand(g), datasetCommand(g), mlcli.Command())
 	addServerCommands(root)
 	return root
 }

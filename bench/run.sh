@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every benchmark of the project, with its reference measured in the same
+# run. Figures go to bench/README.md (and the sections it links).
+# Usage: make bench   (or bench/run.sh from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== Registry against raw etcd on the same embedded etcd; artifact throughput over loopback"
+go test -run '^$' -bench . -benchtime 2s ./bench/registry/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
+bench/ml/run.sh
