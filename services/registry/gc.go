@@ -17,8 +17,16 @@ import (
 // blob is stored but whose version is not yet committed keeps its blob).
 func (r *Registry) CollectGarbage(ctx context.Context) (int, error) {
 	refs := map[string]bool{}
-	for _, prefix := range []string{store.Key("versions") + "/", store.Key("dataset-versions") + "/"} {
-		if err := r.collectRefs(ctx, prefix, refs); err != nil {
+	for _, p := range []struct {
+		prefix string
+		msg    func() digested
+	}{
+		{store.Key("versions") + "/", func() digested { return &registryv1.ModelVersion{} }},
+		{store.Key("dataset-versions") + "/", func() digested { return &registryv1.DatasetVersion{} }},
+		{store.Key("checkpoints") + "/", func() digested { return &registryv1.Checkpoint{} }},
+		{store.Key("bundles") + "/", func() digested { return &registryv1.Bundle{} }},
+	} {
+		if err := r.collectRefs(ctx, p.prefix, p.msg, refs); err != nil {
 			return 0, err
 		}
 	}
@@ -51,16 +59,13 @@ type digested interface {
 	GetSha256() string
 }
 
-func (r *Registry) collectRefs(ctx context.Context, prefix string, refs map[string]bool) error {
+func (r *Registry) collectRefs(ctx context.Context, prefix string, newMsg func() digested, refs map[string]bool) error {
 	resp, err := r.st.Client().Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", prefix, err)
 	}
 	for _, kv := range resp.Kvs {
-		var m digested = &registryv1.ModelVersion{}
-		if prefix != store.Key("versions")+"/" {
-			m = &registryv1.DatasetVersion{}
-		}
+		m := newMsg()
 		if err := proto.Unmarshal(kv.Value, m); err != nil {
 			return fmt.Errorf("decode %s: %w", kv.Key, err)
 		}

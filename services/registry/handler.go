@@ -48,19 +48,9 @@ func (h *handler) CreateModelVersion(stream registryv1.RegistryService_CreateMod
 	if hdr == nil {
 		return apierr.Invalid("header", "the first message must be the header")
 	}
-	body := &chunkReader{next: func() ([]byte, string, bool, error) {
-		msg, err := stream.Recv()
-		if err != nil {
-			return nil, "", false, err
-		}
-		switch p := msg.Payload.(type) {
-		case *registryv1.CreateModelVersionRequest_Chunk:
-			return p.Chunk, "", false, nil
-		case *registryv1.CreateModelVersionRequest_Trailer:
-			return nil, p.Trailer.GetSha256(), true, nil
-		}
-		return nil, "", false, apierr.Invalid("header", "sent twice")
-	}}
+	body := recvBody(stream.Recv, func(m *registryv1.CreateModelVersionRequest) ([]byte, *registryv1.UploadTrailer, bool) {
+		return m.GetChunk(), m.GetTrailer(), m.GetHeader() == nil
+	})
 	v, err := h.r.CreateVersion(stream.Context(), hdr, body, func() string { return body.trailer })
 	if err != nil {
 		return err

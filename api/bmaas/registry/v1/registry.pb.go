@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -23,6 +24,924 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Checkpoint is the newest saved training state of a job.
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The step (epoch, round, ...) the state was saved after.
+	Step      int64  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Sha256    string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	SizeBytes int64  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Which worker of the job saved it.
+	Rank          int32                  `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
+	Metadata      map[string]string      `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Checkpoint) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type UploadCheckpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*UploadCheckpointRequest_Header
+	//	*UploadCheckpointRequest_Chunk
+	//	*UploadCheckpointRequest_Trailer
+	Payload       isUploadCheckpointRequest_Payload `protobuf_oneof:"payload"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadCheckpointRequest) Reset() {
+	*x = UploadCheckpointRequest{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadCheckpointRequest) ProtoMessage() {}
+
+func (x *UploadCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*UploadCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UploadCheckpointRequest) GetPayload() isUploadCheckpointRequest_Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *UploadCheckpointRequest) GetHeader() *UploadCheckpointHeader {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadCheckpointRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *UploadCheckpointRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadCheckpointRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *UploadCheckpointRequest) GetTrailer() *UploadTrailer {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadCheckpointRequest_Trailer); ok {
+			return x.Trailer
+		}
+	}
+	return nil
+}
+
+type isUploadCheckpointRequest_Payload interface {
+	isUploadCheckpointRequest_Payload()
+}
+
+type UploadCheckpointRequest_Header struct {
+	Header *UploadCheckpointHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type UploadCheckpointRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type UploadCheckpointRequest_Trailer struct {
+	Trailer *UploadTrailer `protobuf:"bytes,3,opt,name=trailer,proto3,oneof"`
+}
+
+func (*UploadCheckpointRequest_Header) isUploadCheckpointRequest_Payload() {}
+
+func (*UploadCheckpointRequest_Chunk) isUploadCheckpointRequest_Payload() {}
+
+func (*UploadCheckpointRequest_Trailer) isUploadCheckpointRequest_Payload() {}
+
+// UploadCheckpointHeader opens a checkpoint upload.
+type UploadCheckpointHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Rank          int32                  `protobuf:"varint,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	Metadata      map[string]string      `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadCheckpointHeader) Reset() {
+	*x = UploadCheckpointHeader{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadCheckpointHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadCheckpointHeader) ProtoMessage() {}
+
+func (x *UploadCheckpointHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadCheckpointHeader.ProtoReflect.Descriptor instead.
+func (*UploadCheckpointHeader) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UploadCheckpointHeader) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *UploadCheckpointHeader) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *UploadCheckpointHeader) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *UploadCheckpointHeader) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *UploadCheckpointHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UploadCheckpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint    *Checkpoint            `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadCheckpointResponse) Reset() {
+	*x = UploadCheckpointResponse{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadCheckpointResponse) ProtoMessage() {}
+
+func (x *UploadCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*UploadCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UploadCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+type GetCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointRequest) Reset() {
+	*x = GetCheckpointRequest{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointRequest) ProtoMessage() {}
+
+func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetCheckpointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type GetCheckpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint    *Checkpoint            `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointResponse) Reset() {
+	*x = GetCheckpointResponse{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointResponse) ProtoMessage() {}
+
+func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+type DownloadCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCheckpointRequest) Reset() {
+	*x = DownloadCheckpointRequest{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCheckpointRequest) ProtoMessage() {}
+
+func (x *DownloadCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*DownloadCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DownloadCheckpointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type DownloadCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*DownloadCheckpointResponse_Checkpoint
+	//	*DownloadCheckpointResponse_Chunk
+	Payload       isDownloadCheckpointResponse_Payload `protobuf_oneof:"payload"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCheckpointResponse) Reset() {
+	*x = DownloadCheckpointResponse{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCheckpointResponse) ProtoMessage() {}
+
+func (x *DownloadCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*DownloadCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DownloadCheckpointResponse) GetPayload() isDownloadCheckpointResponse_Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *DownloadCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		if x, ok := x.Payload.(*DownloadCheckpointResponse_Checkpoint); ok {
+			return x.Checkpoint
+		}
+	}
+	return nil
+}
+
+func (x *DownloadCheckpointResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Payload.(*DownloadCheckpointResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isDownloadCheckpointResponse_Payload interface {
+	isDownloadCheckpointResponse_Payload()
+}
+
+type DownloadCheckpointResponse_Checkpoint struct {
+	Checkpoint *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3,oneof"`
+}
+
+type DownloadCheckpointResponse_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*DownloadCheckpointResponse_Checkpoint) isDownloadCheckpointResponse_Payload() {}
+
+func (*DownloadCheckpointResponse_Chunk) isDownloadCheckpointResponse_Payload() {}
+
+// Bundle is a stored code bundle.
+type Bundle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Filename      string                 `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bundle) Reset() {
+	*x = Bundle{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bundle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bundle) ProtoMessage() {}
+
+func (x *Bundle) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
+func (*Bundle) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Bundle) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *Bundle) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Bundle) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *Bundle) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type UploadBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*UploadBundleRequest_Header
+	//	*UploadBundleRequest_Chunk
+	//	*UploadBundleRequest_Trailer
+	Payload       isUploadBundleRequest_Payload `protobuf_oneof:"payload"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBundleRequest) Reset() {
+	*x = UploadBundleRequest{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBundleRequest) ProtoMessage() {}
+
+func (x *UploadBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBundleRequest.ProtoReflect.Descriptor instead.
+func (*UploadBundleRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UploadBundleRequest) GetPayload() isUploadBundleRequest_Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *UploadBundleRequest) GetHeader() *UploadBundleHeader {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadBundleRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *UploadBundleRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadBundleRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *UploadBundleRequest) GetTrailer() *UploadTrailer {
+	if x != nil {
+		if x, ok := x.Payload.(*UploadBundleRequest_Trailer); ok {
+			return x.Trailer
+		}
+	}
+	return nil
+}
+
+type isUploadBundleRequest_Payload interface {
+	isUploadBundleRequest_Payload()
+}
+
+type UploadBundleRequest_Header struct {
+	Header *UploadBundleHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type UploadBundleRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type UploadBundleRequest_Trailer struct {
+	Trailer *UploadTrailer `protobuf:"bytes,3,opt,name=trailer,proto3,oneof"`
+}
+
+func (*UploadBundleRequest_Header) isUploadBundleRequest_Payload() {}
+
+func (*UploadBundleRequest_Chunk) isUploadBundleRequest_Payload() {}
+
+func (*UploadBundleRequest_Trailer) isUploadBundleRequest_Payload() {}
+
+// UploadBundleHeader opens a bundle upload.
+type UploadBundleHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filename      string                 `protobuf:"bytes,1,opt,name=filename,proto3" json:"filename,omitempty"`
+	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBundleHeader) Reset() {
+	*x = UploadBundleHeader{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBundleHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBundleHeader) ProtoMessage() {}
+
+func (x *UploadBundleHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBundleHeader.ProtoReflect.Descriptor instead.
+func (*UploadBundleHeader) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UploadBundleHeader) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *UploadBundleHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UploadBundleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bundle        *Bundle                `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBundleResponse) Reset() {
+	*x = UploadBundleResponse{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBundleResponse) ProtoMessage() {}
+
+func (x *UploadBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBundleResponse.ProtoReflect.Descriptor instead.
+func (*UploadBundleResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UploadBundleResponse) GetBundle() *Bundle {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+type DownloadBundleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadBundleRequest) Reset() {
+	*x = DownloadBundleRequest{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadBundleRequest) ProtoMessage() {}
+
+func (x *DownloadBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadBundleRequest.ProtoReflect.Descriptor instead.
+func (*DownloadBundleRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DownloadBundleRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type DownloadBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*DownloadBundleResponse_Bundle
+	//	*DownloadBundleResponse_Chunk
+	Payload       isDownloadBundleResponse_Payload `protobuf_oneof:"payload"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadBundleResponse) Reset() {
+	*x = DownloadBundleResponse{}
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadBundleResponse) ProtoMessage() {}
+
+func (x *DownloadBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadBundleResponse.ProtoReflect.Descriptor instead.
+func (*DownloadBundleResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DownloadBundleResponse) GetPayload() isDownloadBundleResponse_Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *DownloadBundleResponse) GetBundle() *Bundle {
+	if x != nil {
+		if x, ok := x.Payload.(*DownloadBundleResponse_Bundle); ok {
+			return x.Bundle
+		}
+	}
+	return nil
+}
+
+func (x *DownloadBundleResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Payload.(*DownloadBundleResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isDownloadBundleResponse_Payload interface {
+	isDownloadBundleResponse_Payload()
+}
+
+type DownloadBundleResponse_Bundle struct {
+	Bundle *Bundle `protobuf:"bytes,1,opt,name=bundle,proto3,oneof"`
+}
+
+type DownloadBundleResponse_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*DownloadBundleResponse_Bundle) isDownloadBundleResponse_Payload() {}
+
+func (*DownloadBundleResponse_Chunk) isDownloadBundleResponse_Payload() {}
+
 type CreateModelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         *Model                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -32,7 +951,7 @@ type CreateModelRequest struct {
 
 func (x *CreateModelRequest) Reset() {
 	*x = CreateModelRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[0]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +963,7 @@ func (x *CreateModelRequest) String() string {
 func (*CreateModelRequest) ProtoMessage() {}
 
 func (x *CreateModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[0]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +976,7 @@ func (x *CreateModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelRequest.ProtoReflect.Descriptor instead.
 func (*CreateModelRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateModelRequest) GetModel() *Model {
@@ -76,7 +995,7 @@ type CreateModelResponse struct {
 
 func (x *CreateModelResponse) Reset() {
 	*x = CreateModelResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +1007,7 @@ func (x *CreateModelResponse) String() string {
 func (*CreateModelResponse) ProtoMessage() {}
 
 func (x *CreateModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +1020,7 @@ func (x *CreateModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelResponse.ProtoReflect.Descriptor instead.
 func (*CreateModelResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateModelResponse) GetModel() *Model {
@@ -120,7 +1039,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +1051,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +1064,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetModelRequest) GetName() string {
@@ -164,7 +1083,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +1095,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +1108,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetModelResponse) GetModel() *Model {
@@ -212,7 +1131,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +1143,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +1156,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListModelsRequest) GetPageSize() int32 {
@@ -271,7 +1190,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +1202,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +1215,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -325,7 +1244,7 @@ type UpdateModelRequest struct {
 
 func (x *UpdateModelRequest) Reset() {
 	*x = UpdateModelRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +1256,7 @@ func (x *UpdateModelRequest) String() string {
 func (*UpdateModelRequest) ProtoMessage() {}
 
 func (x *UpdateModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +1269,7 @@ func (x *UpdateModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateModelRequest.ProtoReflect.Descriptor instead.
 func (*UpdateModelRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateModelRequest) GetModel() *Model {
@@ -376,7 +1295,7 @@ type UpdateModelResponse struct {
 
 func (x *UpdateModelResponse) Reset() {
 	*x = UpdateModelResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +1307,7 @@ func (x *UpdateModelResponse) String() string {
 func (*UpdateModelResponse) ProtoMessage() {}
 
 func (x *UpdateModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +1320,7 @@ func (x *UpdateModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateModelResponse.ProtoReflect.Descriptor instead.
 func (*UpdateModelResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateModelResponse) GetModel() *Model {
@@ -422,7 +1341,7 @@ type DeleteModelRequest struct {
 
 func (x *DeleteModelRequest) Reset() {
 	*x = DeleteModelRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +1353,7 @@ func (x *DeleteModelRequest) String() string {
 func (*DeleteModelRequest) ProtoMessage() {}
 
 func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +1366,7 @@ func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelRequest.ProtoReflect.Descriptor instead.
 func (*DeleteModelRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteModelRequest) GetName() string {
@@ -472,7 +1391,7 @@ type DeleteModelResponse struct {
 
 func (x *DeleteModelResponse) Reset() {
 	*x = DeleteModelResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +1403,7 @@ func (x *DeleteModelResponse) String() string {
 func (*DeleteModelResponse) ProtoMessage() {}
 
 func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +1416,7 @@ func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelResponse.ProtoReflect.Descriptor instead.
 func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 type CreateModelVersionRequest struct {
@@ -514,7 +1433,7 @@ type CreateModelVersionRequest struct {
 
 func (x *CreateModelVersionRequest) Reset() {
 	*x = CreateModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +1445,7 @@ func (x *CreateModelVersionRequest) String() string {
 func (*CreateModelVersionRequest) ProtoMessage() {}
 
 func (x *CreateModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +1458,7 @@ func (x *CreateModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*CreateModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateModelVersionRequest) GetPayload() isCreateModelVersionRequest_Payload {
@@ -613,7 +1532,7 @@ type CreateModelVersionHeader struct {
 
 func (x *CreateModelVersionHeader) Reset() {
 	*x = CreateModelVersionHeader{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +1544,7 @@ func (x *CreateModelVersionHeader) String() string {
 func (*CreateModelVersionHeader) ProtoMessage() {}
 
 func (x *CreateModelVersionHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +1557,7 @@ func (x *CreateModelVersionHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelVersionHeader.ProtoReflect.Descriptor instead.
 func (*CreateModelVersionHeader) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateModelVersionHeader) GetModel() string {
@@ -679,7 +1598,7 @@ type UploadTrailer struct {
 
 func (x *UploadTrailer) Reset() {
 	*x = UploadTrailer{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +1610,7 @@ func (x *UploadTrailer) String() string {
 func (*UploadTrailer) ProtoMessage() {}
 
 func (x *UploadTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1623,7 @@ func (x *UploadTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadTrailer.ProtoReflect.Descriptor instead.
 func (*UploadTrailer) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UploadTrailer) GetSha256() string {
@@ -723,7 +1642,7 @@ type CreateModelVersionResponse struct {
 
 func (x *CreateModelVersionResponse) Reset() {
 	*x = CreateModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1654,7 @@ func (x *CreateModelVersionResponse) String() string {
 func (*CreateModelVersionResponse) ProtoMessage() {}
 
 func (x *CreateModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1667,7 @@ func (x *CreateModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*CreateModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateModelVersionResponse) GetVersion() *ModelVersion {
@@ -772,7 +1691,7 @@ type ImportModelVersionRequest struct {
 
 func (x *ImportModelVersionRequest) Reset() {
 	*x = ImportModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +1703,7 @@ func (x *ImportModelVersionRequest) String() string {
 func (*ImportModelVersionRequest) ProtoMessage() {}
 
 func (x *ImportModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1716,7 @@ func (x *ImportModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*ImportModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ImportModelVersionRequest) GetModel() string {
@@ -837,7 +1756,7 @@ type ImportModelVersionResponse struct {
 
 func (x *ImportModelVersionResponse) Reset() {
 	*x = ImportModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1768,7 @@ func (x *ImportModelVersionResponse) String() string {
 func (*ImportModelVersionResponse) ProtoMessage() {}
 
 func (x *ImportModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1781,7 @@ func (x *ImportModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*ImportModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImportModelVersionResponse) GetVersion() *ModelVersion {
@@ -883,7 +1802,7 @@ type GetModelVersionRequest struct {
 
 func (x *GetModelVersionRequest) Reset() {
 	*x = GetModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1814,7 @@ func (x *GetModelVersionRequest) String() string {
 func (*GetModelVersionRequest) ProtoMessage() {}
 
 func (x *GetModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1827,7 @@ func (x *GetModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetModelVersionRequest) GetModel() string {
@@ -934,7 +1853,7 @@ type GetModelVersionResponse struct {
 
 func (x *GetModelVersionResponse) Reset() {
 	*x = GetModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1865,7 @@ func (x *GetModelVersionResponse) String() string {
 func (*GetModelVersionResponse) ProtoMessage() {}
 
 func (x *GetModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1878,7 @@ func (x *GetModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetModelVersionResponse) GetVersion() *ModelVersion {
@@ -980,7 +1899,7 @@ type ListModelVersionsRequest struct {
 
 func (x *ListModelVersionsRequest) Reset() {
 	*x = ListModelVersionsRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1911,7 @@ func (x *ListModelVersionsRequest) String() string {
 func (*ListModelVersionsRequest) ProtoMessage() {}
 
 func (x *ListModelVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1924,7 @@ func (x *ListModelVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListModelVersionsRequest) GetModel() string {
@@ -1039,7 +1958,7 @@ type ListModelVersionsResponse struct {
 
 func (x *ListModelVersionsResponse) Reset() {
 	*x = ListModelVersionsResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1970,7 @@ func (x *ListModelVersionsResponse) String() string {
 func (*ListModelVersionsResponse) ProtoMessage() {}
 
 func (x *ListModelVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1983,7 @@ func (x *ListModelVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListModelVersionsResponse) GetVersions() []*ModelVersion {
@@ -1097,7 +2016,7 @@ type UpdateModelVersionRequest struct {
 
 func (x *UpdateModelVersionRequest) Reset() {
 	*x = UpdateModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +2028,7 @@ func (x *UpdateModelVersionRequest) String() string {
 func (*UpdateModelVersionRequest) ProtoMessage() {}
 
 func (x *UpdateModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +2041,7 @@ func (x *UpdateModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateModelVersionRequest) GetModel() string {
@@ -1176,7 +2095,7 @@ type UpdateModelVersionResponse struct {
 
 func (x *UpdateModelVersionResponse) Reset() {
 	*x = UpdateModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +2107,7 @@ func (x *UpdateModelVersionResponse) String() string {
 func (*UpdateModelVersionResponse) ProtoMessage() {}
 
 func (x *UpdateModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +2120,7 @@ func (x *UpdateModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateModelVersionResponse) GetVersion() *ModelVersion {
@@ -1221,7 +2140,7 @@ type DownloadModelVersionRequest struct {
 
 func (x *DownloadModelVersionRequest) Reset() {
 	*x = DownloadModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +2152,7 @@ func (x *DownloadModelVersionRequest) String() string {
 func (*DownloadModelVersionRequest) ProtoMessage() {}
 
 func (x *DownloadModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +2165,7 @@ func (x *DownloadModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*DownloadModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DownloadModelVersionRequest) GetModel() string {
@@ -1276,7 +2195,7 @@ type DownloadModelVersionResponse struct {
 
 func (x *DownloadModelVersionResponse) Reset() {
 	*x = DownloadModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +2207,7 @@ func (x *DownloadModelVersionResponse) String() string {
 func (*DownloadModelVersionResponse) ProtoMessage() {}
 
 func (x *DownloadModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +2220,7 @@ func (x *DownloadModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*DownloadModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DownloadModelVersionResponse) GetPayload() isDownloadModelVersionResponse_Payload {
@@ -1356,7 +2275,7 @@ type DeleteModelVersionRequest struct {
 
 func (x *DeleteModelVersionRequest) Reset() {
 	*x = DeleteModelVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +2287,7 @@ func (x *DeleteModelVersionRequest) String() string {
 func (*DeleteModelVersionRequest) ProtoMessage() {}
 
 func (x *DeleteModelVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +2300,7 @@ func (x *DeleteModelVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelVersionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteModelVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteModelVersionRequest) GetModel() string {
@@ -1406,7 +2325,7 @@ type DeleteModelVersionResponse struct {
 
 func (x *DeleteModelVersionResponse) Reset() {
 	*x = DeleteModelVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +2337,7 @@ func (x *DeleteModelVersionResponse) String() string {
 func (*DeleteModelVersionResponse) ProtoMessage() {}
 
 func (x *DeleteModelVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +2350,7 @@ func (x *DeleteModelVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelVersionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteModelVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{39}
 }
 
 type SetAliasRequest struct {
@@ -1449,7 +2368,7 @@ type SetAliasRequest struct {
 
 func (x *SetAliasRequest) Reset() {
 	*x = SetAliasRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +2380,7 @@ func (x *SetAliasRequest) String() string {
 func (*SetAliasRequest) ProtoMessage() {}
 
 func (x *SetAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +2393,7 @@ func (x *SetAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAliasRequest.ProtoReflect.Descriptor instead.
 func (*SetAliasRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetAliasRequest) GetModel() string {
@@ -1516,7 +2435,7 @@ type SetAliasResponse struct {
 
 func (x *SetAliasResponse) Reset() {
 	*x = SetAliasResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +2447,7 @@ func (x *SetAliasResponse) String() string {
 func (*SetAliasResponse) ProtoMessage() {}
 
 func (x *SetAliasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +2460,7 @@ func (x *SetAliasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAliasResponse.ProtoReflect.Descriptor instead.
 func (*SetAliasResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetAliasResponse) GetModel() *Model {
@@ -1568,7 +2487,7 @@ type GetAliasRequest struct {
 
 func (x *GetAliasRequest) Reset() {
 	*x = GetAliasRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +2499,7 @@ func (x *GetAliasRequest) String() string {
 func (*GetAliasRequest) ProtoMessage() {}
 
 func (x *GetAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +2512,7 @@ func (x *GetAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAliasRequest.ProtoReflect.Descriptor instead.
 func (*GetAliasRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetAliasRequest) GetModel() string {
@@ -1619,7 +2538,7 @@ type GetAliasResponse struct {
 
 func (x *GetAliasResponse) Reset() {
 	*x = GetAliasResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2550,7 @@ func (x *GetAliasResponse) String() string {
 func (*GetAliasResponse) ProtoMessage() {}
 
 func (x *GetAliasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2563,7 @@ func (x *GetAliasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAliasResponse.ProtoReflect.Descriptor instead.
 func (*GetAliasResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetAliasResponse) GetVersion() *ModelVersion {
@@ -1664,7 +2583,7 @@ type DeleteAliasRequest struct {
 
 func (x *DeleteAliasRequest) Reset() {
 	*x = DeleteAliasRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +2595,7 @@ func (x *DeleteAliasRequest) String() string {
 func (*DeleteAliasRequest) ProtoMessage() {}
 
 func (x *DeleteAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +2608,7 @@ func (x *DeleteAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAliasRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAliasRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteAliasRequest) GetModel() string {
@@ -1715,7 +2634,7 @@ type DeleteAliasResponse struct {
 
 func (x *DeleteAliasResponse) Reset() {
 	*x = DeleteAliasResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +2646,7 @@ func (x *DeleteAliasResponse) String() string {
 func (*DeleteAliasResponse) ProtoMessage() {}
 
 func (x *DeleteAliasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +2659,7 @@ func (x *DeleteAliasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAliasResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAliasResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteAliasResponse) GetModel() *Model {
@@ -1764,7 +2683,7 @@ type UploadDatasetRequest struct {
 
 func (x *UploadDatasetRequest) Reset() {
 	*x = UploadDatasetRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +2695,7 @@ func (x *UploadDatasetRequest) String() string {
 func (*UploadDatasetRequest) ProtoMessage() {}
 
 func (x *UploadDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +2708,7 @@ func (x *UploadDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadDatasetRequest.ProtoReflect.Descriptor instead.
 func (*UploadDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UploadDatasetRequest) GetPayload() isUploadDatasetRequest_Payload {
@@ -1864,7 +2783,7 @@ type UploadDatasetHeader struct {
 
 func (x *UploadDatasetHeader) Reset() {
 	*x = UploadDatasetHeader{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2795,7 @@ func (x *UploadDatasetHeader) String() string {
 func (*UploadDatasetHeader) ProtoMessage() {}
 
 func (x *UploadDatasetHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2808,7 @@ func (x *UploadDatasetHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadDatasetHeader.ProtoReflect.Descriptor instead.
 func (*UploadDatasetHeader) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UploadDatasetHeader) GetName() string {
@@ -1937,7 +2856,7 @@ type UploadDatasetResponse struct {
 
 func (x *UploadDatasetResponse) Reset() {
 	*x = UploadDatasetResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2868,7 @@ func (x *UploadDatasetResponse) String() string {
 func (*UploadDatasetResponse) ProtoMessage() {}
 
 func (x *UploadDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2881,7 @@ func (x *UploadDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadDatasetResponse.ProtoReflect.Descriptor instead.
 func (*UploadDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UploadDatasetResponse) GetDataset() *Dataset {
@@ -1988,7 +2907,7 @@ type GetDatasetRequest struct {
 
 func (x *GetDatasetRequest) Reset() {
 	*x = GetDatasetRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2919,7 @@ func (x *GetDatasetRequest) String() string {
 func (*GetDatasetRequest) ProtoMessage() {}
 
 func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2932,7 @@ func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetRequest.ProtoReflect.Descriptor instead.
 func (*GetDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetDatasetRequest) GetName() string {
@@ -2032,7 +2951,7 @@ type GetDatasetResponse struct {
 
 func (x *GetDatasetResponse) Reset() {
 	*x = GetDatasetResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2963,7 @@ func (x *GetDatasetResponse) String() string {
 func (*GetDatasetResponse) ProtoMessage() {}
 
 func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2976,7 @@ func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetResponse.ProtoReflect.Descriptor instead.
 func (*GetDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetDatasetResponse) GetDataset() *Dataset {
@@ -2078,7 +2997,7 @@ type ListDatasetsRequest struct {
 
 func (x *ListDatasetsRequest) Reset() {
 	*x = ListDatasetsRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +3009,7 @@ func (x *ListDatasetsRequest) String() string {
 func (*ListDatasetsRequest) ProtoMessage() {}
 
 func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +3022,7 @@ func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsRequest.ProtoReflect.Descriptor instead.
 func (*ListDatasetsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListDatasetsRequest) GetPageSize() int32 {
@@ -2137,7 +3056,7 @@ type ListDatasetsResponse struct {
 
 func (x *ListDatasetsResponse) Reset() {
 	*x = ListDatasetsResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +3068,7 @@ func (x *ListDatasetsResponse) String() string {
 func (*ListDatasetsResponse) ProtoMessage() {}
 
 func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +3081,7 @@ func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsResponse.ProtoReflect.Descriptor instead.
 func (*ListDatasetsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{38}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListDatasetsResponse) GetDatasets() []*Dataset {
@@ -2190,7 +3109,7 @@ type GetDatasetVersionRequest struct {
 
 func (x *GetDatasetVersionRequest) Reset() {
 	*x = GetDatasetVersionRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +3121,7 @@ func (x *GetDatasetVersionRequest) String() string {
 func (*GetDatasetVersionRequest) ProtoMessage() {}
 
 func (x *GetDatasetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +3134,7 @@ func (x *GetDatasetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetDatasetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{39}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetDatasetVersionRequest) GetDataset() string {
@@ -2241,7 +3160,7 @@ type GetDatasetVersionResponse struct {
 
 func (x *GetDatasetVersionResponse) Reset() {
 	*x = GetDatasetVersionResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +3172,7 @@ func (x *GetDatasetVersionResponse) String() string {
 func (*GetDatasetVersionResponse) ProtoMessage() {}
 
 func (x *GetDatasetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +3185,7 @@ func (x *GetDatasetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetDatasetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{40}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetDatasetVersionResponse) GetVersion() *DatasetVersion {
@@ -2287,7 +3206,7 @@ type ListDatasetVersionsRequest struct {
 
 func (x *ListDatasetVersionsRequest) Reset() {
 	*x = ListDatasetVersionsRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +3218,7 @@ func (x *ListDatasetVersionsRequest) String() string {
 func (*ListDatasetVersionsRequest) ProtoMessage() {}
 
 func (x *ListDatasetVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +3231,7 @@ func (x *ListDatasetVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDatasetVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{41}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListDatasetVersionsRequest) GetDataset() string {
@@ -2346,7 +3265,7 @@ type ListDatasetVersionsResponse struct {
 
 func (x *ListDatasetVersionsResponse) Reset() {
 	*x = ListDatasetVersionsResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +3277,7 @@ func (x *ListDatasetVersionsResponse) String() string {
 func (*ListDatasetVersionsResponse) ProtoMessage() {}
 
 func (x *ListDatasetVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +3290,7 @@ func (x *ListDatasetVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDatasetVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{42}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListDatasetVersionsResponse) GetVersions() []*DatasetVersion {
@@ -2398,7 +3317,7 @@ type DownloadDatasetRequest struct {
 
 func (x *DownloadDatasetRequest) Reset() {
 	*x = DownloadDatasetRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +3329,7 @@ func (x *DownloadDatasetRequest) String() string {
 func (*DownloadDatasetRequest) ProtoMessage() {}
 
 func (x *DownloadDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +3342,7 @@ func (x *DownloadDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadDatasetRequest.ProtoReflect.Descriptor instead.
 func (*DownloadDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{43}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DownloadDatasetRequest) GetDataset() string {
@@ -2453,7 +3372,7 @@ type DownloadDatasetResponse struct {
 
 func (x *DownloadDatasetResponse) Reset() {
 	*x = DownloadDatasetResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +3384,7 @@ func (x *DownloadDatasetResponse) String() string {
 func (*DownloadDatasetResponse) ProtoMessage() {}
 
 func (x *DownloadDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +3397,7 @@ func (x *DownloadDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadDatasetResponse.ProtoReflect.Descriptor instead.
 func (*DownloadDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{44}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DownloadDatasetResponse) GetPayload() isDownloadDatasetResponse_Payload {
@@ -2531,7 +3450,7 @@ type DeleteDatasetRequest struct {
 
 func (x *DeleteDatasetRequest) Reset() {
 	*x = DeleteDatasetRequest{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3462,7 @@ func (x *DeleteDatasetRequest) String() string {
 func (*DeleteDatasetRequest) ProtoMessage() {}
 
 func (x *DeleteDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3475,7 @@ func (x *DeleteDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDatasetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{45}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteDatasetRequest) GetName() string {
@@ -2574,7 +3493,7 @@ type DeleteDatasetResponse struct {
 
 func (x *DeleteDatasetResponse) Reset() {
 	*x = DeleteDatasetResponse{}
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +3505,7 @@ func (x *DeleteDatasetResponse) String() string {
 func (*DeleteDatasetResponse) ProtoMessage() {}
 
 func (x *DeleteDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_bmaas_registry_v1_registry_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,14 +3518,83 @@ func (x *DeleteDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDatasetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{46}
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{60}
 }
 
 var File_bmaas_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" bmaas/registry/v1/registry.proto\x12\x11bmaas.registry.v1\x1a\x1fbmaas/registry/v1/dataset.proto\x1a\x1dbmaas/registry/v1/model.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"D\n" +
+	" bmaas/registry/v1/registry.proto\x12\x11bmaas.registry.v1\x1a\x1fbmaas/registry/v1/dataset.proto\x1a\x1dbmaas/registry/v1/model.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n" +
+	"\n" +
+	"Checkpoint\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04rank\x18\x05 \x01(\x05R\x04rank\x12G\n" +
+	"\bmetadata\x18\x06 \x03(\v2+.bmaas.registry.v1.Checkpoint.MetadataEntryR\bmetadata\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x01\n" +
+	"\x17UploadCheckpointRequest\x12C\n" +
+	"\x06header\x18\x01 \x01(\v2).bmaas.registry.v1.UploadCheckpointHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12<\n" +
+	"\atrailer\x18\x03 \x01(\v2 .bmaas.registry.v1.UploadTrailerH\x00R\atrailerB\t\n" +
+	"\apayload\"\x81\x02\n" +
+	"\x16UploadCheckpointHeader\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x12\n" +
+	"\x04rank\x18\x03 \x01(\x05R\x04rank\x12S\n" +
+	"\bmetadata\x18\x04 \x03(\v27.bmaas.registry.v1.UploadCheckpointHeader.MetadataEntryR\bmetadata\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\x18UploadCheckpointResponse\x12=\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1d.bmaas.registry.v1.CheckpointR\n" +
+	"checkpoint\"-\n" +
+	"\x14GetCheckpointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"V\n" +
+	"\x15GetCheckpointResponse\x12=\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1d.bmaas.registry.v1.CheckpointR\n" +
+	"checkpoint\"2\n" +
+	"\x19DownloadCheckpointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x80\x01\n" +
+	"\x1aDownloadCheckpointResponse\x12?\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1d.bmaas.registry.v1.CheckpointH\x00R\n" +
+	"checkpoint\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
+	"\apayload\"\x98\x01\n" +
+	"\x06Bundle\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x1a\n" +
+	"\bfilename\x18\x03 \x01(\tR\bfilename\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xb7\x01\n" +
+	"\x13UploadBundleRequest\x12?\n" +
+	"\x06header\x18\x01 \x01(\v2%.bmaas.registry.v1.UploadBundleHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12<\n" +
+	"\atrailer\x18\x03 \x01(\v2 .bmaas.registry.v1.UploadTrailerH\x00R\atrailerB\t\n" +
+	"\apayload\"H\n" +
+	"\x12UploadBundleHeader\x12\x1a\n" +
+	"\bfilename\x18\x01 \x01(\tR\bfilename\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"I\n" +
+	"\x14UploadBundleResponse\x121\n" +
+	"\x06bundle\x18\x01 \x01(\v2\x19.bmaas.registry.v1.BundleR\x06bundle\"/\n" +
+	"\x15DownloadBundleRequest\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"p\n" +
+	"\x16DownloadBundleResponse\x123\n" +
+	"\x06bundle\x18\x01 \x01(\v2\x19.bmaas.registry.v1.BundleH\x00R\x06bundle\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
+	"\apayload\"D\n" +
 	"\x12CreateModelRequest\x12.\n" +
 	"\x05model\x18\x01 \x01(\v2\x18.bmaas.registry.v1.ModelR\x05model\"E\n" +
 	"\x13CreateModelResponse\x12.\n" +
@@ -2764,7 +3752,7 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\apayload\"*\n" +
 	"\x14DeleteDatasetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteDatasetResponse2\x8c\x17\n" +
+	"\x15DeleteDatasetResponse2\xa0\x1b\n" +
 	"\x0fRegistryService\x12w\n" +
 	"\vCreateModel\x12%.bmaas.registry.v1.CreateModelRequest\x1a&.bmaas.registry.v1.CreateModelResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x05model\"\n" +
 	"/v1/models\x12n\n" +
@@ -2791,7 +3779,12 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\x11GetDatasetVersion\x12+.bmaas.registry.v1.GetDatasetVersionRequest\x1a,.bmaas.registry.v1.GetDatasetVersionResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/datasets/{dataset}/versions/{version}\x12\x9d\x01\n" +
 	"\x13ListDatasetVersions\x12-.bmaas.registry.v1.ListDatasetVersionsRequest\x1a..bmaas.registry.v1.ListDatasetVersionsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/datasets/{dataset}/versions\x12j\n" +
 	"\x0fDownloadDataset\x12).bmaas.registry.v1.DownloadDatasetRequest\x1a*.bmaas.registry.v1.DownloadDatasetResponse0\x01\x12\x7f\n" +
-	"\rDeleteDataset\x12'.bmaas.registry.v1.DeleteDatasetRequest\x1a(.bmaas.registry.v1.DeleteDatasetResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/datasets/{name}B9Z7github.com/bmaas/bmaas/api/bmaas/registry/v1;registryv1b\x06proto3"
+	"\rDeleteDataset\x12'.bmaas.registry.v1.DeleteDatasetRequest\x1a(.bmaas.registry.v1.DeleteDatasetResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/datasets/{name}\x12m\n" +
+	"\x10UploadCheckpoint\x12*.bmaas.registry.v1.UploadCheckpointRequest\x1a+.bmaas.registry.v1.UploadCheckpointResponse(\x01\x12b\n" +
+	"\rGetCheckpoint\x12'.bmaas.registry.v1.GetCheckpointRequest\x1a(.bmaas.registry.v1.GetCheckpointResponse\x12s\n" +
+	"\x12DownloadCheckpoint\x12,.bmaas.registry.v1.DownloadCheckpointRequest\x1a-.bmaas.registry.v1.DownloadCheckpointResponse0\x01\x12a\n" +
+	"\fUploadBundle\x12&.bmaas.registry.v1.UploadBundleRequest\x1a'.bmaas.registry.v1.UploadBundleResponse(\x01\x12g\n" +
+	"\x0eDownloadBundle\x12(.bmaas.registry.v1.DownloadBundleRequest\x1a).bmaas.registry.v1.DownloadBundleResponse0\x01B9Z7github.com/bmaas/bmaas/api/bmaas/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_bmaas_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -2805,147 +3798,187 @@ func file_bmaas_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_bmaas_registry_v1_registry_proto_rawDescData
 }
 
-var file_bmaas_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_bmaas_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_bmaas_registry_v1_registry_proto_goTypes = []any{
-	(*CreateModelRequest)(nil),           // 0: bmaas.registry.v1.CreateModelRequest
-	(*CreateModelResponse)(nil),          // 1: bmaas.registry.v1.CreateModelResponse
-	(*GetModelRequest)(nil),              // 2: bmaas.registry.v1.GetModelRequest
-	(*GetModelResponse)(nil),             // 3: bmaas.registry.v1.GetModelResponse
-	(*ListModelsRequest)(nil),            // 4: bmaas.registry.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),           // 5: bmaas.registry.v1.ListModelsResponse
-	(*UpdateModelRequest)(nil),           // 6: bmaas.registry.v1.UpdateModelRequest
-	(*UpdateModelResponse)(nil),          // 7: bmaas.registry.v1.UpdateModelResponse
-	(*DeleteModelRequest)(nil),           // 8: bmaas.registry.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),          // 9: bmaas.registry.v1.DeleteModelResponse
-	(*CreateModelVersionRequest)(nil),    // 10: bmaas.registry.v1.CreateModelVersionRequest
-	(*CreateModelVersionHeader)(nil),     // 11: bmaas.registry.v1.CreateModelVersionHeader
-	(*UploadTrailer)(nil),                // 12: bmaas.registry.v1.UploadTrailer
-	(*CreateModelVersionResponse)(nil),   // 13: bmaas.registry.v1.CreateModelVersionResponse
-	(*ImportModelVersionRequest)(nil),    // 14: bmaas.registry.v1.ImportModelVersionRequest
-	(*ImportModelVersionResponse)(nil),   // 15: bmaas.registry.v1.ImportModelVersionResponse
-	(*GetModelVersionRequest)(nil),       // 16: bmaas.registry.v1.GetModelVersionRequest
-	(*GetModelVersionResponse)(nil),      // 17: bmaas.registry.v1.GetModelVersionResponse
-	(*ListModelVersionsRequest)(nil),     // 18: bmaas.registry.v1.ListModelVersionsRequest
-	(*ListModelVersionsResponse)(nil),    // 19: bmaas.registry.v1.ListModelVersionsResponse
-	(*UpdateModelVersionRequest)(nil),    // 20: bmaas.registry.v1.UpdateModelVersionRequest
-	(*UpdateModelVersionResponse)(nil),   // 21: bmaas.registry.v1.UpdateModelVersionResponse
-	(*DownloadModelVersionRequest)(nil),  // 22: bmaas.registry.v1.DownloadModelVersionRequest
-	(*DownloadModelVersionResponse)(nil), // 23: bmaas.registry.v1.DownloadModelVersionResponse
-	(*DeleteModelVersionRequest)(nil),    // 24: bmaas.registry.v1.DeleteModelVersionRequest
-	(*DeleteModelVersionResponse)(nil),   // 25: bmaas.registry.v1.DeleteModelVersionResponse
-	(*SetAliasRequest)(nil),              // 26: bmaas.registry.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),             // 27: bmaas.registry.v1.SetAliasResponse
-	(*GetAliasRequest)(nil),              // 28: bmaas.registry.v1.GetAliasRequest
-	(*GetAliasResponse)(nil),             // 29: bmaas.registry.v1.GetAliasResponse
-	(*DeleteAliasRequest)(nil),           // 30: bmaas.registry.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),          // 31: bmaas.registry.v1.DeleteAliasResponse
-	(*UploadDatasetRequest)(nil),         // 32: bmaas.registry.v1.UploadDatasetRequest
-	(*UploadDatasetHeader)(nil),          // 33: bmaas.registry.v1.UploadDatasetHeader
-	(*UploadDatasetResponse)(nil),        // 34: bmaas.registry.v1.UploadDatasetResponse
-	(*GetDatasetRequest)(nil),            // 35: bmaas.registry.v1.GetDatasetRequest
-	(*GetDatasetResponse)(nil),           // 36: bmaas.registry.v1.GetDatasetResponse
-	(*ListDatasetsRequest)(nil),          // 37: bmaas.registry.v1.ListDatasetsRequest
-	(*ListDatasetsResponse)(nil),         // 38: bmaas.registry.v1.ListDatasetsResponse
-	(*GetDatasetVersionRequest)(nil),     // 39: bmaas.registry.v1.GetDatasetVersionRequest
-	(*GetDatasetVersionResponse)(nil),    // 40: bmaas.registry.v1.GetDatasetVersionResponse
-	(*ListDatasetVersionsRequest)(nil),   // 41: bmaas.registry.v1.ListDatasetVersionsRequest
-	(*ListDatasetVersionsResponse)(nil),  // 42: bmaas.registry.v1.ListDatasetVersionsResponse
-	(*DownloadDatasetRequest)(nil),       // 43: bmaas.registry.v1.DownloadDatasetRequest
-	(*DownloadDatasetResponse)(nil),      // 44: bmaas.registry.v1.DownloadDatasetResponse
-	(*DeleteDatasetRequest)(nil),         // 45: bmaas.registry.v1.DeleteDatasetRequest
-	(*DeleteDatasetResponse)(nil),        // 46: bmaas.registry.v1.DeleteDatasetResponse
-	nil,                                  // 47: bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
-	nil,                                  // 48: bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
-	nil,                                  // 49: bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
-	(*Model)(nil),                        // 50: bmaas.registry.v1.Model
-	(*fieldmaskpb.FieldMask)(nil),        // 51: google.protobuf.FieldMask
-	(*ModelVersionSpec)(nil),             // 52: bmaas.registry.v1.ModelVersionSpec
-	(*ModelVersion)(nil),                 // 53: bmaas.registry.v1.ModelVersion
-	(*Dataset)(nil),                      // 54: bmaas.registry.v1.Dataset
-	(*DatasetVersion)(nil),               // 55: bmaas.registry.v1.DatasetVersion
+	(*Checkpoint)(nil),                   // 0: bmaas.registry.v1.Checkpoint
+	(*UploadCheckpointRequest)(nil),      // 1: bmaas.registry.v1.UploadCheckpointRequest
+	(*UploadCheckpointHeader)(nil),       // 2: bmaas.registry.v1.UploadCheckpointHeader
+	(*UploadCheckpointResponse)(nil),     // 3: bmaas.registry.v1.UploadCheckpointResponse
+	(*GetCheckpointRequest)(nil),         // 4: bmaas.registry.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),        // 5: bmaas.registry.v1.GetCheckpointResponse
+	(*DownloadCheckpointRequest)(nil),    // 6: bmaas.registry.v1.DownloadCheckpointRequest
+	(*DownloadCheckpointResponse)(nil),   // 7: bmaas.registry.v1.DownloadCheckpointResponse
+	(*Bundle)(nil),                       // 8: bmaas.registry.v1.Bundle
+	(*UploadBundleRequest)(nil),          // 9: bmaas.registry.v1.UploadBundleRequest
+	(*UploadBundleHeader)(nil),           // 10: bmaas.registry.v1.UploadBundleHeader
+	(*UploadBundleResponse)(nil),         // 11: bmaas.registry.v1.UploadBundleResponse
+	(*DownloadBundleRequest)(nil),        // 12: bmaas.registry.v1.DownloadBundleRequest
+	(*DownloadBundleResponse)(nil),       // 13: bmaas.registry.v1.DownloadBundleResponse
+	(*CreateModelRequest)(nil),           // 14: bmaas.registry.v1.CreateModelRequest
+	(*CreateModelResponse)(nil),          // 15: bmaas.registry.v1.CreateModelResponse
+	(*GetModelRequest)(nil),              // 16: bmaas.registry.v1.GetModelRequest
+	(*GetModelResponse)(nil),             // 17: bmaas.registry.v1.GetModelResponse
+	(*ListModelsRequest)(nil),            // 18: bmaas.registry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),           // 19: bmaas.registry.v1.ListModelsResponse
+	(*UpdateModelRequest)(nil),           // 20: bmaas.registry.v1.UpdateModelRequest
+	(*UpdateModelResponse)(nil),          // 21: bmaas.registry.v1.UpdateModelResponse
+	(*DeleteModelRequest)(nil),           // 22: bmaas.registry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),          // 23: bmaas.registry.v1.DeleteModelResponse
+	(*CreateModelVersionRequest)(nil),    // 24: bmaas.registry.v1.CreateModelVersionRequest
+	(*CreateModelVersionHeader)(nil),     // 25: bmaas.registry.v1.CreateModelVersionHeader
+	(*UploadTrailer)(nil),                // 26: bmaas.registry.v1.UploadTrailer
+	(*CreateModelVersionResponse)(nil),   // 27: bmaas.registry.v1.CreateModelVersionResponse
+	(*ImportModelVersionRequest)(nil),    // 28: bmaas.registry.v1.ImportModelVersionRequest
+	(*ImportModelVersionResponse)(nil),   // 29: bmaas.registry.v1.ImportModelVersionResponse
+	(*GetModelVersionRequest)(nil),       // 30: bmaas.registry.v1.GetModelVersionRequest
+	(*GetModelVersionResponse)(nil),      // 31: bmaas.registry.v1.GetModelVersionResponse
+	(*ListModelVersionsRequest)(nil),     // 32: bmaas.registry.v1.ListModelVersionsRequest
+	(*ListModelVersionsResponse)(nil),    // 33: bmaas.registry.v1.ListModelVersionsResponse
+	(*UpdateModelVersionRequest)(nil),    // 34: bmaas.registry.v1.UpdateModelVersionRequest
+	(*UpdateModelVersionResponse)(nil),   // 35: bmaas.registry.v1.UpdateModelVersionResponse
+	(*DownloadModelVersionRequest)(nil),  // 36: bmaas.registry.v1.DownloadModelVersionRequest
+	(*DownloadModelVersionResponse)(nil), // 37: bmaas.registry.v1.DownloadModelVersionResponse
+	(*DeleteModelVersionRequest)(nil),    // 38: bmaas.registry.v1.DeleteModelVersionRequest
+	(*DeleteModelVersionResponse)(nil),   // 39: bmaas.registry.v1.DeleteModelVersionResponse
+	(*SetAliasRequest)(nil),              // 40: bmaas.registry.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),             // 41: bmaas.registry.v1.SetAliasResponse
+	(*GetAliasRequest)(nil),              // 42: bmaas.registry.v1.GetAliasRequest
+	(*GetAliasResponse)(nil),             // 43: bmaas.registry.v1.GetAliasResponse
+	(*DeleteAliasRequest)(nil),           // 44: bmaas.registry.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),          // 45: bmaas.registry.v1.DeleteAliasResponse
+	(*UploadDatasetRequest)(nil),         // 46: bmaas.registry.v1.UploadDatasetRequest
+	(*UploadDatasetHeader)(nil),          // 47: bmaas.registry.v1.UploadDatasetHeader
+	(*UploadDatasetResponse)(nil),        // 48: bmaas.registry.v1.UploadDatasetResponse
+	(*GetDatasetRequest)(nil),            // 49: bmaas.registry.v1.GetDatasetRequest
+	(*GetDatasetResponse)(nil),           // 50: bmaas.registry.v1.GetDatasetResponse
+	(*ListDatasetsRequest)(nil),          // 51: bmaas.registry.v1.ListDatasetsRequest
+	(*ListDatasetsResponse)(nil),         // 52: bmaas.registry.v1.ListDatasetsResponse
+	(*GetDatasetVersionRequest)(nil),     // 53: bmaas.registry.v1.GetDatasetVersionRequest
+	(*GetDatasetVersionResponse)(nil),    // 54: bmaas.registry.v1.GetDatasetVersionResponse
+	(*ListDatasetVersionsRequest)(nil),   // 55: bmaas.registry.v1.ListDatasetVersionsRequest
+	(*ListDatasetVersionsResponse)(nil),  // 56: bmaas.registry.v1.ListDatasetVersionsResponse
+	(*DownloadDatasetRequest)(nil),       // 57: bmaas.registry.v1.DownloadDatasetRequest
+	(*DownloadDatasetResponse)(nil),      // 58: bmaas.registry.v1.DownloadDatasetResponse
+	(*DeleteDatasetRequest)(nil),         // 59: bmaas.registry.v1.DeleteDatasetRequest
+	(*DeleteDatasetResponse)(nil),        // 60: bmaas.registry.v1.DeleteDatasetResponse
+	nil,                                  // 61: bmaas.registry.v1.Checkpoint.MetadataEntry
+	nil,                                  // 62: bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
+	nil,                                  // 63: bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
+	nil,                                  // 64: bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
+	nil,                                  // 65: bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
+	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
+	(*Model)(nil),                        // 67: bmaas.registry.v1.Model
+	(*fieldmaskpb.FieldMask)(nil),        // 68: google.protobuf.FieldMask
+	(*ModelVersionSpec)(nil),             // 69: bmaas.registry.v1.ModelVersionSpec
+	(*ModelVersion)(nil),                 // 70: bmaas.registry.v1.ModelVersion
+	(*Dataset)(nil),                      // 71: bmaas.registry.v1.Dataset
+	(*DatasetVersion)(nil),               // 72: bmaas.registry.v1.DatasetVersion
 }
 var file_bmaas_registry_v1_registry_proto_depIdxs = []int32{
-	50, // 0: bmaas.registry.v1.CreateModelRequest.model:type_name -> bmaas.registry.v1.Model
-	50, // 1: bmaas.registry.v1.CreateModelResponse.model:type_name -> bmaas.registry.v1.Model
-	50, // 2: bmaas.registry.v1.GetModelResponse.model:type_name -> bmaas.registry.v1.Model
-	50, // 3: bmaas.registry.v1.ListModelsResponse.models:type_name -> bmaas.registry.v1.Model
-	50, // 4: bmaas.registry.v1.UpdateModelRequest.model:type_name -> bmaas.registry.v1.Model
-	51, // 5: bmaas.registry.v1.UpdateModelRequest.update_mask:type_name -> google.protobuf.FieldMask
-	50, // 6: bmaas.registry.v1.UpdateModelResponse.model:type_name -> bmaas.registry.v1.Model
-	11, // 7: bmaas.registry.v1.CreateModelVersionRequest.header:type_name -> bmaas.registry.v1.CreateModelVersionHeader
-	12, // 8: bmaas.registry.v1.CreateModelVersionRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	52, // 9: bmaas.registry.v1.CreateModelVersionHeader.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
-	53, // 10: bmaas.registry.v1.CreateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	52, // 11: bmaas.registry.v1.ImportModelVersionRequest.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
-	53, // 12: bmaas.registry.v1.ImportModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	53, // 13: bmaas.registry.v1.GetModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	53, // 14: bmaas.registry.v1.ListModelVersionsResponse.versions:type_name -> bmaas.registry.v1.ModelVersion
-	47, // 15: bmaas.registry.v1.UpdateModelVersionRequest.metrics:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
-	48, // 16: bmaas.registry.v1.UpdateModelVersionRequest.labels:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
-	53, // 17: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	53, // 18: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	50, // 19: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	53, // 20: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	50, // 21: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	33, // 22: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
-	12, // 23: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	49, // 24: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
-	54, // 25: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	55, // 26: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	54, // 27: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	54, // 28: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
-	55, // 29: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	55, // 30: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
-	55, // 31: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	0,  // 32: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
-	2,  // 33: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
-	4,  // 34: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
-	6,  // 35: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
-	8,  // 36: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
-	10, // 37: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
-	14, // 38: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
-	16, // 39: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
-	18, // 40: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
-	20, // 41: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
-	22, // 42: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
-	24, // 43: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
-	26, // 44: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
-	28, // 45: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
-	30, // 46: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
-	32, // 47: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
-	35, // 48: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
-	37, // 49: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
-	39, // 50: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
-	41, // 51: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
-	43, // 52: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
-	45, // 53: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
-	1,  // 54: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
-	3,  // 55: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
-	5,  // 56: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
-	7,  // 57: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
-	9,  // 58: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
-	13, // 59: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
-	15, // 60: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
-	17, // 61: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
-	19, // 62: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
-	21, // 63: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
-	23, // 64: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
-	25, // 65: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
-	27, // 66: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
-	29, // 67: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
-	31, // 68: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
-	34, // 69: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
-	36, // 70: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
-	38, // 71: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
-	40, // 72: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
-	42, // 73: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
-	44, // 74: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
-	46, // 75: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
-	54, // [54:76] is the sub-list for method output_type
-	32, // [32:54] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	61, // 0: bmaas.registry.v1.Checkpoint.metadata:type_name -> bmaas.registry.v1.Checkpoint.MetadataEntry
+	66, // 1: bmaas.registry.v1.Checkpoint.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 2: bmaas.registry.v1.UploadCheckpointRequest.header:type_name -> bmaas.registry.v1.UploadCheckpointHeader
+	26, // 3: bmaas.registry.v1.UploadCheckpointRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	62, // 4: bmaas.registry.v1.UploadCheckpointHeader.metadata:type_name -> bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
+	0,  // 5: bmaas.registry.v1.UploadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	0,  // 6: bmaas.registry.v1.GetCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	0,  // 7: bmaas.registry.v1.DownloadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	66, // 8: bmaas.registry.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	10, // 9: bmaas.registry.v1.UploadBundleRequest.header:type_name -> bmaas.registry.v1.UploadBundleHeader
+	26, // 10: bmaas.registry.v1.UploadBundleRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	8,  // 11: bmaas.registry.v1.UploadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
+	8,  // 12: bmaas.registry.v1.DownloadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
+	67, // 13: bmaas.registry.v1.CreateModelRequest.model:type_name -> bmaas.registry.v1.Model
+	67, // 14: bmaas.registry.v1.CreateModelResponse.model:type_name -> bmaas.registry.v1.Model
+	67, // 15: bmaas.registry.v1.GetModelResponse.model:type_name -> bmaas.registry.v1.Model
+	67, // 16: bmaas.registry.v1.ListModelsResponse.models:type_name -> bmaas.registry.v1.Model
+	67, // 17: bmaas.registry.v1.UpdateModelRequest.model:type_name -> bmaas.registry.v1.Model
+	68, // 18: bmaas.registry.v1.UpdateModelRequest.update_mask:type_name -> google.protobuf.FieldMask
+	67, // 19: bmaas.registry.v1.UpdateModelResponse.model:type_name -> bmaas.registry.v1.Model
+	25, // 20: bmaas.registry.v1.CreateModelVersionRequest.header:type_name -> bmaas.registry.v1.CreateModelVersionHeader
+	26, // 21: bmaas.registry.v1.CreateModelVersionRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	69, // 22: bmaas.registry.v1.CreateModelVersionHeader.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
+	70, // 23: bmaas.registry.v1.CreateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	69, // 24: bmaas.registry.v1.ImportModelVersionRequest.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
+	70, // 25: bmaas.registry.v1.ImportModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	70, // 26: bmaas.registry.v1.GetModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	70, // 27: bmaas.registry.v1.ListModelVersionsResponse.versions:type_name -> bmaas.registry.v1.ModelVersion
+	63, // 28: bmaas.registry.v1.UpdateModelVersionRequest.metrics:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
+	64, // 29: bmaas.registry.v1.UpdateModelVersionRequest.labels:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
+	70, // 30: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	70, // 31: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	67, // 32: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	70, // 33: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	67, // 34: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	47, // 35: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
+	26, // 36: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	65, // 37: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
+	71, // 38: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	72, // 39: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	71, // 40: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	71, // 41: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
+	72, // 42: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	72, // 43: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
+	72, // 44: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	14, // 45: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
+	16, // 46: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
+	18, // 47: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
+	20, // 48: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
+	22, // 49: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
+	24, // 50: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
+	28, // 51: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
+	30, // 52: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
+	32, // 53: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
+	34, // 54: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
+	36, // 55: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
+	38, // 56: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
+	40, // 57: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
+	42, // 58: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
+	44, // 59: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
+	46, // 60: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
+	49, // 61: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
+	51, // 62: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
+	53, // 63: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
+	55, // 64: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
+	57, // 65: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
+	59, // 66: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
+	1,  // 67: bmaas.registry.v1.RegistryService.UploadCheckpoint:input_type -> bmaas.registry.v1.UploadCheckpointRequest
+	4,  // 68: bmaas.registry.v1.RegistryService.GetCheckpoint:input_type -> bmaas.registry.v1.GetCheckpointRequest
+	6,  // 69: bmaas.registry.v1.RegistryService.DownloadCheckpoint:input_type -> bmaas.registry.v1.DownloadCheckpointRequest
+	9,  // 70: bmaas.registry.v1.RegistryService.UploadBundle:input_type -> bmaas.registry.v1.UploadBundleRequest
+	12, // 71: bmaas.registry.v1.RegistryService.DownloadBundle:input_type -> bmaas.registry.v1.DownloadBundleRequest
+	15, // 72: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
+	17, // 73: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
+	19, // 74: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
+	21, // 75: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
+	23, // 76: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
+	27, // 77: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
+	29, // 78: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
+	31, // 79: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
+	33, // 80: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
+	35, // 81: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
+	37, // 82: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
+	39, // 83: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
+	41, // 84: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
+	43, // 85: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
+	45, // 86: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
+	48, // 87: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
+	50, // 88: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
+	52, // 89: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
+	54, // 90: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
+	56, // 91: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
+	58, // 92: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
+	60, // 93: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
+	3,  // 94: bmaas.registry.v1.RegistryService.UploadCheckpoint:output_type -> bmaas.registry.v1.UploadCheckpointResponse
+	5,  // 95: bmaas.registry.v1.RegistryService.GetCheckpoint:output_type -> bmaas.registry.v1.GetCheckpointResponse
+	7,  // 96: bmaas.registry.v1.RegistryService.DownloadCheckpoint:output_type -> bmaas.registry.v1.DownloadCheckpointResponse
+	11, // 97: bmaas.registry.v1.RegistryService.UploadBundle:output_type -> bmaas.registry.v1.UploadBundleResponse
+	13, // 98: bmaas.registry.v1.RegistryService.DownloadBundle:output_type -> bmaas.registry.v1.DownloadBundleResponse
+	72, // [72:99] is the sub-list for method output_type
+	45, // [45:72] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_registry_v1_registry_proto_init() }
@@ -2955,21 +3988,39 @@ func file_bmaas_registry_v1_registry_proto_init() {
 	}
 	file_bmaas_registry_v1_dataset_proto_init()
 	file_bmaas_registry_v1_model_proto_init()
-	file_bmaas_registry_v1_registry_proto_msgTypes[10].OneofWrappers = []any{
+	file_bmaas_registry_v1_registry_proto_msgTypes[1].OneofWrappers = []any{
+		(*UploadCheckpointRequest_Header)(nil),
+		(*UploadCheckpointRequest_Chunk)(nil),
+		(*UploadCheckpointRequest_Trailer)(nil),
+	}
+	file_bmaas_registry_v1_registry_proto_msgTypes[7].OneofWrappers = []any{
+		(*DownloadCheckpointResponse_Checkpoint)(nil),
+		(*DownloadCheckpointResponse_Chunk)(nil),
+	}
+	file_bmaas_registry_v1_registry_proto_msgTypes[9].OneofWrappers = []any{
+		(*UploadBundleRequest_Header)(nil),
+		(*UploadBundleRequest_Chunk)(nil),
+		(*UploadBundleRequest_Trailer)(nil),
+	}
+	file_bmaas_registry_v1_registry_proto_msgTypes[13].OneofWrappers = []any{
+		(*DownloadBundleResponse_Bundle)(nil),
+		(*DownloadBundleResponse_Chunk)(nil),
+	}
+	file_bmaas_registry_v1_registry_proto_msgTypes[24].OneofWrappers = []any{
 		(*CreateModelVersionRequest_Header)(nil),
 		(*CreateModelVersionRequest_Chunk)(nil),
 		(*CreateModelVersionRequest_Trailer)(nil),
 	}
-	file_bmaas_registry_v1_registry_proto_msgTypes[23].OneofWrappers = []any{
+	file_bmaas_registry_v1_registry_proto_msgTypes[37].OneofWrappers = []any{
 		(*DownloadModelVersionResponse_Version)(nil),
 		(*DownloadModelVersionResponse_Chunk)(nil),
 	}
-	file_bmaas_registry_v1_registry_proto_msgTypes[32].OneofWrappers = []any{
+	file_bmaas_registry_v1_registry_proto_msgTypes[46].OneofWrappers = []any{
 		(*UploadDatasetRequest_Header)(nil),
 		(*UploadDatasetRequest_Chunk)(nil),
 		(*UploadDatasetRequest_Trailer)(nil),
 	}
-	file_bmaas_registry_v1_registry_proto_msgTypes[44].OneofWrappers = []any{
+	file_bmaas_registry_v1_registry_proto_msgTypes[58].OneofWrappers = []any{
 		(*DownloadDatasetResponse_Version)(nil),
 		(*DownloadDatasetResponse_Chunk)(nil),
 	}
@@ -2979,7 +4030,7 @@ func file_bmaas_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_registry_v1_registry_proto_rawDesc), len(file_bmaas_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,11 @@ const (
 	RegistryService_ListDatasetVersions_FullMethodName  = "/bmaas.registry.v1.RegistryService/ListDatasetVersions"
 	RegistryService_DownloadDataset_FullMethodName      = "/bmaas.registry.v1.RegistryService/DownloadDataset"
 	RegistryService_DeleteDataset_FullMethodName        = "/bmaas.registry.v1.RegistryService/DeleteDataset"
+	RegistryService_UploadCheckpoint_FullMethodName     = "/bmaas.registry.v1.RegistryService/UploadCheckpoint"
+	RegistryService_GetCheckpoint_FullMethodName        = "/bmaas.registry.v1.RegistryService/GetCheckpoint"
+	RegistryService_DownloadCheckpoint_FullMethodName   = "/bmaas.registry.v1.RegistryService/DownloadCheckpoint"
+	RegistryService_UploadBundle_FullMethodName         = "/bmaas.registry.v1.RegistryService/UploadBundle"
+	RegistryService_DownloadBundle_FullMethodName       = "/bmaas.registry.v1.RegistryService/DownloadBundle"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -82,6 +87,13 @@ type RegistryServiceClient interface {
 	ListDatasetVersions(ctx context.Context, in *ListDatasetVersionsRequest, opts ...grpc.CallOption) (*ListDatasetVersionsResponse, error)
 	DownloadDataset(ctx context.Context, in *DownloadDatasetRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadDatasetResponse], error)
 	DeleteDataset(ctx context.Context, in *DeleteDatasetRequest, opts ...grpc.CallOption) (*DeleteDatasetResponse, error)
+	// Training checkpoints: the newest one per job (older ones are replaced).
+	UploadCheckpoint(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadCheckpointRequest, UploadCheckpointResponse], error)
+	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
+	DownloadCheckpoint(ctx context.Context, in *DownloadCheckpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadCheckpointResponse], error)
+	// Code bundles (a tar.gz of a training script's directory), by digest.
+	UploadBundle(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBundleRequest, UploadBundleResponse], error)
+	DownloadBundle(ctx context.Context, in *DownloadBundleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBundleResponse], error)
 }
 
 type registryServiceClient struct {
@@ -336,6 +348,80 @@ func (c *registryServiceClient) DeleteDataset(ctx context.Context, in *DeleteDat
 	return out, nil
 }
 
+func (c *registryServiceClient) UploadCheckpoint(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadCheckpointRequest, UploadCheckpointResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[4], RegistryService_UploadCheckpoint_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadCheckpointRequest, UploadCheckpointResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_UploadCheckpointClient = grpc.ClientStreamingClient[UploadCheckpointRequest, UploadCheckpointResponse]
+
+func (c *registryServiceClient) GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCheckpointResponse)
+	err := c.cc.Invoke(ctx, RegistryService_GetCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) DownloadCheckpoint(ctx context.Context, in *DownloadCheckpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadCheckpointResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[5], RegistryService_DownloadCheckpoint_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadCheckpointRequest, DownloadCheckpointResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_DownloadCheckpointClient = grpc.ServerStreamingClient[DownloadCheckpointResponse]
+
+func (c *registryServiceClient) UploadBundle(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBundleRequest, UploadBundleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[6], RegistryService_UploadBundle_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadBundleRequest, UploadBundleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_UploadBundleClient = grpc.ClientStreamingClient[UploadBundleRequest, UploadBundleResponse]
+
+func (c *registryServiceClient) DownloadBundle(ctx context.Context, in *DownloadBundleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadBundleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[7], RegistryService_DownloadBundle_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadBundleRequest, DownloadBundleResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_DownloadBundleClient = grpc.ServerStreamingClient[DownloadBundleResponse]
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -375,6 +461,13 @@ type RegistryServiceServer interface {
 	ListDatasetVersions(context.Context, *ListDatasetVersionsRequest) (*ListDatasetVersionsResponse, error)
 	DownloadDataset(*DownloadDatasetRequest, grpc.ServerStreamingServer[DownloadDatasetResponse]) error
 	DeleteDataset(context.Context, *DeleteDatasetRequest) (*DeleteDatasetResponse, error)
+	// Training checkpoints: the newest one per job (older ones are replaced).
+	UploadCheckpoint(grpc.ClientStreamingServer[UploadCheckpointRequest, UploadCheckpointResponse]) error
+	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
+	DownloadCheckpoint(*DownloadCheckpointRequest, grpc.ServerStreamingServer[DownloadCheckpointResponse]) error
+	// Code bundles (a tar.gz of a training script's directory), by digest.
+	UploadBundle(grpc.ClientStreamingServer[UploadBundleRequest, UploadBundleResponse]) error
+	DownloadBundle(*DownloadBundleRequest, grpc.ServerStreamingServer[DownloadBundleResponse]) error
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -450,6 +543,21 @@ func (UnimplementedRegistryServiceServer) DownloadDataset(*DownloadDatasetReques
 }
 func (UnimplementedRegistryServiceServer) DeleteDataset(context.Context, *DeleteDatasetRequest) (*DeleteDatasetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteDataset not implemented")
+}
+func (UnimplementedRegistryServiceServer) UploadCheckpoint(grpc.ClientStreamingServer[UploadCheckpointRequest, UploadCheckpointResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method UploadCheckpoint not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetCheckpoint not implemented")
+}
+func (UnimplementedRegistryServiceServer) DownloadCheckpoint(*DownloadCheckpointRequest, grpc.ServerStreamingServer[DownloadCheckpointResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method DownloadCheckpoint not implemented")
+}
+func (UnimplementedRegistryServiceServer) UploadBundle(grpc.ClientStreamingServer[UploadBundleRequest, UploadBundleResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method UploadBundle not implemented")
+}
+func (UnimplementedRegistryServiceServer) DownloadBundle(*DownloadBundleRequest, grpc.ServerStreamingServer[DownloadBundleResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method DownloadBundle not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -832,6 +940,60 @@ func _RegistryService_DeleteDataset_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_UploadCheckpoint_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RegistryServiceServer).UploadCheckpoint(&grpc.GenericServerStream[UploadCheckpointRequest, UploadCheckpointResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_UploadCheckpointServer = grpc.ClientStreamingServer[UploadCheckpointRequest, UploadCheckpointResponse]
+
+func _RegistryService_GetCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetCheckpoint(ctx, req.(*GetCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_DownloadCheckpoint_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadCheckpointRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RegistryServiceServer).DownloadCheckpoint(m, &grpc.GenericServerStream[DownloadCheckpointRequest, DownloadCheckpointResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_DownloadCheckpointServer = grpc.ServerStreamingServer[DownloadCheckpointResponse]
+
+func _RegistryService_UploadBundle_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RegistryServiceServer).UploadBundle(&grpc.GenericServerStream[UploadBundleRequest, UploadBundleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_UploadBundleServer = grpc.ClientStreamingServer[UploadBundleRequest, UploadBundleResponse]
+
+func _RegistryService_DownloadBundle_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadBundleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RegistryServiceServer).DownloadBundle(m, &grpc.GenericServerStream[DownloadBundleRequest, DownloadBundleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_DownloadBundleServer = grpc.ServerStreamingServer[DownloadBundleResponse]
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -911,6 +1073,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteDataset",
 			Handler:    _RegistryService_DeleteDataset_Handler,
 		},
+		{
+			MethodName: "GetCheckpoint",
+			Handler:    _RegistryService_GetCheckpoint_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -931,6 +1097,26 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "DownloadDataset",
 			Handler:       _RegistryService_DownloadDataset_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadCheckpoint",
+			Handler:       _RegistryService_UploadCheckpoint_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DownloadCheckpoint",
+			Handler:       _RegistryService_DownloadCheckpoint_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadBundle",
+			Handler:       _RegistryService_UploadBundle_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DownloadBundle",
+			Handler:       _RegistryService_DownloadBundle_Handler,
 			ServerStreams: true,
 		},
 	},

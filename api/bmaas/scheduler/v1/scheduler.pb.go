@@ -85,6 +85,65 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{0}
 }
 
+// TaskState is where one worker is.
+type TaskState int32
+
+const (
+	TaskState_TASK_STATE_UNSPECIFIED TaskState = 0
+	TaskState_TASK_STATE_STARTING    TaskState = 1
+	TaskState_TASK_STATE_RUNNING     TaskState = 2
+	TaskState_TASK_STATE_SUCCEEDED   TaskState = 3
+	TaskState_TASK_STATE_FAILED      TaskState = 4
+	TaskState_TASK_STATE_CANCELLED   TaskState = 5
+)
+
+// Enum value maps for TaskState.
+var (
+	TaskState_name = map[int32]string{
+		0: "TASK_STATE_UNSPECIFIED",
+		1: "TASK_STATE_STARTING",
+		2: "TASK_STATE_RUNNING",
+		3: "TASK_STATE_SUCCEEDED",
+		4: "TASK_STATE_FAILED",
+		5: "TASK_STATE_CANCELLED",
+	}
+	TaskState_value = map[string]int32{
+		"TASK_STATE_UNSPECIFIED": 0,
+		"TASK_STATE_STARTING":    1,
+		"TASK_STATE_RUNNING":     2,
+		"TASK_STATE_SUCCEEDED":   3,
+		"TASK_STATE_FAILED":      4,
+		"TASK_STATE_CANCELLED":   5,
+	}
+)
+
+func (x TaskState) Enum() *TaskState {
+	p := new(TaskState)
+	*p = x
+	return p
+}
+
+func (x TaskState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaskState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_scheduler_v1_scheduler_proto_enumTypes[1].Descriptor()
+}
+
+func (TaskState) Type() protoreflect.EnumType {
+	return &file_bmaas_scheduler_v1_scheduler_proto_enumTypes[1]
+}
+
+func (x TaskState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaskState.Descriptor instead.
+func (TaskState) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{1}
+}
+
 // BuiltinRuntime trains with the native engine.
 type BuiltinRuntime struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -376,8 +435,10 @@ type JobSpec struct {
 	//
 	//	*JobSpec_Builtin
 	//	*JobSpec_Process
-	Runtime        isJobSpec_Runtime `protobuf_oneof:"runtime"`
-	Resources      *Resources        `protobuf:"bytes,5,opt,name=resources,proto3" json:"resources,omitempty"`
+	Runtime isJobSpec_Runtime `protobuf_oneof:"runtime"`
+	// Per worker.
+	Resources *Resources `protobuf:"bytes,5,opt,name=resources,proto3" json:"resources,omitempty"`
+	// Workers of one gang: all are placed at once or none (default 1).
 	Workers        int32             `protobuf:"varint,6,opt,name=workers,proto3" json:"workers,omitempty"`
 	Priority       int32             `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
 	Preemptible    bool              `protobuf:"varint,8,opt,name=preemptible,proto3" json:"preemptible,omitempty"`
@@ -386,8 +447,10 @@ type JobSpec struct {
 	TimeoutSeconds int64             `protobuf:"varint,11,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	Labels         map[string]string `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	NodeSelector   map[string]string `protobuf:"bytes,13,rep,name=node_selector,json=nodeSelector,proto3" json:"node_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Save a checkpoint every this many epochs or rounds (default 1).
+	CheckpointInterval int32 `protobuf:"varint,14,opt,name=checkpoint_interval,json=checkpointInterval,proto3" json:"checkpoint_interval,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -522,6 +585,13 @@ func (x *JobSpec) GetNodeSelector() map[string]string {
 	return nil
 }
 
+func (x *JobSpec) GetCheckpointInterval() int32 {
+	if x != nil {
+		return x.CheckpointInterval
+	}
+	return 0
+}
+
 type isJobSpec_Runtime interface {
 	isJobSpec_Runtime()
 }
@@ -601,17 +671,25 @@ func (x *JobTransition) GetReason() string {
 
 // Job is a submitted spec and its live status.
 type Job struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Spec          *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	State         JobState               `protobuf:"varint,3,opt,name=state,proto3,enum=bmaas.scheduler.v1.JobState" json:"state,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	Restarts      int32                  `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	History       []*JobTransition       `protobuf:"bytes,6,rep,name=history,proto3" json:"history,omitempty"`
-	Nodes         []string               `protobuf:"bytes,7,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	ModelVersion  int64                  `protobuf:"varint,8,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Spec         *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	State        JobState               `protobuf:"varint,3,opt,name=state,proto3,enum=bmaas.scheduler.v1.JobState" json:"state,omitempty"`
+	Reason       string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Restarts     int32                  `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	History      []*JobTransition       `protobuf:"bytes,6,rep,name=history,proto3" json:"history,omitempty"`
+	Nodes        []string               `protobuf:"bytes,7,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	ModelVersion int64                  `protobuf:"varint,8,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The newest metrics the workers reported (train loss, validation ...).
+	Metrics map[string]float64 `protobuf:"bytes,11,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The newest step (epoch, round) reported, and the checkpointed one.
+	Step           int64 `protobuf:"varint,12,opt,name=step,proto3" json:"step,omitempty"`
+	CheckpointStep int64 `protobuf:"varint,13,opt,name=checkpoint_step,json=checkpointStep,proto3" json:"checkpoint_step,omitempty"`
+	// How often the job was preempted back to the queue.
+	Preemptions   int32  `protobuf:"varint,14,opt,name=preemptions,proto3" json:"preemptions,omitempty"`
+	Etag          string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +794,348 @@ func (x *Job) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Job) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Job) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *Job) GetCheckpointStep() int64 {
+	if x != nil {
+		return x.CheckpointStep
+	}
+	return 0
+}
+
+func (x *Job) GetPreemptions() int32 {
+	if x != nil {
+		return x.Preemptions
+	}
+	return 0
+}
+
+func (x *Job) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// Assignment binds one worker of a job to a node. The scheduler's leader
+// writes it under /bmaas/v1/assignments/<node>/<job>/<rank> in a
+// transaction that checks it still leads; agents run what is assigned to
+// their node and ignore assignments of a deposed leader's term.
+type Assignment struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Rank      int32                  `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`
+	WorldSize int32                  `protobuf:"varint,3,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"`
+	Node      string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	// The leader's term (its election key's create revision): a fencing token.
+	Term int64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	// The job's restart count when assigned: a new attempt is a new run.
+	Attempt int32    `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Spec    *JobSpec `protobuf:"bytes,7,opt,name=spec,proto3" json:"spec,omitempty"`
+	// GPU indices on the node (CUDA_VISIBLE_DEVICES).
+	GpuIndices []int32 `protobuf:"varint,8,rep,packed,name=gpu_indices,json=gpuIndices,proto3" json:"gpu_indices,omitempty"`
+	// Rendezvous for multi-worker jobs: rank 0's node and a port on it.
+	MasterAddr    string                 `protobuf:"bytes,9,opt,name=master_addr,json=masterAddr,proto3" json:"master_addr,omitempty"`
+	MasterPort    int32                  `protobuf:"varint,10,opt,name=master_port,json=masterPort,proto3" json:"master_port,omitempty"`
+	NodeRank      int32                  `protobuf:"varint,11,opt,name=node_rank,json=nodeRank,proto3" json:"node_rank,omitempty"`
+	LocalRank     int32                  `protobuf:"varint,12,opt,name=local_rank,json=localRank,proto3" json:"local_rank,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Assignment) Reset() {
+	*x = Assignment{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assignment) ProtoMessage() {}
+
+func (x *Assignment) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
+func (*Assignment) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Assignment) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Assignment) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *Assignment) GetWorldSize() int32 {
+	if x != nil {
+		return x.WorldSize
+	}
+	return 0
+}
+
+func (x *Assignment) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Assignment) GetTerm() int64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *Assignment) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Assignment) GetSpec() *JobSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Assignment) GetGpuIndices() []int32 {
+	if x != nil {
+		return x.GpuIndices
+	}
+	return nil
+}
+
+func (x *Assignment) GetMasterAddr() string {
+	if x != nil {
+		return x.MasterAddr
+	}
+	return ""
+}
+
+func (x *Assignment) GetMasterPort() int32 {
+	if x != nil {
+		return x.MasterPort
+	}
+	return 0
+}
+
+func (x *Assignment) GetNodeRank() int32 {
+	if x != nil {
+		return x.NodeRank
+	}
+	return 0
+}
+
+func (x *Assignment) GetLocalRank() int32 {
+	if x != nil {
+		return x.LocalRank
+	}
+	return 0
+}
+
+func (x *Assignment) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// TaskStatus is what an agent reports of one worker, under
+// /bmaas/v1/tasks/<job>/<rank>.
+type TaskStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Rank      int32                  `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`
+	Attempt   int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node      string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	State     TaskState              `protobuf:"varint,5,opt,name=state,proto3,enum=bmaas.scheduler.v1.TaskState" json:"state,omitempty"`
+	Message   string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	ExitCode  int32                  `protobuf:"varint,7,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// On success of rank 0: the model version created.
+	ModelVersion   int64                  `protobuf:"varint,10,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Metrics        map[string]float64     `protobuf:"bytes,11,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Step           int64                  `protobuf:"varint,12,opt,name=step,proto3" json:"step,omitempty"`
+	CheckpointStep int64                  `protobuf:"varint,13,opt,name=checkpoint_step,json=checkpointStep,proto3" json:"checkpoint_step,omitempty"`
+	Term           int64                  `protobuf:"varint,14,opt,name=term,proto3" json:"term,omitempty"`
+	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TaskStatus) Reset() {
+	*x = TaskStatus{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatus) ProtoMessage() {}
+
+func (x *TaskStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
+func (*TaskStatus) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TaskStatus) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetState() TaskState {
+	if x != nil {
+		return x.State
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *TaskStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetCheckpointStep() int64 {
+	if x != nil {
+		return x.CheckpointStep
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetTerm() int64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 type SubmitJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -725,7 +1145,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +1157,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +1170,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -769,7 +1189,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +1201,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +1214,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -813,7 +1233,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +1245,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +1258,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -857,7 +1277,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1289,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1302,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -905,7 +1325,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1337,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1350,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -978,7 +1398,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1410,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1423,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1030,7 +1450,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1462,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1475,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -1081,7 +1501,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1513,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1526,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1125,7 +1545,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1557,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1570,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchJobRequest) GetId() string {
@@ -1169,7 +1589,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1601,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1614,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1216,7 +1636,7 @@ type GetJobLogsRequest struct {
 
 func (x *GetJobLogsRequest) Reset() {
 	*x = GetJobLogsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1648,7 @@ func (x *GetJobLogsRequest) String() string {
 func (*GetJobLogsRequest) ProtoMessage() {}
 
 func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1661,7 @@ func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetJobLogsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetJobLogsRequest) GetId() string {
@@ -1274,7 +1694,7 @@ type GetJobLogsResponse struct {
 
 func (x *GetJobLogsResponse) Reset() {
 	*x = GetJobLogsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1706,7 @@ func (x *GetJobLogsResponse) String() string {
 func (*GetJobLogsResponse) ProtoMessage() {}
 
 func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1719,7 @@ func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetJobLogsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetJobLogsResponse) GetLines() []string {
@@ -1311,18 +1731,20 @@ func (x *GetJobLogsResponse) GetLines() []string {
 
 // Gpu is one accelerator of a node.
 type Gpu struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Uuid          string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	MemoryBytes   int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Index       int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Uuid        string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Model       string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	MemoryBytes int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// True for GPUs simulated with --fake-gpus.
+	Fake          bool `protobuf:"varint,5,opt,name=fake,proto3" json:"fake,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1756,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1769,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Gpu) GetIndex() int32 {
@@ -1378,24 +1800,38 @@ func (x *Gpu) GetMemoryBytes() int64 {
 	return 0
 }
 
+func (x *Gpu) GetFake() bool {
+	if x != nil {
+		return x.Fake
+	}
+	return false
+}
+
 // Node is a machine an agent runs on.
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	CpuMillis     int64                  `protobuf:"varint,3,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
-	MemoryBytes   int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	Gpus          []*Gpu                 `protobuf:"bytes,5,rep,name=gpus,proto3" json:"gpus,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Pool          string                 `protobuf:"bytes,7,opt,name=pool,proto3" json:"pool,omitempty"`
-	RegisterTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The agent's gRPC address.
+	Address      string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	CpuMillis    int64                  `protobuf:"varint,3,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	MemoryBytes  int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	Gpus         []*Gpu                 `protobuf:"bytes,5,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	Labels       map[string]string      `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Pool         string                 `protobuf:"bytes,7,opt,name=pool,proto3" json:"pool,omitempty"`
+	RegisterTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
+	// Filled by the scheduler: what its assignments use now.
+	AllocatedCpuMillis   int64 `protobuf:"varint,9,opt,name=allocated_cpu_millis,json=allocatedCpuMillis,proto3" json:"allocated_cpu_millis,omitempty"`
+	AllocatedMemoryBytes int64 `protobuf:"varint,10,opt,name=allocated_memory_bytes,json=allocatedMemoryBytes,proto3" json:"allocated_memory_bytes,omitempty"`
+	AllocatedGpus        int32 `protobuf:"varint,11,opt,name=allocated_gpus,json=allocatedGpus,proto3" json:"allocated_gpus,omitempty"`
+	// The host name or IP that other workers reach this node at.
+	Host          string `protobuf:"bytes,12,opt,name=host,proto3" json:"host,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1843,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1856,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Node) GetName() string {
@@ -1479,6 +1915,34 @@ func (x *Node) GetRegisterTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetAllocatedCpuMillis() int64 {
+	if x != nil {
+		return x.AllocatedCpuMillis
+	}
+	return 0
+}
+
+func (x *Node) GetAllocatedMemoryBytes() int64 {
+	if x != nil {
+		return x.AllocatedMemoryBytes
+	}
+	return 0
+}
+
+func (x *Node) GetAllocatedGpus() int32 {
+	if x != nil {
+		return x.AllocatedGpus
+	}
+	return 0
+}
+
+func (x *Node) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
 type ListNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1489,7 +1953,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1965,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1978,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListNodesRequest) GetPageSize() int32 {
@@ -1541,7 +2005,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +2017,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +2030,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1592,7 +2056,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +2068,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +2081,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -1636,7 +2100,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +2112,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +2125,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -1709,7 +2173,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
-	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\"\xc4\x05\n" +
+	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\"\xf5\x05\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
@@ -1724,7 +2188,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	" \x01(\x05R\vmaxRestarts\x12'\n" +
 	"\x0ftimeout_seconds\x18\v \x01(\x03R\x0etimeoutSeconds\x12?\n" +
 	"\x06labels\x18\f \x03(\v2'.bmaas.scheduler.v1.JobSpec.LabelsEntryR\x06labels\x12R\n" +
-	"\rnode_selector\x18\r \x03(\v2-.bmaas.scheduler.v1.JobSpec.NodeSelectorEntryR\fnodeSelector\x1a9\n" +
+	"\rnode_selector\x18\r \x03(\v2-.bmaas.scheduler.v1.JobSpec.NodeSelectorEntryR\fnodeSelector\x12/\n" +
+	"\x13checkpoint_interval\x18\x0e \x01(\x05R\x12checkpointInterval\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
@@ -1735,7 +2200,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\rJobTransition\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\x05state\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa0\x03\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8f\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.bmaas.scheduler.v1.JobSpecR\x04spec\x122\n" +
@@ -1749,7 +2214,60 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"C\n" +
+	"updateTime\x12>\n" +
+	"\ametrics\x18\v \x03(\v2$.bmaas.scheduler.v1.Job.MetricsEntryR\ametrics\x12\x12\n" +
+	"\x04step\x18\f \x01(\x03R\x04step\x12'\n" +
+	"\x0fcheckpoint_step\x18\r \x01(\x03R\x0echeckpointStep\x12 \n" +
+	"\vpreemptions\x18\x0e \x01(\x05R\vpreemptions\x12\x12\n" +
+	"\x04etag\x18\x0f \x01(\tR\x04etag\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa5\x03\n" +
+	"\n" +
+	"Assignment\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04rank\x18\x02 \x01(\x05R\x04rank\x12\x1d\n" +
+	"\n" +
+	"world_size\x18\x03 \x01(\x05R\tworldSize\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\x03R\x04term\x12\x18\n" +
+	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12/\n" +
+	"\x04spec\x18\a \x01(\v2\x1b.bmaas.scheduler.v1.JobSpecR\x04spec\x12\x1f\n" +
+	"\vgpu_indices\x18\b \x03(\x05R\n" +
+	"gpuIndices\x12\x1f\n" +
+	"\vmaster_addr\x18\t \x01(\tR\n" +
+	"masterAddr\x12\x1f\n" +
+	"\vmaster_port\x18\n" +
+	" \x01(\x05R\n" +
+	"masterPort\x12\x1b\n" +
+	"\tnode_rank\x18\v \x01(\x05R\bnodeRank\x12\x1d\n" +
+	"\n" +
+	"local_rank\x18\f \x01(\x05R\tlocalRank\x12;\n" +
+	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xf9\x04\n" +
+	"\n" +
+	"TaskStatus\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04rank\x18\x02 \x01(\x05R\x04rank\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\x123\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x1d.bmaas.scheduler.v1.TaskStateR\x05state\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x1b\n" +
+	"\texit_code\x18\a \x01(\x05R\bexitCode\x129\n" +
+	"\n" +
+	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12#\n" +
+	"\rmodel_version\x18\n" +
+	" \x01(\x03R\fmodelVersion\x12E\n" +
+	"\ametrics\x18\v \x03(\v2+.bmaas.scheduler.v1.TaskStatus.MetricsEntryR\ametrics\x12\x12\n" +
+	"\x04step\x18\f \x01(\x03R\x04step\x12'\n" +
+	"\x0fcheckpoint_step\x18\r \x01(\x03R\x0echeckpointStep\x12\x12\n" +
+	"\x04term\x18\x0e \x01(\x03R\x04term\x12;\n" +
+	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"C\n" +
 	"\x10SubmitJobRequest\x12/\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1b.bmaas.scheduler.v1.JobSpecR\x04spec\">\n" +
 	"\x11SubmitJobResponse\x12)\n" +
@@ -1783,12 +2301,13 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"tail_lines\x18\x03 \x01(\x05R\ttailLines\"*\n" +
 	"\x12GetJobLogsResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"h\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"|\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12!\n" +
-	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\"\xf1\x02\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\x12\x12\n" +
+	"\x04fake\x18\x05 \x01(\bR\x04fake\"\x94\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -1798,7 +2317,12 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04gpus\x18\x05 \x03(\v2\x17.bmaas.scheduler.v1.GpuR\x04gpus\x12<\n" +
 	"\x06labels\x18\x06 \x03(\v2$.bmaas.scheduler.v1.Node.LabelsEntryR\x06labels\x12\x12\n" +
 	"\x04pool\x18\a \x01(\tR\x04pool\x12?\n" +
-	"\rregister_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x1a9\n" +
+	"\rregister_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x120\n" +
+	"\x14allocated_cpu_millis\x18\t \x01(\x03R\x12allocatedCpuMillis\x124\n" +
+	"\x16allocated_memory_bytes\x18\n" +
+	" \x01(\x03R\x14allocatedMemoryBytes\x12%\n" +
+	"\x0eallocated_gpus\x18\v \x01(\x05R\rallocatedGpus\x12\x12\n" +
+	"\x04host\x18\f \x01(\tR\x04host\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
@@ -1820,7 +2344,14 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x04\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x05\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x062\xe3\x06\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x06*\xa3\x01\n" +
+	"\tTaskState\x12\x1a\n" +
+	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TASK_STATE_STARTING\x10\x01\x12\x16\n" +
+	"\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n" +
+	"\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
+	"\x11TASK_STATE_FAILED\x10\x04\x12\x18\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x052\xe3\x06\n" +
 	"\x10SchedulerService\x12p\n" +
 	"\tSubmitJob\x12$.bmaas.scheduler.v1.SubmitJobRequest\x1a%.bmaas.scheduler.v1.SubmitJobResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x04spec\"\b/v1/jobs\x12f\n" +
 	"\x06GetJob\x12!.bmaas.scheduler.v1.GetJobRequest\x1a\".bmaas.scheduler.v1.GetJobResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/jobs/{id}\x12g\n" +
@@ -1845,91 +2376,104 @@ func file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_bmaas_scheduler_v1_scheduler_proto_rawDescData
 }
 
-var file_bmaas_scheduler_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_bmaas_scheduler_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_bmaas_scheduler_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                 // 0: bmaas.scheduler.v1.JobState
-	(*BuiltinRuntime)(nil),        // 1: bmaas.scheduler.v1.BuiltinRuntime
-	(*ProcessRuntime)(nil),        // 2: bmaas.scheduler.v1.ProcessRuntime
-	(*Resources)(nil),             // 3: bmaas.scheduler.v1.Resources
-	(*JobSpec)(nil),               // 4: bmaas.scheduler.v1.JobSpec
-	(*JobTransition)(nil),         // 5: bmaas.scheduler.v1.JobTransition
-	(*Job)(nil),                   // 6: bmaas.scheduler.v1.Job
-	(*SubmitJobRequest)(nil),      // 7: bmaas.scheduler.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 8: bmaas.scheduler.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 9: bmaas.scheduler.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 10: bmaas.scheduler.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 11: bmaas.scheduler.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 12: bmaas.scheduler.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 13: bmaas.scheduler.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 14: bmaas.scheduler.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 15: bmaas.scheduler.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 16: bmaas.scheduler.v1.WatchJobResponse
-	(*GetJobLogsRequest)(nil),     // 17: bmaas.scheduler.v1.GetJobLogsRequest
-	(*GetJobLogsResponse)(nil),    // 18: bmaas.scheduler.v1.GetJobLogsResponse
-	(*Gpu)(nil),                   // 19: bmaas.scheduler.v1.Gpu
-	(*Node)(nil),                  // 20: bmaas.scheduler.v1.Node
-	(*ListNodesRequest)(nil),      // 21: bmaas.scheduler.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 22: bmaas.scheduler.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 23: bmaas.scheduler.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 24: bmaas.scheduler.v1.GetNodeResponse
-	nil,                           // 25: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	nil,                           // 26: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	nil,                           // 27: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	nil,                           // 28: bmaas.scheduler.v1.JobSpec.LabelsEntry
-	nil,                           // 29: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	nil,                           // 30: bmaas.scheduler.v1.Node.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(TaskState)(0),                // 1: bmaas.scheduler.v1.TaskState
+	(*BuiltinRuntime)(nil),        // 2: bmaas.scheduler.v1.BuiltinRuntime
+	(*ProcessRuntime)(nil),        // 3: bmaas.scheduler.v1.ProcessRuntime
+	(*Resources)(nil),             // 4: bmaas.scheduler.v1.Resources
+	(*JobSpec)(nil),               // 5: bmaas.scheduler.v1.JobSpec
+	(*JobTransition)(nil),         // 6: bmaas.scheduler.v1.JobTransition
+	(*Job)(nil),                   // 7: bmaas.scheduler.v1.Job
+	(*Assignment)(nil),            // 8: bmaas.scheduler.v1.Assignment
+	(*TaskStatus)(nil),            // 9: bmaas.scheduler.v1.TaskStatus
+	(*SubmitJobRequest)(nil),      // 10: bmaas.scheduler.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 11: bmaas.scheduler.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),         // 12: bmaas.scheduler.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 13: bmaas.scheduler.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 14: bmaas.scheduler.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 15: bmaas.scheduler.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 16: bmaas.scheduler.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 17: bmaas.scheduler.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 18: bmaas.scheduler.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 19: bmaas.scheduler.v1.WatchJobResponse
+	(*GetJobLogsRequest)(nil),     // 20: bmaas.scheduler.v1.GetJobLogsRequest
+	(*GetJobLogsResponse)(nil),    // 21: bmaas.scheduler.v1.GetJobLogsResponse
+	(*Gpu)(nil),                   // 22: bmaas.scheduler.v1.Gpu
+	(*Node)(nil),                  // 23: bmaas.scheduler.v1.Node
+	(*ListNodesRequest)(nil),      // 24: bmaas.scheduler.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 25: bmaas.scheduler.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),        // 26: bmaas.scheduler.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 27: bmaas.scheduler.v1.GetNodeResponse
+	nil,                           // 28: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	nil,                           // 29: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	nil,                           // 30: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	nil,                           // 31: bmaas.scheduler.v1.JobSpec.LabelsEntry
+	nil,                           // 32: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	nil,                           // 33: bmaas.scheduler.v1.Job.MetricsEntry
+	nil,                           // 34: bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	nil,                           // 35: bmaas.scheduler.v1.Node.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 }
 var file_bmaas_scheduler_v1_scheduler_proto_depIdxs = []int32{
-	25, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	26, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	27, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	1,  // 3: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
-	2,  // 4: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
-	3,  // 5: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
-	28, // 6: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
-	29, // 7: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	28, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	29, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	30, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	2,  // 3: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
+	3,  // 4: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
+	4,  // 5: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
+	31, // 6: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
+	32, // 7: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
 	0,  // 8: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
-	31, // 9: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
-	4,  // 10: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	36, // 9: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
+	5,  // 10: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
 	0,  // 11: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
-	5,  // 12: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
-	31, // 13: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	31, // 14: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 15: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	6,  // 16: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	6,  // 17: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	0,  // 18: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
-	6,  // 19: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
-	6,  // 20: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	6,  // 21: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	19, // 22: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
-	30, // 23: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
-	31, // 24: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	20, // 25: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
-	20, // 26: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
-	7,  // 27: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
-	9,  // 28: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
-	11, // 29: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
-	13, // 30: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
-	15, // 31: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
-	17, // 32: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
-	21, // 33: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
-	23, // 34: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
-	8,  // 35: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
-	10, // 36: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
-	12, // 37: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
-	14, // 38: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
-	16, // 39: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
-	18, // 40: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
-	22, // 41: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
-	24, // 42: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	6,  // 12: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
+	36, // 13: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	36, // 14: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	33, // 15: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
+	5,  // 16: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	36, // 17: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 18: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
+	36, // 19: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	36, // 20: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
+	34, // 21: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	36, // 22: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 23: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	7,  // 24: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	7,  // 25: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	0,  // 26: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
+	7,  // 27: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
+	7,  // 28: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	7,  // 29: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	22, // 30: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
+	35, // 31: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
+	36, // 32: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	23, // 33: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
+	23, // 34: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
+	10, // 35: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
+	12, // 36: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
+	14, // 37: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
+	16, // 38: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
+	18, // 39: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
+	20, // 40: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
+	24, // 41: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
+	26, // 42: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
+	11, // 43: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
+	13, // 44: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
+	15, // 45: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
+	17, // 46: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
+	19, // 47: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
+	21, // 48: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
+	25, // 49: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
+	27, // 50: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
+	43, // [43:51] is the sub-list for method output_type
+	35, // [35:43] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_scheduler_v1_scheduler_proto_init() }
@@ -1946,8 +2490,8 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_scheduler_v1_scheduler_proto_rawDesc), len(file_bmaas_scheduler_v1_scheduler_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   30,
+			NumEnums:      2,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
