@@ -95,22 +95,28 @@ func (a *App) startRegistry(ctx context.Context) error {
 }
 
 func (a *App) startScheduler(context.Context) error {
-	svc, err := scheduler.New(a.cfg.Scheduler, scheduler.Deps{Logger: a.log.With("svc", TargetScheduler)})
+	svc, err := scheduler.New(a.cfg.Scheduler, scheduler.Deps{Logger: a.log.With("svc", TargetScheduler), Registerer: a.reg,
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
 	if err != nil {
 		return err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, scheduler.ServiceName())
+	m := a.modules[TargetScheduler]
+	m.run, m.stop = svc.Run, svc.Stop
 	return nil
 }
 
 func (a *App) startTrainerAgent(context.Context) error {
-	svc, err := traineragent.New(a.cfg.TrainerAgent, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent)})
+	svc, err := traineragent.New(a.cfg.TrainerAgent, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
 	if err != nil {
 		return err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, traineragent.ServiceName())
+	m := a.modules[TargetTrainerAgent]
+	m.run, m.stop = svc.Run, svc.Stop
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/blob"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -33,6 +34,8 @@ type wiring struct {
 	server   *grpcsrv.Server
 	selfConn *grpc.ClientConn
 	services []string
+	// dialer reaches other services by name through membership.
+	dialer *mesh.Dialer
 }
 
 func (a *App) startEtcd(ctx context.Context) error {
@@ -58,11 +61,20 @@ func (a *App) startEtcd(ctx context.Context) error {
 	}
 	a.w.etcdCli = cli
 	a.w.store = store.New(cli)
+	token, err := a.cfg.GRPC.Token()
+	if err != nil {
+		_ = cli.Close()
+		return err
+	}
+	a.w.dialer = mesh.NewDialer(cli, token, a.log)
 	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints = a.cfg.EtcdEndpoints })
 	return nil
 }
 
 func (a *App) stopEtcd(context.Context) {
+	if a.w.dialer != nil {
+		a.w.dialer.Close()
+	}
 	if a.w.etcdCli != nil {
 		_ = a.w.etcdCli.Close()
 	}

@@ -56,6 +56,22 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Token reads the bearer token from TokenFile ("" when auth is off).
+func (c *Config) Token() (string, error) {
+	if c.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("auth.token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("auth.token-file %s: empty token", c.TokenFile)
+	}
+	return token, nil
+}
+
 // Deps are the server's dependencies.
 type Deps struct {
 	Logger         *slog.Logger
@@ -84,17 +100,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
-	var auth authenticator
-	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth.token-file: %w", err)
-		}
-		auth.token = []byte(strings.TrimSpace(string(b)))
-		if len(auth.token) == 0 {
-			return nil, fmt.Errorf("auth.token-file %s: empty token", cfg.TokenFile)
-		}
+	token, err := cfg.Token()
+	if err != nil {
+		return nil, err
 	}
+	auth := authenticator{token: []byte(token)}
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("grpc metrics: %w", err)

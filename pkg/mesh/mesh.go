@@ -1,0 +1,131 @@
+// Package mesh dials bmaas services by name. Addresses come from the
+// membership records the services keep in etcd (pkg/membership), through
+// a gRPC resolver that follows them as replicas join and leave, and calls
+// are spread over the replicas round-robin.
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/bmaas/bmaas/pkg/membership"
+)
+
+// Scheme is the target scheme: bmaas:///<service>.
+const Scheme = "bmaas"
+
+// Dialer opens client connections to services, one per service, shared.
+type Dialer struct {
+	cli   *clientv3.Client
+	log   *slog.Logger
+	token string
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewDialer returns a dialer resolving through cli. token, when set, is
+// sent as a bearer token with every call.
+func NewDialer(cli *clientv3.Client, token string, log *slog.Logger) *Dialer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Dialer{cli: cli, log: log, token: token, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Conn returns the shared connection to a service (e.g. "registry").
+func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.conns[service]; ok {
+		return c, nil
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithResolvers(&builder{cli: d.cli, log: d.log}),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+	}
+	if d.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(d.token)))
+	}
+	c, err := grpc.NewClient(Scheme+":///"+service, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", service, err)
+	}
+	d.conns[service] = c
+	return c, nil
+}
+
+// Close closes every connection.
+func (d *Dialer) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		_ = c.Close()
+	}
+	d.conns = map[string]*grpc.ClientConn{}
+}
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// builder resolves bmaas:///<service> from membership.
+type builder struct {
+	cli *clientv3.Client
+	log *slog.Logger
+}
+
+func (b *builder) Scheme() string { return Scheme }
+
+func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	service := target.Endpoint()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &watcher{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		err := membership.Watch(ctx, b.cli, service, func(ms []membership.Member) {
+			addrs := make([]resolver.Address, 0, len(ms))
+			for _, m := range ms {
+				if m.Addr != "" {
+					addrs = append(addrs, resolver.Address{Addr: m.Addr, ServerName: m.ID})
+				}
+			}
+			if len(addrs) == 0 {
+				cc.ReportError(fmt.Errorf("no %s replica is registered", service))
+				return
+			}
+			if err := cc.UpdateState(resolver.State{Addresses: addrs}); err != nil {
+				b.log.Debug("resolver update", "service", service, "err", err)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			cc.ReportError(fmt.Errorf("watch %s members: %w", service, err))
+		}
+	}()
+	return r, nil
+}
+
+type watcher struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *watcher) ResolveNow(resolver.ResolveNowOptions) {}
+
+func (w *watcher) Close() {
+	w.cancel()
+	<-w.done
+}
