@@ -1,0 +1,57 @@
+// The scheduling contract between the scheduler and the trainer agents.
+// Both sides follow it; the state lives in etcd (all values are protobuf
+// messages of bmaas.scheduler.v1) and NATS carries events, logs, metrics.
+//
+// Keys
+//
+//	/bmaas/v1/jobs/<id>                     Job: spec and status. Written by the
+//	                                        scheduler only (any replica for Submit and
+//	                                        Cancel; the leader for placement and state moves).
+//	/bmaas/v1/nodes/<node>                  Node: written by the node's agent under its own
+//	                                        lease (TTL 5 s, kept alive). The key vanishing
+//	                                        means the node is gone.
+//	/bmaas/v1/assignments/<node>/<job>/<rank>
+//	                                        Assignment: written and deleted by the scheduler
+//	                                        leader only, always in a transaction that checks
+//	                                        CreateRevision(/bmaas/v1/leader/scheduler) equals
+//	                                        the leader's term, so a deposed leader writes nothing.
+//	/bmaas/v1/tasks/<job>/<rank>            TaskStatus: written by the agent running that
+//	                                        worker, in a transaction that checks its assignment
+//	                                        key still exists with the create revision the agent
+//	                                        saw; carries the attempt, so the scheduler ignores
+//	                                        statuses of an older attempt.
+//	/bmaas/v1/leader/scheduler              the election key (pkg/election); its create
+//	                                        revision is the leader's term.
+//
+// Lifecycle of a job
+//
+//   - Submit validates the spec (model and dataset exist in the registry, the
+//     algorithm and its hyperparameters parse with pkg/ml/train.ParseParams,
+//     resources are sane) and writes the Job QUEUED.
+//   - The leader places queued jobs by priority, FIFO within a priority; a gang
+//     (workers > 1) gets all its assignments in one transaction or none. Placed
+//     jobs move to SCHEDULED with their nodes; a job that fits no node even when
+//     empty stays QUEUED with reason "Unschedulable: ...".
+//   - The agent sees the assignment (watching /bmaas/v1/assignments/<node>/),
+//     writes TaskStatus STARTING, fetches inputs, then RUNNING; the leader moves
+//     the job to RUNNING when every rank runs.
+//   - Rank 0 of a successful run registers the model version and reports
+//     SUCCEEDED with model_version; the leader moves the job to SUCCEEDED once
+//     every rank succeeded, and deletes its assignments. A FAILED rank fails
+//     the attempt: the job restarts (attempt+1, from its newest checkpoint) while
+//     restarts < max_restarts, else it is FAILED with the task's message.
+//   - Cancel marks the job CANCELLED and the leader deletes its assignments;
+//     an agent stops a worker whose assignment vanished (SIGTERM to the process
+//     group, SIGKILL 3 s later).
+//   - A node whose key vanished loses its assignments; its jobs go back to the
+//     queue as a new attempt (not counted as a restart). An agent that loses its
+//     own lease kills its workers at once (self-fencing), so no job runs twice.
+//   - A new leader re-stamps every live assignment with its term; agents do not
+//     start an assignment whose term is older than the newest leader term they
+//     have seen (a running worker keeps running when only the term changes).
+//
+// Events (pkg/events): bmaas.job.<id>.<state> for every job move (queued,
+// scheduled, running, succeeded, failed, cancelled, preempted), logs on
+// bmaas.logs.<job>.<rank> (one line per message, Data is the line), metrics
+// on bmaas.metrics.<job>.<rank> (Data is the JSON line the worker reported).
+package scheduler
