@@ -105,36 +105,41 @@ func putArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 	}
 	hdr := &registryv1.CreateModelVersionHeader{Model: r.PathValue("model"), Spec: spec,
 		Sha256: r.Header.Get("X-Checksum-Sha256"), SizeBytes: max(r.ContentLength, 0)}
-	if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: hdr}}); err != nil {
-		writeError(w, closeRecv(stream, err))
-		return
-	}
-	h := sha256.New()
-	err = pump(r.Body, h, func(b []byte) error {
-		return stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: b}})
-	})
-	if err == nil && hdr.Sha256 == "" {
-		err = stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Trailer{
-			Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}}})
-	}
-	resp, rerr := stream.CloseAndRecv()
-	if rerr != nil {
-		writeError(w, rerr)
-		return
-	}
+	resp, err := upload(r.Body, stream, hdr.Sha256 != "",
+		&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: hdr}},
+		func(b []byte) *registryv1.CreateModelVersionRequest {
+			return &registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: b}}
+		},
+		func(t *registryv1.UploadTrailer) *registryv1.CreateModelVersionRequest {
+			return &registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Trailer{Trailer: t}}
+		})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeProto(w, http.StatusCreated, resp.Version)
+	writeProto(w, http.StatusCreated, resp.GetVersion())
 }
 
-// closeRecv surfaces the server's error when a Send failed (io.EOF).
-func closeRecv[T any](stream interface{ CloseAndRecv() (T, error) }, err error) error {
-	if _, rerr := stream.CloseAndRecv(); rerr != nil {
-		return rerr
+// upload sends the header, then body in chunks, then (when the header had
+// no digest) a trailer with the digest computed on the way, and returns
+// the server's answer; a failed Send surfaces the server's error.
+func upload[Req any, Resp any](body io.Reader, stream interface {
+	Send(Req) error
+	CloseAndRecv() (Resp, error)
+}, hasDigest bool, header Req, chunk func([]byte) Req, trailer func(*registryv1.UploadTrailer) Req) (Resp, error) {
+	h := sha256.New()
+	err := stream.Send(header)
+	if err == nil {
+		err = pump(body, h, func(b []byte) error { return stream.Send(chunk(b)) })
 	}
-	return err
+	if err == nil && !hasDigest {
+		err = stream.Send(trailer(&registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}))
+	}
+	resp, rerr := stream.CloseAndRecv()
+	if rerr != nil {
+		return resp, rerr
+	}
+	return resp, err
 }
 
 func upper(s string) string {
@@ -168,15 +173,7 @@ func getArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 	if v.GetFilename() != "" {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", v.GetFilename()))
 	}
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return // io.EOF, or a broken stream the client sees as a short body
-		}
-		if _, err := w.Write(msg.GetChunk()); err != nil {
-			return
-		}
-	}
+	copyChunks(w, stream.Recv, (*registryv1.DownloadModelVersionResponse).GetChunk)
 }
 
 func putCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
@@ -188,23 +185,14 @@ func putCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryService
 	q := r.URL.Query()
 	hdr := &registryv1.UploadDatasetHeader{Name: r.PathValue("dataset"), Filename: q.Get("filename"),
 		Description: q.Get("description"), Sha256: r.Header.Get("X-Checksum-Sha256")}
-	if err := stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{Header: hdr}}); err != nil {
-		writeError(w, closeRecv(stream, err))
-		return
-	}
-	h := sha256.New()
-	err = pump(r.Body, h, func(b []byte) error {
-		return stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: b}})
-	})
-	if err == nil && hdr.Sha256 == "" {
-		err = stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{
-			Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}}})
-	}
-	resp, rerr := stream.CloseAndRecv()
-	if rerr != nil {
-		writeError(w, rerr)
-		return
-	}
+	resp, err := upload(r.Body, stream, hdr.Sha256 != "",
+		&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{Header: hdr}},
+		func(b []byte) *registryv1.UploadDatasetRequest {
+			return &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: b}}
+		},
+		func(t *registryv1.UploadTrailer) *registryv1.UploadDatasetRequest {
+			return &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{Trailer: t}}
+		})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -228,12 +216,18 @@ func getCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryService
 	w.Header().Set("Content-Type", "text/csv")
 	w.Header().Set("Content-Length", strconv.FormatInt(dv.GetSizeBytes(), 10))
 	w.Header().Set("X-Checksum-Sha256", dv.GetSha256())
+	copyChunks(w, stream.Recv, (*registryv1.DownloadDatasetResponse).GetChunk)
+}
+
+// copyChunks writes each received chunk until the stream ends (io.EOF, or
+// a broken stream the client sees as a short body).
+func copyChunks[M any](w io.Writer, recv func() (M, error), chunk func(M) []byte) {
 	for {
-		msg, err := stream.Recv()
+		msg, err := recv()
 		if err != nil {
 			return
 		}
-		if _, err := w.Write(msg.GetChunk()); err != nil {
+		if _, err := w.Write(chunk(msg)); err != nil {
 			return
 		}
 	}
