@@ -688,8 +688,11 @@ type Job struct {
 	Step           int64 `protobuf:"varint,12,opt,name=step,proto3" json:"step,omitempty"`
 	CheckpointStep int64 `protobuf:"varint,13,opt,name=checkpoint_step,json=checkpointStep,proto3" json:"checkpoint_step,omitempty"`
 	// How often the job was preempted back to the queue.
-	Preemptions   int32  `protobuf:"varint,14,opt,name=preemptions,proto3" json:"preemptions,omitempty"`
-	Etag          string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
+	Preemptions int32  `protobuf:"varint,14,opt,name=preemptions,proto3" json:"preemptions,omitempty"`
+	Etag        string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The current run: grows on every restart, preemption or node loss.
+	// Assignments and task statuses carry it; older attempts are ignored.
+	Attempt       int32 `protobuf:"varint,16,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,6 +830,13 @@ func (x *Job) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *Job) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
 }
 
 // Assignment binds one worker of a job to a node. The scheduler's leader
@@ -2200,7 +2210,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\rJobTransition\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\x05state\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8f\x05\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa9\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.bmaas.scheduler.v1.JobSpecR\x04spec\x122\n" +
@@ -2219,7 +2229,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04step\x18\f \x01(\x03R\x04step\x12'\n" +
 	"\x0fcheckpoint_step\x18\r \x01(\x03R\x0echeckpointStep\x12 \n" +
 	"\vpreemptions\x18\x0e \x01(\x05R\vpreemptions\x12\x12\n" +
-	"\x04etag\x18\x0f \x01(\tR\x04etag\x1a:\n" +
+	"\x04etag\x18\x0f \x01(\tR\x04etag\x12\x18\n" +
+	"\aattempt\x18\x10 \x01(\x05R\aattempt\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa5\x03\n" +
