@@ -62,6 +62,7 @@ func newRoot(g *globals) *cobra.Command {
 		"deadline of each request; uploads and downloads are bounded only when set explicitly (0: none)")
 
 	root.AddCommand(modelCommand(g), datasetCommand(g), mlcli.Command())
+	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
 	addServerCommands(root)
 	return root
 }
