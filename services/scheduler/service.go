@@ -1,22 +1,30 @@
-// Package scheduler is the scheduler: jobs, queues and placement. This release serves its API skeleton and
-// health; every call answers Unimplemented until the service is filled in.
+// Package scheduler is the scheduler: jobs, queues and placement. Every
+// replica serves the job and node API from etcd; one replica, elected on
+// etcd, places queued jobs on nodes and moves jobs through their states
+// (see doc.go for the contract with the trainer agents).
 package scheduler
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"google.golang.org/grpc"
 
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 )
+
+// electionService names the scheduler's election.
+const electionService = "scheduler"
 
 // Deps are the service's dependencies.
 type Deps struct {
@@ -28,15 +36,26 @@ type Deps struct {
 	Bus   *events.Bus
 	// Dialer reaches other services by name (registry, scheduler, ...).
 	Dialer *mesh.Dialer
+	// Registry, when set, is used instead of dialling "registry" (tests).
+	// With neither, submitted jobs are not checked against the registry.
+	Registry registryv1.RegistryServiceClient
 	// Addr is this process's gRPC address (for membership and rendezvous).
 	Addr string
 	Now  func() time.Time
 }
 
-// Service is the scheduler: jobs, queues and placement's lifecycle.
+// Service is the scheduler's lifecycle.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	sched *Scheduler
+	id    string
+
+	mu       sync.Mutex
+	goneAt   time.Time     // when another leader's key last vanished
+	gone     chan struct{} // signalled on each such vanishing
+	stopOnce sync.Once
+	stop     chan struct{}
 }
 
 // New builds the service.
@@ -44,30 +63,76 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Etcd == nil {
+		return nil, errors.New("scheduler: an etcd client is required")
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: deps.Logger}, nil
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Store == nil {
+		deps.Store = store.New(deps.Etcd)
+	}
+	met, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scheduler{cfg: cfg, cli: deps.Etcd, st: deps.Store, bus: deps.Bus, log: deps.Logger, now: deps.Now, met: met,
+		pub: publisher{bus: deps.Bus, log: deps.Logger}}
+	switch {
+	case deps.Registry != nil:
+		s.registry = func() (registryv1.RegistryServiceClient, error) { return deps.Registry, nil }
+	case deps.Dialer != nil:
+		s.registry = func() (registryv1.RegistryServiceClient, error) {
+			conn, err := deps.Dialer.Conn("registry")
+			if err != nil {
+				return nil, err
+			}
+			return registryv1.NewRegistryServiceClient(conn), nil
+		}
+	}
+	id := deps.Addr
+	if id == "" {
+		id = events.NewID()
+	}
+	return &Service{cfg: cfg, log: deps.Logger, sched: s, id: id, gone: make(chan struct{}, 1), stop: make(chan struct{})}, nil
 }
 
 // ServiceName is the gRPC service's full name (for health checks).
 func ServiceName() string { return schedulerv1.SchedulerService_ServiceDesc.ServiceName }
 
-// Run does the service's background work until ctx is done.
-func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
-}
-
-// Stop releases what Run holds, within ctx.
-func (s *Service) Stop(ctx context.Context) { _ = ctx }
-
 // Register mounts the gRPC API.
 func (s *Service) Register(g *grpc.Server) {
-	schedulerv1.RegisterSchedulerServiceServer(g, handler{})
+	schedulerv1.RegisterSchedulerServiceServer(g, &handler{s: s.sched})
 }
 
-// handler answers Unimplemented for every call.
-type handler struct {
-	schedulerv1.UnimplementedSchedulerServiceServer
+// Scheduler is the domain object (for in-process use and tests).
+func (s *Service) Scheduler() *Scheduler { return s.sched }
+
+// Run campaigns for leadership and, while leading, places and reconciles
+// jobs, until ctx is done or Stop is called.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	go s.watchLeaders(ctx)
+	return election.Run(ctx, s.sched.cli, election.Config{Service: electionService, ID: s.id, TTL: s.cfg.LeaderTTL},
+		s.log, s.lead)
+}
+
+// Stop ends Run: leadership is resigned at once so a standby takes over.
+func (s *Service) Stop(ctx context.Context) {
+	_ = ctx
+	s.stopOnce.Do(func() { close(s.stop) })
 }

@@ -11,7 +11,7 @@ import (
 // the whole cluster empty could not hold the gang.
 func (c *Cluster) explain(r *Request, model string) (reason string, never bool) {
 	var maxCPU, maxMem int64
-	maxGPU, matching, slots, fitNow := 0, 0, 0, 0
+	maxGPU, matching, slots := 0, 0, 0
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		if !static(n, r) {
@@ -27,11 +27,6 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 		matching++
 		maxCPU, maxMem, maxGPU = max(maxCPU, n.CPU), max(maxMem, n.Memory), max(maxGPU, g)
 		slots += workersFit(n.CPU, n.Memory, g, r)
-		fg := bits.OnesCount64(n.freeGPUs)
-		if model != "" {
-			fg = bits.OnesCount64(n.freeGPUs & modelMask(n, model))
-		}
-		fitNow += workersFit(n.freeCPU, n.freeMem, fg, r)
 	}
 	switch {
 	case matching == 0:
@@ -47,8 +42,7 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 	case slots < r.Workers:
 		return fmt.Sprintf("Unschedulable: needs %d workers of %s, the matching nodes hold %d even when empty", r.Workers, need(r), slots), true
 	}
-	return fmt.Sprintf("Waiting for capacity: needs %d worker(s) of %s, room for %d now on %d matching node(s)",
-		r.Workers, need(r), fitNow, matching), false
+	return fmt.Sprintf("Waiting for capacity: needs %d worker(s) of %s on %d matching node(s)", r.Workers, need(r), matching), false
 }
 
 // workersFit counts the workers of r that cpu, mem and gpus hold.

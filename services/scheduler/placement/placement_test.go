@@ -183,7 +183,7 @@ func TestPriorityOrderIsTheCallersAndFIFOHolds(t *testing.T) {
 	require.NotEmpty(t, c.Place(req("first", 2000, 1, 0), false).Allocs)
 	res := c.Place(req("second", 2000, 1, 0), false)
 	require.Empty(t, res.Allocs)
-	require.Equal(t, "Waiting for capacity: needs 1 worker(s) of 2 CPU, 1GiB memory, room for 0 now on 1 matching node(s)", res.Reason)
+	require.Equal(t, "Waiting for capacity: needs 1 worker(s) of 2 CPU, 1GiB memory on 1 matching node(s)", res.Reason)
 }
 
 func TestNoNodes(t *testing.T) {

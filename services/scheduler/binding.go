@@ -1,0 +1,213 @@
+package scheduler
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/scheduler/placement"
+)
+
+// queueOrder sorts by priority (highest first), then FIFO by create time.
+func queueOrder(a, b *jobEntry) int {
+	return cmp.Or(cmp.Compare(b.job.GetSpec().GetPriority(), a.job.GetSpec().GetPriority()),
+		a.job.GetCreateTime().AsTime().Compare(b.job.GetCreateTime().AsTime()), cmp.Compare(a.job.Id, b.job.Id))
+}
+
+// request turns a job spec into a placement request.
+func request(j *schedulerv1.Job) placement.Request {
+	s, r := j.GetSpec(), j.GetSpec().GetResources()
+	return placement.Request{Job: j.Id, Priority: s.GetPriority(), Workers: int(max(s.GetWorkers(), 1)),
+		CPU: r.GetCpuMillis(), Memory: r.GetMemoryBytes(), GPUs: int(r.GetGpus()), GPUModel: r.GetGpuModel(),
+		Pool: s.GetPool(), Selector: s.GetNodeSelector(), Preemptible: s.GetPreemptible()}
+}
+
+// cluster builds the placement state from the view: the nodes, and every
+// assignment as an allocation held by its job. touched jobs (changed in
+// this pass) are never preempted.
+func (l *leader) cluster(touched map[string]bool) (*placement.Cluster, map[string]int) {
+	names := make([]string, 0, len(l.v.nodes))
+	for name := range l.v.nodes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	nodes := make([]placement.Node, len(names))
+	index := make(map[string]int, len(names))
+	for i, name := range names {
+		n := l.v.nodes[name].node
+		index[name] = i
+		nodes[i] = placement.Node{Name: name, Pool: n.Pool, Labels: n.Labels, CPU: n.CpuMillis, Memory: n.MemoryBytes}
+		for _, g := range n.Gpus {
+			nodes[i].GPUs = append(nodes[i].GPUs, placement.GPU{Index: g.Index, Model: g.Model})
+		}
+	}
+	c := placement.NewCluster(nodes, l.strategy)
+	for job, as := range l.v.assigns {
+		allocs := make([]placement.Alloc, 0, len(as))
+		for _, a := range as {
+			i, ok := index[a.nodeName]
+			if !ok {
+				continue
+			}
+			r := a.a.GetSpec().GetResources()
+			allocs = append(allocs, placement.Alloc{Node: i, CPU: r.GetCpuMillis(), Memory: r.GetMemoryBytes(),
+				GPUs: c.GPUPositions(i, a.a.GpuIndices)})
+		}
+		je := l.v.jobs[job]
+		live := je != nil && (je.job.State == stScheduled || je.job.State == stRunning)
+		preemptible := live && !touched[job] && je.job.GetSpec().GetPreemptible()
+		var prio int32
+		if live {
+			prio = je.job.GetSpec().GetPriority()
+		}
+		c.Bind(job, prio, preemptible, allocs)
+	}
+	return c, index
+}
+
+// place decides where the queued jobs go and returns the transactions
+// that bind them.
+func (l *leader) place(now time.Time, touched map[string]bool) ([]*txn, error) {
+	var queue []*jobEntry
+	for id, je := range l.v.jobs {
+		if je.job.State == stQueued && !touched[id] {
+			queue = append(queue, je)
+		}
+	}
+	l.met.queue.Set(float64(len(queue)))
+	if len(queue) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(queue, queueOrder)
+	c, _ := l.cluster(touched)
+	ports := l.usedPorts()
+	var txns []*txn
+	for _, je := range queue {
+		r := request(je.job)
+		res := c.Place(&r, true)
+		if len(res.Allocs) == 0 {
+			if je.job.Reason != res.Reason {
+				next := l.clone(je)
+				next.Reason = res.Reason
+				t, err := l.write(je, next, "")
+				if err != nil {
+					return nil, err
+				}
+				txns = append(txns, t)
+			}
+			continue
+		}
+		t, err := l.bind(je, c, res, ports, now)
+		if err != nil {
+			return nil, err
+		}
+		txns = append(txns, t)
+	}
+	return txns, nil
+}
+
+// bind writes the job SCHEDULED with one assignment per worker, and sends
+// its victims, if any, back to the queue, in one transaction.
+func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, ports map[string]map[int32]bool, now time.Time) (*txn, error) {
+	t := &txn{}
+	for _, victim := range res.Victims {
+		ve := l.v.jobs[victim]
+		if ve == nil {
+			continue
+		}
+		next := l.clone(ve)
+		next.Attempt++
+		next.Preemptions++
+		next.Nodes = nil
+		move(next, stQueued, fmt.Sprintf("preempted by job %s (priority %d)", je.job.Id, je.job.GetSpec().GetPriority()), now)
+		if err := t.putJob(next, ve.rev, "preempted"); err != nil {
+			return nil, err
+		}
+		l.clear(t, victim)
+		l.met.preemptions.Inc()
+	}
+	j := l.clone(je)
+	world := int32(len(res.Allocs))
+	master := &c.Nodes[res.Allocs[0].Node]
+	port := pickPort(ports, master.Name, l.cfg.MasterPortMin, l.cfg.MasterPortMax)
+	nodeRank, localRank := int32(-1), int32(0)
+	j.Nodes = nil
+	for rank, a := range res.Allocs {
+		n := &c.Nodes[a.Node]
+		if rank == 0 || a.Node != res.Allocs[rank-1].Node {
+			nodeRank++
+			localRank = 0
+			j.Nodes = append(j.Nodes, n.Name)
+		}
+		as := &schedulerv1.Assignment{JobId: j.Id, Rank: int32(rank), WorldSize: world, Node: n.Name, Term: l.term,
+			Attempt: j.Attempt, Spec: j.Spec, GpuIndices: a.GPUIndices(n), MasterAddr: l.host(master.Name),
+			MasterPort: port, NodeRank: nodeRank, LocalRank: localRank, CreateTime: timestamppb.New(now)}
+		if err := t.put(assignmentKey(n.Name, j.Id, int32(rank)), as); err != nil {
+			return nil, err
+		}
+		localRank++
+	}
+	queued := lastMove(je.job, stQueued)
+	move(j, stScheduled, fmt.Sprintf("placed %d worker(s) on %v", world, j.Nodes), now)
+	if err := t.putJob(j, je.rev, "scheduled"); err != nil {
+		return nil, err
+	}
+	l.met.placements.Inc()
+	if !queued.IsZero() {
+		l.met.latency.Observe(now.Sub(queued).Seconds())
+	}
+	return t, nil
+}
+
+// host is the address other workers reach node at: its Host, else the
+// host of its agent address, else its name.
+func (l *leader) host(node string) string {
+	ne := l.v.nodes[node]
+	if ne == nil {
+		return node
+	}
+	if ne.node.Host != "" {
+		return ne.node.Host
+	}
+	if h, _, err := net.SplitHostPort(ne.node.Address); err == nil && h != "" {
+		return h
+	}
+	return node
+}
+
+// usedPorts collects the rendezvous ports held per master node.
+func (l *leader) usedPorts() map[string]map[int32]bool {
+	out := map[string]map[int32]bool{}
+	for _, as := range l.v.assigns {
+		for _, a := range as {
+			if a.a.Rank != 0 || a.a.MasterPort == 0 {
+				continue
+			}
+			if out[a.nodeName] == nil {
+				out[a.nodeName] = map[int32]bool{}
+			}
+			out[a.nodeName][a.a.MasterPort] = true
+		}
+	}
+	return out
+}
+
+// pickPort takes the lowest free port of the range on node (0 when the
+// range is exhausted).
+func pickPort(used map[string]map[int32]bool, node string, lo, hi int) int32 {
+	if used[node] == nil {
+		used[node] = map[int32]bool{}
+	}
+	for p := int32(lo); p <= int32(hi); p++ {
+		if !used[node][p] {
+			used[node][p] = true
+			return p
+		}
+	}
+	return 0
+}

@@ -1,0 +1,31 @@
+package scheduler
+
+import (
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Scheduler implements the job and node API; every replica serves it.
+// Placement and state moves belong to the leader (leader.go).
+type Scheduler struct {
+	cfg Config
+	cli *clientv3.Client
+	st  *store.Store
+	bus *events.Bus
+	pub publisher
+	log *slog.Logger
+	now func() time.Time
+	met *metrics
+	// registry returns a registry client; nil skips the registry checks.
+	registry func() (registryv1.RegistryServiceClient, error)
+}
+
+func (s *Scheduler) moved(state string) {
+	s.met.transitions.WithLabelValues(state).Inc()
+}
