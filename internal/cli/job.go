@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
@@ -245,7 +247,6 @@ func printJob(p *printer, j *schedulerv1.Job) error {
 		t.row("Nodes:", orDash(strings.Join(j.GetNodes(), ",")))
 		t.row("Progress:", fmt.Sprintf("step %d, checkpoint at step %d, restarts %d, preemptions %d",
 			j.GetStep(), j.GetCheckpointStep(), j.GetRestarts(), j.GetPreemptions()))
-		t.row("Metrics:", joinMap(j.GetMetrics()))
 		t.row("Model version:", latestString(j.GetModelVersion()))
 		t.row("Labels:", joinMap(s.GetLabels()))
 		t.row("Created:", formatTime(j.GetCreateTime()))
@@ -254,6 +255,13 @@ func printJob(p *printer, j *schedulerv1.Job) error {
 		t.row("TIME", "STATE", "REASON")
 		for _, h := range j.GetHistory() {
 			t.row(formatTime(h.GetTime()), stateName(h.GetState()), orDash(h.GetReason()))
+		}
+		if len(j.GetMetrics()) > 0 {
+			t.row("")
+			t.row("METRIC", "VALUE")
+			for _, k := range slices.Sorted(maps.Keys(j.GetMetrics())) {
+				t.row(k, formatFloat(j.GetMetrics()[k]))
+			}
 		}
 	})
 }

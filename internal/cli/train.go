@@ -239,20 +239,20 @@ func splitDataset(s string) (string, int64, error) {
 	return name, v, nil
 }
 
-// submitTraining creates the model if needed, pins the dataset version,
+// submitTraining pins the dataset version, creates the model if needed,
 // uploads the code bundle, submits the job, then prints it or, with
 // --wait, follows it to its end.
 func submitTraining(ctx context.Context, g *globals, cmd *cobra.Command, c *client, tf *trainFlags,
 	spec *schedulerv1.JobSpec) error {
+	if err := resolveDataset(ctx, c, spec); err != nil {
+		return err
+	}
 	created, err := ensureModel(ctx, c, spec.GetModel())
 	if err != nil {
 		return err
 	}
 	if created && g.output == "table" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "model %q created\n", spec.GetModel())
-	}
-	if err := resolveDataset(ctx, c, spec); err != nil {
-		return err
 	}
 	if tf.bundle != "" {
 		b, err := uploadBundle(ctx, cmd, c, tf.bundle)

@@ -92,13 +92,14 @@ func TestTrainBuiltinDefaultsAndWait(t *testing.T) {
 	reg.addDataset("breast-cancer", 3, "mean_radius", "texture", "target")
 	sch.script(nil,
 		&schedulerv1.Job{State: schedulerv1.JobState_JOB_STATE_RUNNING, Step: 4, Metrics: map[string]float64{"train_loss": 0.3}},
-		&schedulerv1.Job{State: schedulerv1.JobState_JOB_STATE_SUCCEEDED, ModelVersion: 1})
+		&schedulerv1.Job{State: schedulerv1.JobState_JOB_STATE_SUCCEEDED, ModelVersion: 1, Metrics: map[string]float64{"train_loss": 0.3}})
 	out, stderr, err := run(t, g, "train", "--dataset", "breast-cancer", "--model", "bc", "--algorithm", "logistic",
 		"--param", "C=0.5", "--cpu", "500m", "--memory", "512Mi", "--label", "team=ml", "--wait")
 	require.NoError(t, err)
 	require.Contains(t, stderr, "model \"bc\" created\n")
 	require.Contains(t, stderr, "job job-1: RUNNING\njob job-1: SUCCEEDED\n")
 	require.Contains(t, out, "Model version:   1\n")
+	require.Contains(t, out, "METRIC       VALUE\ntrain_loss   0.3\n", "the final job's metrics")
 
 	spec := sch.jobs[0].GetSpec()
 	b := spec.GetBuiltin()
@@ -115,8 +116,9 @@ func TestTrainBuiltinDefaultsAndWait(t *testing.T) {
 	require.EqualError(t, err, "job job-2 FAILED: invalid training data: one class")
 	require.NotContains(t, stderr, "created")
 
-	_, _, err = run(t, g, "train", "--dataset", "breast-cancer", "--model", "bc", "--algorithm", "linear", "--target", "nope")
+	_, _, err = run(t, g, "train", "--dataset", "breast-cancer", "--model", "fresh", "--algorithm", "linear", "--target", "nope")
 	require.ErrorContains(t, err, `--target "nope" is not a column of dataset breast-cancer@3 (columns: mean_radius, texture, target)`)
+	require.NotContains(t, reg.models, "fresh", "a bad job creates no model")
 	_, _, err = run(t, g, "train", "--dataset", "missing", "--model", "bc", "--algorithm", "linear")
 	require.EqualError(t, err, `NotFound: dataset "missing" not found`)
 }
