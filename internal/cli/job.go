@@ -49,7 +49,7 @@ func jobListCommand(g *globals) *cobra.Command {
 	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List jobs, newest first (all pages)",
+		Short: "List jobs (all pages); filter by state, model and labels",
 		Args:  args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := parseJobState(state)
