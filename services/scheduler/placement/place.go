@@ -32,7 +32,7 @@ func (c *Cluster) Place(r *Request, preempt bool) Result {
 func (c *Cluster) commit(r *Request, allocs []Alloc) []Alloc {
 	out := groupByNode(slices.Clone(allocs))
 	c.seq++
-	c.running[r.Job] = &running{job: r.Job, priority: r.Priority, preemptible: r.Preemptible, seq: c.seq, allocs: out}
+	c.remember(&running{job: r.Job, priority: r.Priority, preemptible: r.Preemptible, seq: c.seq, allocs: out})
 	return out
 }
 
@@ -148,11 +148,20 @@ func frac(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// preempt evicts lower-priority preemptible jobs, the lowest priority and
-// the newest first, until r fits; then gives back every victim r can do
-// without. It reports the victims and r's allocs, or changes nothing.
+// preempt evicts lower-priority preemptible jobs so that r fits, keeping
+// as many as it can: it checks that r fits with every candidate evicted,
+// then evicts whole priority levels from the lowest until r fits, keeps
+// those on nodes placement did not use, and gives back the rest one by
+// one, the most valuable (highest priority, oldest) first, while r still
+// fits. It reports the victims (least valuable first) and r's allocs, or
+// changes nothing. Its cost is a few scans of the nodes, however many
+// jobs run.
 func (c *Cluster) preempt(r *Request, model string) ([]string, []Alloc, bool) {
-	var cands []*running
+	if !c.hasPreemptibleBelow(r.Priority) {
+		return nil, nil, false
+	}
+	cands := c.cands[:0]
+	defer func() { c.cands = cands[:0] }()
 	for _, j := range c.running {
 		if j.preemptible && j.priority < r.Priority && c.touchesEligible(j, r) {
 			cands = append(cands, j)
@@ -161,32 +170,57 @@ func (c *Cluster) preempt(r *Request, model string) ([]string, []Alloc, bool) {
 	if len(cands) == 0 {
 		return nil, nil, false
 	}
+	// Least valuable first: lowest priority, then newest.
 	slices.SortFunc(cands, func(a, b *running) int {
 		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(b.seq, a.seq))
 	})
-	evicted := 0
-	fits := false
 	for _, j := range cands {
 		c.evict(j)
-		evicted++
-		if allocs, ok := c.tryPlace(r, model); ok {
-			for _, a := range allocs {
-				c.release(a)
-			}
-			fits = true
-			break
-		}
 	}
-	if !fits {
-		for _, j := range cands[:evicted] {
+	if allocs, ok := c.tryPlace(r, model); ok {
+		for _, a := range allocs {
+			c.release(a)
+		}
+	} else {
+		for _, j := range cands {
 			c.restore(j)
 		}
 		return nil, nil, false
 	}
-	// Give back victims that are not needed, the most valuable first.
-	var victims []*running
+	// Evict whole priority levels, the lowest first, until r fits.
+	for _, j := range cands {
+		c.restore(j)
+	}
+	var allocs []Alloc
+	evicted := 0
+	for evicted < len(cands) {
+		level := cands[evicted].priority
+		for ; evicted < len(cands) && cands[evicted].priority == level; evicted++ {
+			c.evict(cands[evicted])
+		}
+		var ok bool
+		if allocs, ok = c.tryPlace(r, model); ok {
+			break
+		}
+	}
+	used := map[int]bool{}
+	for _, a := range allocs {
+		used[a.Node] = true
+		c.release(a)
+	}
+	// Keep the evicted on nodes r does not use; give back the others one
+	// by one, the most valuable first, while r still fits.
+	var needed []*running
 	for i := evicted - 1; i >= 0; i-- {
 		j := cands[i]
+		if slices.ContainsFunc(j.allocs, func(a Alloc) bool { return used[a.Node] }) {
+			needed = append(needed, j)
+		} else {
+			c.restore(j)
+		}
+	}
+	var victims []*running
+	for _, j := range needed {
 		c.restore(j)
 		if allocs, ok := c.tryPlace(r, model); ok {
 			for _, a := range allocs {
@@ -197,11 +231,17 @@ func (c *Cluster) preempt(r *Request, model string) ([]string, []Alloc, bool) {
 		c.evict(j)
 		victims = append(victims, j)
 	}
-	allocs, _ := c.tryPlace(r, model)
+	allocs, ok := c.tryPlace(r, model)
+	if !ok { // cannot happen: the victims alone made room
+		for _, j := range victims {
+			c.restore(j)
+		}
+		return nil, nil, false
+	}
 	names := make([]string, len(victims))
 	for i, j := range victims {
 		names[len(victims)-1-i] = j.job
-		delete(c.running, j.job)
+		c.forget(j.job)
 	}
 	return names, allocs, true
 }
@@ -226,4 +266,36 @@ func (c *Cluster) restore(j *running) {
 	for _, a := range j.allocs {
 		c.take(a)
 	}
+}
+
+// remember records a placed job, counting the preemptible ones per
+// priority so that most requests skip the preemption search at once.
+func (c *Cluster) remember(j *running) {
+	c.forget(j.job)
+	c.running[j.job] = j
+	if j.preemptible {
+		c.preemptible[j.priority]++
+	}
+}
+
+func (c *Cluster) forget(job string) {
+	j, ok := c.running[job]
+	if !ok {
+		return
+	}
+	delete(c.running, job)
+	if j.preemptible {
+		if c.preemptible[j.priority]--; c.preemptible[j.priority] == 0 {
+			delete(c.preemptible, j.priority)
+		}
+	}
+}
+
+func (c *Cluster) hasPreemptibleBelow(p int32) bool {
+	for prio := range c.preemptible {
+		if prio < p {
+			return true
+		}
+	}
+	return false
 }

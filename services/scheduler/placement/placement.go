@@ -100,14 +100,16 @@ type Cluster struct {
 	Nodes    []Node
 	Strategy Strategy
 
-	running map[string]*running
-	seq     int64
+	running     map[string]*running
+	preemptible map[int32]int // preemptible running jobs per priority
+	seq         int64
 	scratch []Alloc
+	cands   []*running
 }
 
 // NewCluster takes ownership of nodes, with everything free.
 func NewCluster(nodes []Node, s Strategy) *Cluster {
-	c := &Cluster{Nodes: nodes, Strategy: s, running: make(map[string]*running)}
+	c := &Cluster{Nodes: nodes, Strategy: s, running: make(map[string]*running), preemptible: make(map[int32]int)}
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		n.freeCPU, n.freeMem = n.CPU, n.Memory
@@ -141,7 +143,7 @@ func (c *Cluster) Bind(job string, priority int32, preemptible bool, allocs []Al
 		c.take(a)
 	}
 	c.seq++
-	c.running[job] = &running{job: job, priority: priority, preemptible: preemptible, seq: c.seq, allocs: allocs}
+	c.remember(&running{job: job, priority: priority, preemptible: preemptible, seq: c.seq, allocs: allocs})
 }
 
 // GPUPositions maps device indices on node i to positions (an Alloc's
