@@ -26,8 +26,12 @@ build: ## build the one binary
 run: build ## run the whole platform in one process
 	./$(BIN) up
 
-test: ## unit and integration tests
+PYTHON ?= /usr/bin/python3
+
+test: ## unit and integration tests (Go, and the Python SDK's)
 	go test $(GO_TEST_FLAGS) ./... ./api/...
+	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests; \
+	  else echo "skipping the Python SDK tests: $(PYTHON) not found"; fi
 
 tidy:
 	go mod tidy
