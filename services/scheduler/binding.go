@@ -157,10 +157,7 @@ func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, 
 	if err := t.putJob(j, je.rev, "scheduled"); err != nil {
 		return nil, err
 	}
-	l.met.placements.Inc()
-	if !queued.IsZero() {
-		l.met.latency.Observe(now.Sub(queued).Seconds())
-	}
+	t.queued = append(t.queued, queued)
 	return t, nil
 }
 

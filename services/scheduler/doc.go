@@ -13,15 +13,26 @@
 //	/bmaas/v1/assignments/<node>/<job>/<rank>
 //	                                        Assignment: written and deleted by the scheduler
 //	                                        leader only, always in a transaction that checks
-//	                                        CreateRevision(/bmaas/v1/leader/scheduler) equals
-//	                                        the leader's term, so a deposed leader writes nothing.
+//	                                        the CreateRevision of the leader's election key
+//	                                        equals the leader's term, so a deposed leader
+//	                                        writes nothing.
 //	/bmaas/v1/tasks/<job>/<rank>            TaskStatus: written by the agent running that
 //	                                        worker, in a transaction that checks its assignment
 //	                                        key still exists with the create revision the agent
-//	                                        saw; carries the attempt, so the scheduler ignores
-//	                                        statuses of an older attempt.
-//	/bmaas/v1/leader/scheduler              the election key (pkg/election); its create
-//	                                        revision is the leader's term.
+//	                                        saw; carries the attempt (copied from the
+//	                                        assignment), so the scheduler ignores statuses of
+//	                                        an older attempt.
+//	/bmaas/v1/leader/scheduler/<lease>      the election keys (pkg/election); the leader's is
+//	                                        the one created first, and its create revision is
+//	                                        the leader's term (election.Leader returns it).
+//
+// Attempts: Job.attempt starts at 1 and grows by one on every restart
+// (a failed worker, counted in Job.restarts), preemption (Job.preemptions)
+// and node loss or lost start (counted nowhere else). Assignment.attempt is
+// the job's attempt when it was placed. A new attempt always gets new
+// assignment keys (deleted and re-created, so a new create revision) and
+// its task statuses start afresh: the leader deletes /bmaas/v1/tasks/<job>/
+// together with the old assignments.
 //
 // Lifecycle of a job
 //
@@ -31,7 +42,17 @@
 //   - The leader places queued jobs by priority, FIFO within a priority; a gang
 //     (workers > 1) gets all its assignments in one transaction or none. Placed
 //     jobs move to SCHEDULED with their nodes; a job that fits no node even when
-//     empty stays QUEUED with reason "Unschedulable: ...".
+//     empty stays QUEUED with reason "Unschedulable: ...", one that waits for
+//     room with "Waiting for capacity: ...". Ranks on one node are adjacent;
+//     every rank of a job gets the same master_addr (rank 0's node Host, else
+//     the host of its Address, else its name) and master_port (the lowest free
+//     port of scheduler.master-port-min..max on that node), world_size, its
+//     node_rank and local_rank, and gpu_indices (Gpu.index values, free ones,
+//     the lowest first).
+//   - A job that cannot fit may preempt running jobs of lower priority marked
+//     preemptible: they go back to QUEUED (preemptions+1, a new attempt, their
+//     checkpoint_step kept) in the same transaction that places it; their
+//     agents see their assignments vanish.
 //   - The agent sees the assignment (watching /bmaas/v1/assignments/<node>/),
 //     writes TaskStatus STARTING, fetches inputs, then RUNNING; the leader moves
 //     the job to RUNNING when every rank runs.
@@ -44,7 +65,11 @@
 //     an agent stops a worker whose assignment vanished (SIGTERM to the process
 //     group, SIGKILL 3 s later).
 //   - A node whose key vanished loses its assignments; its jobs go back to the
-//     queue as a new attempt (not counted as a restart). An agent that loses its
+//     queue as a new attempt (not counted as a restart). So does a SCHEDULED job
+//     none of whose workers reported within scheduler.start-timeout (5 min).
+//     A RUNNING job past its timeout_seconds (counted from its RUNNING move)
+//     is FAILED. The leader copies rank 0's step, checkpoint_step and metrics
+//     into the job as they change. An agent that loses its
 //     own lease kills its workers at once (self-fencing), so no job runs twice.
 //   - A new leader re-stamps every live assignment with its term; agents do not
 //     start an assignment whose term is older than the newest leader term they

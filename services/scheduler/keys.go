@@ -85,6 +85,8 @@ type txn struct {
 	cmps   []clientv3.Cmp
 	ops    []clientv3.Op
 	events []jobEvent
+	// queued holds, per job placed, when it entered the queue (metrics).
+	queued []time.Time
 }
 
 type jobEvent struct {

@@ -164,11 +164,12 @@ func (l *leader) flush(ctx context.Context, txns []*txn) error {
 			merged.cmps = append(merged.cmps, t.cmps...)
 			merged.ops = append(merged.ops, t.ops...)
 			merged.events = append(merged.events, t.events...)
+			merged.queued = append(merged.queued, t.queued...)
 		}
 		err := l.commitOne(ctx, merged)
 		if store.IsStale(err) && n > 1 {
 			for _, t := range txns[:n] {
-				one := &txn{cmps: append([]clientv3.Cmp{l.fence}, t.cmps...), ops: t.ops, events: t.events}
+				one := &txn{cmps: append([]clientv3.Cmp{l.fence}, t.cmps...), ops: t.ops, events: t.events, queued: t.queued}
 				if err := l.commitOne(ctx, one); err != nil && !store.IsStale(err) {
 					return err
 				}
@@ -187,6 +188,13 @@ func (l *leader) commitOne(ctx context.Context, t *txn) error {
 		return err
 	}
 	l.wantRev = max(l.wantRev, rev)
+	now := l.now()
+	for _, q := range t.queued {
+		l.met.placements.Inc()
+		if !q.IsZero() {
+			l.met.latency.Observe(now.Sub(q).Seconds())
+		}
+	}
 	for _, e := range t.events {
 		l.moved(e.typ)
 	}
