@@ -213,7 +213,6 @@ func (e *env) report(job string, rank int32, state schedulerv1.TaskState, mutate
 	t.Fatalf("no assignment for %s rank %d", job, rank)
 }
 
-
 // wait polls the job until cond holds.
 func (e *env) wait(c schedulerv1.SchedulerServiceClient, id string, cond func(*schedulerv1.Job) bool) *schedulerv1.Job {
 	e.t.Helper()

@@ -25,7 +25,7 @@ var (
 	tasksPrefix       = store.Key("tasks") + "/"
 )
 
-func jobKey(id string) string   { return jobsPrefix + id }
+func jobKey(id string) string    { return jobsPrefix + id }
 func nodeKey(name string) string { return nodesPrefix + name }
 func assignmentKey(node, job string, rank int32) string {
 	return assignmentsPrefix + node + "/" + job + "/" + strconv.Itoa(int(rank))
@@ -103,8 +103,10 @@ func (t *txn) put(key string, m proto.Message) error {
 	return nil
 }
 
-func (t *txn) del(key string)       { t.ops = append(t.ops, clientv3.OpDelete(key)) }
-func (t *txn) delPrefix(key string) { t.ops = append(t.ops, clientv3.OpDelete(key, clientv3.WithPrefix())) }
+func (t *txn) del(key string) { t.ops = append(t.ops, clientv3.OpDelete(key)) }
+func (t *txn) delPrefix(key string) {
+	t.ops = append(t.ops, clientv3.OpDelete(key, clientv3.WithPrefix()))
+}
 func (t *txn) ifRev(key string, rev int64) {
 	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 }

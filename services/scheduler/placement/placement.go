@@ -103,8 +103,8 @@ type Cluster struct {
 	running     map[string]*running
 	preemptible map[int32]int // preemptible running jobs per priority
 	seq         int64
-	scratch []Alloc
-	cands   []*running
+	scratch     []Alloc
+	cands       []*running
 }
 
 // NewCluster takes ownership of nodes, with everything free.
