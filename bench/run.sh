@@ -9,4 +9,8 @@ echo "== Registry against raw etcd on the same embedded etcd; artifact throughpu
 go test -run '^$' -bench . -benchtime 2s ./bench/registry/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Scheduler placement: 5,000 simulated nodes, 10,000 queued jobs (pure, and persisted to etcd)"
+go test -run '^$' -bench . -benchtime 2x ./bench/scheduler/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
 bench/ml/run.sh
