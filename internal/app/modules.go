@@ -108,7 +108,9 @@ func (a *App) startScheduler(context.Context) error {
 }
 
 func (a *App) startTrainerAgent(context.Context) error {
-	svc, err := traineragent.New(a.cfg.TrainerAgent, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
+	cfg := a.cfg.TrainerAgent
+	cfg.DataDir = a.cfg.DataDir
+	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
 		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
 	if err != nil {
 		return err

@@ -1,13 +1,143 @@
 package traineragent
 
-import "flag"
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
 
-// Config configures the trainer agent: it runs training tasks and model-server replicas on its node.
-// It has no settings yet.
-type Config struct{}
+// Config configures the trainer agent: it registers its node and runs the
+// training tasks the scheduler assigns to it.
+type Config struct {
+	// Node is the node's name (default: the host name).
+	Node string `yaml:"node"`
+	// Host is the address other workers reach this node at (rendezvous).
+	Host string `yaml:"host"`
+	// CPUMillis and MemoryBytes are what the node offers (default: the machine's).
+	CPUMillis   int64 `yaml:"cpu_millis"`
+	MemoryBytes int64 `yaml:"memory_bytes"`
+	// Labels are k=v pairs separated by commas.
+	Labels string `yaml:"labels"`
+	Pool   string `yaml:"pool"`
+	// FakeGPUs simulates this many GPUs instead of asking NVML.
+	FakeGPUs int `yaml:"fake_gpus"`
+	// WorkDir holds the tasks' files (default: <data dir>/agent).
+	WorkDir string `yaml:"work_dir"`
+	// DataDir is the process's data directory, set by the caller.
+	DataDir string `yaml:"-"`
+	// Python runs commands named python or python3.
+	Python string `yaml:"python"`
+	// CheckpointInterval is how often a process job's checkpoint directory
+	// is looked at, and uploaded when it changed.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// FlushInterval bounds how often a running task's status is written.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// LeaseTTL is the node lease's time to live.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// StopGrace is the time between SIGTERM and SIGKILL when a task stops.
+	StopGrace time.Duration `yaml:"stop_grace"`
+}
 
-// RegisterFlags registers the flags under the `traineragent.` prefix.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) { _ = fs }
+// RegisterFlags registers the flags under the `trainer-agent.` prefix; it
+// holds the only defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&c.Node, "trainer-agent.node", host, "name of this node")
+	fs.StringVar(&c.Host, "trainer-agent.host", "127.0.0.1", "address other workers reach this node at")
+	fs.Int64Var(&c.CPUMillis, "trainer-agent.cpu-millis", int64(runtime.NumCPU())*1000, "CPU the node offers, in millicores")
+	fs.Int64Var(&c.MemoryBytes, "trainer-agent.memory-bytes", machineMemory(), "memory the node offers, in bytes")
+	fs.StringVar(&c.Labels, "trainer-agent.labels", "", "node labels, k=v,k=v")
+	fs.StringVar(&c.Pool, "trainer-agent.pool", "default", "pool the node belongs to")
+	fs.IntVar(&c.FakeGPUs, "trainer-agent.fake-gpus", 0, "simulate this many GPUs instead of using NVML")
+	fs.StringVar(&c.WorkDir, "trainer-agent.work-dir", "", "directory for task files (default <data-dir>/agent)")
+	fs.StringVar(&c.Python, "trainer-agent.python", "/usr/bin/python3", "interpreter for commands named python or python3")
+	fs.DurationVar(&c.CheckpointInterval, "trainer-agent.checkpoint-interval", 5*time.Second,
+		"how often a process job's checkpoint directory is uploaded when it changed")
+	fs.DurationVar(&c.FlushInterval, "trainer-agent.flush-interval", time.Second, "how often a running task's progress is reported")
+	fs.DurationVar(&c.LeaseTTL, "trainer-agent.lease-ttl", 5*time.Second, "time to live of the node's lease")
+	fs.DurationVar(&c.StopGrace, "trainer-agent.stop-grace", 3*time.Second, "time between SIGTERM and SIGKILL when a task stops")
+}
 
 // Validate checks the configuration.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	switch {
+	case c.Node == "" || strings.ContainsAny(c.Node, "/ \t\n"):
+		return fmt.Errorf("trainer-agent.node: %q must be non-empty without '/' or spaces", c.Node)
+	case c.CPUMillis <= 0:
+		return fmt.Errorf("trainer-agent.cpu-millis: must be positive, got %d", c.CPUMillis)
+	case c.MemoryBytes <= 0:
+		return fmt.Errorf("trainer-agent.memory-bytes: must be positive, got %d", c.MemoryBytes)
+	case c.FakeGPUs < 0:
+		return fmt.Errorf("trainer-agent.fake-gpus: must not be negative, got %d", c.FakeGPUs)
+	case c.CheckpointInterval <= 0:
+		return fmt.Errorf("trainer-agent.checkpoint-interval: must be positive, got %s", c.CheckpointInterval)
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("trainer-agent.flush-interval: must be positive, got %s", c.FlushInterval)
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("trainer-agent.lease-ttl: must be at least 1s, got %s", c.LeaseTTL)
+	case c.StopGrace <= 0 || c.StopGrace > 4*time.Second:
+		return fmt.Errorf("trainer-agent.stop-grace: must be within (0, 4s] so that a task stops within 5 s, got %s", c.StopGrace)
+	}
+	_, err := parseLabels(c.Labels)
+	return err
+}
+
+// DefaultConfig returns the flag defaults (for tests and embedding).
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}
+
+// workDir is where the tasks' files go.
+func (c *Config) workDir() string {
+	switch {
+	case c.WorkDir != "":
+		return c.WorkDir
+	case c.DataDir != "":
+		return filepath.Join(c.DataDir, "agent")
+	}
+	return filepath.Join(os.TempDir(), "bmaas-agent-"+c.Node)
+}
+
+// parseLabels parses "k=v,k=v".
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("trainer-agent.labels: %q is not k=v", part)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
+
+// machineMemory reads MemTotal from /proc/meminfo; 1 GiB if unknown.
+func machineMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 1 << 30
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			if kb, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 1 << 30
+}

@@ -1,19 +1,26 @@
-// Package traineragent is the trainer agent: it runs training tasks and model-server replicas on its node. This release serves its API skeleton and
-// health; every call answers Unimplemented until the service is filled in.
+// Package traineragent is the trainer agent: one per node, it registers
+// the node (CPU, memory, labels, GPUs) under an etcd lease, watches the
+// node's assignments and runs each as a worker with a runtime (builtin:
+// the native engine; process: any command), reporting TaskStatus, logs
+// and metrics as services/scheduler's contract says.
 package traineragent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"google.golang.org/grpc"
 
 	agentv1 "github.com/bmaas/bmaas/api/bmaas/agent/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -33,41 +40,133 @@ type Deps struct {
 	Now  func() time.Time
 }
 
-// Service is the trainer agent: it runs training tasks and model-server replicas on its node's lifecycle.
+// Service is the trainer agent's lifecycle.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	cli    *clientv3.Client
+	labels map[string]string
+	gpus   []gpu.Device
+	src    gpu.Source
+
+	mu      sync.Mutex
+	reg     *regClient
+	workers map[string]*worker // by assignment key
+	maxTerm int64
+	lease   clientv3.LeaseID
+
+	recheck chan string
+	done    chan struct{}
 }
 
-// New builds the service.
+// New builds the service and discovers the node's GPUs.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Etcd == nil || deps.Dialer == nil {
+		return nil, fmt.Errorf("trainer-agent: etcd client and dialer are required")
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: deps.Logger}, nil
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Store == nil {
+		deps.Store = store.New(deps.Etcd)
+	}
+	labels, _ := parseLabels(cfg.Labels)
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("node", cfg.Node), cli: deps.Etcd, labels: labels,
+		workers: map[string]*worker{}, recheck: make(chan string, 16), done: make(chan struct{})}
+	src, isNVML, err := gpu.Discover(cfg.Node, cfg.FakeGPUs, s.log)
+	if err != nil {
+		s.log.Warn("gpu discovery; running without gpus", "err", err)
+	}
+	if src != nil {
+		if s.gpus, err = src.Devices(); err != nil {
+			src.Close()
+			return nil, fmt.Errorf("list gpus: %w", err)
+		}
+		s.src = src
+		if isNVML && deps.Registerer != nil {
+			if err := deps.Registerer.Register(gpu.NewCollector(src, cfg.Node, s.gpus)); err != nil {
+				s.log.Warn("register gpu metrics", "err", err)
+			}
+		}
+	}
+	return s, nil
 }
 
 // ServiceName is the gRPC service's full name (for health checks).
 func ServiceName() string { return agentv1.AgentService_ServiceDesc.ServiceName }
 
-// Run does the service's background work until ctx is done.
+// Register mounts the gRPC API.
+func (s *Service) Register(g *grpc.Server) {
+	agentv1.RegisterAgentServiceServer(g, &handler{s: s})
+}
+
+// Run registers the node and runs the assigned tasks until ctx is done;
+// then it stops the tasks (each within the stop grace) and gives the
+// node's lease back.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	defer close(s.done)
+	if s.src != nil {
+		defer s.src.Close()
+	}
+	if err := os.MkdirAll(s.cfg.workDir(), 0o755); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	conn, err := s.deps.Dialer.Conn("registry")
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.reg = &regClient{c: registryv1.NewRegistryServiceClient(conn)}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.runNode(ctx) })
+	wg.Go(func() { s.watch(ctx) })
+	wg.Wait()
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopGrace+time.Second)
+	defer cancel()
+	s.stopAll(stop)
+	s.releaseLease(stop)
 	return nil
 }
 
-// Stop releases what Run holds, within ctx.
-func (s *Service) Stop(ctx context.Context) { _ = ctx }
-
-// Register mounts the gRPC API.
-func (s *Service) Register(g *grpc.Server) {
-	agentv1.RegisterAgentServiceServer(g, handler{})
+// Stop waits, within ctx, until Run has stopped the tasks.
+func (s *Service) Stop(ctx context.Context) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
-// handler answers Unimplemented for every call.
-type handler struct {
-	agentv1.UnimplementedAgentServiceServer
+// stopAll stops every worker and waits for them within ctx.
+func (s *Service) stopAll(ctx context.Context) {
+	s.mu.Lock()
+	ws := make([]*worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	for _, w := range ws {
+		w.stop(false)
+	}
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// registry is the registry client; Run sets it before any worker starts.
+func (s *Service) registry() *regClient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reg
 }
