@@ -46,6 +46,8 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 	cmd.Stdout, cmd.Stderr = lw, lw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = time.Second
+	// What was restored is known before the process can change it.
+	cw := newCheckpointWatcher(w, sk, d.checkpoint, ckStep)
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", rt.Command, err)
 	}
@@ -54,7 +56,6 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 	exited := make(chan struct{})
 	go w.killOnStop(cmd.Process.Pid, exited)
 	mt := &metricsTailer{path: d.metrics, sk: sk, w: w}
-	cw := newCheckpointWatcher(w, sk, d.checkpoint, ckStep)
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
