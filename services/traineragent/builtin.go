@@ -49,7 +49,11 @@ func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, er
 		return 0, fmt.Errorf("download checkpoint: %w", err)
 	}
 	w.running()
+	// A job has one checkpoint: rank 0 saves it; every rank resumes from it.
 	every := max(1, int(w.a.GetSpec().GetCheckpointInterval()))
+	if w.a.Rank != 0 {
+		every = 0
+	}
 	var step int64
 	cb := train.Callbacks{
 		CheckpointEvery: every,
@@ -59,10 +63,12 @@ func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, er
 			}
 			w.builtinEvent(sk, e, step)
 		},
-		OnCheckpoint: func(_ context.Context, b []byte) error {
+	}
+	if every > 0 {
+		cb.OnCheckpoint = func(_ context.Context, b []byte) error {
 			w.uploadCheckpoint(sk, step, bytes.NewReader(b), map[string]string{"runtime": "builtin", "algorithm": spec.Algorithm})
 			return nil
-		},
+		}
 	}
 	var m *artifact.Model
 	if cp != nil {

@@ -70,6 +70,9 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 	if w.ctx.Err() != nil {
 		return 0, w.ctx.Err()
 	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; a process it left behind held its output open
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

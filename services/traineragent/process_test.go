@@ -94,7 +94,10 @@ while true; do sleep 1; done
 `
 
 func (e *env) startStubborn(node, job string) []int {
-	pids := filepath.Join(e.t.TempDir(), "pids")
+	return e.startStubbornAt(node, job, filepath.Join(e.t.TempDir(), "pids"))
+}
+
+func (e *env) startStubbornAt(node, job, pids string) []int {
 	e.assign(&schedulerv1.Assignment{JobId: job, Node: node, Term: 1, Spec: &schedulerv1.JobSpec{Model: "x",
 		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "/bin/sh", Args: []string{"-c", stubborn},
 			Env: map[string]string{"PIDS": pids}}}}})
@@ -152,6 +155,26 @@ func TestLeaseLossKillsWorkers(t *testing.T) {
 		return n != nil && l != lease
 	}, 5*time.Second, 20*time.Millisecond)
 	require.Equal(t, schedulerv1.TaskState_TASK_STATE_RUNNING, e.task("jobl", 0).State, "a fenced worker reports nothing")
+}
+
+// TestFencedAssignmentRunsAgainIfLeft: an assignment the scheduler left
+// unchanged on the node after its lease was lost runs again once the hold
+// (two lease TTLs) has passed.
+func TestFencedAssignmentRunsAgainIfLeft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("h1", func(c *traineragent.Config) { c.LeaseTTL = time.Second })
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	pids := e.startStubbornAt("h1", "jobh", pidFile)
+	_, lease := e.node("h1")
+	_, err := e.cli.Revoke(t.Context(), clientv3.LeaseID(lease))
+	require.NoError(t, err)
+	gone(t, pids, 3*time.Second)
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(pidFile)
+		return len(strings.Fields(string(b))) == 4
+	}, 10*time.Second, 20*time.Millisecond)
+	e.unassign(&schedulerv1.Assignment{JobId: "jobh", Node: "h1"})
 }
 
 // resumeScript counts steps from the restored checkpoint, reporting each

@@ -107,7 +107,8 @@ func (m *metricsTailer) poll() {
 }
 
 // checkpointWatcher uploads BMAAS_CHECKPOINT_DIR as a tar.gz when its
-// contents changed.
+// contents changed. A job has one checkpoint, so only rank 0 uploads (as
+// data-parallel workers hold the same state); every rank restores it.
 type checkpointWatcher struct {
 	w    *worker
 	sk   *sink
@@ -124,7 +125,7 @@ func newCheckpointWatcher(w *worker, sk *sink, dir string, step int64) *checkpoi
 // upload stores the directory if it changed, as of step (never below
 // the restored or last uploaded step).
 func (c *checkpointWatcher) upload(step int64) {
-	if c.w.fenced.Load() {
+	if c.w.fenced.Load() || c.w.a.Rank != 0 {
 		return
 	}
 	fp, err := fingerprint(c.dir)

@@ -157,5 +157,6 @@ func (s *Service) remove(key string) {
 	s.mu.Unlock()
 	if w != nil {
 		w.stop(false)
+		go w.cleanup()
 	}
 }

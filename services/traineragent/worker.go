@@ -180,3 +180,17 @@ func (e *exitError) Error() string { return e.msg }
 func contextFor(w *worker) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(w.ctx, fetchTimeout)
 }
+
+// cleanup removes the task's files but its log once the worker ended.
+func (w *worker) cleanup() {
+	<-w.done
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Name() != "task.log" {
+			_ = os.RemoveAll(filepath.Join(w.dir, e.Name()))
+		}
+	}
+}
