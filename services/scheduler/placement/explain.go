@@ -12,6 +12,9 @@ import (
 func (c *Cluster) explain(r *Request, model string) (reason string, never bool) {
 	var maxCPU, maxMem int64
 	maxGPU, matching, slots := 0, 0, 0
+	// Nodes that pass pool and selector, and the most GPUs among them, so
+	// that a GPU request on a cluster without (enough) GPUs says how many.
+	staticNodes, staticGPU := 0, 0
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		if !static(n, r) {
@@ -21,6 +24,7 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 		if model != "" {
 			g = bits.OnesCount64(modelMask(n, model))
 		}
+		staticNodes, staticGPU = staticNodes+1, max(staticGPU, g)
 		if r.GPUs > 0 && g == 0 {
 			continue
 		}
@@ -29,6 +33,8 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 		slots += workersFit(n.CPU, n.Memory, g, r)
 	}
 	switch {
+	case matching == 0 && staticNodes > 0 && r.GPUs > 0 && model == "":
+		return fmt.Sprintf("Unschedulable: needs %d %s, largest node has %d", r.GPUs, gpuNoun(r), staticGPU), true
 	case matching == 0:
 		return "Unschedulable: " + noMatch(r), true
 	case int64(r.GPUs) > int64(maxGPU):

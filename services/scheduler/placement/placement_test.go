@@ -192,3 +192,11 @@ func TestNoNodes(t *testing.T) {
 	require.True(t, res.Unschedulable)
 	require.Equal(t, "Unschedulable: no node is registered", res.Reason)
 }
+
+func TestUnschedulableSaysHowManyGPUs(t *testing.T) {
+	t.Parallel()
+	c := &Cluster{Nodes: []Node{{Name: "cpu-only", CPU: 4000, Memory: 8 << 30}}}
+	reason, never := c.explain(&Request{Workers: 1, CPU: 1000, Memory: 1 << 30, GPUs: 8}, "")
+	require.True(t, never)
+	require.Equal(t, "Unschedulable: needs 8 GPUs, largest node has 0", reason)
+}
