@@ -17,7 +17,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -62,7 +62,7 @@ func TestUpHealthReflectionAndSkeletons(t *testing.T) {
 	require.NotEmpty(t, fresp.GetFileDescriptorResponse().GetFileDescriptorProto())
 
 	// Services that later releases fill in answer Unimplemented.
-	_, err = schedulerv1.NewSchedulerServiceClient(c.Conn).ListJobs(ctx, &schedulerv1.ListJobsRequest{})
+	_, err = evaluatorv1.NewEvaluatorServiceClient(c.Conn).ListEvaluations(ctx, &evaluatorv1.ListEvaluationsRequest{})
 	require.Equal(t, codes.Unimplemented, status.Code(err))
 
 	for path, want := range map[string]string{
