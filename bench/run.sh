@@ -13,4 +13,8 @@ echo "== Scheduler placement: 5,000 simulated nodes, 10,000 queued jobs (pure, a
 go test -run '^$' -bench . -benchtime 2x ./bench/scheduler/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Submit-to-RUNNING latency in bmaas up with free capacity (100 builtin jobs, one at a time)"
+go test -run '^$' -bench . -benchtime 100x ./bench/jobs/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
 bench/ml/run.sh
