@@ -55,8 +55,12 @@ func (s *Scheduler) normalize(spec *schedulerv1.JobSpec) error {
 		if rt.Process.DatasetVersion < 0 {
 			return apierr.Invalid("spec.process.dataset_version", "must not be negative")
 		}
+	case *schedulerv1.JobSpec_Serving:
+		if err := checkServing(rt.Serving); err != nil {
+			return err
+		}
 	default:
-		return apierr.Invalid("spec.runtime", "set builtin or process")
+		return apierr.Invalid("spec.runtime", "set builtin, process or serving")
 	}
 	if err := s.checkResources(spec); err != nil {
 		return err
@@ -104,6 +108,22 @@ func checkBuiltin(b *schedulerv1.BuiltinRuntime) error {
 		return apierr.Invalid("spec.builtin.validation_fraction", "must be within 0 and 1, got %g", b.ValidationFraction)
 	case b.TestFraction+b.ValidationFraction >= 1:
 		return apierr.Invalid("spec.builtin.validation_fraction", "test and validation fractions leave no training data")
+	}
+	return nil
+}
+
+// checkServing checks a model-server replica: a long-running job that
+// serves one model version until it is cancelled.
+func checkServing(sv *schedulerv1.ServingRuntime) error {
+	switch {
+	case sv.Deployment == "":
+		return apierr.Invalid("spec.serving.deployment", "required")
+	case sv.Version <= 0:
+		return apierr.Invalid("spec.serving.version", "must be positive, got %d", sv.Version)
+	case sv.MaxBatchSize < 0:
+		return apierr.Invalid("spec.serving.max_batch_size", "must not be negative, got %d", sv.MaxBatchSize)
+	case sv.MaxQueueDelayMicros < 0:
+		return apierr.Invalid("spec.serving.max_queue_delay_micros", "must not be negative, got %d", sv.MaxQueueDelayMicros)
 	}
 	return nil
 }

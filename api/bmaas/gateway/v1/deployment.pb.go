@@ -7,6 +7,7 @@
 package gatewayv1
 
 import (
+	v1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -28,17 +29,33 @@ type Deployment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// name@version or name@alias.
-	Model               string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
-	MinReplicas         int32                  `protobuf:"varint,3,opt,name=min_replicas,json=minReplicas,proto3" json:"min_replicas,omitempty"`
-	MaxReplicas         int32                  `protobuf:"varint,4,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
-	TargetConcurrency   int32                  `protobuf:"varint,5,opt,name=target_concurrency,json=targetConcurrency,proto3" json:"target_concurrency,omitempty"`
-	MaxBatchSize        int32                  `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
-	MaxQueueDelayMicros int64                  `protobuf:"varint,7,opt,name=max_queue_delay_micros,json=maxQueueDelayMicros,proto3" json:"max_queue_delay_micros,omitempty"`
-	Autoscaling         bool                   `protobuf:"varint,8,opt,name=autoscaling,proto3" json:"autoscaling,omitempty"`
-	State               string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
-	CreateTime          *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	Model               string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	MinReplicas         int32  `protobuf:"varint,3,opt,name=min_replicas,json=minReplicas,proto3" json:"min_replicas,omitempty"`
+	MaxReplicas         int32  `protobuf:"varint,4,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	TargetConcurrency   int32  `protobuf:"varint,5,opt,name=target_concurrency,json=targetConcurrency,proto3" json:"target_concurrency,omitempty"`
+	MaxBatchSize        int32  `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
+	MaxQueueDelayMicros int64  `protobuf:"varint,7,opt,name=max_queue_delay_micros,json=maxQueueDelayMicros,proto3" json:"max_queue_delay_micros,omitempty"`
+	Autoscaling         bool   `protobuf:"varint,8,opt,name=autoscaling,proto3" json:"autoscaling,omitempty"`
+	// Output only: CREATING, READY (every wanted replica ready), SCALING,
+	// ROLLING_OUT, IDLE (scaled to zero), FAILED.
+	State      string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Per replica; cpu and memory default to the scheduler's defaults.
+	Resources *v1.Resources `protobuf:"bytes,11,opt,name=resources,proto3" json:"resources,omitempty"`
+	// A second version that gets canary_percent of the requests.
+	CanaryVersion int64 `protobuf:"varint,12,opt,name=canary_version,json=canaryVersion,proto3" json:"canary_version,omitempty"`
+	CanaryPercent int32 `protobuf:"varint,13,opt,name=canary_percent,json=canaryPercent,proto3" json:"canary_percent,omitempty"`
+	// Scale to zero after this many idle seconds (0: never; needs
+	// min_replicas 0).
+	ScaleToZeroSeconds int64 `protobuf:"varint,14,opt,name=scale_to_zero_seconds,json=scaleToZeroSeconds,proto3" json:"scale_to_zero_seconds,omitempty"`
+	// Output only.
+	Status *DeploymentStatus `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	// Output only: the revision, sent back by UpdateDeployment to refuse a
+	// stale write (empty: last write wins).
+	Etag          string                 `protobuf:"bytes,16,opt,name=etag,proto3" json:"etag,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
@@ -141,6 +158,334 @@ func (x *Deployment) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Deployment) GetResources() *v1.Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *Deployment) GetCanaryVersion() int64 {
+	if x != nil {
+		return x.CanaryVersion
+	}
+	return 0
+}
+
+func (x *Deployment) GetCanaryPercent() int32 {
+	if x != nil {
+		return x.CanaryPercent
+	}
+	return 0
+}
+
+func (x *Deployment) GetScaleToZeroSeconds() int64 {
+	if x != nil {
+		return x.ScaleToZeroSeconds
+	}
+	return 0
+}
+
+func (x *Deployment) GetStatus() *DeploymentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *Deployment) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *Deployment) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// DeploymentStatus is what the gateway's leader observed and decided.
+type DeploymentStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the model reference resolves to now.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The version served before the last rollout (for rollback).
+	PreviousVersion int64 `protobuf:"varint,2,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	// Replicas the autoscaler wants.
+	DesiredReplicas int32 `protobuf:"varint,3,opt,name=desired_replicas,json=desiredReplicas,proto3" json:"desired_replicas,omitempty"`
+	// Replicas with a ready endpoint.
+	ReadyReplicas int32      `protobuf:"varint,4,opt,name=ready_replicas,json=readyReplicas,proto3" json:"ready_replicas,omitempty"`
+	Replicas      []*Replica `protobuf:"bytes,5,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Message       string     `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// Requests in flight through the gateway at the last observation.
+	Concurrency     float64                `protobuf:"fixed64,7,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	LastRequestTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_request_time,json=lastRequestTime,proto3" json:"last_request_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeploymentStatus) Reset() {
+	*x = DeploymentStatus{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeploymentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeploymentStatus) ProtoMessage() {}
+
+func (x *DeploymentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeploymentStatus.ProtoReflect.Descriptor instead.
+func (*DeploymentStatus) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DeploymentStatus) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeploymentStatus) GetPreviousVersion() int64 {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return 0
+}
+
+func (x *DeploymentStatus) GetDesiredReplicas() int32 {
+	if x != nil {
+		return x.DesiredReplicas
+	}
+	return 0
+}
+
+func (x *DeploymentStatus) GetReadyReplicas() int32 {
+	if x != nil {
+		return x.ReadyReplicas
+	}
+	return 0
+}
+
+func (x *DeploymentStatus) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *DeploymentStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeploymentStatus) GetConcurrency() float64 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *DeploymentStatus) GetLastRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRequestTime
+	}
+	return nil
+}
+
+// Replica is one serving job of a deployment.
+type Replica struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scheduler job id.
+	Id      string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Version int64  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Node    string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// host:port of its KServe v2 gRPC server once ready.
+	Endpoint      string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Ready         bool   `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
+	JobState      string `protobuf:"bytes,6,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replica) Reset() {
+	*x = Replica{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replica) ProtoMessage() {}
+
+func (x *Replica) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replica.ProtoReflect.Descriptor instead.
+func (*Replica) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Replica) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Replica) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Replica) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Replica) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *Replica) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *Replica) GetJobState() string {
+	if x != nil {
+		return x.JobState
+	}
+	return ""
+}
+
+// Endpoint is a ready replica, written by the agent running it under its
+// node lease at /bmaas/v1/endpoints/<deployment>/<replica>.
+type Endpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deployment    string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	Replica       string                 `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Version       int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Address       string                 `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	Node          string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Endpoint) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *Endpoint) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *Endpoint) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Endpoint) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Endpoint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Endpoint) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type CreateDeploymentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deployment    *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
@@ -150,7 +495,7 @@ type CreateDeploymentRequest struct {
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -162,7 +507,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -175,7 +520,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateDeploymentRequest) GetDeployment() *Deployment {
@@ -194,7 +539,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +551,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +564,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -238,7 +583,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +595,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +608,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetDeploymentRequest) GetName() string {
@@ -282,7 +627,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +639,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +652,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -327,7 +672,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +684,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +697,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListDeploymentsRequest) GetPageSize() int32 {
@@ -379,7 +724,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +736,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +749,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -430,7 +775,7 @@ type UpdateDeploymentRequest struct {
 
 func (x *UpdateDeploymentRequest) Reset() {
 	*x = UpdateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +787,7 @@ func (x *UpdateDeploymentRequest) String() string {
 func (*UpdateDeploymentRequest) ProtoMessage() {}
 
 func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,10 +800,98 @@ func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateDeploymentRequest) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+type RollbackDeploymentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackDeploymentRequest) Reset() {
+	*x = RollbackDeploymentRequest{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackDeploymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackDeploymentRequest) ProtoMessage() {}
+
+func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackDeploymentRequest.ProtoReflect.Descriptor instead.
+func (*RollbackDeploymentRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RollbackDeploymentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RollbackDeploymentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deployment    *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackDeploymentResponse) Reset() {
+	*x = RollbackDeploymentResponse{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackDeploymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackDeploymentResponse) ProtoMessage() {}
+
+func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackDeploymentResponse.ProtoReflect.Descriptor instead.
+func (*RollbackDeploymentResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RollbackDeploymentResponse) GetDeployment() *Deployment {
 	if x != nil {
 		return x.Deployment
 	}
@@ -474,7 +907,7 @@ type UpdateDeploymentResponse struct {
 
 func (x *UpdateDeploymentResponse) Reset() {
 	*x = UpdateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +919,7 @@ func (x *UpdateDeploymentResponse) String() string {
 func (*UpdateDeploymentResponse) ProtoMessage() {}
 
 func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +932,7 @@ func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateDeploymentResponse) GetDeployment() *Deployment {
@@ -518,7 +951,7 @@ type DeleteDeploymentRequest struct {
 
 func (x *DeleteDeploymentRequest) Reset() {
 	*x = DeleteDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +963,7 @@ func (x *DeleteDeploymentRequest) String() string {
 func (*DeleteDeploymentRequest) ProtoMessage() {}
 
 func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +976,7 @@ func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteDeploymentRequest) GetName() string {
@@ -561,7 +994,7 @@ type DeleteDeploymentResponse struct {
 
 func (x *DeleteDeploymentResponse) Reset() {
 	*x = DeleteDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +1006,7 @@ func (x *DeleteDeploymentResponse) String() string {
 func (*DeleteDeploymentResponse) ProtoMessage() {}
 
 func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,14 +1019,14 @@ func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
 }
 
 var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
-	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
+	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xc6\x05\n" +
 	"\n" +
 	"Deployment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -607,7 +1040,40 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x05state\x18\t \x01(\tR\x05state\x12;\n" +
 	"\vcreate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"W\n" +
+	"createTime\x12;\n" +
+	"\tresources\x18\v \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\tresources\x12%\n" +
+	"\x0ecanary_version\x18\f \x01(\x03R\rcanaryVersion\x12%\n" +
+	"\x0ecanary_percent\x18\r \x01(\x05R\rcanaryPercent\x121\n" +
+	"\x15scale_to_zero_seconds\x18\x0e \x01(\x03R\x12scaleToZeroSeconds\x12:\n" +
+	"\x06status\x18\x0f \x01(\v2\".bmaas.gateway.v1.DeploymentStatusR\x06status\x12\x12\n" +
+	"\x04etag\x18\x10 \x01(\tR\x04etag\x12;\n" +
+	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\xe4\x02\n" +
+	"\x10DeploymentStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12)\n" +
+	"\x10previous_version\x18\x02 \x01(\x03R\x0fpreviousVersion\x12)\n" +
+	"\x10desired_replicas\x18\x03 \x01(\x05R\x0fdesiredReplicas\x12%\n" +
+	"\x0eready_replicas\x18\x04 \x01(\x05R\rreadyReplicas\x125\n" +
+	"\breplicas\x18\x05 \x03(\v2\x19.bmaas.gateway.v1.ReplicaR\breplicas\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12 \n" +
+	"\vconcurrency\x18\a \x01(\x01R\vconcurrency\x12F\n" +
+	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\"\x96\x01\n" +
+	"\aReplica\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
+	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
+	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1b\n" +
+	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xa2\x01\n" +
+	"\bEndpoint\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\tR\n" +
+	"deployment\x12\x18\n" +
+	"\areplica\x18\x02 \x01(\tR\areplica\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x18\n" +
+	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\"W\n" +
 	"\x17CreateDeploymentRequest\x12<\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
@@ -632,6 +1098,12 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x17UpdateDeploymentRequest\x12<\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
+	"deployment\"/\n" +
+	"\x19RollbackDeploymentRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Z\n" +
+	"\x1aRollbackDeploymentResponse\x12<\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
 	"deployment\"X\n" +
 	"\x18UpdateDeploymentResponse\x12<\n" +
 	"\n" +
@@ -639,7 +1111,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"deployment\"-\n" +
 	"\x17DeleteDeploymentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18DeleteDeploymentResponse2\xd7\x05\n" +
+	"\x18DeleteDeploymentResponse2\xf5\x06\n" +
 	"\x11DeploymentService\x12\x8e\x01\n" +
 	"\x10CreateDeployment\x12).bmaas.gateway.v1.CreateDeploymentRequest\x1a*.bmaas.gateway.v1.CreateDeploymentResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"deployment\"\x0f/v1/deployments\x12\x80\x01\n" +
@@ -647,7 +1119,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x0fListDeployments\x12(.bmaas.gateway.v1.ListDeploymentsRequest\x1a).bmaas.gateway.v1.ListDeploymentsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/deployments\x12\xa0\x01\n" +
 	"\x10UpdateDeployment\x12).bmaas.gateway.v1.UpdateDeploymentRequest\x1a*.bmaas.gateway.v1.UpdateDeploymentResponse\"5\x82\xd3\xe4\x93\x02/:\n" +
 	"deployment2!/v1/deployments/{deployment.name}\x12\x89\x01\n" +
-	"\x10DeleteDeployment\x12).bmaas.gateway.v1.DeleteDeploymentRequest\x1a*.bmaas.gateway.v1.DeleteDeploymentResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/deployments/{name}B7Z5github.com/bmaas/bmaas/api/bmaas/gateway/v1;gatewayv1b\x06proto3"
+	"\x10DeleteDeployment\x12).bmaas.gateway.v1.DeleteDeploymentRequest\x1a*.bmaas.gateway.v1.DeleteDeploymentResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/deployments/{name}\x12\x9b\x01\n" +
+	"\x12RollbackDeployment\x12+.bmaas.gateway.v1.RollbackDeploymentRequest\x1a,.bmaas.gateway.v1.RollbackDeploymentResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/deployments/{name}:rollbackB7Z5github.com/bmaas/bmaas/api/bmaas/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_bmaas_gateway_v1_deployment_proto_rawDescOnce sync.Once
@@ -661,44 +1134,58 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 	return file_bmaas_gateway_v1_deployment_proto_rawDescData
 }
 
-var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
-	(*Deployment)(nil),               // 0: bmaas.gateway.v1.Deployment
-	(*CreateDeploymentRequest)(nil),  // 1: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil), // 2: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),     // 3: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),    // 4: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),   // 5: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),  // 6: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),  // 7: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*UpdateDeploymentResponse)(nil), // 8: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),  // 9: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil), // 10: bmaas.gateway.v1.DeleteDeploymentResponse
-	(*timestamppb.Timestamp)(nil),    // 11: google.protobuf.Timestamp
+	(*Deployment)(nil),                 // 0: bmaas.gateway.v1.Deployment
+	(*DeploymentStatus)(nil),           // 1: bmaas.gateway.v1.DeploymentStatus
+	(*Replica)(nil),                    // 2: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 3: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 4: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 5: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 6: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 7: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 8: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 9: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 10: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 11: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 12: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 13: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 14: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 15: bmaas.gateway.v1.DeleteDeploymentResponse
+	(*timestamppb.Timestamp)(nil),      // 16: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 17: bmaas.scheduler.v1.Resources
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	11, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 2: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 3: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 4: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 5: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 6: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 7: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	3,  // 8: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	5,  // 9: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	7,  // 10: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	9,  // 11: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	2,  // 12: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	4,  // 13: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	6,  // 14: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	8,  // 15: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	10, // 16: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	17, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	1,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
+	16, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 4: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	16, // 5: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 7: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 8: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 9: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 10: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 11: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 12: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	4,  // 13: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	6,  // 14: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	8,  // 15: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	10, // 16: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	14, // 17: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	11, // 18: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	5,  // 19: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	7,  // 20: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	9,  // 21: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	13, // 22: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	15, // 23: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	12, // 24: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -712,7 +1199,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeploymentService_CreateDeployment_FullMethodName = "/bmaas.gateway.v1.DeploymentService/CreateDeployment"
-	DeploymentService_GetDeployment_FullMethodName    = "/bmaas.gateway.v1.DeploymentService/GetDeployment"
-	DeploymentService_ListDeployments_FullMethodName  = "/bmaas.gateway.v1.DeploymentService/ListDeployments"
-	DeploymentService_UpdateDeployment_FullMethodName = "/bmaas.gateway.v1.DeploymentService/UpdateDeployment"
-	DeploymentService_DeleteDeployment_FullMethodName = "/bmaas.gateway.v1.DeploymentService/DeleteDeployment"
+	DeploymentService_CreateDeployment_FullMethodName   = "/bmaas.gateway.v1.DeploymentService/CreateDeployment"
+	DeploymentService_GetDeployment_FullMethodName      = "/bmaas.gateway.v1.DeploymentService/GetDeployment"
+	DeploymentService_ListDeployments_FullMethodName    = "/bmaas.gateway.v1.DeploymentService/ListDeployments"
+	DeploymentService_UpdateDeployment_FullMethodName   = "/bmaas.gateway.v1.DeploymentService/UpdateDeployment"
+	DeploymentService_DeleteDeployment_FullMethodName   = "/bmaas.gateway.v1.DeploymentService/DeleteDeployment"
+	DeploymentService_RollbackDeployment_FullMethodName = "/bmaas.gateway.v1.DeploymentService/RollbackDeployment"
 )
 
 // DeploymentServiceClient is the client API for DeploymentService service.
@@ -37,6 +38,9 @@ type DeploymentServiceClient interface {
 	ListDeployments(ctx context.Context, in *ListDeploymentsRequest, opts ...grpc.CallOption) (*ListDeploymentsResponse, error)
 	UpdateDeployment(ctx context.Context, in *UpdateDeploymentRequest, opts ...grpc.CallOption) (*UpdateDeploymentResponse, error)
 	DeleteDeployment(ctx context.Context, in *DeleteDeploymentRequest, opts ...grpc.CallOption) (*DeleteDeploymentResponse, error)
+	// RollbackDeployment pins the deployment to the version it served
+	// before its last rollout.
+	RollbackDeployment(ctx context.Context, in *RollbackDeploymentRequest, opts ...grpc.CallOption) (*RollbackDeploymentResponse, error)
 }
 
 type deploymentServiceClient struct {
@@ -97,6 +101,16 @@ func (c *deploymentServiceClient) DeleteDeployment(ctx context.Context, in *Dele
 	return out, nil
 }
 
+func (c *deploymentServiceClient) RollbackDeployment(ctx context.Context, in *RollbackDeploymentRequest, opts ...grpc.CallOption) (*RollbackDeploymentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackDeploymentResponse)
+	err := c.cc.Invoke(ctx, DeploymentService_RollbackDeployment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeploymentServiceServer is the server API for DeploymentService service.
 // All implementations must embed UnimplementedDeploymentServiceServer
 // for forward compatibility.
@@ -108,6 +122,9 @@ type DeploymentServiceServer interface {
 	ListDeployments(context.Context, *ListDeploymentsRequest) (*ListDeploymentsResponse, error)
 	UpdateDeployment(context.Context, *UpdateDeploymentRequest) (*UpdateDeploymentResponse, error)
 	DeleteDeployment(context.Context, *DeleteDeploymentRequest) (*DeleteDeploymentResponse, error)
+	// RollbackDeployment pins the deployment to the version it served
+	// before its last rollout.
+	RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error)
 	mustEmbedUnimplementedDeploymentServiceServer()
 }
 
@@ -132,6 +149,9 @@ func (UnimplementedDeploymentServiceServer) UpdateDeployment(context.Context, *U
 }
 func (UnimplementedDeploymentServiceServer) DeleteDeployment(context.Context, *DeleteDeploymentRequest) (*DeleteDeploymentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteDeployment not implemented")
+}
+func (UnimplementedDeploymentServiceServer) RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RollbackDeployment not implemented")
 }
 func (UnimplementedDeploymentServiceServer) mustEmbedUnimplementedDeploymentServiceServer() {}
 func (UnimplementedDeploymentServiceServer) testEmbeddedByValue()                           {}
@@ -244,6 +264,24 @@ func _DeploymentService_DeleteDeployment_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeploymentService_RollbackDeployment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackDeploymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentServiceServer).RollbackDeployment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentService_RollbackDeployment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentServiceServer).RollbackDeployment(ctx, req.(*RollbackDeploymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeploymentService_ServiceDesc is the grpc.ServiceDesc for DeploymentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -270,6 +308,10 @@ var DeploymentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteDeployment",
 			Handler:    _DeploymentService_DeleteDeployment_Handler,
+		},
+		{
+			MethodName: "RollbackDeployment",
+			Handler:    _DeploymentService_RollbackDeployment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -356,6 +356,82 @@ func (x *ProcessRuntime) GetDatasetVersion() int64 {
 	return 0
 }
 
+// ServingRuntime runs one model-server replica of a deployment: it loads
+// the model version and serves the KServe v2 protocol until its job is
+// cancelled (a serving job never succeeds). The replica's endpoint is
+// registered under /bmaas/v1/endpoints/<deployment>/<job> once it is ready.
+type ServingRuntime struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deployment this replica serves (its v2 model name).
+	Deployment string `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// The model version to load (JobSpec.model names the model).
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Dynamic batching: the largest batch and the longest a request waits
+	// for others (0 turns batching off).
+	MaxBatchSize        int32 `protobuf:"varint,3,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
+	MaxQueueDelayMicros int64 `protobuf:"varint,4,opt,name=max_queue_delay_micros,json=maxQueueDelayMicros,proto3" json:"max_queue_delay_micros,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ServingRuntime) Reset() {
+	*x = ServingRuntime{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServingRuntime) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServingRuntime) ProtoMessage() {}
+
+func (x *ServingRuntime) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServingRuntime.ProtoReflect.Descriptor instead.
+func (*ServingRuntime) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ServingRuntime) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *ServingRuntime) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ServingRuntime) GetMaxBatchSize() int32 {
+	if x != nil {
+		return x.MaxBatchSize
+	}
+	return 0
+}
+
+func (x *ServingRuntime) GetMaxQueueDelayMicros() int64 {
+	if x != nil {
+		return x.MaxQueueDelayMicros
+	}
+	return 0
+}
+
 // Resources a single worker needs.
 type Resources struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -369,7 +445,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[2]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +457,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[2]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +470,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Resources) GetCpuMillis() int64 {
@@ -435,6 +511,7 @@ type JobSpec struct {
 	//
 	//	*JobSpec_Builtin
 	//	*JobSpec_Process
+	//	*JobSpec_Serving
 	Runtime isJobSpec_Runtime `protobuf_oneof:"runtime"`
 	// Per worker.
 	Resources *Resources `protobuf:"bytes,5,opt,name=resources,proto3" json:"resources,omitempty"`
@@ -455,7 +532,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +544,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +557,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JobSpec) GetName() string {
@@ -517,6 +594,15 @@ func (x *JobSpec) GetProcess() *ProcessRuntime {
 	if x != nil {
 		if x, ok := x.Runtime.(*JobSpec_Process); ok {
 			return x.Process
+		}
+	}
+	return nil
+}
+
+func (x *JobSpec) GetServing() *ServingRuntime {
+	if x != nil {
+		if x, ok := x.Runtime.(*JobSpec_Serving); ok {
+			return x.Serving
 		}
 	}
 	return nil
@@ -604,9 +690,15 @@ type JobSpec_Process struct {
 	Process *ProcessRuntime `protobuf:"bytes,4,opt,name=process,proto3,oneof"`
 }
 
+type JobSpec_Serving struct {
+	Serving *ServingRuntime `protobuf:"bytes,15,opt,name=serving,proto3,oneof"`
+}
+
 func (*JobSpec_Builtin) isJobSpec_Runtime() {}
 
 func (*JobSpec_Process) isJobSpec_Runtime() {}
+
+func (*JobSpec_Serving) isJobSpec_Runtime() {}
 
 // JobTransition is one move of a job's state.
 type JobTransition struct {
@@ -620,7 +712,7 @@ type JobTransition struct {
 
 func (x *JobTransition) Reset() {
 	*x = JobTransition{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +724,7 @@ func (x *JobTransition) String() string {
 func (*JobTransition) ProtoMessage() {}
 
 func (x *JobTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +737,7 @@ func (x *JobTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTransition.ProtoReflect.Descriptor instead.
 func (*JobTransition) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JobTransition) GetState() JobState {
@@ -699,7 +791,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +803,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +816,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Job) GetId() string {
@@ -868,7 +960,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +972,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +985,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Assignment) GetJobId() string {
@@ -1013,7 +1105,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1117,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1130,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskStatus) GetJobId() string {
@@ -1155,7 +1247,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1259,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1272,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1199,7 +1291,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1303,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1316,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -1243,7 +1335,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1347,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1360,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -1287,7 +1379,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1391,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1404,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1335,7 +1427,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1439,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1452,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -1408,7 +1500,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1512,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1525,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1460,7 +1552,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1564,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1577,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -1511,7 +1603,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1615,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1628,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1555,7 +1647,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1659,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1672,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobRequest) GetId() string {
@@ -1599,7 +1691,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1703,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1716,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1646,7 +1738,7 @@ type GetJobLogsRequest struct {
 
 func (x *GetJobLogsRequest) Reset() {
 	*x = GetJobLogsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1750,7 @@ func (x *GetJobLogsRequest) String() string {
 func (*GetJobLogsRequest) ProtoMessage() {}
 
 func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1763,7 @@ func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetJobLogsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetJobLogsRequest) GetId() string {
@@ -1704,7 +1796,7 @@ type GetJobLogsResponse struct {
 
 func (x *GetJobLogsResponse) Reset() {
 	*x = GetJobLogsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1808,7 @@ func (x *GetJobLogsResponse) String() string {
 func (*GetJobLogsResponse) ProtoMessage() {}
 
 func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1821,7 @@ func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetJobLogsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetJobLogsResponse) GetLines() []string {
@@ -1754,7 +1846,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1858,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1871,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Gpu) GetIndex() int32 {
@@ -1841,7 +1933,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1945,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1958,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Node) GetName() string {
@@ -1963,7 +2055,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2067,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2080,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListNodesRequest) GetPageSize() int32 {
@@ -2015,7 +2107,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2119,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2132,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2066,7 +2158,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2170,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2183,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -2110,7 +2202,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2214,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2227,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -2177,18 +2269,26 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x01\n" +
+	"\x0eServingRuntime\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\tR\n" +
+	"deployment\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12$\n" +
+	"\x0emax_batch_size\x18\x03 \x01(\x05R\fmaxBatchSize\x123\n" +
+	"\x16max_queue_delay_micros\x18\x04 \x01(\x03R\x13maxQueueDelayMicros\"~\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
-	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\"\xf5\x05\n" +
+	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\"\xb5\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
 	"\abuiltin\x18\x03 \x01(\v2\".bmaas.scheduler.v1.BuiltinRuntimeH\x00R\abuiltin\x12>\n" +
-	"\aprocess\x18\x04 \x01(\v2\".bmaas.scheduler.v1.ProcessRuntimeH\x00R\aprocess\x12;\n" +
+	"\aprocess\x18\x04 \x01(\v2\".bmaas.scheduler.v1.ProcessRuntimeH\x00R\aprocess\x12>\n" +
+	"\aserving\x18\x0f \x01(\v2\".bmaas.scheduler.v1.ServingRuntimeH\x00R\aserving\x12;\n" +
 	"\tresources\x18\x05 \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\tresources\x12\x18\n" +
 	"\aworkers\x18\x06 \x01(\x05R\aworkers\x12\x1a\n" +
 	"\bpriority\x18\a \x01(\x05R\bpriority\x12 \n" +
@@ -2388,103 +2488,105 @@ func file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_scheduler_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_bmaas_scheduler_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                 // 0: bmaas.scheduler.v1.JobState
 	(TaskState)(0),                // 1: bmaas.scheduler.v1.TaskState
 	(*BuiltinRuntime)(nil),        // 2: bmaas.scheduler.v1.BuiltinRuntime
 	(*ProcessRuntime)(nil),        // 3: bmaas.scheduler.v1.ProcessRuntime
-	(*Resources)(nil),             // 4: bmaas.scheduler.v1.Resources
-	(*JobSpec)(nil),               // 5: bmaas.scheduler.v1.JobSpec
-	(*JobTransition)(nil),         // 6: bmaas.scheduler.v1.JobTransition
-	(*Job)(nil),                   // 7: bmaas.scheduler.v1.Job
-	(*Assignment)(nil),            // 8: bmaas.scheduler.v1.Assignment
-	(*TaskStatus)(nil),            // 9: bmaas.scheduler.v1.TaskStatus
-	(*SubmitJobRequest)(nil),      // 10: bmaas.scheduler.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 11: bmaas.scheduler.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 12: bmaas.scheduler.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 13: bmaas.scheduler.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 14: bmaas.scheduler.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 15: bmaas.scheduler.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 16: bmaas.scheduler.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 17: bmaas.scheduler.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 18: bmaas.scheduler.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 19: bmaas.scheduler.v1.WatchJobResponse
-	(*GetJobLogsRequest)(nil),     // 20: bmaas.scheduler.v1.GetJobLogsRequest
-	(*GetJobLogsResponse)(nil),    // 21: bmaas.scheduler.v1.GetJobLogsResponse
-	(*Gpu)(nil),                   // 22: bmaas.scheduler.v1.Gpu
-	(*Node)(nil),                  // 23: bmaas.scheduler.v1.Node
-	(*ListNodesRequest)(nil),      // 24: bmaas.scheduler.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 25: bmaas.scheduler.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 26: bmaas.scheduler.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 27: bmaas.scheduler.v1.GetNodeResponse
-	nil,                           // 28: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	nil,                           // 29: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	nil,                           // 30: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	nil,                           // 31: bmaas.scheduler.v1.JobSpec.LabelsEntry
-	nil,                           // 32: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	nil,                           // 33: bmaas.scheduler.v1.Job.MetricsEntry
-	nil,                           // 34: bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	nil,                           // 35: bmaas.scheduler.v1.Node.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*ServingRuntime)(nil),        // 4: bmaas.scheduler.v1.ServingRuntime
+	(*Resources)(nil),             // 5: bmaas.scheduler.v1.Resources
+	(*JobSpec)(nil),               // 6: bmaas.scheduler.v1.JobSpec
+	(*JobTransition)(nil),         // 7: bmaas.scheduler.v1.JobTransition
+	(*Job)(nil),                   // 8: bmaas.scheduler.v1.Job
+	(*Assignment)(nil),            // 9: bmaas.scheduler.v1.Assignment
+	(*TaskStatus)(nil),            // 10: bmaas.scheduler.v1.TaskStatus
+	(*SubmitJobRequest)(nil),      // 11: bmaas.scheduler.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 12: bmaas.scheduler.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),         // 13: bmaas.scheduler.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 14: bmaas.scheduler.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 15: bmaas.scheduler.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 16: bmaas.scheduler.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 17: bmaas.scheduler.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 18: bmaas.scheduler.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 19: bmaas.scheduler.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 20: bmaas.scheduler.v1.WatchJobResponse
+	(*GetJobLogsRequest)(nil),     // 21: bmaas.scheduler.v1.GetJobLogsRequest
+	(*GetJobLogsResponse)(nil),    // 22: bmaas.scheduler.v1.GetJobLogsResponse
+	(*Gpu)(nil),                   // 23: bmaas.scheduler.v1.Gpu
+	(*Node)(nil),                  // 24: bmaas.scheduler.v1.Node
+	(*ListNodesRequest)(nil),      // 25: bmaas.scheduler.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 26: bmaas.scheduler.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),        // 27: bmaas.scheduler.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 28: bmaas.scheduler.v1.GetNodeResponse
+	nil,                           // 29: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	nil,                           // 30: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	nil,                           // 31: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	nil,                           // 32: bmaas.scheduler.v1.JobSpec.LabelsEntry
+	nil,                           // 33: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	nil,                           // 34: bmaas.scheduler.v1.Job.MetricsEntry
+	nil,                           // 35: bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	nil,                           // 36: bmaas.scheduler.v1.Node.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
 }
 var file_bmaas_scheduler_v1_scheduler_proto_depIdxs = []int32{
-	28, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	29, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	30, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	29, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	30, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	31, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
 	2,  // 3: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
 	3,  // 4: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
-	4,  // 5: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
-	31, // 6: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
-	32, // 7: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	0,  // 8: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
-	36, // 9: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
-	5,  // 10: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	0,  // 11: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
-	6,  // 12: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
-	36, // 13: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	36, // 14: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	33, // 15: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
-	5,  // 16: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	36, // 17: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 18: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
-	36, // 19: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	36, // 20: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
-	34, // 21: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	36, // 22: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 23: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	7,  // 24: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	7,  // 25: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	0,  // 26: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
-	7,  // 27: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
-	7,  // 28: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	7,  // 29: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	22, // 30: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
-	35, // 31: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
-	36, // 32: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	23, // 33: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
-	23, // 34: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
-	10, // 35: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
-	12, // 36: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
-	14, // 37: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
-	16, // 38: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
-	18, // 39: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
-	20, // 40: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
-	24, // 41: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
-	26, // 42: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
-	11, // 43: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
-	13, // 44: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
-	15, // 45: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
-	17, // 46: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
-	19, // 47: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
-	21, // 48: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
-	25, // 49: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
-	27, // 50: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
-	43, // [43:51] is the sub-list for method output_type
-	35, // [35:43] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	4,  // 5: bmaas.scheduler.v1.JobSpec.serving:type_name -> bmaas.scheduler.v1.ServingRuntime
+	5,  // 6: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
+	32, // 7: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
+	33, // 8: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	0,  // 9: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
+	37, // 10: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
+	6,  // 11: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	0,  // 12: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
+	7,  // 13: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
+	37, // 14: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	37, // 15: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	34, // 16: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
+	6,  // 17: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	37, // 18: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
+	37, // 20: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	37, // 21: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
+	35, // 22: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	37, // 23: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 24: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	8,  // 25: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	8,  // 26: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	0,  // 27: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
+	8,  // 28: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
+	8,  // 29: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	8,  // 30: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	23, // 31: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
+	36, // 32: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
+	37, // 33: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	24, // 34: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
+	24, // 35: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
+	11, // 36: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
+	13, // 37: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
+	15, // 38: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
+	17, // 39: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
+	19, // 40: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
+	21, // 41: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
+	25, // 42: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
+	27, // 43: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
+	12, // 44: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
+	14, // 45: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
+	16, // 46: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
+	18, // 47: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
+	20, // 48: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
+	22, // 49: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
+	26, // 50: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
+	28, // 51: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
+	44, // [44:52] is the sub-list for method output_type
+	36, // [36:44] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_scheduler_v1_scheduler_proto_init() }
@@ -2492,9 +2594,10 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 	if File_bmaas_scheduler_v1_scheduler_proto != nil {
 		return
 	}
-	file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3].OneofWrappers = []any{
+	file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{
 		(*JobSpec_Builtin)(nil),
 		(*JobSpec_Process)(nil),
+		(*JobSpec_Serving)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2502,7 +2605,7 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_scheduler_v1_scheduler_proto_rawDesc), len(file_bmaas_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
