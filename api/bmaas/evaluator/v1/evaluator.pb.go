@@ -23,19 +23,93 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Evaluation is the metrics of a model version on a dataset version.
+// EvaluationState is where an evaluation stands.
+type EvaluationState int32
+
+const (
+	EvaluationState_EVALUATION_STATE_UNSPECIFIED EvaluationState = 0
+	EvaluationState_EVALUATION_STATE_RUNNING     EvaluationState = 1
+	EvaluationState_EVALUATION_STATE_SUCCEEDED   EvaluationState = 2
+	EvaluationState_EVALUATION_STATE_FAILED      EvaluationState = 3
+)
+
+// Enum value maps for EvaluationState.
+var (
+	EvaluationState_name = map[int32]string{
+		0: "EVALUATION_STATE_UNSPECIFIED",
+		1: "EVALUATION_STATE_RUNNING",
+		2: "EVALUATION_STATE_SUCCEEDED",
+		3: "EVALUATION_STATE_FAILED",
+	}
+	EvaluationState_value = map[string]int32{
+		"EVALUATION_STATE_UNSPECIFIED": 0,
+		"EVALUATION_STATE_RUNNING":     1,
+		"EVALUATION_STATE_SUCCEEDED":   2,
+		"EVALUATION_STATE_FAILED":      3,
+	}
+)
+
+func (x EvaluationState) Enum() *EvaluationState {
+	p := new(EvaluationState)
+	*p = x
+	return p
+}
+
+func (x EvaluationState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EvaluationState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_evaluator_v1_evaluator_proto_enumTypes[0].Descriptor()
+}
+
+func (EvaluationState) Type() protoreflect.EnumType {
+	return &file_bmaas_evaluator_v1_evaluator_proto_enumTypes[0]
+}
+
+func (x EvaluationState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EvaluationState.Descriptor instead.
+func (EvaluationState) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{0}
+}
+
+// Evaluation is the metrics of a model version on a dataset version, or on
+// the held-out test split of the job that trained it.
 type Evaluation struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Model          string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
-	Version        string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Dataset        string                 `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Model string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// version is the version number, or on create a reference: a number, an
+	// alias or `latest`.
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// dataset to evaluate on; empty with job_id set evaluates the job's test split.
+	Dataset string `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	// dataset_version is a version number, or empty/`latest` on create.
 	DatasetVersion string                 `protobuf:"bytes,5,opt,name=dataset_version,json=datasetVersion,proto3" json:"dataset_version,omitempty"`
 	Metrics        map[string]float64     `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	State          string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	State          EvaluationState        `protobuf:"varint,7,opt,name=state,proto3,enum=bmaas.evaluator.v1.EvaluationState" json:"state,omitempty"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// job_id: evaluate on this training job's held-out test split (the
+	// job's dataset re-split with the job's seed and fractions).
+	JobId string `protobuf:"bytes,9,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// split evaluated: "all" for a whole dataset, "test" for a job's split.
+	Split           string           `protobuf:"bytes,10,opt,name=split,proto3" json:"split,omitempty"`
+	ConfusionMatrix *ConfusionMatrix `protobuf:"bytes,11,opt,name=confusion_matrix,json=confusionMatrix,proto3" json:"confusion_matrix,omitempty"`
+	Drift           []*FeatureDrift  `protobuf:"bytes,12,rep,name=drift,proto3" json:"drift,omitempty"`
+	Message         string           `protobuf:"bytes,13,opt,name=message,proto3" json:"message,omitempty"`
+	// trigger: "manual", "auto" (a version became READY) or "experiment".
+	Trigger      string                 `protobuf:"bytes,14,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	Rows         int64                  `protobuf:"varint,15,opt,name=rows,proto3" json:"rows,omitempty"`
+	CompleteTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
+	// runs_on: "evaluator" (in process) or "job:<id>" (on an agent).
+	RunsOn string `protobuf:"bytes,17,opt,name=runs_on,json=runsOn,proto3" json:"runs_on,omitempty"`
+	// drift_score is the largest per-feature population stability index.
+	DriftScore    float64 `protobuf:"fixed64,18,opt,name=drift_score,json=driftScore,proto3" json:"drift_score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Evaluation) Reset() {
@@ -110,11 +184,11 @@ func (x *Evaluation) GetMetrics() map[string]float64 {
 	return nil
 }
 
-func (x *Evaluation) GetState() string {
+func (x *Evaluation) GetState() EvaluationState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return EvaluationState_EVALUATION_STATE_UNSPECIFIED
 }
 
 func (x *Evaluation) GetCreateTime() *timestamppb.Timestamp {
@@ -124,37 +198,100 @@ func (x *Evaluation) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// Experiment is a hyperparameter search.
-type Experiment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	Searcher      string                 `protobuf:"bytes,4,opt,name=searcher,proto3" json:"searcher,omitempty"`
-	Metric        string                 `protobuf:"bytes,5,opt,name=metric,proto3" json:"metric,omitempty"`
-	Mode          string                 `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
-	MaxTrials     int32                  `protobuf:"varint,7,opt,name=max_trials,json=maxTrials,proto3" json:"max_trials,omitempty"`
-	Parallelism   int32                  `protobuf:"varint,8,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	State         string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+func (x *Evaluation) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Evaluation) GetSplit() string {
+	if x != nil {
+		return x.Split
+	}
+	return ""
+}
+
+func (x *Evaluation) GetConfusionMatrix() *ConfusionMatrix {
+	if x != nil {
+		return x.ConfusionMatrix
+	}
+	return nil
+}
+
+func (x *Evaluation) GetDrift() []*FeatureDrift {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
+}
+
+func (x *Evaluation) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Evaluation) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+func (x *Evaluation) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *Evaluation) GetCompleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompleteTime
+	}
+	return nil
+}
+
+func (x *Evaluation) GetRunsOn() string {
+	if x != nil {
+		return x.RunsOn
+	}
+	return ""
+}
+
+func (x *Evaluation) GetDriftScore() float64 {
+	if x != nil {
+		return x.DriftScore
+	}
+	return 0
+}
+
+// ConfusionMatrix counts rows by true (row) and predicted (column) class.
+type ConfusionMatrix struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Labels []string               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	// counts is row-major, labels × labels.
+	Counts        []int64 `protobuf:"varint,2,rep,packed,name=counts,proto3" json:"counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Experiment) Reset() {
-	*x = Experiment{}
+func (x *ConfusionMatrix) Reset() {
+	*x = ConfusionMatrix{}
 	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Experiment) String() string {
+func (x *ConfusionMatrix) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Experiment) ProtoMessage() {}
+func (*ConfusionMatrix) ProtoMessage() {}
 
-func (x *Experiment) ProtoReflect() protoreflect.Message {
+func (x *ConfusionMatrix) ProtoReflect() protoreflect.Message {
 	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -166,79 +303,163 @@ func (x *Experiment) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Experiment.ProtoReflect.Descriptor instead.
-func (*Experiment) Descriptor() ([]byte, []int) {
+// Deprecated: Use ConfusionMatrix.ProtoReflect.Descriptor instead.
+func (*ConfusionMatrix) Descriptor() ([]byte, []int) {
 	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Experiment) GetId() string {
+func (x *ConfusionMatrix) GetLabels() []string {
 	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *Experiment) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *Experiment) GetModel() string {
-	if x != nil {
-		return x.Model
-	}
-	return ""
-}
-
-func (x *Experiment) GetSearcher() string {
-	if x != nil {
-		return x.Searcher
-	}
-	return ""
-}
-
-func (x *Experiment) GetMetric() string {
-	if x != nil {
-		return x.Metric
-	}
-	return ""
-}
-
-func (x *Experiment) GetMode() string {
-	if x != nil {
-		return x.Mode
-	}
-	return ""
-}
-
-func (x *Experiment) GetMaxTrials() int32 {
-	if x != nil {
-		return x.MaxTrials
-	}
-	return 0
-}
-
-func (x *Experiment) GetParallelism() int32 {
-	if x != nil {
-		return x.Parallelism
-	}
-	return 0
-}
-
-func (x *Experiment) GetState() string {
-	if x != nil {
-		return x.State
-	}
-	return ""
-}
-
-func (x *Experiment) GetCreateTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CreateTime
+		return x.Labels
 	}
 	return nil
+}
+
+func (x *ConfusionMatrix) GetCounts() []int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// FeatureDrift compares one input column of the evaluation data with the
+// training data statistics stored with the version.
+type FeatureDrift struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Column    string                 `protobuf:"bytes,1,opt,name=column,proto3" json:"column,omitempty"`
+	Kind      string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	TrainMean float64                `protobuf:"fixed64,3,opt,name=train_mean,json=trainMean,proto3" json:"train_mean,omitempty"`
+	EvalMean  float64                `protobuf:"fixed64,4,opt,name=eval_mean,json=evalMean,proto3" json:"eval_mean,omitempty"`
+	TrainStd  float64                `protobuf:"fixed64,5,opt,name=train_std,json=trainStd,proto3" json:"train_std,omitempty"`
+	EvalStd   float64                `protobuf:"fixed64,6,opt,name=eval_std,json=evalStd,proto3" json:"eval_std,omitempty"`
+	// mean_shift is (eval_mean - train_mean) / train_std.
+	MeanShift float64 `protobuf:"fixed64,7,opt,name=mean_shift,json=meanShift,proto3" json:"mean_shift,omitempty"`
+	// psi is the population stability index over the training histogram's
+	// bins (or the top categories).
+	Psi float64 `protobuf:"fixed64,8,opt,name=psi,proto3" json:"psi,omitempty"`
+	// ks is the largest gap between the two cumulative distributions over
+	// the training histogram's edges.
+	Ks               float64 `protobuf:"fixed64,9,opt,name=ks,proto3" json:"ks,omitempty"`
+	TrainMissingRate float64 `protobuf:"fixed64,10,opt,name=train_missing_rate,json=trainMissingRate,proto3" json:"train_missing_rate,omitempty"`
+	EvalMissingRate  float64 `protobuf:"fixed64,11,opt,name=eval_missing_rate,json=evalMissingRate,proto3" json:"eval_missing_rate,omitempty"`
+	// drifted: psi >= 0.2 (the usual "significant shift" threshold).
+	Drifted       bool `protobuf:"varint,12,opt,name=drifted,proto3" json:"drifted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeatureDrift) Reset() {
+	*x = FeatureDrift{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeatureDrift) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeatureDrift) ProtoMessage() {}
+
+func (x *FeatureDrift) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeatureDrift.ProtoReflect.Descriptor instead.
+func (*FeatureDrift) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FeatureDrift) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *FeatureDrift) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FeatureDrift) GetTrainMean() float64 {
+	if x != nil {
+		return x.TrainMean
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetEvalMean() float64 {
+	if x != nil {
+		return x.EvalMean
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetTrainStd() float64 {
+	if x != nil {
+		return x.TrainStd
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetEvalStd() float64 {
+	if x != nil {
+		return x.EvalStd
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetMeanShift() float64 {
+	if x != nil {
+		return x.MeanShift
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetPsi() float64 {
+	if x != nil {
+		return x.Psi
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetKs() float64 {
+	if x != nil {
+		return x.Ks
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetTrainMissingRate() float64 {
+	if x != nil {
+		return x.TrainMissingRate
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetEvalMissingRate() float64 {
+	if x != nil {
+		return x.EvalMissingRate
+	}
+	return 0
+}
+
+func (x *FeatureDrift) GetDrifted() bool {
+	if x != nil {
+		return x.Drifted
+	}
+	return false
 }
 
 type CreateEvaluationRequest struct {
@@ -250,7 +471,7 @@ type CreateEvaluationRequest struct {
 
 func (x *CreateEvaluationRequest) Reset() {
 	*x = CreateEvaluationRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[2]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +483,7 @@ func (x *CreateEvaluationRequest) String() string {
 func (*CreateEvaluationRequest) ProtoMessage() {}
 
 func (x *CreateEvaluationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[2]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +496,7 @@ func (x *CreateEvaluationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEvaluationRequest.ProtoReflect.Descriptor instead.
 func (*CreateEvaluationRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateEvaluationRequest) GetEvaluation() *Evaluation {
@@ -294,7 +515,7 @@ type CreateEvaluationResponse struct {
 
 func (x *CreateEvaluationResponse) Reset() {
 	*x = CreateEvaluationResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[3]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +527,7 @@ func (x *CreateEvaluationResponse) String() string {
 func (*CreateEvaluationResponse) ProtoMessage() {}
 
 func (x *CreateEvaluationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[3]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +540,7 @@ func (x *CreateEvaluationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEvaluationResponse.ProtoReflect.Descriptor instead.
 func (*CreateEvaluationResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateEvaluationResponse) GetEvaluation() *Evaluation {
@@ -338,7 +559,7 @@ type GetEvaluationRequest struct {
 
 func (x *GetEvaluationRequest) Reset() {
 	*x = GetEvaluationRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[4]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +571,7 @@ func (x *GetEvaluationRequest) String() string {
 func (*GetEvaluationRequest) ProtoMessage() {}
 
 func (x *GetEvaluationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[4]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +584,7 @@ func (x *GetEvaluationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEvaluationRequest.ProtoReflect.Descriptor instead.
 func (*GetEvaluationRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetEvaluationRequest) GetId() string {
@@ -382,7 +603,7 @@ type GetEvaluationResponse struct {
 
 func (x *GetEvaluationResponse) Reset() {
 	*x = GetEvaluationResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[5]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +615,7 @@ func (x *GetEvaluationResponse) String() string {
 func (*GetEvaluationResponse) ProtoMessage() {}
 
 func (x *GetEvaluationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[5]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +628,7 @@ func (x *GetEvaluationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEvaluationResponse.ProtoReflect.Descriptor instead.
 func (*GetEvaluationResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEvaluationResponse) GetEvaluation() *Evaluation {
@@ -418,17 +639,21 @@ func (x *GetEvaluationResponse) GetEvaluation() *Evaluation {
 }
 
 type ListEvaluationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Model     string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// version filters by version number (0: all).
+	Version       int64           `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Dataset       string          `protobuf:"bytes,5,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	State         EvaluationState `protobuf:"varint,6,opt,name=state,proto3,enum=bmaas.evaluator.v1.EvaluationState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEvaluationsRequest) Reset() {
 	*x = ListEvaluationsRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[6]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +665,7 @@ func (x *ListEvaluationsRequest) String() string {
 func (*ListEvaluationsRequest) ProtoMessage() {}
 
 func (x *ListEvaluationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[6]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +678,7 @@ func (x *ListEvaluationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvaluationsRequest.ProtoReflect.Descriptor instead.
 func (*ListEvaluationsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListEvaluationsRequest) GetPageSize() int32 {
@@ -477,6 +702,27 @@ func (x *ListEvaluationsRequest) GetModel() string {
 	return ""
 }
 
+func (x *ListEvaluationsRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListEvaluationsRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *ListEvaluationsRequest) GetState() EvaluationState {
+	if x != nil {
+		return x.State
+	}
+	return EvaluationState_EVALUATION_STATE_UNSPECIFIED
+}
+
 type ListEvaluationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Evaluations   []*Evaluation          `protobuf:"bytes,1,rep,name=evaluations,proto3" json:"evaluations,omitempty"`
@@ -487,7 +733,7 @@ type ListEvaluationsResponse struct {
 
 func (x *ListEvaluationsResponse) Reset() {
 	*x = ListEvaluationsResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[7]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +745,7 @@ func (x *ListEvaluationsResponse) String() string {
 func (*ListEvaluationsResponse) ProtoMessage() {}
 
 func (x *ListEvaluationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[7]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +758,7 @@ func (x *ListEvaluationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvaluationsResponse.ProtoReflect.Descriptor instead.
 func (*ListEvaluationsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListEvaluationsResponse) GetEvaluations() []*Evaluation {
@@ -529,6 +775,303 @@ func (x *ListEvaluationsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SetEvaluationPolicyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *EvaluationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// etag of the policy read, for compare-and-set; empty overwrites.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEvaluationPolicyRequest) Reset() {
+	*x = SetEvaluationPolicyRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEvaluationPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEvaluationPolicyRequest) ProtoMessage() {}
+
+func (x *SetEvaluationPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEvaluationPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetEvaluationPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetEvaluationPolicyRequest) GetPolicy() *EvaluationPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetEvaluationPolicyRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+type SetEvaluationPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *EvaluationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEvaluationPolicyResponse) Reset() {
+	*x = SetEvaluationPolicyResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEvaluationPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEvaluationPolicyResponse) ProtoMessage() {}
+
+func (x *SetEvaluationPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEvaluationPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetEvaluationPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetEvaluationPolicyResponse) GetPolicy() *EvaluationPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type GetEvaluationPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEvaluationPolicyRequest) Reset() {
+	*x = GetEvaluationPolicyRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEvaluationPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEvaluationPolicyRequest) ProtoMessage() {}
+
+func (x *GetEvaluationPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEvaluationPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetEvaluationPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetEvaluationPolicyRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+type GetEvaluationPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *EvaluationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEvaluationPolicyResponse) Reset() {
+	*x = GetEvaluationPolicyResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEvaluationPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEvaluationPolicyResponse) ProtoMessage() {}
+
+func (x *GetEvaluationPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEvaluationPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetEvaluationPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetEvaluationPolicyResponse) GetPolicy() *EvaluationPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type ListDecisionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsRequest) Reset() {
+	*x = ListDecisionsRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsRequest) ProtoMessage() {}
+
+func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListDecisionsRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ListDecisionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDecisionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListDecisionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decisions     []*Decision            `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsResponse) Reset() {
+	*x = ListDecisionsResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsResponse) ProtoMessage() {}
+
+func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListDecisionsResponse) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *ListDecisionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type CreateExperimentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Experiment    *Experiment            `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
@@ -538,7 +1081,7 @@ type CreateExperimentRequest struct {
 
 func (x *CreateExperimentRequest) Reset() {
 	*x = CreateExperimentRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[8]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +1093,7 @@ func (x *CreateExperimentRequest) String() string {
 func (*CreateExperimentRequest) ProtoMessage() {}
 
 func (x *CreateExperimentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[8]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +1106,7 @@ func (x *CreateExperimentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateExperimentRequest.ProtoReflect.Descriptor instead.
 func (*CreateExperimentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateExperimentRequest) GetExperiment() *Experiment {
@@ -582,7 +1125,7 @@ type CreateExperimentResponse struct {
 
 func (x *CreateExperimentResponse) Reset() {
 	*x = CreateExperimentResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[9]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +1137,7 @@ func (x *CreateExperimentResponse) String() string {
 func (*CreateExperimentResponse) ProtoMessage() {}
 
 func (x *CreateExperimentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[9]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +1150,7 @@ func (x *CreateExperimentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateExperimentResponse.ProtoReflect.Descriptor instead.
 func (*CreateExperimentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateExperimentResponse) GetExperiment() *Experiment {
@@ -626,7 +1169,7 @@ type GetExperimentRequest struct {
 
 func (x *GetExperimentRequest) Reset() {
 	*x = GetExperimentRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[10]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +1181,7 @@ func (x *GetExperimentRequest) String() string {
 func (*GetExperimentRequest) ProtoMessage() {}
 
 func (x *GetExperimentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[10]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +1194,7 @@ func (x *GetExperimentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExperimentRequest.ProtoReflect.Descriptor instead.
 func (*GetExperimentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetExperimentRequest) GetId() string {
@@ -670,7 +1213,7 @@ type GetExperimentResponse struct {
 
 func (x *GetExperimentResponse) Reset() {
 	*x = GetExperimentResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +1225,7 @@ func (x *GetExperimentResponse) String() string {
 func (*GetExperimentResponse) ProtoMessage() {}
 
 func (x *GetExperimentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +1238,7 @@ func (x *GetExperimentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExperimentResponse.ProtoReflect.Descriptor instead.
 func (*GetExperimentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetExperimentResponse) GetExperiment() *Experiment {
@@ -709,13 +1252,14 @@ type ListExperimentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListExperimentsRequest) Reset() {
 	*x = ListExperimentsRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +1271,7 @@ func (x *ListExperimentsRequest) String() string {
 func (*ListExperimentsRequest) ProtoMessage() {}
 
 func (x *ListExperimentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +1284,7 @@ func (x *ListExperimentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExperimentsRequest.ProtoReflect.Descriptor instead.
 func (*ListExperimentsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListExperimentsRequest) GetPageSize() int32 {
@@ -757,6 +1301,13 @@ func (x *ListExperimentsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListExperimentsRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 type ListExperimentsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Experiments   []*Experiment          `protobuf:"bytes,1,rep,name=experiments,proto3" json:"experiments,omitempty"`
@@ -767,7 +1318,7 @@ type ListExperimentsResponse struct {
 
 func (x *ListExperimentsResponse) Reset() {
 	*x = ListExperimentsResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1330,7 @@ func (x *ListExperimentsResponse) String() string {
 func (*ListExperimentsResponse) ProtoMessage() {}
 
 func (x *ListExperimentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1343,7 @@ func (x *ListExperimentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExperimentsResponse.ProtoReflect.Descriptor instead.
 func (*ListExperimentsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListExperimentsResponse) GetExperiments() []*Experiment {
@@ -809,6 +1360,182 @@ func (x *ListExperimentsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type PauseExperimentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseExperimentRequest) Reset() {
+	*x = PauseExperimentRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseExperimentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseExperimentRequest) ProtoMessage() {}
+
+func (x *PauseExperimentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseExperimentRequest.ProtoReflect.Descriptor instead.
+func (*PauseExperimentRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PauseExperimentRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type PauseExperimentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Experiment    *Experiment            `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseExperimentResponse) Reset() {
+	*x = PauseExperimentResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseExperimentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseExperimentResponse) ProtoMessage() {}
+
+func (x *PauseExperimentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseExperimentResponse.ProtoReflect.Descriptor instead.
+func (*PauseExperimentResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PauseExperimentResponse) GetExperiment() *Experiment {
+	if x != nil {
+		return x.Experiment
+	}
+	return nil
+}
+
+type ResumeExperimentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeExperimentRequest) Reset() {
+	*x = ResumeExperimentRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeExperimentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeExperimentRequest) ProtoMessage() {}
+
+func (x *ResumeExperimentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeExperimentRequest.ProtoReflect.Descriptor instead.
+func (*ResumeExperimentRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResumeExperimentRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ResumeExperimentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Experiment    *Experiment            `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeExperimentResponse) Reset() {
+	*x = ResumeExperimentResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeExperimentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeExperimentResponse) ProtoMessage() {}
+
+func (x *ResumeExperimentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeExperimentResponse.ProtoReflect.Descriptor instead.
+func (*ResumeExperimentResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResumeExperimentResponse) GetExperiment() *Experiment {
+	if x != nil {
+		return x.Experiment
+	}
+	return nil
+}
+
 type CancelExperimentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -818,7 +1545,7 @@ type CancelExperimentRequest struct {
 
 func (x *CancelExperimentRequest) Reset() {
 	*x = CancelExperimentRequest{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1557,7 @@ func (x *CancelExperimentRequest) String() string {
 func (*CancelExperimentRequest) ProtoMessage() {}
 
 func (x *CancelExperimentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1570,7 @@ func (x *CancelExperimentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelExperimentRequest.ProtoReflect.Descriptor instead.
 func (*CancelExperimentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelExperimentRequest) GetId() string {
@@ -862,7 +1589,7 @@ type CancelExperimentResponse struct {
 
 func (x *CancelExperimentResponse) Reset() {
 	*x = CancelExperimentResponse{}
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1601,7 @@ func (x *CancelExperimentResponse) String() string {
 func (*CancelExperimentResponse) ProtoMessage() {}
 
 func (x *CancelExperimentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1614,7 @@ func (x *CancelExperimentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelExperimentResponse.ProtoReflect.Descriptor instead.
 func (*CancelExperimentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelExperimentResponse) GetExperiment() *Experiment {
@@ -897,11 +1624,211 @@ func (x *CancelExperimentResponse) GetExperiment() *Experiment {
 	return nil
 }
 
+type ListTrialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExperimentId  string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTrialsRequest) Reset() {
+	*x = ListTrialsRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTrialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTrialsRequest) ProtoMessage() {}
+
+func (x *ListTrialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTrialsRequest.ProtoReflect.Descriptor instead.
+func (*ListTrialsRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListTrialsRequest) GetExperimentId() string {
+	if x != nil {
+		return x.ExperimentId
+	}
+	return ""
+}
+
+func (x *ListTrialsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTrialsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListTrialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trials        []*Trial               `protobuf:"bytes,1,rep,name=trials,proto3" json:"trials,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTrialsResponse) Reset() {
+	*x = ListTrialsResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTrialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTrialsResponse) ProtoMessage() {}
+
+func (x *ListTrialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTrialsResponse.ProtoReflect.Descriptor instead.
+func (*ListTrialsResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListTrialsResponse) GetTrials() []*Trial {
+	if x != nil {
+		return x.Trials
+	}
+	return nil
+}
+
+func (x *ListTrialsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetBestTrialRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExperimentId  string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBestTrialRequest) Reset() {
+	*x = GetBestTrialRequest{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBestTrialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBestTrialRequest) ProtoMessage() {}
+
+func (x *GetBestTrialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBestTrialRequest.ProtoReflect.Descriptor instead.
+func (*GetBestTrialRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetBestTrialRequest) GetExperimentId() string {
+	if x != nil {
+		return x.ExperimentId
+	}
+	return ""
+}
+
+type GetBestTrialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         *Trial                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBestTrialResponse) Reset() {
+	*x = GetBestTrialResponse{}
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBestTrialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBestTrialResponse) ProtoMessage() {}
+
+func (x *GetBestTrialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_evaluator_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBestTrialResponse.ProtoReflect.Descriptor instead.
+func (*GetBestTrialResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetBestTrialResponse) GetTrial() *Trial {
+	if x != nil {
+		return x.Trial
+	}
+	return nil
+}
+
 var File_bmaas_evaluator_v1_evaluator_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\n" +
-	"\"bmaas/evaluator/v1/evaluator.proto\x12\x12bmaas.evaluator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x02\n" +
+	"\"bmaas/evaluator/v1/evaluator.proto\x12\x12bmaas.evaluator.v1\x1a#bmaas/evaluator/v1/experiment.proto\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x06\n" +
 	"\n" +
 	"Evaluation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -909,28 +1836,44 @@ const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
 	"\adataset\x18\x04 \x01(\tR\adataset\x12'\n" +
 	"\x0fdataset_version\x18\x05 \x01(\tR\x0edatasetVersion\x12E\n" +
-	"\ametrics\x18\x06 \x03(\v2+.bmaas.evaluator.v1.Evaluation.MetricsEntryR\ametrics\x12\x14\n" +
-	"\x05state\x18\a \x01(\tR\x05state\x12;\n" +
+	"\ametrics\x18\x06 \x03(\v2+.bmaas.evaluator.v1.Evaluation.MetricsEntryR\ametrics\x129\n" +
+	"\x05state\x18\a \x01(\x0e2#.bmaas.evaluator.v1.EvaluationStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a:\n" +
+	"createTime\x12\x15\n" +
+	"\x06job_id\x18\t \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05split\x18\n" +
+	" \x01(\tR\x05split\x12N\n" +
+	"\x10confusion_matrix\x18\v \x01(\v2#.bmaas.evaluator.v1.ConfusionMatrixR\x0fconfusionMatrix\x126\n" +
+	"\x05drift\x18\f \x03(\v2 .bmaas.evaluator.v1.FeatureDriftR\x05drift\x12\x18\n" +
+	"\amessage\x18\r \x01(\tR\amessage\x12\x18\n" +
+	"\atrigger\x18\x0e \x01(\tR\atrigger\x12\x12\n" +
+	"\x04rows\x18\x0f \x01(\x03R\x04rows\x12?\n" +
+	"\rcomplete_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12\x17\n" +
+	"\aruns_on\x18\x11 \x01(\tR\x06runsOn\x12\x1f\n" +
+	"\vdrift_score\x18\x12 \x01(\x01R\n" +
+	"driftScore\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa2\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +
+	"\x0fConfusionMatrix\x12\x16\n" +
+	"\x06labels\x18\x01 \x03(\tR\x06labels\x12\x16\n" +
+	"\x06counts\x18\x02 \x03(\x03R\x06counts\"\xe3\x02\n" +
+	"\fFeatureDrift\x12\x16\n" +
+	"\x06column\x18\x01 \x01(\tR\x06column\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
-	"Experiment\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1a\n" +
-	"\bsearcher\x18\x04 \x01(\tR\bsearcher\x12\x16\n" +
-	"\x06metric\x18\x05 \x01(\tR\x06metric\x12\x12\n" +
-	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x1d\n" +
+	"train_mean\x18\x03 \x01(\x01R\ttrainMean\x12\x1b\n" +
+	"\teval_mean\x18\x04 \x01(\x01R\bevalMean\x12\x1b\n" +
+	"\ttrain_std\x18\x05 \x01(\x01R\btrainStd\x12\x19\n" +
+	"\beval_std\x18\x06 \x01(\x01R\aevalStd\x12\x1d\n" +
 	"\n" +
-	"max_trials\x18\a \x01(\x05R\tmaxTrials\x12 \n" +
-	"\vparallelism\x18\b \x01(\x05R\vparallelism\x12\x14\n" +
-	"\x05state\x18\t \x01(\tR\x05state\x12;\n" +
-	"\vcreate_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"Y\n" +
+	"mean_shift\x18\a \x01(\x01R\tmeanShift\x12\x10\n" +
+	"\x03psi\x18\b \x01(\x01R\x03psi\x12\x0e\n" +
+	"\x02ks\x18\t \x01(\x01R\x02ks\x12,\n" +
+	"\x12train_missing_rate\x18\n" +
+	" \x01(\x01R\x10trainMissingRate\x12*\n" +
+	"\x11eval_missing_rate\x18\v \x01(\x01R\x0fevalMissingRate\x12\x18\n" +
+	"\adrifted\x18\f \x01(\bR\adrifted\"Y\n" +
 	"\x17CreateEvaluationRequest\x12>\n" +
 	"\n" +
 	"evaluation\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.EvaluationR\n" +
@@ -944,14 +1887,34 @@ const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\x15GetEvaluationResponse\x12>\n" +
 	"\n" +
 	"evaluation\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.EvaluationR\n" +
-	"evaluation\"j\n" +
+	"evaluation\"\xd9\x01\n" +
 	"\x16ListEvaluationsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\"\x83\x01\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x18\n" +
+	"\adataset\x18\x05 \x01(\tR\adataset\x129\n" +
+	"\x05state\x18\x06 \x01(\x0e2#.bmaas.evaluator.v1.EvaluationStateR\x05state\"\x83\x01\n" +
 	"\x17ListEvaluationsResponse\x12@\n" +
 	"\vevaluations\x18\x01 \x03(\v2\x1e.bmaas.evaluator.v1.EvaluationR\vevaluations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n" +
+	"\x1aSetEvaluationPolicyRequest\x12<\n" +
+	"\x06policy\x18\x01 \x01(\v2$.bmaas.evaluator.v1.EvaluationPolicyR\x06policy\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"[\n" +
+	"\x1bSetEvaluationPolicyResponse\x12<\n" +
+	"\x06policy\x18\x01 \x01(\v2$.bmaas.evaluator.v1.EvaluationPolicyR\x06policy\"2\n" +
+	"\x1aGetEvaluationPolicyRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\"[\n" +
+	"\x1bGetEvaluationPolicyResponse\x12<\n" +
+	"\x06policy\x18\x01 \x01(\v2$.bmaas.evaluator.v1.EvaluationPolicyR\x06policy\"h\n" +
+	"\x14ListDecisionsRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"{\n" +
+	"\x15ListDecisionsResponse\x12:\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x1c.bmaas.evaluator.v1.DecisionR\tdecisions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
 	"\x17CreateExperimentRequest\x12>\n" +
 	"\n" +
@@ -966,30 +1929,68 @@ const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\x15GetExperimentResponse\x12>\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.ExperimentR\n" +
-	"experiment\"T\n" +
+	"experiment\"j\n" +
 	"\x16ListExperimentsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\x83\x01\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\"\x83\x01\n" +
 	"\x17ListExperimentsResponse\x12@\n" +
 	"\vexperiments\x18\x01 \x03(\v2\x1e.bmaas.evaluator.v1.ExperimentR\vexperiments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
+	"\x16PauseExperimentRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
+	"\x17PauseExperimentResponse\x12>\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.ExperimentR\n" +
+	"experiment\")\n" +
+	"\x17ResumeExperimentRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"Z\n" +
+	"\x18ResumeExperimentResponse\x12>\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.ExperimentR\n" +
+	"experiment\")\n" +
 	"\x17CancelExperimentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"Z\n" +
 	"\x18CancelExperimentResponse\x12>\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.ExperimentR\n" +
-	"experiment2\xea\a\n" +
+	"experiment\"t\n" +
+	"\x11ListTrialsRequest\x12#\n" +
+	"\rexperiment_id\x18\x01 \x01(\tR\fexperimentId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
+	"\x12ListTrialsResponse\x121\n" +
+	"\x06trials\x18\x01 \x03(\v2\x19.bmaas.evaluator.v1.TrialR\x06trials\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x13GetBestTrialRequest\x12#\n" +
+	"\rexperiment_id\x18\x01 \x01(\tR\fexperimentId\"G\n" +
+	"\x14GetBestTrialResponse\x12/\n" +
+	"\x05trial\x18\x01 \x01(\v2\x19.bmaas.evaluator.v1.TrialR\x05trial*\x8e\x01\n" +
+	"\x0fEvaluationState\x12 \n" +
+	"\x1cEVALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18EVALUATION_STATE_RUNNING\x10\x01\x12\x1e\n" +
+	"\x1aEVALUATION_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
+	"\x17EVALUATION_STATE_FAILED\x10\x032\xa7\x10\n" +
 	"\x10EvaluatorService\x12\x92\x01\n" +
 	"\x10CreateEvaluation\x12+.bmaas.evaluator.v1.CreateEvaluationRequest\x1a,.bmaas.evaluator.v1.CreateEvaluationResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"evaluation\"\x0f/v1/evaluations\x12\x82\x01\n" +
 	"\rGetEvaluation\x12(.bmaas.evaluator.v1.GetEvaluationRequest\x1a).bmaas.evaluator.v1.GetEvaluationResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/evaluations/{id}\x12\x83\x01\n" +
-	"\x0fListEvaluations\x12*.bmaas.evaluator.v1.ListEvaluationsRequest\x1a+.bmaas.evaluator.v1.ListEvaluationsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/evaluations\x12\x92\x01\n" +
+	"\x0fListEvaluations\x12*.bmaas.evaluator.v1.ListEvaluationsRequest\x1a+.bmaas.evaluator.v1.ListEvaluationsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/evaluations\x12\xb3\x01\n" +
+	"\x13SetEvaluationPolicy\x12..bmaas.evaluator.v1.SetEvaluationPolicyRequest\x1a/.bmaas.evaluator.v1.SetEvaluationPolicyResponse\";\x82\xd3\xe4\x93\x025:\x06policy\x1a+/v1/models/{policy.model}/evaluation-policy\x12\xa4\x01\n" +
+	"\x13GetEvaluationPolicy\x12..bmaas.evaluator.v1.GetEvaluationPolicyRequest\x1a/.bmaas.evaluator.v1.GetEvaluationPolicyResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/models/{model}/evaluation-policy\x12\x8a\x01\n" +
+	"\rListDecisions\x12(.bmaas.evaluator.v1.ListDecisionsRequest\x1a).bmaas.evaluator.v1.ListDecisionsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/models/{model}/decisions\x12\x92\x01\n" +
 	"\x10CreateExperiment\x12+.bmaas.evaluator.v1.CreateExperimentRequest\x1a,.bmaas.evaluator.v1.CreateExperimentResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"experiment\"\x0f/v1/experiments\x12\x82\x01\n" +
 	"\rGetExperiment\x12(.bmaas.evaluator.v1.GetExperimentRequest\x1a).bmaas.evaluator.v1.GetExperimentResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/experiments/{id}\x12\x83\x01\n" +
-	"\x0fListExperiments\x12*.bmaas.evaluator.v1.ListExperimentsRequest\x1a+.bmaas.evaluator.v1.ListExperimentsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/experiments\x12\x95\x01\n" +
-	"\x10CancelExperiment\x12+.bmaas.evaluator.v1.CancelExperimentRequest\x1a,.bmaas.evaluator.v1.CancelExperimentResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/experiments/{id}:cancelB;Z9github.com/bmaas/bmaas/api/bmaas/evaluator/v1;evaluatorv1b\x06proto3"
+	"\x0fListExperiments\x12*.bmaas.evaluator.v1.ListExperimentsRequest\x1a+.bmaas.evaluator.v1.ListExperimentsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/experiments\x12\x91\x01\n" +
+	"\x0fPauseExperiment\x12*.bmaas.evaluator.v1.PauseExperimentRequest\x1a+.bmaas.evaluator.v1.PauseExperimentResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/experiments/{id}:pause\x12\x95\x01\n" +
+	"\x10ResumeExperiment\x12+.bmaas.evaluator.v1.ResumeExperimentRequest\x1a,.bmaas.evaluator.v1.ResumeExperimentResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/experiments/{id}:resume\x12\x95\x01\n" +
+	"\x10CancelExperiment\x12+.bmaas.evaluator.v1.CancelExperimentRequest\x1a,.bmaas.evaluator.v1.CancelExperimentResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/experiments/{id}:cancel\x12\x8b\x01\n" +
+	"\n" +
+	"ListTrials\x12%.bmaas.evaluator.v1.ListTrialsRequest\x1a&.bmaas.evaluator.v1.ListTrialsResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/experiments/{experiment_id}/trials\x12\x96\x01\n" +
+	"\fGetBestTrial\x12'.bmaas.evaluator.v1.GetBestTrialRequest\x1a(.bmaas.evaluator.v1.GetBestTrialResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/experiments/{experiment_id}/trials:bestB;Z9github.com/bmaas/bmaas/api/bmaas/evaluator/v1;evaluatorv1b\x06proto3"
 
 var (
 	file_bmaas_evaluator_v1_evaluator_proto_rawDescOnce sync.Once
@@ -1003,59 +2004,106 @@ func file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP() []byte {
 	return file_bmaas_evaluator_v1_evaluator_proto_rawDescData
 }
 
-var file_bmaas_evaluator_v1_evaluator_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_bmaas_evaluator_v1_evaluator_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bmaas_evaluator_v1_evaluator_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_bmaas_evaluator_v1_evaluator_proto_goTypes = []any{
-	(*Evaluation)(nil),               // 0: bmaas.evaluator.v1.Evaluation
-	(*Experiment)(nil),               // 1: bmaas.evaluator.v1.Experiment
-	(*CreateEvaluationRequest)(nil),  // 2: bmaas.evaluator.v1.CreateEvaluationRequest
-	(*CreateEvaluationResponse)(nil), // 3: bmaas.evaluator.v1.CreateEvaluationResponse
-	(*GetEvaluationRequest)(nil),     // 4: bmaas.evaluator.v1.GetEvaluationRequest
-	(*GetEvaluationResponse)(nil),    // 5: bmaas.evaluator.v1.GetEvaluationResponse
-	(*ListEvaluationsRequest)(nil),   // 6: bmaas.evaluator.v1.ListEvaluationsRequest
-	(*ListEvaluationsResponse)(nil),  // 7: bmaas.evaluator.v1.ListEvaluationsResponse
-	(*CreateExperimentRequest)(nil),  // 8: bmaas.evaluator.v1.CreateExperimentRequest
-	(*CreateExperimentResponse)(nil), // 9: bmaas.evaluator.v1.CreateExperimentResponse
-	(*GetExperimentRequest)(nil),     // 10: bmaas.evaluator.v1.GetExperimentRequest
-	(*GetExperimentResponse)(nil),    // 11: bmaas.evaluator.v1.GetExperimentResponse
-	(*ListExperimentsRequest)(nil),   // 12: bmaas.evaluator.v1.ListExperimentsRequest
-	(*ListExperimentsResponse)(nil),  // 13: bmaas.evaluator.v1.ListExperimentsResponse
-	(*CancelExperimentRequest)(nil),  // 14: bmaas.evaluator.v1.CancelExperimentRequest
-	(*CancelExperimentResponse)(nil), // 15: bmaas.evaluator.v1.CancelExperimentResponse
-	nil,                              // 16: bmaas.evaluator.v1.Evaluation.MetricsEntry
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(EvaluationState)(0),                // 0: bmaas.evaluator.v1.EvaluationState
+	(*Evaluation)(nil),                  // 1: bmaas.evaluator.v1.Evaluation
+	(*ConfusionMatrix)(nil),             // 2: bmaas.evaluator.v1.ConfusionMatrix
+	(*FeatureDrift)(nil),                // 3: bmaas.evaluator.v1.FeatureDrift
+	(*CreateEvaluationRequest)(nil),     // 4: bmaas.evaluator.v1.CreateEvaluationRequest
+	(*CreateEvaluationResponse)(nil),    // 5: bmaas.evaluator.v1.CreateEvaluationResponse
+	(*GetEvaluationRequest)(nil),        // 6: bmaas.evaluator.v1.GetEvaluationRequest
+	(*GetEvaluationResponse)(nil),       // 7: bmaas.evaluator.v1.GetEvaluationResponse
+	(*ListEvaluationsRequest)(nil),      // 8: bmaas.evaluator.v1.ListEvaluationsRequest
+	(*ListEvaluationsResponse)(nil),     // 9: bmaas.evaluator.v1.ListEvaluationsResponse
+	(*SetEvaluationPolicyRequest)(nil),  // 10: bmaas.evaluator.v1.SetEvaluationPolicyRequest
+	(*SetEvaluationPolicyResponse)(nil), // 11: bmaas.evaluator.v1.SetEvaluationPolicyResponse
+	(*GetEvaluationPolicyRequest)(nil),  // 12: bmaas.evaluator.v1.GetEvaluationPolicyRequest
+	(*GetEvaluationPolicyResponse)(nil), // 13: bmaas.evaluator.v1.GetEvaluationPolicyResponse
+	(*ListDecisionsRequest)(nil),        // 14: bmaas.evaluator.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),       // 15: bmaas.evaluator.v1.ListDecisionsResponse
+	(*CreateExperimentRequest)(nil),     // 16: bmaas.evaluator.v1.CreateExperimentRequest
+	(*CreateExperimentResponse)(nil),    // 17: bmaas.evaluator.v1.CreateExperimentResponse
+	(*GetExperimentRequest)(nil),        // 18: bmaas.evaluator.v1.GetExperimentRequest
+	(*GetExperimentResponse)(nil),       // 19: bmaas.evaluator.v1.GetExperimentResponse
+	(*ListExperimentsRequest)(nil),      // 20: bmaas.evaluator.v1.ListExperimentsRequest
+	(*ListExperimentsResponse)(nil),     // 21: bmaas.evaluator.v1.ListExperimentsResponse
+	(*PauseExperimentRequest)(nil),      // 22: bmaas.evaluator.v1.PauseExperimentRequest
+	(*PauseExperimentResponse)(nil),     // 23: bmaas.evaluator.v1.PauseExperimentResponse
+	(*ResumeExperimentRequest)(nil),     // 24: bmaas.evaluator.v1.ResumeExperimentRequest
+	(*ResumeExperimentResponse)(nil),    // 25: bmaas.evaluator.v1.ResumeExperimentResponse
+	(*CancelExperimentRequest)(nil),     // 26: bmaas.evaluator.v1.CancelExperimentRequest
+	(*CancelExperimentResponse)(nil),    // 27: bmaas.evaluator.v1.CancelExperimentResponse
+	(*ListTrialsRequest)(nil),           // 28: bmaas.evaluator.v1.ListTrialsRequest
+	(*ListTrialsResponse)(nil),          // 29: bmaas.evaluator.v1.ListTrialsResponse
+	(*GetBestTrialRequest)(nil),         // 30: bmaas.evaluator.v1.GetBestTrialRequest
+	(*GetBestTrialResponse)(nil),        // 31: bmaas.evaluator.v1.GetBestTrialResponse
+	nil,                                 // 32: bmaas.evaluator.v1.Evaluation.MetricsEntry
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(*EvaluationPolicy)(nil),            // 34: bmaas.evaluator.v1.EvaluationPolicy
+	(*Decision)(nil),                    // 35: bmaas.evaluator.v1.Decision
+	(*Experiment)(nil),                  // 36: bmaas.evaluator.v1.Experiment
+	(*Trial)(nil),                       // 37: bmaas.evaluator.v1.Trial
 }
 var file_bmaas_evaluator_v1_evaluator_proto_depIdxs = []int32{
-	16, // 0: bmaas.evaluator.v1.Evaluation.metrics:type_name -> bmaas.evaluator.v1.Evaluation.MetricsEntry
-	17, // 1: bmaas.evaluator.v1.Evaluation.create_time:type_name -> google.protobuf.Timestamp
-	17, // 2: bmaas.evaluator.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 3: bmaas.evaluator.v1.CreateEvaluationRequest.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	0,  // 4: bmaas.evaluator.v1.CreateEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	0,  // 5: bmaas.evaluator.v1.GetEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	0,  // 6: bmaas.evaluator.v1.ListEvaluationsResponse.evaluations:type_name -> bmaas.evaluator.v1.Evaluation
-	1,  // 7: bmaas.evaluator.v1.CreateExperimentRequest.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	1,  // 8: bmaas.evaluator.v1.CreateExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	1,  // 9: bmaas.evaluator.v1.GetExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	1,  // 10: bmaas.evaluator.v1.ListExperimentsResponse.experiments:type_name -> bmaas.evaluator.v1.Experiment
-	1,  // 11: bmaas.evaluator.v1.CancelExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	2,  // 12: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:input_type -> bmaas.evaluator.v1.CreateEvaluationRequest
-	4,  // 13: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:input_type -> bmaas.evaluator.v1.GetEvaluationRequest
-	6,  // 14: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:input_type -> bmaas.evaluator.v1.ListEvaluationsRequest
-	8,  // 15: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:input_type -> bmaas.evaluator.v1.CreateExperimentRequest
-	10, // 16: bmaas.evaluator.v1.EvaluatorService.GetExperiment:input_type -> bmaas.evaluator.v1.GetExperimentRequest
-	12, // 17: bmaas.evaluator.v1.EvaluatorService.ListExperiments:input_type -> bmaas.evaluator.v1.ListExperimentsRequest
-	14, // 18: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:input_type -> bmaas.evaluator.v1.CancelExperimentRequest
-	3,  // 19: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:output_type -> bmaas.evaluator.v1.CreateEvaluationResponse
-	5,  // 20: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:output_type -> bmaas.evaluator.v1.GetEvaluationResponse
-	7,  // 21: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:output_type -> bmaas.evaluator.v1.ListEvaluationsResponse
-	9,  // 22: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:output_type -> bmaas.evaluator.v1.CreateExperimentResponse
-	11, // 23: bmaas.evaluator.v1.EvaluatorService.GetExperiment:output_type -> bmaas.evaluator.v1.GetExperimentResponse
-	13, // 24: bmaas.evaluator.v1.EvaluatorService.ListExperiments:output_type -> bmaas.evaluator.v1.ListExperimentsResponse
-	15, // 25: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:output_type -> bmaas.evaluator.v1.CancelExperimentResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	32, // 0: bmaas.evaluator.v1.Evaluation.metrics:type_name -> bmaas.evaluator.v1.Evaluation.MetricsEntry
+	0,  // 1: bmaas.evaluator.v1.Evaluation.state:type_name -> bmaas.evaluator.v1.EvaluationState
+	33, // 2: bmaas.evaluator.v1.Evaluation.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 3: bmaas.evaluator.v1.Evaluation.confusion_matrix:type_name -> bmaas.evaluator.v1.ConfusionMatrix
+	3,  // 4: bmaas.evaluator.v1.Evaluation.drift:type_name -> bmaas.evaluator.v1.FeatureDrift
+	33, // 5: bmaas.evaluator.v1.Evaluation.complete_time:type_name -> google.protobuf.Timestamp
+	1,  // 6: bmaas.evaluator.v1.CreateEvaluationRequest.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	1,  // 7: bmaas.evaluator.v1.CreateEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	1,  // 8: bmaas.evaluator.v1.GetEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	0,  // 9: bmaas.evaluator.v1.ListEvaluationsRequest.state:type_name -> bmaas.evaluator.v1.EvaluationState
+	1,  // 10: bmaas.evaluator.v1.ListEvaluationsResponse.evaluations:type_name -> bmaas.evaluator.v1.Evaluation
+	34, // 11: bmaas.evaluator.v1.SetEvaluationPolicyRequest.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	34, // 12: bmaas.evaluator.v1.SetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	34, // 13: bmaas.evaluator.v1.GetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	35, // 14: bmaas.evaluator.v1.ListDecisionsResponse.decisions:type_name -> bmaas.evaluator.v1.Decision
+	36, // 15: bmaas.evaluator.v1.CreateExperimentRequest.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 16: bmaas.evaluator.v1.CreateExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 17: bmaas.evaluator.v1.GetExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 18: bmaas.evaluator.v1.ListExperimentsResponse.experiments:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 19: bmaas.evaluator.v1.PauseExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 20: bmaas.evaluator.v1.ResumeExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	36, // 21: bmaas.evaluator.v1.CancelExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	37, // 22: bmaas.evaluator.v1.ListTrialsResponse.trials:type_name -> bmaas.evaluator.v1.Trial
+	37, // 23: bmaas.evaluator.v1.GetBestTrialResponse.trial:type_name -> bmaas.evaluator.v1.Trial
+	4,  // 24: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:input_type -> bmaas.evaluator.v1.CreateEvaluationRequest
+	6,  // 25: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:input_type -> bmaas.evaluator.v1.GetEvaluationRequest
+	8,  // 26: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:input_type -> bmaas.evaluator.v1.ListEvaluationsRequest
+	10, // 27: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:input_type -> bmaas.evaluator.v1.SetEvaluationPolicyRequest
+	12, // 28: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:input_type -> bmaas.evaluator.v1.GetEvaluationPolicyRequest
+	14, // 29: bmaas.evaluator.v1.EvaluatorService.ListDecisions:input_type -> bmaas.evaluator.v1.ListDecisionsRequest
+	16, // 30: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:input_type -> bmaas.evaluator.v1.CreateExperimentRequest
+	18, // 31: bmaas.evaluator.v1.EvaluatorService.GetExperiment:input_type -> bmaas.evaluator.v1.GetExperimentRequest
+	20, // 32: bmaas.evaluator.v1.EvaluatorService.ListExperiments:input_type -> bmaas.evaluator.v1.ListExperimentsRequest
+	22, // 33: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:input_type -> bmaas.evaluator.v1.PauseExperimentRequest
+	24, // 34: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:input_type -> bmaas.evaluator.v1.ResumeExperimentRequest
+	26, // 35: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:input_type -> bmaas.evaluator.v1.CancelExperimentRequest
+	28, // 36: bmaas.evaluator.v1.EvaluatorService.ListTrials:input_type -> bmaas.evaluator.v1.ListTrialsRequest
+	30, // 37: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:input_type -> bmaas.evaluator.v1.GetBestTrialRequest
+	5,  // 38: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:output_type -> bmaas.evaluator.v1.CreateEvaluationResponse
+	7,  // 39: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:output_type -> bmaas.evaluator.v1.GetEvaluationResponse
+	9,  // 40: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:output_type -> bmaas.evaluator.v1.ListEvaluationsResponse
+	11, // 41: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:output_type -> bmaas.evaluator.v1.SetEvaluationPolicyResponse
+	13, // 42: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:output_type -> bmaas.evaluator.v1.GetEvaluationPolicyResponse
+	15, // 43: bmaas.evaluator.v1.EvaluatorService.ListDecisions:output_type -> bmaas.evaluator.v1.ListDecisionsResponse
+	17, // 44: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:output_type -> bmaas.evaluator.v1.CreateExperimentResponse
+	19, // 45: bmaas.evaluator.v1.EvaluatorService.GetExperiment:output_type -> bmaas.evaluator.v1.GetExperimentResponse
+	21, // 46: bmaas.evaluator.v1.EvaluatorService.ListExperiments:output_type -> bmaas.evaluator.v1.ListExperimentsResponse
+	23, // 47: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:output_type -> bmaas.evaluator.v1.PauseExperimentResponse
+	25, // 48: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:output_type -> bmaas.evaluator.v1.ResumeExperimentResponse
+	27, // 49: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:output_type -> bmaas.evaluator.v1.CancelExperimentResponse
+	29, // 50: bmaas.evaluator.v1.EvaluatorService.ListTrials:output_type -> bmaas.evaluator.v1.ListTrialsResponse
+	31, // 51: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:output_type -> bmaas.evaluator.v1.GetBestTrialResponse
+	38, // [38:52] is the sub-list for method output_type
+	24, // [24:38] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_evaluator_proto_init() }
@@ -1063,18 +2111,21 @@ func file_bmaas_evaluator_v1_evaluator_proto_init() {
 	if File_bmaas_evaluator_v1_evaluator_proto != nil {
 		return
 	}
+	file_bmaas_evaluator_v1_experiment_proto_init()
+	file_bmaas_evaluator_v1_policy_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_evaluator_proto_rawDesc), len(file_bmaas_evaluator_v1_evaluator_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   17,
+			NumEnums:      1,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_bmaas_evaluator_v1_evaluator_proto_goTypes,
 		DependencyIndexes: file_bmaas_evaluator_v1_evaluator_proto_depIdxs,
+		EnumInfos:         file_bmaas_evaluator_v1_evaluator_proto_enumTypes,
 		MessageInfos:      file_bmaas_evaluator_v1_evaluator_proto_msgTypes,
 	}.Build()
 	File_bmaas_evaluator_v1_evaluator_proto = out.File

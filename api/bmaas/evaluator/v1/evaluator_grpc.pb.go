@@ -19,13 +19,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EvaluatorService_CreateEvaluation_FullMethodName = "/bmaas.evaluator.v1.EvaluatorService/CreateEvaluation"
-	EvaluatorService_GetEvaluation_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/GetEvaluation"
-	EvaluatorService_ListEvaluations_FullMethodName  = "/bmaas.evaluator.v1.EvaluatorService/ListEvaluations"
-	EvaluatorService_CreateExperiment_FullMethodName = "/bmaas.evaluator.v1.EvaluatorService/CreateExperiment"
-	EvaluatorService_GetExperiment_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/GetExperiment"
-	EvaluatorService_ListExperiments_FullMethodName  = "/bmaas.evaluator.v1.EvaluatorService/ListExperiments"
-	EvaluatorService_CancelExperiment_FullMethodName = "/bmaas.evaluator.v1.EvaluatorService/CancelExperiment"
+	EvaluatorService_CreateEvaluation_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/CreateEvaluation"
+	EvaluatorService_GetEvaluation_FullMethodName       = "/bmaas.evaluator.v1.EvaluatorService/GetEvaluation"
+	EvaluatorService_ListEvaluations_FullMethodName     = "/bmaas.evaluator.v1.EvaluatorService/ListEvaluations"
+	EvaluatorService_SetEvaluationPolicy_FullMethodName = "/bmaas.evaluator.v1.EvaluatorService/SetEvaluationPolicy"
+	EvaluatorService_GetEvaluationPolicy_FullMethodName = "/bmaas.evaluator.v1.EvaluatorService/GetEvaluationPolicy"
+	EvaluatorService_ListDecisions_FullMethodName       = "/bmaas.evaluator.v1.EvaluatorService/ListDecisions"
+	EvaluatorService_CreateExperiment_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/CreateExperiment"
+	EvaluatorService_GetExperiment_FullMethodName       = "/bmaas.evaluator.v1.EvaluatorService/GetExperiment"
+	EvaluatorService_ListExperiments_FullMethodName     = "/bmaas.evaluator.v1.EvaluatorService/ListExperiments"
+	EvaluatorService_PauseExperiment_FullMethodName     = "/bmaas.evaluator.v1.EvaluatorService/PauseExperiment"
+	EvaluatorService_ResumeExperiment_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/ResumeExperiment"
+	EvaluatorService_CancelExperiment_FullMethodName    = "/bmaas.evaluator.v1.EvaluatorService/CancelExperiment"
+	EvaluatorService_ListTrials_FullMethodName          = "/bmaas.evaluator.v1.EvaluatorService/ListTrials"
+	EvaluatorService_GetBestTrial_FullMethodName        = "/bmaas.evaluator.v1.EvaluatorService/GetBestTrial"
 )
 
 // EvaluatorServiceClient is the client API for EvaluatorService service.
@@ -38,10 +45,17 @@ type EvaluatorServiceClient interface {
 	CreateEvaluation(ctx context.Context, in *CreateEvaluationRequest, opts ...grpc.CallOption) (*CreateEvaluationResponse, error)
 	GetEvaluation(ctx context.Context, in *GetEvaluationRequest, opts ...grpc.CallOption) (*GetEvaluationResponse, error)
 	ListEvaluations(ctx context.Context, in *ListEvaluationsRequest, opts ...grpc.CallOption) (*ListEvaluationsResponse, error)
+	SetEvaluationPolicy(ctx context.Context, in *SetEvaluationPolicyRequest, opts ...grpc.CallOption) (*SetEvaluationPolicyResponse, error)
+	GetEvaluationPolicy(ctx context.Context, in *GetEvaluationPolicyRequest, opts ...grpc.CallOption) (*GetEvaluationPolicyResponse, error)
+	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
 	CreateExperiment(ctx context.Context, in *CreateExperimentRequest, opts ...grpc.CallOption) (*CreateExperimentResponse, error)
 	GetExperiment(ctx context.Context, in *GetExperimentRequest, opts ...grpc.CallOption) (*GetExperimentResponse, error)
 	ListExperiments(ctx context.Context, in *ListExperimentsRequest, opts ...grpc.CallOption) (*ListExperimentsResponse, error)
+	PauseExperiment(ctx context.Context, in *PauseExperimentRequest, opts ...grpc.CallOption) (*PauseExperimentResponse, error)
+	ResumeExperiment(ctx context.Context, in *ResumeExperimentRequest, opts ...grpc.CallOption) (*ResumeExperimentResponse, error)
 	CancelExperiment(ctx context.Context, in *CancelExperimentRequest, opts ...grpc.CallOption) (*CancelExperimentResponse, error)
+	ListTrials(ctx context.Context, in *ListTrialsRequest, opts ...grpc.CallOption) (*ListTrialsResponse, error)
+	GetBestTrial(ctx context.Context, in *GetBestTrialRequest, opts ...grpc.CallOption) (*GetBestTrialResponse, error)
 }
 
 type evaluatorServiceClient struct {
@@ -82,6 +96,36 @@ func (c *evaluatorServiceClient) ListEvaluations(ctx context.Context, in *ListEv
 	return out, nil
 }
 
+func (c *evaluatorServiceClient) SetEvaluationPolicy(ctx context.Context, in *SetEvaluationPolicyRequest, opts ...grpc.CallOption) (*SetEvaluationPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetEvaluationPolicyResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_SetEvaluationPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evaluatorServiceClient) GetEvaluationPolicy(ctx context.Context, in *GetEvaluationPolicyRequest, opts ...grpc.CallOption) (*GetEvaluationPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEvaluationPolicyResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_GetEvaluationPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evaluatorServiceClient) ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDecisionsResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_ListDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *evaluatorServiceClient) CreateExperiment(ctx context.Context, in *CreateExperimentRequest, opts ...grpc.CallOption) (*CreateExperimentResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateExperimentResponse)
@@ -112,10 +156,50 @@ func (c *evaluatorServiceClient) ListExperiments(ctx context.Context, in *ListEx
 	return out, nil
 }
 
+func (c *evaluatorServiceClient) PauseExperiment(ctx context.Context, in *PauseExperimentRequest, opts ...grpc.CallOption) (*PauseExperimentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseExperimentResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_PauseExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evaluatorServiceClient) ResumeExperiment(ctx context.Context, in *ResumeExperimentRequest, opts ...grpc.CallOption) (*ResumeExperimentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeExperimentResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_ResumeExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *evaluatorServiceClient) CancelExperiment(ctx context.Context, in *CancelExperimentRequest, opts ...grpc.CallOption) (*CancelExperimentResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelExperimentResponse)
 	err := c.cc.Invoke(ctx, EvaluatorService_CancelExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evaluatorServiceClient) ListTrials(ctx context.Context, in *ListTrialsRequest, opts ...grpc.CallOption) (*ListTrialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTrialsResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_ListTrials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evaluatorServiceClient) GetBestTrial(ctx context.Context, in *GetBestTrialRequest, opts ...grpc.CallOption) (*GetBestTrialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBestTrialResponse)
+	err := c.cc.Invoke(ctx, EvaluatorService_GetBestTrial_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,10 +216,17 @@ type EvaluatorServiceServer interface {
 	CreateEvaluation(context.Context, *CreateEvaluationRequest) (*CreateEvaluationResponse, error)
 	GetEvaluation(context.Context, *GetEvaluationRequest) (*GetEvaluationResponse, error)
 	ListEvaluations(context.Context, *ListEvaluationsRequest) (*ListEvaluationsResponse, error)
+	SetEvaluationPolicy(context.Context, *SetEvaluationPolicyRequest) (*SetEvaluationPolicyResponse, error)
+	GetEvaluationPolicy(context.Context, *GetEvaluationPolicyRequest) (*GetEvaluationPolicyResponse, error)
+	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
 	CreateExperiment(context.Context, *CreateExperimentRequest) (*CreateExperimentResponse, error)
 	GetExperiment(context.Context, *GetExperimentRequest) (*GetExperimentResponse, error)
 	ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error)
+	PauseExperiment(context.Context, *PauseExperimentRequest) (*PauseExperimentResponse, error)
+	ResumeExperiment(context.Context, *ResumeExperimentRequest) (*ResumeExperimentResponse, error)
 	CancelExperiment(context.Context, *CancelExperimentRequest) (*CancelExperimentResponse, error)
+	ListTrials(context.Context, *ListTrialsRequest) (*ListTrialsResponse, error)
+	GetBestTrial(context.Context, *GetBestTrialRequest) (*GetBestTrialResponse, error)
 	mustEmbedUnimplementedEvaluatorServiceServer()
 }
 
@@ -155,6 +246,15 @@ func (UnimplementedEvaluatorServiceServer) GetEvaluation(context.Context, *GetEv
 func (UnimplementedEvaluatorServiceServer) ListEvaluations(context.Context, *ListEvaluationsRequest) (*ListEvaluationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListEvaluations not implemented")
 }
+func (UnimplementedEvaluatorServiceServer) SetEvaluationPolicy(context.Context, *SetEvaluationPolicyRequest) (*SetEvaluationPolicyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetEvaluationPolicy not implemented")
+}
+func (UnimplementedEvaluatorServiceServer) GetEvaluationPolicy(context.Context, *GetEvaluationPolicyRequest) (*GetEvaluationPolicyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetEvaluationPolicy not implemented")
+}
+func (UnimplementedEvaluatorServiceServer) ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListDecisions not implemented")
+}
 func (UnimplementedEvaluatorServiceServer) CreateExperiment(context.Context, *CreateExperimentRequest) (*CreateExperimentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateExperiment not implemented")
 }
@@ -164,8 +264,20 @@ func (UnimplementedEvaluatorServiceServer) GetExperiment(context.Context, *GetEx
 func (UnimplementedEvaluatorServiceServer) ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListExperiments not implemented")
 }
+func (UnimplementedEvaluatorServiceServer) PauseExperiment(context.Context, *PauseExperimentRequest) (*PauseExperimentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PauseExperiment not implemented")
+}
+func (UnimplementedEvaluatorServiceServer) ResumeExperiment(context.Context, *ResumeExperimentRequest) (*ResumeExperimentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResumeExperiment not implemented")
+}
 func (UnimplementedEvaluatorServiceServer) CancelExperiment(context.Context, *CancelExperimentRequest) (*CancelExperimentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CancelExperiment not implemented")
+}
+func (UnimplementedEvaluatorServiceServer) ListTrials(context.Context, *ListTrialsRequest) (*ListTrialsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListTrials not implemented")
+}
+func (UnimplementedEvaluatorServiceServer) GetBestTrial(context.Context, *GetBestTrialRequest) (*GetBestTrialResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBestTrial not implemented")
 }
 func (UnimplementedEvaluatorServiceServer) mustEmbedUnimplementedEvaluatorServiceServer() {}
 func (UnimplementedEvaluatorServiceServer) testEmbeddedByValue()                          {}
@@ -242,6 +354,60 @@ func _EvaluatorService_ListEvaluations_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EvaluatorService_SetEvaluationPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetEvaluationPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).SetEvaluationPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_SetEvaluationPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).SetEvaluationPolicy(ctx, req.(*SetEvaluationPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvaluatorService_GetEvaluationPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEvaluationPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).GetEvaluationPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_GetEvaluationPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).GetEvaluationPolicy(ctx, req.(*GetEvaluationPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvaluatorService_ListDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).ListDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_ListDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).ListDecisions(ctx, req.(*ListDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EvaluatorService_CreateExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateExperimentRequest)
 	if err := dec(in); err != nil {
@@ -296,6 +462,42 @@ func _EvaluatorService_ListExperiments_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EvaluatorService_PauseExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).PauseExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_PauseExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).PauseExperiment(ctx, req.(*PauseExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvaluatorService_ResumeExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).ResumeExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_ResumeExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).ResumeExperiment(ctx, req.(*ResumeExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EvaluatorService_CancelExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CancelExperimentRequest)
 	if err := dec(in); err != nil {
@@ -310,6 +512,42 @@ func _EvaluatorService_CancelExperiment_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(EvaluatorServiceServer).CancelExperiment(ctx, req.(*CancelExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvaluatorService_ListTrials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTrialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).ListTrials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_ListTrials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).ListTrials(ctx, req.(*ListTrialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvaluatorService_GetBestTrial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBestTrialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServiceServer).GetBestTrial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvaluatorService_GetBestTrial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServiceServer).GetBestTrial(ctx, req.(*GetBestTrialRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -334,6 +572,18 @@ var EvaluatorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _EvaluatorService_ListEvaluations_Handler,
 		},
 		{
+			MethodName: "SetEvaluationPolicy",
+			Handler:    _EvaluatorService_SetEvaluationPolicy_Handler,
+		},
+		{
+			MethodName: "GetEvaluationPolicy",
+			Handler:    _EvaluatorService_GetEvaluationPolicy_Handler,
+		},
+		{
+			MethodName: "ListDecisions",
+			Handler:    _EvaluatorService_ListDecisions_Handler,
+		},
+		{
 			MethodName: "CreateExperiment",
 			Handler:    _EvaluatorService_CreateExperiment_Handler,
 		},
@@ -346,8 +596,24 @@ var EvaluatorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _EvaluatorService_ListExperiments_Handler,
 		},
 		{
+			MethodName: "PauseExperiment",
+			Handler:    _EvaluatorService_PauseExperiment_Handler,
+		},
+		{
+			MethodName: "ResumeExperiment",
+			Handler:    _EvaluatorService_ResumeExperiment_Handler,
+		},
+		{
 			MethodName: "CancelExperiment",
 			Handler:    _EvaluatorService_CancelExperiment_Handler,
+		},
+		{
+			MethodName: "ListTrials",
+			Handler:    _EvaluatorService_ListTrials_Handler,
+		},
+		{
+			MethodName: "GetBestTrial",
+			Handler:    _EvaluatorService_GetBestTrial_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
