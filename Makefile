@@ -28,10 +28,10 @@ run: build ## run the whole platform in one process
 
 PYTHON ?= /usr/bin/python3
 
-test: ## unit and integration tests (Go, and the Python SDK's)
-	go test $(GO_TEST_FLAGS) ./... ./api/...
+test: ## unit and integration tests (the Python SDK's, then Go)
 	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests; \
 	  else echo "skipping the Python SDK tests: $(PYTHON) not found"; fi
+	go test $(GO_TEST_FLAGS) ./... ./api/...
 
 tidy:
 	go mod tidy
