@@ -123,12 +123,15 @@ func (a *App) startTrainerAgent(context.Context) error {
 }
 
 func (a *App) startEvaluator(context.Context) error {
-	svc, err := evaluator.New(a.cfg.Evaluator, evaluator.Deps{Logger: a.log.With("svc", TargetEvaluator)})
+	svc, err := evaluator.New(a.cfg.Evaluator, evaluator.Deps{Logger: a.log.With("svc", TargetEvaluator), Registerer: a.reg,
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, ID: a.w.server.Addr()})
 	if err != nil {
 		return err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, evaluator.ServiceName())
+	m := a.modules[TargetEvaluator]
+	m.run, m.stop = svc.Run, svc.Stop
 	return nil
 }
 

@@ -1,13 +1,52 @@
 package evaluator
 
-import "flag"
+import (
+	"flag"
+	"fmt"
+	"time"
+)
 
 // Config configures the evaluator: evaluations, experiments and promotion.
-// It has no settings yet.
-type Config struct{}
+type Config struct {
+	// LeaderTTL is the lease of the leader key: how long a crashed leader
+	// keeps driving experiments before a standby takes over.
+	LeaderTTL time.Duration `yaml:"leader_ttl"`
+	// Poll is how often the leader looks at the jobs of running trials.
+	Poll time.Duration `yaml:"poll"`
+	// AutoEvaluate evaluates every version a training job produces.
+	AutoEvaluate bool `yaml:"auto_evaluate"`
+	// MaxDatasetBytes caps a dataset evaluated in process.
+	MaxDatasetBytes int64 `yaml:"max_dataset_bytes"`
+	// MaxModelBytes caps a model artifact evaluated in process.
+	MaxModelBytes int64 `yaml:"max_model_bytes"`
+}
 
-// RegisterFlags registers the flags under the `evaluator.` prefix.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) { _ = fs }
+// RegisterFlags registers the flags under the `evaluator.` prefix; it holds
+// the only defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.LeaderTTL, "evaluator.leader-ttl", 5*time.Second, "lease TTL of the evaluator's leader key")
+	fs.DurationVar(&c.Poll, "evaluator.poll", 200*time.Millisecond, "period at which the leader checks the jobs of running trials")
+	fs.BoolVar(&c.AutoEvaluate, "evaluator.auto-evaluate", true, "evaluate every version a training job produces")
+	fs.Int64Var(&c.MaxDatasetBytes, "evaluator.max-dataset-bytes", 512<<20, "largest dataset evaluated in process")
+	fs.Int64Var(&c.MaxModelBytes, "evaluator.max-model-bytes", 1<<30, "largest model artifact evaluated in process")
+}
 
 // Validate checks the configuration.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	switch {
+	case c.LeaderTTL < time.Second:
+		return fmt.Errorf("evaluator.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
+	case c.Poll <= 0:
+		return fmt.Errorf("evaluator.poll: must be positive, got %s", c.Poll)
+	case c.MaxDatasetBytes <= 0 || c.MaxModelBytes <= 0:
+		return fmt.Errorf("evaluator.max-dataset-bytes/max-model-bytes: must be positive")
+	}
+	return nil
+}
+
+// DefaultConfig returns the flag defaults (for tests and embedding).
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}

@@ -1,0 +1,57 @@
+package evaluator
+
+import (
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Evaluator implements evaluations, policies, decisions and experiments.
+type Evaluator struct {
+	cfg       Config
+	cli       *clientv3.Client
+	st        *store.Store
+	bus       *events.Bus
+	log       *slog.Logger
+	now       func() time.Time
+	registry  func() (registryv1.RegistryServiceClient, error)
+	scheduler func() (schedulerv1.SchedulerServiceClient, error)
+}
+
+// Keys.
+func evaluationKey(id string) string      { return store.Key("evaluations", id) }
+func evaluationsPrefix() string           { return store.Key("evaluations") + "/" }
+func policyKey(model string) string       { return store.Key("evaluation-policies", model) }
+func decisionKey(model, id string) string { return store.Key("decisions", model, id) }
+func decisionsPrefix(model string) string { return store.Key("decisions", model) + "/" }
+func experimentKey(id string) string      { return store.Key("experiments", id) }
+func experimentsPrefix() string           { return store.Key("experiments") + "/" }
+func searchStateKey(id string) string     { return store.Key("experiment-states", id) }
+func trialKey(exp, id string) string      { return store.Key("trials", exp, id) }
+func trialsPrefix(exp string) string      { return store.Key("trials", exp) + "/" }
+
+// publish sends an event after a committed change; the change is durable
+// in etcd, so a lost event is logged, not returned.
+func (e *Evaluator) publish(kind, key, typ string, msg proto.Message) {
+	if e.bus == nil {
+		return
+	}
+	data, err := protojson.Marshal(msg)
+	if err != nil {
+		e.log.Warn("encode event", "kind", kind, "type", typ, "err", err)
+		return
+	}
+	ev := events.Event{Kind: kind, Key: key, Type: typ, Time: e.now(), Data: data,
+		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
+	if err := e.bus.PublishAsync(ev); err != nil {
+		e.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)
+	}
+}

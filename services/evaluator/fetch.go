@@ -1,0 +1,103 @@
+package evaluator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/ml/artifact"
+	"github.com/bmaas/bmaas/pkg/ml/dataset"
+)
+
+// loadModel downloads a READY version's artifact and decodes it; only
+// NATIVE versions evaluate in process.
+func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registryv1.ModelVersion, *artifact.Model, error) {
+	reg, err := e.registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := reg.DownloadModelVersion(ctx, &registryv1.DownloadModelVersionRequest{Model: model, Version: ref})
+	if err != nil {
+		return nil, nil, err
+	}
+	var v *registryv1.ModelVersion
+	var buf bytes.Buffer
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if mv := msg.GetVersion(); mv != nil {
+			v = mv
+			if v.Format != registryv1.ModelFormat_MODEL_FORMAT_NATIVE {
+				return nil, nil, apierr.Precondition("%s@%d is %s; only NATIVE versions evaluate in the evaluator (see the package doc)", model, v.Version, v.Format)
+			}
+			continue
+		}
+		if int64(buf.Len()+len(msg.GetChunk())) > e.cfg.MaxModelBytes {
+			return nil, nil, apierr.Exhausted("artifact of %s@%s exceeds %d bytes", model, ref, e.cfg.MaxModelBytes)
+		}
+		buf.Write(msg.GetChunk())
+	}
+	if v == nil {
+		return nil, nil, fmt.Errorf("download %s@%s: no version header", model, ref)
+	}
+	m, err := artifact.Unmarshal(buf.Bytes())
+	if err != nil {
+		return nil, nil, fmt.Errorf("decode %s@%d: %w", model, v.Version, err)
+	}
+	return v, m, nil
+}
+
+// loadDataset downloads a dataset version ("" or 0 for the latest) and
+// parses it.
+func (e *Evaluator) loadDataset(ctx context.Context, name, ref string) (*registryv1.DatasetVersion, *dataset.Frame, error) {
+	if ref == "" || ref == "0" {
+		ref = "latest"
+	}
+	reg, err := e.registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := reg.DownloadDataset(ctx, &registryv1.DownloadDatasetRequest{Dataset: name, Version: ref})
+	if err != nil {
+		return nil, nil, err
+	}
+	var dv *registryv1.DatasetVersion
+	var buf bytes.Buffer
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if v := msg.GetVersion(); v != nil {
+			dv = v
+			continue
+		}
+		if int64(buf.Len()+len(msg.GetChunk())) > e.cfg.MaxDatasetBytes {
+			return nil, nil, apierr.Exhausted("dataset %s exceeds %d bytes", name, e.cfg.MaxDatasetBytes)
+		}
+		buf.Write(msg.GetChunk())
+	}
+	if dv == nil {
+		return nil, nil, fmt.Errorf("download dataset %s: no version header", name)
+	}
+	f, err := dataset.Read(&buf, dataset.ReadOptions{})
+	if err != nil {
+		return nil, nil, apierr.Invalid("dataset", "%s version %d: %v", name, dv.Version, err)
+	}
+	return dv, f, nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
