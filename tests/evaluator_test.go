@@ -129,3 +129,7 @@ func TestEvaluationMetricsDriftAndBadInput(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, filtered.Evaluations, 1)
 }
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func protojsonFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }

@@ -63,6 +63,9 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 	ev.Id = events.NewID()
 	if trigger != TriggerManual {
 		ev.Id = autoID(v, ev)
+		if old, err := e.GetEvaluation(ctx, ev.Id); err == nil {
+			return old, nil // done before: a redelivered event
+		}
 	}
 	o, err := evaluateFrame(m, f)
 	if err != nil {

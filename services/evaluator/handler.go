@@ -26,3 +26,17 @@ func (h *handler) GetEvaluation(ctx context.Context, req *evaluatorv1.GetEvaluat
 func (h *handler) ListEvaluations(ctx context.Context, req *evaluatorv1.ListEvaluationsRequest) (*evaluatorv1.ListEvaluationsResponse, error) {
 	return h.e.ListEvaluations(ctx, req)
 }
+
+func (h *handler) SetEvaluationPolicy(ctx context.Context, req *evaluatorv1.SetEvaluationPolicyRequest) (*evaluatorv1.SetEvaluationPolicyResponse, error) {
+	p, err := h.e.SetEvaluationPolicy(ctx, req.GetPolicy(), req.GetEtag())
+	return &evaluatorv1.SetEvaluationPolicyResponse{Policy: p}, err
+}
+
+func (h *handler) GetEvaluationPolicy(ctx context.Context, req *evaluatorv1.GetEvaluationPolicyRequest) (*evaluatorv1.GetEvaluationPolicyResponse, error) {
+	p, err := h.e.GetEvaluationPolicy(ctx, req.GetModel())
+	return &evaluatorv1.GetEvaluationPolicyResponse{Policy: p}, err
+}
+
+func (h *handler) ListDecisions(ctx context.Context, req *evaluatorv1.ListDecisionsRequest) (*evaluatorv1.ListDecisionsResponse, error) {
+	return h.e.ListDecisions(ctx, req)
+}
