@@ -1,0 +1,194 @@
+// Package search is the hyperparameter search of experiments as a pure
+// state machine: a State takes trial events (a trial finished a job, failed,
+// reported progress) and returns actions (start a trial, continue one with
+// more epochs, stop one, finish). It does no I/O and reads no clock; its
+// randomness comes from the seed and the trial's number, so the same
+// events give the same actions, and a State marshalled to JSON and back
+// continues exactly where it was (the evaluator keeps it in etcd).
+package search
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+)
+
+// ErrInvalid marks an invalid search configuration.
+var ErrInvalid = errors.New("invalid search")
+
+// Type is a parameter's distribution.
+type Type string
+
+// Parameter types.
+const (
+	Uniform     Type = "uniform"
+	LogUniform  Type = "log_uniform"
+	Int         Type = "int"
+	Categorical Type = "categorical"
+)
+
+// Param is one dimension of the space. A parameter with a Parent exists
+// only when the parent took one of ParentValues; a parent comes first.
+type Param struct {
+	Name         string   `json:"name"`
+	Type         Type     `json:"type"`
+	Low          float64  `json:"low,omitempty"`
+	High         float64  `json:"high,omitempty"`
+	Values       []string `json:"values,omitempty"`
+	Parent       string   `json:"parent,omitempty"`
+	ParentValues []string `json:"parent_values,omitempty"`
+	// GridPoints of a numeric parameter under grid search (default 3).
+	GridPoints int `json:"grid_points,omitempty"`
+}
+
+// Space is an ordered list of parameters.
+type Space []Param
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks every parameter; errors name the parameter.
+func (s Space) Validate() error {
+	if len(s) == 0 {
+		return invalid("params", "the search space is empty")
+	}
+	seen := map[string]int{}
+	for i, p := range s {
+		f := fmt.Sprintf("params[%d] (%s)", i, p.Name)
+		if p.Name == "" {
+			return invalid(fmt.Sprintf("params[%d].name", i), "required")
+		}
+		if _, dup := seen[p.Name]; dup {
+			return invalid(f, "defined twice")
+		}
+		switch p.Type {
+		case Categorical:
+			if len(p.Values) == 0 {
+				return invalid(f, "a categorical parameter needs at least one value")
+			}
+		case Uniform, LogUniform, Int:
+			if math.IsNaN(p.Low) || math.IsNaN(p.High) || !(p.Low < p.High) {
+				return invalid(f, "low %v must be below high %v", p.Low, p.High)
+			}
+			if p.Type == LogUniform && p.Low <= 0 {
+				return invalid(f, "a log-uniform range must be above zero, got [%v, %v]", p.Low, p.High)
+			}
+			if p.Type == Int && (p.Low != math.Trunc(p.Low) || p.High != math.Trunc(p.High)) {
+				return invalid(f, "an int range needs integer bounds, got [%v, %v]", p.Low, p.High)
+			}
+		default:
+			return invalid(f, "unknown type %q (uniform, log_uniform, int, categorical)", p.Type)
+		}
+		if p.Parent != "" {
+			j, ok := seen[p.Parent]
+			if !ok {
+				return invalid(f, "parent %q must be a parameter defined before it", p.Parent)
+			}
+			if len(p.ParentValues) == 0 {
+				return invalid(f, "a condition needs the parent's values")
+			}
+			if par := s[j]; par.Type == Categorical {
+				for _, v := range p.ParentValues {
+					if !slices.Contains(par.Values, v) {
+						return invalid(f, "parent %q never takes %q", p.Parent, v)
+					}
+				}
+			}
+		}
+		seen[p.Name] = i
+	}
+	return nil
+}
+
+// active reports whether p exists given the values chosen so far.
+func (p Param) active(chosen map[string]string) bool {
+	if p.Parent == "" {
+		return true
+	}
+	v, ok := chosen[p.Parent]
+	return ok && slices.Contains(p.ParentValues, v)
+}
+
+// format renders a value of p as text.
+func (p Param) format(x float64) string {
+	if p.Type == Int {
+		return strconv.FormatInt(int64(math.Round(x)), 10)
+	}
+	return strconv.FormatFloat(x, 'g', 6, 64)
+}
+
+// sampleOne draws a value of p uniformly (log-uniformly).
+func (p Param) sampleOne(rng *rand.Rand) string {
+	switch p.Type {
+	case Categorical:
+		return p.Values[rng.IntN(len(p.Values))]
+	case LogUniform:
+		return p.format(math.Exp(math.Log(p.Low) + rng.Float64()*(math.Log(p.High)-math.Log(p.Low))))
+	case Int:
+		return p.format(p.Low + float64(rng.IntN(int(p.High-p.Low)+1)))
+	}
+	return p.format(p.Low + rng.Float64()*(p.High-p.Low))
+}
+
+// Sample draws a configuration.
+func (s Space) Sample(rng *rand.Rand) map[string]string {
+	out := map[string]string{}
+	for _, p := range s {
+		if p.active(out) {
+			out[p.Name] = p.sampleOne(rng)
+		}
+	}
+	return out
+}
+
+// points are the grid values of p.
+func (p Param) points() []string {
+	if p.Type == Categorical {
+		return p.Values
+	}
+	n := p.GridPoints
+	if n <= 0 {
+		n = 3
+	}
+	var out []string
+	for i := range n {
+		t := float64(i) / float64(max(n-1, 1))
+		x := p.Low + t*(p.High-p.Low)
+		if p.Type == LogUniform {
+			x = math.Exp(math.Log(p.Low) + t*(math.Log(p.High)-math.Log(p.Low)))
+		}
+		if v := p.format(x); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Grid enumerates every configuration, the last parameter varying fastest;
+// an inactive conditional parameter adds no points.
+func (s Space) Grid() []map[string]string {
+	out := []map[string]string{{}}
+	for _, p := range s {
+		var next []map[string]string
+		for _, c := range out {
+			if !p.active(c) {
+				next = append(next, c)
+				continue
+			}
+			for _, v := range p.points() {
+				m := make(map[string]string, len(c)+1)
+				for k, x := range c {
+					m[k] = x
+				}
+				m[p.Name] = v
+				next = append(next, m)
+			}
+		}
+		out = next
+	}
+	return out
+}
