@@ -57,7 +57,7 @@ func TestAutoEvaluationPromotionAndRedelivery(t *testing.T) {
 	require.NoError(t, err)
 
 	step := func(cval float64) (*registryv1.ModelVersion, *evaluatorv1.Decision) {
-		job := trainVersion(t, sc, "iris", "iris", "logistic", map[string]string{"C": protojsonFloat(cval)})
+		job := trainJob(t, sc, "iris", "iris", "logistic", map[string]string{"C": protojsonFloat(cval)})
 		ready := time.Now()
 		at := waitEvaluations(t, ec, "iris", job.ModelVersion, 2) // test split + the policy's dataset
 		require.Less(t, at.Sub(ready), 5*time.Second)

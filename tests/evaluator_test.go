@@ -49,7 +49,7 @@ func readExampleCSV(t *testing.T, file string) [][]string {
 }
 
 // trainVersion runs a builtin job on model and returns the job.
-func trainVersion(t *testing.T, sc schedulerv1.SchedulerServiceClient, model, dataset, algorithm string, params map[string]string) *schedulerv1.Job {
+func trainJob(t *testing.T, sc schedulerv1.SchedulerServiceClient, model, dataset, algorithm string, params map[string]string) *schedulerv1.Job {
 	t.Helper()
 	sub, err := sc.SubmitJob(t.Context(), &schedulerv1.SubmitJobRequest{Spec: builtinSpec(model, dataset, algorithm, params)})
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestEvaluationMetricsDriftAndBadInput(t *testing.T) {
 	uploadCSV(t, c.Registry, "iris", iris)
 	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
 	require.NoError(t, err)
-	job := trainVersion(t, sc, "iris", "iris", "logistic", map[string]string{"C": "10"})
+	job := trainJob(t, sc, "iris", "iris", "logistic", map[string]string{"C": "10"})
 
 	// On the job's test split the evaluation reproduces test_accuracy.
 	ev, err := ec.CreateEvaluation(ctx, &evaluatorv1.CreateEvaluationRequest{Evaluation: &evaluatorv1.Evaluation{

@@ -40,3 +40,41 @@ func (h *handler) GetEvaluationPolicy(ctx context.Context, req *evaluatorv1.GetE
 func (h *handler) ListDecisions(ctx context.Context, req *evaluatorv1.ListDecisionsRequest) (*evaluatorv1.ListDecisionsResponse, error) {
 	return h.e.ListDecisions(ctx, req)
 }
+
+func (h *handler) CreateExperiment(ctx context.Context, req *evaluatorv1.CreateExperimentRequest) (*evaluatorv1.CreateExperimentResponse, error) {
+	x, err := h.e.CreateExperiment(ctx, req.GetExperiment())
+	return &evaluatorv1.CreateExperimentResponse{Experiment: x}, err
+}
+
+func (h *handler) GetExperiment(ctx context.Context, req *evaluatorv1.GetExperimentRequest) (*evaluatorv1.GetExperimentResponse, error) {
+	x, err := h.e.GetExperiment(ctx, req.GetId())
+	return &evaluatorv1.GetExperimentResponse{Experiment: x}, err
+}
+
+func (h *handler) ListExperiments(ctx context.Context, req *evaluatorv1.ListExperimentsRequest) (*evaluatorv1.ListExperimentsResponse, error) {
+	return h.e.ListExperiments(ctx, req)
+}
+
+func (h *handler) PauseExperiment(ctx context.Context, req *evaluatorv1.PauseExperimentRequest) (*evaluatorv1.PauseExperimentResponse, error) {
+	x, err := h.e.SetExperimentState(ctx, req.GetId(), evaluatorv1.ExperimentState_EXPERIMENT_STATE_PAUSED)
+	return &evaluatorv1.PauseExperimentResponse{Experiment: x}, err
+}
+
+func (h *handler) ResumeExperiment(ctx context.Context, req *evaluatorv1.ResumeExperimentRequest) (*evaluatorv1.ResumeExperimentResponse, error) {
+	x, err := h.e.SetExperimentState(ctx, req.GetId(), evaluatorv1.ExperimentState_EXPERIMENT_STATE_RUNNING)
+	return &evaluatorv1.ResumeExperimentResponse{Experiment: x}, err
+}
+
+func (h *handler) CancelExperiment(ctx context.Context, req *evaluatorv1.CancelExperimentRequest) (*evaluatorv1.CancelExperimentResponse, error) {
+	x, err := h.e.SetExperimentState(ctx, req.GetId(), evaluatorv1.ExperimentState_EXPERIMENT_STATE_CANCELLED)
+	return &evaluatorv1.CancelExperimentResponse{Experiment: x}, err
+}
+
+func (h *handler) ListTrials(ctx context.Context, req *evaluatorv1.ListTrialsRequest) (*evaluatorv1.ListTrialsResponse, error) {
+	return h.e.ListTrials(ctx, req)
+}
+
+func (h *handler) GetBestTrial(ctx context.Context, req *evaluatorv1.GetBestTrialRequest) (*evaluatorv1.GetBestTrialResponse, error) {
+	t, err := h.e.GetBestTrial(ctx, req.GetExperimentId())
+	return &evaluatorv1.GetBestTrialResponse{Trial: t}, err
+}
