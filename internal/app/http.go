@@ -64,6 +64,9 @@ func (a *App) startHTTP(ctx context.Context) error {
 	if a.cfg.Has(TargetRegistry) {
 		registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
 	}
+	if a.w.gateway != nil {
+		a.w.gateway.RegisterHTTP(mux, gw)
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready.Load() || a.stopping.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)

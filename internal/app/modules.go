@@ -135,13 +135,20 @@ func (a *App) startEvaluator(context.Context) error {
 	return nil
 }
 
-func (a *App) startGateway(context.Context) error {
-	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway)})
+func (a *App) startGateway(ctx context.Context) error {
+	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway), Registerer: a.reg,
+		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
 	if err != nil {
 		return err
 	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
 	svc.Register(a.w.server.GRPC())
-	a.w.services = append(a.w.services, gateway.ServiceName())
+	a.w.gateway = svc
+	a.w.services = append(a.w.services, gateway.ServiceName(), gateway.InferenceServiceName())
+	m := a.modules[TargetGateway]
+	m.run, m.stop = svc.Run, svc.Stop
 	return nil
 }
 

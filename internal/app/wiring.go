@@ -19,6 +19,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/gateway"
 )
 
 // wiring is what modules hand to the modules that depend on them.
@@ -36,6 +37,8 @@ type wiring struct {
 	services []string
 	// dialer reaches other services by name through membership.
 	dialer *mesh.Dialer
+	// gateway serves the KServe v2 REST routes on the HTTP edge.
+	gateway *gateway.Service
 }
 
 func (a *App) startEtcd(ctx context.Context) error {

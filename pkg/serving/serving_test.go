@@ -92,8 +92,13 @@ func TestBadInputIsInvalidArgumentNamingTheField(t *testing.T) {
 		{"wrong name", func(r *inference.ModelInferRequest) { r.Inputs[0].Name = "x" }, codes.InvalidArgument, "inputs[0].name"},
 		{"wrong datatype", func(r *inference.ModelInferRequest) { r.Inputs[0].Datatype = "INT32" }, codes.InvalidArgument, "inputs[0].datatype"},
 		{"wrong shape", func(r *inference.ModelInferRequest) { r.Inputs[0].Shape = []int64{4, 2} }, codes.InvalidArgument, "inputs[0].shape"},
-		{"too few values", func(r *inference.ModelInferRequest) { r.Inputs[0].Contents.Fp64Contents = r.Inputs[0].Contents.Fp64Contents[:5] }, codes.InvalidArgument, "inputs[0].contents"},
-		{"bad raw", func(r *inference.ModelInferRequest) { r.Inputs[0].Contents = nil; r.RawInputContents = [][]byte{{1, 2}} }, codes.InvalidArgument, "raw_input_contents"},
+		{"too few values", func(r *inference.ModelInferRequest) {
+			r.Inputs[0].Contents.Fp64Contents = r.Inputs[0].Contents.Fp64Contents[:5]
+		}, codes.InvalidArgument, "inputs[0].contents"},
+		{"bad raw", func(r *inference.ModelInferRequest) {
+			r.Inputs[0].Contents = nil
+			r.RawInputContents = [][]byte{{1, 2}}
+		}, codes.InvalidArgument, "raw_input_contents"},
 		{"unknown output", func(r *inference.ModelInferRequest) {
 			r.Outputs = []*inference.ModelInferRequest_InferRequestedOutputTensor{{Name: "nope"}}
 		}, codes.InvalidArgument, "outputs[0].name"},
@@ -155,7 +160,9 @@ func assertNoErr(t *testing.T, err error) bool {
 func TestRepositoryLoadUnload(t *testing.T) {
 	t.Parallel()
 	path, _, _ := trainModel(t, "logistic", "iris.csv")
-	load := func(_ any, name string) (*serving.Model, error) { return serving.Load(path, serving.Options{Name: name, Version: 2}) }
+	load := func(_ any, name string) (*serving.Model, error) {
+		return serving.Load(path, serving.Options{Name: name, Version: 2})
+	}
 	srv := serving.NewServer(func(ctx context.Context, name string) (*serving.Model, error) { return load(ctx, name) })
 	cli := serve(t, srv)
 	r, err := cli.ServerReady(t.Context(), &inference.ServerReadyRequest{})

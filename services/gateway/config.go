@@ -1,13 +1,71 @@
 package gateway
 
-import "flag"
+import (
+	"flag"
+	"fmt"
+	"time"
+)
 
-// Config configures the inference gateway: deployments and the data plane.
-// It has no settings yet.
-type Config struct{}
+// Config configures the inference gateway: deployments, the data plane
+// and the autoscaler.
+type Config struct {
+	// RequestTimeout bounds one inference request (unless the caller's
+	// deadline is shorter).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxRequestBytes caps a REST request body.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// ColdStartTimeout is how long a request to a deployment without a
+	// ready replica is held while one starts.
+	ColdStartTimeout time.Duration `yaml:"cold_start_timeout"`
+	// ReconcileInterval is how often the leader reconciles deployments.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// StableWindow and PanicWindow average in-flight concurrency for the
+	// autoscaler, as Knative does; the panic window rules when its
+	// average is PanicThreshold times the current capacity or more.
+	StableWindow   time.Duration `yaml:"stable_window"`
+	PanicWindow    time.Duration `yaml:"panic_window"`
+	PanicThreshold float64       `yaml:"panic_threshold"`
+	// LeaderTTL is the lease TTL of the gateway's leader election.
+	LeaderTTL time.Duration `yaml:"leader_ttl"`
+}
 
-// RegisterFlags registers the flags under the `gateway.` prefix.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) { _ = fs }
+// RegisterFlags registers the flags under the `gateway.` prefix; it holds
+// the only defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.RequestTimeout, "gateway.request-timeout", 30*time.Second, "deadline of one inference request")
+	fs.Int64Var(&c.MaxRequestBytes, "gateway.max-request-bytes", 16<<20, "largest REST inference request body")
+	fs.DurationVar(&c.ColdStartTimeout, "gateway.cold-start-timeout", 60*time.Second, "how long a request waits for a deployment scaled to zero")
+	fs.DurationVar(&c.ReconcileInterval, "gateway.reconcile-interval", time.Second, "interval of the leader's deployment reconcile")
+	fs.DurationVar(&c.StableWindow, "gateway.stable-window", 60*time.Second, "autoscaler stable window")
+	fs.DurationVar(&c.PanicWindow, "gateway.panic-window", 6*time.Second, "autoscaler panic window")
+	fs.Float64Var(&c.PanicThreshold, "gateway.panic-threshold", 2, "panic when the panic window's load is this many times the capacity")
+	fs.DurationVar(&c.LeaderTTL, "gateway.leader-ttl", 5*time.Second, "lease TTL of the gateway leader election")
+}
 
 // Validate checks the configuration.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	switch {
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("gateway.request-timeout: must be positive, got %s", c.RequestTimeout)
+	case c.MaxRequestBytes < 1<<10:
+		return fmt.Errorf("gateway.max-request-bytes: must be at least 1 KiB, got %d", c.MaxRequestBytes)
+	case c.ColdStartTimeout <= 0:
+		return fmt.Errorf("gateway.cold-start-timeout: must be positive, got %s", c.ColdStartTimeout)
+	case c.ReconcileInterval <= 0:
+		return fmt.Errorf("gateway.reconcile-interval: must be positive, got %s", c.ReconcileInterval)
+	case c.PanicWindow <= 0 || c.StableWindow < c.PanicWindow:
+		return fmt.Errorf("gateway.stable-window (%s) must be at least gateway.panic-window (%s) > 0", c.StableWindow, c.PanicWindow)
+	case c.PanicThreshold < 1:
+		return fmt.Errorf("gateway.panic-threshold: must be at least 1, got %g", c.PanicThreshold)
+	case c.LeaderTTL < time.Second:
+		return fmt.Errorf("gateway.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
+	}
+	return nil
+}
+
+// DefaultConfig returns the flag defaults (for tests and embedding).
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}

@@ -1,24 +1,58 @@
-// Package gateway is the inference gateway: deployments and the data plane. This release serves its API skeleton and
-// health; every call answers Unimplemented until the service is filled in.
+// Package gateway is the inference gateway: the deployment API (state in
+// etcd under /bmaas/v1/deployments/<name>), the KServe v2 data plane over
+// gRPC and REST that routes each request to a ready replica, and, on the
+// elected leader, the reconciler that runs replicas as scheduler jobs,
+// autoscales them and rolls them to a new version when the followed
+// alias moves.
 package gateway
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"strconv"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/election"
+	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // Deps are the service's dependencies.
 type Deps struct {
-	Logger *slog.Logger
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Etcd       *clientv3.Client
+	Store      *store.Store
+	// Dialer reaches the registry and the scheduler by name.
+	Dialer *mesh.Dialer
+	// Addr identifies this replica in the leader election.
+	Addr string
+	Now  func() time.Time
 }
 
-// Service is the inference gateway: deployments and the data plane's lifecycle.
+// Service is the gateway's lifecycle.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	st     *store.Store
+	now    func() time.Time
+	router *router
+	stats  *stats
+	wake   chan struct{}
+	cache  *store.Cache[*gatewayv1.Deployment]
 }
 
 // New builds the service.
@@ -26,21 +60,128 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Etcd == nil || deps.Dialer == nil {
+		return nil, errors.New("gateway: etcd client and dialer are required")
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: deps.Logger}, nil
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Store == nil {
+		deps.Store = store.New(deps.Etcd)
+	}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1)}
+	s.stats = newStats(deps.Now)
+	s.router = newRouter(deps.Etcd, deps.Logger)
+	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
+	return s, nil
 }
 
 // ServiceName is the gRPC service's full name (for health checks).
 func ServiceName() string { return gatewayv1.DeploymentService_ServiceDesc.ServiceName }
 
-// Register mounts the gRPC API.
+// InferenceServiceName is the KServe v2 service's full name.
+func InferenceServiceName() string { return inference.GRPCInferenceService_ServiceDesc.ServiceName }
+
+// Register mounts the deployment API and the KServe v2 data plane.
 func (s *Service) Register(g *grpc.Server) {
-	gatewayv1.RegisterDeploymentServiceServer(g, handler{})
+	gatewayv1.RegisterDeploymentServiceServer(g, &handler{s: s})
+	inference.RegisterGRPCInferenceServiceServer(g, &dataPlane{s: s})
 }
 
-// handler answers Unimplemented for every call.
-type handler struct {
-	gatewayv1.UnimplementedDeploymentServiceServer
+// Start follows the ready endpoints until ctx is done; it returns once
+// they are loaded.
+func (s *Service) Start(ctx context.Context) error {
+	go s.router.run(ctx)
+	go func() { _ = s.cache.Run(ctx) }()
+	for _, ready := range []<-chan struct{}{s.router.ready, s.cache.Ready()} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Run campaigns for leadership and reconciles deployments while leading.
+func (s *Service) Run(ctx context.Context) error {
+	return election.Run(ctx, s.deps.Etcd, election.Config{Service: "gateway", ID: s.deps.Addr, TTL: s.cfg.LeaderTTL}, s.log,
+		func(ctx context.Context, _ int64) { s.lead(ctx) })
+}
+
+// Stop closes the connections to replicas.
+func (s *Service) Stop(context.Context) { s.router.close() }
+
+func (s *Service) depCache() *store.Cache[*gatewayv1.Deployment] { return s.cache }
+
+// kick asks the leader (when it is this replica) to reconcile now.
+func (s *Service) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) registry() (registryv1.RegistryServiceClient, error) {
+	conn, err := s.deps.Dialer.Conn("registry")
+	if err != nil {
+		return nil, err
+	}
+	return registryv1.NewRegistryServiceClient(conn), nil
+}
+
+func (s *Service) scheduler() (schedulerv1.SchedulerServiceClient, error) {
+	conn, err := s.deps.Dialer.Conn("scheduler")
+	if err != nil {
+		return nil, err
+	}
+	return schedulerv1.NewSchedulerServiceClient(conn), nil
+}
+
+// resolve turns a model reference into a READY version number: a number
+// as is, an alias through the model's aliases, "latest" as its newest
+// version.
+func (s *Service) resolve(ctx context.Context, ref string) (int64, error) {
+	model, target, err := ParseModelRef(ref)
+	if err != nil {
+		return 0, err
+	}
+	reg, err := s.registry()
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, perr := strconv.ParseInt(target, 10, 64)
+	if perr != nil {
+		m, err := reg.GetModel(ctx, &registryv1.GetModelRequest{Name: model}, grpc.WaitForReady(true))
+		if err != nil {
+			return 0, refErr(ref, err)
+		}
+		var ok bool
+		if v, ok = m.GetModel().GetAliases()[target]; !ok && target == "latest" {
+			v, ok = m.GetModel().GetLatestVersion(), m.GetModel().GetLatestVersion() > 0
+		}
+		if !ok {
+			return 0, apierr.Invalid("deployment.model", "model %q has no alias %q", model, target)
+		}
+	}
+	mv, err := reg.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: model, Version: strconv.FormatInt(v, 10)}, grpc.WaitForReady(true))
+	if err != nil {
+		return 0, refErr(ref, err)
+	}
+	if mv.GetVersion().GetStatus() != registryv1.VersionStatus_VERSION_STATUS_READY {
+		return 0, apierr.Precondition("model %s version %d is %s, not READY", model, v, mv.GetVersion().GetStatus())
+	}
+	return v, nil
+}
+
+func refErr(ref string, err error) error {
+	if status.Code(err) == codes.NotFound {
+		return apierr.Invalid("deployment.model", "%s not found in the registry", ref)
+	}
+	return err
 }

@@ -143,6 +143,8 @@ func (w *worker) runtime(sk *sink) (int64, error) {
 		return w.runBuiltin(sk, spec.GetBuiltin())
 	case spec.GetProcess() != nil:
 		return w.runProcess(sk, spec.GetProcess())
+	case spec.GetServing() != nil:
+		return w.runServing(sk, spec.GetServing())
 	}
 	return 0, errors.New("the job spec names no runtime (builtin or process)")
 }

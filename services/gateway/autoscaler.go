@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+)
+
+// autoscaler decides replica counts from in-flight concurrency as
+// Knative's KPA does: the average over the stable window divided by the
+// target, or over the shorter panic window when load jumps to
+// panic-threshold times the current capacity (then it does not scale down
+// until the panic window has passed calmly). Idle past
+// scale_to_zero_seconds (min_replicas 0) goes to zero.
+type autoscaler struct {
+	s     *Service
+	state map[string]*scaleState
+}
+
+type scaleState struct {
+	desired    int
+	panicUntil time.Time
+	conc       float64
+	lastReq    time.Time
+}
+
+func newAutoscaler(s *Service) *autoscaler { return &autoscaler{s: s, state: map[string]*scaleState{}} }
+
+func (a *autoscaler) forget(dep string) { delete(a.state, dep) }
+
+// desired returns the replicas d wants now, given ready replicas.
+func (a *autoscaler) desired(d *gatewayv1.Deployment, ready int) int {
+	st := a.state[d.Name]
+	if st == nil {
+		st = &scaleState{desired: max(int(d.MinReplicas), 1), lastReq: a.s.now()}
+		a.state[d.Name] = st
+	}
+	cfg := a.s.cfg
+	stable, panicAvg, inflight, lastReq := a.s.stats.observe(d.Name, cfg.StableWindow, cfg.PanicWindow)
+	if !lastReq.IsZero() {
+		st.lastReq = lastReq
+	}
+	st.conc = stable
+	lo, hi := int(d.MinReplicas), int(max(d.MaxReplicas, 1))
+	if !d.Autoscaling {
+		st.desired = max(lo, 1)
+		return st.desired
+	}
+	target := float64(max(d.TargetConcurrency, 1))
+	want := int(math.Ceil(stable / target))
+	now := a.s.now()
+	if p := int(math.Ceil(panicAvg / target)); float64(p) >= cfg.PanicThreshold*float64(max(ready, 1)) && p > want {
+		st.panicUntil = now.Add(cfg.PanicWindow)
+		want = p
+	}
+	if now.Before(st.panicUntil) {
+		want = max(want, st.desired)
+	}
+	if inflight > 0 {
+		want = max(want, 1) // a held request needs a replica
+	}
+	if want == 0 {
+		idle := time.Duration(d.ScaleToZeroSeconds) * time.Second
+		if lo > 0 || d.ScaleToZeroSeconds == 0 || now.Sub(st.lastReq) < idle {
+			want = 1
+		}
+	}
+	st.desired = min(max(want, lo), hi)
+	return st.desired
+}
+
+func (a *autoscaler) lastConcurrency(dep string) float64 {
+	if st := a.state[dep]; st != nil {
+		return math.Round(st.conc*100) / 100
+	}
+	return 0
+}
+
+func (a *autoscaler) lastRequest(dep string) *timestamppb.Timestamp {
+	if st := a.state[dep]; st != nil && !st.lastReq.IsZero() {
+		return timestamppb.New(st.lastReq.Truncate(time.Second))
+	}
+	return nil
+}

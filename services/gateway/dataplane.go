@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/serving"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// dataPlane serves KServe v2 gRPC by proxying to the replicas.
+type dataPlane struct {
+	inference.UnimplementedGRPCInferenceServiceServer
+	s *Service
+}
+
+func (p *dataPlane) ServerLive(context.Context, *inference.ServerLiveRequest) (*inference.ServerLiveResponse, error) {
+	return &inference.ServerLiveResponse{Live: true}, nil
+}
+
+func (p *dataPlane) ServerReady(context.Context, *inference.ServerReadyRequest) (*inference.ServerReadyResponse, error) {
+	return &inference.ServerReadyResponse{Ready: true}, nil
+}
+
+func (p *dataPlane) ServerMetadata(context.Context, *inference.ServerMetadataRequest) (*inference.ServerMetadataResponse, error) {
+	return serverMetadata(), nil
+}
+
+func serverMetadata() *inference.ServerMetadataResponse {
+	return &inference.ServerMetadataResponse{Name: "bmaas-gateway", Version: serving.ServerVersion, Extensions: []string{}}
+}
+
+func (p *dataPlane) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
+	ready, err := p.s.ModelReady(ctx, req.Name, req.Version)
+	return &inference.ModelReadyResponse{Ready: ready}, err
+}
+
+func (p *dataPlane) ModelMetadata(ctx context.Context, req *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
+	return p.s.ModelMetadata(ctx, req.Name, req.Version)
+}
+
+func (p *dataPlane) ModelInfer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	return p.s.Infer(ctx, req)
+}
+
+// ModelReady reports whether a deployment (at a version) has a ready
+// replica; NotFound when there is no such deployment.
+func (s *Service) ModelReady(ctx context.Context, name, version string) (bool, error) {
+	want, err := s.versionOf(ctx, name, version)
+	if err != nil {
+		return false, err
+	}
+	bs, _ := s.router.backends(name)
+	return pick(bs, want, 0, nil) != nil, nil
+}
+
+// ModelMetadata asks a ready replica (holding the request while the
+// deployment scales from zero).
+func (s *Service) ModelMetadata(ctx context.Context, name, version string) (*inference.ModelMetadataResponse, error) {
+	var resp *inference.ModelMetadataResponse
+	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) (err error) {
+		resp, err = b.cli.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: name, Version: version})
+		return err
+	})
+	return resp, err
+}
+
+// Infer routes one inference request to a ready replica.
+func (s *Service) Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	if req.ModelName == "" {
+		return nil, apierr.Invalid("model_name", "required")
+	}
+	var resp *inference.ModelInferResponse
+	err := s.forward(ctx, req.ModelName, req.ModelVersion, func(ctx context.Context, b *backend) (err error) {
+		resp, err = b.cli.ModelInfer(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// versionOf checks the deployment exists and parses a requested version
+// (0: any).
+func (s *Service) versionOf(ctx context.Context, name, version string) (int64, error) {
+	if name == "" {
+		return 0, apierr.Invalid("name", "required")
+	}
+	if _, _, err := s.depCache().Peek(ctx, deploymentKey(name)); errors.Is(err, store.ErrNotFound) {
+		return 0, apierr.NotFound("model", name)
+	} else if err != nil {
+		return 0, err
+	}
+	if version == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, apierr.NotFound("model version", name+"/"+version)
+	}
+	return v, nil
+}
+
+// forward calls a ready replica of the deployment: power of two choices
+// on outstanding requests, the canary's share of requests to the canary
+// version, another replica when one fails before answering, and a hold
+// while the deployment has no ready replica. The request's deadline is
+// the caller's or the gateway's, whichever is sooner.
+func (s *Service) forward(ctx context.Context, name, version string, call func(context.Context, *backend) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	want, err := s.versionOf(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	done := s.stats.begin(name)
+	defer done()
+	var (
+		tried   []*backend
+		lastErr error
+		held    time.Time
+	)
+	for {
+		bs, changed := s.router.backends(name)
+		v, avoid := want, int64(0)
+		if want == 0 {
+			v, avoid = s.split(ctx, name, bs)
+		}
+		b := pick(bs, v, avoid, tried)
+		if b == nil && v != want {
+			b = pick(bs, want, 0, tried)
+		}
+		if b == nil {
+			if want != 0 && len(bs) > 0 && pick(bs, want, 0, nil) == nil {
+				return apierr.NotFound("model version", name+"/"+version)
+			}
+			if held.IsZero() {
+				held = s.now()
+				s.kick()
+			}
+			if s.now().Sub(held) > s.cfg.ColdStartTimeout {
+				return status.Errorf(codes.Unavailable, "deployment %q has no ready replica", name)
+			}
+			tried = tried[:0]
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				if lastErr != nil {
+					return lastErr
+				}
+				return status.Errorf(codes.DeadlineExceeded, "deployment %q has no ready replica yet", name)
+			case <-time.After(s.cfg.ColdStartTimeout):
+				continue
+			}
+		}
+		b.inflight.Add(1)
+		err := call(ctx, b)
+		b.inflight.Add(-1)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		tried, lastErr = append(tried, b), err
+	}
+}
+
+// retryable: the replica did not answer (it is gone or going).
+func retryable(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unavailable || c == codes.Canceled
+}
+
+// split picks the canary version for its share of the requests; the
+// others avoid it.
+func (s *Service) split(ctx context.Context, name string, bs []*backend) (version, avoid int64) {
+	if len(bs) < 2 {
+		return 0, 0
+	}
+	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
+	if err != nil || d.GetCanaryPercent() <= 0 || d.GetCanaryVersion() <= 0 {
+		return 0, 0
+	}
+	if rand.IntN(100) < int(d.CanaryPercent) {
+		return d.CanaryVersion, 0
+	}
+	return 0, d.CanaryVersion
+}

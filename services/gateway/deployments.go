@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Limits of a deployment spec.
+const (
+	maxReplicas        = 1000
+	defaultConcurrency = 4
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func deploymentKey(name string) string { return store.Key("deployments", name) }
+
+// ParseModelRef splits "name@ref" into the model and the reference (a
+// version number or an alias; "latest" when absent).
+func ParseModelRef(ref string) (model, target string, err error) {
+	model, target, _ = strings.Cut(ref, "@")
+	if !nameRE.MatchString(model) {
+		return "", "", apierr.Invalid("deployment.model", "want NAME@VERSION or NAME@ALIAS, got %q", ref)
+	}
+	if target == "" {
+		target = "latest"
+	}
+	return model, target, nil
+}
+
+// normalize checks a deployment spec and fills its defaults.
+func normalize(d *gatewayv1.Deployment) error {
+	if d == nil {
+		return apierr.Invalid("deployment", "required")
+	}
+	model, _, err := ParseModelRef(d.Model)
+	if err != nil {
+		return err
+	}
+	if d.Name == "" {
+		d.Name = model
+	}
+	switch {
+	case !nameRE.MatchString(d.Name):
+		return apierr.Invalid("deployment.name", "must match %s, got %q", nameRE, d.Name)
+	case d.MinReplicas < 0 || d.MinReplicas > maxReplicas:
+		return apierr.Invalid("deployment.min_replicas", "must be within 0 and %d, got %d", maxReplicas, d.MinReplicas)
+	case d.MaxReplicas < 0 || d.MaxReplicas > maxReplicas:
+		return apierr.Invalid("deployment.max_replicas", "must be within 0 and %d, got %d", maxReplicas, d.MaxReplicas)
+	case d.MaxReplicas != 0 && d.MaxReplicas < d.MinReplicas:
+		return apierr.Invalid("deployment.max_replicas", "must be at least min_replicas (%d), got %d", d.MinReplicas, d.MaxReplicas)
+	case d.TargetConcurrency < 0:
+		return apierr.Invalid("deployment.target_concurrency", "must not be negative, got %d", d.TargetConcurrency)
+	case d.MaxBatchSize < 0 || d.MaxBatchSize > 1<<16:
+		return apierr.Invalid("deployment.max_batch_size", "must be within 0 and 65536, got %d", d.MaxBatchSize)
+	case d.MaxQueueDelayMicros < 0 || d.MaxQueueDelayMicros > 10_000_000:
+		return apierr.Invalid("deployment.max_queue_delay_micros", "must be within 0 and 10000000, got %d", d.MaxQueueDelayMicros)
+	case d.CanaryPercent < 0 || d.CanaryPercent > 100:
+		return apierr.Invalid("deployment.canary_percent", "must be within 0 and 100, got %d", d.CanaryPercent)
+	case d.CanaryPercent > 0 && d.CanaryVersion <= 0:
+		return apierr.Invalid("deployment.canary_version", "required with canary_percent")
+	case d.CanaryVersion < 0:
+		return apierr.Invalid("deployment.canary_version", "must not be negative")
+	case d.ScaleToZeroSeconds < 0:
+		return apierr.Invalid("deployment.scale_to_zero_seconds", "must not be negative")
+	}
+	if d.MaxReplicas == 0 {
+		d.MaxReplicas = max(d.MinReplicas, 1)
+	}
+	if d.TargetConcurrency == 0 {
+		d.TargetConcurrency = defaultConcurrency
+	}
+	if d.Resources != nil {
+		r := d.Resources
+		if r.CpuMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 {
+			return apierr.Invalid("deployment.resources", "must not be negative")
+		}
+	}
+	return nil
+}
+
+// Create stores a new deployment after checking its model reference
+// resolves; the leader starts its replicas.
+func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
+	d = proto.Clone(d).(*gatewayv1.Deployment)
+	if err := normalize(d); err != nil {
+		return nil, err
+	}
+	v, err := s.resolve(ctx, d.Model)
+	if err != nil {
+		return nil, err
+	}
+	now := timestamppb.New(s.now())
+	d.State, d.CreateTime, d.UpdateTime, d.Etag = "CREATING", now, now, ""
+	d.Status = &gatewayv1.DeploymentStatus{Version: v}
+	rev, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(d.Name)}}, store.Put(deploymentKey(d.Name), d))
+	if store.IsStale(err) {
+		return nil, apierr.AlreadyExists("deployment", d.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.Etag = store.Etag(rev)
+	s.kick()
+	return d, nil
+}
+
+// Get returns a deployment with its etag.
+func (s *Service) Get(ctx context.Context, name string) (*gatewayv1.Deployment, error) {
+	d, _, err := s.get(ctx, name)
+	return d, err
+}
+
+func (s *Service) get(ctx context.Context, name string) (*gatewayv1.Deployment, int64, error) {
+	if name == "" {
+		return nil, 0, apierr.Invalid("name", "required")
+	}
+	d := &gatewayv1.Deployment{}
+	rev, err := s.st.Get(ctx, deploymentKey(name), d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, apierr.NotFound("deployment", name)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	d.Etag = store.Etag(rev)
+	return d, rev, nil
+}
+
+// List pages through the deployments.
+func (s *Service) List(ctx context.Context, req *gatewayv1.ListDeploymentsRequest) (*gatewayv1.ListDeploymentsResponse, error) {
+	n, err := store.PageSize("page_size", req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := store.List(ctx, s.st, deploymentKey("")[:len(deploymentKey(""))], n, req.GetPageToken(),
+		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := &gatewayv1.ListDeploymentsResponse{NextPageToken: next}
+	for _, it := range items {
+		it.Msg.Etag = store.Etag(it.Rev)
+		out.Deployments = append(out.Deployments, it.Msg)
+	}
+	return out, nil
+}
+
+// Update replaces the spec fields of a deployment (status is kept); an
+// etag, when sent, must match.
+func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
+	d = proto.Clone(d).(*gatewayv1.Deployment)
+	if err := normalize(d); err != nil {
+		return nil, err
+	}
+	if _, err := s.resolve(ctx, d.Model); err != nil {
+		return nil, err
+	}
+	return s.modify(ctx, d.Name, d.Etag, func(cur *gatewayv1.Deployment) {
+		d.Status, d.CreateTime, d.State = cur.Status, cur.CreateTime, cur.State
+		proto.Reset(cur)
+		proto.Merge(cur, d)
+	})
+}
+
+// Rollback pins the deployment to the version it served before its last
+// rollout.
+func (s *Service) Rollback(ctx context.Context, name string) (*gatewayv1.Deployment, error) {
+	return s.modifyErr(ctx, name, "", func(cur *gatewayv1.Deployment) error {
+		prev := cur.GetStatus().GetPreviousVersion()
+		if prev <= 0 {
+			return apierr.Precondition("deployment %q has no previous version", name)
+		}
+		model, _, _ := ParseModelRef(cur.Model)
+		cur.Model = model + "@" + strconv.FormatInt(prev, 10)
+		return nil
+	})
+}
+
+func (s *Service) modify(ctx context.Context, name, etag string, fn func(*gatewayv1.Deployment)) (*gatewayv1.Deployment, error) {
+	return s.modifyErr(ctx, name, etag, func(d *gatewayv1.Deployment) error { fn(d); return nil })
+}
+
+// modifyErr reads, changes and writes a deployment with a revision
+// check; without an etag it retries lost races.
+func (s *Service) modifyErr(ctx context.Context, name, etag string, fn func(*gatewayv1.Deployment) error) (*gatewayv1.Deployment, error) {
+	for attempt := 0; ; attempt++ {
+		cur, rev, err := s.get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if etag != "" {
+			want, err := store.ParseEtag("deployment.etag", etag)
+			if err != nil {
+				return nil, err
+			}
+			if want != rev {
+				return nil, store.ErrStale
+			}
+		}
+		if err := fn(cur); err != nil {
+			return nil, err
+		}
+		cur.Name, cur.Etag, cur.UpdateTime = name, "", timestamppb.New(s.now())
+		nrev, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(name), Rev: rev}}, store.Put(deploymentKey(name), cur))
+		if store.IsStale(err) && etag == "" && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		cur.Etag = store.Etag(nrev)
+		s.kick()
+		return cur, nil
+	}
+}
+
+// Delete removes the deployment; the leader cancels its replicas.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	if _, _, err := s.get(ctx, name); err != nil {
+		return err
+	}
+	if _, err := s.st.Commit(ctx, nil, store.Delete(deploymentKey(name))); err != nil {
+		return fmt.Errorf("delete deployment %s: %w", name, err)
+	}
+	s.kick()
+	return nil
+}

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+)
+
+// restPredict answers POST /v1/models/{name}:predict with
+// {"instances": [[...], ...]}: rows of the model's input features, sent
+// as the FP64 tensor "input"; the answer is {"predictions": [...]} and,
+// for classifiers, "probabilities": [[...], ...].
+func (s *Service) restPredict(w http.ResponseWriter, r *http.Request, name string) {
+	bp, err := s.readBody(w, r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	defer bufPool.Put(bp)
+	var body struct {
+		Instances [][]float64 `json:"instances"`
+	}
+	if err := json.Unmarshal(*bp, &body); err != nil {
+		writeErr(w, apierr.Invalid("instances", "want an array of rows of numbers: %v", err))
+		return
+	}
+	rows := len(body.Instances)
+	if rows == 0 {
+		writeErr(w, apierr.Invalid("instances", "at least one row is required"))
+		return
+	}
+	cols := len(body.Instances[0])
+	x := make([]float64, 0, rows*cols)
+	for i, row := range body.Instances {
+		if len(row) != cols {
+			writeErr(w, apierr.Invalid("instances", "row %d has %d values, row 0 has %d", i, len(row), cols))
+			return
+		}
+		x = append(x, row...)
+	}
+	resp, err := s.Infer(r.Context(), &inference.ModelInferRequest{ModelName: name,
+		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP64",
+			Shape: []int64{int64(rows), int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: x}}}})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := map[string]any{"model_name": resp.ModelName, "model_version": resp.ModelVersion}
+	for _, o := range resp.Outputs {
+		c := o.GetContents()
+		switch {
+		case o.Name == "predictions" && len(c.GetBytesContents()) > 0:
+			labels := make([]string, len(c.BytesContents))
+			for i, b := range c.BytesContents {
+				labels[i] = string(b)
+			}
+			out["predictions"] = labels
+		case o.Name == "predictions":
+			out["predictions"] = c.GetFp64Contents()
+		default:
+			key := o.Name
+			if _, taken := out["predictions"]; !taken && len(resp.Outputs) == 1 {
+				key = "predictions"
+			}
+			out[key] = reshape(c, o.Shape)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reshape turns [rows, k] float contents into rows of k.
+func reshape(c *inference.InferTensorContents, shape []int64) [][]float64 {
+	vals := c.GetFp64Contents()
+	if len(vals) == 0 {
+		for _, v := range c.GetFp32Contents() {
+			vals = append(vals, float64(v))
+		}
+	}
+	if len(shape) != 2 || shape[1] <= 0 {
+		return [][]float64{vals}
+	}
+	k := int(shape[1])
+	out := make([][]float64, 0, len(vals)/k)
+	for i := 0; i+k <= len(vals); i += k {
+		out = append(out, vals[i:i+k])
+	}
+	return out
+}

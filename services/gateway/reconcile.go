@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// Labels of replica jobs.
+const (
+	labelDeployment = "deployment"
+	labelVersion    = "version"
+)
+
+// lead reconciles every deployment until ctx is done (leadership lost).
+func (s *Service) lead(ctx context.Context) {
+	s.log.Info("gateway leading")
+	a := newAutoscaler(s)
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if err := s.reconcileAll(ctx, a); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile deployments", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Service) reconcileAll(ctx context.Context, a *autoscaler) error {
+	items, _, err := store.List(ctx, s.st, deploymentKey(""), 10000, "",
+		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
+	if err != nil {
+		return err
+	}
+	sch, err := s.scheduler()
+	if err != nil {
+		return err
+	}
+	jobs, err := s.replicaJobs(ctx, sch)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, it := range items {
+		d := it.Msg
+		seen[d.Name] = true
+		if err := s.reconcile(ctx, sch, a, d, it.Rev, jobs[d.Name]); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile deployment", "deployment", d.Name, "err", err)
+		}
+	}
+	for dep, js := range jobs {
+		if !seen[dep] {
+			s.cancel(ctx, sch, js, "deployment deleted")
+			a.forget(dep)
+		}
+	}
+	return nil
+}
+
+// replicaJobs lists the live replica jobs by deployment.
+func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServiceClient) (map[string][]*schedulerv1.Job, error) {
+	out := map[string][]*schedulerv1.Job{}
+	token := ""
+	for {
+		resp, err := sch.ListJobs(ctx, &schedulerv1.ListJobsRequest{PageSize: 500, PageToken: token, LabelSelector: labelDeployment})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range resp.Jobs {
+			switch j.State {
+			case schedulerv1.JobState_JOB_STATE_QUEUED, schedulerv1.JobState_JOB_STATE_SCHEDULED, schedulerv1.JobState_JOB_STATE_RUNNING:
+				dep := j.GetSpec().GetLabels()[labelDeployment]
+				out[dep] = append(out[dep], j)
+			}
+		}
+		if token = resp.NextPageToken; token == "" {
+			return out, nil
+		}
+	}
+}
+
+// reconcile moves one deployment's replicas toward what it wants: the
+// resolved version (surge first, then drain the old), the canary, and
+// the autoscaler's count.
+func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServiceClient, a *autoscaler, d *gatewayv1.Deployment, rev int64, jobs []*schedulerv1.Job) error {
+	st := proto.Clone(d.GetStatus()).(*gatewayv1.DeploymentStatus)
+	if st == nil {
+		st = &gatewayv1.DeploymentStatus{}
+	}
+	if v, err := s.resolve(ctx, d.Model); err == nil && v != st.Version {
+		if st.Version != 0 {
+			st.PreviousVersion = st.Version
+			s.log.Info("deployment rolls out", "deployment", d.Name, "from", st.Version, "to", v)
+		}
+		st.Version = v
+	} else if err != nil {
+		st.Message = err.Error()
+	}
+	bs, _ := s.router.backends(d.Name)
+	readyBy := map[int64]int{}
+	for _, b := range bs {
+		readyBy[b.ep.Version]++
+	}
+	desired := a.desired(d, len(bs))
+	wantBy := map[int64]int{st.Version: desired}
+	if d.CanaryPercent > 0 && d.CanaryVersion > 0 && d.CanaryVersion != st.Version && desired > 0 {
+		wantBy[d.CanaryVersion] = max(1, (desired*int(d.CanaryPercent)+50)/100)
+	}
+	byVersion := map[int64][]*schedulerv1.Job{}
+	for _, j := range jobs {
+		byVersion[j.GetSpec().GetServing().GetVersion()] = append(byVersion[j.GetSpec().GetServing().GetVersion()], j)
+	}
+	for v, want := range wantBy {
+		have := byVersion[v]
+		for i := len(have); i < want; i++ {
+			if err := s.submit(ctx, sch, d, v); err != nil {
+				return err
+			}
+		}
+		if len(have) > want {
+			s.cancel(ctx, sch, have[want:], "scaled down")
+		}
+	}
+	// Old versions drain once the wanted ones are ready (or none is wanted).
+	wantReady := true
+	for v, want := range wantBy {
+		wantReady = wantReady && readyBy[v] >= want
+	}
+	for v, js := range byVersion {
+		if _, ok := wantBy[v]; !ok && (wantReady || desired == 0) {
+			s.cancel(ctx, sch, js, "rolled out")
+		}
+	}
+	st.DesiredReplicas, st.ReadyReplicas = int32(desired), int32(len(bs))
+	st.Replicas = replicas(jobs, bs)
+	st.Concurrency, st.LastRequestTime = a.lastConcurrency(d.Name), a.lastRequest(d.Name)
+	state := "READY"
+	switch {
+	case desired == 0 && len(bs) == 0:
+		state = "IDLE"
+	case len(byVersion) > len(wantBy):
+		state = "ROLLING_OUT"
+	case len(bs) == 0:
+		state = "CREATING"
+	case len(bs) != total(wantBy):
+		state = "SCALING"
+	}
+	if proto.Equal(st, d.Status) && state == d.State {
+		return nil
+	}
+	d.Status, d.State, d.Etag = st, state, ""
+	_, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(d.Name), Rev: rev}}, store.Put(deploymentKey(d.Name), d))
+	if store.IsStale(err) {
+		return nil // changed meanwhile: the next round sees it
+	}
+	return err
+}
+
+func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceClient, d *gatewayv1.Deployment, v int64) error {
+	model, _, _ := ParseModelRef(d.Model)
+	spec := &schedulerv1.JobSpec{Name: "serve-" + d.Name, Model: model, MaxRestarts: 3,
+		Runtime: &schedulerv1.JobSpec_Serving{Serving: &schedulerv1.ServingRuntime{Deployment: d.Name, Version: v,
+			MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicros: d.MaxQueueDelayMicros}},
+		Labels: map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)}}
+	if d.Resources != nil {
+		spec.Resources = proto.Clone(d.Resources).(*schedulerv1.Resources)
+	}
+	j, err := sch.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		return err
+	}
+	s.log.Info("replica submitted", "deployment", d.Name, "version", v, "job", j.GetJob().GetId())
+	return nil
+}
+
+func (s *Service) cancel(ctx context.Context, sch schedulerv1.SchedulerServiceClient, jobs []*schedulerv1.Job, why string) {
+	for _, j := range jobs {
+		if _, err := sch.CancelJob(ctx, &schedulerv1.CancelJobRequest{Id: j.Id, Reason: why}); err != nil {
+			s.log.Warn("cancel replica", "job", j.Id, "err", err)
+			continue
+		}
+		s.log.Info("replica cancelled", "job", j.Id, "reason", why)
+	}
+}
+
+func replicas(jobs []*schedulerv1.Job, bs []*backend) []*gatewayv1.Replica {
+	out := make([]*gatewayv1.Replica, 0, len(jobs))
+	for _, j := range jobs {
+		r := &gatewayv1.Replica{Id: j.Id, Version: j.GetSpec().GetServing().GetVersion(), JobState: j.State.String()}
+		if len(j.Nodes) > 0 {
+			r.Node = j.Nodes[0]
+		}
+		for _, b := range bs {
+			if b.ep.Replica == j.Id {
+				r.Endpoint, r.Ready = b.ep.Address, true
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func total(m map[int64]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

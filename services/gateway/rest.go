@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/serving"
+)
+
+// RegisterHTTP mounts the KServe v2 REST protocol (/v2/...) and the
+// convenience POST /v1/models/{name}:predict on mux; other POSTs under
+// /v1/models/ go to fallback (the REST API of the other services).
+func (s *Service) RegisterHTTP(mux *http.ServeMux, fallback http.Handler) {
+	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, _ *http.Request) {
+		md := serverMetadata()
+		writeJSON(w, http.StatusOK, map[string]any{"name": md.Name, "version": md.Version, "extensions": md.Extensions})
+	})
+	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"live": true})
+	})
+	mux.HandleFunc("GET /v2/health/ready", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	})
+	for _, base := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
+		mux.HandleFunc("GET "+base, s.restMetadata)
+		mux.HandleFunc("GET "+base+"/ready", s.restReady)
+		mux.HandleFunc("POST "+base+"/infer", s.restInfer)
+	}
+	mux.HandleFunc("POST /v1/models/{call}", func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutSuffix(r.PathValue("call"), ":predict")
+		if !ok {
+			fallback.ServeHTTP(w, r)
+			return
+		}
+		s.restPredict(w, r, name)
+	})
+}
+
+func (s *Service) restMetadata(w http.ResponseWriter, r *http.Request) {
+	md, err := s.ModelMetadata(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	tensors := func(ts []*inference.ModelMetadataResponse_TensorMetadata) []map[string]any {
+		out := make([]map[string]any, len(ts))
+		for i, t := range ts {
+			out[i] = map[string]any{"name": t.Name, "datatype": t.Datatype, "shape": t.Shape}
+		}
+		return out
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": md.Name, "versions": md.Versions, "platform": md.Platform,
+		"inputs": tensors(md.Inputs), "outputs": tensors(md.Outputs)})
+}
+
+func (s *Service) restReady(w http.ResponseWriter, r *http.Request) {
+	ready, err := s.ModelReady(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"name": r.PathValue("name"), "ready": ready})
+}
+
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// readBody reads the body up to the size limit into a pooled buffer.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			*bp = b
+			return bp, nil
+		}
+		if err != nil {
+			bufPool.Put(bp)
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return nil, apierr.Exhausted("request body over %d bytes", s.cfg.MaxRequestBytes)
+			}
+			return nil, apierr.Invalid("body", "%v", err)
+		}
+	}
+}
+
+func (s *Service) restInfer(w http.ResponseWriter, r *http.Request) {
+	bp, err := s.readBody(w, r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	req := &inference.ModelInferRequest{ModelName: r.PathValue("name"), ModelVersion: r.PathValue("version")}
+	err = serving.DecodeInferRequest(*bp, req)
+	if err != nil {
+		bufPool.Put(bp)
+		writeErr(w, err)
+		return
+	}
+	resp, err := s.Infer(r.Context(), req)
+	if err != nil {
+		bufPool.Put(bp)
+		writeErr(w, err)
+		return
+	}
+	out := serving.AppendInferResponse((*bp)[:0], resp)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+	*bp = out
+	bufPool.Put(bp)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeErr answers {"error": "..."} with the HTTP status of the error's
+// gRPC code.
+func writeErr(w http.ResponseWriter, err error) {
+	st := status.Convert(apierr.ToStatus(err))
+	code := http.StatusInternalServerError
+	switch st.Code() {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		code = http.StatusBadRequest
+	case codes.NotFound:
+		code = http.StatusNotFound
+	case codes.ResourceExhausted:
+		code = http.StatusRequestEntityTooLarge
+	case codes.Unavailable:
+		code = http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		code = http.StatusGatewayTimeout
+	case codes.Unimplemented:
+		code = http.StatusNotImplemented
+	}
+	writeJSON(w, code, map[string]string{"error": st.Message()})
+}

@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+var endpointsPrefix = store.Key("endpoints") + "/"
+
+// backend is one ready replica as the router sees it.
+type backend struct {
+	key      string
+	ep       *gatewayv1.Endpoint
+	cli      inference.GRPCInferenceServiceClient
+	inflight atomic.Int64
+}
+
+// router keeps the ready endpoints of every deployment, from etcd, with
+// one client connection per replica address.
+type router struct {
+	cli   *clientv3.Client
+	log   *slog.Logger
+	ready chan struct{}
+	once  sync.Once
+
+	mu      sync.RWMutex
+	byDep   map[string][]*backend
+	conns   map[string]*grpc.ClientConn
+	changed chan struct{}
+}
+
+func newRouter(cli *clientv3.Client, log *slog.Logger) *router {
+	return &router{cli: cli, log: log, ready: make(chan struct{}), byDep: map[string][]*backend{},
+		conns: map[string]*grpc.ClientConn{}, changed: make(chan struct{})}
+}
+
+// run lists the endpoints and follows their changes until ctx is done.
+func (r *router) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		resp, err := r.cli.Get(ctx, endpointsPrefix, clientv3.WithPrefix())
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		r.mu.Lock()
+		r.byDep = map[string][]*backend{}
+		for _, kv := range resp.Kvs {
+			r.putLocked(string(kv.Key), kv.Value)
+		}
+		r.broadcastLocked()
+		r.mu.Unlock()
+		r.once.Do(func() { close(r.ready) })
+		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), endpointsPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if wr.Err() != nil {
+				break
+			}
+			r.mu.Lock()
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					r.deleteLocked(string(ev.Kv.Key))
+				} else {
+					r.putLocked(string(ev.Kv.Key), ev.Kv.Value)
+				}
+			}
+			r.broadcastLocked()
+			r.mu.Unlock()
+		}
+	}
+}
+
+func depOf(key string) string {
+	dep, _, _ := strings.Cut(strings.TrimPrefix(key, endpointsPrefix), "/")
+	return dep
+}
+
+func (r *router) putLocked(key string, val []byte) {
+	ep := &gatewayv1.Endpoint{}
+	if err := proto.Unmarshal(val, ep); err != nil || ep.Address == "" {
+		r.log.Warn("bad endpoint", "key", key, "err", err)
+		return
+	}
+	conn := r.conns[ep.Address]
+	if conn == nil {
+		c, err := grpc.NewClient(ep.Address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		if err != nil {
+			r.log.Warn("dial replica", "addr", ep.Address, "err", err)
+			return
+		}
+		conn = c
+		r.conns[ep.Address] = c
+	}
+	r.deleteLocked(key)
+	dep := depOf(key)
+	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, cli: inference.NewGRPCInferenceServiceClient(conn)})
+}
+
+func (r *router) deleteLocked(key string) {
+	dep := depOf(key)
+	bs := r.byDep[dep]
+	for i, b := range bs {
+		if b.key == key {
+			// Copy: pickers may hold the old slice.
+			nb := make([]*backend, 0, len(bs)-1)
+			nb = append(nb, bs[:i]...)
+			r.byDep[dep] = append(nb, bs[i+1:]...)
+			return
+		}
+	}
+}
+
+func (r *router) broadcastLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// backends returns the ready replicas of a deployment and a channel
+// closed at the next change.
+func (r *router) backends(dep string) ([]*backend, <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byDep[dep], r.changed
+}
+
+// pick chooses by power of two choices on outstanding requests among the
+// replicas of version (any when 0), not of avoid, not tried yet.
+func pick(bs []*backend, version, avoid int64, tried []*backend) *backend {
+	var a, b *backend
+	n := 0
+	for _, c := range bs {
+		if (version != 0 && c.ep.Version != version) || (avoid != 0 && c.ep.Version == avoid) || contains(tried, c) {
+			continue
+		}
+		n++
+		// Reservoir-sample two candidates.
+		if a == nil {
+			a = c
+		} else if b == nil {
+			b = c
+		} else if k := rand.IntN(n); k < 2 {
+			if k == 0 {
+				a = c
+			} else {
+				b = c
+			}
+		}
+	}
+	if b != nil && b.inflight.Load() < a.inflight.Load() {
+		return b
+	}
+	return a
+}
+
+func contains(bs []*backend, b *backend) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *router) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
+	r.conns = map[string]*grpc.ClientConn{}
+}

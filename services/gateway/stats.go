@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+)
+
+// depStats is the load of one deployment through this gateway: requests
+// in flight (held ones included) and their time integral.
+type depStats struct {
+	mu       sync.Mutex
+	inflight int64
+	area     float64 // request-seconds
+	last     time.Time
+	lastReq  time.Time
+	// samples: average concurrency per sampling period, newest last.
+	samples []sample
+	sampled float64
+	at      time.Time
+}
+
+type sample struct {
+	at  time.Time
+	avg float64
+}
+
+// stats holds the load of every deployment.
+type stats struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*depStats
+}
+
+func newStats(now func() time.Time) *stats { return &stats{now: now, m: map[string]*depStats{}} }
+
+func (s *stats) get(dep string) *depStats {
+	s.mu.Lock()
+	d := s.m[dep]
+	if d == nil {
+		now := s.now()
+		d = &depStats{last: now, at: now}
+		s.m[dep] = d
+	}
+	s.mu.Unlock()
+	return d
+}
+
+// begin counts a request in; the returned func counts it out.
+func (s *stats) begin(dep string) func() {
+	d := s.get(dep)
+	now := s.now()
+	d.mu.Lock()
+	d.advance(now)
+	d.inflight++
+	d.lastReq = now
+	d.mu.Unlock()
+	return func() {
+		now := s.now()
+		d.mu.Lock()
+		d.advance(now)
+		d.inflight--
+		d.lastReq = now
+		d.mu.Unlock()
+	}
+}
+
+func (d *depStats) advance(now time.Time) {
+	if dt := now.Sub(d.last).Seconds(); dt > 0 {
+		d.area += float64(d.inflight) * dt
+	}
+	d.last = now
+}
+
+// observe closes a sampling period and returns the average concurrency
+// over the stable and the panic windows, the requests in flight now and
+// the time of the last request.
+func (s *stats) observe(dep string, stable, panicW time.Duration) (stableAvg, panicAvg float64, inflight int64, lastReq time.Time) {
+	d := s.get(dep)
+	now := s.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance(now)
+	if dt := now.Sub(d.at).Seconds(); dt > 0 {
+		d.samples = append(d.samples, sample{at: now, avg: (d.area - d.sampled) / dt})
+	}
+	d.sampled, d.at = d.area, now
+	for len(d.samples) > 0 && now.Sub(d.samples[0].at) > stable {
+		d.samples = d.samples[1:]
+	}
+	var sSum, pSum float64
+	var pN int
+	for _, x := range d.samples {
+		sSum += x.avg
+		if now.Sub(x.at) <= panicW {
+			pSum += x.avg
+			pN++
+		}
+	}
+	if n := len(d.samples); n > 0 {
+		stableAvg = sSum / float64(n)
+	}
+	if pN > 0 {
+		panicAvg = pSum / float64(pN)
+	}
+	return stableAvg, panicAvg, d.inflight, d.lastReq
+}

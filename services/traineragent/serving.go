@@ -1,0 +1,156 @@
+package traineragent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/serving"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// EndpointKey is where a ready replica of a deployment is registered:
+// /bmaas/v1/endpoints/<deployment>/<replica>, under the node's lease.
+func EndpointKey(deployment, replica string) string {
+	return store.Key("endpoints", deployment, replica)
+}
+
+// runServing runs one model-server replica: it downloads the version,
+// loads it, serves KServe v2 gRPC on a free port of this node, registers
+// its endpoint once ready, and serves until the assignment goes. A
+// serving task never succeeds; it ends when its job is cancelled.
+func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, error) {
+	model := w.a.GetSpec().GetModel()
+	v, path, err := w.downloadModel(model, rt.Version)
+	if err != nil {
+		return 0, err
+	}
+	m, err := serving.Load(path, serving.Options{Name: rt.Deployment, Version: rt.Version, Format: servingFormat(v.GetFormat()),
+		Batching: serving.Batching{MaxBatchSize: int(rt.MaxBatchSize), MaxQueueDelay: time.Duration(rt.MaxQueueDelayMicros) * time.Microsecond}})
+	if err != nil {
+		return 0, fmt.Errorf("load %s version %d: %w", model, rt.Version, err)
+	}
+	srv := serving.NewServer(func(context.Context, string) (*serving.Model, error) {
+		return serving.Load(path, serving.Options{Name: rt.Deployment, Version: rt.Version, Format: servingFormat(v.GetFormat())})
+	}, m)
+	defer srv.Close()
+	host, _, err := net.SplitHostPort(w.s.deps.Addr)
+	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("replica listener: %w", err)
+	}
+	g := grpc.NewServer(grpc.UnaryInterceptor(replicaUnary), grpc.MaxRecvMsgSize(64<<20))
+	inference.RegisterGRPCInferenceServiceServer(g, srv)
+	go func() { _ = g.Serve(lis) }()
+	addr := lis.Addr().String()
+	sk.logf("serving %s version %d as %q on %s", model, rt.Version, rt.Deployment, addr)
+	w.running()
+	w.flush()
+	key := EndpointKey(rt.Deployment, w.a.JobId)
+	if err := w.registerEndpoint(key, &gatewayv1.Endpoint{Deployment: rt.Deployment, Replica: w.a.JobId, Model: model,
+		Version: rt.Version, Address: addr, Node: w.s.cfg.Node}); err != nil {
+		g.Stop()
+		return 0, err
+	}
+	<-w.ctx.Done()
+	// Leave the routing table first, then drain requests in flight.
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, _ = w.s.cli.Delete(dctx, key)
+	cancel()
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(w.s.cfg.StopGrace):
+		g.Stop()
+	}
+	return 0, nil
+}
+
+// downloadModel writes the version's artifact into the task directory.
+func (w *worker) downloadModel(model string, version int64) (*registryv1.ModelVersion, string, error) {
+	ctx, cancel := contextFor(w)
+	defer cancel()
+	st, err := w.s.registry().c.DownloadModelVersion(ctx, &registryv1.DownloadModelVersionRequest{Model: model,
+		Version: strconv.FormatInt(version, 10)}, waitReady)
+	if err != nil {
+		return nil, "", fmt.Errorf("download %s version %d: %w", model, version, err)
+	}
+	path := filepath.Join(w.dir, "model")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	var head *registryv1.ModelVersion
+	err = recvAll(func() ([]byte, error) {
+		m, err := st.Recv()
+		if hv := m.GetVersion(); hv != nil {
+			head = hv
+		}
+		return m.GetChunk(), err
+	}, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("download %s version %d: %w", model, version, err)
+	}
+	return head, path, f.Close()
+}
+
+// registerEndpoint puts the endpoint under the node's lease, so that it
+// vanishes with the node.
+func (w *worker) registerEndpoint(key string, ep *gatewayv1.Endpoint) error {
+	b, err := proto.Marshal(ep)
+	if err != nil {
+		return err
+	}
+	w.s.mu.Lock()
+	lease := w.s.lease
+	w.s.mu.Unlock()
+	var opts []clientv3.OpOption
+	if lease != 0 {
+		opts = append(opts, clientv3.WithLease(lease))
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.s.cli.Put(ctx, key, string(b), opts...); err != nil {
+		return fmt.Errorf("register endpoint %s: %w", key, err)
+	}
+	return nil
+}
+
+func servingFormat(f registryv1.ModelFormat) string {
+	if f == registryv1.ModelFormat_MODEL_FORMAT_ONNX {
+		return serving.FormatONNX
+	}
+	return serving.FormatNative
+}
+
+// replicaUnary maps domain errors to status codes and turns a panic into
+// Internal, as the platform's own server does.
+func replicaUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	resp, err = h(ctx, req)
+	return resp, apierr.ToStatus(err)
+}

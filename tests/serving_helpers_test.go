@@ -1,0 +1,84 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/tests/harness"
+)
+
+// withFastGateway makes the gateway reconcile and autoscale in test time.
+func withFastGateway() harness.Option {
+	return func(cfg *app.Config) {
+		cfg.Gateway.ReconcileInterval = 100 * time.Millisecond
+		cfg.Gateway.StableWindow = 2 * time.Second
+		cfg.Gateway.PanicWindow = 500 * time.Millisecond
+	}
+}
+
+// trainVersion trains a builtin model version and returns its number.
+func trainVersion(t *testing.T, c *harness.Cluster, model, dataset, algo string) int64 {
+	t.Helper()
+	sc := schedulerv1.NewSchedulerServiceClient(c.Conn)
+	sub, err := sc.SubmitJob(t.Context(), &schedulerv1.SubmitJobRequest{Spec: builtinSpec(model, dataset, algo, nil)})
+	require.NoError(t, err)
+	job := waitJob(t, sc, sub.Job.Id, 2*time.Minute)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_SUCCEEDED, job.State, "reason: %s", job.Reason)
+	return job.ModelVersion
+}
+
+func setAlias(t *testing.T, c *harness.Cluster, model, alias, version string) {
+	t.Helper()
+	_, err := c.Registry.SetAlias(t.Context(), &registryv1.SetAliasRequest{Model: model, Alias: alias, Version: version})
+	require.NoError(t, err)
+}
+
+// httpDo sends a request to the HTTP edge and returns the status and body.
+func httpDo(t *testing.T, c *harness.Cluster, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		require.NoError(t, err)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, c.HTTP+path, rd)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, out
+}
+
+// eventually polls cond every 50 ms until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-tick.C:
+		}
+	}
+}
