@@ -16,7 +16,7 @@ func modelCommand(g *globals) *cobra.Command {
 		Short: "Manage models, their versions and aliases",
 	}
 	cmd.AddCommand(modelCreateCommand(g), modelListCommand(g), modelGetCommand(g),
-		modelUpdateCommand(g), modelDeleteCommand(g), versionCommand(g), aliasCommand(g))
+		modelUpdateCommand(g), modelDeleteCommand(g), versionCommand(g), aliasCommand(g), modelDecisionsCommand(g))
 	return cmd
 }
 

@@ -63,6 +63,7 @@ func newRoot(g *globals) *cobra.Command {
 
 	root.AddCommand(modelCommand(g), datasetCommand(g), mlcli.Command())
 	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
+	root.AddCommand(evaluateCommand(g), experimentCommand(g))
 	addServerCommands(root)
 	return root
 }
