@@ -114,7 +114,7 @@ type workspace struct {
 }
 
 func (n *Net) ensure(ws *workspace, batch int) {
-	if ws.cap >= batch && len(ws.acts) == len(n.Sizes) {
+	if n.fits(ws, batch) {
 		return
 	}
 	ws.acts = make([][]float32, len(n.Sizes))
@@ -128,6 +128,22 @@ func (n *Net) ensure(ws *workspace, batch int) {
 	ws.grad[0] = make([]float32, batch*maxw)
 	ws.grad[1] = make([]float32, batch*maxw)
 	ws.cap = batch
+}
+
+// fits reports whether ws holds a batch of this net's layer widths: a
+// workspace pooled across nets of the same depth but other widths does not.
+func (n *Net) fits(ws *workspace, batch int) bool {
+	if ws.cap < batch || len(ws.acts) != len(n.Sizes) {
+		return false
+	}
+	maxw := 0
+	for l, s := range n.Sizes {
+		if len(ws.acts[l]) < batch*s || len(ws.pre[l]) < batch*s {
+			return false
+		}
+		maxw = max(maxw, s)
+	}
+	return len(ws.grad[0]) >= batch*maxw && len(ws.grad[1]) >= batch*maxw
 }
 
 // forward runs a batch held in ws.acts[0][:rows*Sizes[0]] and leaves the
