@@ -64,6 +64,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(modelCommand(g), datasetCommand(g), mlcli.Command())
 	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
 	root.AddCommand(evaluateCommand(g), experimentCommand(g))
+	root.AddCommand(deployCommand(g), predictCommand(g))
 	addServerCommands(root)
 	return root
 }

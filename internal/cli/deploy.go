@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+)
+
+func deployCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "deploy",
+		Aliases: []string{"deployment", "deployments"},
+		Short:   "Serve model versions: create, list, inspect, scale, roll back and delete deployments",
+	}
+	cmd.AddCommand(deployCreateCommand(g), deployListCommand(g), deployGetCommand(g),
+		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g))
+	return cmd
+}
+
+func (c *client) deployments() gatewayv1.DeploymentServiceClient {
+	return gatewayv1.NewDeploymentServiceClient(c.conn)
+}
+
+// deployFlags are the flags of `bmaas deploy create`.
+type deployFlags struct {
+	model, name, canary, cpu, memory string
+	min, max, concurrency, batch     int32
+	canaryPercent, gpus              int32
+	queueDelay, scaleToZero          time.Duration
+	noAutoscaling                    bool
+}
+
+// deployment builds the spec; changed reports whether a flag was given.
+func (f *deployFlags) deployment(changed func(string) bool) (*gatewayv1.Deployment, error) {
+	if f.model == "" {
+		return nil, usageErrorf("--model is required (NAME@VERSION or NAME@ALIAS, e.g. iris@production)")
+	}
+	model, _, err := refArg(f.model)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.min < 0 || f.max < 0:
+		return nil, usageErrorf("--min and --max must not be negative")
+	case f.max != 0 && f.max < f.min:
+		return nil, usageErrorf("--max (%d) must be at least --min (%d)", f.max, f.min)
+	case f.queueDelay < 0 || f.scaleToZero < 0:
+		return nil, usageErrorf("--max-queue-delay and --scale-to-zero must not be negative")
+	case f.scaleToZero > 0 && f.min != 0:
+		return nil, usageErrorf("--scale-to-zero needs --min 0")
+	case f.canaryPercent < 0 || f.canaryPercent > 100:
+		return nil, usageErrorf("--canary-percent must be within 0 and 100")
+	}
+	d := &gatewayv1.Deployment{Name: f.name, Model: f.model, MinReplicas: f.min, MaxReplicas: f.max,
+		TargetConcurrency: f.concurrency, MaxBatchSize: f.batch, MaxQueueDelayMicros: f.queueDelay.Microseconds(),
+		Autoscaling: !f.noAutoscaling, ScaleToZeroSeconds: int64(f.scaleToZero.Round(time.Second) / time.Second)}
+	if f.canary != "" {
+		name, ref, err := refArg(f.canary)
+		if err != nil {
+			return nil, err
+		}
+		v, err := strconv.ParseInt(ref, 10, 64)
+		if name != model || err != nil || v <= 0 {
+			return nil, usageErrorf("--canary %q: expected %s@VERSION, a version number of the deployed model", f.canary, model)
+		}
+		d.CanaryVersion, d.CanaryPercent = v, f.canaryPercent
+		if !changed("canary-percent") {
+			d.CanaryPercent = 10
+		}
+	} else if f.canaryPercent != 0 {
+		return nil, usageErrorf("--canary-percent needs --canary NAME@VERSION")
+	}
+	if changed("cpu") || changed("memory") || f.gpus > 0 {
+		r := &schedulerv1.Resources{Gpus: f.gpus}
+		if changed("cpu") {
+			if r.CpuMillis, err = parseCPU(f.cpu); err != nil {
+				return nil, err
+			}
+		}
+		if changed("memory") {
+			if r.MemoryBytes, err = parseMemory(f.memory); err != nil {
+				return nil, err
+			}
+		}
+		d.Resources = r
+	}
+	return d, nil
+}
+
+func deployCreateCommand(g *globals) *cobra.Command {
+	var f deployFlags
+	cmd := &cobra.Command{
+		Use:   "create --model NAME@REF [--name NAME] [--min N --max N] [flags]",
+		Short: "Deploy a model version (NAME@VERSION) or follow an alias (NAME@production)",
+		Long: "Create a deployment: replicas on the nodes load the version and serve it over the KServe v2\n" +
+			"protocol under the deployment's name (default: the model's name). With an alias the\n" +
+			"deployment rolls to each version the alias moves to. The autoscaler keeps the replicas\n" +
+			"between --min and --max from the requests in flight over --target-concurrency.",
+		Args: args("no arguments", 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := f.deployment(cmd.Flags().Changed)
+			if err != nil {
+				return err
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				resp, err := c.deployments().CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: d})
+				if err != nil {
+					return err
+				}
+				return printDeployment(g, cmd, resp.GetDeployment())
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.model, "model", "", "the model version to serve: NAME@VERSION or NAME@ALIAS (required)")
+	fl.StringVar(&f.name, "name", "", "the deployment's name, its v2 model_name (default: the model's name)")
+	fl.Int32Var(&f.min, "min", 1, "minimum replicas (0 allows scaling to zero)")
+	fl.Int32Var(&f.max, "max", 0, "maximum replicas (default: --min, at least 1)")
+	fl.Int32Var(&f.concurrency, "target-concurrency", 0, "requests in flight per replica the autoscaler aims at (default 4)")
+	fl.Int32Var(&f.batch, "max-batch-size", 0, "rows one model call predicts with dynamic batching (0 or 1: off)")
+	fl.DurationVar(&f.queueDelay, "max-queue-delay", 0, "longest a request waits for a batch to fill (e.g. 2ms)")
+	fl.StringVar(&f.canary, "canary", "", "a second version, NAME@VERSION, that gets --canary-percent of the requests")
+	fl.Int32Var(&f.canaryPercent, "canary-percent", 0, "share of requests for the canary (default 10 with --canary)")
+	fl.DurationVar(&f.scaleToZero, "scale-to-zero", 0, "remove every replica after this idle time (needs --min 0)")
+	fl.StringVar(&f.cpu, "cpu", "", "CPU per replica: cores (2, 0.5) or millicores (500m); default: the scheduler's")
+	fl.StringVar(&f.memory, "memory", "", "memory per replica (512Mi, 1Gi); default: the scheduler's")
+	fl.Int32Var(&f.gpus, "gpus", 0, "GPUs per replica")
+	fl.BoolVar(&f.noAutoscaling, "no-autoscaling", false, "keep --min replicas whatever the load")
+	return cmd
+}
+
+func deployListCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List deployments (all pages)",
+		Args:  args("no arguments", 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				all := &gatewayv1.ListDeploymentsResponse{}
+				req := &gatewayv1.ListDeploymentsRequest{}
+				for {
+					cctx, cancel := c.call(ctx)
+					resp, err := c.deployments().ListDeployments(cctx, req)
+					cancel()
+					if err != nil {
+						return err
+					}
+					all.Deployments = append(all.Deployments, resp.GetDeployments()...)
+					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
+						break
+					}
+					req.PageToken = resp.GetNextPageToken()
+				}
+				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { deploymentRows(t, all.GetDeployments()) })
+			})
+		},
+	}
+}
+
+// deploymentRows prints the deployment table.
+func deploymentRows(t *table, ds []*gatewayv1.Deployment) {
+	t.row("NAME", "MODEL", "VERSION", "STATE", "READY", "MIN", "MAX", "CANARY", "CREATED")
+	for _, d := range ds {
+		st := d.GetStatus()
+		t.row(d.GetName(), d.GetModel(), latestString(st.GetVersion()), orDash(d.GetState()),
+			fmt.Sprintf("%d/%d", st.GetReadyReplicas(), st.GetDesiredReplicas()),
+			fmt.Sprint(d.GetMinReplicas()), fmt.Sprint(d.GetMaxReplicas()), canaryString(d), formatTime(d.GetCreateTime()))
+	}
+}
+
+func canaryString(d *gatewayv1.Deployment) string {
+	if d.GetCanaryVersion() <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("v%d %d%%", d.GetCanaryVersion(), d.GetCanaryPercent())
+}
+
+// printDeployment prints one deployment: its spec, status and replicas.
+func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) error {
+	return g.printer(cmd.OutOrStdout()).print(d, func(t *table) {
+		st := d.GetStatus()
+		t.row("NAME", d.GetName())
+		t.row("MODEL", d.GetModel())
+		t.row("VERSION", fmt.Sprintf("%s (previous %s)", latestString(st.GetVersion()), latestString(st.GetPreviousVersion())))
+		t.row("STATE", orDash(d.GetState()))
+		t.row("REPLICAS", fmt.Sprintf("%d ready, %d desired, min %d, max %d",
+			st.GetReadyReplicas(), st.GetDesiredReplicas(), d.GetMinReplicas(), d.GetMaxReplicas()))
+		scale := "off"
+		if d.GetAutoscaling() {
+			scale = fmt.Sprintf("on, target concurrency %d", d.GetTargetConcurrency())
+			if s := d.GetScaleToZeroSeconds(); s > 0 {
+				scale += fmt.Sprintf(", to zero after %s idle", time.Duration(s)*time.Second)
+			}
+		}
+		t.row("AUTOSCALING", scale)
+		batching := "off"
+		if d.GetMaxBatchSize() > 1 {
+			batching = fmt.Sprintf("max %d rows, max delay %s", d.GetMaxBatchSize(), time.Duration(d.GetMaxQueueDelayMicros())*time.Microsecond)
+		}
+		t.row("BATCHING", batching)
+		t.row("CANARY", canaryString(d))
+		if r := d.GetResources(); r != nil {
+			t.row("RESOURCES", fmt.Sprintf("cpu %s, memory %s, gpus %d", formatCPU(r.GetCpuMillis()), humanSize(r.GetMemoryBytes()), r.GetGpus()))
+		}
+		t.row("CONCURRENCY", formatFloat(st.GetConcurrency()))
+		t.row("CREATED", formatTime(d.GetCreateTime()))
+		t.row("UPDATED", formatTime(d.GetUpdateTime()))
+		if st.GetMessage() != "" {
+			t.row("MESSAGE", st.GetMessage())
+		}
+		if len(st.GetReplicas()) > 0 {
+			t.row("")
+			t.row("REPLICA", "VERSION", "NODE", "ENDPOINT", "READY", "JOB STATE")
+			for _, r := range st.GetReplicas() {
+				t.row(r.GetId(), fmt.Sprint(r.GetVersion()), orDash(r.GetNode()), orDash(r.GetEndpoint()),
+					strconv.FormatBool(r.GetReady()), orDash(strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")))
+			}
+		}
+	})
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+)
+
+func deployGetCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show a deployment: its spec, the version served, the replicas",
+		Args:  args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				resp, err := c.deployments().GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: a[0]})
+				if err != nil {
+					return err
+				}
+				return printDeployment(g, cmd, resp.GetDeployment())
+			})
+		},
+	}
+}
+
+// scaleFlags are the flags of `bmaas deploy scale`.
+type scaleFlags struct {
+	min, max            int32
+	autoscaling, noAuto bool
+}
+
+// apply changes the replica bounds of d to the flags given; it fails when
+// none was given or the result is inconsistent.
+func (s *scaleFlags) apply(d *gatewayv1.Deployment, changed func(string) bool) error {
+	if !changed("min") && !changed("max") && !changed("autoscaling") && !changed("no-autoscaling") {
+		return usageErrorf("give --min, --max, --autoscaling or --no-autoscaling")
+	}
+	if s.autoscaling && s.noAuto {
+		return usageErrorf("--autoscaling and --no-autoscaling exclude each other")
+	}
+	if changed("min") {
+		d.MinReplicas = s.min
+	}
+	if changed("max") {
+		d.MaxReplicas = s.max
+	} else if d.MaxReplicas < d.MinReplicas {
+		d.MaxReplicas = d.MinReplicas
+	}
+	if changed("min") && !changed("max") && !d.Autoscaling {
+		d.MaxReplicas = d.MinReplicas
+	}
+	switch {
+	case d.MinReplicas < 0 || d.MaxReplicas < 0:
+		return usageErrorf("--min and --max must not be negative")
+	case d.MaxReplicas < d.MinReplicas:
+		return usageErrorf("--max (%d) must be at least --min (%d)", d.MaxReplicas, d.MinReplicas)
+	}
+	if s.autoscaling {
+		d.Autoscaling = true
+	}
+	if s.noAuto {
+		d.Autoscaling = false
+	}
+	return nil
+}
+
+func deployScaleCommand(g *globals) *cobra.Command {
+	var s scaleFlags
+	cmd := &cobra.Command{
+		Use:   "scale NAME [--min N] [--max N] [--autoscaling | --no-autoscaling]",
+		Short: "Change a deployment's replica bounds",
+		Args:  args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				got, err := c.deployments().GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: a[0]})
+				if err != nil {
+					return err
+				}
+				d := proto.Clone(got.GetDeployment()).(*gatewayv1.Deployment)
+				if err := s.apply(d, cmd.Flags().Changed); err != nil {
+					return err
+				}
+				d.Status, d.State = nil, ""
+				resp, err := c.deployments().UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+				if err != nil {
+					return err
+				}
+				return printDeployment(g, cmd, resp.GetDeployment())
+			})
+		},
+	}
+	cmd.Flags().Int32Var(&s.min, "min", 0, "minimum replicas")
+	cmd.Flags().Int32Var(&s.max, "max", 0, "maximum replicas")
+	cmd.Flags().BoolVar(&s.autoscaling, "autoscaling", false, "let the autoscaler move between --min and --max")
+	cmd.Flags().BoolVar(&s.noAuto, "no-autoscaling", false, "keep --min replicas whatever the load")
+	return cmd
+}
+
+func deployRollbackCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback NAME",
+		Short: "Pin a deployment to the version it served before its last rollout",
+		Args:  args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				resp, err := c.deployments().RollbackDeployment(ctx, &gatewayv1.RollbackDeploymentRequest{Name: a[0]})
+				if err != nil {
+					return err
+				}
+				return printDeployment(g, cmd, resp.GetDeployment())
+			})
+		},
+	}
+}
+
+func deployDeleteCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a deployment; its replicas stop",
+		Args:  args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				if _, err := c.deployments().DeleteDeployment(ctx, &gatewayv1.DeleteDeploymentRequest{Name: a[0]}); err != nil {
+					return err
+				}
+				return done(g, cmd, "deployment %s deleted", a[0])
+			})
+		},
+	}
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+)
+
+func TestDeployFlags(t *testing.T) {
+	t.Parallel()
+	set := func(names ...string) func(string) bool {
+		return func(n string) bool {
+			for _, x := range names {
+				if x == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	f := deployFlags{model: "iris@production", min: 1, max: 4, batch: 32, queueDelay: 2 * time.Millisecond,
+		canary: "iris@3", cpu: "500m", memory: "1Gi", gpus: 1}
+	d, err := f.deployment(set("cpu", "memory"))
+	require.NoError(t, err)
+	require.Equal(t, "iris@production", d.Model)
+	require.Equal(t, int32(1), d.MinReplicas)
+	require.Equal(t, int32(4), d.MaxReplicas)
+	require.Equal(t, int64(2000), d.MaxQueueDelayMicros)
+	require.True(t, d.Autoscaling)
+	require.Equal(t, int64(3), d.CanaryVersion)
+	require.Equal(t, int32(10), d.CanaryPercent, "default canary share")
+	require.Equal(t, int64(500), d.Resources.CpuMillis)
+	require.Equal(t, int64(1<<30), d.Resources.MemoryBytes)
+	require.Equal(t, int32(1), d.Resources.Gpus)
+
+	f = deployFlags{model: "iris", scaleToZero: 90 * time.Second, noAutoscaling: true}
+	d, err = f.deployment(set())
+	require.NoError(t, err)
+	require.Equal(t, int64(90), d.ScaleToZeroSeconds)
+	require.False(t, d.Autoscaling)
+	require.Nil(t, d.Resources)
+
+	for _, tc := range []struct {
+		f   deployFlags
+		msg string
+	}{
+		{deployFlags{}, "--model is required"},
+		{deployFlags{model: "iris@"}, "missing version"},
+		{deployFlags{model: "iris", min: 3, max: 2}, "--max (2) must be at least --min (3)"},
+		{deployFlags{model: "iris", min: 1, scaleToZero: time.Second}, "--scale-to-zero needs --min 0"},
+		{deployFlags{model: "iris", canary: "other@2"}, "expected iris@VERSION"},
+		{deployFlags{model: "iris", canary: "iris@prod"}, "expected iris@VERSION"},
+		{deployFlags{model: "iris", canaryPercent: 5}, "--canary-percent needs --canary"},
+		{deployFlags{model: "iris", canary: "iris@2", canaryPercent: 101}, "within 0 and 100"},
+		{deployFlags{model: "iris", cpu: "lots"}, "--cpu"},
+	} {
+		_, err := tc.f.deployment(set("cpu"))
+		require.ErrorContains(t, err, tc.msg)
+	}
+}
+
+func TestScaleFlags(t *testing.T) {
+	t.Parallel()
+	changed := func(names ...string) func(string) bool {
+		return func(n string) bool {
+			for _, x := range names {
+				if x == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	d := &gatewayv1.Deployment{MinReplicas: 1, MaxReplicas: 2, Autoscaling: true}
+	require.NoError(t, (&scaleFlags{min: 3}).apply(d, changed("min")))
+	require.Equal(t, int32(3), d.MinReplicas)
+	require.Equal(t, int32(3), d.MaxReplicas, "max follows a larger min")
+
+	d = &gatewayv1.Deployment{MinReplicas: 1, MaxReplicas: 1}
+	require.NoError(t, (&scaleFlags{min: 2}).apply(d, changed("min")))
+	require.Equal(t, int32(2), d.MaxReplicas, "without autoscaling max is min")
+
+	d = &gatewayv1.Deployment{MinReplicas: 1, MaxReplicas: 4, Autoscaling: true}
+	require.NoError(t, (&scaleFlags{max: 8, noAuto: true}).apply(d, changed("max", "no-autoscaling")))
+	require.Equal(t, int32(8), d.MaxReplicas)
+	require.False(t, d.Autoscaling)
+
+	require.ErrorContains(t, (&scaleFlags{}).apply(d, changed()), "give --min")
+	require.ErrorContains(t, (&scaleFlags{min: 5, max: 2}).apply(d, changed("min", "max")), "must be at least")
+}
+
+func TestDeploymentTables(t *testing.T) {
+	t.Parallel()
+	d := &gatewayv1.Deployment{Name: "iris", Model: "iris@production", MinReplicas: 1, MaxReplicas: 4, State: "READY",
+		Autoscaling: true, TargetConcurrency: 4, MaxBatchSize: 16, MaxQueueDelayMicros: 1000, CanaryVersion: 3, CanaryPercent: 20,
+		Status: &gatewayv1.DeploymentStatus{Version: 2, PreviousVersion: 1, ReadyReplicas: 1, DesiredReplicas: 1,
+			Replicas: []*gatewayv1.Replica{{Id: "01J", Version: 2, Node: "n1", Endpoint: "127.0.0.1:5000", Ready: true, JobState: "JOB_STATE_RUNNING"}}}}
+	var tb strings.Builder
+	tab := newTable(&tb)
+	deploymentRows(tab, []*gatewayv1.Deployment{d})
+	require.NoError(t, tab.flush())
+	require.Contains(t, tb.String(), "iris   iris@production   2         READY   1/1")
+	require.Contains(t, tb.String(), "v3 20%")
+}
