@@ -1,0 +1,94 @@
+"""The HTTP transport of bmaas.Client: JSON over urllib, errors as BmaasError."""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+__all__ = ["BmaasError", "Transport"]
+
+
+class BmaasError(Exception):
+    """A request the server refused or could not answer.
+
+    ``status`` is the HTTP status (0 when the server could not be reached)
+    and ``message`` the server's explanation, which names the field or
+    tensor at fault.
+    """
+
+    def __init__(self, status, message, method="", path=""):
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        where = ("%s %s: " % (method, path)) if method else ""
+        super().__init__("%s%s (HTTP %d)" % (where, message, status) if status else where + message)
+
+
+def quote(segment):
+    """Quotes one path segment (a name may not hold '/', but be safe)."""
+    return urllib.parse.quote(str(segment), safe="")
+
+
+def error_message(body, reason):
+    """The message of an error body: {"message": ...} (the REST API) or
+    {"error": ...} (the v2 data plane); else the body or the reason."""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, dict):
+        for key in ("message", "error"):
+            if isinstance(doc.get(key), str) and doc[key]:
+                return doc[key]
+    text = body.decode("utf-8", "replace").strip()
+    return text or reason or "request failed"
+
+
+class Transport:
+    """Sends requests to one bmaas HTTP endpoint."""
+
+    def __init__(self, url, token=None, timeout=30.0, opener=None):
+        if not url:
+            raise ValueError("url must not be empty")
+        if "://" not in url:
+            url = "http://" + url
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._open = opener or urllib.request.urlopen
+
+    def request(self, method, path, body=None, query=None, raw=None, content_type=None, timeout=None):
+        """Sends one request and returns the decoded JSON answer (None when
+        empty). ``body`` is sent as JSON, ``raw`` as bytes."""
+        url = self.url + path
+        if query:
+            q = {k: v for k, v in query.items() if v is not None and v != ""}
+            if q:
+                url += "?" + urllib.parse.urlencode(q, doseq=True)
+        headers = {"Accept": "application/json"}
+        data = None
+        if raw is not None:
+            data = raw
+            headers["Content-Type"] = content_type or "application/octet-stream"
+        elif body is not None:
+            data = json.dumps(body, allow_nan=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with self._open(req, timeout=timeout or self.timeout) as resp:
+                payload = resp.read()
+        except urllib.error.HTTPError as e:
+            raise BmaasError(e.code, error_message(e.read() or b"", e.reason), method, path) from None
+        except urllib.error.URLError as e:
+            raise BmaasError(0, "cannot reach the bmaas server at %s: %s" % (self.url, e.reason), method, path) from None
+        except (ConnectionError, TimeoutError) as e:
+            raise BmaasError(0, "cannot reach the bmaas server at %s: %s" % (self.url, e), method, path) from None
+        if not payload.strip():
+            return None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except ValueError:
+            raise BmaasError(0, "the server answered something other than JSON", method, path) from None
