@@ -74,8 +74,12 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 	}
 	x = cloneExperiment(x)
 	tpl := x.Template
-	if tpl == nil || tpl.Algorithm == "" || tpl.Dataset == "" {
-		return nil, apierr.Invalid("experiment.template", "needs an algorithm and a dataset")
+	proc := tpl.GetProcess()
+	switch {
+	case proc != nil && proc.Command == "":
+		return nil, apierr.Invalid("experiment.template.process.command", "required")
+	case proc == nil && (tpl.GetAlgorithm() == "" || tpl.Dataset == ""):
+		return nil, apierr.Invalid("experiment.template", "needs an algorithm and a dataset, or a process")
 	}
 	if tpl.TargetColumn == "" {
 		tpl.TargetColumn = "target"
@@ -97,10 +101,13 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 	if x.Searcher == "" {
 		x.Searcher = search.Random
 	}
-	if tpl.EpochsParam == "" {
+	if tpl.EpochsParam == "" && proc == nil {
 		tpl.EpochsParam = map[string]string{"mlp": "epochs", "gbdt": "rounds"}[tpl.Algorithm]
 	}
 	if tpl.EpochsParam == "" && (x.Searcher == search.ASHA || x.Searcher == search.Hyperband) {
+		if proc != nil {
+			return nil, apierr.Invalid("experiment.template.epochs_param", "%s needs the name of the budget hyperparameter", x.Searcher)
+		}
 		return nil, apierr.Invalid("experiment.searcher", "%s needs an iterative algorithm (mlp, gbdt), not %q", x.Searcher, tpl.Algorithm)
 	}
 	if tpl.EpochsParam == "" {
@@ -117,7 +124,7 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 		return nil, apierr.Invalid("experiment", "%v", strings.TrimPrefix(err.Error(), search.ErrInvalid.Error()+": "))
 	}
 	sample := cfg.Space.Sample(rand.New(rand.NewPCG(1, 1)))
-	if _, err := train.ParseParams(tpl.Algorithm, trialParams(x, sample, max(1, int(x.MaxEpochs)))); err != nil {
+	if _, err := train.ParseParams(tpl.Algorithm, trialParams(x, sample, max(1, int(x.MaxEpochs)))); err != nil && proc == nil {
 		return nil, apierr.Invalid("experiment.params", "%v", err)
 	}
 	reg, err := e.registry()
@@ -127,8 +134,10 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 	if _, err := reg.GetModel(ctx, &registryv1.GetModelRequest{Name: x.Model}); err != nil {
 		return nil, err
 	}
-	if _, err := reg.GetDataset(ctx, &registryv1.GetDatasetRequest{Name: tpl.Dataset}); err != nil {
-		return nil, err
+	if ds := tpl.Dataset + proc.GetDataset(); ds != "" {
+		if _, err := reg.GetDataset(ctx, &registryv1.GetDatasetRequest{Name: ds}); err != nil {
+			return nil, err
+		}
 	}
 	x.Id = strings.ToLower(events.NewID())
 	if x.Name == "" {
@@ -153,6 +162,13 @@ func trialParams(x *evaluatorv1.Experiment, params map[string]string, epochs int
 	out := maps.Clone(x.Template.Hyperparameters)
 	if out == nil {
 		out = map[string]string{}
+	}
+	if p := x.Template.GetProcess(); p != nil {
+		out = maps.Clone(p.Hyperparameters)
+		if out == nil {
+			out = map[string]string{}
+		}
+		maps.Copy(out, x.Template.Hyperparameters)
 	}
 	maps.Copy(out, params)
 	if p := x.Template.EpochsParam; p != "" && epochs > 0 {

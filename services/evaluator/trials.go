@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
@@ -35,13 +36,7 @@ func (e *Evaluator) submit(ctx context.Context, x *evaluatorv1.Experiment, rec *
 	if len(found.Jobs) > 0 {
 		job = found.Jobs[0]
 	} else {
-		tpl := x.Template
-		rt := &schedulerv1.BuiltinRuntime{Algorithm: tpl.Algorithm, Dataset: tpl.Dataset, DatasetVersion: tpl.DatasetVersion,
-			TargetColumn: tpl.TargetColumn, TestFraction: tpl.TestFraction, ValidationFraction: tpl.ValidationFraction,
-			Seed: tpl.Seed, Hyperparameters: trialParams(x, rec.Params, int(rec.TargetEpochs))}
-		spec := &schedulerv1.JobSpec{Model: x.Model, Labels: labels, CheckpointInterval: 1, MaxRestarts: 1,
-			Runtime: &schedulerv1.JobSpec_Builtin{Builtin: rt}}
-		resp, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: spec})
+		resp, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: trialSpec(x, rec, labels)})
 		if err != nil {
 			return err
 		}
@@ -50,6 +45,29 @@ func (e *Evaluator) submit(ctx context.Context, x *evaluatorv1.Experiment, rec *
 	rec.JobId, rec.JobIds = job.Id, append(rec.JobIds, job.Id)
 	rec.State, rec.UpdateTime = evaluatorv1.TrialState_TRIAL_STATE_RUNNING, timestamppb.New(e.now())
 	return nil
+}
+
+// trialSpec is the job of the trial's next sequence number. A builtin
+// job that continues a trial (seq > 1) starts from the checkpoint of the
+// trial's previous job, so it trains only the epochs it adds.
+func trialSpec(x *evaluatorv1.Experiment, rec *evaluatorv1.Trial, labels map[string]string) *schedulerv1.JobSpec {
+	tpl := x.Template
+	params := trialParams(x, rec.Params, int(rec.TargetEpochs))
+	spec := &schedulerv1.JobSpec{Model: x.Model, Labels: labels, CheckpointInterval: 1, MaxRestarts: 1}
+	if p := tpl.GetProcess(); p != nil {
+		rt := proto.CloneOf(p)
+		rt.Hyperparameters = params
+		spec.Runtime = &schedulerv1.JobSpec_Process{Process: rt}
+		return spec
+	}
+	rt := &schedulerv1.BuiltinRuntime{Algorithm: tpl.Algorithm, Dataset: tpl.Dataset, DatasetVersion: tpl.DatasetVersion,
+		TargetColumn: tpl.TargetColumn, TestFraction: tpl.TestFraction, ValidationFraction: tpl.ValidationFraction,
+		Seed: tpl.Seed, Hyperparameters: params}
+	if n := len(rec.JobIds); rec.Seq > 1 && n > 0 {
+		rt.ResumeFromJob = rec.JobIds[n-1]
+	}
+	spec.Runtime = &schedulerv1.JobSpec_Builtin{Builtin: rt}
+	return spec
 }
 
 // trialStates maps the searcher's statuses to the API's.

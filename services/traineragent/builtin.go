@@ -23,7 +23,8 @@ import (
 const fetchTimeout = 5 * time.Minute
 
 // runBuiltin trains with the native engine: dataset from the registry,
-// resumed from the job's checkpoint if there is one, checkpoints uploaded
+// resumed from the job's checkpoint if there is one (else from the one of
+// the job named in resume_from_job, if any), checkpoints uploaded
 // every checkpoint_interval steps, and the artifact registered by rank 0.
 func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, error) {
 	ctx := w.ctx
@@ -44,6 +45,15 @@ func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, er
 	var ck bytes.Buffer
 	fctx, cancel = context.WithTimeout(ctx, fetchTimeout)
 	cp, err := reg.downloadCheckpoint(fctx, w.a.JobId, &ck)
+	if errors.Is(err, errNotFound) && rt.ResumeFromJob != "" {
+		// No checkpoint of its own yet: start where the named job ended.
+		ck.Reset()
+		if cp, err = reg.downloadCheckpoint(fctx, rt.ResumeFromJob, &ck); err == nil {
+			sk.logf("starting from the checkpoint of job %s", rt.ResumeFromJob)
+		} else if errors.Is(err, errNotFound) {
+			sk.logf("job %s left no checkpoint; training from the start", rt.ResumeFromJob)
+		}
+	}
 	cancel()
 	if err != nil && !errors.Is(err, errNotFound) {
 		return 0, fmt.Errorf("download checkpoint: %w", err)

@@ -153,10 +153,16 @@ func (b *Booster) RunRound() (trainLoss, valLoss float64) {
 			}
 		}
 	}
-	if b.Done() && b.cfg.Patience > 0 && b.nv > 0 && b.best > 0 {
-		b.Model.Trees = b.Model.Trees[:b.best*k]
-	}
 	return trainLoss, valLoss
+}
+
+// Finish ends boosting: with early stopping, the model keeps the trees of
+// its best validation round. Call it once Done; the state before it (see
+// State) can still be extended with more rounds.
+func (b *Booster) Finish() {
+	if b.cfg.Patience > 0 && b.nv > 0 && b.best > 0 {
+		b.Model.Trees = b.Model.Trees[:b.best*b.Model.K]
+	}
 }
 
 // sample draws the rows and features of this round.

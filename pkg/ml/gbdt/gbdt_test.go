@@ -50,6 +50,7 @@ func fit(t *testing.T, b *Booster) {
 	for !b.Done() {
 		b.RunRound()
 	}
+	b.Finish()
 }
 
 func TestBreastCancerAccuracy(t *testing.T) {

@@ -70,6 +70,7 @@ func train(t *testing.T, tr *Trainer, d data) {
 		_, _, err := tr.RunEpoch()
 		require.NoError(t, err)
 	}
+	tr.Finish()
 }
 
 func TestDigitsAccuracy(t *testing.T) {

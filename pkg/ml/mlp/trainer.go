@@ -160,10 +160,16 @@ func (t *Trainer) RunEpoch() (trainLoss, valLoss float64, err error) {
 			}
 		}
 	}
-	if t.Done() && t.best != nil {
+	return t.lastLoss, t.lastVal, nil
+}
+
+// Finish ends training: with early stopping, the network takes the
+// parameters of its best validation epoch. Call it once Done; the state
+// before it (see State) can still be extended with more epochs.
+func (t *Trainer) Finish() {
+	if t.best != nil {
 		copy(t.Net.Params, t.best)
 	}
-	return t.lastLoss, t.lastVal, nil
 }
 
 // Loss is the mean loss of the current network on (x, y, n).

@@ -18,8 +18,13 @@
 // artifact's own predictor. Resume(ctx, spec, data, checkpoint, cb)
 // continues a run from a checkpoint and ends bit for bit where the
 // uninterrupted run would; the checkpoint carries a fingerprint of the
-// spec and the data and is refused for another run. Everything is
-// deterministic under Spec.Seed.
+// spec and the data and is refused for another run. The one difference
+// allowed is a larger budget (epochs for mlp, rounds for gbdt): the last
+// epoch or round is always checkpointed, so a finished run can be
+// extended, and extending a run of N to M equals the run of M when
+// nothing else depends on the budget (a constant, step or exponential
+// learning-rate schedule; not cosine). Everything is deterministic under
+// Spec.Seed.
 //
 // # Errors
 //

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	mlv1 "github.com/bmaas/bmaas/api/bmaas/ml/v1"
@@ -51,6 +52,9 @@ func (j *job) fitMLP(ctx context.Context, cb Callbacks, ck *mlv1.Checkpoint) (ar
 		if st == nil {
 			return nil, ErrCheckpoint
 		}
+		if int(st.Epoch) > cfg.Epochs {
+			return nil, fmt.Errorf("%w: checkpoint of epoch %d is past the budget of %d epochs", ErrCheckpoint, st.Epoch, cfg.Epochs)
+		}
 		if err := tr.Restore(mlpStateFromProto(st)); err != nil {
 			return nil, err
 		}
@@ -71,12 +75,14 @@ func (j *job) fitMLP(ctx context.Context, cb Callbacks, ck *mlv1.Checkpoint) (ar
 			return nil, err
 		}
 		j.progress(cb, tr.Epoch(), loss, val)
-		if cb.CheckpointEvery > 0 && tr.Epoch()%cb.CheckpointEvery == 0 && !tr.Done() {
+		// The last epoch is always saved, so a larger budget can extend it.
+		if cb.CheckpointEvery > 0 && (tr.Epoch()%cb.CheckpointEvery == 0 || tr.Done()) {
 			if err := save(ctx); err != nil {
 				return nil, err
 			}
 		}
 	}
+	tr.Finish()
 	return tr.Net, nil
 }
 
@@ -107,6 +113,9 @@ func (j *job) fitGBDT(ctx context.Context, cb Callbacks, ck *mlv1.Checkpoint) (a
 		if st == nil {
 			return nil, ErrCheckpoint
 		}
+		if int(st.Round) > cfg.Rounds {
+			return nil, fmt.Errorf("%w: checkpoint of round %d is past the budget of %d rounds", ErrCheckpoint, st.Round, cfg.Rounds)
+		}
 		if err := b.Restore(gbdtStateFromProto(st)); err != nil {
 			return nil, err
 		}
@@ -124,12 +133,13 @@ func (j *job) fitGBDT(ctx context.Context, cb Callbacks, ck *mlv1.Checkpoint) (a
 		}
 		loss, val := b.RunRound()
 		j.progress(cb, b.Round(), loss, val)
-		if cb.CheckpointEvery > 0 && b.Round()%cb.CheckpointEvery == 0 && !b.Done() {
+		if cb.CheckpointEvery > 0 && (b.Round()%cb.CheckpointEvery == 0 || b.Done()) {
 			if err := save(ctx); err != nil {
 				return nil, err
 			}
 		}
 	}
+	b.Finish()
 	return b.Model, nil
 }
 

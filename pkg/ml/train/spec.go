@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -53,8 +54,8 @@ type Callbacks struct {
 	// OnEvent receives progress and final metrics.
 	OnEvent func(Event)
 	// OnCheckpoint receives an encoded checkpoint (see Resume) every
-	// CheckpointEvery epochs or rounds, and once more when ctx is
-	// cancelled mid-run. An error aborts the run.
+	// CheckpointEvery epochs or rounds, after the last one, and once more
+	// when ctx is cancelled mid-run. An error aborts the run.
 	OnCheckpoint    func(ctx context.Context, checkpoint []byte) error
 	CheckpointEvery int
 }
@@ -65,10 +66,19 @@ func (c Callbacks) emit(e Event) {
 	}
 }
 
+// budgetParams are the hyperparameters a resumed run may change: the
+// number of epochs (mlp) or rounds (gbdt) to train up to.
+var budgetParams = []string{"epochs", "rounds"}
+
 // fingerprint hashes the spec and the data so that a checkpoint is only
-// restored into the run it came from.
+// restored into the run it came from, or into one that only trains for
+// more epochs or rounds.
 func fingerprint(spec Spec, f *dataset.Frame) []byte {
 	h := sha256.New()
+	spec.Params = maps.Clone(spec.Params)
+	for _, k := range budgetParams {
+		delete(spec.Params, k)
+	}
 	keys := make([]string, 0, len(spec.Params))
 	for k := range spec.Params {
 		keys = append(keys, k)

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -156,4 +157,65 @@ func TestSpecErrors(t *testing.T) {
 	require.Contains(t, err.Error(), `column "b"`)
 	_, err = Run(t.Context(), Spec{Algorithm: "ridge", Target: "y", Test: -1}, sing, Callbacks{})
 	require.NoError(t, err)
+}
+
+// A finished run is extended to a larger budget from its last checkpoint:
+// 3 epochs (rounds) resumed to 6 equal 6 uninterrupted, bit for bit; any
+// other change of the spec is refused, and so is a smaller budget.
+func TestExtendBudget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		algo, budget, other string
+		params              map[string]string
+	}{
+		{"mlp", "epochs", "batch_size", map[string]string{"hidden": "16", "patience": "3", "schedule": "constant"}},
+		{"gbdt", "rounds", "max_bins", map[string]string{"subsample": "0.7", "colsample": "0.6", "patience": "4"}},
+	} {
+		t.Run(tc.algo, func(t *testing.T) {
+			t.Parallel()
+			f := frame(t, "breast_cancer.csv")
+			with := func(budget string, extra ...string) Spec {
+				p := maps.Clone(tc.params)
+				p[tc.budget] = budget
+				for i := 0; i+1 < len(extra); i += 2 {
+					p[extra[i]] = extra[i+1]
+				}
+				return Spec{Algorithm: tc.algo, Target: "target", Params: p, Seed: 5}
+			}
+			var last []byte
+			_, err := Run(t.Context(), with("3"), f, Callbacks{CheckpointEvery: 2, OnCheckpoint: func(_ context.Context, b []byte) error {
+				last = b
+				return nil
+			}})
+			require.NoError(t, err)
+			ck, err := DecodeCheckpoint(last)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, ck.GetMlp().GetEpoch()+ck.GetGbdt().GetRound(), "the final step is checkpointed")
+
+			full, err := Run(t.Context(), with("6"), f, Callbacks{})
+			require.NoError(t, err)
+			want, err := full.Marshal()
+			require.NoError(t, err)
+			var steps []int
+			ext, err := Resume(t.Context(), with("6"), f, last, Callbacks{OnEvent: func(e Event) {
+				if e.Split == "train" && !e.Final {
+					steps = append(steps, e.Step)
+				}
+			}})
+			require.NoError(t, err)
+			got, err := ext.Marshal()
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Equal(t, []int{4, 5, 6}, steps)
+
+			other := with("6")
+			other.Seed = 6
+			for _, spec := range []Spec{with("2"), with("6", tc.other, "32"), other} {
+				_, err = Resume(t.Context(), spec, f, last, Callbacks{})
+				require.ErrorIs(t, err, ErrCheckpoint, "%v", spec)
+			}
+			_, err = Resume(t.Context(), with("6"), frame(t, "iris.csv"), last, Callbacks{})
+			require.Error(t, err)
+		})
+	}
 }

@@ -7,6 +7,7 @@
 package evaluatorv1
 
 import (
+	v1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -620,7 +621,14 @@ type TrialTemplate struct {
 	Seed               int64                  `protobuf:"varint,8,opt,name=seed,proto3" json:"seed,omitempty"`
 	// epochs_param names the budget hyperparameter (epochs for mlp, rounds
 	// for gbdt; none for logistic and linear, which train once).
-	EpochsParam   string `protobuf:"bytes,9,opt,name=epochs_param,json=epochsParam,proto3" json:"epochs_param,omitempty"`
+	EpochsParam string `protobuf:"bytes,9,opt,name=epochs_param,json=epochsParam,proto3" json:"epochs_param,omitempty"`
+	// process, when set, runs each trial as this command (the process
+	// runtime's contract) instead of the builtin engine; algorithm is then
+	// unused, the trial's hyperparameters are merged into the command's and
+	// the metric is read from its metrics file. ASHA and Hyperband need
+	// epochs_param; a continued process trial starts over with the larger
+	// budget (only builtin trials resume from the previous job's checkpoint).
+	Process       *v1.ProcessRuntime `protobuf:"bytes,10,opt,name=process,proto3" json:"process,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +724,13 @@ func (x *TrialTemplate) GetEpochsParam() string {
 		return x.EpochsParam
 	}
 	return ""
+}
+
+func (x *TrialTemplate) GetProcess() *v1.ProcessRuntime {
+	if x != nil {
+		return x.Process
+	}
+	return nil
 }
 
 // Trial is one configuration; kept at /bmaas/v1/trials/<experiment>/<id>.
@@ -899,7 +914,7 @@ var File_bmaas_evaluator_v1_experiment_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\n" +
-	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\a\n" +
+	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\"bmaas/scheduler/v1/scheduler.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\a\n" +
 	"\n" +
 	"Experiment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -947,7 +962,7 @@ const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"gridPoints\";\n" +
 	"\tCondition\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xc8\x03\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x86\x04\n" +
 	"\rTrialTemplate\x12\x1c\n" +
 	"\talgorithm\x18\x01 \x01(\tR\talgorithm\x12\x18\n" +
 	"\adataset\x18\x02 \x01(\tR\adataset\x12'\n" +
@@ -957,7 +972,9 @@ const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\rtest_fraction\x18\x06 \x01(\x01R\ftestFraction\x12/\n" +
 	"\x13validation_fraction\x18\a \x01(\x01R\x12validationFraction\x12\x12\n" +
 	"\x04seed\x18\b \x01(\x03R\x04seed\x12!\n" +
-	"\fepochs_param\x18\t \x01(\tR\vepochsParam\x1aB\n" +
+	"\fepochs_param\x18\t \x01(\tR\vepochsParam\x12<\n" +
+	"\aprocess\x18\n" +
+	" \x01(\v2\".bmaas.scheduler.v1.ProcessRuntimeR\aprocess\x1aB\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x05\n" +
@@ -1039,6 +1056,7 @@ var file_bmaas_evaluator_v1_experiment_proto_goTypes = []any{
 	nil,                           // 9: bmaas.evaluator.v1.Trial.ParamsEntry
 	nil,                           // 10: bmaas.evaluator.v1.Trial.MetricsEntry
 	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.ProcessRuntime)(nil),     // 12: bmaas.scheduler.v1.ProcessRuntime
 }
 var file_bmaas_evaluator_v1_experiment_proto_depIdxs = []int32{
 	0,  // 0: bmaas.evaluator.v1.Experiment.state:type_name -> bmaas.evaluator.v1.ExperimentState
@@ -1050,16 +1068,17 @@ var file_bmaas_evaluator_v1_experiment_proto_depIdxs = []int32{
 	1,  // 6: bmaas.evaluator.v1.SearchParam.type:type_name -> bmaas.evaluator.v1.ParamType
 	5,  // 7: bmaas.evaluator.v1.SearchParam.condition:type_name -> bmaas.evaluator.v1.Condition
 	8,  // 8: bmaas.evaluator.v1.TrialTemplate.hyperparameters:type_name -> bmaas.evaluator.v1.TrialTemplate.HyperparametersEntry
-	9,  // 9: bmaas.evaluator.v1.Trial.params:type_name -> bmaas.evaluator.v1.Trial.ParamsEntry
-	2,  // 10: bmaas.evaluator.v1.Trial.state:type_name -> bmaas.evaluator.v1.TrialState
-	10, // 11: bmaas.evaluator.v1.Trial.metrics:type_name -> bmaas.evaluator.v1.Trial.MetricsEntry
-	11, // 12: bmaas.evaluator.v1.Trial.create_time:type_name -> google.protobuf.Timestamp
-	11, // 13: bmaas.evaluator.v1.Trial.update_time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 9: bmaas.evaluator.v1.TrialTemplate.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
+	9,  // 10: bmaas.evaluator.v1.Trial.params:type_name -> bmaas.evaluator.v1.Trial.ParamsEntry
+	2,  // 11: bmaas.evaluator.v1.Trial.state:type_name -> bmaas.evaluator.v1.TrialState
+	10, // 12: bmaas.evaluator.v1.Trial.metrics:type_name -> bmaas.evaluator.v1.Trial.MetricsEntry
+	11, // 13: bmaas.evaluator.v1.Trial.create_time:type_name -> google.protobuf.Timestamp
+	11, // 14: bmaas.evaluator.v1.Trial.update_time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_experiment_proto_init() }

@@ -156,8 +156,14 @@ type BuiltinRuntime struct {
 	ValidationFraction float64                `protobuf:"fixed64,7,opt,name=validation_fraction,json=validationFraction,proto3" json:"validation_fraction,omitempty"`
 	Seed               int64                  `protobuf:"varint,8,opt,name=seed,proto3" json:"seed,omitempty"`
 	Preprocessing      []string               `protobuf:"bytes,9,rep,name=preprocessing,proto3" json:"preprocessing,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// resume_from_job names a job whose checkpoint this job starts from when
+	// it has none of its own (a search extending a trial's budget). The
+	// checkpoint must come from the same algorithm, dataset, seed and
+	// hyperparameters but for a smaller epochs or rounds budget; else the
+	// job trains from the start.
+	ResumeFromJob string `protobuf:"bytes,10,opt,name=resume_from_job,json=resumeFromJob,proto3" json:"resume_from_job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BuiltinRuntime) Reset() {
@@ -251,6 +257,13 @@ func (x *BuiltinRuntime) GetPreprocessing() []string {
 		return x.Preprocessing
 	}
 	return nil
+}
+
+func (x *BuiltinRuntime) GetResumeFromJob() string {
+	if x != nil {
+		return x.ResumeFromJob
+	}
+	return ""
 }
 
 // ProcessRuntime runs any command (a PyTorch script, say).
@@ -2241,7 +2254,7 @@ var File_bmaas_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"\"bmaas/scheduler/v1/scheduler.proto\x12\x12bmaas.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x03\n" +
+	"\"bmaas/scheduler/v1/scheduler.proto\x12\x12bmaas.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n" +
 	"\x0eBuiltinRuntime\x12\x1c\n" +
 	"\talgorithm\x18\x01 \x01(\tR\talgorithm\x12a\n" +
 	"\x0fhyperparameters\x18\x02 \x03(\v27.bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntryR\x0fhyperparameters\x12\x18\n" +
@@ -2251,7 +2264,9 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\rtest_fraction\x18\x06 \x01(\x01R\ftestFraction\x12/\n" +
 	"\x13validation_fraction\x18\a \x01(\x01R\x12validationFraction\x12\x12\n" +
 	"\x04seed\x18\b \x01(\x03R\x04seed\x12$\n" +
-	"\rpreprocessing\x18\t \x03(\tR\rpreprocessing\x1aB\n" +
+	"\rpreprocessing\x18\t \x03(\tR\rpreprocessing\x12&\n" +
+	"\x0fresume_from_job\x18\n" +
+	" \x01(\tR\rresumeFromJob\x1aB\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x03\n" +
