@@ -17,4 +17,12 @@ echo "== Submit-to-RUNNING latency in bmaas up with free capacity (100 builtin j
 go test -run '^$' -bench . -benchtime 100x ./bench/jobs/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Hyperparameter search: ASHA vs a full run (digits MLP), TPE vs random search (Branin)"
+go run ./bench/hpo -data examples/datasets/digits.csv
+
+echo
+echo "== Orchestration overhead: 100 trials of 1 s at parallelism 4 in bmaas up (ideal 25 s)"
+go test -run '^$' -bench . -benchtime 1x ./bench/hpo/overhead/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
 bench/ml/run.sh

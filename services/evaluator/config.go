@@ -11,7 +11,8 @@ type Config struct {
 	// LeaderTTL is the lease of the leader key: how long a crashed leader
 	// keeps driving experiments before a standby takes over.
 	LeaderTTL time.Duration `yaml:"leader_ttl"`
-	// Poll is how often the leader looks at the jobs of running trials.
+	// Poll is how often the leader looks at the jobs of running trials
+	// when no watched job or experiment change woke it sooner.
 	Poll time.Duration `yaml:"poll"`
 	// AutoEvaluate evaluates every version a training job produces.
 	AutoEvaluate bool `yaml:"auto_evaluate"`
@@ -25,7 +26,7 @@ type Config struct {
 // the only defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderTTL, "evaluator.leader-ttl", 5*time.Second, "lease TTL of the evaluator's leader key")
-	fs.DurationVar(&c.Poll, "evaluator.poll", 200*time.Millisecond, "period at which the leader checks the jobs of running trials")
+	fs.DurationVar(&c.Poll, "evaluator.poll", 200*time.Millisecond, "period at which the leader checks the jobs of running trials when no job or experiment change wakes it")
 	fs.BoolVar(&c.AutoEvaluate, "evaluator.auto-evaluate", true, "evaluate every version a training job produces")
 	fs.Int64Var(&c.MaxDatasetBytes, "evaluator.max-dataset-bytes", 512<<20, "largest dataset evaluated in process")
 	fs.Int64Var(&c.MaxModelBytes, "evaluator.max-model-bytes", 1<<30, "largest model artifact evaluated in process")

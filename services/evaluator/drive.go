@@ -31,21 +31,24 @@ type pass struct {
 // the searcher's actions, and commits the new state, trials and summary in
 // one transaction fenced by the leader's term and the revisions read.
 // Jobs are submitted with labels naming experiment, trial and sequence and
-// looked up by them first, so a job is never submitted twice.
-func (e *Evaluator) drive(ctx context.Context, fence clientv3.Cmp, x *evaluatorv1.Experiment, xrev int64) error {
+// looked up by them first, so a job is never submitted twice; a trial is
+// committed before its job is submitted, so the job always has the
+// committed parameters. pending reports trials committed and not yet
+// submitted.
+func (e *Evaluator) drive(ctx context.Context, fence clientv3.Cmp, x *evaluatorv1.Experiment, xrev int64) (pending bool, err error) {
 	resp, err := e.cli.Get(ctx, searchStateKey(x.Id))
 	if err != nil || len(resp.Kvs) == 0 {
-		return fmt.Errorf("search state: %v", err)
+		return false, fmt.Errorf("search state: %v", err)
 	}
 	p := &pass{x: x, st: &search.State{}, trials: map[string]*evaluatorv1.Trial{}}
 	if err := json.Unmarshal(resp.Kvs[0].Value, p.st); err != nil {
-		return fmt.Errorf("decode search state: %w", err)
+		return false, fmt.Errorf("decode search state: %w", err)
 	}
 	stRev := resp.Kvs[0].ModRevision
 	items, _, err := store.List(ctx, e.st, trialsPrefix(x.Id), store.MaxPageSize, "",
 		func() *evaluatorv1.Trial { return &evaluatorv1.Trial{} }, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, it := range items {
 		p.trials[it.Msg.Id] = it.Msg
@@ -53,40 +56,54 @@ func (e *Evaluator) drive(ctx context.Context, fence clientv3.Cmp, x *evaluatorv
 	if x.State == evaluatorv1.ExperimentState_EXPERIMENT_STATE_CANCELLED {
 		e.cancelAll(p)
 	} else if err := e.advance(ctx, p); err != nil {
-		return err
+		return false, err
 	}
 	if !p.dirty {
-		return nil
+		return false, nil
 	}
 	e.summarize(p)
 	b, err := json.Marshal(p.st)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ops := []clientv3.Op{clientv3.OpPut(searchStateKey(x.Id), string(b))}
 	for _, t := range p.trials {
 		tb, err := proto.Marshal(t)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ops = append(ops, clientv3.OpPut(trialKey(x.Id, t.Id), string(tb)))
 	}
 	xb, err := proto.Marshal(x)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ops = append(ops, clientv3.OpPut(experimentKey(x.Id), string(xb)))
 	tr, err := e.cli.Txn(ctx).If(fence,
 		clientv3.Compare(clientv3.ModRevision(searchStateKey(x.Id)), "=", stRev),
 		clientv3.Compare(clientv3.ModRevision(experimentKey(x.Id)), "=", xrev)).Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("commit experiment %s: %w", x.Id, err)
+		return false, fmt.Errorf("commit experiment %s: %w", x.Id, err)
 	}
 	if !tr.Succeeded {
-		return nil // deposed, or the experiment changed (pause, cancel): the next pass re-reads
+		return false, nil // deposed, or the experiment changed (pause, cancel): the next pass re-reads
 	}
 	e.afterCommit(ctx, p)
-	return nil
+	return p.unsubmitted(), nil
+}
+
+// unsubmitted reports running trials of a live, unpaused experiment whose
+// job is not submitted yet.
+func (p *pass) unsubmitted() bool {
+	if p.x.State != evaluatorv1.ExperimentState_EXPERIMENT_STATE_RUNNING {
+		return false
+	}
+	for _, t := range p.st.Trials {
+		if rec := p.trials[t.ID]; t.Status == search.Running && rec != nil && rec.JobId == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // advance runs the searcher on this pass's job outcomes.

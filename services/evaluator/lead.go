@@ -13,9 +13,14 @@ import (
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
+// jobsPrefix is where the scheduler keeps jobs (its contract: /bmaas/v1/jobs/<id>).
+const jobsPrefix = "/bmaas/v1/jobs/"
+
 // lead drives every live experiment while this replica leads. Each pass
 // is level-triggered: it reads the experiment, the searcher's state and
 // the trials from etcd, so a new leader continues where the last stopped.
+// A pass runs when a job or an experiment changes (watched), at once
+// again after a pass that left trials to submit, and every Poll.
 func (e *Evaluator) lead(ctx context.Context, term int64) {
 	key, err := leaderKey(ctx, e.cli, term)
 	if err != nil {
@@ -26,12 +31,50 @@ func (e *Evaluator) lead(ctx context.Context, term int64) {
 	e.log.Info("leading experiments", "term", term)
 	t := time.NewTicker(e.cfg.Poll)
 	defer t.Stop()
+	wake := make(chan struct{}, 1)
+	go e.watchChanges(ctx, wake)
 	for {
-		e.driveAll(ctx, fence)
+		if e.driveAll(ctx, fence) {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// watchChanges wakes the leader's loop when a job or an experiment
+// changes; wakes coalesce while a pass runs. The poll covers a broken watch.
+func (e *Evaluator) watchChanges(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		jobs := e.cli.Watch(ctx, jobsPrefix, clientv3.WithPrefix(), clientv3.WithFilterDelete())
+		xs := e.cli.Watch(ctx, experimentsPrefix(), clientv3.WithPrefix(), clientv3.WithFilterDelete())
+		for open := 2; open > 0; {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case resp, ok = <-jobs:
+				if !ok {
+					jobs, open = nil, open-1
+				}
+			case resp, ok = <-xs:
+				if !ok {
+					xs, open = nil, open-1
+				}
+			}
+			if ok && resp.Err() == nil {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(e.cfg.Poll):
 		}
 	}
 }
@@ -50,7 +93,9 @@ func leaderKey(ctx context.Context, cli *clientv3.Client, term int64) (string, e
 	return "", errors.New("leader key of this term is gone")
 }
 
-func (e *Evaluator) driveAll(ctx context.Context, fence clientv3.Cmp) {
+// driveAll runs a pass over the live experiments and reports whether one
+// left trials to submit (so another pass should follow at once).
+func (e *Evaluator) driveAll(ctx context.Context, fence clientv3.Cmp) (again bool) {
 	items, _, err := store.List(ctx, e.st, experimentsPrefix(), store.MaxPageSize, "",
 		func() *evaluatorv1.Experiment { return &evaluatorv1.Experiment{} },
 		func(x *evaluatorv1.Experiment) bool {
@@ -60,14 +105,17 @@ func (e *Evaluator) driveAll(ctx context.Context, fence clientv3.Cmp) {
 		if ctx.Err() == nil {
 			e.log.Warn("list experiments", "err", err)
 		}
-		return
+		return false
 	}
 	for _, it := range items {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
-		if err := e.drive(ctx, fence, it.Msg, it.Rev); err != nil && ctx.Err() == nil {
+		pending, err := e.drive(ctx, fence, it.Msg, it.Rev)
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("drive experiment", "experiment", it.Msg.Id, "err", err)
 		}
+		again = again || pending
 	}
+	return again
 }
