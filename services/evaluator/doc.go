@@ -15,6 +15,25 @@
 // an agent (a GPU node where the model needs one), which reports the same
 // Evaluation; this release answers FailedPrecondition for them.
 //
+// # Experiments
+//
+// The leader drives each live experiment in passes: it reads the
+// searcher's state and the trials, turns the trials' jobs into searcher
+// events, and commits the searcher's actions (new or continued trials)
+// in one transaction fenced by its term; a trial's job is submitted only
+// after its trial is committed, with labels naming experiment, trial and
+// sequence number, and is looked up by them first, so a new leader adopts
+// a job its predecessor submitted and never submits a second. A pass runs
+// when a job or an experiment changes (etcd watch), again at once after a
+// pass that committed trials to submit, and every evaluator.poll.
+//
+// A trial is a builtin job (template.algorithm) or a process job
+// (template.process). ASHA and Hyperband continue a builtin trial with a
+// job whose resume_from_job is the trial's previous job: the agent starts
+// it from that job's last checkpoint (the engine accepts a checkpoint for
+// a smaller epochs/rounds budget), so a continuation trains only the
+// epochs it adds and epochs_used counts each epoch once.
+//
 // # Keys (values are bmaas.evaluator.v1 messages)
 //
 //	/bmaas/v1/evaluations/<id>               Evaluation. Manual ones get a ULID;
