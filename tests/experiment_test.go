@@ -57,6 +57,7 @@ func TestExperimentEndToEndAndBadInput(t *testing.T) {
 		"above zero":         func(x *evaluatorv1.Experiment) { x.Params[0].Low = 0 },
 		"unknown metric":     func(x *evaluatorv1.Experiment) { x.Metric = "test_happiness" },
 		"needs an iterative": func(x *evaluatorv1.Experiment) { x.Searcher = "asha" },
+		"process.command":    func(x *evaluatorv1.Experiment) { x.Template.Process = &schedulerv1.ProcessRuntime{} },
 	}
 	for want, mutate := range bad {
 		x := irisExperiment(4, 2)
