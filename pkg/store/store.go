@@ -141,7 +141,6 @@ func (s *Store) Commit(ctx context.Context, conds []Cond, ops ...Op) (int64, err
 // changed (or created, or deleted) since it was read.
 var ErrStale = fmt.Errorf("object changed since it was read; read it again and retry: %w", apierr.ErrConflict)
 
-
 // IsStale reports whether err is a failed Commit condition.
 func IsStale(err error) bool { return errors.Is(err, ErrStale) }
 
