@@ -4,7 +4,7 @@ export PATH := $(GOBIN):$(PATH)
 BIN := bin/bmaas
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build run test test-short check generate tools tidy vet lint bench fuzz clean
+.PHONY: all build run test check generate tools tidy fmt-check vet lint bench clean
 
 all: build
 
@@ -44,7 +44,11 @@ vet:
 lint: tools
 	buf lint
 
-check: generate tidy vet lint ## fail when generated code or go.mod drift
+fmt-check:
+	@out=$$(gofmt -l cmd internal pkg services tests bench); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+check: generate tidy fmt-check vet lint ## fail when generated code or go.mod drift
 	@git diff --exit-code -- api go.mod go.sum api/go.mod api/go.sum go.work internal/app/openapi.json || \
 	  (echo "generated code or module files drifted: run 'make generate tidy' and commit" >&2; exit 1)
 	@test -z "$$(git status --porcelain -- api)" || (git status --porcelain -- api; echo "untracked generated files" >&2; exit 1)
