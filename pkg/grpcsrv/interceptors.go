@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,16 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// methods holds each method's resolved children (*methodMetrics), so
+	// a call does no label lookup.
+	methods sync.Map
+}
+
+// methodMetrics are one method's OK counter and timer.
+type methodMetrics struct {
+	svc, method string
+	ok          prometheus.Counter
+	duration    prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -76,10 +87,25 @@ func splitMethod(full string) (string, string) {
 	return "unknown", full
 }
 
-func (m *metrics) observe(full string, start time.Time, err error) {
+func (m *metrics) of(full string) *methodMetrics {
+	if mm, ok := m.methods.Load(full); ok {
+		return mm.(*methodMetrics)
+	}
 	svc, method := splitMethod(full)
-	m.requests.WithLabelValues(svc, method, status.Code(err).String()).Inc()
-	m.duration.WithLabelValues(svc, method).Observe(time.Since(start).Seconds())
+	mm := &methodMetrics{svc: svc, method: method, ok: m.requests.WithLabelValues(svc, method, codes.OK.String()),
+		duration: m.duration.WithLabelValues(svc, method)}
+	v, _ := m.methods.LoadOrStore(full, mm)
+	return v.(*methodMetrics)
+}
+
+func (m *metrics) observe(full string, start time.Time, err error) {
+	mm := m.of(full)
+	if err == nil {
+		mm.ok.Inc()
+	} else {
+		m.requests.WithLabelValues(mm.svc, mm.method, status.Code(err).String()).Inc()
+	}
+	mm.duration.Observe(time.Since(start).Seconds())
 }
 
 // observeUnary records metrics and logs each call after error mapping.
@@ -145,8 +171,8 @@ func (a authenticator) check(ctx context.Context, method string) error {
 	if len(a.token) == 0 || public(method) {
 		return nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
+	// ValueFromIncomingContext does not copy the whole metadata.
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		tok, ok := strings.CutPrefix(v, "Bearer ")
 		if ok && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1 {
 			return nil
