@@ -184,6 +184,26 @@ func (c *Cache[T]) Peek(ctx context.Context, key string) (T, int64, error) {
 	return m, rev, err
 }
 
+// Has reports whether key exists, as Peek would, without copying its
+// message when it is cached.
+func (c *Cache[T]) Has(ctx context.Context, key string) (bool, error) {
+	select {
+	case <-c.ready:
+		c.mu.RLock()
+		_, ok := c.items[key]
+		c.mu.RUnlock()
+		if ok {
+			return true, nil
+		}
+	default:
+	}
+	_, err := c.st.Get(ctx, key, c.newMsg())
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Get returns a copy of the message at key and its revision; it reads etcd
 // when the cache is not loaded or lags behind this process's writes.
 func (c *Cache[T]) Get(ctx context.Context, key string) (T, int64, error) {

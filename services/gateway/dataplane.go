@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/serving"
-	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // dataPlane serves KServe v2 gRPC by proxying to the replicas.
@@ -92,10 +90,10 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 	if name == "" {
 		return 0, apierr.Invalid("name", "required")
 	}
-	if _, _, err := s.depCache().Peek(ctx, deploymentKey(name)); errors.Is(err, store.ErrNotFound) {
-		return 0, apierr.NotFound("model", name)
-	} else if err != nil {
+	if ok, err := s.depCache().Has(ctx, deploymentKey(name)); err != nil {
 		return 0, err
+	} else if !ok {
+		return 0, apierr.NotFound("model", name)
 	}
 	if version == "" {
 		return 0, nil
@@ -113,14 +111,17 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 // while the deployment has no ready replica. The request's deadline is
 // the caller's or the gateway's, whichever is sooner.
 func (s *Service) forward(ctx context.Context, name, version string, call func(context.Context, *backend) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.cfg.RequestTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
+	}
 	want, err := s.versionOf(ctx, name, version)
 	if err != nil {
 		return err
 	}
-	done := s.stats.begin(name)
-	defer done()
+	d := s.stats.begin(name)
+	defer s.stats.end(d)
 	var (
 		tried   []*backend
 		lastErr error

@@ -25,6 +25,7 @@ var endpointsPrefix = store.Key("endpoints") + "/"
 type backend struct {
 	key      string
 	ep       *gatewayv1.Endpoint
+	conn     *grpc.ClientConn
 	cli      inference.GRPCInferenceServiceClient
 	inflight atomic.Int64
 }
@@ -107,7 +108,7 @@ func (r *router) putLocked(key string, val []byte) {
 	}
 	r.deleteLocked(key)
 	dep := depOf(key)
-	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, cli: inference.NewGRPCInferenceServiceClient(conn)})
+	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn)})
 }
 
 func (r *router) deleteLocked(key string) {

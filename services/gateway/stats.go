@@ -27,26 +27,31 @@ type sample struct {
 // stats holds the load of every deployment.
 type stats struct {
 	now func() time.Time
-	mu  sync.Mutex
+	mu  sync.RWMutex
 	m   map[string]*depStats
 }
 
 func newStats(now func() time.Time) *stats { return &stats{now: now, m: map[string]*depStats{}} }
 
 func (s *stats) get(dep string) *depStats {
-	s.mu.Lock()
+	s.mu.RLock()
 	d := s.m[dep]
-	if d == nil {
+	s.mu.RUnlock()
+	if d != nil {
+		return d
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d = s.m[dep]; d == nil {
 		now := s.now()
 		d = &depStats{last: now, at: now}
 		s.m[dep] = d
 	}
-	s.mu.Unlock()
 	return d
 }
 
-// begin counts a request in; the returned func counts it out.
-func (s *stats) begin(dep string) func() {
+// begin counts a request in; end counts it out.
+func (s *stats) begin(dep string) *depStats {
 	d := s.get(dep)
 	now := s.now()
 	d.mu.Lock()
@@ -54,14 +59,16 @@ func (s *stats) begin(dep string) func() {
 	d.inflight++
 	d.lastReq = now
 	d.mu.Unlock()
-	return func() {
-		now := s.now()
-		d.mu.Lock()
-		d.advance(now)
-		d.inflight--
-		d.lastReq = now
-		d.mu.Unlock()
-	}
+	return d
+}
+
+func (s *stats) end(d *depStats) {
+	now := s.now()
+	d.mu.Lock()
+	d.advance(now)
+	d.inflight--
+	d.lastReq = now
+	d.mu.Unlock()
 }
 
 func (d *depStats) advance(now time.Time) {

@@ -20,6 +20,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -57,7 +58,8 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("replica listener: %w", err)
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(replicaUnary), grpc.MaxRecvMsgSize(64<<20))
+	g := grpc.NewServer(grpc.UnaryInterceptor(replicaUnary), grpc.MaxRecvMsgSize(64<<20),
+		grpc.NumStreamWorkers(grpcsrv.StreamWorkers))
 	inference.RegisterGRPCInferenceServiceServer(g, srv)
 	go func() { _ = g.Serve(lis) }()
 	addr := lis.Addr().String()
