@@ -45,3 +45,30 @@ func BenchmarkPredict(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPredictWide: a 64-1024-1024-10 net (about 1.1 M parameters,
+// 4.5 MB of float32 weights); one row streams all weights, a batch of 32
+// reads them once per row block. ns/row is the figure to compare.
+func BenchmarkPredictWide(b *testing.B) {
+	n, err := NewNet([]int{64, 1024, 1024, 10}, ReLU, Softmax)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n.Params {
+		n.Params[i] = float32(i%13-6) * 0.01
+	}
+	for _, rows := range []int{1, 32} {
+		x := make([]float64, rows*64)
+		for i := range x {
+			x[i] = float64(i%7) * 0.5
+		}
+		out := make([]float64, rows*10)
+		b.Run(map[int]string{1: "rows=1", 32: "rows=32"}[rows], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				n.Predict(x, rows, out)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+		})
+	}
+}

@@ -8,7 +8,7 @@ package mlp
 // gemmNN sets c (m×n) = a (m×k) · b (k×n).
 func gemmNN(m, n, k int, a, b, c []float32) {
 	if useSIMD && n >= 8 {
-		for i := range m {
+		for i := gemm4(m, n, k, a, b, c); i < m; i++ {
 			cr := c[i*n : (i+1)*n]
 			clear(cr)
 			for p, x := range a[i*k : (i+1)*k] {

@@ -32,3 +32,48 @@ func dot(x, y []float32) float32 {
 	}
 	return s
 }
+
+// kern4x16 sets the 4×16 block at c (row stride ldc) to the product of
+// the 4×k rows at a (row stride lda) and the k×16 panel at b (row stride
+// ldb), accumulating over p in order as axpy does.
+//
+//go:noescape
+func kern4x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
+
+// kern4x8 is kern4x16 for an 8-column panel.
+//
+//go:noescape
+func kern4x8(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
+
+// gemm4 sets rows i..i+3 of c (m×n) = a (m×k) · b (k×n) in 4×16 register
+// blocks, panel by panel so a panel of b serves every row block from
+// cache, with the same summation order per element as one axpy per p.
+func gemm4(m, n, k int, a, b, c []float32) int {
+	if m < 4 || k == 0 {
+		return 0
+	}
+	_, _, _ = a[m*k-1], b[k*n-1], c[m*n-1]
+	rows := m &^ 3
+	n16, n8 := n&^15, n&^7
+	for j := 0; j < n16; j += 16 {
+		for i := 0; i < rows; i += 4 {
+			kern4x16(k, &a[i*k], k, &b[j], n, &c[i*n+j], n)
+		}
+	}
+	if n16 < n8 {
+		for i := 0; i < rows; i += 4 {
+			kern4x8(k, &a[i*k], k, &b[n16], n, &c[i*n+n16], n)
+		}
+	}
+	for i := range rows {
+		ar, cr := a[i*k:(i+1)*k], c[i*n:(i+1)*n]
+		for j := n8; j < n; j++ {
+			var s float32
+			for p, x := range ar {
+				s += x * b[p*n+j]
+			}
+			cr[j] = s
+		}
+	}
+	return rows
+}
