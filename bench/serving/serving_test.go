@@ -36,7 +36,7 @@ func BenchmarkServing(b *testing.B) {
 	upload(b, c, "iris", "iris.csv")
 	upload(b, c, "digits", "digits.csv")
 	train(b, c, "iris", "logistic", nil)
-	train(b, c, "digits", "mlp", map[string]string{"hidden": "256,256", "epochs": "1"})
+	train(b, c, "digits", "mlp", map[string]string{"hidden": "1024,1024", "epochs": "1"})
 	deploy(b, c, "iris", "iris@1", 0, 0)
 	deploy(b, c, "mlp-off", "digits@1", 0, 0)
 	deploy(b, c, "mlp-on", "digits@1", 32, 2*time.Millisecond)

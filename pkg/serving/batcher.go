@@ -26,7 +26,12 @@ type batcher struct {
 	delay time.Duration
 	queue chan *call
 	stop  chan struct{}
-	wg    sync.WaitGroup
+	// filling is held by the one worker gathering a batch, so a batch
+	// takes every waiting call while the other workers compute theirs
+	// (workers that gathered side by side would split the queue and each
+	// wait out the delay with a part-filled batch).
+	filling sync.Mutex
+	wg      sync.WaitGroup
 }
 
 func newBatcher(be backend, cfg Batching) *batcher {
@@ -92,12 +97,14 @@ func (b *batcher) loop() {
 	timer.Stop()
 	k, f := b.be.Outputs(), b.be.Features()
 	for {
+		b.filling.Lock()
 		first := next
 		next = nil
 		if first == nil {
 			select {
 			case first = <-b.queue:
 			case <-b.stop:
+				b.filling.Unlock()
 				return
 			}
 		}
@@ -134,6 +141,7 @@ func (b *batcher) loop() {
 			default:
 			}
 		}
+		b.filling.Unlock()
 		if len(batch) == 1 {
 			first.err = b.be.Predict(first.x, first.rows, first.out)
 			first.done <- struct{}{}
