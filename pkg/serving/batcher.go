@@ -26,11 +26,14 @@ type batcher struct {
 	delay time.Duration
 	queue chan *call
 	stop  chan struct{}
-	// filling is held by the one worker gathering a batch, so a batch
+	// fill holds the one token of the worker gathering a batch, so a batch
 	// takes every waiting call while the other workers compute theirs
 	// (workers that gathered side by side would split the queue and each
 	// wait out the delay with a part-filled batch).
-	filling sync.Mutex
+	fill chan struct{}
+	// help hands a share of a batch's rows to an idle worker (split.go).
+	help    chan *part
+	workers int
 	wg      sync.WaitGroup
 }
 
@@ -44,6 +47,8 @@ func newBatcher(be backend, cfg Batching) *batcher {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	b.queue, b.stop = make(chan *call, 4*b.max), make(chan struct{})
+	b.fill, b.help, b.workers = make(chan struct{}, 1), make(chan *part), workers
+	b.fill <- struct{}{}
 	for range workers {
 		b.wg.Add(1)
 		go b.loop()
@@ -93,18 +98,29 @@ func (b *batcher) loop() {
 		xbuf  []float64
 		obuf  []float64
 	)
+	parts := newParts(b.workers)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	k, f := b.be.Outputs(), b.be.Features()
 	for {
-		b.filling.Lock()
+		// Idle: compute another worker's rows, or take the gathering turn.
+		select {
+		case p := <-b.help:
+			p.run(b.be)
+			continue
+		case <-b.fill:
+		case <-b.stop:
+			return
+		}
 		first := next
 		next = nil
-		if first == nil {
+		for first == nil {
 			select {
 			case first = <-b.queue:
+			case p := <-b.help:
+				p.run(b.be)
 			case <-b.stop:
-				b.filling.Unlock()
+				b.fill <- struct{}{}
 				return
 			}
 		}
@@ -141,9 +157,9 @@ func (b *batcher) loop() {
 			default:
 			}
 		}
-		b.filling.Unlock()
+		b.fill <- struct{}{}
 		if len(batch) == 1 {
-			first.err = b.be.Predict(first.x, first.rows, first.out)
+			first.err = b.split(parts, first.x, first.rows, first.out)
 			first.done <- struct{}{}
 			continue
 		}
@@ -153,7 +169,7 @@ func (b *batcher) loop() {
 			copy(xbuf[off*f:], c.x)
 			off += c.rows
 		}
-		err := b.be.Predict(xbuf, rows, obuf)
+		err := b.split(parts, xbuf, rows, obuf)
 		off = 0
 		for _, c := range batch {
 			if err == nil {

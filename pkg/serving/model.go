@@ -48,7 +48,8 @@ type Batching struct {
 	MaxBatchSize int
 	// MaxQueueDelay is the longest a request waits for others to join.
 	MaxQueueDelay time.Duration
-	// Workers run batches in parallel (default 1).
+	// Workers run batches in parallel and split a batch's rows between
+	// the idle ones (default GOMAXPROCS).
 	Workers int
 }
 
