@@ -47,7 +47,7 @@ func newBatcher(be backend, cfg Batching) *batcher {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	b.queue, b.stop = make(chan *call, 4*b.max), make(chan struct{})
-	b.fill, b.help, b.workers = make(chan struct{}, 1), make(chan *part), workers
+	b.fill, b.help, b.workers = make(chan struct{}, 1), make(chan *part, workers*workers), workers
 	b.fill <- struct{}{}
 	for range workers {
 		b.wg.Add(1)

@@ -41,26 +41,26 @@ func (b *batcher) split(parts []part, x []float64, rows int, out []float64) erro
 	f, k := b.be.Features(), b.be.Outputs()
 	per := (rows + n - 1) / n
 	per = (per + partRows - 1) / partRows * partRows
-	// Offer every share but the first; a share no worker takes at once is
-	// computed here.
+	// Queue every share but the first for whichever worker is idle first,
+	// compute the first, then the shares nobody has taken yet.
 	sent, start := parts[:0], per
-	var err error
-	for i := 1; i < n && start < rows; i++ {
+	for start < rows {
 		m := min(per, rows-start)
 		p := &parts[len(sent)]
 		p.x, p.rows, p.out, p.err = x[start*f:(start+m)*f], m, out[start*k:(start+m)*k], nil
-		select {
-		case b.help <- p:
-			sent = parts[:len(sent)+1]
-		default:
-			if e := b.be.Predict(p.x, m, p.out); e != nil && err == nil {
-				err = e
-			}
-		}
+		b.help <- p // never blocks: room for every worker's shares
+		sent = parts[:len(sent)+1]
 		start += m
 	}
-	if e := b.be.Predict(x[:per*f], per, out[:per*k]); e != nil && err == nil {
-		err = e
+	err := b.be.Predict(x[:per*f], per, out[:per*k])
+	for {
+		select {
+		case p := <-b.help:
+			p.run(b.be)
+			continue
+		default:
+		}
+		break
 	}
 	for i := range sent {
 		<-sent[i].done
