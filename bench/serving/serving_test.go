@@ -35,11 +35,18 @@ func BenchmarkServing(b *testing.B) {
 	c := harness.Start(b, func(cfg *app.Config) { cfg.Gateway.ReconcileInterval = 100 * time.Millisecond })
 	upload(b, c, "iris", "iris.csv")
 	upload(b, c, "digits", "digits.csv")
+	upload(b, c, "digits-wide", "digits.csv")
 	train(b, c, "iris", "logistic", nil)
 	train(b, c, "digits", "mlp", map[string]string{"hidden": "1024,1024", "epochs": "1"})
+	// 64-4096-4096-10: 17 M parameters, 68 MB of float32 weights, twice
+	// the 32 MB L3 of the benchmark machine, so one row streams every
+	// weight from memory and a batch streams them once for all its rows.
+	train(b, c, "digits-wide", "mlp", map[string]string{"hidden": "4096,4096", "epochs": "1"})
 	deploy(b, c, "iris", "iris@1", 0, 0)
 	deploy(b, c, "mlp-off", "digits@1", 0, 0)
 	deploy(b, c, "mlp-on", "digits@1", 32, 2*time.Millisecond)
+	deploy(b, c, "wide-off", "digits-wide@1", 0, 0)
+	deploy(b, c, "wide-on", "digits-wide@1", 32, 2*time.Millisecond)
 
 	gw := inference.NewGRPCInferenceServiceClient(c.Conn)
 	req := infer("iris", 4)
@@ -75,6 +82,8 @@ func BenchmarkServing(b *testing.B) {
 	b.Run("gateway-grpc-c1", func(b *testing.B) { load(1, window, grpcCall(gw, req)).report(b) })
 	b.Run("mlp-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-off", 64))).report(b) })
 	b.Run("mlp-batching-on-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-on", 64))).report(b) })
+	b.Run("wide-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("wide-off", 64))).report(b) })
+	b.Run("wide-batching-on-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("wide-on", 64))).report(b) })
 }
 
 // infer is a one-row request of features values.
