@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -38,7 +39,28 @@ type Etcd struct {
 
 // StartEtcd starts an embedded single-member etcd cluster and waits until
 // it serves requests. A restart on the same Dir finds all data again.
+//
+// A port 0 is resolved by probing for a free port, which another process
+// can take before etcd binds it; such a start is retried on new ports.
 func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
+	for attempt := 1; ; attempt++ {
+		e, err := startEtcd(ctx, cfg)
+		if err == nil || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) || !anyPortZero(cfg) {
+			return e, err
+		}
+	}
+}
+
+func anyPortZero(cfg EtcdConfig) bool {
+	for _, a := range []string{cfg.ClientAddr, cfg.PeerAddr} {
+		if _, port, err := net.SplitHostPort(a); a == "" || (err == nil && port == "0") {
+			return true
+		}
+	}
+	return false
+}
+
+func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("etcd dir is required")
 	}

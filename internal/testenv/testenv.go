@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/bmaas/bmaas/internal/embedded"
 )
@@ -33,7 +34,7 @@ func EtcdClient(t testing.TB) *clientv3.Client {
 // NewEtcdClient connects a new client to endpoints, closed at cleanup.
 func NewEtcdClient(t testing.TB, endpoints []string) *clientv3.Client {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
 	}

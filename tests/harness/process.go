@@ -88,8 +88,19 @@ type Process struct {
 }
 
 // StartProcess runs `bmaas <args...> --grpc-addr A --http-addr B` and
-// waits until /readyz answers 200.
+// waits until /readyz answers 200. A probed free port can be taken by
+// another process before bmaas binds it; such a start is retried.
 func StartProcess(t testing.TB, args ...string) *Process {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, retry := startProcess(t, attempt < 4, args...)
+		if !retry {
+			return p
+		}
+	}
+}
+
+func startProcess(t testing.TB, mayRetry bool, args ...string) (*Process, bool) {
 	t.Helper()
 	p := &Process{GRPC: FreeAddr(t), HTTP: FreeAddr(t), out: &syncBuffer{}}
 	args = append(args, "--grpc-addr", p.GRPC, "--http-addr", p.HTTP)
@@ -116,7 +127,7 @@ func StartProcess(t testing.TB, args ...string) *Process {
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return p, false
 			}
 		}
 		if time.Now().After(deadline) {
@@ -124,6 +135,9 @@ func StartProcess(t testing.TB, args ...string) *Process {
 		}
 		select {
 		case <-p.exited:
+			if mayRetry && strings.Contains(p.out.String(), "address already in use") {
+				return nil, true
+			}
 			t.Fatalf("bmaas %s exited: %v\n%s", strings.Join(args, " "), p.waitErr, p.out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
