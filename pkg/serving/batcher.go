@@ -112,8 +112,7 @@ func (b *batcher) loop() {
 		case <-b.stop:
 			return
 		}
-		first := next
-		next = nil
+		var first *call
 		for first == nil {
 			select {
 			case first = <-b.queue:
@@ -161,6 +160,7 @@ func (b *batcher) loop() {
 		if len(batch) == 1 {
 			first.err = b.split(parts, first.x, first.rows, first.out)
 			first.done <- struct{}{}
+			next = b.alone(parts, next)
 			continue
 		}
 		xbuf, obuf = grow(xbuf, rows*f), grow(obuf, rows*k)
@@ -181,7 +181,19 @@ func (b *batcher) loop() {
 			off += c.rows
 			c.done <- struct{}{}
 		}
+		next = b.alone(parts, next)
 	}
+}
+
+// alone answers a call that did not fit the batch gathered with it, on its
+// own: it was taken off the queue, so holding it for a later gathering turn
+// could wait forever on a gatherer blocked on an empty queue.
+func (b *batcher) alone(parts []part, c *call) *call {
+	if c != nil {
+		c.err = b.split(parts, c.x, c.rows, c.out)
+		c.done <- struct{}{}
+	}
+	return nil
 }
 
 func grow(s []float64, n int) []float64 {
