@@ -6,7 +6,6 @@ import (
 	"io"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
-	"github.com/bmaas/bmaas/pkg/apierr"
 )
 
 // handler adapts the gRPC API to the Registry; errors are mapped to status
@@ -44,10 +43,7 @@ func (h *handler) CreateModelVersion(stream registryv1.RegistryService_CreateMod
 	if err != nil {
 		return err
 	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return apierr.Invalid("header", "the first message must be the header")
-	}
+	hdr := first.GetHeader() // nil is refused by the domain, naming the field
 	body := recvBody(stream.Recv, func(m *registryv1.CreateModelVersionRequest) ([]byte, *registryv1.UploadTrailer, bool) {
 		return m.GetChunk(), m.GetTrailer(), m.GetHeader() == nil
 	})
@@ -82,13 +78,21 @@ func (h *handler) DownloadModelVersion(req *registryv1.DownloadModelVersionReque
 	if err != nil {
 		return err
 	}
+	return sendDownload(rc, h.r.cfg.ChunkBytes, stream.Send,
+		&registryv1.DownloadModelVersionResponse{Payload: &registryv1.DownloadModelVersionResponse_Version{Version: v}},
+		func(b []byte) *registryv1.DownloadModelVersionResponse {
+			return &registryv1.DownloadModelVersionResponse{Payload: &registryv1.DownloadModelVersionResponse_Chunk{Chunk: b}}
+		})
+}
+
+// sendDownload sends first (the record), then rc's bytes in chunks, and
+// closes rc.
+func sendDownload[M any](rc io.ReadCloser, n int, send func(M) error, first M, chunk func([]byte) M) error {
 	defer func() { _ = rc.Close() }()
-	if err := stream.Send(&registryv1.DownloadModelVersionResponse{Payload: &registryv1.DownloadModelVersionResponse_Version{Version: v}}); err != nil {
+	if err := send(first); err != nil {
 		return err
 	}
-	return sendChunks(rc, h.r.cfg.ChunkBytes, func(b []byte) error {
-		return stream.Send(&registryv1.DownloadModelVersionResponse{Payload: &registryv1.DownloadModelVersionResponse_Chunk{Chunk: b}})
-	})
+	return sendChunks(rc, n, func(b []byte) error { return send(chunk(b)) })
 }
 
 // sendChunks reads r in chunks of size n and sends each. gRPC serialises a

@@ -51,13 +51,11 @@ func (h *handler) DownloadCheckpoint(req *registryv1.DownloadCheckpointRequest, 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rc.Close() }()
-	if err := stream.Send(&registryv1.DownloadCheckpointResponse{Payload: &registryv1.DownloadCheckpointResponse_Checkpoint{Checkpoint: cp}}); err != nil {
-		return err
-	}
-	return sendChunks(rc, h.r.cfg.ChunkBytes, func(b []byte) error {
-		return stream.Send(&registryv1.DownloadCheckpointResponse{Payload: &registryv1.DownloadCheckpointResponse_Chunk{Chunk: b}})
-	})
+	return sendDownload(rc, h.r.cfg.ChunkBytes, stream.Send,
+		&registryv1.DownloadCheckpointResponse{Payload: &registryv1.DownloadCheckpointResponse_Checkpoint{Checkpoint: cp}},
+		func(b []byte) *registryv1.DownloadCheckpointResponse {
+			return &registryv1.DownloadCheckpointResponse{Payload: &registryv1.DownloadCheckpointResponse_Chunk{Chunk: b}}
+		})
 }
 
 func (h *handler) UploadBundle(stream registryv1.RegistryService_UploadBundleServer) error {
@@ -80,11 +78,9 @@ func (h *handler) DownloadBundle(req *registryv1.DownloadBundleRequest, stream r
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rc.Close() }()
-	if err := stream.Send(&registryv1.DownloadBundleResponse{Payload: &registryv1.DownloadBundleResponse_Bundle{Bundle: b}}); err != nil {
-		return err
-	}
-	return sendChunks(rc, h.r.cfg.ChunkBytes, func(c []byte) error {
-		return stream.Send(&registryv1.DownloadBundleResponse{Payload: &registryv1.DownloadBundleResponse_Chunk{Chunk: c}})
-	})
+	return sendDownload(rc, h.r.cfg.ChunkBytes, stream.Send,
+		&registryv1.DownloadBundleResponse{Payload: &registryv1.DownloadBundleResponse_Bundle{Bundle: b}},
+		func(c []byte) *registryv1.DownloadBundleResponse {
+			return &registryv1.DownloadBundleResponse{Payload: &registryv1.DownloadBundleResponse_Chunk{Chunk: c}}
+		})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
-	"github.com/bmaas/bmaas/pkg/apierr"
 )
 
 func (h *handler) UploadDataset(stream registryv1.RegistryService_UploadDatasetServer) error {
@@ -12,10 +11,7 @@ func (h *handler) UploadDataset(stream registryv1.RegistryService_UploadDatasetS
 	if err != nil {
 		return err
 	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return apierr.Invalid("header", "the first message must be the header")
-	}
+	hdr := first.GetHeader() // nil is refused by the domain, naming the field
 	body := recvBody(stream.Recv, func(m *registryv1.UploadDatasetRequest) ([]byte, *registryv1.UploadTrailer, bool) {
 		return m.GetChunk(), m.GetTrailer(), m.GetHeader() == nil
 	})
@@ -53,13 +49,11 @@ func (h *handler) DownloadDataset(req *registryv1.DownloadDatasetRequest, stream
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rc.Close() }()
-	if err := stream.Send(&registryv1.DownloadDatasetResponse{Payload: &registryv1.DownloadDatasetResponse_Version{Version: dv}}); err != nil {
-		return err
-	}
-	return sendChunks(rc, h.r.cfg.ChunkBytes, func(b []byte) error {
-		return stream.Send(&registryv1.DownloadDatasetResponse{Payload: &registryv1.DownloadDatasetResponse_Chunk{Chunk: b}})
-	})
+	return sendDownload(rc, h.r.cfg.ChunkBytes, stream.Send,
+		&registryv1.DownloadDatasetResponse{Payload: &registryv1.DownloadDatasetResponse_Version{Version: dv}},
+		func(b []byte) *registryv1.DownloadDatasetResponse {
+			return &registryv1.DownloadDatasetResponse{Payload: &registryv1.DownloadDatasetResponse_Chunk{Chunk: b}}
+		})
 }
 
 func (h *handler) DeleteDataset(ctx context.Context, req *registryv1.DeleteDatasetRequest) (*registryv1.DeleteDatasetResponse, error) {
