@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
+	"github.com/bmaas/bmaas/pkg/regclient"
 )
 
 // loadModel downloads a READY version's artifact and decodes it; only
@@ -27,25 +27,21 @@ func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registry
 	}
 	var v *registryv1.ModelVersion
 	var buf bytes.Buffer
-	for {
+	err = regclient.RecvAll(func() ([]byte, error) {
 		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
 		if mv := msg.GetVersion(); mv != nil {
 			v = mv
 			if v.Format != registryv1.ModelFormat_MODEL_FORMAT_NATIVE {
-				return nil, nil, apierr.Precondition("%s@%d is %s; only NATIVE versions evaluate in the evaluator (see the package doc)", model, v.Version, v.Format)
+				return nil, apierr.Precondition("%s@%d is %s; only NATIVE versions evaluate in the evaluator (see the package doc)", model, v.Version, v.Format)
 			}
-			continue
 		}
-		if int64(buf.Len()+len(msg.GetChunk())) > e.cfg.MaxModelBytes {
-			return nil, nil, apierr.Exhausted("artifact of %s@%s exceeds %d bytes", model, ref, e.cfg.MaxModelBytes)
-		}
-		buf.Write(msg.GetChunk())
+		return msg.GetChunk(), err
+	}, &regclient.Limited{W: &buf, Max: e.cfg.MaxModelBytes})
+	if errors.Is(err, regclient.ErrTooLarge) {
+		return nil, nil, apierr.Exhausted("artifact of %s@%s exceeds %d bytes", model, ref, e.cfg.MaxModelBytes)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	if v == nil {
 		return nil, nil, fmt.Errorf("download %s@%s: no version header", model, ref)
@@ -73,22 +69,18 @@ func (e *Evaluator) loadDataset(ctx context.Context, name, ref string) (*registr
 	}
 	var dv *registryv1.DatasetVersion
 	var buf bytes.Buffer
-	for {
+	err = regclient.RecvAll(func() ([]byte, error) {
 		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
 		if v := msg.GetVersion(); v != nil {
 			dv = v
-			continue
 		}
-		if int64(buf.Len()+len(msg.GetChunk())) > e.cfg.MaxDatasetBytes {
-			return nil, nil, apierr.Exhausted("dataset %s exceeds %d bytes", name, e.cfg.MaxDatasetBytes)
-		}
-		buf.Write(msg.GetChunk())
+		return msg.GetChunk(), err
+	}, &regclient.Limited{W: &buf, Max: e.cfg.MaxDatasetBytes})
+	if errors.Is(err, regclient.ErrTooLarge) {
+		return nil, nil, apierr.Exhausted("dataset %s exceeds %d bytes", name, e.cfg.MaxDatasetBytes)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	if dv == nil {
 		return nil, nil, fmt.Errorf("download dataset %s: no version header", name)

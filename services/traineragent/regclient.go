@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/regclient"
 )
 
 // chunkBytes is the size of uploaded chunks.
@@ -49,7 +50,7 @@ func (r *regClient) downloadDataset(ctx context.Context, name string, version in
 		return nil, err
 	}
 	var head *registryv1.DatasetVersion
-	err = recvAll(func() ([]byte, error) {
+	err = regclient.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hv := m.GetVersion(); hv != nil {
 			head = hv
@@ -67,7 +68,7 @@ func (r *regClient) downloadCheckpoint(ctx context.Context, job string, w io.Wri
 		return nil, notFound(err)
 	}
 	var head *registryv1.Checkpoint
-	err = recvAll(func() ([]byte, error) {
+	err = regclient.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hc := m.GetCheckpoint(); hc != nil {
 			head = hc
@@ -83,25 +84,10 @@ func (r *regClient) downloadBundle(ctx context.Context, sha string, w io.Writer)
 	if err != nil {
 		return err
 	}
-	return notFound(recvAll(func() ([]byte, error) {
+	return notFound(regclient.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		return m.GetChunk(), err
 	}, w))
-}
-
-func recvAll(recv func() ([]byte, error), w io.Writer) error {
-	for {
-		chunk, err := recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(chunk); err != nil {
-			return err
-		}
-	}
 }
 
 // sendAll streams body in chunks and then its sha256 as the trailer.

@@ -21,6 +21,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/regclient"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -103,7 +104,7 @@ func (w *worker) downloadModel(model string, version int64) (*registryv1.ModelVe
 	}
 	defer f.Close()
 	var head *registryv1.ModelVersion
-	err = recvAll(func() ([]byte, error) {
+	err = regclient.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hv := m.GetVersion(); hv != nil {
 			head = hv
