@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/regclient"
 )
 
 // RawHTTP serves plain-HTTP artifact and dataset bytes for curl users,
@@ -173,7 +174,7 @@ func getArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 	if v.GetFilename() != "" {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", v.GetFilename()))
 	}
-	copyChunks(w, stream.Recv, (*registryv1.DownloadModelVersionResponse).GetChunk)
+	streamBody(w, func() ([]byte, error) { m, err := stream.Recv(); return m.GetChunk(), err })
 }
 
 func putCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
@@ -216,19 +217,12 @@ func getCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryService
 	w.Header().Set("Content-Type", "text/csv")
 	w.Header().Set("Content-Length", strconv.FormatInt(dv.GetSizeBytes(), 10))
 	w.Header().Set("X-Checksum-Sha256", dv.GetSha256())
-	copyChunks(w, stream.Recv, (*registryv1.DownloadDatasetResponse).GetChunk)
+	streamBody(w, func() ([]byte, error) { m, err := stream.Recv(); return m.GetChunk(), err })
 }
 
-// copyChunks writes each received chunk until the stream ends (io.EOF, or
-// a broken stream the client sees as a short body).
-func copyChunks[M any](w io.Writer, recv func() (M, error), chunk func(M) []byte) {
-	for {
-		msg, err := recv()
-		if err != nil {
-			return
-		}
-		if _, err := w.Write(chunk(msg)); err != nil {
-			return
-		}
-	}
+// streamBody writes the received chunks as the response body. Headers are
+// sent by then, so a stream that breaks shows as a short body against the
+// Content-Length and the X-Checksum-Sha256 already given.
+func streamBody(w io.Writer, recv func() ([]byte, error)) {
+	_ = regclient.RecvAll(recv, w)
 }
