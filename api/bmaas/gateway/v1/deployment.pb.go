@@ -403,13 +403,17 @@ func (x *Replica) GetJobState() string {
 // Endpoint is a ready replica, written by the agent running it under its
 // node lease at /bmaas/v1/endpoints/<deployment>/<replica>.
 type Endpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deployment    string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
-	Replica       string                 `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	Version       int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	Address       string                 `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
-	Node          string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deployment string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	Replica    string                 `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	Model      string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Version    int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Address    string                 `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	Node       string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	// host:port of the replica's inference lane: ModelInfer as raw
+	// protobuf frames, many calls multiplexed on one TCP connection
+	// (pkg/lane). Empty when the replica serves gRPC only.
+	LaneAddress   string `protobuf:"bytes,7,opt,name=lane_address,json=laneAddress,proto3" json:"lane_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,6 +486,13 @@ func (x *Endpoint) GetAddress() string {
 func (x *Endpoint) GetNode() string {
 	if x != nil {
 		return x.Node
+	}
+	return ""
+}
+
+func (x *Endpoint) GetLaneAddress() string {
+	if x != nil {
+		return x.LaneAddress
 	}
 	return ""
 }
@@ -1064,7 +1075,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
 	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xa2\x01\n" +
+	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xc5\x01\n" +
 	"\bEndpoint\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1073,7 +1084,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x18\n" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04node\x18\x06 \x01(\tR\x04node\"W\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\x12!\n" +
+	"\flane_address\x18\a \x01(\tR\vlaneAddress\"W\n" +
 	"\x17CreateDeploymentRequest\x12<\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
