@@ -137,7 +137,7 @@ func (a *App) startEvaluator(context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.w.server.Addr(), NATS: a.w.nc})
 	if err != nil {
 		return err
 	}

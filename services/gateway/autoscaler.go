@@ -15,6 +15,13 @@ import (
 // panic-threshold times the current capacity (then it does not scale down
 // until the panic window has passed calmly). Idle past
 // scale_to_zero_seconds (min_replicas 0) goes to zero.
+//
+// It runs on the leader only, and counts the load through every gateway:
+// its own, plus the latest report of each other gateway (loads), whose
+// average concurrency adds to each sample of the windows, whose requests
+// in flight (held ones included) keep a replica, and whose last request
+// delays scale to zero. A gateway silent for three report intervals no
+// longer counts.
 type autoscaler struct {
 	s     *Service
 	state map[string]*scaleState
@@ -39,9 +46,14 @@ func (a *autoscaler) desired(d *gatewayv1.Deployment, ready int) int {
 		a.state[d.Name] = st
 	}
 	cfg := a.s.cfg
-	stable, panicAvg, inflight, lastReq := a.s.stats.observe(d.Name, cfg.StableWindow, cfg.PanicWindow)
-	if !lastReq.IsZero() {
-		st.lastReq = lastReq
+	// The load through every gateway: this one's and the others' reports.
+	rConc, rInflight, rLast := a.s.loads.sum(d.Name)
+	stable, panicAvg, inflight, lastReq := a.s.stats.observe(d.Name, cfg.StableWindow, cfg.PanicWindow, rConc)
+	inflight += rInflight
+	for _, t := range []time.Time{lastReq, rLast} {
+		if t.After(st.lastReq) {
+			st.lastReq = t
+		}
 	}
 	st.conc = stable
 	lo, hi := int(d.MinReplicas), int(max(d.MaxReplicas, 1))

@@ -27,6 +27,10 @@ type Config struct {
 	PanicThreshold float64       `yaml:"panic_threshold"`
 	// LeaderTTL is the lease TTL of the gateway's leader election.
 	LeaderTTL time.Duration `yaml:"leader_ttl"`
+	// LoadReportInterval is how often every gateway reports its load per
+	// deployment to the leader's autoscaler; the leader drops a gateway
+	// whose latest report is three intervals old.
+	LoadReportInterval time.Duration `yaml:"load_report_interval"`
 }
 
 // RegisterFlags registers the flags under the `gateway.` prefix; it holds
@@ -40,6 +44,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PanicWindow, "gateway.panic-window", 6*time.Second, "autoscaler panic window")
 	fs.Float64Var(&c.PanicThreshold, "gateway.panic-threshold", 2, "panic when the panic window's load is this many times the capacity")
 	fs.DurationVar(&c.LeaderTTL, "gateway.leader-ttl", 5*time.Second, "lease TTL of the gateway leader election")
+	fs.DurationVar(&c.LoadReportInterval, "gateway.load-report-interval", time.Second, "how often each gateway reports its load to the leader's autoscaler")
 }
 
 // Validate checks the configuration.
@@ -59,6 +64,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway.panic-threshold: must be at least 1, got %g", c.PanicThreshold)
 	case c.LeaderTTL < time.Second:
 		return fmt.Errorf("gateway.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
+	case c.LoadReportInterval < 10*time.Millisecond:
+		return fmt.Errorf("gateway.load-report-interval: must be at least 10ms, got %s", c.LoadReportInterval)
 	}
 	return nil
 }

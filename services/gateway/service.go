@@ -3,16 +3,20 @@
 // gRPC and REST that routes each request to a ready replica, and, on the
 // elected leader, the reconciler that runs replicas as scheduler jobs,
 // autoscales them and rolls them to a new version when the followed
-// alias moves.
+// alias moves. Every gateway publishes its load per deployment on NATS
+// (LoadSubject), so the leader autoscales on the traffic through all of
+// them, not only its own.
 package gateway
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -37,8 +41,13 @@ type Deps struct {
 	Store      *store.Store
 	// Dialer reaches the registry and the scheduler by name.
 	Dialer *mesh.Dialer
-	// Addr identifies this replica in the leader election.
+	// Addr identifies this replica in the leader election and in its
+	// load reports.
 	Addr string
+	// NATS, when set, carries the load reports between the gateways, so
+	// the leader autoscales on the traffic through all of them; without
+	// it the leader sees only its own.
+	NATS *nats.Conn
 	Now  func() time.Time
 }
 
@@ -51,6 +60,7 @@ type Service struct {
 	now    func() time.Time
 	router *router
 	stats  *stats
+	loads  *loads
 	wake   chan struct{}
 	cache  *store.Cache[*gatewayv1.Deployment]
 }
@@ -63,6 +73,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Etcd == nil || deps.Dialer == nil {
 		return nil, errors.New("gateway: etcd client and dialer are required")
 	}
+	if deps.NATS != nil && deps.Addr == "" {
+		return nil, errors.New("gateway: an address is required to report load")
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -74,6 +87,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1)}
 	s.stats = newStats(deps.Now)
+	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
 	s.router = newRouter(deps.Etcd, deps.Logger)
 	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
 	return s, nil
@@ -94,8 +108,15 @@ func (s *Service) Register(g *grpc.Server) {
 }
 
 // Start follows the ready endpoints until ctx is done; it returns once
-// they are loaded.
+// they are loaded. With NATS it also reports this gateway's load and
+// keeps the other gateways' reports.
 func (s *Service) Start(ctx context.Context) error {
+	if s.deps.NATS != nil {
+		if err := s.loads.subscribe(ctx, s.deps.NATS, s.log, s.kick); err != nil {
+			return fmt.Errorf("subscribe to load reports: %w", err)
+		}
+		go s.reportLoad(ctx)
+	}
 	go s.router.run(ctx)
 	go func() { _ = s.cache.Run(ctx) }()
 	for _, ready := range []<-chan struct{}{s.router.ready, s.cache.Ready()} {

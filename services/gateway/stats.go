@@ -3,10 +3,16 @@ package gateway
 import (
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 )
 
 // depStats is the load of one deployment through this gateway: requests
-// in flight (held ones included) and their time integral.
+// in flight (held ones included) and their time integral. Two readers
+// cut the integral into periods: the leader's autoscaler (observe) and
+// the load report every gateway publishes (report).
 type depStats struct {
 	mu       sync.Mutex
 	inflight int64
@@ -17,6 +23,9 @@ type depStats struct {
 	samples []sample
 	sampled float64
 	at      time.Time
+	// The load report's cut: the area and time at the last report.
+	reported   float64
+	reportedAt time.Time
 }
 
 type sample struct {
@@ -44,7 +53,7 @@ func (s *stats) get(dep string) *depStats {
 	defer s.mu.Unlock()
 	if d = s.m[dep]; d == nil {
 		now := s.now()
-		d = &depStats{last: now, at: now}
+		d = &depStats{last: now, at: now, reportedAt: now}
 		s.m[dep] = d
 	}
 	return d
@@ -80,15 +89,17 @@ func (d *depStats) advance(now time.Time) {
 
 // observe closes a sampling period and returns the average concurrency
 // over the stable and the panic windows, the requests in flight now and
-// the time of the last request.
-func (s *stats) observe(dep string, stable, panicW time.Duration) (stableAvg, panicAvg float64, inflight int64, lastReq time.Time) {
+// the time of the last request. remote is the concurrency the other
+// gateways report for dep; it adds to this period's sample, so the
+// windows average the load through every gateway.
+func (s *stats) observe(dep string, stable, panicW time.Duration, remote float64) (stableAvg, panicAvg float64, inflight int64, lastReq time.Time) {
 	d := s.get(dep)
 	now := s.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.advance(now)
 	if dt := now.Sub(d.at).Seconds(); dt > 0 {
-		d.samples = append(d.samples, sample{at: now, avg: (d.area - d.sampled) / dt})
+		d.samples = append(d.samples, sample{at: now, avg: (d.area-d.sampled)/dt + remote})
 	}
 	d.sampled, d.at = d.area, now
 	for len(d.samples) > 0 && now.Sub(d.samples[0].at) > stable {
@@ -110,4 +121,34 @@ func (s *stats) observe(dep string, stable, panicW time.Duration) (stableAvg, pa
 		panicAvg = pSum / float64(pN)
 	}
 	return stableAvg, panicAvg, d.inflight, d.lastReq
+}
+
+// report closes a load-report period and returns the load of every
+// deployment that had traffic over it or has requests in flight: the
+// average concurrency since the previous report, the requests in flight
+// now and the last request's time.
+func (s *stats) report() []*gatewayv1.DeploymentLoad {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*gatewayv1.DeploymentLoad
+	for dep, d := range s.m {
+		d.mu.Lock()
+		d.advance(now)
+		var avg float64
+		if dt := now.Sub(d.reportedAt).Seconds(); dt > 0 {
+			avg = (d.area - d.reported) / dt
+		}
+		busy := avg > 0 || d.inflight > 0 || (!d.lastReq.IsZero() && !d.lastReq.Before(d.reportedAt))
+		if busy {
+			l := &gatewayv1.DeploymentLoad{Deployment: dep, Concurrency: avg, InFlight: d.inflight}
+			if !d.lastReq.IsZero() {
+				l.LastRequestTime = timestamppb.New(d.lastReq)
+			}
+			out = append(out, l)
+		}
+		d.reported, d.reportedAt = d.area, now
+		d.mu.Unlock()
+	}
+	return out
 }

@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/pkg/election"
+	"github.com/bmaas/bmaas/tests/harness"
+)
+
+// withFastLoadReports makes every gateway report its load in test time.
+func withFastLoadReports() harness.Option {
+	return func(cfg *app.Config) { cfg.Gateway.LoadReportInterval = 200 * time.Millisecond }
+}
+
+// startSecondGateway runs another gateway process on c's etcd and NATS.
+func startSecondGateway(t *testing.T, c *harness.Cluster, opts ...harness.Option) *harness.Cluster {
+	t.Helper()
+	cfg := harness.DefaultConfig(t)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Embedded = false
+	cfg.Targets = []string{app.TargetGateway}
+	cfg.EtcdEndpoints, cfg.NATSURL = c.Addrs.EtcdEndpoints, c.Addrs.NATSURL
+	return harness.StartConfig(t, cfg)
+}
+
+// TestAutoscaleCountsEveryGateway: two gateways on one etcd and NATS,
+// and load that flows only through the one that does not lead. The
+// leader's autoscaler sees it in that gateway's load reports: it scales
+// the deployment from zero and up, shows the concurrency, and takes it
+// to zero once the load stops.
+func TestAutoscaleCountsEveryGateway(t *testing.T) {
+	t.Parallel()
+	opts := []harness.Option{withFastGateway(), withFastLoadReports()}
+	c1 := harness.Start(t, opts...)
+	c2 := startSecondGateway(t, c1, opts...)
+	ctx := t.Context()
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c1.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cli.Close() })
+	var follower *harness.Cluster
+	eventually(t, time.Minute, "a gateway leads", func() bool {
+		id, _, err := election.Leader(ctx, cli, "gateway")
+		switch {
+		case err != nil:
+		case id == c1.Addrs.GRPC:
+			follower = c2
+		case id == c2.Addrs.GRPC:
+			follower = c1
+		}
+		return follower != nil
+	})
+
+	uploadDatasetFile(t, c1.Registry, "iris", "iris.csv")
+	_, err = c1.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
+	require.NoError(t, err)
+	trainVersion(t, c1, "iris", "iris", "logistic")
+	dc := gatewayv1.NewDeploymentServiceClient(c1.Conn)
+	_, err = dc.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
+		Model: "iris@latest", MinReplicas: 0, MaxReplicas: 3, TargetConcurrency: 1, Autoscaling: true, ScaleToZeroSeconds: 1}})
+	require.NoError(t, err)
+	status := func() *gatewayv1.DeploymentStatus {
+		d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris"})
+		require.NoError(t, err)
+		return d.Deployment.GetStatus()
+	}
+	// No traffic yet: the leader takes the deployment to zero.
+	eventually(t, time.Minute, "idle at zero", func() bool {
+		st := status()
+		return st.GetDesiredReplicas() == 0 && st.GetReadyReplicas() == 0
+	})
+
+	body := map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "FP64", "shape": []int{1, 4},
+		"data": []float64{5.1, 3.5, 1.4, 0.2}}}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, b := httpDo(t, follower, "POST", "/v2/models/iris/infer", body)
+				if code != http.StatusOK {
+					t.Errorf("infer through the follower: %d %s", code, b)
+					return
+				}
+			}
+		}()
+	}
+	eventually(t, 2*time.Minute, "scale up past one replica on the follower's load", func() bool {
+		st := status()
+		return st.GetReadyReplicas() >= 2 && st.GetConcurrency() >= 1
+	})
+	close(stop)
+	wg.Wait()
+
+	eventually(t, time.Minute, "scale to zero once the load stops", func() bool {
+		st := status()
+		return st.GetDesiredReplicas() == 0 && st.GetReadyReplicas() == 0
+	})
+}
