@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
 	"github.com/bmaas/bmaas/tests/harness"
@@ -25,10 +27,22 @@ import (
 // TestServingEndToEnd: train, deploy NAME@production, then REST v2 and
 // gRPC ModelInfer answer exactly what the artifact predicts locally; bad
 // input is refused naming the field; the alias moves under steady load
-// with no failed request and the replicas end on the new version.
+// with no failed request and the replicas end on the new version. The
+// gateway forwards over the replicas' inference lane.
 func TestServingEndToEnd(t *testing.T) {
 	t.Parallel()
-	c := harness.Start(t, withFastGateway())
+	servingEndToEnd(t, true)
+}
+
+// TestServingOverGRPCHop: the same answers and the same refusals when
+// the gateway forwards to the replicas over gRPC (the lane turned off).
+func TestServingOverGRPCHop(t *testing.T) {
+	t.Parallel()
+	servingEndToEnd(t, false)
+}
+
+func servingEndToEnd(t *testing.T, useLane bool) {
+	c := harness.Start(t, withFastGateway(), func(cfg *app.Config) { cfg.Gateway.ReplicaLane = useLane })
 	ctx := t.Context()
 	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
 	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
@@ -110,8 +124,20 @@ func TestServingEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.Contains(t, string(body), `"predictions":["`+labels[0]+`"]`)
 
+	// The calls went over the transport the gateway was told to use.
+	laneCalls := replicaCalls(t, c, "lane")
+	grpcCalls := replicaCalls(t, c, "grpc")
+	if useLane {
+		require.Positive(t, laneCalls)
+	} else {
+		require.Zero(t, laneCalls)
+		require.Positive(t, grpcCalls)
+	}
+
 	badInput(t, c, ic, cols)
-	aliasMoveUnderLoad(t, c, ic, dc, x[:cols], cols, v1)
+	if useLane {
+		aliasMoveUnderLoad(t, c, ic, dc, x[:cols], cols, v1)
+	}
 }
 
 func badInput(t *testing.T, c *harness.Cluster, ic inference.GRPCInferenceServiceClient, cols int) {
@@ -193,4 +219,21 @@ func aliasMoveUnderLoad(t *testing.T, c *harness.Cluster, ic inference.GRPCInfer
 	d2, err := dc.RollbackDeployment(t.Context(), &gatewayv1.RollbackDeploymentRequest{Name: "iris"})
 	require.NoError(t, err)
 	require.Equal(t, "iris@1", d2.Deployment.Model)
+}
+
+// replicaCalls reads the gateway's count of successful calls forwarded
+// to replicas over transport from /metrics.
+func replicaCalls(t *testing.T, c *harness.Cluster, transport string) float64 {
+	t.Helper()
+	code, body := httpDo(t, c, "GET", "/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	prefix := `bmaas_gateway_replica_calls_total{outcome="ok",transport="` + transport + `"} `
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, line)
+			return f
+		}
+	}
+	return 0
 }

@@ -20,6 +20,9 @@ type RawFrame struct {
 	data mem.BufferSlice
 }
 
+// FrameOf makes a frame of buf, taking over the caller's reference.
+func FrameOf(buf mem.Buffer) *RawFrame { return &RawFrame{data: mem.BufferSlice{buf}} }
+
 // Len is the frame's size in bytes.
 func (f *RawFrame) Len() int { return f.data.Len() }
 

@@ -31,6 +31,9 @@ type Config struct {
 	// deployment to the leader's autoscaler; the leader drops a gateway
 	// whose latest report is three intervals old.
 	LoadReportInterval time.Duration `yaml:"load_report_interval"`
+	// ReplicaLane forwards ModelInfer over the replicas' inference lane
+	// (pkg/lane) when they advertise one; gRPC otherwise.
+	ReplicaLane bool `yaml:"replica_lane"`
 }
 
 // RegisterFlags registers the flags under the `gateway.` prefix; it holds
@@ -45,6 +48,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.PanicThreshold, "gateway.panic-threshold", 2, "panic when the panic window's load is this many times the capacity")
 	fs.DurationVar(&c.LeaderTTL, "gateway.leader-ttl", 5*time.Second, "lease TTL of the gateway leader election")
 	fs.DurationVar(&c.LoadReportInterval, "gateway.load-report-interval", time.Second, "how often each gateway reports its load to the leader's autoscaler")
+	fs.BoolVar(&c.ReplicaLane, "gateway.replica-lane", true, "forward ModelInfer over the replicas' inference lane (gRPC when false)")
 }
 
 // Validate checks the configuration.

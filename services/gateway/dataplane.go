@@ -8,9 +8,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/serving"
 )
 
@@ -66,6 +68,7 @@ func (s *Service) ModelMetadata(ctx context.Context, name, version string) (*inf
 	var resp *inference.ModelMetadataResponse
 	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) (err error) {
 		resp, err = b.cli.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: name, Version: version})
+		s.met.count(false, err)
 		return err
 	})
 	return resp, err
@@ -76,10 +79,32 @@ func (s *Service) Infer(ctx context.Context, req *inference.ModelInferRequest) (
 	if req.ModelName == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
-	var resp *inference.ModelInferResponse
+	var (
+		resp *inference.ModelInferResponse
+		wire []byte
+	)
 	err := s.forward(ctx, req.ModelName, req.ModelVersion, func(ctx context.Context, b *backend) (err error) {
-		resp, err = b.cli.ModelInfer(ctx, req)
-		return err
+		if b.lane == nil {
+			resp, err = b.cli.ModelInfer(ctx, req)
+			s.met.count(false, err)
+			return err
+		}
+		if wire == nil {
+			if wire, err = proto.Marshal(req); err != nil {
+				return apierr.Invalid("request", "unencodable: %v", err)
+			}
+		}
+		buf, err := b.lane.Call(ctx, lane.MethodModelInfer, wire)
+		s.met.count(true, err)
+		if err != nil {
+			return err
+		}
+		defer buf.Free()
+		resp = &inference.ModelInferResponse{}
+		if err := proto.Unmarshal(buf.ReadOnlyData(), resp); err != nil {
+			return status.Errorf(codes.Internal, "replica %s answered an undecodable response: %v", b.ep.Replica, err)
+		}
+		return nil
 	})
 	return resp, err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/lane"
 )
 
 // ModelInfer over gRPC is a pass-through: the gateway reads model_name
@@ -65,12 +66,25 @@ func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv
 	if name == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
-	resp := new(grpcsrv.RawFrame)
+	var resp *grpcsrv.RawFrame
 	err = s.forward(ctx, name, version, func(ctx context.Context, b *backend) error {
-		return b.conn.Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName, req, resp, rawCall)
+		if b.lane != nil {
+			buf, err := b.lane.Call(ctx, lane.MethodModelInfer, req.Bytes())
+			s.met.count(true, err)
+			if err == nil {
+				resp = grpcsrv.FrameOf(buf)
+			}
+			return err
+		}
+		resp = new(grpcsrv.RawFrame)
+		err := b.conn.Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName, req, resp, rawCall)
+		s.met.count(false, err)
+		return err
 	})
 	if err != nil {
-		resp.Free()
+		if resp != nil {
+			resp.Free()
+		}
 		return nil, err
 	}
 	return resp, nil

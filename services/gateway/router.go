@@ -16,6 +16,7 @@ import (
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -23,30 +24,40 @@ var endpointsPrefix = store.Key("endpoints") + "/"
 
 // backend is one ready replica as the router sees it.
 type backend struct {
-	key      string
-	ep       *gatewayv1.Endpoint
-	conn     *grpc.ClientConn
-	cli      inference.GRPCInferenceServiceClient
+	key  string
+	ep   *gatewayv1.Endpoint
+	conn *grpc.ClientConn
+	cli  inference.GRPCInferenceServiceClient
+	// lane, when the replica advertises one, carries ModelInfer.
+	lane     *lane.Client
 	inflight atomic.Int64
 }
 
 // router keeps the ready endpoints of every deployment, from etcd, with
-// one client connection per replica address.
+// one client connection (and one lane client) per replica address.
 type router struct {
-	cli   *clientv3.Client
-	log   *slog.Logger
-	ready chan struct{}
-	once  sync.Once
+	cli     *clientv3.Client
+	log     *slog.Logger
+	useLane bool
+	ready   chan struct{}
+	once    sync.Once
 
 	mu      sync.RWMutex
 	byDep   map[string][]*backend
 	conns   map[string]*grpc.ClientConn
+	lanes   map[string]*lane.Client
+	unused  map[string]time.Time // address -> when its last endpoint went
 	changed chan struct{}
 }
 
-func newRouter(cli *clientv3.Client, log *slog.Logger) *router {
-	return &router{cli: cli, log: log, ready: make(chan struct{}), byDep: map[string][]*backend{},
-		conns: map[string]*grpc.ClientConn{}, changed: make(chan struct{})}
+// closeAfter is how long the connections of a replica that left the
+// routing table stay open: calls already sent on them finish.
+const closeAfter = time.Minute
+
+func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool) *router {
+	return &router{cli: cli, log: log, useLane: useLane, ready: make(chan struct{}), byDep: map[string][]*backend{},
+		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, unused: map[string]time.Time{},
+		changed: make(chan struct{})}
 }
 
 // run lists the endpoints and follows their changes until ctx is done.
@@ -106,9 +117,18 @@ func (r *router) putLocked(key string, val []byte) {
 		conn = c
 		r.conns[ep.Address] = c
 	}
+	var lc *lane.Client
+	if r.useLane && ep.LaneAddress != "" {
+		if lc = r.lanes[ep.LaneAddress]; lc == nil {
+			lc = lane.NewClient(ep.LaneAddress)
+			r.lanes[ep.LaneAddress] = lc
+		}
+	}
 	r.deleteLocked(key)
 	dep := depOf(key)
-	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn)})
+	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn), lane: lc})
+	delete(r.unused, ep.Address)
+	delete(r.unused, ep.LaneAddress)
 }
 
 func (r *router) deleteLocked(key string) {
@@ -120,7 +140,44 @@ func (r *router) deleteLocked(key string) {
 			nb := make([]*backend, 0, len(bs)-1)
 			nb = append(nb, bs[:i]...)
 			r.byDep[dep] = append(nb, bs[i+1:]...)
+			r.releaseLocked(b.ep)
 			return
+		}
+	}
+}
+
+// releaseLocked marks ep's addresses unused when no endpoint has them
+// any more, and closes the connections of addresses unused for
+// closeAfter.
+func (r *router) releaseLocked(ep *gatewayv1.Endpoint) {
+	used := map[string]bool{}
+	for _, bs := range r.byDep {
+		for _, b := range bs {
+			used[b.ep.Address], used[b.ep.LaneAddress] = true, true
+		}
+	}
+	now := time.Now()
+	for _, a := range []string{ep.Address, ep.LaneAddress} {
+		if _, seen := r.unused[a]; a != "" && !used[a] && !seen {
+			r.unused[a] = now
+		}
+	}
+	for a, since := range r.unused {
+		if used[a] {
+			delete(r.unused, a)
+			continue
+		}
+		if now.Sub(since) < closeAfter {
+			continue
+		}
+		delete(r.unused, a)
+		if c := r.conns[a]; c != nil {
+			_ = c.Close()
+			delete(r.conns, a)
+		}
+		if l := r.lanes[a]; l != nil {
+			_ = l.Close()
+			delete(r.lanes, a)
 		}
 	}
 }
@@ -182,5 +239,8 @@ func (r *router) close() {
 	for _, c := range r.conns {
 		_ = c.Close()
 	}
-	r.conns = map[string]*grpc.ClientConn{}
+	for _, l := range r.lanes {
+		_ = l.Close()
+	}
+	r.conns, r.lanes = map[string]*grpc.ClientConn{}, map[string]*lane.Client{}
 }

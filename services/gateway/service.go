@@ -60,6 +60,7 @@ type Service struct {
 	now    func() time.Time
 	router *router
 	stats  *stats
+	met    *metrics
 	loads  *loads
 	wake   chan struct{}
 	cache  *store.Cache[*gatewayv1.Deployment]
@@ -87,8 +88,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1)}
 	s.stats = newStats(deps.Now)
+	s.met = newMetrics(deps.Registerer)
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
-	s.router = newRouter(deps.Etcd, deps.Logger)
+	s.router = newRouter(deps.Etcd, deps.Logger, cfg.ReplicaLane)
 	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
 	return s, nil
 }

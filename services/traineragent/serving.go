@@ -21,6 +21,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/regclient"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -59,18 +60,26 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("replica listener: %w", err)
 	}
+	laneLis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		_ = lis.Close()
+		return 0, fmt.Errorf("replica lane listener: %w", err)
+	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(replicaUnary), grpc.MaxRecvMsgSize(64<<20),
 		grpc.NumStreamWorkers(grpcsrv.StreamWorkers))
 	inference.RegisterGRPCInferenceServiceServer(g, srv)
 	go func() { _ = g.Serve(lis) }()
-	addr := lis.Addr().String()
-	sk.logf("serving %s version %d as %q on %s", model, rt.Version, rt.Deployment, addr)
+	ls := lane.NewServer(laneHandler(srv))
+	go func() { _ = ls.Serve(laneLis) }()
+	addr, laneAddr := lis.Addr().String(), laneLis.Addr().String()
+	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, addr, laneAddr)
 	w.running()
 	w.flush()
 	key := EndpointKey(rt.Deployment, w.a.JobId)
 	if err := w.registerEndpoint(key, &gatewayv1.Endpoint{Deployment: rt.Deployment, Replica: w.a.JobId, Model: model,
-		Version: rt.Version, Address: addr, Node: w.s.cfg.Node}); err != nil {
+		Version: rt.Version, Address: addr, LaneAddress: laneAddr, Node: w.s.cfg.Node}); err != nil {
 		g.Stop()
+		ls.Close()
 		return 0, err
 	}
 	<-w.ctx.Done()
@@ -80,12 +89,34 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	cancel()
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
+	sctx, scancel := context.WithTimeout(context.Background(), w.s.cfg.StopGrace)
+	defer scancel()
+	_ = ls.Shutdown(sctx)
 	select {
 	case <-stopped:
-	case <-time.After(w.s.cfg.StopGrace):
+	case <-sctx.Done():
 		g.Stop()
 	}
 	return 0, nil
+}
+
+// laneHandler answers ModelInfer on the replica's inference lane as the
+// gRPC server does: the same server, the same errors.
+func laneHandler(srv *serving.Server) lane.Handler {
+	return func(ctx context.Context, m lane.Method, req, out []byte) ([]byte, error) {
+		if m != lane.MethodModelInfer {
+			return out, status.Errorf(codes.Unimplemented, "lane method %d", m)
+		}
+		in := &inference.ModelInferRequest{}
+		if err := proto.Unmarshal(req, in); err != nil {
+			return out, status.Errorf(codes.InvalidArgument, "request: not a ModelInferRequest: %v", err)
+		}
+		resp, err := srv.ModelInfer(ctx, in)
+		if err != nil {
+			return out, apierr.ToStatus(err)
+		}
+		return proto.MarshalOptions{}.MarshalAppend(out, resp)
+	}
 }
 
 // downloadModel writes the version's artifact into the task directory.
