@@ -180,7 +180,12 @@ func (c *Client) read(cc *clientConn) {
 		if n, id, kind, err = readHeader(h[:], maxFrame); err != nil {
 			break
 		}
-		buf := mem.NewBuffer(bufPool.Get(n), bufPool)
+		var buf mem.Buffer
+		if mem.IsBelowBufferPoolingThreshold(n) {
+			buf = mem.SliceBuffer(make([]byte, n))
+		} else {
+			buf = mem.NewBuffer(bufPool.Get(n), bufPool)
+		}
 		if _, err = io.ReadFull(r, buf.ReadOnlyData()); err != nil {
 			buf.Free()
 			break

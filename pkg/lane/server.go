@@ -67,8 +67,10 @@ type task struct {
 	id      uint32
 	method  Method
 	timeout time.Duration
-	buf     *[]byte
-	body    []byte
+	// data holds the request; it stays with the pooled task up to
+	// maxKeep bytes.
+	data []byte
+	body []byte
 }
 
 var taskPool = sync.Pool{New: func() any { return new(task) }}
@@ -153,13 +155,17 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		t := taskPool.Get().(*task)
 		t.sc, t.id, t.method = sc, id, Method(kind)
-		t.buf = bufPool.Get(n)
-		if _, err := io.ReadFull(r, *t.buf); err != nil {
-			bufPool.Put(t.buf)
+		if cap(t.data) < n {
+			t.data = make([]byte, n)
+		}
+		t.data = t.data[:n]
+		if _, err := io.ReadFull(r, t.data); err != nil {
+			*t = task{}
+			taskPool.Put(t)
 			return
 		}
-		t.timeout = time.Duration(binary.LittleEndian.Uint64(*t.buf)) * time.Microsecond
-		t.body = (*t.buf)[timeoutSize:]
+		t.timeout = time.Duration(binary.LittleEndian.Uint64(t.data)) * time.Microsecond
+		t.body = t.data[timeoutSize:]
 		sc.slots <- struct{}{}
 		s.calls.Add(1)
 		s.dispatch(t)
@@ -202,8 +208,11 @@ func (s *Server) worker(t *task) {
 func (s *Server) run(t *task, out []byte) []byte {
 	sc := t.sc
 	defer func() {
-		bufPool.Put(t.buf)
-		*t = task{}
+		data := t.data[:0]
+		if cap(data) > maxKeep {
+			data = nil
+		}
+		*t = task{data: data}
 		taskPool.Put(t)
 		<-sc.slots
 		s.calls.Done()
