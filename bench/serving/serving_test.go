@@ -80,6 +80,18 @@ func BenchmarkServing(b *testing.B) {
 	b.Run("gateway-rest-c64", func(b *testing.B) { load(64, window, restCall).report(b) })
 	b.Run("replica-grpc-c1", func(b *testing.B) { load(1, window, grpcCall(direct, req)).report(b) })
 	b.Run("gateway-grpc-c1", func(b *testing.B) { load(1, window, grpcCall(gw, req)).report(b) })
+	// The same gateway forwarding over gRPC instead of the replicas'
+	// inference lane: a second platform with the lane turned off.
+	hop := harness.Start(b, func(cfg *app.Config) {
+		cfg.Gateway.ReconcileInterval = 100 * time.Millisecond
+		cfg.Gateway.ReplicaLane = false
+	})
+	upload(b, hop, "iris", "iris.csv")
+	train(b, hop, "iris", "logistic", nil)
+	deploy(b, hop, "iris", "iris@1", 0, 0)
+	hopGW := inference.NewGRPCInferenceServiceClient(hop.Conn)
+	b.Run("gateway-grpchop-c64", func(b *testing.B) { load(64, window, grpcCall(hopGW, req)).report(b) })
+	b.Run("gateway-grpchop-c1", func(b *testing.B) { load(1, window, grpcCall(hopGW, req)).report(b) })
 	b.Run("mlp-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-off", 64))).report(b) })
 	b.Run("mlp-batching-on-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-on", 64))).report(b) })
 	b.Run("wide-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("wide-off", 64))).report(b) })
