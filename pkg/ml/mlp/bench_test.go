@@ -1,6 +1,7 @@
 package mlp
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -47,28 +48,39 @@ func BenchmarkPredict(b *testing.B) {
 }
 
 // BenchmarkPredictWide: a 64-1024-1024-10 net (about 1.1 M parameters,
-// 4.5 MB of float32 weights); one row streams all weights, a batch of 32
-// reads them once per row block. ns/row is the figure to compare.
+// 4.5 MB of float32 weights, held in L3) and a 64-4096-4096-10 net
+// (about 17 M parameters, 68 MB, streamed from memory on every call).
+// One row streams all weights; a batch reads them once per call. ns/row
+// is the figure to compare; GFLOP/s counts 2·in·out per row and layer.
 func BenchmarkPredictWide(b *testing.B) {
-	n, err := NewNet([]int{64, 1024, 1024, 10}, ReLU, Softmax)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range n.Params {
-		n.Params[i] = float32(i%13-6) * 0.01
-	}
-	for _, rows := range []int{1, 32} {
-		x := make([]float64, rows*64)
-		for i := range x {
-			x[i] = float64(i%7) * 0.5
+	for _, w := range []int{1024, 4096} {
+		sizes := []int{64, w, w, 10}
+		n, err := NewNet(sizes, ReLU, Softmax)
+		if err != nil {
+			b.Fatal(err)
 		}
-		out := make([]float64, rows*10)
-		b.Run(map[int]string{1: "rows=1", 32: "rows=32"}[rows], func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				n.Predict(x, rows, out)
+		for i := range n.Params {
+			n.Params[i] = float32(i%13-6) * 0.01
+		}
+		flops := 0.0
+		for l := 0; l+1 < len(sizes); l++ {
+			flops += 2 * float64(sizes[l]) * float64(sizes[l+1])
+		}
+		for _, rows := range []int{1, 8, 16, 32} {
+			x := make([]float64, rows*64)
+			for i := range x {
+				x[i] = float64(i%7) * 0.5
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
-		})
+			out := make([]float64, rows*10)
+			b.Run(fmt.Sprintf("width=%d/rows=%d", w, rows), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					n.Predict(x, rows, out)
+				}
+				sec := b.Elapsed().Seconds()
+				b.ReportMetric(sec*1e9/float64(b.N*rows), "ns/row")
+				b.ReportMetric(flops*float64(b.N*rows)/sec/1e9, "GFLOP/s")
+			})
+		}
 	}
 }

@@ -6,9 +6,19 @@ package mlp
 // the shared operand feeds four multiply-adds.
 
 // gemmNN sets c (m×n) = a (m×k) · b (k×n).
-func gemmNN(m, n, k int, a, b, c []float32) {
+func gemmNN(m, n, k int, a, b, c []float32) { gemmNNMode(gemmAuto, m, n, k, a, b, c) }
+
+// Paths of the blocked product (gemm4): chosen by size, or forced (tests).
+const (
+	gemmAuto = iota
+	gemmPackOnly
+	gemmDirectOnly
+)
+
+// gemmNNMode is gemmNN with the blocked product's path forced by mode.
+func gemmNNMode(mode, m, n, k int, a, b, c []float32) {
 	if useSIMD && n >= 8 {
-		for i := gemm4(m, n, k, a, b, c); i < m; i++ {
+		for i := gemm4(mode, m, n, k, a, b, c); i < m; i++ {
 			cr := c[i*n : (i+1)*n]
 			clear(cr)
 			for p, x := range a[i*k : (i+1)*k] {

@@ -2,6 +2,7 @@ package mlp
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,40 +54,60 @@ func TestKernels(t *testing.T) {
 }
 
 // TestGemmRowsExact: a row's result does not depend on the rows computed
-// with it (the blocked path sums in the one-row path's order), so batched
-// and one-row predictions are identical.
+// with it (the blocked paths sum in the one-row path's order), so batched
+// and one-row predictions are identical. Every path of gemm4 (packed and
+// in place, k split into blocks, blocks narrower than b, panels of 24, 16
+// and 8 columns, scalar tail columns, 1-3 leftover rows) is run.
 func TestGemmRowsExact(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(2, 2))
-	for _, sz := range [][3]int{{4, 8, 1}, {5, 37, 9}, {9, 64, 30}, {32, 1024, 64}, {13, 24, 7}} {
-		m, n, k := sz[0], sz[1], sz[2]
-		a, b := randVec(r, m*k), randVec(r, k*n)
-		c := make([]float32, m*n)
-		gemmNN(m, n, k, a, b, c)
-		one := make([]float32, n)
-		for i := range m {
-			gemmNN(1, n, k, a[i*k:(i+1)*k], b, one)
-			require.Equal(t, one, c[i*n:(i+1)*n], "m=%d n=%d k=%d row %d", m, n, k, i)
+	sizes := [][3]int{{4, 8, 1}, {5, 37, 9}, {9, 64, 30}, {32, 1024, 64}, {13, 24, 7}}
+	for _, m := range []int{4, 5, 6, 7, 8, 13, 16, 32} {
+		for _, n := range []int{8, 10, 16, 23, 24, 40, 47, 48, 56, 100, 1030} {
+			for _, k := range []int{1, 2, 3, 8, 65, 300} {
+				sizes = append(sizes, [3]int{m, n, k})
+			}
+		}
+	}
+	// Wider than one packing block (whole rows do not fit), k split.
+	sizes = append(sizes, [3]int{5, 8200, 3}, [3]int{7, 9000, 20}, [3]int{6, 4100, 600})
+	for _, mode := range []int{gemmAuto, gemmPackOnly, gemmDirectOnly} {
+		for _, sz := range sizes {
+			m, n, k := sz[0], sz[1], sz[2]
+			a, b := randVec(r, m*k), randVec(r, k*n)
+			c := make([]float32, m*n)
+			gemmNNMode(mode, m, n, k, a, b, c)
+			one := make([]float32, n)
+			for i := range m {
+				gemmNN(1, n, k, a[i*k:(i+1)*k], b, one)
+				if !slices.Equal(one, c[i*n:(i+1)*n]) {
+					t.Fatalf("mode %d m=%d n=%d k=%d: row %d differs from the one-row path", mode, m, n, k, i)
+				}
+			}
 		}
 	}
 }
 
 func TestPredictBatchedExact(t *testing.T) {
 	t.Parallel()
-	n, err := NewNet([]int{20, 48, 40, 3}, ReLU, Softmax)
-	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(3, 3))
-	copy(n.Params, randVec(r, len(n.Params)))
-	const rows = 11
-	x := make([]float64, rows*20)
-	for i := range x {
-		x[i] = r.Float64()*2 - 1
-	}
-	out := make([]float64, rows*3)
-	n.Predict(x, rows, out)
-	one := make([]float64, 3)
-	for i := range rows {
-		n.Predict(x[i*20:(i+1)*20], 1, one)
-		require.Equal(t, one, out[i*3:(i+1)*3])
+	for _, sizes := range [][]int{{20, 48, 40, 3}, {20, 300, 37, 3}, {7, 1030, 2}} {
+		n, err := NewNet(sizes, ReLU, Softmax)
+		require.NoError(t, err)
+		copy(n.Params, randVec(r, len(n.Params)))
+		in, no := sizes[0], n.NumOutputs()
+		for _, rows := range []int{2, 4, 5, 7, 11, 13, 16, 32} {
+			x := make([]float64, rows*in)
+			for i := range x {
+				x[i] = r.Float64()*2 - 1
+			}
+			out := make([]float64, rows*no)
+			n.Predict(x, rows, out)
+			one := make([]float64, no)
+			for i := range rows {
+				n.Predict(x[i*in:(i+1)*in], 1, one)
+				require.Equal(t, one, out[i*no:(i+1)*no], "sizes %v rows %d row %d", sizes, rows, i)
+			}
+		}
 	}
 }
