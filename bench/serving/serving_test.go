@@ -45,6 +45,9 @@ func BenchmarkServing(b *testing.B) {
 	deploy(b, c, "iris", "iris@1", 0, 0)
 	deploy(b, c, "mlp-off", "digits@1", 0, 0)
 	deploy(b, c, "mlp-on", "digits@1", 32, 2*time.Millisecond)
+	// Batches of 8 under 32 clients: four batches overlap, one gathering
+	// while the others compute.
+	deploy(b, c, "mlp-on8", "digits@1", 8, 2*time.Millisecond)
 	deploy(b, c, "wide-off", "digits-wide@1", 0, 0)
 	deploy(b, c, "wide-on", "digits-wide@1", 32, 2*time.Millisecond)
 
@@ -94,6 +97,7 @@ func BenchmarkServing(b *testing.B) {
 	b.Run("gateway-grpchop-c1", func(b *testing.B) { load(1, window, grpcCall(hopGW, req)).report(b) })
 	b.Run("mlp-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-off", 64))).report(b) })
 	b.Run("mlp-batching-on-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-on", 64))).report(b) })
+	b.Run("mlp-batching-on8-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("mlp-on8", 64))).report(b) })
 	b.Run("wide-batching-off-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("wide-off", 64))).report(b) })
 	b.Run("wide-batching-on-c32", func(b *testing.B) { load(32, window, grpcCall(gw, infer("wide-on", 64))).report(b) })
 }
