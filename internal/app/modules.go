@@ -64,7 +64,11 @@ func (a *App) startTelemetry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.w.tracer = tp
+	// With tracing off the server runs no tracing handler at all: it
+	// would only extract and store trace context on every call.
+	if a.cfg.Telemetry.OTLPEndpoint != "" {
+		a.w.tracer = tp
+	}
 	a.modules[modTelemetry].stop = func(ctx context.Context) { _ = shutdown(ctx) }
 	return nil
 }

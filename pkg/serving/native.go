@@ -45,7 +45,7 @@ func (m *Model) InputColumns() []string {
 	return nil
 }
 
-func (n *native) Features() int { return len(n.m.Inputs()) }
+func (n *native) Features() int { return len(n.m.Pipeline.Inputs) }
 func (n *native) Outputs() int  { return n.m.NumOutputs() }
 func (n *native) close()        {}
 
