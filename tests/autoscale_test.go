@@ -2,7 +2,6 @@ package tests
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,29 +36,16 @@ func TestAutoscaleUpAndDownToZero(t *testing.T) {
 		"data": []float64{5.1, 3.5, 1.4, 0.2}}}}
 
 	// Load: 8 clients in a loop ramp the replicas up.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, b := httpDo(t, c, "POST", "/v2/models/iris/infer", body)
-				if code != http.StatusOK {
-					t.Errorf("infer under load: %d %s", code, b)
-					return
-				}
-			}
-		}()
-	}
+	stop := clients(8, func() bool {
+		code, b := httpDo(t, c, "POST", "/v2/models/iris/infer", body)
+		if code != http.StatusOK {
+			t.Errorf("infer under load: %d %s", code, b)
+			return false
+		}
+		return true
+	})
 	eventually(t, time.Minute, "scale up past one replica", func() bool { return status().GetReadyReplicas() >= 2 })
-	close(stop)
-	wg.Wait()
+	stop()
 
 	// Idle: down to zero.
 	eventually(t, time.Minute, "scale to zero", func() bool {

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,32 +82,19 @@ func TestAutoscaleCountsEveryGateway(t *testing.T) {
 
 	body := map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "FP64", "shape": []int{1, 4},
 		"data": []float64{5.1, 3.5, 1.4, 0.2}}}}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, b := httpDo(t, follower, "POST", "/v2/models/iris/infer", body)
-				if code != http.StatusOK {
-					t.Errorf("infer through the follower: %d %s", code, b)
-					return
-				}
-			}
-		}()
-	}
+	stop := clients(8, func() bool {
+		code, b := httpDo(t, follower, "POST", "/v2/models/iris/infer", body)
+		if code != http.StatusOK {
+			t.Errorf("infer through the follower: %d %s", code, b)
+			return false
+		}
+		return true
+	})
 	eventually(t, 2*time.Minute, "scale up past one replica on the follower's load", func() bool {
 		st := status()
 		return st.GetReadyReplicas() >= 2 && st.GetConcurrency() >= 1
 	})
-	close(stop)
-	wg.Wait()
+	stop()
 
 	eventually(t, time.Minute, "scale to zero once the load stops", func() bool {
 		st := status()

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"sync"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -81,4 +82,29 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		case <-tick.C:
 		}
 	}
+}
+
+// clients runs n closed-loop clients, each calling call again as soon as
+// it returns, until call returns false or stop is called; stop waits for
+// them.
+func clients(n int, call func() bool) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if !call() {
+					return
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }

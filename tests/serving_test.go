@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,29 +171,17 @@ func badInput(t *testing.T, c *harness.Cluster, ic inference.GRPCInferenceServic
 func aliasMoveUnderLoad(t *testing.T, c *harness.Cluster, ic inference.GRPCInferenceServiceClient, dc gatewayv1.DeploymentServiceClient, row []float64, cols int, v1 int64) {
 	v2 := trainVersion(t, c, "iris", "iris", "mlp")
 	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, err := ic.ModelInfer(t.Context(), &inference.ModelInferRequest{ModelName: "iris", Inputs: []*inference.ModelInferRequest_InferInputTensor{{
-					Name: "input", Datatype: "FP64", Shape: []int64{1, int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: row}}}})
-				if err != nil {
-					failed.Add(1)
-					t.Logf("request failed: %v", err)
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+	req := &inference.ModelInferRequest{ModelName: "iris", Inputs: []*inference.ModelInferRequest_InferInputTensor{{
+		Name: "input", Datatype: "FP64", Shape: []int64{1, int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: row}}}}
+	stop := clients(4, func() bool {
+		if _, err := ic.ModelInfer(t.Context(), req); err != nil {
+			failed.Add(1)
+			t.Logf("request failed: %v", err)
+		} else {
+			ok.Add(1)
+		}
+		return true
+	})
 	setAlias(t, c, "iris", "production", "2")
 	eventually(t, time.Minute, "replicas on the new version", func() bool {
 		d, err := dc.GetDeployment(t.Context(), &gatewayv1.GetDeploymentRequest{Name: "iris"})
@@ -208,8 +195,7 @@ func aliasMoveUnderLoad(t *testing.T, c *harness.Cluster, ic inference.GRPCInfer
 		}
 		return len(d.Deployment.Status.Replicas) > 0
 	})
-	close(stop)
-	wg.Wait()
+	stop()
 	require.Zero(t, failed.Load(), "failed requests during the rollout (%d succeeded)", ok.Load())
 	require.Positive(t, ok.Load())
 	t.Logf("%d requests during the rollout, none failed", ok.Load())
