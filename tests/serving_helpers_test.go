@@ -1,11 +1,11 @@
 package tests
 
 import (
-	"sync"
 	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
