@@ -8,8 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
-	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/tests/harness"
@@ -61,19 +59,7 @@ func TestAutoscaleCountsEveryGateway(t *testing.T) {
 		return follower != nil
 	})
 
-	uploadDatasetFile(t, c1.Registry, "iris", "iris.csv")
-	_, err = c1.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
-	trainVersion(t, c1, "iris", "iris", "logistic")
-	dc := gatewayv1.NewDeploymentServiceClient(c1.Conn)
-	_, err = dc.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
-		Model: "iris@latest", MinReplicas: 0, MaxReplicas: 3, TargetConcurrency: 1, Autoscaling: true, ScaleToZeroSeconds: 1}})
-	require.NoError(t, err)
-	status := func() *gatewayv1.DeploymentStatus {
-		d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris"})
-		require.NoError(t, err)
-		return d.Deployment.GetStatus()
-	}
+	status := autoscaledIris(t, c1)
 	// No traffic yet: the leader takes the deployment to zero.
 	eventually(t, time.Minute, "idle at zero", func() bool {
 		st := status()
