@@ -58,6 +58,9 @@ func httpDo(t *testing.T, c *harness.Cluster, method, path string, body any) (in
 	}
 	req, err := http.NewRequestWithContext(t.Context(), method, c.HTTP+path, rd)
 	require.NoError(t, err)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()

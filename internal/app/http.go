@@ -17,6 +17,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/services/registry"
 )
 
@@ -84,10 +85,25 @@ func (a *App) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 	}
-	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	token, err := a.cfg.GRPC.Token()
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	a.httpSrv = &http.Server{Handler: grpcsrv.HTTPAuth(token, publicPath, mux), ReadHeaderTimeout: 10 * time.Second}
 	a.httpLis = lis
 	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
 	return nil
+}
+
+// publicPath: the probes, the metrics and the API description answer
+// without the bearer token.
+func publicPath(p string) bool {
+	switch p {
+	case "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready":
+		return true
+	}
+	return false
 }
 
 func (a *App) runHTTP(context.Context) error {

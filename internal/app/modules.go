@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/services/evaluator"
 	"github.com/bmaas/bmaas/services/gateway"
 	"github.com/bmaas/bmaas/services/registry"
@@ -159,8 +160,14 @@ func (a *App) startGateway(ctx context.Context) error {
 // startServe opens the client connection the HTTP edge uses; the gRPC
 // server itself starts serving in runServe.
 func (a *App) startServe(context.Context) error {
-	conn, err := grpc.NewClient(a.w.server.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.GRPC.MaxRecvMsgBytes)))
+	// The edge checks the caller's token itself (HTTPAuth) and then calls
+	// the services as the mesh does.
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.GRPC.MaxRecvMsgBytes))}
+	if tok := a.w.dialer.Token(); tok != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(tok)))
+	}
+	conn, err := grpc.NewClient(a.w.server.Addr(), opts...)
 	if err != nil {
 		return fmt.Errorf("self connection: %w", err)
 	}

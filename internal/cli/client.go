@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/bmaas/bmaas/pkg/mesh"
 )
 
 // dialFunc opens a raw connection to addr; tests plug in an in-memory one.
@@ -38,7 +40,7 @@ func (g *globals) connect() (*client, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
 	}
 	if g.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(g.token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(g.token)))
 	}
 	if g.dial != nil {
 		target = "passthrough:///" + target
@@ -95,13 +97,3 @@ func (c *client) transfer(ctx context.Context, cmd *cobra.Command) (context.Cont
 	}
 	return context.WithCancel(ctx)
 }
-
-// bearer sends `authorization: Bearer <token>` with every call. It works
-// over plaintext connections too: the server decides whether to require TLS.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -167,18 +168,51 @@ func public(method string) bool {
 // authenticator checks a bearer token in the authorization metadata.
 type authenticator struct{ token []byte }
 
+// AuthUnary refuses unary calls without the bearer token (health
+// excepted), as the platform's server does; with an empty token it lets
+// every call through. Servers built without New (model-server replicas)
+// use it.
+func AuthUnary(token string) grpc.UnaryServerInterceptor {
+	return authenticator{token: []byte(token)}.unary
+}
+
 func (a authenticator) check(ctx context.Context, method string) error {
 	if len(a.token) == 0 || public(method) {
 		return nil
 	}
 	// ValueFromIncomingContext does not copy the whole metadata.
 	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
-		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1 {
+		if bearerMatches(v, a.token) {
 			return nil
 		}
 	}
 	return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+}
+
+// bearerMatches reports whether an authorization value carries token.
+func bearerMatches(v string, token []byte) bool {
+	tok, ok := strings.CutPrefix(v, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), token) == 1
+}
+
+// HTTPAuth refuses HTTP requests without the bearer token in their
+// Authorization header (401), except on the paths public accepts; with
+// an empty token it lets every request through.
+func HTTPAuth(token string, public func(path string) bool, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if public(r.URL.Path) || bearerMatches(r.Header.Get("Authorization"), want) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"missing or invalid bearer token"}` + "\n"))
+	})
 }
 
 func (a authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -20,7 +20,8 @@ import (
 // Client calls one server address. It connects on the first call and
 // again after the connection is lost; it is safe for concurrent use.
 type Client struct {
-	addr string
+	addr  string
+	token string
 	// MaxFrame bounds a response body; DefaultMaxFrame when 0.
 	MaxFrame int
 
@@ -31,8 +32,9 @@ type Client struct {
 	closed bool
 }
 
-// NewClient returns a client of addr (host:port); it dials lazily.
-func NewClient(addr string) *Client { return &Client{addr: addr} }
+// NewClient returns a client of addr (host:port) that opens its
+// connections with token (none when empty); it dials lazily.
+func NewClient(addr, token string) *Client { return &Client{addr: addr, token: token} }
 
 // Addr is the server's address.
 func (c *Client) Addr() string { return c.addr }
@@ -145,7 +147,8 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if _, err := nc.Write([]byte(Magic)); err != nil {
+	open := binary.LittleEndian.AppendUint16([]byte(Magic), uint16(len(c.token)))
+	if _, err := nc.Write(append(open, c.token...)); err != nil {
 		_ = nc.Close()
 		return nil, status.Errorf(codes.Unavailable, "lane %s: %v", c.addr, err)
 	}
@@ -190,6 +193,13 @@ func (c *Client) read(cc *clientConn) {
 			buf.Free()
 			break
 		}
+		if id == 0 { // the server refuses the connection
+			err = decodeStatus(kind, buf.ReadOnlyData())
+			buf.Free()
+			cc.fail(err)
+			c.drop(cc)
+			return
+		}
 		cc.mu.Lock()
 		cl := cc.pending[id]
 		delete(cc.pending, id)
@@ -222,7 +232,11 @@ func (cc *clientConn) lost(cause error) {
 	if cause == nil || errors.Is(cause, io.EOF) {
 		cause = io.ErrUnexpectedEOF
 	}
-	err := status.Errorf(codes.Unavailable, "lane %s: connection lost: %v", cc.c.RemoteAddr(), cause)
+	cc.fail(status.Errorf(codes.Unavailable, "lane %s: connection lost: %v", cc.c.RemoteAddr(), cause))
+}
+
+// fail fails every pending and later call of the connection with err.
+func (cc *clientConn) fail(err error) {
 	cc.w.fail(err)
 	cc.mu.Lock()
 	if cc.err == nil {

@@ -26,7 +26,7 @@ func start(t *testing.T, h Handler) (*Server, *Client) {
 	}
 	s := NewServer(h)
 	go func() { _ = s.Serve(lis) }()
-	c := NewClient(lis.Addr().String())
+	c := NewClient(lis.Addr().String(), "")
 	t.Cleanup(func() { _ = c.Close(); s.Close() })
 	return s, c
 }
@@ -169,7 +169,7 @@ func TestLostConnectionIsUnavailableAndRedials(t *testing.T) {
 		return append(out, req...), nil
 	})
 	go func() { _ = s.Serve(lis) }()
-	c := NewClient(addr)
+	c := NewClient(addr, "")
 	defer c.Close()
 	errc := make(chan error, 1)
 	go func() { _, err := c.Call(context.Background(), MethodModelInfer, []byte("hang")); errc <- err }()
@@ -248,7 +248,7 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 	}
 	go func() { _ = s.Serve(lis) }()
 	defer s.Close()
-	c := NewClient(lis.Addr().String())
+	c := NewClient(lis.Addr().String(), "")
 	defer c.Close()
 	_, err = c.Call(context.Background(), MethodModelInfer, make([]byte, 2<<10))
 	if code := status.Code(err); code != codes.ResourceExhausted && code != codes.Unavailable {
@@ -266,7 +266,7 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 		t.Fatalf("server answered %d bytes to a stranger", n)
 	}
 	// The server still serves well-formed clients.
-	c2 := NewClient(lis.Addr().String())
+	c2 := NewClient(lis.Addr().String(), "")
 	defer c2.Close()
 	if resp, err := c2.Call(context.Background(), MethodModelInfer, []byte("ok")); err != nil || string(resp.ReadOnlyData()) != "1:ko" {
 		t.Fatalf("after bad frames: %v", err)
@@ -292,7 +292,7 @@ func BenchmarkCall(b *testing.B) {
 	s := NewServer(func(_ context.Context, _ Method, req, out []byte) ([]byte, error) { return append(out, req...), nil })
 	go func() { _ = s.Serve(lis) }()
 	defer s.Close()
-	c := NewClient(lis.Addr().String())
+	c := NewClient(lis.Addr().String(), "")
 	defer c.Close()
 	req := make([]byte, 64)
 	b.ReportAllocs()
@@ -307,4 +307,29 @@ func BenchmarkCall(b *testing.B) {
 			resp.Free()
 		}
 	})
+}
+
+func TestTokenIsRequiredWhenSet(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(reverse)
+	s.Token = "s3cret"
+	go func() { _ = s.Serve(lis) }()
+	defer s.Close()
+	for _, tok := range []string{"", "wrong"} {
+		c := NewClient(lis.Addr().String(), tok)
+		_, err := c.Call(context.Background(), MethodModelInfer, []byte("x"))
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+		_ = c.Close()
+	}
+	c := NewClient(lis.Addr().String(), "s3cret")
+	defer c.Close()
+	resp, err := c.Call(context.Background(), MethodModelInfer, []byte("ab"))
+	if err != nil || string(resp.ReadOnlyData()) != "1:ba" {
+		t.Fatalf("with the token: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package lane
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ type Handler func(ctx context.Context, method Method, req, out []byte) ([]byte, 
 // Server serves calls to a Handler.
 type Server struct {
 	handler Handler
+	// Token, when set, is the bearer token every connection must open
+	// with.
+	Token string
 	// MaxFrame bounds a request body; DefaultMaxFrame when 0.
 	MaxFrame int
 	// MaxIdleWorkers is how many handler goroutines wait for work
@@ -125,9 +129,8 @@ func (s *Server) serveConn(c net.Conn) {
 		sc.cancelAll()
 	}()
 	r := bufio.NewReaderSize(c, 64<<10)
-	magic := make([]byte, len(Magic))
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != Magic {
+	if !sc.hello(r) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
@@ -170,6 +173,34 @@ func (s *Server) serveConn(c net.Conn) {
 		s.calls.Add(1)
 		s.dispatch(t)
 	}
+}
+
+// hello reads the connection's opening and checks its token.
+func (sc *serverConn) hello(r *bufio.Reader) bool {
+	open := make([]byte, len(Magic)+2)
+	if _, err := io.ReadFull(r, open); err != nil || string(open[:len(Magic)]) != Magic {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint16(open[len(Magic):]))
+	if n > maxToken {
+		return false
+	}
+	tok := make([]byte, n)
+	if _, err := io.ReadFull(r, tok); err != nil {
+		return false
+	}
+	if want := sc.s.Token; want != "" && subtle.ConstantTimeCompare(tok, []byte(want)) != 1 {
+		sc.reply(0, status.New(codes.Unauthenticated, "lane: missing or invalid bearer token"), nil)
+		// Hang up after the client has read the refusal: closing with
+		// its requests unread would reset the connection and lose it.
+		if tc, ok := sc.c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+			_ = sc.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, _ = io.Copy(io.Discard, r)
+		}
+		return false
+	}
+	return true
 }
 
 // dispatch hands t to an idle worker, or starts one.

@@ -20,8 +20,10 @@
 // advertises its lane in its endpoint record and the gateway uses the
 // lane when one is advertised.
 //
-// Wire format. The client opens with Magic; every frame then starts with
-// a 9-byte little-endian header:
+// Wire format. The client opens with Magic, a u16 little-endian length
+// and the bearer token (empty when auth is off); a server with a token
+// answers a wrong one with a frame of id 0 carrying Unauthenticated and
+// hangs up. Every frame then starts with a 9-byte little-endian header:
 //
 //	u32 size   bytes after the size field (5 + len(body))
 //	u32 id     the call, chosen by the client
@@ -56,6 +58,8 @@ const (
 
 	// DefaultMaxFrame bounds one frame's body (the replica's gRPC limit).
 	DefaultMaxFrame = 64 << 20
+
+	maxToken = 4 << 10
 )
 
 func putHeader(b []byte, bodyLen int, id uint32, kind byte) []byte {

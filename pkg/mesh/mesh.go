@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 
@@ -38,6 +39,16 @@ func NewDialer(cli *clientv3.Client, token string, log *slog.Logger) *Dialer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Dialer{cli: cli, log: log, token: token, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Token is the bearer token the mesh's calls carry ("" when auth is
+// off); servers outside the platform's own (model-server replicas)
+// require it too.
+func (d *Dialer) Token() string {
+	if d == nil {
+		return ""
+	}
+	return d.token
 }
 
 // Conn returns the shared connection to a service (e.g. "registry").
@@ -73,6 +84,10 @@ func (d *Dialer) Close() {
 	}
 	d.conns = map[string]*grpc.ClientConn{}
 }
+
+// Bearer sends token as a bearer token with every call (also without
+// TLS: the mesh's calls stay inside the cluster).
+func Bearer(token string) credentials.PerRPCCredentials { return bearer(token) }
 
 type bearer string
 

@@ -17,6 +17,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/lane"
+	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -39,6 +40,7 @@ type router struct {
 	cli     *clientv3.Client
 	log     *slog.Logger
 	useLane bool
+	token   string // bearer token for the replicas
 	ready   chan struct{}
 	once    sync.Once
 
@@ -54,8 +56,8 @@ type router struct {
 // routing table stay open: calls already sent on them finish.
 const closeAfter = time.Minute
 
-func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool) *router {
-	return &router{cli: cli, log: log, useLane: useLane, ready: make(chan struct{}), byDep: map[string][]*backend{},
+func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool, token string) *router {
+	return &router{cli: cli, log: log, useLane: useLane, token: token, ready: make(chan struct{}), byDep: map[string][]*backend{},
 		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, unused: map[string]time.Time{},
 		changed: make(chan struct{})}
 }
@@ -108,8 +110,12 @@ func (r *router) putLocked(key string, val []byte) {
 	}
 	conn := r.conns[ep.Address]
 	if conn == nil {
-		c, err := grpc.NewClient(ep.Address, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+		if r.token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(r.token)))
+		}
+		c, err := grpc.NewClient(ep.Address, opts...)
 		if err != nil {
 			r.log.Warn("dial replica", "addr", ep.Address, "err", err)
 			return
@@ -120,7 +126,7 @@ func (r *router) putLocked(key string, val []byte) {
 	var lc *lane.Client
 	if r.useLane && ep.LaneAddress != "" {
 		if lc = r.lanes[ep.LaneAddress]; lc == nil {
-			lc = lane.NewClient(ep.LaneAddress)
+			lc = lane.NewClient(ep.LaneAddress, r.token)
 			r.lanes[ep.LaneAddress] = lc
 		}
 	}

@@ -65,11 +65,14 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 		_ = lis.Close()
 		return 0, fmt.Errorf("replica lane listener: %w", err)
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(replicaUnary), grpc.MaxRecvMsgSize(64<<20),
+	// The replica asks for the mesh's bearer token, as every service does.
+	token := w.s.deps.Dialer.Token()
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(replicaUnary, grpcsrv.AuthUnary(token)), grpc.MaxRecvMsgSize(64<<20),
 		grpc.NumStreamWorkers(grpcsrv.StreamWorkers))
 	inference.RegisterGRPCInferenceServiceServer(g, srv)
 	go func() { _ = g.Serve(lis) }()
 	ls := lane.NewServer(laneHandler(srv))
+	ls.Token = token
 	go func() { _ = ls.Serve(laneLis) }()
 	addr, laneAddr := lis.Addr().String(), laneLis.Addr().String()
 	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, addr, laneAddr)

@@ -17,6 +17,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/pkg/mesh"
 )
 
 // Cluster is a running in-process platform.
@@ -27,6 +28,8 @@ type Cluster struct {
 	Registry registryv1.RegistryServiceClient
 	// HTTP is the base URL of the HTTP edge.
 	HTTP string
+	// Token is the bearer token when auth is on; Conn sends it.
+	Token string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -34,6 +37,9 @@ type Cluster struct {
 
 // Option changes the configuration before start.
 type Option func(*app.Config)
+
+// WithTokenFile turns auth on with the bearer token in path.
+func WithTokenFile(path string) Option { return func(c *app.Config) { c.GRPC.TokenFile = path } }
 
 // WithDataDir reuses a data directory (for restart tests).
 func WithDataDir(dir string) Option { return func(c *app.Config) { c.DataDir = dir } }
@@ -88,7 +94,14 @@ func StartConfig(t testing.TB, cfg app.Config) *Cluster {
 	}
 	c.Addrs = a.Addrs()
 	c.HTTP = "http://" + c.Addrs.HTTP
-	conn, err := grpc.NewClient(c.Addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if c.Token, err = cfg.GRPC.Token(); err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if c.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(c.Token)))
+	}
+	conn, err := grpc.NewClient(c.Addrs.GRPC, opts...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
