@@ -46,6 +46,11 @@ type Config struct {
 	NATSURL       string   `yaml:"nats_url"`
 	// NodeName identifies this process in membership (hostname by default).
 	NodeName string `yaml:"node_name"`
+	// AdvertiseHost is the host other processes reach this one at: its
+	// gRPC address in membership and its replicas' endpoints. By default
+	// the gRPC listen host, or this machine's first non-loopback address
+	// when listening on every interface.
+	AdvertiseHost string `yaml:"advertise_host"`
 	// FastElection shortens the embedded etcd's heartbeat and election
 	// timing (10 ms / 100 ms): for tests and demos on one machine.
 	FastElection bool `yaml:"fast_election"`
@@ -66,6 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&c.EtcdEndpoints), "etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL (bmaas serve)")
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.GRPC.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
@@ -123,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err)
+	}
+	if h := c.AdvertiseHost; h != "" && (strings.ContainsAny(h, ":/ ") && net.ParseIP(h) == nil || isUnspecified(h)) {
+		return fmt.Errorf("advertise-host %q: want a host name or an IP address others can reach, without a port", h)
 	}
 	if !c.Embedded {
 		if len(c.EtcdEndpoints) == 0 {

@@ -19,7 +19,8 @@ func (a *App) startMembership(ctx context.Context) error {
 	lctx, cancel := context.WithCancel(life)
 	a.leave = cancel
 	for _, t := range a.cfg.Targets {
-		m := membership.Member{ID: a.nodeName() + "-" + sanitize(a.w.server.Addr()), Service: t, Addr: a.w.server.Addr(),
+		addr := a.advertiseAddr()
+		m := membership.Member{ID: a.nodeName() + "-" + sanitize(addr), Service: t, Addr: addr,
 			Meta: map[string]string{"http": a.Addrs().HTTP}}
 		r, err := membership.Join(lctx, a.w.etcdCli, m, 5*time.Second, a.log)
 		if err != nil {

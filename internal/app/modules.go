@@ -101,7 +101,7 @@ func (a *App) startRegistry(ctx context.Context) error {
 
 func (a *App) startScheduler(context.Context) error {
 	svc, err := scheduler.New(a.cfg.Scheduler, scheduler.Deps{Logger: a.log.With("svc", TargetScheduler), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (a *App) startTrainerAgent(context.Context) error {
 	cfg := a.cfg.TrainerAgent
 	cfg.DataDir = a.cfg.DataDir
 	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.w.server.Addr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (a *App) startTrainerAgent(context.Context) error {
 
 func (a *App) startEvaluator(context.Context) error {
 	svc, err := evaluator.New(a.cfg.Evaluator, evaluator.Deps{Logger: a.log.With("svc", TargetEvaluator), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, ID: a.w.server.Addr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, ID: a.advertiseAddr()})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (a *App) startEvaluator(context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.w.server.Addr(), NATS: a.w.nc})
+		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.advertiseAddr(), NATS: a.w.nc})
 	if err != nil {
 		return err
 	}

@@ -52,15 +52,23 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 		return serving.Load(path, serving.Options{Name: rt.Deployment, Version: rt.Version, Format: servingFormat(v.GetFormat())})
 	}, m)
 	defer srv.Close()
+	// The replica is reached at the agent's advertised host; it listens
+	// on loopback only when that host is a loopback address, else on
+	// every interface (the advertised host may be a name or a NAT
+	// address that no local interface carries).
 	host, _, err := net.SplitHostPort(w.s.deps.Addr)
 	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
-	lis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	listen := ""
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		listen = host
+	}
+	lis, err := net.Listen("tcp", net.JoinHostPort(listen, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("replica listener: %w", err)
 	}
-	laneLis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	laneLis, err := net.Listen("tcp", net.JoinHostPort(listen, "0"))
 	if err != nil {
 		_ = lis.Close()
 		return 0, fmt.Errorf("replica lane listener: %w", err)
@@ -74,7 +82,8 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	ls := lane.NewServer(laneHandler(srv))
 	ls.Token = token
 	go func() { _ = ls.Serve(laneLis) }()
-	addr, laneAddr := lis.Addr().String(), laneLis.Addr().String()
+	port := func(l net.Listener) string { return strconv.Itoa(l.Addr().(*net.TCPAddr).Port) }
+	addr, laneAddr := net.JoinHostPort(host, port(lis)), net.JoinHostPort(host, port(laneLis))
 	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, addr, laneAddr)
 	w.running()
 	w.flush()
