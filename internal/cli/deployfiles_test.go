@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/bmaas/bmaas/internal/app"
+)
+
+// The files under deploy/ start bmaas with flags, BMAAS_* variables and a
+// YAML configuration. These tests fail when one of them names something
+// the binary does not have (a renamed flag, a mistyped key), so the
+// manifests cannot drift from the code unnoticed.
+
+const deployDir = "../../deploy"
+
+// serveFlags is `bmaas serve`'s flag set, global flags included.
+func serveFlags(t *testing.T) *pflag.FlagSet {
+	t.Helper()
+	cmd, _, err := Root().Find([]string{"serve"})
+	require.NoError(t, err)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.AddFlagSet(cmd.Flags())
+	fs.AddFlagSet(cmd.InheritedFlags())
+	return fs
+}
+
+// checkServeArgs checks that args (after "serve") name flags of serve.
+func checkServeArgs(t *testing.T, where string, fs *pflag.FlagSet, args []string) {
+	t.Helper()
+	seen := 0
+	for _, a := range args {
+		name, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			continue
+		}
+		name, val, _ := strings.Cut(name, "=")
+		require.NotNil(t, fs.Lookup(name), "%s: bmaas serve has no flag --%s", where, name)
+		if name == "target" {
+			_, err := app.ParseTargets(val)
+			require.NoError(t, err, "%s: --target=%s", where, val)
+		}
+		seen++
+	}
+	require.Positive(t, seen, "%s: no flags found", where)
+}
+
+func TestComposeFileStartsBmaasWithRealFlags(t *testing.T) {
+	fs := serveFlags(t)
+	envs := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		envs["BMAAS_"+strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(f.Name))] = true
+	})
+	b, err := os.ReadFile(filepath.Join(deployDir, "compose", "compose.yaml"))
+	require.NoError(t, err)
+	var doc struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &doc))
+	n := 0
+	for name, svc := range doc.Services {
+		if !strings.HasPrefix(svc.Image, "bmaas") {
+			continue
+		}
+		require.Equal(t, "serve", svc.Command[0], name)
+		checkServeArgs(t, "compose "+name, fs, svc.Command[1:])
+		for k := range svc.Environment {
+			require.True(t, envs[k], "compose %s: %s is no BMAAS_* variable of a flag", name, k)
+		}
+		n++
+	}
+	require.GreaterOrEqual(t, n, 2, "bmaas services in compose.yaml")
+}
+
+func TestSystemdUnitsAndConfigAreValid(t *testing.T) {
+	fs := serveFlags(t)
+	units, err := filepath.Glob(filepath.Join(deployDir, "systemd", "*.service"))
+	require.NoError(t, err)
+	require.NotEmpty(t, units)
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		require.NoError(t, err)
+		var exec string
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+				exec = v
+			}
+		}
+		f := strings.Fields(exec)
+		require.GreaterOrEqual(t, len(f), 2, "%s: ExecStart", u)
+		require.Equal(t, "serve", f[1], u)
+		checkServeArgs(t, filepath.Base(u), fs, f[2:])
+	}
+
+	// The example configuration loads as `bmaas serve --config` loads it
+	// (unknown keys are errors) and is a valid configuration.
+	var cfg app.Config
+	var file string
+	cmd := &cobra.Command{Use: "serve"}
+	bindConfig(cmd, &cfg, &file)
+	require.NoError(t, loadConfig(cmd.Flags(), &cfg, filepath.Join(deployDir, "systemd", "bmaas.yaml")))
+	cfg.Targets = app.AllTargets
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, "10.0.0.17", cfg.AdvertiseHost)
+	require.Equal(t, "gpu-07", cfg.TrainerAgent.Node)
+}
+
+func TestDockerfileCommandIsReal(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(deployDir, "docker", "Dockerfile"))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^CMD (\[.*\])$`).FindSubmatch(b)
+	require.NotNil(t, m, "Dockerfile has no CMD")
+	var args []string
+	require.NoError(t, json.Unmarshal(m[1], &args))
+	require.Equal(t, "up", args[0])
+	cmd, _, err := Root().Find([]string{"up"})
+	require.NoError(t, err)
+	for _, a := range args[1:] {
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		require.NotNil(t, cmd.Flags().Lookup(name), "bmaas up has no flag --%s", name)
+	}
+}
+
+// TestHelmChartRenders renders the chart with helm for a few sets of
+// values and checks every bmaas container's flags.
+func TestHelmChartRenders(t *testing.T) {
+	helm, err := exec.LookPath("helm")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("helm is not installed (.ci/run installs it)")
+		}
+		t.Skip("helm is not installed")
+	}
+	chart := filepath.Join(deployDir, "helm", "bmaas")
+	out, err := exec.Command(helm, "lint", "--strict", chart).CombinedOutput()
+	require.NoError(t, err, "helm lint: %s", out)
+	fs := serveFlags(t)
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want []string // in the rendered output
+	}{
+		{"defaults", nil, []string{"kind: DaemonSet", "kind: StatefulSet", "--advertise-host=$(POD_IP)"}},
+		{"cluster", []string{"etcd.bundled=false", "etcd.endpoints={http://e1:2379,http://e2:2379}", "nats.bundled=false",
+			"nats.url=nats://n:4222", "auth.token=s3cret", "agent.gpus=8", "control.replicas=3", "control.storage.existingClaim=shared"},
+			[]string{"--etcd-endpoints=http://e1:2379,http://e2:2379", "--auth.token-file=", "nvidia.com/gpu: 8", "claimName: shared"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"template", "t", chart}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out, err := exec.Command(helm, args...).Output()
+			require.NoError(t, err, "helm template: %v", err)
+			for _, w := range tc.want {
+				require.Contains(t, string(out), w)
+			}
+			containers := 0
+			dec := yaml.NewDecoder(bytes.NewReader(out))
+			for {
+				var doc struct {
+					Kind string `yaml:"kind"`
+					Spec struct {
+						Template struct {
+							Spec struct {
+								Containers []struct {
+									Name string   `yaml:"name"`
+									Args []string `yaml:"args"`
+								} `yaml:"containers"`
+							} `yaml:"spec"`
+						} `yaml:"template"`
+					} `yaml:"spec"`
+				}
+				if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+					break
+				} else {
+					require.NoError(t, err)
+				}
+				for _, c := range doc.Spec.Template.Spec.Containers {
+					if c.Name != "bmaas" {
+						continue
+					}
+					require.Equal(t, "serve", c.Args[0])
+					checkServeArgs(t, tc.name+" "+doc.Kind, fs, c.Args[1:])
+					containers++
+				}
+			}
+			require.Equal(t, 2, containers, "bmaas containers (control and agent)")
+		})
+	}
+	// A second control replica without a shared volume is refused.
+	out, err = exec.Command(helm, "template", "t", chart, "--set", "control.replicas=2").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "existingClaim")
+}
