@@ -21,14 +21,7 @@ func withFastLoadReports() harness.Option {
 // startSecondGateway runs another gateway process on c's etcd and NATS.
 func startSecondGateway(t *testing.T, c *harness.Cluster, opts ...harness.Option) *harness.Cluster {
 	t.Helper()
-	cfg := harness.DefaultConfig(t)
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.Embedded = false
-	cfg.Targets = []string{app.TargetGateway}
-	cfg.EtcdEndpoints, cfg.NATSURL = c.Addrs.EtcdEndpoints, c.Addrs.NATSURL
-	return harness.StartConfig(t, cfg)
+	return join(t, c, []string{app.TargetGateway}, opts...)
 }
 
 // TestAutoscaleCountsEveryGateway: two gateways on one etcd and NATS,

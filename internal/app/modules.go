@@ -75,7 +75,8 @@ func (a *App) startTelemetry(ctx context.Context) error {
 }
 
 func (a *App) startServer(context.Context) error {
-	s, err := grpcsrv.New(a.cfg.GRPC, grpcsrv.Deps{Logger: a.log, Registerer: a.reg, TracerProvider: a.w.tracer})
+	s, err := grpcsrv.New(a.cfg.GRPC, grpcsrv.Deps{Logger: a.log, Registerer: a.reg, TracerProvider: a.w.tracer,
+		UnknownService: a.proxy})
 	if err != nil {
 		return err
 	}

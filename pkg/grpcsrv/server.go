@@ -77,6 +77,10 @@ type Deps struct {
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
 	TracerProvider trace.TracerProvider
+	// UnknownService, when set, handles the calls of services this
+	// server does not register (a proxy to the process that runs them);
+	// the stream interceptors (metrics, recovery, auth) run first.
+	UnknownService grpc.StreamHandler
 }
 
 // StreamWorkers is how many goroutines a server keeps to run calls: a
@@ -125,6 +129,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),
+	}
+	if deps.UnknownService != nil {
+		opts = append(opts, grpc.UnknownServiceHandler(deps.UnknownService))
 	}
 	if deps.TracerProvider != nil {
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(deps.TracerProvider))))
