@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -19,6 +21,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/services/registry"
+	"github.com/bmaas/bmaas/web"
 )
 
 // openAPI is generated from proto/ by `make generate`.
@@ -28,7 +31,8 @@ var openAPI []byte
 
 // startHTTP builds the HTTP edge: REST for the services this process runs
 // (through their gRPC clients), raw artifact and dataset bytes, /readyz,
-// /metrics and /openapi.json.
+// /metrics, /openapi.json and the web console under /ui/ (the root
+// redirects there).
 func (a *App) startHTTP(ctx context.Context) error {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
@@ -77,6 +81,8 @@ func (a *App) startHTTP(ctx context.Context) error {
 	})
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.Handle("GET /ui/", web.Handler("/ui/"))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
@@ -96,14 +102,16 @@ func (a *App) startHTTP(ctx context.Context) error {
 	return nil
 }
 
-// publicPath: the probes, the metrics and the API description answer
-// without the bearer token.
+// publicPath: the probes, the metrics, the API description and the
+// console's static files answer without the bearer token (the console
+// asks for it and sends it on its API calls).
 func publicPath(p string) bool {
 	switch p {
-	case "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready":
+	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready":
 		return true
 	}
-	return false
+	// Only what resolves under /ui: /ui/../v1/models is not public.
+	return strings.HasPrefix(path.Clean(p)+"/", "/ui/")
 }
 
 func (a *App) runHTTP(context.Context) error {

@@ -1,0 +1,97 @@
+// The REST client of the console: every call goes to this origin's /v1
+// API, with the bearer token kept in sessionStorage when the server asks
+// for one.
+
+const KEY = 'bmaas.token';
+
+export const token = {
+  get: () => sessionStorage.getItem(KEY) || '',
+  set: (t) => sessionStorage.setItem(KEY, t.trim()),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+// ApiError is an error answer of the API: the HTTP status and the
+// message of its JSON body ({"code":5,"message":"model \"x\" not found"}).
+export class ApiError extends Error {
+  constructor(status, message, code) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// AuthError is a 401: the server wants a (valid) bearer token.
+export class AuthError extends ApiError {}
+
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = { Accept: 'application/json' };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const init = { method, headers, cache: 'no-store' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the server: ${e.message}`);
+  }
+  const text = await resp.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  const msg = data?.message || data?.error || text.trim() || resp.statusText;
+  if (resp.status === 401) throw new AuthError(401, msg);
+  if (!resp.ok) throw new ApiError(resp.status, msg, data?.code);
+  return data ?? {};
+}
+
+// list follows next_page_token and returns up to max items of key.
+export async function list(path, key, max = 5000) {
+  const out = [];
+  let page = '';
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const q = `${sep}page_size=1000${page ? `&page_token=${encodeURIComponent(page)}` : ''}`;
+    const r = await api(path + q);
+    out.push(...(r[key] || []));
+    page = r.next_page_token || '';
+  } while (page && out.length < max);
+  return out;
+}
+
+// settle runs the calls in parallel and keeps each result or error, so one
+// failing part of a page does not blank the rest. A 401 still fails all.
+export async function settle(calls) {
+  const rs = await Promise.allSettled(calls);
+  for (const r of rs) if (r.status === 'rejected' && r.reason instanceof AuthError) throw r.reason;
+  return rs.map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
+}
+
+export const enc = encodeURIComponent;
+
+// download fetches a file with the token and hands it to the browser.
+export async function download(path, filename) {
+  const headers = {};
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const resp = await fetch(path, { headers });
+  if (!resp.ok) {
+    const text = await resp.text();
+    let msg = text.trim();
+    try { const d = JSON.parse(text); msg = d.message || d.error || msg; } catch { /* not JSON */ }
+    throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg || resp.statusText);
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
