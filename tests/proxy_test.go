@@ -30,8 +30,8 @@ func join(t *testing.T, c *harness.Cluster, targets []string, opts ...harness.Op
 
 // TestAnyProcessAnswersForEveryService: a process that runs only the
 // scheduler forwards the calls of the other services to the processes
-// that run them over gRPC: unary, client and server streaming, errors
-// with their status.
+// that run them: over gRPC (unary, client and server streaming, errors
+// with their status) and over REST.
 func TestAnyProcessAnswersForEveryService(t *testing.T) {
 	t.Parallel()
 	c1 := harness.Start(t)
@@ -61,7 +61,16 @@ func TestAnyProcessAnswersForEveryService(t *testing.T) {
 	err = c2.Conn.Invoke(ctx, "/"+schedulerv1.SchedulerService_ServiceDesc.ServiceName+"/NoSuchMethod", &emptypb.Empty{}, &emptypb.Empty{})
 	require.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 
-	// A call the mesh forwarded once already is not forwarded again.
+	// REST and the raw bytes on the scheduler-only process reach the
+	// registry too.
+	code, body := httpDo(t, c2, "GET", "/v1/models/proxied", nil)
+	require.Equal(t, 200, code, string(body))
+	require.Contains(t, string(body), `"name":"proxied"`)
+	code, body = httpDo(t, c2, "GET", "/v1/models/proxied/versions/1/artifact", nil)
+	require.Equal(t, 200, code)
+	require.Len(t, body, 3<<20)
+
+		// A call the mesh forwarded once already is not forwarded again.
 	once := metadata.AppendToOutgoingContext(ctx, "bmaas-proxied", "1")
 	_, err = reg.ListModels(once, &registryv1.ListModelsRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)

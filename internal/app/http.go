@@ -29,8 +29,9 @@ import (
 //go:embed openapi.json
 var openAPI []byte
 
-// startHTTP builds the HTTP edge: REST for the services this process runs
-// (through their gRPC clients), raw artifact and dataset bytes, /readyz,
+// startHTTP builds the HTTP edge: REST for every service (through the
+// gRPC clients of this process's own server, which forwards the calls of
+// services it does not run), raw artifact and dataset bytes, /readyz,
 // /metrics, /openapi.json and the web console under /ui/ (the root
 // redirects there).
 func (a *App) startHTTP(ctx context.Context) error {
@@ -57,18 +58,13 @@ func (a *App) startHTTP(ctx context.Context) error {
 		{TargetEvaluator, func() error { return evaluatorv1.RegisterEvaluatorServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
 	} {
-		if !a.cfg.Has(r.target) {
-			continue
-		}
 		if err := r.fn(); err != nil {
 			return fmt.Errorf("rest %s: %w", r.target, err)
 		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
-	if a.cfg.Has(TargetRegistry) {
-		registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
-	}
+	registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
 	if a.w.gateway != nil {
 		a.w.gateway.RegisterHTTP(mux, gw)
 	}
