@@ -45,7 +45,7 @@ lint: tools
 	buf lint
 
 fmt-check:
-	@out=$$(gofmt -l cmd internal pkg services tests bench); \
+	@out=$$(gofmt -l cmd internal pkg services tests bench web); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 check: generate tidy fmt-check vet lint ## fail when generated code or go.mod drift
