@@ -70,7 +70,7 @@ func TestAnyProcessAnswersForEveryService(t *testing.T) {
 	require.Equal(t, 200, code)
 	require.Len(t, body, 3<<20)
 
-		// A call the mesh forwarded once already is not forwarded again.
+	// A call the mesh forwarded once already is not forwarded again.
 	once := metadata.AppendToOutgoingContext(ctx, "bmaas-proxied", "1")
 	_, err = reg.ListModels(once, &registryv1.ListModelsRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
