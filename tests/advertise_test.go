@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
-	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/membership"
 	"github.com/bmaas/bmaas/services/traineragent"
@@ -44,17 +43,7 @@ func TestListenOnEveryInterface(t *testing.T) {
 		routable(ms[0].Addr)
 	}
 
-	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
-	_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
-	trainVersion(t, c, "iris", "iris", "logistic")
-	_, err = gatewayv1.NewDeploymentServiceClient(c.Conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{
-		Deployment: &gatewayv1.Deployment{Model: "iris@latest", MinReplicas: 1, MaxReplicas: 1}})
-	require.NoError(t, err)
-	eventually(t, time.Minute, "deployment ready", func() bool {
-		code, _ := httpDo(t, c, "GET", "/v2/models/iris/ready", nil)
-		return code == http.StatusOK
-	})
+	servedIris(t, c)
 	kvs, err := cli.Get(ctx, traineragent.EndpointKey("iris", ""), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.Len(t, kvs.Kvs, 1)

@@ -48,21 +48,11 @@ func TestAuthEverywhere(t *testing.T) {
 	}
 
 	// Train and deploy with the token: every internal call carries it.
-	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
-	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
-	trainVersion(t, c, "iris", "iris", "logistic")
-	_, err = gatewayv1.NewDeploymentServiceClient(c.Conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{
-		Deployment: &gatewayv1.Deployment{Model: "iris@latest", MinReplicas: 1, MaxReplicas: 1}})
-	require.NoError(t, err)
-	eventually(t, time.Minute, "deployment ready", func() bool {
-		code, _ := httpDo(t, c, "GET", "/v2/models/iris/ready", nil)
-		return code == http.StatusOK
-	})
+	servedIris(t, c)
 	row := []float64{5.1, 3.5, 1.4, 0.2}
 	req := &inference.ModelInferRequest{ModelName: "iris", Inputs: []*inference.ModelInferRequest_InferInputTensor{{
 		Name: "input", Datatype: "FP64", Shape: []int64{1, 4}, Contents: &inference.InferTensorContents{Fp64Contents: row}}}}
-	_, err = inference.NewGRPCInferenceServiceClient(c.Conn).ModelInfer(ctx, req)
+	_, err := inference.NewGRPCInferenceServiceClient(c.Conn).ModelInfer(ctx, req)
 	require.NoError(t, err, "gRPC inference with the token")
 	inferBody := map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "FP64", "shape": []int{1, 4}, "data": row}}}
 	code, body := httpDo(t, c, "POST", "/v2/models/iris/infer", inferBody)

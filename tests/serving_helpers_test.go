@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/app"
@@ -110,4 +111,22 @@ func clients(n int, call func() bool) (stop func()) {
 		}()
 	}
 	return func() { close(done); wg.Wait() }
+}
+
+// servedIris trains iris (logistic regression) on c and serves it as the
+// deployment iris with one replica, ready.
+func servedIris(t *testing.T, c *harness.Cluster) {
+	t.Helper()
+	ctx := t.Context()
+	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
+	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
+	require.NoError(t, err)
+	trainVersion(t, c, "iris", "iris", "logistic")
+	_, err = gatewayv1.NewDeploymentServiceClient(c.Conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{
+		Deployment: &gatewayv1.Deployment{Model: "iris@latest", MinReplicas: 1, MaxReplicas: 1}})
+	require.NoError(t, err)
+	eventually(t, time.Minute, "deployment ready", func() bool {
+		code, _ := httpDo(t, c, "GET", "/v2/models/iris/ready", nil)
+		return code == http.StatusOK
+	})
 }
