@@ -187,6 +187,7 @@ func TestConsoleShowsPlatform(t *testing.T) {
 	require.Equal(t, "QUEUED", p.eval(`[...document.querySelectorAll('#jobs tbody tr')].map(r => r.dataset.state).join(",")`))
 	p.route("#/jobs/" + stuckID)
 	p.waitText("main", "Job "+stuckID, "Unschedulable", "8 GPU", "submitted")
+	p.waitText("#logs", "No log lines.")
 	p.run(chromedp.Click(chromedp.CSS(`#cancel`)))
 	p.run(chromedp.Click(chromedp.CSS(`#cancel-confirm`)))
 	p.waitText("#job-state", "cancelled")
@@ -195,6 +196,19 @@ func TestConsoleShowsPlatform(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, schedulerv1.JobState_JOB_STATE_CANCELLED, got.Job.State)
 	require.Empty(t, p.eval(`document.querySelector('#cancel') ? 'still there' : ''`), "no Cancel on an ended job")
+
+	// A job's page shows its last log lines (over REST's stream).
+	js, err := sc.ListJobs(ctx, &schedulerv1.ListJobsRequest{})
+	require.NoError(t, err)
+	serveID := ""
+	for _, j := range js.Jobs {
+		if j.Spec.GetServing() != nil {
+			serveID = j.Id
+		}
+	}
+	require.NotEmpty(t, serveID)
+	p.route("#/jobs/" + serveID)
+	p.waitText("#logs", `serving iris version 1 as "iris-web"`)
 
 	// Experiments: the trials sorted by the objective, the best one marked.
 	p.run(chromedp.Click(chromedp.CSS(`#nav a[data-view="experiments"]`)))

@@ -50,6 +50,33 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data ?? {};
 }
 
+// stream reads a server-streaming call over REST (newline-delimited JSON,
+// one {"result": ...} or {"error": ...} object per line) and returns its
+// results.
+export async function stream(path) {
+  const headers = { Accept: 'application/json' };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  let resp;
+  try {
+    resp = await fetch(path, { headers, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the server: ${e.message}`);
+  }
+  const text = await resp.text();
+  const objs = text.split('\n').filter((l) => l.trim()).map((l) => {
+    try { return JSON.parse(l); } catch { return { error: { message: l } }; }
+  });
+  const failed = objs.find((o) => o.error) || (!resp.ok ? objs[0] || {} : null);
+  if (failed) {
+    const e = failed.error || failed;
+    const msg = e.message || resp.statusText;
+    if (resp.status === 401) throw new AuthError(401, msg);
+    throw new ApiError(resp.ok ? 500 : resp.status, msg, e.code);
+  }
+  return objs.map((o) => o.result || {});
+}
+
 // list follows next_page_token and returns up to max items of key.
 export async function list(path, key, max = 5000) {
   const out = [];

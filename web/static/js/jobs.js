@@ -1,6 +1,6 @@
 // Job views: the list with a state filter (refreshed while any job is
 // active) and a job's page with its spec, history and a Cancel button.
-import { api, list, enc } from './api.js';
+import { api, list, enc, stream } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, mono,
   fmtNum, fmtBytes, fmtDuration, num, strip, cpu, json, errorBox,
@@ -73,9 +73,24 @@ export async function jobs(ctx) {
 
 let confirming = '';
 
+// LOG_LINES is how many of a job's last log lines its page shows.
+const LOG_LINES = 500;
+
+// logs is the job's last log lines, or the error that kept them away.
+async function logs(id) {
+  let lines;
+  try {
+    lines = (await stream(`/v1/jobs/${enc(id)}/logs?tail_lines=${LOG_LINES}`)).flatMap((r) => r.lines || []);
+  } catch (e) {
+    return errorBox(e, 'Logs');
+  }
+  if (!lines.length) return h('p', { class: 'muted', id: 'logs' }, 'No log lines.');
+  return h('pre', { class: 'json logs', id: 'logs' }, lines.join('\n'));
+}
+
 export async function job(ctx) {
   const [id] = ctx.params;
-  const j = (await api(`/v1/jobs/${enc(id)}`)).job;
+  const [j, logView] = await Promise.all([api(`/v1/jobs/${enc(id)}`).then((r) => r.job), logs(id)]);
   const spec = j.spec || {};
   const live = active(j);
   if (live) ctx.refresh(2000);
@@ -129,6 +144,7 @@ export async function job(ctx) {
       { title: 'State', cell: (t) => badge(t.state) },
       { title: 'Reason', cell: (t) => t.reason || '' },
     ], hist, { id: 'history', empty: 'No transitions recorded.' })),
+    section(`Logs (the last ${LOG_LINES} lines${live ? ', refreshing' : ''})`, logView),
     section('Latest metrics', table([
       { title: 'Metric', cell: ([k]) => k }, { title: 'Value', num: true, cell: ([, x]) => fmtNum(x, 6) }],
     metrics, { empty: live ? 'No metrics reported yet.' : 'No metrics reported.' })),

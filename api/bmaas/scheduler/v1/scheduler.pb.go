@@ -2477,16 +2477,16 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n" +
 	"\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x052\xe3\x06\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x052\xff\x06\n" +
 	"\x10SchedulerService\x12p\n" +
 	"\tSubmitJob\x12$.bmaas.scheduler.v1.SubmitJobRequest\x1a%.bmaas.scheduler.v1.SubmitJobResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x04spec\"\b/v1/jobs\x12f\n" +
 	"\x06GetJob\x12!.bmaas.scheduler.v1.GetJobRequest\x1a\".bmaas.scheduler.v1.GetJobResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/jobs/{id}\x12g\n" +
 	"\bListJobs\x12#.bmaas.scheduler.v1.ListJobsRequest\x1a$.bmaas.scheduler.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/jobs\x12y\n" +
 	"\tCancelJob\x12$.bmaas.scheduler.v1.CancelJobRequest\x1a%.bmaas.scheduler.v1.CancelJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/jobs/{id}:cancel\x12W\n" +
-	"\bWatchJob\x12#.bmaas.scheduler.v1.WatchJobRequest\x1a$.bmaas.scheduler.v1.WatchJobResponse0\x01\x12]\n" +
+	"\bWatchJob\x12#.bmaas.scheduler.v1.WatchJobRequest\x1a$.bmaas.scheduler.v1.WatchJobResponse0\x01\x12y\n" +
 	"\n" +
-	"GetJobLogs\x12%.bmaas.scheduler.v1.GetJobLogsRequest\x1a&.bmaas.scheduler.v1.GetJobLogsResponse0\x01\x12k\n" +
+	"GetJobLogs\x12%.bmaas.scheduler.v1.GetJobLogsRequest\x1a&.bmaas.scheduler.v1.GetJobLogsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/jobs/{id}/logs0\x01\x12k\n" +
 	"\tListNodes\x12$.bmaas.scheduler.v1.ListNodesRequest\x1a%.bmaas.scheduler.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12l\n" +
 	"\aGetNode\x12\".bmaas.scheduler.v1.GetNodeRequest\x1a#.bmaas.scheduler.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{name}B;Z9github.com/bmaas/bmaas/api/bmaas/scheduler/v1;schedulerv1b\x06proto3"
 

@@ -42,6 +42,8 @@ type SchedulerServiceClient interface {
 	// WatchJob streams the job's state changes until it ends.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error)
 	// GetJobLogs streams the job's log lines; with follow it waits for more.
+	// Over REST the stream is newline-delimited JSON, one {"result": ...}
+	// object per message.
 	GetJobLogs(ctx context.Context, in *GetJobLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetJobLogsResponse], error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
@@ -166,6 +168,8 @@ type SchedulerServiceServer interface {
 	// WatchJob streams the job's state changes until it ends.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error
 	// GetJobLogs streams the job's log lines; with follow it waits for more.
+	// Over REST the stream is newline-delimited JSON, one {"result": ...}
+	// object per message.
 	GetJobLogs(*GetJobLogsRequest, grpc.ServerStreamingServer[GetJobLogsResponse]) error
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
