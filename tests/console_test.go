@@ -225,6 +225,27 @@ func TestConsoleShowsPlatform(t *testing.T) {
 	p.waitText("#deployments", "iris-web", "iris@production", "v1", "1 / 1")
 	p.route("#/deployments/iris-web")
 	p.waitText("#replicas", node, "ready", "running")
+	// Scale it from the page.
+	p.run(chromedp.SetValue(chromedp.CSS(`#dep-max`), "2"), chromedp.Click(chromedp.CSS(`#dep-scale`)))
+	eventually(t, 30*time.Second, "max replicas 2 through the console", func() bool {
+		d, err := gatewayv1.NewDeploymentServiceClient(c.Conn).GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris-web"})
+		return err == nil && d.Deployment.MaxReplicas == 2
+	})
+	p.waitText("main", "max 2")
+
+	// A running experiment: pause, resume and cancel it from its page.
+	long, err := ec.CreateExperiment(ctx, &evaluatorv1.CreateExperimentRequest{Experiment: irisExperiment(10000, 1)})
+	require.NoError(t, err)
+	p.route("#/experiments/" + long.Experiment.Id)
+	p.run(chromedp.Click(chromedp.CSS(`#x-pause`)))
+	p.waitText("main", "paused")
+	p.run(chromedp.Click(chromedp.CSS(`#x-resume`)))
+	p.waitText("#x-pause", "Pause")
+	p.run(chromedp.Click(chromedp.CSS(`#x-cancel`)))
+	p.waitText("main", "cancelled")
+	lx, err := ec.GetExperiment(ctx, &evaluatorv1.GetExperimentRequest{Id: long.Experiment.Id})
+	require.NoError(t, err)
+	require.Equal(t, evaluatorv1.ExperimentState_EXPERIMENT_STATE_CANCELLED, lx.Experiment.State)
 
 	// Nodes: capacity and allocation.
 	p.run(chromedp.Click(chromedp.CSS(`#nav a[data-view="nodes"]`)))

@@ -2,13 +2,29 @@
 import { api, list, settle, enc } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, part, mono,
-  fmtNum, fmtBytes, num, strip, cpu, usage,
+  fmtNum, fmtBytes, num, strip, cpu, usage, errorBox,
 } from './ui.js';
 
 const xHref = (id) => `#/experiments/${enc(id)}`;
 const depHref = (n) => `#/deployments/${enc(n)}`;
 const modelLink = (m) => (m ? link(`#/models/${enc(m)}`, m) : '');
 const running = (x) => x.state === 'EXPERIMENT_STATE_RUNNING';
+const paused = (x) => x.state === 'EXPERIMENT_STATE_PAUSED';
+
+// action is a button that calls the API, then draws the page again; an
+// error shows in out.
+function action(id, label, out, call, ctx, cls = 'btn') {
+  return h('button', { class: cls, id, type: 'button', onclick: async (e) => {
+    e.target.disabled = true;
+    try {
+      await call();
+      ctx.rerender();
+    } catch (err) {
+      e.target.disabled = false;
+      out.replaceChildren(errorBox(err, label));
+    }
+  } }, label);
+}
 
 export async function experiments(ctx) {
   const xs = (await list('/v1/experiments', 'experiments')).sort((a, b) => (b.create_time || '').localeCompare(a.create_time || ''));
@@ -62,8 +78,16 @@ export async function experiment(ctx) {
       { title: 'Note', cell: (t) => t.message || '' },
     ], sorted, { id: 'trials', empty: 'No trials yet.', rowClass: (t) => (t.id === best ? 'best' : null), rowData: (t) => ({ trial: t.id }) });
   };
+  const out = h('div');
+  const verb = (v) => () => api(`/v1/experiments/${enc(id)}:${v}`, { method: 'POST', body: {} });
+  const acts = [];
+  if (running(x)) acts.push(action('x-pause', 'Pause', out, verb('pause'), ctx));
+  if (paused(x)) acts.push(action('x-resume', 'Resume', out, verb('resume'), ctx, 'btn primary'));
+  if (running(x) || paused(x)) acts.push(action('x-cancel', 'Cancel experiment', out, verb('cancel'), ctx, 'btn danger'));
   return frag(
     header(`Experiment ${x.name || x.id}`, `${x.searcher} on ${x.model}`, [link('#/experiments', 'Experiments')], badge(x.state, x.message)),
+    acts.length ? h('div', { class: 'toolbar' }, ...acts) : null,
+    out,
     panel(kv([
       ['State', [badge(x.state), x.message ? ` ${x.message}` : '']],
       ['Model', modelLink(x.model)],
@@ -112,8 +136,23 @@ export async function deployment(ctx) {
   const st = d.status || {};
   const res = d.resources || {};
   const model = d.model.split('@')[0];
+  const out = h('div');
+  const minIn = h('input', { type: 'number', id: 'dep-min', min: '0', value: String(d.min_replicas || 0), class: 'narrow' });
+  const maxIn = h('input', { type: 'number', id: 'dep-max', min: '1', value: String(d.max_replicas || 1), class: 'narrow' });
+  // UpdateDeployment takes the whole deployment; its status is the server's.
+  const scale = () => {
+    const upd = { ...d, min_replicas: Number(minIn.value), max_replicas: Number(maxIn.value) };
+    delete upd.status;
+    delete upd.state;
+    return api(`/v1/deployments/${enc(d.name)}`, { method: 'PATCH', body: upd });
+  };
+  const rollback = () => api(`/v1/deployments/${enc(d.name)}:rollback`, { method: 'POST', body: {} });
   return frag(
     header(d.name, d.model, [link('#/deployments', 'Deployments')], badge(d.state, st.message)),
+    h('div', { class: 'toolbar' }, h('label', {}, 'Min ', minIn), h('label', {}, 'Max ', maxIn),
+      action('dep-scale', 'Scale', out, scale, ctx, 'btn primary'),
+      num(st.previous_version) ? action('dep-rollback', `Roll back to v${st.previous_version}`, out, rollback, ctx) : null),
+    out,
     panel(kv([
       ['State', [badge(d.state), st.message ? ` ${st.message}` : '']],
       ['Model', [modelLink(model), ` (${d.model})`]],
