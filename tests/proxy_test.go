@@ -31,7 +31,7 @@ func join(t *testing.T, c *harness.Cluster, targets []string, opts ...harness.Op
 // TestAnyProcessAnswersForEveryService: a process that runs only the
 // scheduler forwards the calls of the other services to the processes
 // that run them: over gRPC (unary, client and server streaming, errors
-// with their status) and over REST.
+// with their status), over REST, and KServe v2 REST.
 func TestAnyProcessAnswersForEveryService(t *testing.T) {
 	t.Parallel()
 	c1 := harness.Start(t)
@@ -69,6 +69,21 @@ func TestAnyProcessAnswersForEveryService(t *testing.T) {
 	code, body = httpDo(t, c2, "GET", "/v1/models/proxied/versions/1/artifact", nil)
 	require.Equal(t, 200, code)
 	require.Len(t, body, 3<<20)
+
+	// KServe v2 REST on the process without a gateway: the calls go to the
+	// gateway over gRPC.
+	servedIris(t, c1)
+	code, body = httpDo(t, c2, "GET", "/v2/models/iris/ready", nil)
+	require.Equal(t, 200, code, string(body))
+	code, body = httpDo(t, c2, "POST", "/v2/models/iris/infer", map[string]any{"inputs": []any{map[string]any{
+		"name": "input", "datatype": "FP64", "shape": []int{1, 4}, "data": []float64{5.1, 3.5, 1.4, 0.2}}}})
+	require.Equal(t, 200, code, string(body))
+	require.Contains(t, string(body), `"name":"probabilities"`)
+	code, body = httpDo(t, c2, "POST", "/v1/models/iris:predict", map[string]any{"instances": [][]float64{{5.1, 3.5, 1.4, 0.2}}})
+	require.Equal(t, 200, code, string(body))
+	require.Contains(t, string(body), `"predictions":[`)
+	code, body = httpDo(t, c2, "GET", "/v2/models/nope", nil)
+	require.Equal(t, 404, code, string(body))
 
 	// A call the mesh forwarded once already is not forwarded again.
 	once := metadata.AppendToOutgoingContext(ctx, "bmaas-proxied", "1")

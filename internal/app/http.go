@@ -19,7 +19,9 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/services/gateway"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/web"
 )
@@ -67,6 +69,8 @@ func (a *App) startHTTP(ctx context.Context) error {
 	registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
 	if a.w.gateway != nil {
 		a.w.gateway.RegisterHTTP(mux, gw)
+	} else {
+		gateway.RegisterRemoteHTTP(mux, gw, inference.NewGRPCInferenceServiceClient(conn), a.cfg.Gateway.MaxRequestBytes)
 	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready.Load() || a.stopping.Load() {

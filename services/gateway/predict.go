@@ -12,8 +12,8 @@ import (
 // {"instances": [[...], ...]}: rows of the model's input features, sent
 // as the FP64 tensor "input"; the answer is {"predictions": [...]} and,
 // for classifiers, "probabilities": [[...], ...].
-func (s *Service) restPredict(w http.ResponseWriter, r *http.Request, name string) {
-	bp, err := s.readBody(w, r)
+func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string) {
+	bp, err := a.readBody(w, r)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -40,7 +40,7 @@ func (s *Service) restPredict(w http.ResponseWriter, r *http.Request, name strin
 		}
 		x = append(x, row...)
 	}
-	resp, err := s.Infer(r.Context(), &inference.ModelInferRequest{ModelName: name,
+	resp, err := a.dp.Infer(r.Context(), &inference.ModelInferRequest{ModelName: name,
 		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP64",
 			Shape: []int64{int64(rows), int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: x}}}})
 	if err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,10 +17,34 @@ import (
 	"github.com/bmaas/bmaas/pkg/serving"
 )
 
+// DataPlane answers the KServe v2 calls the REST handlers need: the
+// gateway itself in a process that runs it, or a gRPC client of one.
+type DataPlane interface {
+	Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error)
+	ModelMetadata(ctx context.Context, name, version string) (*inference.ModelMetadataResponse, error)
+	ModelReady(ctx context.Context, name, version string) (bool, error)
+}
+
+// restAPI is the KServe v2 REST protocol over a DataPlane.
+type restAPI struct {
+	dp       DataPlane
+	maxBytes int64
+}
+
 // RegisterHTTP mounts the KServe v2 REST protocol (/v2/...) and the
 // convenience POST /v1/models/{name}:predict on mux; other POSTs under
 // /v1/models/ go to fallback (the REST API of the other services).
 func (s *Service) RegisterHTTP(mux *http.ServeMux, fallback http.Handler) {
+	restAPI{dp: s, maxBytes: s.cfg.MaxRequestBytes}.register(mux, fallback)
+}
+
+// RegisterRemoteHTTP mounts the same REST protocol in a process that does
+// not run the gateway: every call goes to the gateway over c.
+func RegisterRemoteHTTP(mux *http.ServeMux, fallback http.Handler, c inference.GRPCInferenceServiceClient, maxRequestBytes int64) {
+	restAPI{dp: remote{c}, maxBytes: maxRequestBytes}.register(mux, fallback)
+}
+
+func (a restAPI) register(mux *http.ServeMux, fallback http.Handler) {
 	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, _ *http.Request) {
 		md := serverMetadata()
 		writeJSON(w, http.StatusOK, map[string]any{"name": md.Name, "version": md.Version, "extensions": md.Extensions})
@@ -31,9 +56,9 @@ func (s *Service) RegisterHTTP(mux *http.ServeMux, fallback http.Handler) {
 		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
 	})
 	for _, base := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
-		mux.HandleFunc("GET "+base, s.restMetadata)
-		mux.HandleFunc("GET "+base+"/ready", s.restReady)
-		mux.HandleFunc("POST "+base+"/infer", s.restInfer)
+		mux.HandleFunc("GET "+base, a.restMetadata)
+		mux.HandleFunc("GET "+base+"/ready", a.restReady)
+		mux.HandleFunc("POST "+base+"/infer", a.restInfer)
 	}
 	mux.HandleFunc("POST /v1/models/{call}", func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutSuffix(r.PathValue("call"), ":predict")
@@ -41,12 +66,30 @@ func (s *Service) RegisterHTTP(mux *http.ServeMux, fallback http.Handler) {
 			fallback.ServeHTTP(w, r)
 			return
 		}
-		s.restPredict(w, r, name)
+		a.restPredict(w, r, name)
 	})
 }
 
-func (s *Service) restMetadata(w http.ResponseWriter, r *http.Request) {
-	md, err := s.ModelMetadata(r.Context(), r.PathValue("name"), r.PathValue("version"))
+// remote is the DataPlane of a gateway reached over gRPC.
+type remote struct {
+	c inference.GRPCInferenceServiceClient
+}
+
+func (r remote) Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	return r.c.ModelInfer(ctx, req)
+}
+
+func (r remote) ModelMetadata(ctx context.Context, name, version string) (*inference.ModelMetadataResponse, error) {
+	return r.c.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: name, Version: version})
+}
+
+func (r remote) ModelReady(ctx context.Context, name, version string) (bool, error) {
+	resp, err := r.c.ModelReady(ctx, &inference.ModelReadyRequest{Name: name, Version: version})
+	return resp.GetReady(), err
+}
+
+func (a restAPI) restMetadata(w http.ResponseWriter, r *http.Request) {
+	md, err := a.dp.ModelMetadata(r.Context(), r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -62,8 +105,8 @@ func (s *Service) restMetadata(w http.ResponseWriter, r *http.Request) {
 		"inputs": tensors(md.Inputs), "outputs": tensors(md.Outputs)})
 }
 
-func (s *Service) restReady(w http.ResponseWriter, r *http.Request) {
-	ready, err := s.ModelReady(r.Context(), r.PathValue("name"), r.PathValue("version"))
+func (a restAPI) restReady(w http.ResponseWriter, r *http.Request) {
+	ready, err := a.dp.ModelReady(r.Context(), r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -78,10 +121,10 @@ func (s *Service) restReady(w http.ResponseWriter, r *http.Request) {
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // readBody reads the body up to the size limit into a pooled buffer.
-func (s *Service) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	body := http.MaxBytesReader(w, r.Body, a.maxBytes)
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
@@ -96,15 +139,15 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, err
 			bufPool.Put(bp)
 			var mb *http.MaxBytesError
 			if errors.As(err, &mb) {
-				return nil, apierr.Exhausted("request body over %d bytes", s.cfg.MaxRequestBytes)
+				return nil, apierr.Exhausted("request body over %d bytes", a.maxBytes)
 			}
 			return nil, apierr.Invalid("body", "%v", err)
 		}
 	}
 }
 
-func (s *Service) restInfer(w http.ResponseWriter, r *http.Request) {
-	bp, err := s.readBody(w, r)
+func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
+	bp, err := a.readBody(w, r)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -116,7 +159,7 @@ func (s *Service) restInfer(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	resp, err := s.Infer(r.Context(), req)
+	resp, err := a.dp.Infer(r.Context(), req)
 	if err != nil {
 		bufPool.Put(bp)
 		writeErr(w, err)
