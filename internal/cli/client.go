@@ -97,3 +97,24 @@ func (c *client) transfer(ctx context.Context, cmd *cobra.Command) (context.Cont
 	}
 	return context.WithCancel(ctx)
 }
+
+// allPages follows a List call's page tokens: it calls list with each
+// token in turn, under one call deadline per page, until the server
+// returns no next token (or the same one again), and returns every item.
+func allPages[T any](ctx context.Context, c *client, list func(ctx context.Context, token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
+	for {
+		cctx, cancel := c.call(ctx)
+		items, next, err := list(cctx, token)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" || next == token {
+			return all, nil
+		}
+		token = next
+	}
+}

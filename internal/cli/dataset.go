@@ -86,21 +86,16 @@ func datasetListCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &registryv1.ListDatasetsResponse{}
 				req := &registryv1.ListDatasetsRequest{PageSize: pageSize, LabelSelector: sel}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.ListDatasets(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Datasets = append(all.Datasets, resp.GetDatasets()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*registryv1.Dataset, string, error) {
+					req.PageToken = token
+					resp, err := c.ListDatasets(ctx, req)
+					return resp.GetDatasets(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &registryv1.ListDatasetsResponse{Datasets: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
 					t.row("NAME", "LATEST", "ROWS", "COLUMNS", "SIZE", "DESCRIPTION", "UPDATED")
 					for _, d := range all.GetDatasets() {

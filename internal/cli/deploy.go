@@ -145,21 +145,16 @@ func deployListCommand(g *globals) *cobra.Command {
 		Args:  args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &gatewayv1.ListDeploymentsResponse{}
 				req := &gatewayv1.ListDeploymentsRequest{}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.deployments().ListDeployments(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Deployments = append(all.Deployments, resp.GetDeployments()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*gatewayv1.Deployment, string, error) {
+					req.PageToken = token
+					resp, err := c.deployments().ListDeployments(ctx, req)
+					return resp.GetDeployments(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &gatewayv1.ListDeploymentsResponse{Deployments: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { deploymentRows(t, all.GetDeployments()) })
 			})
 		},

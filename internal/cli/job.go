@@ -61,21 +61,16 @@ func jobListCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &schedulerv1.ListJobsResponse{}
 				req := &schedulerv1.ListJobsRequest{PageSize: pageSize, State: st, Model: model, LabelSelector: sel}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.scheduler().ListJobs(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Jobs = append(all.Jobs, resp.GetJobs()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*schedulerv1.Job, string, error) {
+					req.PageToken = token
+					resp, err := c.scheduler().ListJobs(ctx, req)
+					return resp.GetJobs(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &schedulerv1.ListJobsResponse{Jobs: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { jobRows(t, all.GetJobs()) })
 			})
 		},

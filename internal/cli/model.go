@@ -93,21 +93,16 @@ func modelListCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &registryv1.ListModelsResponse{}
 				req := &registryv1.ListModelsRequest{PageSize: pageSize, LabelSelector: sel}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.ListModels(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Models = append(all.Models, resp.GetModels()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*registryv1.Model, string, error) {
+					req.PageToken = token
+					resp, err := c.ListModels(ctx, req)
+					return resp.GetModels(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &registryv1.ListModelsResponse{Models: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
 					t.row("NAME", "TASK", "LATEST", "ALIASES", "LABELS", "UPDATED")
 					for _, m := range all.GetModels() {

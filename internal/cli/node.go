@@ -37,21 +37,16 @@ func nodeListCommand(g *globals) *cobra.Command {
 		Args:  args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &schedulerv1.ListNodesResponse{}
 				req := &schedulerv1.ListNodesRequest{PageSize: pageSize}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.scheduler().ListNodes(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Nodes = append(all.Nodes, resp.GetNodes()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*schedulerv1.Node, string, error) {
+					req.PageToken = token
+					resp, err := c.scheduler().ListNodes(ctx, req)
+					return resp.GetNodes(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &schedulerv1.ListNodesResponse{Nodes: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { nodeRows(t, all.GetNodes()) })
 			})
 		},

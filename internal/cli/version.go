@@ -29,21 +29,16 @@ func versionListCommand(g *globals) *cobra.Command {
 		Args:  args("NAME", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				all := &registryv1.ListModelVersionsResponse{}
 				req := &registryv1.ListModelVersionsRequest{Model: a[0], PageSize: pageSize}
-				for {
-					cctx, cancel := c.call(ctx)
-					resp, err := c.ListModelVersions(cctx, req)
-					cancel()
-					if err != nil {
-						return err
-					}
-					all.Versions = append(all.Versions, resp.GetVersions()...)
-					if resp.GetNextPageToken() == "" || resp.GetNextPageToken() == req.PageToken {
-						break
-					}
-					req.PageToken = resp.GetNextPageToken()
+				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*registryv1.ModelVersion, string, error) {
+					req.PageToken = token
+					resp, err := c.ListModelVersions(ctx, req)
+					return resp.GetVersions(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
+				all := &registryv1.ListModelVersionsResponse{Versions: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
 					versionRows(t, all.GetVersions())
 				})
