@@ -127,6 +127,25 @@ func Leader(ctx context.Context, cli *clientv3.Client, service string) (id strin
 	return string(kv.Value), kv.CreateRevision, nil
 }
 
+// Fence is the comparison that holds while the leader key of term (the
+// term lead was given) exists: a leader adds it to its writes, so none of
+// them lands once another replica leads.
+func Fence(ctx context.Context, cli *clientv3.Client, service string, term int64) (clientv3.Cmp, error) {
+	if err := checkService(service); err != nil {
+		return clientv3.Cmp{}, err
+	}
+	resp, err := cli.Get(ctx, prefix(service), clientv3.WithPrefix())
+	if err != nil {
+		return clientv3.Cmp{}, fmt.Errorf("read leader keys of %s: %w", service, err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.CreateRevision == term {
+			return clientv3.Compare(clientv3.CreateRevision(string(kv.Key)), "=", term), nil
+		}
+	}
+	return clientv3.Cmp{}, fmt.Errorf("%w: the leader key of %s's term %d is gone", errLost, service, term)
+}
+
 // backoff is a capped exponential delay between failed campaigns.
 type backoff struct {
 	minDelay, maxDelay, next time.Duration

@@ -2,8 +2,6 @@ package evaluator
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -22,12 +20,11 @@ const jobsPrefix = "/bmaas/v1/jobs/"
 // A pass runs when a job or an experiment changes (watched), at once
 // again after a pass that left trials to submit, and every Poll.
 func (e *Evaluator) lead(ctx context.Context, term int64) {
-	key, err := leaderKey(ctx, e.cli, term)
+	fence, err := election.Fence(ctx, e.cli, electionService, term)
 	if err != nil {
 		e.log.Warn("leader key", "term", term, "err", err)
 		return
 	}
-	fence := clientv3.Compare(clientv3.CreateRevision(key), "=", term)
 	e.log.Info("leading experiments", "term", term)
 	t := time.NewTicker(e.cfg.Poll)
 	defer t.Stop()
@@ -77,20 +74,6 @@ func (e *Evaluator) watchChanges(ctx context.Context, wake chan<- struct{}) {
 		case <-time.After(e.cfg.Poll):
 		}
 	}
-}
-
-// leaderKey finds the election key whose create revision is term.
-func leaderKey(ctx context.Context, cli *clientv3.Client, term int64) (string, error) {
-	resp, err := cli.Get(ctx, election.KeyPrefix+electionService+"/", clientv3.WithPrefix())
-	if err != nil {
-		return "", fmt.Errorf("read leader keys: %w", err)
-	}
-	for _, kv := range resp.Kvs {
-		if kv.CreateRevision == term {
-			return string(kv.Key), nil
-		}
-	}
-	return "", errors.New("leader key of this term is gone")
 }
 
 // driveAll runs a pass over the live experiments and reports whether one

@@ -29,7 +29,7 @@ func TestFailover(t *testing.T) {
 	e.wait(a.c, first, inState(stScheduled))
 	e.report(first, 0, taskRunning, nil)
 	e.wait(a.c, first, inState(stRunning))
-	oldKey, err := leaderKey(t.Context(), e.cli, term1)
+	oldFence, err := election.Fence(t.Context(), e.cli, electionService, term1)
 	require.NoError(t, err)
 
 	a.stop()
@@ -66,7 +66,7 @@ func TestFailover(t *testing.T) {
 	require.Len(t, resp.Kvs, 1, "nothing is double-assigned")
 
 	// A deposed leader writes nothing: its fence fails.
-	stale := &leader{Scheduler: b.svc.sched, term: term1, fence: clientv3.Compare(clientv3.CreateRevision(oldKey), "=", term1)}
+	stale := &leader{Scheduler: b.svc.sched, term: term1, fence: oldFence}
 	tx := &txn{}
 	require.NoError(t, tx.put(assignmentKey("n1", "ghost", 0), &schedulerv1.Assignment{JobId: "ghost"}))
 	require.NoError(t, stale.flush(t.Context(), []*txn{tx}))

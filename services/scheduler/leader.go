@@ -25,20 +25,6 @@ type leader struct {
 	wantRev int64
 }
 
-// leaderKey finds the election key whose create revision is term.
-func leaderKey(ctx context.Context, cli *clientv3.Client, term int64) (string, error) {
-	resp, err := cli.Get(ctx, election.KeyPrefix+electionService+"/", clientv3.WithPrefix())
-	if err != nil {
-		return "", fmt.Errorf("read leader keys: %w", err)
-	}
-	for _, kv := range resp.Kvs {
-		if kv.CreateRevision == term {
-			return string(kv.Key), nil
-		}
-	}
-	return "", errors.New("leader key of this term is gone")
-}
-
 // lead runs the reconcile loop while this replica leads.
 func (s *Service) lead(ctx context.Context, term int64) {
 	s.sched.met.leader.Set(1)
@@ -49,7 +35,7 @@ func (s *Service) lead(ctx context.Context, term int64) {
 }
 
 func (s *Service) leadTerm(ctx context.Context, term int64) error {
-	key, err := leaderKey(ctx, s.sched.cli, term)
+	fence, err := election.Fence(ctx, s.sched.cli, electionService, term)
 	if err != nil {
 		return err
 	}
@@ -57,8 +43,7 @@ func (s *Service) leadTerm(ctx context.Context, term int64) error {
 	if err != nil {
 		return err
 	}
-	l := &leader{Scheduler: s.sched, term: term, v: v,
-		fence: clientv3.Compare(clientv3.CreateRevision(key), "=", term)}
+	l := &leader{Scheduler: s.sched, term: term, v: v, fence: fence}
 	if s.cfg.Scoring == "spread" {
 		l.strategy = placement.Spread
 	}
