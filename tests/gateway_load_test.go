@@ -18,12 +18,6 @@ func withFastLoadReports() harness.Option {
 	return func(cfg *app.Config) { cfg.Gateway.LoadReportInterval = 200 * time.Millisecond }
 }
 
-// startSecondGateway runs another gateway process on c's etcd and NATS.
-func startSecondGateway(t *testing.T, c *harness.Cluster, opts ...harness.Option) *harness.Cluster {
-	t.Helper()
-	return join(t, c, []string{app.TargetGateway}, opts...)
-}
-
 // TestAutoscaleCountsEveryGateway: two gateways on one etcd and NATS,
 // and load that flows only through the one that does not lead. The
 // leader's autoscaler sees it in that gateway's load reports: it scales
@@ -33,7 +27,7 @@ func TestAutoscaleCountsEveryGateway(t *testing.T) {
 	t.Parallel()
 	opts := []harness.Option{withFastGateway(), withFastLoadReports()}
 	c1 := harness.Start(t, opts...)
-	c2 := startSecondGateway(t, c1, opts...)
+	c2 := join(t, c1, []string{app.TargetGateway}, opts...)
 	ctx := t.Context()
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c1.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})

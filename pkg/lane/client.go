@@ -57,6 +57,9 @@ type result struct {
 	err error
 }
 
+// bufPool holds the response bodies handed to callers.
+var bufPool = mem.DefaultBufferPool()
+
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan result, 1)} }}
 
 // errClosed answers calls on a closed client.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -78,8 +77,6 @@ type task struct {
 }
 
 var taskPool = sync.Pool{New: func() any { return new(task) }}
-
-var bufPool = mem.DefaultBufferPool()
 
 // Serve accepts connections on lis until Shutdown or Close.
 func (s *Server) Serve(lis net.Listener) error {
@@ -252,11 +249,14 @@ func (s *Server) run(t *task, out []byte) []byte {
 		sc.reply(t.id, status.New(codes.Unavailable, "lane: the server is shutting down"), nil)
 		return out
 	}
-	ctx, cancel := context.Background(), context.CancelFunc(nil)
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
 	if t.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		ctx, cancel = context.WithTimeout(context.Background(), t.timeout)
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		ctx, cancel = context.WithCancel(context.Background())
 	}
 	sc.track(t.id, cancel)
 	out, err := s.call(ctx, t.method, t.body, out)

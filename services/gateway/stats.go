@@ -21,11 +21,24 @@ type depStats struct {
 	lastReq  time.Time
 	// samples: average concurrency per sampling period, newest last.
 	samples []sample
-	sampled float64
-	at      time.Time
-	// The load report's cut: the area and time at the last report.
-	reported   float64
-	reportedAt time.Time
+	// Where each reader last cut the integral.
+	sampled, reported cut
+}
+
+// cut is where a reader last cut the integral: the area and the time.
+type cut struct {
+	area float64
+	at   time.Time
+}
+
+// next returns the average concurrency since c (ok false over no time)
+// and moves c to area at now.
+func (c *cut) next(area float64, now time.Time) (avg float64, ok bool) {
+	if dt := now.Sub(c.at).Seconds(); dt > 0 {
+		avg, ok = (area-c.area)/dt, true
+	}
+	c.area, c.at = area, now
+	return avg, ok
 }
 
 type sample struct {
@@ -53,7 +66,7 @@ func (s *stats) get(dep string) *depStats {
 	defer s.mu.Unlock()
 	if d = s.m[dep]; d == nil {
 		now := s.now()
-		d = &depStats{last: now, at: now, reportedAt: now}
+		d = &depStats{last: now, sampled: cut{at: now}, reported: cut{at: now}}
 		s.m[dep] = d
 	}
 	return d
@@ -98,10 +111,9 @@ func (s *stats) observe(dep string, stable, panicW time.Duration, remote float64
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.advance(now)
-	if dt := now.Sub(d.at).Seconds(); dt > 0 {
-		d.samples = append(d.samples, sample{at: now, avg: (d.area-d.sampled)/dt + remote})
+	if avg, ok := d.sampled.next(d.area, now); ok {
+		d.samples = append(d.samples, sample{at: now, avg: avg + remote})
 	}
-	d.sampled, d.at = d.area, now
 	for len(d.samples) > 0 && now.Sub(d.samples[0].at) > stable {
 		d.samples = d.samples[1:]
 	}
@@ -135,11 +147,9 @@ func (s *stats) report() []*gatewayv1.DeploymentLoad {
 	for dep, d := range s.m {
 		d.mu.Lock()
 		d.advance(now)
-		var avg float64
-		if dt := now.Sub(d.reportedAt).Seconds(); dt > 0 {
-			avg = (d.area - d.reported) / dt
-		}
-		busy := avg > 0 || d.inflight > 0 || (!d.lastReq.IsZero() && !d.lastReq.Before(d.reportedAt))
+		since := d.reported.at
+		avg, _ := d.reported.next(d.area, now)
+		busy := avg > 0 || d.inflight > 0 || (!d.lastReq.IsZero() && !d.lastReq.Before(since))
 		if busy {
 			l := &gatewayv1.DeploymentLoad{Deployment: dep, Concurrency: avg, InFlight: d.inflight}
 			if !d.lastReq.IsZero() {
@@ -147,7 +157,6 @@ func (s *stats) report() []*gatewayv1.DeploymentLoad {
 			}
 			out = append(out, l)
 		}
-		d.reported, d.reportedAt = d.area, now
 		d.mu.Unlock()
 	}
 	return out
