@@ -34,8 +34,8 @@ func (a *App) route(method string) (string, bool) {
 // proxy forwards the calls of services this process does not run
 // (pkg/mesh), once the mesh is up.
 func (a *App) proxy(srv any, ss grpc.ServerStream) error {
-	if a.w.dialer == nil {
+	if a.w.forward == nil {
 		return status.Error(codes.Unavailable, "not connected to the mesh yet")
 	}
-	return a.w.dialer.Proxy(a.route)(srv, ss)
+	return a.w.forward(srv, ss)
 }

@@ -37,6 +37,8 @@ type wiring struct {
 	services []string
 	// dialer reaches other services by name through membership.
 	dialer *mesh.Dialer
+	// forward relays the calls of services this process does not run.
+	forward grpc.StreamHandler
 	// gateway serves the KServe v2 REST routes on the HTTP edge.
 	gateway *gateway.Service
 }
@@ -70,6 +72,7 @@ func (a *App) startEtcd(ctx context.Context) error {
 		return err
 	}
 	a.w.dialer = mesh.NewDialer(cli, token, a.log)
+	a.w.forward = a.w.dialer.Proxy(a.route)
 	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints = a.cfg.EtcdEndpoints })
 	return nil
 }
