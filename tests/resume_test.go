@@ -69,7 +69,8 @@ func TestAgentKillResumesFromCheckpoint(t *testing.T) {
 		if err := json.Unmarshal(e.Data, &line); err != nil {
 			return err
 		}
-		if line["split"] == "train" {
+		// Epoch lines only: the final metrics line has split "train" too.
+		if line["split"] == "train" && line["final"] != true {
 			trained++
 		}
 		return nil
