@@ -9,9 +9,8 @@ import (
 // the server listens on every interface, by this machine's first
 // non-loopback address (an unspecified host is no address for anyone
 // else).
-func (a *App) advertiseAddr() string {
-	return advertise(a.w.server.Addr(), a.cfg.AdvertiseHost, firstNonLoopback)
-}
+// It is worked out once, when the server has bound its port (startServer).
+func (a *App) advertiseAddr() string { return a.w.advertise }
 
 // advertise replaces the host of the listen address addr by host, or by
 // local() when host is empty and addr's host is unspecified.

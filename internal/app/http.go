@@ -91,12 +91,8 @@ func (a *App) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 	}
-	token, err := a.cfg.GRPC.Token()
-	if err != nil {
-		_ = lis.Close()
-		return err
-	}
-	a.httpSrv = &http.Server{Handler: grpcsrv.HTTPAuth(token, publicPath, mux), ReadHeaderTimeout: 10 * time.Second}
+	// The mesh's token is the one every caller must present.
+	a.httpSrv = &http.Server{Handler: grpcsrv.HTTPAuth(a.w.dialer.Token(), publicPath, mux), ReadHeaderTimeout: 10 * time.Second}
 	a.httpLis = lis
 	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
 	return nil

@@ -81,6 +81,7 @@ func (a *App) startServer(context.Context) error {
 		return err
 	}
 	a.w.server = s
+	a.w.advertise = advertise(s.Addr(), a.cfg.AdvertiseHost, firstNonLoopback)
 	a.setAddrs(func(ad *Addrs) { ad.GRPC = s.Addr() })
 	return nil
 }

@@ -39,6 +39,8 @@ type wiring struct {
 	dialer *mesh.Dialer
 	// forward relays the calls of services this process does not run.
 	forward grpc.StreamHandler
+	// advertise is the gRPC address others reach this process at.
+	advertise string
 	// gateway serves the KServe v2 REST routes on the HTTP edge.
 	gateway *gateway.Service
 }
