@@ -120,6 +120,9 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 	}
 	cfg, _ := searchConfig(x)
 	st, err := search.New(cfg)
+	if fe := (*search.FieldError)(nil); errors.As(err, &fe) {
+		return nil, apierr.Invalid("experiment."+fe.Field, "%s", fe.Msg)
+	}
 	if err != nil {
 		return nil, apierr.Invalid("experiment", "%v", strings.TrimPrefix(err.Error(), search.ErrInvalid.Error()+": "))
 	}

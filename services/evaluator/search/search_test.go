@@ -55,7 +55,7 @@ func TestValidateNamesTheProblem(t *testing.T) {
 }
 
 func TestGridAndConditions(t *testing.T) {
-	g := space().Grid()
+	g := space().Grid(MaxGridSize)
 	// lr 3 × layers 3 × (adam + sgd × momentum 3) = 36
 	require.Len(t, g, 36)
 	for _, c := range g {

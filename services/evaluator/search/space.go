@@ -19,6 +19,32 @@ import (
 // ErrInvalid marks an invalid search configuration.
 var ErrInvalid = errors.New("invalid search")
 
+// Limits on a search space: they keep every check and the grid's
+// enumeration bounded whatever a request holds.
+const (
+	// MaxParams is the most parameters a space may have.
+	MaxParams = 100
+	// MaxValues is the most values of a categorical parameter (and of a
+	// condition's parent values).
+	MaxValues = 1000
+	// MaxGridPoints is the most grid points of a numeric parameter.
+	MaxGridPoints = 1000
+	// MaxGridSize is the most configurations a grid search may enumerate.
+	MaxGridSize = 10000
+)
+
+// FieldError is an ErrInvalid naming the field at fault, as a path in the
+// configuration ("params[0].grid_points").
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Field + ": " + e.Msg }
+
+// Unwrap makes a FieldError an ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
 // Type is a parameter's distribution.
 type Type string
 
@@ -48,13 +74,16 @@ type Param struct {
 type Space []Param
 
 func invalid(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Validate checks every parameter; errors name the parameter.
 func (s Space) Validate() error {
 	if len(s) == 0 {
 		return invalid("params", "the search space is empty")
+	}
+	if len(s) > MaxParams {
+		return invalid("params", "at most %d parameters, got %d", MaxParams, len(s))
 	}
 	seen := map[string]int{}
 	for i, p := range s {
@@ -70,6 +99,9 @@ func (s Space) Validate() error {
 			if len(p.Values) == 0 {
 				return invalid(f, "a categorical parameter needs at least one value")
 			}
+			if len(p.Values) > MaxValues {
+				return invalid(fmt.Sprintf("params[%d].values", i), "at most %d values, got %d", MaxValues, len(p.Values))
+			}
 		case Uniform, LogUniform, Int:
 			if math.IsNaN(p.Low) || math.IsNaN(p.High) || !(p.Low < p.High) {
 				return invalid(f, "low %v must be below high %v", p.Low, p.High)
@@ -83,6 +115,12 @@ func (s Space) Validate() error {
 		default:
 			return invalid(f, "unknown type %q (uniform, log_uniform, int, categorical)", p.Type)
 		}
+		switch {
+		case p.GridPoints < 0:
+			return invalid(fmt.Sprintf("params[%d].grid_points", i), "must not be negative, got %d", p.GridPoints)
+		case p.GridPoints > MaxGridPoints:
+			return invalid(fmt.Sprintf("params[%d].grid_points", i), "at most %d, got %d", MaxGridPoints, p.GridPoints)
+		}
 		if p.Parent != "" {
 			j, ok := seen[p.Parent]
 			if !ok {
@@ -91,9 +129,13 @@ func (s Space) Validate() error {
 			if len(p.ParentValues) == 0 {
 				return invalid(f, "a condition needs the parent's values")
 			}
+			if len(p.ParentValues) > MaxValues {
+				return invalid(fmt.Sprintf("params[%d].condition.values", i), "at most %d values, got %d", MaxValues, len(p.ParentValues))
+			}
 			if par := s[j]; par.Type == Categorical {
+				values := setOf(par.Values)
 				for _, v := range p.ParentValues {
-					if !slices.Contains(par.Values, v) {
+					if !values[v] {
 						return invalid(f, "parent %q never takes %q", p.Parent, v)
 					}
 				}
@@ -145,50 +187,10 @@ func (s Space) Sample(rng *rand.Rand) map[string]string {
 	return out
 }
 
-// points are the grid values of p.
-func (p Param) points() []string {
-	if p.Type == Categorical {
-		return p.Values
-	}
-	n := p.GridPoints
-	if n <= 0 {
-		n = 3
-	}
-	var out []string
-	for i := range n {
-		t := float64(i) / float64(max(n-1, 1))
-		x := p.Low + t*(p.High-p.Low)
-		if p.Type == LogUniform {
-			x = math.Exp(math.Log(p.Low) + t*(math.Log(p.High)-math.Log(p.Low)))
-		}
-		if v := p.format(x); !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// Grid enumerates every configuration, the last parameter varying fastest;
-// an inactive conditional parameter adds no points.
-func (s Space) Grid() []map[string]string {
-	out := []map[string]string{{}}
-	for _, p := range s {
-		var next []map[string]string
-		for _, c := range out {
-			if !p.active(c) {
-				next = append(next, c)
-				continue
-			}
-			for _, v := range p.points() {
-				m := make(map[string]string, len(c)+1)
-				for k, x := range c {
-					m[k] = x
-				}
-				m[p.Name] = v
-				next = append(next, m)
-			}
-		}
-		out = next
+func setOf(xs []string) map[string]bool {
+	out := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		out[x] = true
 	}
 	return out
 }

@@ -144,7 +144,11 @@ func New(cfg Config) (*State, error) {
 		return nil, invalid("max_epochs", "%s needs max_epochs >= min_epochs and a reduction factor of 2 or more", cfg.Searcher)
 	}
 	if cfg.Searcher == Grid {
-		cfg.MaxTrials = min(cfg.MaxTrials, len(cfg.Space.Grid()))
+		n := cfg.Space.gridSize(MaxGridSize + 1)
+		if n > MaxGridSize {
+			return nil, invalid("params", "the grid has more than %d combinations; use fewer grid_points or values, or another searcher", MaxGridSize)
+		}
+		cfg.MaxTrials = min(cfg.MaxTrials, n)
 	}
 	return &State{Config: cfg}, nil
 }
@@ -245,7 +249,11 @@ func (s *State) next() (Action, bool) {
 	var params map[string]string
 	switch s.Config.Searcher {
 	case Grid:
-		params = s.Config.Space.Grid()[n]
+		g := s.Config.Space.Grid(n + 1)
+		if n >= len(g) {
+			return Action{}, false
+		}
+		params = g[n]
 	case TPE:
 		params = s.suggestTPE(n)
 	default:
