@@ -26,6 +26,8 @@ func TestCreateExperimentRejectsUnboundedSpaces(t *testing.T) {
 			{Name: "C", Type: evaluatorv1.ParamType_PARAM_TYPE_UNIFORM, Low: 0.1, High: 10, GridPoints: 1000},
 			{Name: "tol", Type: evaluatorv1.ParamType_PARAM_TYPE_UNIFORM, Low: 0.1, High: 10, GridPoints: 1000}},
 			"experiment.params: the grid has more than 10000 combinations; use fewer grid_points or values, or another searcher"},
+		"int bounds": {"random", []*evaluatorv1.SearchParam{{Name: "max_iter", Type: evaluatorv1.ParamType_PARAM_TYPE_INT, Low: 1, High: 1e300}},
+			"experiment.params[0].high: an int bound must lie within ±9007199254740992 (2^53), got 1e+300"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -2,6 +2,8 @@ package search
 
 import (
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 
@@ -53,4 +55,52 @@ func TestSpaceSizeIsBounded(t *testing.T) {
 	}
 	require.EqualError(t, Space{{Name: "c", Type: Categorical, Values: vals}}.Validate(),
 		ErrInvalid.Error()+": params[0].values: at most 1000 values, got 1001")
+}
+
+// Numeric bounds are finite, an int parameter's within ±2^53, with the
+// bound named.
+func TestNumericBoundsAreChecked(t *testing.T) {
+	for name, tc := range map[string]struct {
+		p    Param
+		want string
+	}{
+		"int high":       {Param{Name: "n", Type: Int, Low: 1, High: 1e300}, "params[0].high: an int bound must lie within ±9007199254740992 (2^53), got 1e+300"},
+		"int low":        {Param{Name: "n", Type: Int, Low: -1e19, High: 1}, "params[0].low: an int bound must lie within ±9007199254740992 (2^53), got -1e+19"},
+		"infinite high":  {Param{Name: "x", Type: Uniform, Low: 0, High: math.Inf(1)}, "params[0].high: must be finite, got +Inf"},
+		"infinite low":   {Param{Name: "x", Type: LogUniform, Low: math.Inf(-1), High: 1}, "params[0].low: must be finite, got -Inf"},
+		"range overflow": {Param{Name: "x", Type: Uniform, Low: -1e308, High: 1e308}, "params[0].high: high - low must be finite, got [-1e+308, 1e+308]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.EqualError(t, Space{tc.p}.Validate(), ErrInvalid.Error()+": "+tc.want)
+		})
+	}
+	require.NoError(t, Space{{Name: "n", Type: Int, Low: -1 << 53, High: 1 << 53}}.Validate())
+}
+
+// Sampling an int parameter never panics, even with bounds that were
+// never validated (a state stored before the checks).
+func TestSampleIntIsSafe(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, p := range []Param{
+		{Name: "n", Type: Int, Low: 0, High: 1e300},
+		{Name: "n", Type: Int, Low: -1e300, High: 1e300},
+		{Name: "n", Type: Int, Low: 5, High: 1},
+		{Name: "n", Type: Int, Low: math.NaN(), High: 3},
+		{Name: "n", Type: Int, Low: -1 << 53, High: 1 << 53},
+	} {
+		for range 100 {
+			var v string
+			require.NotPanics(t, func() { v = p.sampleOne(rng) }, "%+v", p)
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			require.LessOrEqual(t, math.Abs(float64(n)), float64(1<<53))
+		}
+	}
+	// In range, the draws are what they were (IntN and Int64N draw alike):
+	// the same seed, the same trials.
+	p, old := Param{Name: "n", Type: Int, Low: 1, High: 3}, rand.New(rand.NewPCG(1, 1))
+	got := rand.New(rand.NewPCG(1, 1))
+	for range 20 {
+		require.Equal(t, strconv.Itoa(1+old.IntN(3)), p.sampleOne(got))
+	}
 }

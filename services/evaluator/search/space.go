@@ -31,6 +31,9 @@ const (
 	MaxGridPoints = 1000
 	// MaxGridSize is the most configurations a grid search may enumerate.
 	MaxGridSize = 10000
+	// MaxIntBound bounds an int parameter: 2^53, the largest integer
+	// that a float64 bound (as the API carries it) holds exactly.
+	MaxIntBound = 1 << 53
 )
 
 // FieldError is an ErrInvalid naming the field at fault, as a path in the
@@ -103,7 +106,10 @@ func (s Space) Validate() error {
 				return invalid(fmt.Sprintf("params[%d].values", i), "at most %d values, got %d", MaxValues, len(p.Values))
 			}
 		case Uniform, LogUniform, Int:
-			if math.IsNaN(p.Low) || math.IsNaN(p.High) || !(p.Low < p.High) {
+			if err := checkBounds(i, p); err != nil {
+				return err
+			}
+			if !(p.Low < p.High) {
 				return invalid(f, "low %v must be below high %v", p.Low, p.High)
 			}
 			if p.Type == LogUniform && p.Low <= 0 {
@@ -155,10 +161,47 @@ func (p Param) active(chosen map[string]string) bool {
 	return ok && slices.Contains(p.ParentValues, v)
 }
 
+// checkBounds refuses a numeric parameter's bounds that no sampler can
+// draw from: NaN, infinite, a range wider than a float64, an int bound
+// beyond ±2^53.
+func checkBounds(i int, p Param) error {
+	for _, b := range []struct {
+		name string
+		v    float64
+	}{{"low", p.Low}, {"high", p.High}} {
+		field := fmt.Sprintf("params[%d].%s", i, b.name)
+		switch {
+		case math.IsNaN(b.v) || math.IsInf(b.v, 0):
+			return invalid(field, "must be finite, got %v", b.v)
+		case p.Type == Int && math.Abs(b.v) > MaxIntBound:
+			return invalid(field, "an int bound must lie within ±%d (2^53), got %v", MaxIntBound, b.v)
+		}
+	}
+	if math.IsInf(p.High-p.Low, 0) {
+		return invalid(fmt.Sprintf("params[%d].high", i), "high - low must be finite, got [%v, %v]", p.Low, p.High)
+	}
+	return nil
+}
+
+// intBounds are p's bounds as integers within ±2^53, low <= high, whatever
+// p holds (a state stored before the checks above).
+func (p Param) intBounds() (lo, hi int64) {
+	lo, hi = toInt(p.Low), toInt(p.High)
+	return lo, max(lo, hi)
+}
+
+// toInt rounds x to an integer within ±2^53 (NaN is 0).
+func toInt(x float64) int64 {
+	if math.IsNaN(x) {
+		return 0
+	}
+	return int64(math.Round(math.Max(-MaxIntBound, math.Min(MaxIntBound, x))))
+}
+
 // format renders a value of p as text.
 func (p Param) format(x float64) string {
 	if p.Type == Int {
-		return strconv.FormatInt(int64(math.Round(x)), 10)
+		return strconv.FormatInt(toInt(x), 10)
 	}
 	return strconv.FormatFloat(x, 'g', 6, 64)
 }
@@ -171,7 +214,8 @@ func (p Param) sampleOne(rng *rand.Rand) string {
 	case LogUniform:
 		return p.format(math.Exp(math.Log(p.Low) + rng.Float64()*(math.Log(p.High)-math.Log(p.Low))))
 	case Int:
-		return p.format(p.Low + float64(rng.IntN(int(p.High-p.Low)+1)))
+		lo, hi := p.intBounds()
+		return strconv.FormatInt(lo+rng.Int64N(hi-lo+1), 10)
 	}
 	return p.format(p.Low + rng.Float64()*(p.High-p.Low))
 }
