@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // emptyFingerprint is the fingerprint of an empty directory.
@@ -103,14 +102,28 @@ func addFile(tw *tar.Writer, path, name string) error {
 	return err
 }
 
-// extractTarGz unpacks a tar.gz into dir; entries that would land
-// outside dir, links and devices are refused.
-func extractTarGz(r io.Reader, dir string) error {
+// extractLimits bound what one archive may unpack to.
+type extractLimits struct {
+	bytes   int64 // total size of the files
+	entries int64 // files and directories
+}
+
+// extractTarGz unpacks a tar.gz into dir within lim. Entries that would
+// land outside dir (by their name or through a link already in dir),
+// links and devices are refused; over a limit it stops before writing
+// more than the limit.
+func extractTarGz(r io.Reader, dir string, lim extractLimits) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("not a tar.gz: %w", err)
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
 	tr := tar.NewReader(gz)
+	var entries, written int64
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -119,30 +132,36 @@ func extractTarGz(r io.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
+		if entries++; entries > lim.entries {
+			return fmt.Errorf("archive holds more than %d entries (trainer-agent.max-extract-entries)", lim.entries)
+		}
 		name := filepath.Clean(filepath.FromSlash(hdr.Name))
-		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) {
+		if !filepath.IsLocal(name) {
 			return fmt.Errorf("archive entry %q leaves the directory", hdr.Name)
 		}
-		path := filepath.Join(dir, name)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			err = os.MkdirAll(path, 0o755)
+			err = root.MkdirAll(name, 0o755)
 		case tar.TypeReg:
-			err = writeFile(path, tr, os.FileMode(hdr.Mode).Perm()|0o600)
+			if hdr.Size > lim.bytes-written {
+				return fmt.Errorf("archive unpacks to more than %d bytes (trainer-agent.max-extract-bytes)", lim.bytes)
+			}
+			written += hdr.Size
+			err = writeFile(root, name, io.LimitReader(tr, hdr.Size), os.FileMode(hdr.Mode).Perm()|0o600)
 		default:
-			err = fmt.Errorf("archive entry %q: only files and directories are allowed", hdr.Name)
+			return fmt.Errorf("archive entry %q: only files and directories are allowed", hdr.Name)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
 		}
 	}
 }
 
-func writeFile(path string, r io.Reader, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func writeFile(root *os.Root, name string, r io.Reader, mode os.FileMode) error {
+	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
@@ -154,8 +173,12 @@ func writeFile(path string, r io.Reader, mode os.FileMode) error {
 }
 
 // fetchArchive downloads a tar.gz through a temporary file and unpacks it
-// into dir.
-func fetchArchive(dir string, download func(*os.File) error) error {
+// into dir, within the agent's extraction limits.
+func (w *worker) fetchArchive(dir string, download func(*os.File) error) error {
+	return fetchArchive(dir, extractLimits{bytes: w.s.cfg.MaxExtractBytes, entries: w.s.cfg.MaxExtractEntries}, download)
+}
+
+func fetchArchive(dir string, lim extractLimits, download func(*os.File) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -173,5 +196,9 @@ func fetchArchive(dir string, download func(*os.File) error) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	return extractTarGz(f, dir)
+	if err := extractTarGz(f, dir, lim); err != nil {
+		_ = os.RemoveAll(dir) // a partial extraction is of no use: free its space now
+		return err
+	}
+	return nil
 }

@@ -42,6 +42,10 @@ type Config struct {
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// StopGrace is the time between SIGTERM and SIGKILL when a task stops.
 	StopGrace time.Duration `yaml:"stop_grace"`
+	// MaxExtractBytes and MaxExtractEntries bound what one code bundle or
+	// checkpoint unpacks to: total file bytes, files and directories.
+	MaxExtractBytes   int64 `yaml:"max_extract_bytes"`
+	MaxExtractEntries int64 `yaml:"max_extract_entries"`
 }
 
 // RegisterFlags registers the flags under the `trainer-agent.` prefix; it
@@ -62,6 +66,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FlushInterval, "trainer-agent.flush-interval", time.Second, "how often a running task's progress is reported")
 	fs.DurationVar(&c.LeaseTTL, "trainer-agent.lease-ttl", 5*time.Second, "time to live of the node's lease")
 	fs.DurationVar(&c.StopGrace, "trainer-agent.stop-grace", 3*time.Second, "time between SIGTERM and SIGKILL when a task stops")
+	// 16 GiB: above registry.max-artifact-bytes (10 GiB), as a checkpoint
+	// of model weights hardly compresses.
+	fs.Int64Var(&c.MaxExtractBytes, "trainer-agent.max-extract-bytes", 16<<30,
+		"most bytes one code bundle or checkpoint may unpack to; a task whose archive holds more fails")
+	fs.Int64Var(&c.MaxExtractEntries, "trainer-agent.max-extract-entries", 100_000,
+		"most files and directories one code bundle or checkpoint may hold")
 }
 
 // Validate checks the configuration.
@@ -83,6 +93,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.lease-ttl: must be at least 1s, got %s", c.LeaseTTL)
 	case c.StopGrace <= 0 || c.StopGrace > 4*time.Second:
 		return fmt.Errorf("trainer-agent.stop-grace: must be within (0, 4s] so that a task stops within 5 s, got %s", c.StopGrace)
+	case c.MaxExtractBytes <= 0:
+		return fmt.Errorf("trainer-agent.max-extract-bytes: must be positive, got %d", c.MaxExtractBytes)
+	case c.MaxExtractEntries <= 0:
+		return fmt.Errorf("trainer-agent.max-extract-entries: must be positive, got %d", c.MaxExtractEntries)
 	}
 	_, err := parseLabels(c.Labels)
 	return err

@@ -140,7 +140,7 @@ func (w *worker) fetchProcessInputs(sk *sink, rt *schedulerv1.ProcessRuntime, d 
 	switch {
 	case rt.CodeBundleSha256 != "":
 		d.cwd = filepath.Join(w.dir, "code")
-		if err := fetchArchive(d.cwd, func(f *os.File) error { return reg.downloadBundle(ctx, rt.CodeBundleSha256, f) }); err != nil {
+		if err := w.fetchArchive(d.cwd, func(f *os.File) error { return reg.downloadBundle(ctx, rt.CodeBundleSha256, f) }); err != nil {
 			return nil, 0, fmt.Errorf("code bundle %s: %w", rt.CodeBundleSha256, err)
 		}
 		sk.logf("code bundle %s extracted", rt.CodeBundleSha256)
@@ -166,7 +166,7 @@ func (w *worker) fetchProcessInputs(sk *sink, rt *schedulerv1.ProcessRuntime, d 
 		sk.logf("dataset %s version %d in %s", rt.Dataset, dv.GetVersion(), d.data)
 	}
 	var step int64
-	err := fetchArchive(d.checkpoint, func(f *os.File) error {
+	err := w.fetchArchive(d.checkpoint, func(f *os.File) error {
 		cp, err := reg.downloadCheckpoint(ctx, w.a.JobId, f)
 		step = cp.GetStep()
 		return err

@@ -77,7 +77,7 @@ func TestArchiveRoundTripAndTraversal(t *testing.T) {
 	f, err := os.Open(tgz)
 	require.NoError(t, err)
 	defer func() { _ = f.Close() }()
-	require.NoError(t, extractTarGz(f, dst))
+	require.NoError(t, extractTarGz(f, dst, testLimits))
 	files, err := listFiles(dst)
 	require.NoError(t, err)
 	require.Equal(t, []string{filepath.Join("sub", "a.txt")}, files)
@@ -88,7 +88,7 @@ func TestArchiveRoundTripAndTraversal(t *testing.T) {
 	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "../evil", Mode: 0o644, Typeflag: tar.TypeReg}))
 	require.NoError(t, tw.Close())
 	require.NoError(t, gz.Close())
-	require.ErrorContains(t, extractTarGz(&buf, dst), "leaves the directory")
+	require.ErrorContains(t, extractTarGz(&buf, dst, testLimits), "leaves the directory")
 }
 
 func TestLineWriter(t *testing.T) {
