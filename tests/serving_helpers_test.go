@@ -59,6 +59,9 @@ func httpDo(t *testing.T, c *harness.Cluster, method, path string, body any) (in
 	}
 	req, err := http.NewRequestWithContext(t.Context(), method, c.HTTP+path, rd)
 	require.NoError(t, err)
+	if _, raw := body.([]byte); !raw && body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}

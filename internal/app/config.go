@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/httpedge"
 	"github.com/bmaas/bmaas/pkg/telemetry"
 	"github.com/bmaas/bmaas/services/evaluator"
 	"github.com/bmaas/bmaas/services/gateway"
@@ -56,6 +57,7 @@ type Config struct {
 	FastElection bool `yaml:"fast_election"`
 
 	GRPC         grpcsrv.Config      `yaml:"grpc"`
+	HTTP         httpedge.Config     `yaml:"http"`
 	Telemetry    telemetry.Config    `yaml:"telemetry"`
 	Registry     registry.Config     `yaml:"registry"`
 	Scheduler    scheduler.Config    `yaml:"scheduler"`
@@ -74,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.GRPC.RegisterFlags(fs)
+	c.HTTP.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
 	c.Scheduler.RegisterFlags(fs)
@@ -141,7 +144,7 @@ func (c *Config) Validate() error {
 			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.GRPC, &c.Telemetry, &c.Registry, &c.Scheduler,
+	for _, v := range []interface{ Validate() error }{&c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
 		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
 		if err := v.Validate(); err != nil {
 			return err

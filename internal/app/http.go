@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/httpedge"
 	"github.com/bmaas/bmaas/services/gateway"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/web"
@@ -91,11 +93,45 @@ func (a *App) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 	}
+	guard, err := httpedge.New(a.cfg.HTTP, httpedge.Options{Names: a.ownNames(), Classify: func(r *http.Request) httpedge.Kind {
+		return routeKind(mux, r)
+	}})
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
 	// The mesh's token is the one every caller must present.
-	a.httpSrv = &http.Server{Handler: grpcsrv.HTTPAuth(a.w.dialer.Token(), publicPath, mux), ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv = guard.Server(grpcsrv.HTTPAuth(a.w.dialer.Token(), publicPath, mux))
 	a.httpLis = lis
 	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
 	return nil
+}
+
+// routeKind tells the edge what a state-changing request's route does
+// with its body: raw uploads stream, KServe v2 and :predict are bounded by
+// the gateway, the rest of the REST API takes JSON.
+func routeKind(mux *http.ServeMux, r *http.Request) httpedge.Kind {
+	if p := r.URL.Path; strings.HasPrefix(p, "/v2/") || (strings.HasPrefix(p, "/v1/models/") && strings.HasSuffix(p, ":predict")) {
+		return httpedge.Inference
+	}
+	if _, pattern := mux.Handler(r); registry.IsUploadRoute(pattern) {
+		return httpedge.Upload
+	}
+	return httpedge.JSON
+}
+
+// ownNames are the host names this process answers to besides loopback
+// names and IP addresses: its node name, the machine's host name and the
+// advertised host.
+func (a *App) ownNames() []string {
+	names := []string{a.nodeName(), a.cfg.AdvertiseHost}
+	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
+	}
+	if host, _, err := net.SplitHostPort(a.w.advertise); err == nil {
+		names = append(names, host)
+	}
+	return names
 }
 
 // publicPath: the probes, the metrics, the API description and the

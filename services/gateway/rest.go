@@ -122,6 +122,12 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // readBody reads the body up to the size limit into a pooled buffer.
 func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	if r.ContentLength > a.maxBytes {
+		// Refused before a byte of it is read; the connection closes
+		// rather than draining what the client declared.
+		w.Header().Set("Connection", "close")
+		return nil, apierr.Exhausted("request body of %d bytes is over %d bytes (--gateway.max-request-bytes)", r.ContentLength, a.maxBytes)
+	}
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	body := http.MaxBytesReader(w, r.Body, a.maxBytes)
@@ -139,7 +145,7 @@ func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			bufPool.Put(bp)
 			var mb *http.MaxBytesError
 			if errors.As(err, &mb) {
-				return nil, apierr.Exhausted("request body over %d bytes", a.maxBytes)
+				return nil, apierr.Exhausted("request body over %d bytes (--gateway.max-request-bytes)", a.maxBytes)
 			}
 			return nil, apierr.Invalid("body", "%v", err)
 		}

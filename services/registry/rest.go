@@ -30,11 +30,21 @@ import (
 // An upload may carry its digest in the X-Checksum-Sha256 header; without
 // it the digest computed on the way in is sent as the trailer.
 func RawHTTP(mux *http.ServeMux, c registryv1.RegistryServiceClient) {
-	mux.HandleFunc("PUT /v1/models/{model}/artifact", func(w http.ResponseWriter, r *http.Request) { putArtifact(w, r, c) })
+	mux.HandleFunc(routePutArtifact, func(w http.ResponseWriter, r *http.Request) { putArtifact(w, r, c) })
 	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/artifact", func(w http.ResponseWriter, r *http.Request) { getArtifact(w, r, c) })
-	mux.HandleFunc("PUT /v1/datasets/{dataset}/csv", func(w http.ResponseWriter, r *http.Request) { putCSV(w, r, c) })
+	mux.HandleFunc(routePutCSV, func(w http.ResponseWriter, r *http.Request) { putCSV(w, r, c) })
 	mux.HandleFunc("GET /v1/datasets/{dataset}/versions/{version}/csv", func(w http.ResponseWriter, r *http.Request) { getCSV(w, r, c) })
 }
+
+// The raw upload routes stream bytes of any content type and size.
+const (
+	routePutArtifact = "PUT /v1/models/{model}/artifact"
+	routePutCSV      = "PUT /v1/datasets/{dataset}/csv"
+)
+
+// IsUploadRoute reports whether a ServeMux pattern is one of the raw
+// upload routes RawHTTP mounts.
+func IsUploadRoute(pattern string) bool { return pattern == routePutArtifact || pattern == routePutCSV }
 
 var httpCodes = map[codes.Code]int{
 	codes.InvalidArgument: http.StatusBadRequest, codes.NotFound: http.StatusNotFound,
