@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/bmaas/bmaas/pkg/apierr"
 )
@@ -45,12 +47,16 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 }
 
 // metrics counts requests and times them by service, method and code.
+// Only methods of the services compiled into the binary get labels of
+// their own; any other name a caller sends counts under "unknown", so
+// callers cannot grow the metrics.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	// methods holds each method's resolved children (*methodMetrics), so
-	// a call does no label lookup.
+	// methods holds each known method's resolved children
+	// (*methodMetrics), so a call does no label lookup.
 	methods sync.Map
+	unknown *methodMetrics
 }
 
 // methodMetrics are one method's OK counter and timer.
@@ -77,7 +83,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.unknown = m.children(unknownLabel, unknownLabel)
 	return m, nil
+}
+
+const unknownLabel = "unknown"
+
+// knownMethod reports whether a service of the binary's generated code
+// has the method.
+func knownMethod(svc, method string) bool {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return false
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	return ok && sd.Methods().ByName(protoreflect.Name(method)) != nil
+}
+
+func (m *metrics) children(svc, method string) *methodMetrics {
+	return &methodMetrics{svc: svc, method: method, ok: m.requests.WithLabelValues(svc, method, codes.OK.String()),
+		duration: m.duration.WithLabelValues(svc, method)}
 }
 
 func splitMethod(full string) (string, string) {
@@ -93,9 +118,10 @@ func (m *metrics) of(full string) *methodMetrics {
 		return mm.(*methodMetrics)
 	}
 	svc, method := splitMethod(full)
-	mm := &methodMetrics{svc: svc, method: method, ok: m.requests.WithLabelValues(svc, method, codes.OK.String()),
-		duration: m.duration.WithLabelValues(svc, method)}
-	v, _ := m.methods.LoadOrStore(full, mm)
+	if !knownMethod(svc, method) {
+		return m.unknown
+	}
+	v, _ := m.methods.LoadOrStore(full, m.children(svc, method))
 	return v.(*methodMetrics)
 }
 
@@ -189,10 +215,14 @@ func (a authenticator) check(ctx context.Context, method string) error {
 	return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 }
 
-// bearerMatches reports whether an authorization value carries token.
+// bearerMatches reports whether an authorization value carries token
+// under the Bearer scheme, whose name is case-insensitive (RFC 7235).
 func bearerMatches(v string, token []byte) bool {
-	tok, ok := strings.CutPrefix(v, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(tok), token) == 1
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimLeft(tok, " ")), token) == 1
 }
 
 // HTTPAuth refuses HTTP requests without the bearer token in their

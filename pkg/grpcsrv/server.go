@@ -119,13 +119,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpc metrics: %w", err)
 	}
+	rc := &requestCheck{}
 	opts := []grpc.ServerOption{
 		// The proto codec, also passing a *RawFrame through (proxies).
-		grpc.ForceServerCodecV2(NewCodec()),
+		grpc.ForceServerCodecV2(serverCodec{Codec: NewCodec(), rc: rc}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.NumStreamWorkers(StreamWorkers),
-		grpc.ChainUnaryInterceptor(observeUnary(m, deps.Logger), recoverUnary(deps.Logger), auth.unary, mapUnary),
-		grpc.ChainStreamInterceptor(observeStream(m, deps.Logger), recoverStream(deps.Logger), auth.stream, mapStream),
+		grpc.ChainUnaryInterceptor(observeUnary(m, deps.Logger), recoverUnary(deps.Logger), rc.unary(auth), auth.unary, mapUnary),
+		grpc.ChainStreamInterceptor(observeStream(m, deps.Logger), recoverStream(deps.Logger), rc.stream, auth.stream, mapStream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),

@@ -2,6 +2,7 @@ package grpcsrv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,8 +14,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	agentv1 "github.com/bmaas/bmaas/api/bmaas/agent/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
@@ -40,7 +43,15 @@ func (a agent) GetAgentStatus(context.Context, *agentv1.GetAgentStatusRequest) (
 
 func start(t *testing.T, mode, tokenFile string, reg *prometheus.Registry) agentv1.AgentServiceClient {
 	t.Helper()
-	s, err := New(Config{Addr: "127.0.0.1:0", TokenFile: tokenFile, MaxRecvMsgBytes: 1 << 20}, Deps{Registerer: reg})
+	return agentv1.NewAgentServiceClient(startConn(t, mode, tokenFile, reg))
+}
+
+func startConn(t *testing.T, mode, tokenFile string, reg *prometheus.Registry) *grpc.ClientConn {
+	t.Helper()
+	// As in the app, calls of services the server lacks reach a handler
+	// (there, the mesh's proxy) through the interceptors.
+	unknown := func(any, grpc.ServerStream) error { return status.Error(codes.Unimplemented, "no such service") }
+	s, err := New(Config{Addr: "127.0.0.1:0", TokenFile: tokenFile, MaxRecvMsgBytes: 1 << 20}, Deps{Registerer: reg, UnknownService: unknown})
 	require.NoError(t, err)
 	agentv1.RegisterAgentServiceServer(s.GRPC(), agent{mode: mode})
 	s.SetServing(agentv1.AgentService_ServiceDesc.ServiceName, true)
@@ -53,7 +64,7 @@ func start(t *testing.T, mode, tokenFile string, reg *prometheus.Registry) agent
 	resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: agentv1.AgentService_ServiceDesc.ServiceName})
 	require.NoError(t, err)
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
-	return agentv1.NewAgentServiceClient(conn)
+	return conn
 }
 
 func TestInterceptorChain(t *testing.T) {
@@ -132,4 +143,77 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "grpc-addr")
 	_, err = New(Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 1, TokenFile: "/does/not/exist"}, Deps{})
 	require.ErrorContains(t, err, "auth.token-file")
+}
+
+// TestBearerSchemeCaseInsensitive: RFC 7235 auth schemes are
+// case-insensitive, so "bearer" and "BEARER" carry the token as well.
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	tf := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tf, []byte("s3cret\n"), 0o600))
+	c := start(t, "ok", tf, prometheus.NewRegistry())
+	for _, v := range []string{"bearer s3cret", "BEARER s3cret", "Bearer  s3cret"} {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", v)
+		_, err := c.GetAgentStatus(ctx, &agentv1.GetAgentStatusRequest{})
+		require.NoError(t, err, v)
+	}
+	for _, v := range []string{"Basic s3cret", "Bearers3cret", "s3cret", "Bearer s3cret x"} {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", v)
+		_, err := c.GetAgentStatus(ctx, &agentv1.GetAgentStatusRequest{})
+		require.Equal(t, codes.Unauthenticated, status.Code(err), v)
+	}
+}
+
+// TestUnknownMethodsShareOneLabel: calls with made-up method names, from
+// a caller without a token, must not grow the metrics.
+func TestUnknownMethodsShareOneLabel(t *testing.T) {
+	t.Parallel()
+	tf := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tf, []byte("s3cret\n"), 0o600))
+	reg := prometheus.NewRegistry()
+	cc := startConn(t, "ok", tf, reg)
+	series := func() int {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		n := 0
+		for _, mf := range mfs {
+			n += len(mf.GetMetric())
+		}
+		return n
+	}
+	for i := range 500 {
+		method := fmt.Sprintf("/svc%d.Service/Method%d", i, i)
+		err := cc.Invoke(t.Context(), method, &emptypb.Empty{}, &emptypb.Empty{})
+		require.Error(t, err)
+	}
+	before := series()
+	for i := range 500 {
+		err := cc.Invoke(t.Context(), fmt.Sprintf("/x%d.Y/Z%d", i, i), &emptypb.Empty{}, &emptypb.Empty{})
+		require.Error(t, err)
+	}
+	require.Equal(t, before, series(), "metrics grew with unknown method names")
+	require.Less(t, before, 10)
+}
+
+// TestMalformedRequestIsInvalidArgument: bytes that are not the method's
+// message are the caller's mistake, not an internal error.
+func TestMalformedRequestIsInvalidArgument(t *testing.T) {
+	t.Parallel()
+	cc := startConn(t, "ok", "", prometheus.NewRegistry())
+	c := agentv1.NewAgentServiceClient(cc)
+	garbage := FrameOf(mem.SliceBuffer([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}))
+	var out RawFrame
+	err := cc.Invoke(t.Context(), "/bmaas.agent.v1.AgentService/GetAgentStatus", garbage, &out, grpc.ForceCodecV2(NewCodec()))
+	require.Equal(t, codes.InvalidArgument, status.Code(err), err)
+	require.Contains(t, status.Convert(err).Message(), "request")
+	// A streaming call's request too (the health service's Watch).
+	st, err := cc.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true}, "/grpc.health.v1.Health/Watch", grpc.ForceCodecV2(NewCodec()))
+	require.NoError(t, err)
+	require.NoError(t, st.SendMsg(FrameOf(mem.SliceBuffer([]byte{0x0a, 0x05, 0xff, 0xfe, 0xfd, 0xfc, 0xfb}))))
+	require.NoError(t, st.CloseSend())
+	err = st.RecvMsg(&out)
+	require.Equal(t, codes.InvalidArgument, status.Code(err), err)
+	// The next well-formed call is unaffected.
+	_, err = c.GetAgentStatus(t.Context(), &agentv1.GetAgentStatusRequest{})
+	require.NoError(t, err)
 }
