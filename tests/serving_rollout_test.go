@@ -16,6 +16,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -137,7 +138,8 @@ func TestONNXDeploymentMatchesPyTorch(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(b, &ref))
 
-	c := harness.Start(t, withFastGateway())
+	// The export is registered from the server's disk, below an import root.
+	c := harness.Start(t, withFastGateway(), func(cfg *app.Config) { cfg.Registry.ImportRoots = []string{out} })
 	ctx := t.Context()
 	_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "torch-iris"}})
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -66,6 +67,21 @@ type plainStream struct{ grpc.ClientStream }
 func (s plainStream) SendMsg(m any) error { return plainError(s.ClientStream.SendMsg(m)) }
 func (s plainStream) RecvMsg(m any) error { return plainError(s.ClientStream.RecvMsg(m)) }
 func (s plainStream) CloseSend() error    { return plainError(s.ClientStream.CloseSend()) }
+
+// renameField makes an InvalidArgument about an API field name the
+// command-line flag the user typed instead ("source_path: ..." becomes
+// "--server-path: ...").
+func renameField(err error, field, flag string) error {
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.InvalidArgument {
+		return err
+	}
+	rest, ok := strings.CutPrefix(s.Message(), field+": ")
+	if !ok {
+		return err
+	}
+	return &statusError{s: status.New(codes.InvalidArgument, flag+": "+rest)}
+}
 
 // usageError is a mistake on the command line, caught before any call.
 type usageError struct{ msg string }

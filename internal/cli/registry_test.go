@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -32,8 +33,8 @@ func cliAt(t *testing.T, addr string, args ...string) (string, error) {
 
 func TestCLIAgainstRegistry(t *testing.T) {
 	t.Parallel()
-	addr := startRegistry(t)
 	dir := t.TempDir()
+	addr := harness.Start(t, func(c *app.Config) { c.Registry.ImportRoots = []string{dir} }).Addrs.GRPC
 	model := "cli-e2e"
 
 	data := make([]byte, 12<<20+7)
@@ -56,6 +57,12 @@ func TestCLIAgainstRegistry(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &v2))
 	require.Equal(t, "2", v2["version"])
 
+	// Files of the server's host outside the import roots stay out, and
+	// the error names the flag the user typed.
+	_, err = cliAt(t, addr, "model", "version", "import", model, "--server-path", "/etc/passwd")
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, err.Error(), "--server-path: /etc/passwd is outside the import roots")
+	require.NotContains(t, err.Error(), "source_path")
 	out, err = cliAt(t, addr, "-o", "json", "model", "version", "import", model, "--server-path", src, "--format", "pytorch")
 	require.NoError(t, err)
 	require.Contains(t, out, `"format": "MODEL_FORMAT_PYTORCH"`)

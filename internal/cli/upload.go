@@ -99,7 +99,7 @@ func versionImportCommand(g *globals) *cobra.Command {
 				resp, err := c.ImportModelVersion(ctx, &registryv1.ImportModelVersionRequest{
 					Model: a[0], SourcePath: serverPath, Spec: spec})
 				if err != nil {
-					return err
+					return renameField(err, "source_path", "--server-path")
 				}
 				return printVersion(g.printer(cmd.OutOrStdout()), resp.GetVersion())
 			})

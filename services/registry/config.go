@@ -3,6 +3,8 @@ package registry
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -18,8 +20,8 @@ type Config struct {
 	GCInterval time.Duration `yaml:"gc_interval"`
 	// GCGrace keeps unreferenced blobs younger than this (uploads in flight).
 	GCGrace time.Duration `yaml:"gc_grace"`
-	// ImportRoots, when set, restricts ImportModelVersion to files below
-	// these directories.
+	// ImportRoots are the directories ImportModelVersion may read files
+	// below; without any, importing from the registry's disk is off.
 	ImportRoots []string `yaml:"import_roots"`
 }
 
@@ -31,6 +33,23 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ChunkBytes, "registry.chunk-bytes", 1<<20, "size of streamed download chunks")
 	fs.DurationVar(&c.GCInterval, "registry.gc-interval", 10*time.Minute, "interval of the unreferenced-blob sweep")
 	fs.DurationVar(&c.GCGrace, "registry.gc-grace", time.Hour, "age under which an unreferenced blob is kept")
+	fs.Var((*pathList)(&c.ImportRoots), "registry.import-roots",
+		"comma-separated directories whose files `model version import --server-path` may register (off when empty)")
+}
+
+// pathList is a comma-separated list flag.
+type pathList []string
+
+func (l *pathList) String() string { return strings.Join(*l, ",") }
+
+func (l *pathList) Set(s string) error {
+	*l = nil
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
 }
 
 // Validate checks the configuration.
@@ -46,6 +65,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("registry.gc-interval: must be positive, got %s", c.GCInterval)
 	case c.GCGrace < 0:
 		return fmt.Errorf("registry.gc-grace: must not be negative, got %s", c.GCGrace)
+	}
+	for _, r := range c.ImportRoots {
+		if !filepath.IsAbs(r) {
+			return fmt.Errorf("registry.import-roots: %q must be an absolute directory", r)
+		}
+		if filepath.Clean(r) == "/" {
+			return fmt.Errorf("registry.import-roots: %q would open the whole disk; name the directories that hold models", r)
+		}
 	}
 	return nil
 }

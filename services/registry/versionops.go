@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -134,24 +133,14 @@ func (r *Registry) ImportVersion(ctx context.Context, req *registryv1.ImportMode
 		return nil, apierr.Invalid("source_path", "must be an absolute path on the registry's host, got %q", p)
 	}
 	p = filepath.Clean(p)
-	if len(r.cfg.ImportRoots) > 0 && !underAny(p, r.cfg.ImportRoots) {
-		return nil, apierr.Invalid("source_path", "%s is outside the allowed import roots", p)
-	}
 	if _, _, err := r.getModel(ctx, req.GetModel()); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, apierr.Invalid("source_path", "%s does not exist", p)
-	}
+	f, err := openImport(r.cfg.ImportRoots, p)
 	if err != nil {
-		return nil, apierr.Invalid("source_path", "cannot open %s: %v", p, err)
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, apierr.Invalid("source_path", "%s is not a regular file", p)
-	}
 	spec := cloneSpec(req.GetSpec())
 	if spec.Filename == "" {
 		spec.Filename = filepath.Base(p)
@@ -171,16 +160,6 @@ func cloneSpec(s *registryv1.ModelVersionSpec) *registryv1.ModelVersionSpec {
 		return &registryv1.ModelVersionSpec{}
 	}
 	return proto.Clone(s).(*registryv1.ModelVersionSpec)
-}
-
-func underAny(p string, roots []string) bool {
-	for _, root := range roots {
-		rel, err := filepath.Rel(filepath.Clean(root), p)
-		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return true
-		}
-	}
-	return false
 }
 
 // DetectFormat guesses an artifact's format from its file name.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/blob"
@@ -138,11 +139,12 @@ func TestBadUploadsWriteNothing(t *testing.T) {
 
 func TestImportAndGC(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *Config) { c.GCGrace = 0 })
+	dir := t.TempDir()
+	f := newFixture(t, func(c *Config) { c.GCGrace = 0; c.ImportRoots = []string{dir} })
 	ctx := t.Context()
 	_, err := f.c.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "m"}})
 	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "net.onnx")
+	path := filepath.Join(dir, "net.onnx")
 	data := randomBytes(3000, 5)
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 
@@ -172,4 +174,51 @@ func TestImportAndGC(t *testing.T) {
 	got, _, err := f.download(t, "m", "1")
 	require.NoError(t, err)
 	require.Equal(t, data, got)
+}
+
+// TestImportRoots: the registry reads no file of its host unless
+// --registry.import-roots allows its directory, and no path, symlink or
+// ".." leads out of an allowed one.
+func TestImportRoots(t *testing.T) {
+	t.Parallel()
+	off := newFixture(t, nil)
+	ctx := t.Context()
+	_, err := off.c.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "m"}})
+	require.NoError(t, err)
+	_, err = off.c.ImportModelVersion(ctx, &registryv1.ImportModelVersionRequest{Model: "m", SourcePath: "/etc/passwd"})
+	requireCode(t, err, codes.InvalidArgument, "--registry.import-roots")
+
+	base := t.TempDir()
+	root := filepath.Join(base, "models")
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sub", "net.onnx"), []byte("onnx"), 0o600))
+	secret := filepath.Join(base, "token")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cret"), 0o600))
+	require.NoError(t, os.Symlink(secret, filepath.Join(root, "token-link")))
+	require.NoError(t, os.Symlink("/etc", filepath.Join(root, "etc-link")))
+	require.NoError(t, os.Symlink(filepath.Join(root, "sub"), filepath.Join(base, "via-link")))
+	on := newFixture(t, func(c *Config) { c.ImportRoots = []string{root} })
+	_, err = on.c.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "m"}})
+	require.NoError(t, err)
+	for _, tc := range []struct{ path, msg string }{
+		{"/etc/passwd", "outside the import roots"},
+		{"/proc/self/environ", "outside the import roots"},
+		{secret, "outside the import roots"},
+		{filepath.Join(root, "token-link"), "outside the import roots"},
+		{filepath.Join(root, "etc-link", "passwd"), "outside the import roots"},
+		{filepath.Join(root, "..", "token"), "outside the import roots"},
+		{filepath.Join(root, "sub"), "not a regular file"},
+		{root, "outside the import roots"},
+		{filepath.Join(root, "missing.onnx"), "does not exist"},
+	} {
+		_, err := on.c.ImportModelVersion(ctx, &registryv1.ImportModelVersionRequest{Model: "m", SourcePath: tc.path})
+		requireCode(t, err, codes.InvalidArgument, tc.msg)
+		require.Contains(t, status.Convert(err).Message(), "source_path", tc.path)
+	}
+	// Inside the root, also through a symlink that resolves into it.
+	for i, p := range []string{filepath.Join(root, "sub", "net.onnx"), filepath.Join(base, "via-link", "net.onnx")} {
+		v, err := on.c.ImportModelVersion(ctx, &registryv1.ImportModelVersionRequest{Model: "m", SourcePath: p})
+		require.NoError(t, err, p)
+		require.Equal(t, int64(i+1), v.Version.Version)
+	}
 }
