@@ -94,7 +94,8 @@ func Delete(key string) Op { return Op{key: key, del: true} }
 func DeletePrefix(prefix string) Op { return Op{key: prefix, del: true, prefix: true} }
 
 // Commit applies ops atomically if every condition holds, and returns the
-// new revision. A failed condition is an apierr.ErrConflict.
+// new revision. A failed condition is an apierr.ErrConflict; a write over
+// etcd's request limit is a *TooLargeError (apierr.ErrResourceExhausted).
 func (s *Store) Commit(ctx context.Context, conds []Cond, ops ...Op) (int64, error) {
 	cmps := make([]clientv3.Cmp, 0, len(conds))
 	for _, c := range conds {
@@ -105,6 +106,7 @@ func (s *Store) Commit(ctx context.Context, conds []Cond, ops ...Op) (int64, err
 		}
 	}
 	thens := make([]clientv3.Op, 0, len(ops))
+	size := 0
 	for _, o := range ops {
 		switch {
 		case o.del && o.prefix:
@@ -124,10 +126,14 @@ func (s *Store) Commit(ctx context.Context, conds []Cond, ops ...Op) (int64, err
 			if o.lease != 0 {
 				opts = append(opts, clientv3.WithLease(o.lease))
 			}
+			size += len(o.key) + len(val)
 			thens = append(thens, clientv3.OpPut(o.key, string(val), opts...))
 		}
 	}
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(thens...).Commit()
+	if tooLarge(err) {
+		return 0, &TooLargeError{Bytes: size}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("etcd txn: %w", err)
 	}

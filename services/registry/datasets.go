@@ -92,6 +92,10 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 		if store.IsStale(err) {
 			continue
 		}
+		if store.IsTooLarge(err) {
+			return nil, nil, apierr.Exhausted("dataset %q: its schema and statistics (%d columns) are too large to store; "+
+				"upload fewer columns, or shorter text values", hdr.Name, len(stats.GetColumns()))
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("store dataset %s: %w", hdr.Name, err)
 		}

@@ -20,7 +20,11 @@ var (
 	// ErrNotNumeric: a value that does not parse as a number in a column
 	// that must be numeric.
 	ErrNotNumeric = errors.New("not a number")
-	// ErrHeader: an empty or duplicated column name.
+	// ErrNotFinite: a number beyond float64 (it would be ±Inf) or an
+	// infinity, in a numeric column.
+	ErrNotFinite = errors.New("not a finite number (beyond ±1.8e308)")
+	// ErrHeader: an empty, duplicated or unprintable column name, or more
+	// than MaxColumns columns.
 	ErrHeader = errors.New("invalid header")
 	// ErrUnknownColumn: a column named in the options is not in the header.
 	ErrUnknownColumn = errors.New("unknown column")

@@ -21,8 +21,11 @@ const numericDictCap = 1024
 // It rejects, with an error matching ErrInvalidCSV and naming the row (and
 // the column when relevant): a stream without a header (ErrEmpty), a
 // header without rows (ErrEmpty), a ragged row (ErrRaggedRow), invalid
-// UTF-8 (ErrInvalidUTF8), malformed quoting, and a non-numeric value in a
-// column forced Numeric (ErrNotNumeric). Errors of r are returned as is.
+// UTF-8 (ErrInvalidUTF8), malformed quoting, a header of more than
+// MaxColumns columns or with a control character in a name (ErrHeader), a
+// non-numeric value in a column forced Numeric (ErrNotNumeric) and a number
+// beyond float64 in a numeric column (ErrNotFinite). Errors of r are
+// returned as is.
 func Profile(r io.Reader, opts StatsOptions) (*commonv1.DatasetStats, error) {
 	opts = opts.withDefaults()
 	s, err := newScanner(r)
@@ -54,8 +57,8 @@ func Profile(r io.Reader, opts StatsOptions) (*commonv1.DatasetStats, error) {
 			return nil, err
 		}
 		for i, v := range rec {
-			if !accs[i].add(v, opts.MaxCategories) {
-				return nil, s.errAt(i, ErrNotNumeric, v)
+			if err := accs[i].add(v, opts.MaxCategories); err != nil {
+				return nil, s.errAt(i, err, v)
 			}
 		}
 	}
@@ -82,20 +85,22 @@ type profileAcc struct {
 	nonMissing  int64
 }
 
-func (a *profileAcc) add(v string, maxCats int) bool {
+// add counts a raw value; errors as colBuilder.add.
+func (a *profileAcc) add(v string, maxCats int) error {
 	if !a.categorical {
 		if IsMissing(v) {
 			a.num.add(nan)
-			return true
+			return nil
 		}
-		if f, ok := ParseNumber(v); ok {
+		f, err := parseNumber(v)
+		switch {
+		case err == nil:
 			a.nonMissing++
 			a.num.add(f)
 			a.count(strings.TrimSpace(v), numericDictCap)
-			return true
-		}
-		if a.forced == Numeric {
-			return false
+			return nil
+		case err == ErrNotFinite || a.forced == Numeric:
+			return err
 		}
 		a.categorical = true
 		a.missing = a.num.missing
@@ -105,11 +110,11 @@ func (a *profileAcc) add(v string, maxCats int) bool {
 	}
 	if IsMissing(v) {
 		a.missing++
-		return true
+		return nil
 	}
 	a.nonMissing++
 	a.count(strings.TrimSpace(v), maxCats)
-	return true
+	return nil
 }
 
 func (a *profileAcc) count(v string, limit int) {

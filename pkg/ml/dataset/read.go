@@ -13,7 +13,8 @@ import (
 type ReadOptions struct {
 	// Kinds forces the kind of the named columns; the others are inferred.
 	// A value that does not parse in a column forced Numeric is an error
-	// naming the row and the column.
+	// naming the row and the column, as is a number beyond float64 (1e999,
+	// inf) in any numeric column: it is never stored as ±Inf.
 	Kinds map[string]Kind
 	// MaxRows stops reading after that many data rows (0: no limit).
 	MaxRows int
@@ -69,8 +70,8 @@ func Read(r io.Reader, opts ReadOptions) (*Frame, error) {
 			return nil, err
 		}
 		for i, v := range rec {
-			if !builders[i].add(v) {
-				return nil, s.errAt(i, ErrNotNumeric, v)
+			if err := builders[i].add(v); err != nil {
+				return nil, s.errAt(i, err, v)
 			}
 		}
 	}
@@ -94,26 +95,28 @@ type colBuilder struct {
 	index  map[string]int32
 }
 
-// add appends a raw value; it returns false for a non-numeric value in a
-// column forced numeric.
-func (b *colBuilder) add(v string) bool {
+// add appends a raw value; it returns ErrNotNumeric for a non-numeric
+// value in a column forced numeric and ErrNotFinite for a number beyond
+// float64 in a numeric column.
+func (b *colBuilder) add(v string) error {
 	if b.kind == Numeric {
 		if IsMissing(v) {
 			b.num = append(b.num, math.NaN())
-			return true
+			return nil
 		}
-		if f, ok := ParseNumber(v); ok {
+		f, err := parseNumber(v)
+		switch {
+		case err == nil:
 			b.num = append(b.num, f)
-			return true
-		}
-		if b.forced == Numeric {
-			return false
+			return nil
+		case err == ErrNotFinite || b.forced == Numeric:
+			return err
 		}
 		b.toCategorical()
 	}
 	if IsMissing(v) {
 		b.codes = append(b.codes, -1)
-		return true
+		return nil
 	}
 	v = strings.TrimSpace(v)
 	code, ok := b.index[v]
@@ -123,7 +126,7 @@ func (b *colBuilder) add(v string) bool {
 		b.index[v] = code
 	}
 	b.codes = append(b.codes, code)
-	return true
+	return nil
 }
 
 func (b *colBuilder) toCategorical() {

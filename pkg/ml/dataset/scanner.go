@@ -5,11 +5,21 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
+
+// MaxColumns is the most columns a dataset may have. A dataset's schema
+// and per-column statistics are kept in the control plane (etcd, whose
+// writes are limited to 1.5 MiB by default) and again in every model
+// version trained on it: a numeric column's statistics take about 120
+// bytes, a categorical one's up to its 20 most frequent values.
+const MaxColumns = 2000
 
 // scanner reads CSV records one at a time, validating the header, the field
 // count and the encoding of every row. It holds one record in memory.
@@ -37,6 +47,10 @@ func newScanner(r io.Reader) (*scanner, error) {
 		return nil, s.convert(err)
 	}
 	s.line, _ = cr.FieldPos(0)
+	if len(rec) > MaxColumns {
+		return nil, &ParseError{Row: 0, Line: s.line, ColumnIndex: -1,
+			Err: fmt.Errorf("%w: too many columns: %d, at most %d", ErrHeader, len(rec), MaxColumns)}
+	}
 	header := make([]string, len(rec))
 	seen := make(map[string]int, len(rec))
 	for i, name := range rec {
@@ -46,6 +60,11 @@ func newScanner(r io.Reader) (*scanner, error) {
 		name = strings.TrimSpace(name)
 		if name == "" {
 			return nil, &ParseError{Row: 0, Line: s.line, ColumnIndex: i, Err: errors.Join(ErrHeader, errors.New("empty column name"))}
+		}
+		if j := strings.IndexFunc(name, unicode.IsControl); j >= 0 {
+			r, _ := utf8.DecodeRuneInString(name[j:])
+			return nil, &ParseError{Row: 0, Line: s.line, ColumnIndex: i,
+				Err: fmt.Errorf("%w: control character %U in the column name", ErrHeader, r)}
 		}
 		if j, dup := seen[name]; dup {
 			return nil, &ParseError{Row: 0, Line: s.line, Column: name, ColumnIndex: i,
@@ -110,17 +129,27 @@ func IsMissing(v string) bool {
 	return v == "" || strings.EqualFold(v, "na") || strings.EqualFold(v, "nan")
 }
 
-// ParseNumber parses a non-missing raw value as a float64. Values too large
-// for a float64 become ±Inf.
+// ParseNumber parses a non-missing raw value as a finite float64; a
+// number beyond float64 (1e999) or an infinity is not accepted.
 func ParseNumber(v string) (float64, bool) {
-	v = strings.TrimSpace(v)
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
-			return f, true
-		}
-		return 0, false
+	f, err := parseNumber(v)
+	return f, err == nil
+}
+
+// parseNumber parses a non-missing raw value: ErrNotNumeric for text,
+// ErrNotFinite for a number that float64 holds only as ±Inf.
+func parseNumber(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	var ne *strconv.NumError
+	switch {
+	case err != nil && errors.As(err, &ne) && ne.Err == strconv.ErrRange && math.IsInf(f, 0):
+		return 0, ErrNotFinite
+	case err != nil && errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+		return f, nil // an underflow rounds to zero or a denormal: exact enough
+	case err != nil:
+		return 0, ErrNotNumeric
+	case math.IsInf(f, 0):
+		return 0, ErrNotFinite
 	}
-	return f, true
+	return f, nil
 }
