@@ -1,0 +1,372 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cgroupMount is a cgroup file system mount from /proc/self/mountinfo.
+type cgroupMount struct {
+	root, point string
+	v2          bool
+	controllers []string // v1: from the mount options
+}
+
+// v1Controllers are the controllers a v1 mount's options may name.
+var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
+	"blkio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
+
+// parseMountinfo returns the cgroup and cgroup2 mounts.
+func parseMountinfo(s string) []cgroupMount {
+	var out []cgroupMount
+	for line := range strings.Lines(s) {
+		pre, post, ok := strings.Cut(strings.TrimSpace(line), " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
+			continue
+		}
+		m := cgroupMount{root: f[3], point: f[4], v2: g[0] == "cgroup2"}
+		if !m.v2 {
+			for o := range strings.SplitSeq(g[2], ",") {
+				if slices.Contains(v1Controllers, o) {
+					m.controllers = append(m.controllers, o)
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// parseProcCgroup maps each v1 controller (and "" for v2) to the
+// process's cgroup path, from /proc/self/cgroup.
+func parseProcCgroup(s string) map[string]string {
+	out := map[string]string{}
+	for line := range strings.Lines(s) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[1] == "" {
+			out[""] = f[2]
+			continue
+		}
+		for c := range strings.SplitSeq(f[1], ",") {
+			out[c] = f[2]
+		}
+	}
+	return out
+}
+
+// ownDir is the directory of the process's cgroup path in mount m.
+func ownDir(m cgroupMount, path string) string {
+	if m.root != "/" {
+		path = strings.TrimPrefix(path, m.root)
+	}
+	return filepath.Join(m.point, path)
+}
+
+// cgroups is where the tasks' cgroups are made: on v1 one directory per
+// controller (cpu may be missing), on v2 one for both.
+type cgroups struct {
+	v2       bool
+	mem, cpu string // parent directories; cpu is "" without a cpu controller
+}
+
+func (c *cgroups) mode() string {
+	if c.v2 {
+		return "v2"
+	}
+	return "v1"
+}
+
+// detectCgroups finds a hierarchy with a memory controller the caller can
+// use, and makes name under its own cgroup: cgroup v2 when the memory
+// controller is enabled for it, else v1 memory (and cpu).
+func detectCgroups(name string) (*cgroups, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	pc, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	mounts, own := parseMountinfo(string(mi)), parseProcCgroup(string(pc))
+	var errs []error
+	for _, m := range mounts {
+		if p, ok := own[""]; ok && m.v2 {
+			c, err := setupV2(ownDir(m, p), name)
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, fmt.Errorf("cgroup v2: %w", err))
+		}
+	}
+	var c cgroups
+	for _, m := range mounts {
+		for _, ctl := range m.controllers {
+			if p, ok := own[ctl]; ok && (ctl == "memory" || ctl == "cpu") && !m.v2 {
+				dir := filepath.Join(ownDir(m, p), name)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					errs = append(errs, fmt.Errorf("cgroup v1 %s: %w", ctl, err))
+					continue
+				}
+				if ctl == "memory" {
+					c.mem = dir
+				} else {
+					c.cpu = dir
+				}
+			}
+		}
+	}
+	if c.mem != "" {
+		return &c, nil
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no cgroup hierarchy with a memory controller"))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// setupV2 makes own/name with the memory (and cpu) controllers enabled
+// for its children. A cgroup with processes cannot enable controllers for
+// its children, so the processes of own move to own/leaf first.
+func setupV2(own, name string) (*cgroups, error) {
+	b, err := os.ReadFile(filepath.Join(own, "cgroup.controllers"))
+	if err != nil {
+		return nil, err
+	}
+	ctls := strings.Fields(string(b))
+	if !slices.Contains(ctls, "memory") {
+		return nil, fmt.Errorf("%s: memory controller not enabled", own)
+	}
+	want := "+memory"
+	if slices.Contains(ctls, "cpu") {
+		want += " +cpu"
+	}
+	if err := enable(own, want); errors.Is(err, syscall.EBUSY) {
+		if err := moveAll(own, filepath.Join(own, "leaf")); err != nil {
+			return nil, err
+		}
+		err = enable(own, want)
+		if err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(own, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := enable(dir, want); err != nil {
+		return nil, err
+	}
+	c := &cgroups{v2: true, mem: dir}
+	if strings.Contains(want, "cpu") {
+		c.cpu = dir
+	}
+	return c, nil
+}
+
+func enable(dir, ctls string) error {
+	return os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(ctls), 0o644)
+}
+
+// moveAll moves the processes of cgroup from into cgroup to.
+func moveAll(from, to string) error {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	pids, err := readPids(filepath.Join(from, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	for _, p := range pids {
+		err := os.WriteFile(filepath.Join(to, "cgroup.procs"), []byte(strconv.Itoa(p)), 0o644)
+		if err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("move pid %d to %s: %w", p, to, err)
+		}
+	}
+	return nil
+}
+
+// cgroupWrite is one limit file to write.
+type cgroupWrite struct {
+	cpu        bool // in the cpu directory (v1), else the memory one
+	file, data string
+	optional   bool // absent when the kernel lacks the feature (swap accounting)
+}
+
+// cfsPeriod is the CPU quota's period in microseconds.
+const cfsPeriod = 100000
+
+// limitWrites returns the files that set l on a v1 or v2 cgroup. A CPU
+// millicore is cfsPeriod/1000 microseconds of CPU time per period.
+func limitWrites(v2 bool, l Limits) []cgroupWrite {
+	var out []cgroupWrite
+	mem := strconv.FormatInt(l.MemoryBytes, 10)
+	quota := strconv.FormatInt(max(1000, l.CPUMillis*cfsPeriod/1000), 10)
+	switch {
+	case v2:
+		if l.MemoryBytes > 0 {
+			out = append(out, cgroupWrite{file: "memory.max", data: mem},
+				cgroupWrite{file: "memory.swap.max", data: "0", optional: true})
+		}
+		if l.CPUMillis > 0 {
+			out = append(out, cgroupWrite{cpu: true, file: "cpu.max", data: quota + " " + strconv.Itoa(cfsPeriod)})
+		}
+	default:
+		if l.MemoryBytes > 0 {
+			out = append(out, cgroupWrite{file: "memory.limit_in_bytes", data: mem},
+				cgroupWrite{file: "memory.memsw.limit_in_bytes", data: mem, optional: true})
+		}
+		if l.CPUMillis > 0 {
+			out = append(out, cgroupWrite{cpu: true, file: "cpu.cfs_period_us", data: strconv.Itoa(cfsPeriod)},
+				cgroupWrite{cpu: true, file: "cpu.cfs_quota_us", data: quota})
+		}
+	}
+	return out
+}
+
+// group is one task's cgroup.
+type group struct {
+	v2       bool
+	mem, cpu string // cpu is "" or mem on v2
+}
+
+// create makes the task's cgroup name with limits l.
+func (c *cgroups) create(name string, l Limits) (*group, error) {
+	g := &group{v2: c.v2, mem: filepath.Join(c.mem, name)}
+	if c.cpu != "" {
+		g.cpu = filepath.Join(c.cpu, name)
+	}
+	for _, d := range g.dirs() {
+		if err := os.Mkdir(d, 0o755); errors.Is(err, os.ErrExist) {
+			// Left by an agent that died; only an empty one goes.
+			if err := os.Remove(d); err != nil {
+				return nil, fmt.Errorf("cgroup %s is in use: %w", d, err)
+			}
+			err = os.Mkdir(d, 0o755)
+			if err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range limitWrites(c.v2, l) {
+		dir := g.mem
+		if w.cpu {
+			if g.cpu == "" {
+				continue
+			}
+			dir = g.cpu
+		}
+		err := os.WriteFile(filepath.Join(dir, w.file), []byte(w.data), 0o644)
+		if err != nil && !(w.optional && errors.Is(err, os.ErrNotExist)) {
+			_ = g.remove()
+			return nil, fmt.Errorf("cgroup %s: %w", w.file, err)
+		}
+	}
+	return g, nil
+}
+
+// dirs are the group's directories, memory first.
+func (g *group) dirs() []string {
+	if g.cpu == "" || g.cpu == g.mem {
+		return []string{g.mem}
+	}
+	return []string{g.mem, g.cpu}
+}
+
+// enter moves pid (and the children it forks later) into the group.
+func (g *group) enter(pid int) error {
+	for _, d := range g.dirs() {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fmt.Errorf("move pid %d into %s: %w", pid, d, err)
+		}
+	}
+	return nil
+}
+
+// pids lists the group's processes.
+func (g *group) pids() []int {
+	p, _ := readPids(filepath.Join(g.mem, "cgroup.procs"))
+	return p
+}
+
+// usage reports whether the OOM killer killed a process of the group and
+// the group's peak memory use (0 when the kernel does not say).
+func (g *group) usage() (oomKilled bool, peak int64) {
+	events, peakFile := "memory.oom_control", "memory.max_usage_in_bytes"
+	if g.v2 {
+		events, peakFile = "memory.events", "memory.peak"
+	}
+	b, _ := os.ReadFile(filepath.Join(g.mem, events))
+	if n, ok := field(string(b), "oom_kill"); ok && n > 0 {
+		oomKilled = true
+	}
+	b, _ = os.ReadFile(filepath.Join(g.mem, peakFile))
+	peak, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return oomKilled, peak
+}
+
+// field returns the value of key in "key value" lines.
+func field(s, key string) (int64, bool) {
+	for line := range strings.Lines(s) {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// remove kills what is left in the group and removes it; it polls for a
+// few seconds while the kernel reaps the group's processes.
+func (g *group) remove() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, d := range g.dirs() {
+		for {
+			err := os.Remove(d)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("remove cgroup %s: %w", d, err)
+			}
+			for _, p := range g.pids() {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func readPids(path string) ([]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var out []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if p, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, sc.Err()
+}
