@@ -58,7 +58,8 @@ func TestJobLogsOverREST(t *testing.T) {
 		all = restLogs(t, c, "/v1/jobs/"+sub.Job.Id+"/logs")
 		return len(all) > 1 && strings.Contains(all[len(all)-1], "registered iris version 1")
 	})
-	require.Contains(t, all[0], "dataset iris version 1")
+	require.True(t, strings.HasPrefix(all[0], "[bmaas] attempt 1 of job "+sub.Job.Id+", rank 0, on node "), "every attempt's log starts with it: %q", all[0])
+	require.Contains(t, all[1], "dataset iris version 1")
 	last := restLogs(t, c, "/v1/jobs/"+sub.Job.Id+"/logs?tail_lines=1")
 	require.Equal(t, all[len(all)-1:], last)
 	// Following a finished job's logs ends with them.

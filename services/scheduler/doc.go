@@ -61,6 +61,13 @@
 //     every rank succeeded, and deletes its assignments. A FAILED rank fails
 //     the attempt: the job restarts (attempt+1, from its newest checkpoint) while
 //     restarts < max_restarts, else it is FAILED with the task's message.
+//   - A CANCELLED rank was lost by its agent without failing: an agent that
+//     restarts (killed, crashed) and finds a task of its node STARTING or
+//     RUNNING under the assignment's attempt knows the task's process went
+//     with the old agent; it does not run the attempt again but reports it
+//     CANCELLED ("agent restarted: the task's process was lost"). The job
+//     goes back to the queue as a new attempt, resumed from its newest
+//     checkpoint, not counted as a restart (as after a node loss).
 //   - Cancel marks the job CANCELLED and the leader deletes its assignments;
 //     an agent stops a worker whose assignment vanished (SIGTERM to the process
 //     group, SIGKILL 3 s later).
@@ -78,5 +85,7 @@
 // Events (pkg/events): bmaas.job.<id>.<state> for every job move (queued,
 // scheduled, running, succeeded, failed, cancelled, preempted), logs on
 // bmaas.logs.<job>.<rank> (one line per message, Data is the line), metrics
-// on bmaas.metrics.<job>.<rank> (Data is the JSON line the worker reported).
+// on bmaas.metrics.<job>.<rank> (Data is the JSON line the worker reported);
+// both carry the attempt in the Bmaas-Attempt header, and every attempt's
+// log starts with "[bmaas] attempt <n> of job <id>, rank <r>, on node <node>".
 package scheduler

@@ -100,7 +100,7 @@ func (l *leader) lifecycle(id string, now time.Time) (*txn, error) {
 	}
 	world := j.GetSpec().GetWorkers()
 	var running, succeeded int32
-	var failed *schedulerv1.TaskStatus
+	var failed, lost *schedulerv1.TaskStatus
 	var seen bool
 	for _, ts := range tasks {
 		if ts.Attempt != j.Attempt {
@@ -112,9 +112,13 @@ func (l *leader) lifecycle(id string, now time.Time) (*txn, error) {
 			running++
 		case schedulerv1.TaskState_TASK_STATE_SUCCEEDED:
 			succeeded++
-		case schedulerv1.TaskState_TASK_STATE_FAILED, schedulerv1.TaskState_TASK_STATE_CANCELLED:
+		case schedulerv1.TaskState_TASK_STATE_FAILED:
 			if failed == nil || ts.Rank < failed.Rank {
 				failed = ts
+			}
+		case schedulerv1.TaskState_TASK_STATE_CANCELLED:
+			if lost == nil || ts.Rank < lost.Rank {
+				lost = ts
 			}
 		}
 	}
@@ -129,6 +133,8 @@ func (l *leader) lifecycle(id string, now time.Time) (*txn, error) {
 			return l.requeue(je, msg, true)
 		}
 		return l.end(je, stFailed, msg, "failed", now)
+	case lost != nil: // its agent lost it, as with a node loss: not a restart
+		return l.requeue(je, fmt.Sprintf("rank %d lost on %s: %s", lost.Rank, lost.Node, lost.Message), false)
 	case succeeded == world:
 		next := l.clone(je)
 		if rank0 != nil {

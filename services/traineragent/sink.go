@@ -20,13 +20,14 @@ const tailLines = 20
 
 // sink takes a task's log lines and metrics: log lines go to the local
 // log file and bmaas.logs.<job>.<rank>, metrics to
-// bmaas.metrics.<job>.<rank>; the last lines are kept for the failure
-// message.
+// bmaas.metrics.<job>.<rank>, each event with the attempt in its
+// HeaderAttempt; the last lines are kept for the failure message.
 type sink struct {
-	bus  *events.Bus
-	log  *slog.Logger
-	job  string
-	rank string
+	bus     *events.Bus
+	log     *slog.Logger
+	job     string
+	rank    string
+	attempt string
 
 	mu    sync.Mutex
 	file  *os.File
@@ -34,12 +35,15 @@ type sink struct {
 	warn  bool
 }
 
-func newSink(bus *events.Bus, log *slog.Logger, path, job string, rank int32) (*sink, error) {
+// HeaderAttempt carries the attempt of a task's log and metrics events.
+const HeaderAttempt = "Bmaas-Attempt"
+
+func newSink(bus *events.Bus, log *slog.Logger, path, job string, rank, attempt int32) (*sink, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("task log: %w", err)
 	}
-	return &sink{bus: bus, log: log, job: job, rank: strconv.Itoa(int(rank)), file: f}, nil
+	return &sink{bus: bus, log: log, job: job, rank: strconv.Itoa(int(rank)), attempt: strconv.Itoa(int(attempt)), file: f}, nil
 }
 
 // line records one log line.
@@ -66,7 +70,8 @@ func (s *sink) publish(kind string, data []byte) {
 	if s.bus == nil {
 		return
 	}
-	err := s.bus.PublishAsync(events.Event{Kind: kind, Key: s.job, Type: s.rank, Data: data})
+	err := s.bus.PublishAsync(events.Event{Kind: kind, Key: s.job, Type: s.rank, Data: data,
+		Headers: map[string]string{HeaderAttempt: s.attempt}})
 	if err != nil {
 		s.mu.Lock()
 		first := !s.warn

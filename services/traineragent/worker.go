@@ -78,7 +78,14 @@ func (w *worker) run(prev *worker) {
 	if prev != nil {
 		<-prev.done
 	}
-	if w.ctx.Err() != nil || w.alreadyRan() {
+	if w.ctx.Err() != nil {
+		return
+	}
+	switch w.earlierRun(prev == nil) {
+	case earlierEnded:
+		return
+	case earlierLost:
+		w.reportLost()
 		return
 	}
 	w.log.Info("task starting")
@@ -121,11 +128,13 @@ func (w *worker) execute() (int64, error) {
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		return 0, fmt.Errorf("work dir: %w", err)
 	}
-	sk, err := newSink(w.s.deps.Bus, w.s.log, filepath.Join(w.dir, "task.log"), w.a.JobId, w.a.Rank)
+	sk, err := newSink(w.s.deps.Bus, w.s.log, filepath.Join(w.dir, "task.log"), w.a.JobId, w.a.Rank, w.a.Attempt)
 	if err != nil {
 		return 0, err
 	}
 	defer sk.close()
+	// The first line of every attempt: the log stream of a job holds them all.
+	sk.logf("attempt %d of job %s, rank %d, on node %s", w.a.Attempt, w.a.JobId, w.a.Rank, w.s.cfg.Node)
 	version, err := w.runtime(sk)
 	sk.flush(w.ctx)
 	if err != nil {
@@ -147,23 +156,6 @@ func (w *worker) runtime(sk *sink) (int64, error) {
 		return w.runServing(sk, spec.GetServing())
 	}
 	return 0, errors.New("the job spec names no runtime (builtin or process)")
-}
-
-// alreadyRan reports whether this attempt already ended here (the agent
-// restarted after the task ended): it is not run twice.
-func (w *worker) alreadyRan() bool {
-	st := &schedulerv1.TaskStatus{}
-	if _, err := w.s.deps.Store.Get(w.ctx, taskKey(w.a.JobId, w.a.Rank), st); err != nil {
-		return false
-	}
-	terminal := st.State == schedulerv1.TaskState_TASK_STATE_SUCCEEDED || st.State == schedulerv1.TaskState_TASK_STATE_FAILED
-	if terminal && st.Attempt == w.a.Attempt && st.Node == w.s.cfg.Node {
-		w.mu.Lock()
-		w.status = st
-		w.mu.Unlock()
-		return true
-	}
-	return false
 }
 
 func (w *worker) now() *timestamppb.Timestamp { return timestamppb.New(w.s.deps.Now()) }
