@@ -244,23 +244,19 @@ type group struct {
 	mem, cpu string // cpu is "" or mem on v2
 }
 
-// create makes the task's cgroup name with limits l.
+// create makes a cgroup for a command named name, with limits l. A name
+// taken (by a command of another runner in this process, or left by a
+// process killed before it could remove it) gets a suffix: a directory
+// that exists is never taken over, as it may be about to get processes.
 func (c *cgroups) create(name string, l Limits) (*group, error) {
-	g := &group{v2: c.v2, mem: filepath.Join(c.mem, name)}
-	if c.cpu != "" {
-		g.cpu = filepath.Join(c.cpu, name)
-	}
-	for _, d := range g.dirs() {
-		if err := os.Mkdir(d, 0o755); errors.Is(err, os.ErrExist) {
-			// Left by an agent that died; only an empty one goes.
-			if err := os.Remove(d); err != nil {
-				return nil, fmt.Errorf("cgroup %s is in use: %w", d, err)
-			}
-			err = os.Mkdir(d, 0o755)
-			if err != nil {
-				return nil, err
-			}
-		} else if err != nil {
+	var g *group
+	for i := 0; g == nil; i++ {
+		n := name
+		if i > 0 {
+			n = fmt.Sprintf("%s.%d", name, i)
+		}
+		var err error
+		if g, err = c.mkdir(n); err != nil && (!errors.Is(err, os.ErrExist) || i == 100) {
 			return nil, err
 		}
 	}
@@ -277,6 +273,25 @@ func (c *cgroups) create(name string, l Limits) (*group, error) {
 			_ = g.remove()
 			return nil, fmt.Errorf("cgroup %s: %w", w.file, err)
 		}
+	}
+	return g, nil
+}
+
+// mkdir makes the group's directories; os.ErrExist when one exists.
+func (c *cgroups) mkdir(name string) (*group, error) {
+	g := &group{v2: c.v2, mem: filepath.Join(c.mem, name)}
+	if c.cpu != "" {
+		g.cpu = filepath.Join(c.cpu, name)
+	}
+	var made []string
+	for _, d := range g.dirs() {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			for _, m := range made {
+				_ = os.Remove(m)
+			}
+			return nil, fmt.Errorf("cgroup %s: %w", d, err)
+		}
+		made = append(made, d)
 	}
 	return g, nil
 }

@@ -144,7 +144,7 @@ func (r *Runner) Describe() []any {
 	if r.drop != nil {
 		uid = r.drop.uid
 	}
-	out := []any{"mechanism", Bwrap, "cgroup", r.limitMode(), "uid", uid}
+	out := []any{"mechanism", Bwrap, "cgroup", r.LimitMode(), "uid", uid}
 	if r.cgErr != nil {
 		out = append(out, "cgroup_err", r.cgErr)
 	}
@@ -154,8 +154,14 @@ func (r *Runner) Describe() []any {
 	return out
 }
 
-func (r *Runner) limitMode() string {
-	if r.cg != nil {
+// LimitMode says how commands' limits are enforced: "v1" or "v2" (a
+// cgroup: the kernel kills a command over its memory), "rlimit"
+// (RLIMIT_AS: its allocations fail), or "none" (unconfined).
+func (r *Runner) LimitMode() string {
+	switch {
+	case r.cfg.Mechanism == None:
+		return None
+	case r.cg != nil:
 		return r.cg.mode()
 	}
 	return "rlimit"

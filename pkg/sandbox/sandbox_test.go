@@ -264,3 +264,21 @@ func TestPlainRunsAsCaller(t *testing.T) {
 		return err != nil || strings.Contains(string(b), ") Z ")
 	}, 5*time.Second, 5*time.Millisecond, "the process group goes")
 }
+
+func TestCgroupNameTakenGetsSuffix(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t)
+	if r.cg == nil {
+		t.Skipf("no cgroup here: %v", r.cgErr)
+	}
+	a, err := r.cg.create("same", Limits{MemoryBytes: 1 << 30})
+	require.NoError(t, err)
+	b, err := r.cg.create("same", Limits{MemoryBytes: 1 << 30})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(r.cg.mem, "same"), a.mem)
+	require.Equal(t, filepath.Join(r.cg.mem, "same.1"), b.mem, "an existing cgroup is never taken over")
+	require.NoError(t, a.remove())
+	require.NoError(t, b.remove())
+	_, err = os.Stat(a.mem)
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
