@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,9 +24,7 @@ func TestListenOnEveryInterface(t *testing.T) {
 	t.Parallel()
 	c := harness.Start(t, withFastGateway(), func(cfg *app.Config) { cfg.GRPC.Addr = "0.0.0.0:0" })
 	ctx := t.Context()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
+	cli := c.EtcdClient(t)
 	routable := func(addr string) {
 		t.Helper()
 		host, _, err := net.SplitHostPort(addr)

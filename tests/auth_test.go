@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -87,9 +86,7 @@ func TestAuthEverywhere(t *testing.T) {
 	}
 
 	// The replica itself, called directly.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
+	cli := c.EtcdClient(t)
 	kvs, err := cli.Get(ctx, traineragent.EndpointKey("iris", ""), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.NotEmpty(t, kvs.Kvs)
@@ -98,7 +95,12 @@ func TestAuthEverywhere(t *testing.T) {
 	require.NotEmpty(t, ep.LaneAddress)
 	wire, err := proto.Marshal(req)
 	require.NoError(t, err)
-	for _, tok := range []string{"", "s3cret"} {
+	// The replica takes its own token (from its endpoint record, which
+	// only etcd's users read) and refuses the cluster's: a replica never
+	// holds the cluster token, nor is it sent one.
+	require.NotEmpty(t, ep.Token)
+	require.NotEqual(t, "s3cret", ep.Token)
+	for _, tok := range []string{"", "s3cret", ep.Token} {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 		if tok != "" {
 			opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(tok)))
@@ -110,9 +112,9 @@ func TestAuthEverywhere(t *testing.T) {
 		lc := lane.NewClient(ep.LaneAddress, tok)
 		resp, lerr := lc.Call(ctx, lane.MethodModelInfer, wire)
 		_ = lc.Close()
-		if tok == "" {
-			require.Equal(t, codes.Unauthenticated, status.Code(gerr), "replica gRPC without the token: %v", gerr)
-			require.Equal(t, codes.Unauthenticated, status.Code(lerr), "replica lane without the token: %v", lerr)
+		if tok != ep.Token {
+			require.Equal(t, codes.Unauthenticated, status.Code(gerr), "replica gRPC with %q: %v", tok, gerr)
+			require.Equal(t, codes.Unauthenticated, status.Code(lerr), "replica lane with %q: %v", tok, lerr)
 			continue
 		}
 		require.NoError(t, gerr, "replica gRPC with the token")

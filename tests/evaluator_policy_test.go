@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -98,9 +97,7 @@ func TestAutoEvaluationPromotionAndRedelivery(t *testing.T) {
 	require.Len(t, decisions(t, ec, "iris"), 3)
 
 	// Redeliver v2's READY event: nothing is evaluated or decided again.
-	nc, err := nats.Connect(c.Addrs.NATSURL)
-	require.NoError(t, err)
-	defer nc.Close()
+	nc := c.NATSConn(t)
 	bus, err := events.NewBus(ctx, nc, events.Config{}, nil)
 	require.NoError(t, err)
 	data, err := protojson.Marshal(v2)

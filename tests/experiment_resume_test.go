@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
@@ -20,11 +19,9 @@ import (
 
 // trainSteps returns the steps of a job's training epochs, in the order
 // its metrics stream recorded them.
-func trainSteps(t *testing.T, natsURL, job string) []int {
+func trainSteps(t *testing.T, c *harness.Cluster, job string) []int {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	require.NoError(t, err)
-	defer nc.Close()
+	nc := c.NATSConn(t)
 	bus, err := events.NewBus(t.Context(), nc, events.Config{}, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -94,8 +91,8 @@ func TestASHAResumesPromotedTrial(t *testing.T) {
 	require.Equal(t, schedulerv1.JobState_JOB_STATE_SUCCEEDED, j.Job.State)
 	require.EqualValues(t, 3, j.Job.Step)
 
-	require.Equal(t, []int{1}, trainSteps(t, c.Addrs.NATSURL, first))
-	require.Equal(t, []int{2, 3}, trainSteps(t, c.Addrs.NATSURL, second), "the continuation starts after the first job's last epoch")
+	require.Equal(t, []int{1}, trainSteps(t, c, first))
+	require.Equal(t, []int{2, 3}, trainSteps(t, c, second), "the continuation starts after the first job's last epoch")
 
 	v, err := c.Registry.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "iris", Version: fmt.Sprint(promoted.ModelVersion)})
 	require.NoError(t, err)

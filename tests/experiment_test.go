@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -102,9 +101,7 @@ func TestEvaluatorFailoverLosesNoTrial(t *testing.T) {
 	c := harness.StartConfig(t, cfg)
 	ctx := t.Context()
 	setupIris(t, c)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
+	cli := c.EtcdClient(t)
 	sc := schedulerv1.NewSchedulerServiceClient(c.Conn)
 	ecfg := evaluator.DefaultConfig()
 	ecfg.LeaderTTL = time.Second

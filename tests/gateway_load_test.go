@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/tests/harness"
@@ -30,9 +27,7 @@ func TestAutoscaleCountsEveryGateway(t *testing.T) {
 	c2 := join(t, c1, []string{app.TargetGateway}, opts...)
 	ctx := t.Context()
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c1.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := c1.EtcdClient(t)
 	var follower *harness.Cluster
 	eventually(t, time.Minute, "a gateway leads", func() bool {
 		id, _, err := election.Leader(ctx, cli, "gateway")

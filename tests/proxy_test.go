@@ -25,6 +25,7 @@ func join(t *testing.T, c *harness.Cluster, targets []string, opts ...harness.Op
 	cfg.Embedded = false
 	cfg.Targets = targets
 	cfg.EtcdEndpoints, cfg.NATSURL = c.Addrs.EtcdEndpoints, c.Addrs.NATSURL
+	cfg.Etcd, cfg.NATS = c.Addrs.Etcd, c.Addrs.NATS
 	return harness.StartConfig(t, cfg)
 }
 

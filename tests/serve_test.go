@@ -8,24 +8,28 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/membership"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
 // TestServeAgainstExternalServers runs the services as two separate bmaas
-// processes against etcd and NATS servers that run from their own binaries.
+// processes against etcd and NATS servers that run from their own
+// binaries: etcd with TLS, client certificates and authentication, NATS
+// with TLS and a user and password.
 func TestServeAgainstExternalServers(t *testing.T) {
 	t.Parallel()
-	etcd := harness.ExternalEtcd(t)
-	natsSrv := harness.ExternalNATS(t)
-	common := []string{"--etcd-endpoints", etcd.URL, "--nats-url", natsSrv.URL}
+	etcd, es := harness.ExternalEtcdSecure(t)
+	natsSrv, ns := harness.ExternalNATSSecure(t)
+	common := []string{"--etcd-endpoints", etcd.URL, "--etcd-ca", es.CA, "--etcd-cert", es.Cert, "--etcd-key", es.Key,
+		"--etcd-username", es.User, "--etcd-password-file", es.PasswordFile,
+		"--nats-url", natsSrv.URL, "--nats-user", ns.User, "--nats-password-file", ns.PasswordFile, "--nats-ca", ns.CA}
 
 	reg := harness.StartProcess(t, append([]string{"serve", "--target=registry", "--data-dir", t.TempDir(), "--node-name", "reg"}, common...)...)
 	rest := harness.StartProcess(t, append([]string{"serve", "--target=scheduler,trainer-agent,evaluator,gateway", "--data-dir", t.TempDir(), "--node-name", "rest"}, common...)...)
@@ -49,7 +53,8 @@ func TestServeAgainstExternalServers(t *testing.T) {
 	}
 
 	// Both processes announced their services in the external etcd.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.URL}, DialTimeout: 5 * time.Second})
+	ea := app.EtcdAuth{Username: es.User, PasswordFile: es.PasswordFile, CA: es.CA, Cert: es.Cert, Key: es.Key}
+	cli, err := ea.Client(ctx, []string{etcd.URL})
 	require.NoError(t, err)
 	defer cli.Close()
 	for _, svc := range []string{"registry", "scheduler", "gateway"} {
@@ -59,7 +64,10 @@ func TestServeAgainstExternalServers(t *testing.T) {
 	}
 
 	// The registry's events went to the external NATS.
-	nc, err := nats.Connect(natsSrv.URL)
+	na := app.NATSAuth{User: ns.User, PasswordFile: ns.PasswordFile, CA: ns.CA}
+	nopts, err := na.Options()
+	require.NoError(t, err)
+	nc, err := nats.Connect(natsSrv.URL, nopts...)
 	require.NoError(t, err)
 	defer nc.Close()
 	bus, err := events.NewBus(ctx, nc, events.Config{}, nil)

@@ -25,11 +25,7 @@ const models = 100
 func setup(b *testing.B) (*harness.Cluster, *clientv3.Client) {
 	b.Helper()
 	c := harness.Start(b)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Addrs.EtcdEndpoints})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cli.Close() })
+	cli := c.EtcdClient(b)
 	ctx := context.Background()
 	for i := range models {
 		name := fmt.Sprintf("model-%03d", i)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +59,25 @@ type Addrs struct {
 	HTTP          string
 	EtcdEndpoints []string
 	NATSURL       string
+	// Etcd and NATS are the credentials the process uses (the embedded
+	// servers' generated ones under bmaas up).
+	Etcd EtcdAuth
+	NATS NATSAuth
 }
 
 // New builds the module table for cfg.
 func New(cfg Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	// Every path handed on (to etcd's sockets, to tasks) is absolute.
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data-dir %q: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

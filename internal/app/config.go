@@ -45,6 +45,9 @@ type Config struct {
 	// EtcdEndpoints and NATSURL name external servers (bmaas serve).
 	EtcdEndpoints []string `yaml:"etcd_endpoints"`
 	NATSURL       string   `yaml:"nats_url"`
+	// Etcd and NATS are the clients' credentials and TLS files.
+	Etcd EtcdAuth `yaml:",inline"`
+	NATS NATSAuth `yaml:",inline"`
 	// NodeName identifies this process in membership (hostname by default).
 	NodeName string `yaml:"node_name"`
 	// AdvertiseHost is the host other processes reach this one at: its
@@ -72,6 +75,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (REST, /readyz, /metrics, /openapi.json)")
 	fs.Var((*listFlag)(&c.EtcdEndpoints), "etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL (bmaas serve)")
+	c.Etcd.RegisterFlags(fs)
+	c.NATS.RegisterFlags(fs)
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
@@ -144,7 +149,7 @@ func (c *Config) Validate() error {
 			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
+	for _, v := range []interface{ Validate() error }{&c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
 		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
 		if err := v.Validate(); err != nil {
 			return err

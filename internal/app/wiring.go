@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/bmaas/bmaas/internal/embedded"
@@ -43,20 +42,18 @@ type wiring struct {
 	advertise string
 	// gateway serves the KServe v2 REST routes on the HTTP edge.
 	gateway *gateway.Service
+	// cleanSockets removes the embedded etcd's socket directory when it
+	// is a temporary one.
+	cleanSockets func()
 }
 
 func (a *App) startEtcd(ctx context.Context) error {
 	if a.cfg.Embedded {
-		dir := filepath.Join(a.cfg.DataDir, "etcd")
-		e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", Fast: a.cfg.FastElection})
-		if err != nil {
+		if err := a.startEmbeddedEtcd(ctx); err != nil {
 			return err
 		}
-		a.w.etcd = e
-		a.cfg.EtcdEndpoints = e.Endpoints()
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx),
-		Logger: zap.NewNop()})
+	cli, err := a.cfg.Etcd.Client(ctx, a.cfg.EtcdEndpoints)
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}
@@ -75,7 +72,32 @@ func (a *App) startEtcd(ctx context.Context) error {
 	}
 	a.w.dialer = mesh.NewDialer(cli, token, a.log)
 	a.w.forward = a.w.dialer.Proxy(a.route)
-	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints = a.cfg.EtcdEndpoints })
+	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints, ad.Etcd = a.cfg.EtcdEndpoints, a.cfg.Etcd })
+	return nil
+}
+
+// startEmbeddedEtcd runs etcd on unix sockets in a directory only this
+// user may enter, with authentication on and a root password generated
+// into the data directory on the first start.
+func (a *App) startEmbeddedEtcd(ctx context.Context) error {
+	secrets := filepath.Join(a.cfg.DataDir, secretsDir)
+	pw, err := ensureSecret(secrets, etcdPasswordName)
+	if err != nil {
+		return fmt.Errorf("etcd password: %w", err)
+	}
+	sockets, cleanup, err := a.socketDir()
+	if err != nil {
+		return fmt.Errorf("etcd sockets: %w", err)
+	}
+	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: filepath.Join(a.cfg.DataDir, "etcd"), SocketDir: sockets,
+		RootPassword: pw, Fast: a.cfg.FastElection})
+	if err != nil {
+		cleanup()
+		return err
+	}
+	a.w.etcd, a.w.cleanSockets = e, cleanup
+	a.cfg.EtcdEndpoints = e.Endpoints()
+	a.cfg.Etcd = EtcdAuth{Username: embedded.RootUser, PasswordFile: filepath.Join(secrets, etcdPasswordName)}
 	return nil
 }
 
@@ -88,20 +110,34 @@ func (a *App) stopEtcd(context.Context) {
 	}
 	if a.w.etcd != nil {
 		a.w.etcd.Close()
+		a.w.cleanSockets()
 	}
 }
 
 func (a *App) startNATS(ctx context.Context) error {
 	if a.cfg.Embedded {
-		n, err := embedded.StartNATS(embedded.NATSConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Addr: "127.0.0.1:0"})
+		// Loopback only, and only with the password generated into the
+		// data directory.
+		secrets := filepath.Join(a.cfg.DataDir, secretsDir)
+		pw, err := ensureSecret(secrets, natsPasswordName)
+		if err != nil {
+			return fmt.Errorf("nats password: %w", err)
+		}
+		n, err := embedded.StartNATS(embedded.NATSConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Addr: "127.0.0.1:0",
+			User: embeddedNATSUser, Password: pw})
 		if err != nil {
 			return err
 		}
 		a.w.nats = n
 		a.cfg.NATSURL = n.ClientURL()
+		a.cfg.NATS = NATSAuth{User: embeddedNATSUser, PasswordFile: filepath.Join(secrets, natsPasswordName)}
 	}
-	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("bmaas-"+a.nodeName()), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond))
+	auth, err := a.cfg.NATS.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(a.cfg.NATSURL, append(auth, nats.Name("bmaas-"+a.nodeName()), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", a.cfg.NATSURL, err)
 	}
@@ -111,7 +147,7 @@ func (a *App) startNATS(ctx context.Context) error {
 		return fmt.Errorf("event bus: %w", err)
 	}
 	a.w.nc, a.w.bus = nc, bus
-	a.setAddrs(func(ad *Addrs) { ad.NATSURL = a.cfg.NATSURL })
+	a.setAddrs(func(ad *Addrs) { ad.NATSURL, ad.NATS = a.cfg.NATSURL, a.cfg.NATS })
 	return nil
 }
 

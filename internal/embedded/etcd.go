@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // EtcdConfig configures the embedded etcd member.
@@ -29,7 +33,17 @@ type EtcdConfig struct {
 	Fast bool
 	// StartTimeout bounds the wait for the member to become ready.
 	StartTimeout time.Duration
+	// SocketDir, when set, puts the client and peer listeners on unix
+	// sockets in this directory (ClientAddr and PeerAddr are then unused):
+	// only who may enter the directory can connect.
+	SocketDir string
+	// RootPassword, when set, turns etcd's authentication on with a root
+	// user of this password (created on the first start).
+	RootPassword string
 }
+
+// RootUser is the embedded etcd's user when RootPassword is set.
+const RootUser = "root"
 
 // Etcd is a running embedded etcd member.
 type Etcd struct {
@@ -45,7 +59,7 @@ type Etcd struct {
 func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	for attempt := 1; ; attempt++ {
 		e, err := startEtcd(ctx, cfg)
-		if err == nil || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) || !anyPortZero(cfg) {
+		if err == nil || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) || cfg.SocketDir != "" || !anyPortZero(cfg) {
 			return e, err
 		}
 	}
@@ -73,13 +87,9 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
-	clientURL, err := freeURL(cfg.ClientAddr)
+	clientURL, peerURL, err := listenURLs(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd client address %q: %w", cfg.ClientAddr, err)
-	}
-	peerURL, err := freeURL(cfg.PeerAddr)
-	if err != nil {
-		return nil, fmt.Errorf("etcd peer address %q: %w", cfg.PeerAddr, err)
+		return nil, err
 	}
 
 	ec := embed.NewConfig()
@@ -97,6 +107,9 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		ec.TickMs = 10
 		ec.ElectionMs = 100
 	}
+	// The root password is 256 random bits: bcrypt's cost adds nothing to
+	// it and would slow every client's sign-in.
+	ec.BcryptCost = uint(bcrypt.MinCost)
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
@@ -117,9 +130,107 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	}
 	eps := make([]string, 0, len(e.Clients))
 	for _, l := range e.Clients {
-		eps = append(eps, "http://"+l.Addr().String())
+		if l.Addr().Network() == "unix" {
+			eps = append(eps, "unix://"+l.Addr().String())
+		} else {
+			eps = append(eps, "http://"+l.Addr().String())
+		}
+	}
+	if cfg.RootPassword != "" {
+		if err := enableAuth(ctx, e, cfg.RootPassword); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	return &Etcd{e: e, endpoints: eps}, nil
+}
+
+// listenURLs are the client and peer URLs: unix sockets in SocketDir, or
+// loopback addresses with free ports.
+func listenURLs(cfg EtcdConfig) (*url.URL, *url.URL, error) {
+	if cfg.SocketDir != "" {
+		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("etcd socket directory: %w", err)
+		}
+		if err := os.Chmod(cfg.SocketDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("etcd socket directory: %w", err)
+		}
+		client := &url.URL{Scheme: "unix", Path: filepath.Join(cfg.SocketDir, "etcd.sock")}
+		peer := &url.URL{Scheme: "unix", Path: filepath.Join(cfg.SocketDir, "etcd-peer.sock")}
+		if n := len(peer.Path); n > MaxSocketPath {
+			return nil, nil, fmt.Errorf("etcd socket %s: %d bytes, over the %d a unix socket path may have", peer.Path, n, MaxSocketPath)
+		}
+		return client, peer, nil
+	}
+	clientURL, err := freeURL(cfg.ClientAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcd client address %q: %w", cfg.ClientAddr, err)
+	}
+	peerURL, err := freeURL(cfg.PeerAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcd peer address %q: %w", cfg.PeerAddr, err)
+	}
+	return clientURL, peerURL, nil
+}
+
+// MaxSocketPath is the longest unix socket path (sun_path holds 108
+// bytes with the final NUL on Linux, 104 on the BSDs).
+const MaxSocketPath = 100
+
+// enableAuth creates the root user and role and turns authentication on,
+// through an in-process client, unless it is on already. What a client
+// may have written before (through a socket only the owner can reach,
+// on the first start only) is not trusted: every other user and role goes.
+func enableAuth(ctx context.Context, e *embed.Etcd, password string) error {
+	cli := v3client.New(e.Server)
+	defer func() { _ = cli.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := cli.AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd auth status: %w", err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	if _, err := cli.UserAdd(ctx, RootUser, password); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		return fmt.Errorf("etcd root user: %w", err)
+	}
+	if _, err := cli.UserChangePassword(ctx, RootUser, password); err != nil {
+		return fmt.Errorf("etcd root password: %w", err)
+	}
+	if _, err := cli.RoleAdd(ctx, RootUser); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+		return fmt.Errorf("etcd root role: %w", err)
+	}
+	if _, err := cli.UserGrantRole(ctx, RootUser, RootUser); err != nil {
+		return fmt.Errorf("etcd root role: %w", err)
+	}
+	users, err := cli.UserList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd users: %w", err)
+	}
+	for _, u := range users.Users {
+		if u != RootUser {
+			if _, err := cli.UserDelete(ctx, u); err != nil {
+				return fmt.Errorf("etcd user %s: %w", u, err)
+			}
+		}
+	}
+	roles, err := cli.RoleList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd roles: %w", err)
+	}
+	for _, r := range roles.Roles {
+		if r != RootUser {
+			if _, err := cli.RoleDelete(ctx, r); err != nil {
+				return fmt.Errorf("etcd role %s: %w", r, err)
+			}
+		}
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("etcd auth enable: %w", err)
+	}
+	return nil
 }
 
 // Endpoints are the client URLs of the member.

@@ -18,6 +18,9 @@ type NATSConfig struct {
 	Addr string
 	// StartTimeout bounds the wait for the server to accept connections.
 	StartTimeout time.Duration
+	// User and Password, when set, are the only credentials the server
+	// accepts.
+	User, Password string
 }
 
 // NATS is a running embedded NATS server with JetStream.
@@ -57,6 +60,8 @@ func StartNATS(cfg NATSConfig) (*NATS, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
+		Username:   cfg.User,
+		Password:   cfg.Password,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

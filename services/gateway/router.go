@@ -35,12 +35,14 @@ type backend struct {
 }
 
 // router keeps the ready endpoints of every deployment, from etcd, with
-// one client connection (and one lane client) per replica address.
+// one client connection (and one lane client) per replica address and
+// token. Each replica is called with its own token from its endpoint
+// record, never the cluster's: a listener that is not a replica of this
+// cluster learns nothing it could use elsewhere.
 type router struct {
 	cli     *clientv3.Client
 	log     *slog.Logger
 	useLane bool
-	token   string // bearer token for the replicas
 	ready   chan struct{}
 	once    sync.Once
 
@@ -56,8 +58,8 @@ type router struct {
 // routing table stay open: calls already sent on them finish.
 const closeAfter = time.Minute
 
-func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool, token string) *router {
-	return &router{cli: cli, log: log, useLane: useLane, token: token, ready: make(chan struct{}), byDep: map[string][]*backend{},
+func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool) *router {
+	return &router{cli: cli, log: log, useLane: useLane, ready: make(chan struct{}), byDep: map[string][]*backend{},
 		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, unused: map[string]time.Time{},
 		changed: make(chan struct{})}
 }
@@ -108,33 +110,44 @@ func (r *router) putLocked(key string, val []byte) {
 		r.log.Warn("bad endpoint", "key", key, "err", err)
 		return
 	}
-	conn := r.conns[ep.Address]
+	if ep.Token == "" {
+		r.log.Warn("endpoint without a replica token", "key", key)
+		return
+	}
+	addr, laneAddr := connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)
+	conn := r.conns[addr]
 	if conn == nil {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
-		if r.token != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(r.token)))
-		}
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)), grpc.WithPerRPCCredentials(mesh.Bearer(ep.Token))}
 		c, err := grpc.NewClient(ep.Address, opts...)
 		if err != nil {
 			r.log.Warn("dial replica", "addr", ep.Address, "err", err)
 			return
 		}
 		conn = c
-		r.conns[ep.Address] = c
+		r.conns[addr] = c
 	}
 	var lc *lane.Client
 	if r.useLane && ep.LaneAddress != "" {
-		if lc = r.lanes[ep.LaneAddress]; lc == nil {
-			lc = lane.NewClient(ep.LaneAddress, r.token)
-			r.lanes[ep.LaneAddress] = lc
+		if lc = r.lanes[laneAddr]; lc == nil {
+			lc = lane.NewClient(ep.LaneAddress, ep.Token)
+			r.lanes[laneAddr] = lc
 		}
 	}
 	r.deleteLocked(key)
 	dep := depOf(key)
 	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn), lane: lc})
-	delete(r.unused, ep.Address)
-	delete(r.unused, ep.LaneAddress)
+	delete(r.unused, addr)
+	delete(r.unused, laneAddr)
+}
+
+// connKey names a connection to a replica address with a token: a new
+// replica on an old address gets a connection of its own.
+func connKey(addr, token string) string {
+	if addr == "" {
+		return ""
+	}
+	return addr + "\x00" + token
 }
 
 func (r *router) deleteLocked(key string) {
@@ -159,11 +172,11 @@ func (r *router) releaseLocked(ep *gatewayv1.Endpoint) {
 	used := map[string]bool{}
 	for _, bs := range r.byDep {
 		for _, b := range bs {
-			used[b.ep.Address], used[b.ep.LaneAddress] = true, true
+			used[connKey(b.ep.Address, b.ep.Token)], used[connKey(b.ep.LaneAddress, b.ep.Token)] = true, true
 		}
 	}
 	now := time.Now()
-	for _, a := range []string{ep.Address, ep.LaneAddress} {
+	for _, a := range []string{connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)} {
 		if _, seen := r.unused[a]; a != "" && !used[a] && !seen {
 			r.unused[a] = now
 		}

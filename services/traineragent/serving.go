@@ -2,6 +2,8 @@ package traineragent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -73,8 +75,15 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 		_ = lis.Close()
 		return 0, fmt.Errorf("replica lane listener: %w", err)
 	}
-	// The replica asks for the mesh's bearer token, as every service does.
-	token := w.s.deps.Dialer.Token()
+	// Both ports ask for a token of this replica's own, which only its
+	// endpoint record (in etcd) tells: the gateway sends it, no other
+	// client has it, and the replica never holds the cluster's token.
+	token, err := replicaToken()
+	if err != nil {
+		_ = lis.Close()
+		_ = laneLis.Close()
+		return 0, err
+	}
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(replicaUnary, grpcsrv.AuthUnary(token)), grpc.MaxRecvMsgSize(64<<20),
 		grpc.NumStreamWorkers(grpcsrv.StreamWorkers))
 	inference.RegisterGRPCInferenceServiceServer(g, srv)
@@ -89,7 +98,7 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	w.flush()
 	key := EndpointKey(rt.Deployment, w.a.JobId)
 	if err := w.registerEndpoint(key, &gatewayv1.Endpoint{Deployment: rt.Deployment, Replica: w.a.JobId, Model: model,
-		Version: rt.Version, Address: addr, LaneAddress: laneAddr, Node: w.s.cfg.Node}); err != nil {
+		Version: rt.Version, Address: addr, LaneAddress: laneAddr, Node: w.s.cfg.Node, Token: token}); err != nil {
 		g.Stop()
 		ls.Close()
 		return 0, err
@@ -180,6 +189,15 @@ func (w *worker) registerEndpoint(key string, ep *gatewayv1.Endpoint) error {
 		return fmt.Errorf("register endpoint %s: %w", key, err)
 	}
 	return nil
+}
+
+// replicaToken is a new random token for one replica.
+func replicaToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("replica token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 func servingFormat(f registryv1.ModelFormat) string {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -120,6 +122,32 @@ func (c *Cluster) Stop() error {
 	c.cancel()
 	c.cancel = nil
 	return <-c.done
+}
+
+// EtcdClient is a client of the cluster's etcd with its credentials.
+func (c *Cluster) EtcdClient(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cli, err := c.Addrs.Etcd.Client(context.Background(), c.Addrs.EtcdEndpoints)
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// NATSConn is a connection to the cluster's NATS with its credentials.
+func (c *Cluster) NATSConn(t testing.TB) *nats.Conn {
+	t.Helper()
+	opts, err := c.Addrs.NATS.Options()
+	if err != nil {
+		t.Fatalf("nats options: %v", err)
+	}
+	nc, err := nats.Connect(c.Addrs.NATSURL, opts...)
+	if err != nil {
+		t.Fatalf("nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 type testWriter struct{ t testing.TB }

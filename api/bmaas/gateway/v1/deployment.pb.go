@@ -413,7 +413,11 @@ type Endpoint struct {
 	// host:port of the replica's inference lane: ModelInfer as raw
 	// protobuf frames, many calls multiplexed on one TCP connection
 	// (pkg/lane). Empty when the replica serves gRPC only.
-	LaneAddress   string `protobuf:"bytes,7,opt,name=lane_address,json=laneAddress,proto3" json:"lane_address,omitempty"`
+	LaneAddress string `protobuf:"bytes,7,opt,name=lane_address,json=laneAddress,proto3" json:"lane_address,omitempty"`
+	// A secret of this replica's, random per replica: both of its ports
+	// require it as the bearer token, and the gateway sends it (never the
+	// cluster's token, which a replica does not hold).
+	Token         string `protobuf:"bytes,8,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -493,6 +497,13 @@ func (x *Endpoint) GetNode() string {
 func (x *Endpoint) GetLaneAddress() string {
 	if x != nil {
 		return x.LaneAddress
+	}
+	return ""
+}
+
+func (x *Endpoint) GetToken() string {
+	if x != nil {
+		return x.Token
 	}
 	return ""
 }
@@ -1075,7 +1086,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
 	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xc5\x01\n" +
+	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xdb\x01\n" +
 	"\bEndpoint\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1085,7 +1096,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x18\n" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04node\x18\x06 \x01(\tR\x04node\x12!\n" +
-	"\flane_address\x18\a \x01(\tR\vlaneAddress\"W\n" +
+	"\flane_address\x18\a \x01(\tR\vlaneAddress\x12\x14\n" +
+	"\x05token\x18\b \x01(\tR\x05token\"W\n" +
 	"\x17CreateDeploymentRequest\x12<\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
