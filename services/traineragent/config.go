@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bmaas/bmaas/pkg/sandbox"
 )
 
 // Config configures the trainer agent: it registers its node and runs the
@@ -46,6 +48,22 @@ type Config struct {
 	// checkpoint unpacks to: total file bytes, files and directories.
 	MaxExtractBytes   int64 `yaml:"max_extract_bytes"`
 	MaxExtractEntries int64 `yaml:"max_extract_entries"`
+	// Sandbox confines process tasks: "bwrap" (bubblewrap), or "none"
+	// (development only: a task runs as the agent, sees its files and
+	// secrets, and has no memory or CPU limit).
+	Sandbox string `yaml:"sandbox"`
+	// Bwrap is bubblewrap's path (or name on PATH).
+	Bwrap string `yaml:"bwrap"`
+	// SandboxUID and SandboxGID run process tasks when the agent runs as
+	// root; an agent that is not root runs them as itself. Every task
+	// shares them: each sees only its own directory, and only its own
+	// processes (own PID namespace).
+	SandboxUID int `yaml:"sandbox_uid"`
+	SandboxGID int `yaml:"sandbox_gid"`
+	// Secrets are files and directories, besides the data and work
+	// directories, that no task may see (the token file, TLS keys); set
+	// by the caller.
+	Secrets []string `yaml:"-"`
 }
 
 // RegisterFlags registers the flags under the `trainer-agent.` prefix; it
@@ -72,6 +90,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"most bytes one code bundle or checkpoint may unpack to; a task whose archive holds more fails")
 	fs.Int64Var(&c.MaxExtractEntries, "trainer-agent.max-extract-entries", 100_000,
 		"most files and directories one code bundle or checkpoint may hold")
+	fs.StringVar(&c.Sandbox, "trainer-agent.sandbox", sandbox.Bwrap,
+		"how process tasks are confined: bwrap (bubblewrap), or none (development only: no isolation, no limits)")
+	fs.StringVar(&c.Bwrap, "trainer-agent.bwrap", "bwrap", "bubblewrap's path (Debian package bubblewrap)")
+	fs.IntVar(&c.SandboxUID, "trainer-agent.sandbox-uid", 65534, "uid process tasks run as when the agent is root (nobody)")
+	fs.IntVar(&c.SandboxGID, "trainer-agent.sandbox-gid", 65534, "gid process tasks run as when the agent is root (nogroup)")
 }
 
 // Validate checks the configuration.
@@ -97,10 +120,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.max-extract-bytes: must be positive, got %d", c.MaxExtractBytes)
 	case c.MaxExtractEntries <= 0:
 		return fmt.Errorf("trainer-agent.max-extract-entries: must be positive, got %d", c.MaxExtractEntries)
+	case c.Sandbox != sandbox.Bwrap && c.Sandbox != sandbox.None:
+		return fmt.Errorf("trainer-agent.sandbox: must be %s or %s, got %q", sandbox.Bwrap, sandbox.None, c.Sandbox)
+	case c.Sandbox == sandbox.Bwrap && c.Bwrap == "":
+		return fmt.Errorf("trainer-agent.bwrap: must name bubblewrap's binary")
+	case c.SandboxUID <= 0 || c.SandboxUID > maxID:
+		return fmt.Errorf("trainer-agent.sandbox-uid: must be within 1 and %d (not root), got %d", maxID, c.SandboxUID)
+	case c.SandboxGID <= 0 || c.SandboxGID > maxID:
+		return fmt.Errorf("trainer-agent.sandbox-gid: must be within 1 and %d (not root), got %d", maxID, c.SandboxGID)
 	}
 	_, err := parseLabels(c.Labels)
 	return err
 }
+
+// maxID is the largest uid or gid (2^32-2: -1 means "unchanged").
+const maxID = 1<<32 - 2
 
 // DefaultConfig returns the flag defaults (for tests and embedding).
 func DefaultConfig() Config {

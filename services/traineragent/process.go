@@ -15,6 +15,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/sandbox"
 )
 
 // taskDirs are a process task's directories (DESIGN.md section 5).
@@ -25,6 +26,9 @@ type taskDirs struct {
 // runProcess runs a command as the process runtime contract says and, on
 // exit 0, registers what it left in BMAAS_OUTPUT_DIR (rank 0).
 func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, error) {
+	if err := w.s.box.Err(); err != nil {
+		return 0, sandboxErr(err)
+	}
 	d := taskDirs{cwd: w.dir, data: filepath.Join(w.dir, "data"), output: filepath.Join(w.dir, "output"),
 		checkpoint: filepath.Join(w.dir, "checkpoint"), metrics: filepath.Join(w.dir, "metrics.jsonl")}
 	for _, dir := range []string{d.data, d.output, d.checkpoint} {
@@ -40,28 +44,27 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(path, rt.Args...)
-	cmd.Dir, cmd.Env = d.cwd, w.processEnv(rt, d)
+	if err := w.s.box.Own(w.dir); err != nil {
+		return 0, fmt.Errorf("give the task directory to the sandbox's user: %w", err)
+	}
 	lw := &lineWriter{emit: sk.line}
-	cmd.Stdout, cmd.Stderr = lw, lw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = time.Second
 	// What was restored is known before the process can change it.
 	cw := newCheckpointWatcher(w, sk, d.checkpoint, ckStep)
-	if err := cmd.Start(); err != nil {
+	p, err := w.s.box.Start(w.sandboxSpec(rt, d, path, lw))
+	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", rt.Command, err)
 	}
-	sk.logf("started %s (pid %d) in %s", path, cmd.Process.Pid, d.cwd)
+	sk.logf("started %s (pid %d) in %s", path, p.Pid(), d.cwd)
 	w.running()
 	exited := make(chan struct{})
-	go w.killOnStop(cmd.Process.Pid, exited)
+	go w.killOnStop(p, exited)
 	mt := &metricsTailer{path: d.metrics, sk: sk, w: w}
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		w.watchProcess(exited, mt, cw)
 	}()
-	err = cmd.Wait()
+	res, err := p.Wait()
 	lw.close()
 	close(exited)
 	<-loopDone
@@ -76,7 +79,11 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return 0, &exitError{code: ee.ExitCode(), msg: fmt.Sprintf("%s exited: %s", rt.Command, ee.ProcessState)}
+			msg := fmt.Sprintf("%s exited: %s", rt.Command, ee.ProcessState)
+			if res.OOMKilled {
+				msg = fmt.Sprintf("OOMKilled: used %s of %s; %s", mib(res.PeakBytes), mib(res.LimitBytes), msg)
+			}
+			return 0, &exitError{code: ee.ExitCode(), msg: msg}
 		}
 		return 0, fmt.Errorf("wait for %s: %w", rt.Command, err)
 	}
@@ -107,29 +114,31 @@ func (w *worker) watchProcess(exited <-chan struct{}, mt *metricsTailer, cw *che
 	}
 }
 
-// killOnStop stops the process group when the worker is cancelled:
-// SIGTERM, then SIGKILL after the grace period; at once when fenced.
-func (w *worker) killOnStop(pgid int, exited <-chan struct{}) {
+// killOnStop stops the task when the worker is cancelled: SIGTERM to
+// its processes, then SIGKILL to all after the grace period; at once when
+// fenced.
+func (w *worker) killOnStop(p *sandbox.Process, exited <-chan struct{}) {
 	select {
 	case <-exited:
 		return
 	case <-w.ctx.Done():
 	}
 	if w.fenced.Load() {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		p.Kill()
 		return
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	t := time.NewTimer(w.s.cfg.StopGrace)
 	defer t.Stop()
 	select {
 	case <-exited:
-		// Members of the group that outlived the leader go too.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	case <-t.C:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		p.Kill()
 	}
 }
+
+// mib renders bytes in MiB, rounded.
+func mib(b int64) string { return fmt.Sprintf("%d MiB", (b+1<<19)>>20) }
 
 // fetchProcessInputs gets the code bundle, the dataset and the newest
 // checkpoint; it returns the dataset version and the checkpoint's step.
@@ -183,7 +192,8 @@ func (w *worker) fetchProcessInputs(sk *sink, rt *schedulerv1.ProcessRuntime, d 
 }
 
 // lookCommand resolves the command: python and python3 name the
-// configured interpreter, a relative path is taken from the work dir.
+// configured interpreter, a relative path is taken from the work dir, a
+// bare name is looked up in the task's PATH.
 func (w *worker) lookCommand(command, cwd string) (string, error) {
 	switch {
 	case command == "":
@@ -193,15 +203,16 @@ func (w *worker) lookCommand(command, cwd string) (string, error) {
 	case strings.Contains(command, "/") && !filepath.IsAbs(command):
 		command = filepath.Join(cwd, command)
 	}
-	path, err := exec.LookPath(command)
+	path, err := lookPath(command, w.s.taskPATH())
 	if err != nil {
 		return "", fmt.Errorf("command %q not found on node %s: %w", command, w.s.cfg.Node, err)
 	}
 	return path, nil
 }
 
-// processEnv is the agent's environment plus the runtime contract's
-// variables and the spec's own.
+// processEnv is a process task's whole environment: PATH, HOME (the task
+// directory), LANG and PYTHONUNBUFFERED, the runtime contract's
+// variables, and the spec's own; nothing of the agent's.
 func (w *worker) processEnv(rt *schedulerv1.ProcessRuntime, d taskDirs) []string {
 	hp := rt.Hyperparameters
 	if hp == nil {
@@ -212,10 +223,10 @@ func (w *worker) processEnv(rt *schedulerv1.ProcessRuntime, d taskDirs) []string
 	for i, g := range w.a.GpuIndices {
 		gpus[i] = strconv.Itoa(int(g))
 	}
-	env := append(os.Environ(), "PYTHONUNBUFFERED=1",
-		"BMAAS_JOB_ID="+w.a.JobId, "BMAAS_ATTEMPT="+strconv.Itoa(int(w.a.Attempt)), "BMAAS_HPARAMS="+string(hpJSON),
-		"BMAAS_DATA_DIR="+d.data, "BMAAS_OUTPUT_DIR="+d.output, "BMAAS_CHECKPOINT_DIR="+d.checkpoint,
-		"BMAAS_METRICS_FILE="+d.metrics, "CUDA_VISIBLE_DEVICES="+strings.Join(gpus, ","))
+	env := []string{"PATH=" + w.s.taskPATH(), "HOME=" + w.dir, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+		"BMAAS_JOB_ID=" + w.a.JobId, "BMAAS_ATTEMPT=" + strconv.Itoa(int(w.a.Attempt)), "BMAAS_HPARAMS=" + string(hpJSON),
+		"BMAAS_DATA_DIR=" + d.data, "BMAAS_OUTPUT_DIR=" + d.output, "BMAAS_CHECKPOINT_DIR=" + d.checkpoint,
+		"BMAAS_METRICS_FILE=" + d.metrics, "CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}
 	if ws := max(1, w.a.WorldSize); ws > 1 {
 		env = append(env, "MASTER_ADDR="+w.a.MasterAddr, "MASTER_PORT="+strconv.Itoa(int(w.a.MasterPort)),
 			"WORLD_SIZE="+strconv.Itoa(int(ws)), "RANK="+w.rank(), "LOCAL_RANK="+strconv.Itoa(int(w.a.LocalRank)),

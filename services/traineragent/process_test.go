@@ -1,6 +1,7 @@
 package traineragent_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,44 +85,88 @@ func TestProcessMissingCommandFails(t *testing.T) {
 	require.Contains(t, st.Message, `command "no-such-trainer" not found`)
 }
 
-// stubborn ignores SIGTERM, starts a grandchild that does too, and
-// records both pids.
+// stubborn ignores SIGTERM and starts a grandchild that does too.
 const stubborn = `trap '' TERM
-sleep 300 & echo $! >> "$PIDS"
-echo $$ >> "$PIDS"
+sleep 300 &
 echo started
-while true; do sleep 1; done
+wait
 `
 
 func (e *env) startStubborn(node, job string) []int {
 	return e.startStubbornAt(node, job, filepath.Join(e.t.TempDir(), "pids"))
 }
 
+// startStubbornAt runs stubborn on node, appends the pids of its two
+// processes to the file pids once both run, and returns them with the
+// sandbox's (bwrap's) pids.
 func (e *env) startStubbornAt(node, job, pids string) []int {
 	e.assign(&schedulerv1.Assignment{JobId: job, Node: node, Term: 1, Spec: &schedulerv1.JobSpec{Model: "x",
 		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "/bin/sh", Args: []string{"-c", stubborn},
-			Env: map[string]string{"PIDS": pids}}}}})
+			Env: map[string]string{"STUBBORN": stubbornMarker(e.t, job)}}}}})
 	e.waitTask(job, 0, schedulerv1.TaskState_TASK_STATE_RUNNING, 10*time.Second)
-	var out []int
-	require.Eventually(e.t, func() bool {
-		b, _ := os.ReadFile(pids)
-		out = out[:0]
-		for f := range strings.FieldsSeq(string(b)) {
-			p, _ := strconv.Atoi(f)
-			out = append(out, p)
-		}
-		return len(out) == 2
-	}, 10*time.Second, 10*time.Millisecond)
-	return out
+	all, own := waitProcs(e.t, stubbornMarker(e.t, job), 2)
+	f, err := os.OpenFile(pids, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	require.NoError(e.t, err)
+	for _, p := range own {
+		_, err = fmt.Fprintln(f, p)
+		require.NoError(e.t, err)
+	}
+	require.NoError(e.t, f.Close())
+	return all
 }
 
-// gone polls until none of pids is alive (or a zombie awaiting its parent).
+// stubbornMarker tells a test's stubborn processes from any other's (in
+// this process or another on the machine).
+func stubbornMarker(t *testing.T, job string) string {
+	return fmt.Sprintf("%d/%s/%s", os.Getpid(), t.Name(), job)
+}
+
+// waitProcs polls until n live processes other than bwrap's have marker
+// as STUBBORN in their environment; it returns those with bwrap's, and
+// those alone. Sandboxed pids differ from the host's, so the test finds
+// them here rather than from the script.
+func waitProcs(t *testing.T, marker string, n int) (all, own []int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		all, own = procsWith("STUBBORN=" + marker)
+		return len(own) == n
+	}, 10*time.Second, 10*time.Millisecond)
+	return all, own
+}
+
+// procsWith lists the live processes whose environment holds kv, and
+// those of them that are not bwrap.
+func procsWith(kv string) (all, own []int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
+		if err != nil || !strings.Contains("\x00"+string(env), "\x00"+kv+"\x00") || !alive(pid) {
+			continue
+		}
+		all = append(all, pid)
+		if comm, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "comm")); strings.TrimSpace(string(comm)) != "bwrap" {
+			own = append(own, pid)
+		}
+	}
+	return all, own
+}
+
+// alive: the process exists and is not a zombie awaiting its parent.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+// gone polls until none of pids is alive.
 func gone(t *testing.T, pids []int, within time.Duration) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
-			b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-			if err == nil && !strings.Contains(string(b), ") Z ") {
+			if alive(p) {
 				return false
 			}
 		}
@@ -131,14 +176,19 @@ func gone(t *testing.T, pids []int, within time.Duration) {
 
 func TestProcessStopsWhenAssignmentDeleted(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.agent("s1", nil)
-	pids := e.startStubborn("s1", "jobs")
-	start := time.Now()
-	e.unassign(&schedulerv1.Assignment{JobId: "jobs", Node: "s1"})
-	gone(t, pids, 5*time.Second)
-	t.Logf("process group stopped %s after the assignment was deleted", time.Since(start).Round(time.Millisecond))
-	require.Equal(t, schedulerv1.TaskState_TASK_STATE_RUNNING, e.task("jobs", 0).State, "nothing reported for a removed assignment")
+	for _, mode := range []string{"bwrap", "none"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.agent("s1", func(c *traineragent.Config) { c.Sandbox = mode })
+			pids := e.startStubborn("s1", "jobs")
+			start := time.Now()
+			e.unassign(&schedulerv1.Assignment{JobId: "jobs", Node: "s1"})
+			gone(t, pids, 5*time.Second)
+			t.Logf("%d processes stopped %s after the assignment was deleted", len(pids), time.Since(start).Round(time.Millisecond))
+			require.Equal(t, schedulerv1.TaskState_TASK_STATE_RUNNING, e.task("jobs", 0).State, "nothing reported for a removed assignment")
+		})
+	}
 }
 
 func TestLeaseLossKillsWorkers(t *testing.T) {
@@ -164,17 +214,15 @@ func TestFencedAssignmentRunsAgainIfLeft(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agent("h1", func(c *traineragent.Config) { c.LeaseTTL = time.Second })
-	pidFile := filepath.Join(t.TempDir(), "pids")
-	pids := e.startStubbornAt("h1", "jobh", pidFile)
+	pids := e.startStubborn("h1", "jobh")
 	_, lease := e.node("h1")
 	_, err := e.cli.Revoke(t.Context(), clientv3.LeaseID(lease))
 	require.NoError(t, err)
 	gone(t, pids, 3*time.Second)
-	require.Eventually(t, func() bool {
-		b, _ := os.ReadFile(pidFile)
-		return len(strings.Fields(string(b))) == 4
-	}, 10*time.Second, 20*time.Millisecond)
+	again, _ := waitProcs(t, stubbornMarker(t, "jobh"), 2)
+	require.NotEqual(t, pids, again, "a new run")
 	e.unassign(&schedulerv1.Assignment{JobId: "jobh", Node: "h1"})
+	gone(t, again, 5*time.Second)
 }
 
 // resumeScript counts steps from the restored checkpoint, reporting each

@@ -22,6 +22,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/sandbox"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -49,6 +50,7 @@ type Service struct {
 	labels map[string]string
 	gpus   []gpu.Device
 	src    gpu.Source
+	box    *sandbox.Runner // confines process tasks
 
 	mu      sync.Mutex
 	reg     *regClient
@@ -80,6 +82,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	labels, _ := parseLabels(cfg.Labels)
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("node", cfg.Node), cli: deps.Etcd, labels: labels,
 		workers: map[string]*worker{}, recheck: make(chan string, 16), done: make(chan struct{})}
+	if err := s.setupSandbox(); err != nil {
+		return nil, err
+	}
 	src, isNVML, err := gpu.Discover(cfg.Node, cfg.FakeGPUs, s.log)
 	if err != nil {
 		s.log.Warn("gpu discovery; running without gpus", "err", err)
