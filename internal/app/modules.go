@@ -117,6 +117,9 @@ func (a *App) startScheduler(context.Context) error {
 func (a *App) startTrainerAgent(context.Context) error {
 	cfg := a.cfg.TrainerAgent
 	cfg.DataDir = a.cfg.DataDir
+	// Files no task may see (the data directory is hidden anyway).
+	cfg.Secrets = append(cfg.Secrets, a.cfg.GRPC.TokenFile, a.cfg.Etcd.PasswordFile, a.cfg.Etcd.Key,
+		a.cfg.NATS.PasswordFile, a.cfg.NATS.Creds, a.cfg.NATS.Key)
 	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
 		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
 	if err != nil {
