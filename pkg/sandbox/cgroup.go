@@ -116,7 +116,7 @@ func detectCgroups(name string) (*cgroups, error) {
 		for _, ctl := range m.controllers {
 			if p, ok := own[ctl]; ok && (ctl == "memory" || ctl == "cpu") && !m.v2 {
 				dir := filepath.Join(ownDir(m, p), name)
-				if err := os.MkdirAll(dir, 0o755); err != nil {
+				if err := makeParent(dir); err != nil {
 					errs = append(errs, fmt.Errorf("cgroup v1 %s: %w", ctl, err))
 					continue
 				}
@@ -165,7 +165,7 @@ func setupV2(own, name string) (*cgroups, error) {
 		return nil, err
 	}
 	dir := filepath.Join(own, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeParent(dir); err != nil {
 		return nil, err
 	}
 	if err := enable(dir, want); err != nil {
@@ -176,6 +176,19 @@ func setupV2(own, name string) (*cgroups, error) {
 		c.cpu = dir
 	}
 	return c, nil
+}
+
+// makeParent makes dir, the parent of the commands' cgroups, and checks
+// that cgroups can be made in it (it may exist, made by another user).
+func makeParent(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	probe := filepath.Join(dir, "probe-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.Remove(probe)
 }
 
 func enable(dir, ctls string) error {
