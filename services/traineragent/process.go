@@ -81,7 +81,7 @@ func (w *worker) runProcess(sk *sink, rt *schedulerv1.ProcessRuntime) (int64, er
 		if errors.As(err, &ee) {
 			msg := fmt.Sprintf("%s exited: %s", rt.Command, ee.ProcessState)
 			if res.OOMKilled {
-				msg = fmt.Sprintf("OOMKilled: used %s of %s; %s", mib(res.PeakBytes), mib(res.LimitBytes), msg)
+				msg = oomReason(res) + "; " + msg
 			}
 			return 0, &exitError{code: ee.ExitCode(), msg: msg}
 		}
@@ -135,6 +135,19 @@ func (w *worker) killOnStop(p *sandbox.Process, exited <-chan struct{}) {
 	case <-t.C:
 		p.Kill()
 	}
+}
+
+// oomReason says that the kernel killed the task for its memory, and how
+// much it used of how much it asked for.
+func oomReason(res sandbox.Result) string {
+	if res.LimitBytes <= 0 {
+		return "OOMKilled: out of memory"
+	}
+	used := "all"
+	if res.PeakBytes > 0 { // the kernel may not say (cgroup v2 before Linux 5.19)
+		used = mib(res.PeakBytes)
+	}
+	return fmt.Sprintf("OOMKilled: used %s of %s", used, mib(res.LimitBytes))
 }
 
 // mib renders bytes in MiB, rounded.

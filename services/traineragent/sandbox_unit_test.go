@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/sandbox"
 )
 
 func TestSandboxConfigValidate(t *testing.T) {
@@ -59,6 +60,9 @@ func TestCommandRootAndLookPath(t *testing.T) {
 	require.True(t, filepath.IsAbs(p))
 	_, err = lookPath("no-such-trainer", sandboxPath)
 	require.Error(t, err)
+	require.Equal(t, "OOMKilled: used 64 MiB of 64 MiB", oomReason(sandbox.Result{OOMKilled: true, PeakBytes: 64 << 20, LimitBytes: 64 << 20}))
+	require.Equal(t, "OOMKilled: used all of 64 MiB", oomReason(sandbox.Result{OOMKilled: true, LimitBytes: 64 << 20}))
+	require.Equal(t, "OOMKilled: out of memory", oomReason(sandbox.Result{OOMKilled: true}))
 	require.Equal(t, "64 MiB", mib(64<<20))
 	require.Equal(t, "518 MiB", mib(518<<20+1000))
 }
