@@ -178,8 +178,9 @@ func setupV2(own, name string) (*cgroups, error) {
 	return c, nil
 }
 
-// makeParent makes dir, the parent of the commands' cgroups, and checks
-// that cgroups can be made in it (it may exist, made by another user).
+// makeParent makes dir, the parent of the commands' cgroups, checks that
+// cgroups can be made in it (it may exist, made by another user), and
+// sweeps it.
 func makeParent(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -188,7 +189,34 @@ func makeParent(dir string) error {
 	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	return os.Remove(probe)
+	if err := os.Remove(probe); err != nil {
+		return err
+	}
+	sweep(dir)
+	return nil
+}
+
+// sweep removes the cgroups in dir that a process now gone made and
+// could not remove (it was killed): their commands died with it (bwrap
+// --die-with-parent), so they are empty; one that is not stays.
+func sweep(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		i := strings.LastIndexByte(e.Name(), '@')
+		pid, err := strconv.Atoi(e.Name()[i+1:])
+		if !e.IsDir() || i < 0 || err != nil || pid <= 0 || pidAlive(pid) {
+			continue
+		}
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
+
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func enable(dir, ctls string) error {
@@ -257,16 +285,17 @@ type group struct {
 	mem, cpu string // cpu is "" or mem on v2
 }
 
-// create makes a cgroup for a command named name, with limits l. A name
-// taken (by a command of another runner in this process, or left by a
-// process killed before it could remove it) gets a suffix: a directory
-// that exists is never taken over, as it may be about to get processes.
+// create makes a cgroup for a command named name, with limits l, as
+// name@pid: the sweep of a later process finds what a killed one left.
+// A name taken (by a command of another runner in this process) gets a
+// suffix: a directory that exists is never taken over, as it may be about
+// to get processes.
 func (c *cgroups) create(name string, l Limits) (*group, error) {
 	var g *group
 	for i := 0; g == nil; i++ {
-		n := name
+		n := fmt.Sprintf("%s@%d", name, os.Getpid())
 		if i > 0 {
-			n = fmt.Sprintf("%s.%d", name, i)
+			n = fmt.Sprintf("%s.%d@%d", name, i, os.Getpid())
 		}
 		var err error
 		if g, err = c.mkdir(n); err != nil && (!errors.Is(err, os.ErrExist) || i == 100) {

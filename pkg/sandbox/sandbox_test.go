@@ -275,10 +275,31 @@ func TestCgroupNameTakenGetsSuffix(t *testing.T) {
 	require.NoError(t, err)
 	b, err := r.cg.create("same", Limits{MemoryBytes: 1 << 30})
 	require.NoError(t, err)
-	require.Equal(t, filepath.Join(r.cg.mem, "same"), a.mem)
-	require.Equal(t, filepath.Join(r.cg.mem, "same.1"), b.mem, "an existing cgroup is never taken over")
+	pid := strconv.Itoa(os.Getpid())
+	require.Equal(t, filepath.Join(r.cg.mem, "same@"+pid), a.mem)
+	require.Equal(t, filepath.Join(r.cg.mem, "same.1@"+pid), b.mem, "an existing cgroup is never taken over")
 	require.NoError(t, a.remove())
 	require.NoError(t, b.remove())
 	_, err = os.Stat(a.mem)
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestSweepRemovesWhatDeadProcessesLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() // plain directories stand for cgroups
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	for _, n := range []string{"a@" + strconv.Itoa(dead.Process.Pid), "b@" + strconv.Itoa(os.Getpid()), "c", "d@x"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, n), 0o755))
+	}
+	full := filepath.Join(dir, "e@"+strconv.Itoa(dead.Process.Pid)) // not empty: in use, stays
+	require.NoError(t, os.MkdirAll(filepath.Join(full, "x"), 0o755))
+	sweep(dir)
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	require.Equal(t, []string{"b@" + strconv.Itoa(os.Getpid()), "c", "d@x", filepath.Base(full)}, left)
 }
