@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bmaas/bmaas/pkg/membership"
+	"github.com/bmaas/bmaas/pkg/pki"
 )
 
 // module is one row of the dependency table.
@@ -63,6 +64,8 @@ type Addrs struct {
 	// servers' generated ones under bmaas up).
 	Etcd EtcdAuth
 	NATS NATSAuth
+	// TLS are the process's certificate files when TLS is on.
+	TLS pki.Files
 }
 
 // New builds the module table for cfg.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/httpedge"
+	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/telemetry"
 	"github.com/bmaas/bmaas/services/evaluator"
 	"github.com/bmaas/bmaas/services/gateway"
@@ -55,6 +56,11 @@ type Config struct {
 	// the gRPC listen host, or this machine's first non-loopback address
 	// when listening on every interface.
 	AdvertiseHost string `yaml:"advertise_host"`
+	// DevTLS (bmaas up --tls) makes a development CA and certificates in
+	// <data-dir>/tls and serves TLS with them.
+	DevTLS bool `yaml:"dev_tls"`
+	// TLS are the process's certificate files (off when empty).
+	TLS pki.Files `yaml:"tls"`
 	// FastElection shortens the embedded etcd's heartbeat and election
 	// timing (10 ms / 100 ms): for tests and demos on one machine.
 	FastElection bool `yaml:"fast_election"`
@@ -75,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (REST, /readyz, /metrics, /openapi.json)")
 	fs.Var((*listFlag)(&c.EtcdEndpoints), "etcd-endpoints", "comma-separated external etcd endpoints (bmaas serve)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS URL (bmaas serve)")
+	c.TLS.RegisterFlags(fs)
 	c.Etcd.RegisterFlags(fs)
 	c.NATS.RegisterFlags(fs)
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
@@ -141,6 +148,9 @@ func (c *Config) Validate() error {
 	if h := c.AdvertiseHost; h != "" && (strings.ContainsAny(h, ":/ ") && net.ParseIP(h) == nil || isUnspecified(h)) {
 		return fmt.Errorf("advertise-host %q: want a host name or an IP address others can reach, without a port", h)
 	}
+	if c.DevTLS && c.TLS.Enabled() {
+		return errors.New("tls: --tls makes development certificates; it cannot go with --tls.cert-file")
+	}
 	if !c.Embedded {
 		if len(c.EtcdEndpoints) == 0 {
 			return errors.New("etcd-endpoints: required without the embedded etcd (bmaas up embeds one)")
@@ -149,7 +159,7 @@ func (c *Config) Validate() error {
 			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
+	for _, v := range []interface{ Validate() error }{&c.TLS, &c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
 		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
 		if err := v.Validate(); err != nil {
 			return err

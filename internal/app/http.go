@@ -102,6 +102,7 @@ func (a *App) startHTTP(ctx context.Context) error {
 	}
 	// The mesh's token is the one every caller must present.
 	a.httpSrv = guard.Server(grpcsrv.HTTPAuth(a.w.dialer.Token(), publicPath, mux))
+	a.httpSrv.TLSConfig = a.httpTLS()
 	a.httpLis = lis
 	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
 	return nil
@@ -147,7 +148,11 @@ func publicPath(p string) bool {
 }
 
 func (a *App) runHTTP(context.Context) error {
-	if err := a.httpSrv.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	serve := a.httpSrv.Serve
+	if a.httpSrv.TLSConfig != nil {
+		serve = func(l net.Listener) error { return a.httpSrv.ServeTLS(l, "", "") }
+	}
+	if err := serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

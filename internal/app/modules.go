@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
@@ -31,9 +32,10 @@ const (
 func (a *App) table() []*module {
 	mods := []*module{
 		{name: modTelemetry, start: a.startTelemetry},
-		{name: modEtcd, start: a.startEtcd, stop: a.stopEtcd},
+		{name: modTLS, start: a.startTLS},
+		{name: modEtcd, deps: []string{modTLS}, start: a.startEtcd, stop: a.stopEtcd},
 		{name: modNATS, start: a.startNATS, stop: a.stopNATS},
-		{name: modServer, deps: []string{modTelemetry}, start: a.startServer},
+		{name: modServer, deps: []string{modTelemetry, modTLS}, start: a.startServer},
 	}
 	serveDeps := []string{modServer}
 	add := func(name string, deps []string, m *module) {
@@ -76,7 +78,7 @@ func (a *App) startTelemetry(ctx context.Context) error {
 
 func (a *App) startServer(context.Context) error {
 	s, err := grpcsrv.New(a.cfg.GRPC, grpcsrv.Deps{Logger: a.log, Registerer: a.reg, TracerProvider: a.w.tracer,
-		UnknownService: a.proxy})
+		UnknownService: a.proxy, TLS: a.serverTLS()})
 	if err != nil {
 		return err
 	}
@@ -119,9 +121,10 @@ func (a *App) startTrainerAgent(context.Context) error {
 	cfg.DataDir = a.cfg.DataDir
 	// Files no task may see (the data directory is hidden anyway).
 	cfg.Secrets = append(cfg.Secrets, a.cfg.GRPC.TokenFile, a.cfg.Etcd.PasswordFile, a.cfg.Etcd.Key,
-		a.cfg.NATS.PasswordFile, a.cfg.NATS.Creds, a.cfg.NATS.Key)
+		a.cfg.NATS.PasswordFile, a.cfg.NATS.Creds, a.cfg.NATS.Key, a.cfg.TLS.KeyFile, a.cfg.TLS.CAKeyFile)
 	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: a.log.With("svc", TargetTrainerAgent), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr(),
+		TLS: a.w.tls, CA: a.w.ca})
 	if err != nil {
 		return err
 	}
@@ -167,7 +170,11 @@ func (a *App) startGateway(ctx context.Context) error {
 func (a *App) startServe(context.Context) error {
 	// The edge checks the caller's token itself (HTTPAuth) and then calls
 	// the services as the mesh does.
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if a.w.tls != nil {
+		creds = credentials.NewTLS(a.w.tls.SelfClientConfig())
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.GRPC.MaxRecvMsgBytes))}
 	if tok := a.w.dialer.Token(); tok != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(tok)))

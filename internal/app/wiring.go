@@ -17,6 +17,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/gateway"
 )
@@ -42,6 +43,10 @@ type wiring struct {
 	advertise string
 	// gateway serves the KServe v2 REST routes on the HTTP edge.
 	gateway *gateway.Service
+	// tls serves the process's certificates (nil when TLS is off); ca,
+	// with --tls.ca-key-file, issues replicas' certificates.
+	tls *pki.Reloader
+	ca  *pki.CA
 	// cleanSockets removes the embedded etcd's socket directory when it
 	// is a temporary one.
 	cleanSockets func()
@@ -71,6 +76,9 @@ func (a *App) startEtcd(ctx context.Context) error {
 		return err
 	}
 	a.w.dialer = mesh.NewDialer(cli, token, a.log)
+	if a.w.tls != nil {
+		a.w.dialer.WithTLS(a.w.tls.ClientConfig())
+	}
 	a.w.forward = a.w.dialer.Proxy(a.route)
 	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints, ad.Etcd = a.cfg.EtcdEndpoints, a.cfg.Etcd })
 	return nil

@@ -9,7 +9,6 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bmaas/bmaas/pkg/mesh"
 )
@@ -29,14 +28,25 @@ type client struct {
 // connection is lazy: an unreachable server surfaces as Unavailable on the
 // first call.
 func (g *globals) connect() (*client, error) {
-	target := strings.TrimPrefix(strings.TrimPrefix(g.server, "http://"), "grpc://")
+	target, secure := g.server, false
+	for _, scheme := range []string{"https://", "grpcs://"} {
+		if rest, ok := strings.CutPrefix(target, scheme); ok {
+			target, secure = rest, true
+		}
+	}
+	target = strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "grpc://")
 	if target == "" {
 		return nil, usageErrorf("--server must not be empty")
 	}
+	creds, err := g.tls.credentials(secure)
+	if err != nil {
+		return nil, err
+	}
+	hints := errorHints{hint: g.tls.hint(secure)}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithChainUnaryInterceptor(unaryErrors),
-		grpc.WithChainStreamInterceptor(streamErrors),
+		grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(hints.unary),
+		grpc.WithChainStreamInterceptor(hints.stream),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
 	}
 	if g.token != "" {

@@ -17,13 +17,16 @@ import (
 // "Code: message" (`NotFound: model "foo" not found`) instead of grpc-go's
 // "rpc error: code = ... desc = ...". It keeps the status, so
 // status.Code and status.FromError still see it.
-type statusError struct{ s *status.Status }
+type statusError struct {
+	s    *status.Status
+	hint string // what the user may be missing (TLS flags)
+}
 
 func (e *statusError) Error() string {
 	msg := e.s.Message()
 	switch {
 	case e.s.Code() == codes.Unavailable:
-		msg = "cannot reach the bmaas server (is it running? see --server): " + msg
+		msg = "cannot reach the bmaas server (is it running? see --server): " + msg + e.hint
 	case e.s.Code() == codes.DeadlineExceeded && msg == context.DeadlineExceeded.Error():
 		msg = "the request took longer than --timeout"
 	}
@@ -48,25 +51,43 @@ func plainError(err error) error {
 	return err
 }
 
-func unaryErrors(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
-	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return plainError(invoker(ctx, method, req, reply, cc, opts...))
+// errorHints turns status errors into statusErrors; an unreachable
+// server gets hint appended (what the TLS flags may be missing).
+type errorHints struct{ hint string }
+
+func (h errorHints) plain(err error) error {
+	err = plainError(err)
+	var se *statusError
+	// A server that answered nothing at all needs no TLS advice.
+	if errors.As(err, &se) && se.s.Code() == codes.Unavailable && se.hint == "" &&
+		!strings.Contains(se.s.Message(), "connection refused") && !strings.Contains(se.s.Message(), "no such host") {
+		se.hint = h.hint
+	}
+	return err
 }
 
-func streamErrors(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+func (h errorHints) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return h.plain(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func (h errorHints) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
-		return nil, plainError(err)
+		return nil, h.plain(err)
 	}
-	return plainStream{s}, nil
+	return plainStream{ClientStream: s, h: h}, nil
 }
 
-type plainStream struct{ grpc.ClientStream }
+type plainStream struct {
+	grpc.ClientStream
+	h errorHints
+}
 
-func (s plainStream) SendMsg(m any) error { return plainError(s.ClientStream.SendMsg(m)) }
-func (s plainStream) RecvMsg(m any) error { return plainError(s.ClientStream.RecvMsg(m)) }
-func (s plainStream) CloseSend() error    { return plainError(s.ClientStream.CloseSend()) }
+func (s plainStream) SendMsg(m any) error { return s.h.plain(s.ClientStream.SendMsg(m)) }
+func (s plainStream) RecvMsg(m any) error { return s.h.plain(s.ClientStream.RecvMsg(m)) }
+func (s plainStream) CloseSend() error    { return s.h.plain(s.ClientStream.CloseSend()) }
 
 // renameField makes an InvalidArgument about an API field name the
 // command-line flag the user typed instead ("source_path: ..." becomes

@@ -21,6 +21,7 @@ const DefaultServer = "127.0.0.1:7070"
 type globals struct {
 	server  string
 	token   string
+	tls     tlsFlags
 	output  string
 	timeout time.Duration
 
@@ -57,6 +58,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.server, "server", envOr("BMAAS_SERVER", DefaultServer),
 		"gRPC address of the bmaas server (env BMAAS_SERVER)")
 	pf.StringVar(&g.token, "token", "", "bearer token sent with every call (env BMAAS_TOKEN)")
+	g.tls.register(pf)
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
 		"deadline of each request; uploads and downloads are bounded only when set explicitly (0: none)")

@@ -3,6 +3,8 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"io"
+	"path/filepath"
 	"os"
 	"strings"
 
@@ -37,6 +39,8 @@ func newUpCmd() *cobra.Command {
 		},
 	}
 	bindConfig(cmd, &cfg, &configFile)
+	cmd.Flags().BoolVar(&cfg.DevTLS, "tls", false,
+		"serve TLS with a development CA and certificates made in <data-dir>/tls (a client certificate for the CLI included)")
 	return cmd
 }
 
@@ -112,6 +116,26 @@ func loadConfig(flags *pflag.FlagSet, cfg *app.Config, file string) error {
 	return nil
 }
 
+// printReady says where the process listens and, for what it made
+// itself, where the credentials are.
+func printReady(w io.Writer, cfg app.Config, ad app.Addrs) {
+	scheme := "http"
+	if ad.TLS.Enabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(w, "bmaas is ready: services %s\n  gRPC  %s\n  HTTP  %s://%s\n", strings.Join(cfg.Targets, ","), ad.GRPC, scheme, ad.HTTP)
+	if cfg.Embedded {
+		fmt.Fprintf(w, "  etcd  %s (user %s, password in %s)\n  NATS  %s (user %s, password in %s)\n",
+			strings.Join(ad.EtcdEndpoints, ","), ad.Etcd.Username, ad.Etcd.PasswordFile, ad.NATSURL, ad.NATS.User, ad.NATS.PasswordFile)
+	}
+	if cfg.DevTLS {
+		dir, _ := filepath.Abs(cfg.DataDir)
+		f := app.DevTLS(dir)
+		fmt.Fprintf(w, "  TLS   development CA %s; for the CLI:\n        export BMAAS_TLS_CA=%s BMAAS_TLS_CERT=%s BMAAS_TLS_KEY=%s\n",
+			f.CA, f.CA, f.ClientCert, f.ClientKey)
+	}
+}
+
 func runApp(cmd *cobra.Command, cfg app.Config) error {
 	logger, err := cfg.Telemetry.NewLogger(cmd.ErrOrStderr())
 	if err != nil {
@@ -125,9 +149,7 @@ func runApp(cmd *cobra.Command, cfg app.Config) error {
 	go func() {
 		select {
 		case <-a.Ready():
-			ad := a.Addrs()
-			fmt.Fprintf(cmd.OutOrStdout(), "bmaas is ready: services %s\n  gRPC  %s\n  HTTP  http://%s\n",
-				strings.Join(cfg.Targets, ","), ad.GRPC, ad.HTTP)
+			printReady(cmd.OutOrStdout(), cfg, a.Addrs())
 		case <-ctx.Done():
 		}
 	}()

@@ -6,6 +6,7 @@ package grpcsrv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -77,6 +79,9 @@ type Deps struct {
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
 	TracerProvider trace.TracerProvider
+	// TLS, when set, is the listener's TLS configuration (the process's
+	// certificate; client certificates as it says).
+	TLS *tls.Config
 	// UnknownService, when set, handles the calls of services this
 	// server does not register (a proxy to the process that runs them);
 	// the stream interceptors (metrics, recovery, auth) run first.
@@ -133,6 +138,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.UnknownService != nil {
 		opts = append(opts, grpc.UnknownServiceHandler(deps.UnknownService))
+	}
+	if deps.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(deps.TLS)))
 	}
 	if deps.TracerProvider != nil {
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(deps.TracerProvider))))

@@ -3,6 +3,7 @@ package lane
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -24,6 +25,9 @@ type Client struct {
 	token string
 	// MaxFrame bounds a response body; DefaultMaxFrame when 0.
 	MaxFrame int
+	// TLS, when set before the first call, makes the connections TLS;
+	// the server is verified for the host of addr.
+	TLS *tls.Config
 
 	dialMu sync.Mutex // one dial at a time
 
@@ -149,6 +153,18 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if c.TLS != nil {
+		cfg := c.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(c.addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, status.Errorf(codes.Unavailable, "lane %s: %v", c.addr, err)
+		}
+		nc = tc
 	}
 	open := binary.LittleEndian.AppendUint16([]byte(Magic), uint16(len(c.token)))
 	if _, err := nc.Write(append(open, c.token...)); err != nil {

@@ -6,8 +6,10 @@ package mesh
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,6 +29,7 @@ type Dialer struct {
 	cli   *clientv3.Client
 	log   *slog.Logger
 	token string
+	tls   *tls.Config
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -39,6 +42,23 @@ func NewDialer(cli *clientv3.Client, token string, log *slog.Logger) *Dialer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Dialer{cli: cli, log: log, token: token, conns: map[string]*grpc.ClientConn{}}
+}
+
+// WithTLS makes the dialer's connections TLS with cfg (the process's
+// certificate as the client's, services verified against the cluster CA);
+// call it before the first Conn. The bearer token then never travels in
+// the clear.
+func (d *Dialer) WithTLS(cfg *tls.Config) *Dialer {
+	d.tls = cfg
+	return d
+}
+
+// TLS is the dialer's TLS configuration (nil when off).
+func (d *Dialer) TLS() *tls.Config {
+	if d == nil {
+		return nil
+	}
+	return d.tls
 }
 
 // Token is the bearer token the mesh's calls carry ("" when auth is
@@ -59,13 +79,13 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 		return c, nil
 	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(Credentials(d.tls)),
 		grpc.WithResolvers(&builder{cli: d.cli, log: d.log}),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
 	}
 	if d.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(d.token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: d.token, secure: d.tls != nil}))
 	}
 	c, err := grpc.NewClient(Scheme+":///"+service, opts...)
 	if err != nil {
@@ -85,17 +105,34 @@ func (d *Dialer) Close() {
 	d.conns = map[string]*grpc.ClientConn{}
 }
 
-// Bearer sends token as a bearer token with every call (also without
-// TLS: the mesh's calls stay inside the cluster).
-func Bearer(token string) credentials.PerRPCCredentials { return bearer(token) }
-
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// Credentials are a connection's transport credentials: TLS with cfg, or
+// none (plain TCP) when cfg is nil.
+func Credentials(cfg *tls.Config) credentials.TransportCredentials {
+	if cfg == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(cfg)
 }
 
-func (bearer) RequireTransportSecurity() bool { return false }
+// Bearer sends token as a bearer token with every call (also without
+// TLS: on plain loopback, the zero-configuration default).
+func Bearer(token string) credentials.PerRPCCredentials { return bearerCreds{token: token} }
+
+// SecureBearer sends token only over TLS.
+func SecureBearer(token string) credentials.PerRPCCredentials {
+	return bearerCreds{token: token, secure: true}
+}
+
+type bearerCreds struct {
+	token  string
+	secure bool
+}
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearerCreds) RequireTransportSecurity() bool { return b.secure }
 
 // builder resolves bmaas:///<service> from membership.
 type builder struct {
@@ -115,7 +152,13 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 			addrs := make([]resolver.Address, 0, len(ms))
 			for _, m := range ms {
 				if m.Addr != "" {
-					addrs = append(addrs, resolver.Address{Addr: m.Addr, ServerName: m.ID})
+					// TLS verifies the host the member announced,
+					// not the service's name in the target.
+					host, _, err := net.SplitHostPort(m.Addr)
+					if err != nil {
+						host = m.Addr
+					}
+					addrs = append(addrs, resolver.Address{Addr: m.Addr, ServerName: host})
 				}
 			}
 			if len(addrs) == 0 {

@@ -207,3 +207,93 @@ func VerifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
 	_, err := cs.PeerCertificates[0].Verify(opts)
 	return err
 }
+
+// SelfClientConfig is the TLS configuration of a process's calls to its
+// own listener: it presents the process's certificate and accepts only a
+// server presenting that same certificate, whatever host it was dialled
+// by (an address bound on every interface is no name in a certificate).
+func (r *Reloader) SelfClientConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, _ := r.current()
+			return cert, nil
+		},
+		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			cert, _ := r.current()
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, cert.Certificate[0]) {
+				return errors.New("tls: the server is not this process")
+			}
+			return nil
+		},
+	}
+}
+
+// ReplicaServerConfig is the TLS configuration of a model-server
+// replica's ports: it serves leaf() (the process's own certificate when
+// leaf is nil) and requires a client certificate of the cluster CA that
+// names a bmaas process (RequireNode): the gateway, not a user.
+func (r *Reloader) ReplicaServerConfig(leaf func() (*tls.Certificate, error)) *tls.Config {
+	base := &tls.Config{MinVersion: tls.VersionTLS12}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cert, pool := r.current()
+		if leaf != nil {
+			l, err := leaf()
+			if err != nil {
+				return nil, err
+			}
+			cert = l
+		}
+		if pool == nil {
+			return nil, errors.New("tls: a replica needs the cluster CA (--tls.client-ca-file) to check its callers")
+		}
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		c.Certificates = []tls.Certificate{*cert}
+		c.NextProtos = []string{"h2"}
+		c.ClientCAs = pool
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
+			if len(chains) == 0 || len(chains[0]) == 0 {
+				return errors.New("tls: no client certificate")
+			}
+			return RequireNode(chains[0][0])
+		}
+		return c, nil
+	}
+	return base
+}
+
+// Renewing hands out a certificate issued by issue, and a new one when
+// the current has a tenth of its life left: a long-lived replica never
+// serves an expired certificate.
+func Renewing(issue func() (*Issued, error)) func() (*tls.Certificate, error) {
+	var mu sync.Mutex
+	var cur *tls.Certificate
+	var renewAt time.Time
+	return func() (*tls.Certificate, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil && time.Now().Before(renewAt) {
+			return cur, nil
+		}
+		l, err := issue()
+		if err != nil {
+			if cur != nil {
+				return cur, nil // the old one holds until it can be renewed
+			}
+			return nil, err
+		}
+		c, err := l.TLS()
+		if err != nil {
+			return nil, err
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return nil, err
+		}
+		cur, renewAt = &c, leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore)/10)
+		return cur, nil
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -43,7 +43,11 @@ type router struct {
 	cli     *clientv3.Client
 	log     *slog.Logger
 	useLane bool
-	ready   chan struct{}
+	// tls, when set, is the TLS of the calls to replicas: the process's
+	// certificate as the client's, the replica verified against the
+	// cluster CA.
+	tls   *tls.Config
+	ready chan struct{}
 	once    sync.Once
 
 	mu      sync.RWMutex
@@ -58,8 +62,8 @@ type router struct {
 // routing table stay open: calls already sent on them finish.
 const closeAfter = time.Minute
 
-func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool) *router {
-	return &router{cli: cli, log: log, useLane: useLane, ready: make(chan struct{}), byDep: map[string][]*backend{},
+func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool, tlsCfg *tls.Config) *router {
+	return &router{cli: cli, log: log, useLane: useLane, tls: tlsCfg, ready: make(chan struct{}), byDep: map[string][]*backend{},
 		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, unused: map[string]time.Time{},
 		changed: make(chan struct{})}
 }
@@ -117,8 +121,12 @@ func (r *router) putLocked(key string, val []byte) {
 	addr, laneAddr := connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)
 	conn := r.conns[addr]
 	if conn == nil {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)), grpc.WithPerRPCCredentials(mesh.Bearer(ep.Token))}
+		bearer := mesh.Bearer(ep.Token)
+		if r.tls != nil {
+			bearer = mesh.SecureBearer(ep.Token)
+		}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(mesh.Credentials(r.tls)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)), grpc.WithPerRPCCredentials(bearer)}
 		c, err := grpc.NewClient(ep.Address, opts...)
 		if err != nil {
 			r.log.Warn("dial replica", "addr", ep.Address, "err", err)
@@ -131,6 +139,7 @@ func (r *router) putLocked(key string, val []byte) {
 	if r.useLane && ep.LaneAddress != "" {
 		if lc = r.lanes[laneAddr]; lc == nil {
 			lc = lane.NewClient(ep.LaneAddress, ep.Token)
+			lc.TLS = r.tls
 			r.lanes[laneAddr] = lc
 		}
 	}

@@ -58,7 +58,7 @@ func TestRouterSendsEachReplicaItsOwnToken(t *testing.T) {
 	go func() { _ = ls.Serve(laneLis) }()
 	t.Cleanup(ls.Close)
 
-	r := newRouter(cli, slog.New(slog.DiscardHandler), true)
+	r := newRouter(cli, slog.New(slog.DiscardHandler), true, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(func() { cancel(); r.close() })
 	go r.run(ctx)

@@ -90,7 +90,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.stats = newStats(deps.Now)
 	s.met = newMetrics(deps.Registerer)
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
-	s.router = newRouter(deps.Etcd, deps.Logger, cfg.ReplicaLane)
+	s.router = newRouter(deps.Etcd, deps.Logger, cfg.ReplicaLane, deps.Dialer.TLS())
 	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
 	return s, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/sandbox"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -39,6 +40,11 @@ type Deps struct {
 	// Addr is this process's gRPC address (for membership and rendezvous).
 	Addr string
 	Now  func() time.Time
+	// TLS, when set, serves model-server replicas over TLS, taking only
+	// callers with a bmaas process's certificate; CA, when set, issues
+	// each replica a certificate of its own.
+	TLS *pki.Reloader
+	CA  *pki.CA
 }
 
 // Service is the trainer agent's lifecycle.

@@ -3,6 +3,7 @@ package traineragent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/lane"
+	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/regclient"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -84,8 +87,19 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 		_ = laneLis.Close()
 		return 0, err
 	}
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(replicaUnary, grpcsrv.AuthUnary(token)), grpc.MaxRecvMsgSize(64<<20),
-		grpc.NumStreamWorkers(grpcsrv.StreamWorkers))
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(replicaUnary, grpcsrv.AuthUnary(token)), grpc.MaxRecvMsgSize(64 << 20),
+		grpc.NumStreamWorkers(grpcsrv.StreamWorkers)}
+	if tc, err := w.replicaTLS(host); err != nil {
+		_ = lis.Close()
+		_ = laneLis.Close()
+		return 0, err
+	} else if tc != nil {
+		// Over TLS only a bmaas process's certificate gets in: the
+		// gateway, not a user.
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		laneLis = tls.NewListener(laneLis, tc)
+	}
+	g := grpc.NewServer(opts...)
 	inference.RegisterGRPCInferenceServiceServer(g, srv)
 	go func() { _ = g.Serve(lis) }()
 	ls := lane.NewServer(laneHandler(srv))
@@ -190,6 +204,30 @@ func (w *worker) registerEndpoint(key string, ep *gatewayv1.Endpoint) error {
 	}
 	return nil
 }
+
+// replicaTLS is the TLS of a replica's ports (nil when TLS is off): a
+// certificate of its own for host from the cluster CA when the agent
+// holds the CA's key, else the process's own.
+func (w *worker) replicaTLS(host string) (*tls.Config, error) {
+	r := w.s.deps.TLS
+	if r == nil {
+		return nil, nil
+	}
+	if w.s.deps.CA == nil {
+		return r.ReplicaServerConfig(nil), nil
+	}
+	leaf := pki.Renewing(func() (*pki.Issued, error) {
+		return w.s.deps.CA.Issue(pki.Leaf{CommonName: "replica " + w.a.JobId, Hosts: []string{host},
+			URIs: []string{pki.NodeURI(w.s.cfg.Node) + "/replica/" + w.a.JobId}, Server: true, TTL: replicaCertTTL})
+	})
+	if _, err := leaf(); err != nil {
+		return nil, fmt.Errorf("replica certificate: %w", err)
+	}
+	return r.ReplicaServerConfig(leaf), nil
+}
+
+// replicaCertTTL is how long a replica's own certificate lasts.
+const replicaCertTTL = 30 * 24 * time.Hour
 
 // replicaToken is a new random token for one replica.
 func replicaToken() (string, error) {

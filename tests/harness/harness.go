@@ -6,15 +6,21 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
@@ -32,6 +38,11 @@ type Cluster struct {
 	HTTP string
 	// Token is the bearer token when auth is on; Conn sends it.
 	Token string
+	// HTTPClient calls HTTP; over TLS it trusts the cluster's CA.
+	HTTPClient *http.Client
+	// TLS, when the cluster serves TLS, is the configuration of a user's
+	// client (the CA and the development client certificate); Conn uses it.
+	TLS *tls.Config
 
 	cancel context.CancelFunc
 	done   chan error
@@ -42,6 +53,9 @@ type Option func(*app.Config)
 
 // WithTokenFile turns auth on with the bearer token in path.
 func WithTokenFile(path string) Option { return func(c *app.Config) { c.GRPC.TokenFile = path } }
+
+// WithTLS serves TLS with the development PKI of bmaas up --tls.
+func WithTLS() Option { return func(c *app.Config) { c.DevTLS = true } }
 
 // WithDataDir reuses a data directory (for restart tests).
 func WithDataDir(dir string) Option { return func(c *app.Config) { c.DataDir = dir } }
@@ -96,10 +110,18 @@ func StartConfig(t testing.TB, cfg app.Config) *Cluster {
 	}
 	c.Addrs = a.Addrs()
 	c.HTTP = "http://" + c.Addrs.HTTP
+	c.HTTPClient = http.DefaultClient
 	if c.Token, err = cfg.GRPC.Token(); err != nil {
 		t.Fatalf("token: %v", err)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := insecure.NewCredentials()
+	if cfg.DevTLS {
+		c.TLS = devClientTLS(t, cfg.DataDir)
+		creds = credentials.NewTLS(c.TLS)
+		c.HTTP = "https://" + c.Addrs.HTTP
+		c.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.TLS.RootCAs}}}
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if c.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(c.Token)))
 	}
@@ -148,6 +170,28 @@ func (c *Cluster) NATSConn(t testing.TB) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// devClientTLS is a user's TLS configuration for the development PKI in
+// dataDir: its CA and client certificate.
+func devClientTLS(t testing.TB, dataDir string) *tls.Config {
+	t.Helper()
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := app.DevTLS(dir)
+	ca, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatalf("development CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	pair, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+	if err != nil {
+		t.Fatalf("development client certificate: %v", err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 }
 
 type testWriter struct{ t testing.TB }

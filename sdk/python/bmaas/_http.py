@@ -1,6 +1,7 @@
 """The HTTP transport of bmaas.Client: JSON over urllib, errors as BmaasError."""
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,18 +46,33 @@ def error_message(body, reason):
     return text or reason or "request failed"
 
 
+def tls_context(ca_file=None, cert_file=None, key_file=None):
+    """An SSL context trusting ca_file (the system's roots without one)
+    and presenting cert_file when given; `bmaas up --tls` writes both into
+    <data-dir>/tls."""
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("cert_file and key_file: give both or neither")
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 class Transport:
     """Sends requests to one bmaas HTTP endpoint."""
 
-    def __init__(self, url, token=None, timeout=30.0, opener=None):
+    def __init__(self, url, token=None, timeout=30.0, opener=None, ca_file=None, cert_file=None, key_file=None):
         if not url:
             raise ValueError("url must not be empty")
         if "://" not in url:
-            url = "http://" + url
+            url = ("https://" if ca_file else "http://") + url
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
         self._open = opener or urllib.request.urlopen
+        if opener is None and (ca_file or cert_file):
+            ctx = tls_context(ca_file, cert_file, key_file)
+            self._open = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx)).open
 
     def request(self, method, path, body=None, query=None, raw=None, content_type=None, timeout=None):
         """Sends one request and returns the decoded JSON answer (None when

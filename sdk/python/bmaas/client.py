@@ -51,10 +51,17 @@ def _reshape(output):
 class Client:
     """Talks to the HTTP edge of `bmaas up` (or a gateway)."""
 
-    def __init__(self, url=None, token=None, timeout=30.0):
+    def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None):
+        """url defaults to BMAAS_URL, token to BMAAS_TOKEN; over HTTPS,
+        ca_file (BMAAS_TLS_CA) is the CA that issued the server's
+        certificate (the system's roots without it), and cert_file and
+        key_file (BMAAS_TLS_CERT, BMAAS_TLS_KEY) a client certificate."""
         url = url or os.environ.get("BMAAS_URL") or "http://127.0.0.1:8080"
         token = token if token is not None else os.environ.get("BMAAS_TOKEN")
-        self._t = Transport(url, token=token, timeout=timeout)
+        ca_file = ca_file or os.environ.get("BMAAS_TLS_CA") or None
+        cert_file = cert_file or os.environ.get("BMAAS_TLS_CERT") or None
+        key_file = key_file or os.environ.get("BMAAS_TLS_KEY") or None
+        self._t = Transport(url, token=token, timeout=timeout, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
         self._inputs = {}
 
     @property

@@ -123,6 +123,16 @@ class ClientTest(unittest.TestCase):
         with self.assertRaisesRegex(BmaasError, "JOB_STATE_FAILED: boom"):
             c.train("m", "d", "logistic", wait=True)
 
+    def test_tls_options(self):
+        with self.assertRaisesRegex(ValueError, "cert_file and key_file"):
+            Client("https://127.0.0.1:8080", cert_file="client.crt")
+        with self.assertRaises(OSError):
+            Client("https://127.0.0.1:8080", ca_file="/nonexistent/ca.crt")
+        # A CA file makes a bare address HTTPS.
+        ca = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata", "ca.crt")
+        c = Client("127.0.0.1:8443", ca_file=ca)
+        self.assertEqual(c.url, "https://127.0.0.1:8443")
+
 
 if __name__ == "__main__":
     unittest.main()
