@@ -4,8 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"

@@ -48,7 +48,7 @@ type router struct {
 	// cluster CA.
 	tls   *tls.Config
 	ready chan struct{}
-	once    sync.Once
+	once  sync.Once
 
 	mu      sync.RWMutex
 	byDep   map[string][]*backend
