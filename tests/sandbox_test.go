@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,4 +75,90 @@ echo ok > "$BMAAS_OUTPUT_DIR/result.txt"`}}}}
 	t.Logf("reason: %s", strings.SplitN(job.Reason, "\n", 2)[0])
 	require.True(t, strings.Contains(job.Reason, "OOMKilled: used ") && strings.Contains(job.Reason, " of 64 MiB"), "reason: %s", job.Reason)
 	require.NotContains(t, job.Reason, "held ")
+}
+
+// TestReplicasAreSandboxed: a model-server replica runs as bmaas's replica
+// process in a sandbox, as process jobs do: another user (when bmaas is
+// root), its own PID and mount namespaces, only its own environment,
+// neither the data directory nor the token file in sight, and its memory
+// request as its cgroup's limit.
+func TestReplicasAreSandboxed(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("no bwrap (Debian's bubblewrap; .ci/run installs it)")
+	}
+	tokenDir := t.TempDir()
+	token := filepath.Join(tokenDir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret-token"), 0o600))
+	c := harness.Start(t, withFastGateway(), harness.WithTokenFile(token))
+	servedIris(t, c)
+
+	// The replica process: `bmaas replica --config <its directory>/...`.
+	var pid int
+	eventually(t, 10*time.Second, "the replica process", func() bool {
+		pid = replicaPID(t, c.Config.DataDir)
+		return pid != 0
+	})
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	if os.Geteuid() == 0 {
+		require.Regexp(t, `(?m)^Uid:\s+65534\s`, string(status))
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	require.NoError(t, err)
+	var names []string
+	for _, kv := range strings.Split(strings.TrimRight(string(env), "\x00"), "\x00") {
+		k, _, _ := strings.Cut(kv, "=")
+		names = append(names, k)
+	}
+	require.ElementsMatch(t, []string{"PATH", "HOME", "LANG", "PWD"}, names, "the replica's environment")
+	for _, ns := range []string{"mnt", "pid"} {
+		mine, err := os.Readlink("/proc/self/ns/" + ns)
+		require.NoError(t, err)
+		its, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		require.NoError(t, err)
+		require.NotEqual(t, mine, its, "the replica shares the %s namespace", ns)
+	}
+	// What the replica sees, through its root: no secrets, no token.
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	secrets, _ := os.ReadDir(root + filepath.Join(c.Config.DataDir, "secrets"))
+	require.Empty(t, secrets, "the replica sees the data directory's secrets")
+	b, _ := os.ReadFile(root + token)
+	require.NotContains(t, string(b), "s3cret-token")
+
+	// Its memory request is its cgroup's limit, where cgroups are ours.
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(cg), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && parts[1] == "memory" && strings.Contains(parts[2], "/bmaas/") {
+			limit, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
+			require.NoError(t, err)
+			require.Equal(t, strconv.FormatInt(1<<30, 10), strings.TrimSpace(string(limit)), "the default 1 GiB request")
+			return
+		}
+	}
+	t.Log("no v1 memory cgroup of the replica's: its limit is not checked here")
+}
+
+// replicaPID finds the replica process serving out of dataDir.
+func replicaPID(t *testing.T, dataDir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if len(args) >= 4 && args[1] == "replica" && args[2] == "--config" && strings.HasPrefix(args[3], dataDir) {
+			return pid
+		}
+	}
+	return 0
 }

@@ -13,11 +13,32 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/pkg/replica"
 )
 
 // addServerCommands mounts `bmaas up` and `bmaas serve`.
 func addServerCommands(root *cobra.Command) {
-	root.AddCommand(newUpCmd(), newServeCmd())
+	root.AddCommand(newUpCmd(), newServeCmd(), newReplicaCmd())
+}
+
+// newReplicaCmd is the model-server replica the trainer agent runs as a
+// sandboxed child process; users have no reason to run it.
+func newReplicaCmd() *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:    "replica --config FILE",
+		Short:  "Serve one model version as the trainer agent's replica process",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config == "" {
+				return usageErrorf("--config is required")
+			}
+			return replica.Main(cmd.Context(), config, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "the replica's configuration file, written by the agent")
+	return cmd
 }
 
 func newUpCmd() *cobra.Command {
@@ -137,6 +158,12 @@ func printReady(w io.Writer, cfg app.Config, ad app.Addrs) {
 }
 
 func runApp(cmd *cobra.Command, cfg app.Config) error {
+	// Model-server replicas are this binary run as sandboxed processes.
+	if cfg.TrainerAgent.ReplicaBinary == "" {
+		if exe, err := os.Executable(); err == nil {
+			cfg.TrainerAgent.ReplicaBinary = exe
+		}
+	}
 	logger, err := cfg.Telemetry.NewLogger(cmd.ErrOrStderr())
 	if err != nil {
 		return err

@@ -222,6 +222,10 @@ const (
 // NodeURI is the identity of a platform process on node.
 func NodeURI(node string) string { return nodeURIPrefix + node }
 
+// ReplicaURI is the identity of a model-server replica: neither a node's
+// nor a user's, so a replica's certificate opens no other port.
+func ReplicaURI(node, replica string) string { return "spiffe://bmaas/replica/" + node + "/" + replica }
+
 // UserURI is the identity of a user.
 func UserURI(user string) string { return userURIPrefix + user }
 

@@ -60,6 +60,11 @@ type Config struct {
 	// processes (own PID namespace).
 	SandboxUID int `yaml:"sandbox_uid"`
 	SandboxGID int `yaml:"sandbox_gid"`
+	// ReplicaBinary runs model-server replicas as sandboxed child
+	// processes (`ReplicaBinary replica --config FILE`): the bmaas binary.
+	// bmaas up and bmaas serve default it to their own executable; when
+	// empty, replicas run inside the agent's process (tests of the agent).
+	ReplicaBinary string `yaml:"replica_binary"`
 	// Secrets are files and directories, besides the data and work
 	// directories, that no task may see (the token file, TLS keys); set
 	// by the caller.
@@ -93,6 +98,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Sandbox, "trainer-agent.sandbox", sandbox.Bwrap,
 		"how process tasks are confined: bwrap (bubblewrap), or none (development only: no isolation, no limits)")
 	fs.StringVar(&c.Bwrap, "trainer-agent.bwrap", "bwrap", "bubblewrap's path (Debian package bubblewrap)")
+	fs.StringVar(&c.ReplicaBinary, "trainer-agent.replica-binary", "",
+		"bmaas binary that runs model-server replicas as sandboxed processes (default: this bmaas binary)")
 	fs.IntVar(&c.SandboxUID, "trainer-agent.sandbox-uid", 65534, "uid process tasks run as when the agent is root (nobody)")
 	fs.IntVar(&c.SandboxGID, "trainer-agent.sandbox-gid", 65534, "gid process tasks run as when the agent is root (nogroup)")
 }

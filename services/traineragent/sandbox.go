@@ -34,6 +34,11 @@ func (s *Service) setupSandbox() error {
 	default:
 		s.log.Info("task sandbox", box.Describe()...)
 	}
+	if ok, why := s.replicaProcesses(); ok {
+		s.log.Info("model-server replicas run as sandboxed processes", "binary", s.cfg.ReplicaBinary)
+	} else {
+		s.log.Warn("model-server replicas run inside the agent's process, unsandboxed", "why", why)
+	}
 	return nil
 }
 

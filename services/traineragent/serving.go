@@ -13,21 +13,14 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
-	"github.com/bmaas/bmaas/api/inference"
-	"github.com/bmaas/bmaas/pkg/apierr"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
-	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/regclient"
+	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -39,8 +32,10 @@ func EndpointKey(deployment, replica string) string {
 }
 
 // runServing runs one model-server replica: it downloads the version,
-// loads it, serves KServe v2 gRPC on a free port of this node, registers
-// its endpoint once ready, and serves until the assignment goes. A
+// serves it (pkg/replica) on two free ports of this node, registers its
+// endpoint once ready, and serves until the assignment goes. The replica
+// is a sandboxed child process (`bmaas replica`, see replicaproc.go) when
+// a replica binary is configured, else it runs in the agent's process. A
 // serving task never succeeds; it ends when its job is cancelled.
 func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, error) {
 	model := w.a.GetSpec().GetModel()
@@ -48,110 +43,91 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	if err != nil {
 		return 0, err
 	}
-	m, err := serving.Load(path, serving.Options{Name: rt.Deployment, Version: rt.Version, Format: servingFormat(v.GetFormat()),
-		Batching: serving.Batching{MaxBatchSize: int(rt.MaxBatchSize), MaxQueueDelay: time.Duration(rt.MaxQueueDelayMicros) * time.Microsecond}})
-	if err != nil {
-		return 0, fmt.Errorf("load %s version %d: %w", model, rt.Version, err)
-	}
-	srv := serving.NewServer(func(context.Context, string) (*serving.Model, error) {
-		return serving.Load(path, serving.Options{Name: rt.Deployment, Version: rt.Version, Format: servingFormat(v.GetFormat())})
-	}, m)
-	defer srv.Close()
-	// The replica is reached at the agent's advertised host; it listens
-	// on loopback only when that host is a loopback address, else on
-	// every interface (the advertised host may be a name or a NAT
-	// address that no local interface carries).
-	host, _, err := net.SplitHostPort(w.s.deps.Addr)
-	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	listen := ""
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		listen = host
-	}
-	lis, err := net.Listen("tcp", net.JoinHostPort(listen, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("replica listener: %w", err)
-	}
-	laneLis, err := net.Listen("tcp", net.JoinHostPort(listen, "0"))
-	if err != nil {
-		_ = lis.Close()
-		return 0, fmt.Errorf("replica lane listener: %w", err)
-	}
 	// Both ports ask for a token of this replica's own, which only its
 	// endpoint record (in etcd) tells: the gateway sends it, no other
 	// client has it, and the replica never holds the cluster's token.
 	token, err := replicaToken()
 	if err != nil {
-		_ = lis.Close()
-		_ = laneLis.Close()
 		return 0, err
 	}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(replicaUnary, grpcsrv.AuthUnary(token)), grpc.MaxRecvMsgSize(64 << 20),
-		grpc.NumStreamWorkers(grpcsrv.StreamWorkers)}
-	if tc, err := w.replicaTLS(host); err != nil {
-		_ = lis.Close()
-		_ = laneLis.Close()
-		return 0, err
-	} else if tc != nil {
-		// Over TLS only a bmaas process's certificate gets in: the
-		// gateway, not a user.
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
-		laneLis = tls.NewListener(laneLis, tc)
+	host, listen := w.replicaHost()
+	o := replica.Options{ModelPath: path, Format: servingFormat(v.GetFormat()), Name: rt.Deployment, Version: rt.Version,
+		ListenHost: listen, Token: token, Batching: serving.Batching{MaxBatchSize: int(rt.MaxBatchSize),
+			MaxQueueDelay: time.Duration(rt.MaxQueueDelayMicros) * time.Microsecond}}
+	start := w.startReplicaInProcess
+	if ok, _ := w.s.replicaProcesses(); ok {
+		start = w.startReplicaProcess
 	}
-	g := grpc.NewServer(opts...)
-	inference.RegisterGRPCInferenceServiceServer(g, srv)
-	go func() { _ = g.Serve(lis) }()
-	ls := lane.NewServer(laneHandler(srv))
-	ls.Token = token
-	go func() { _ = ls.Serve(laneLis) }()
-	port := func(l net.Listener) string { return strconv.Itoa(l.Addr().(*net.TCPAddr).Port) }
-	addr, laneAddr := net.JoinHostPort(host, port(lis)), net.JoinHostPort(host, port(laneLis))
-	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, addr, laneAddr)
+	run, err := start(sk, o, host)
+	if err != nil {
+		return 0, err
+	}
+	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, run.addr, run.laneAddr)
 	w.running()
 	w.flush()
 	key := EndpointKey(rt.Deployment, w.a.JobId)
 	if err := w.registerEndpoint(key, &gatewayv1.Endpoint{Deployment: rt.Deployment, Replica: w.a.JobId, Model: model,
-		Version: rt.Version, Address: addr, LaneAddress: laneAddr, Node: w.s.cfg.Node, Token: token}); err != nil {
-		g.Stop()
-		ls.Close()
+		Version: rt.Version, Address: run.addr, LaneAddress: run.laneAddr, Node: w.s.cfg.Node, Token: token}); err != nil {
+		run.stop()
 		return 0, err
 	}
-	<-w.ctx.Done()
+	var exitErr error
+	select {
+	case <-w.ctx.Done():
+	case exitErr = <-run.exited:
+	}
 	// Leave the routing table first, then drain requests in flight.
 	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_, _ = w.s.cli.Delete(dctx, key)
 	cancel()
-	stopped := make(chan struct{})
-	go func() { g.GracefulStop(); close(stopped) }()
-	sctx, scancel := context.WithTimeout(context.Background(), w.s.cfg.StopGrace)
-	defer scancel()
-	_ = ls.Shutdown(sctx)
-	select {
-	case <-stopped:
-	case <-sctx.Done():
-		g.Stop()
+	if exitErr != nil {
+		return 0, exitErr
 	}
+	run.stop()
 	return 0, nil
 }
 
-// laneHandler answers ModelInfer on the replica's inference lane as the
-// gRPC server does: the same server, the same errors.
-func laneHandler(srv *serving.Server) lane.Handler {
-	return func(ctx context.Context, m lane.Method, req, out []byte) ([]byte, error) {
-		if m != lane.MethodModelInfer {
-			return out, status.Errorf(codes.Unimplemented, "lane method %d", m)
-		}
-		in := &inference.ModelInferRequest{}
-		if err := proto.Unmarshal(req, in); err != nil {
-			return out, status.Errorf(codes.InvalidArgument, "request: not a ModelInferRequest: %v", err)
-		}
-		resp, err := srv.ModelInfer(ctx, in)
-		if err != nil {
-			return out, apierr.ToStatus(err)
-		}
-		return proto.MarshalOptions{}.MarshalAppend(out, resp)
+// replicaRun is a started replica: where it serves, how to stop it
+// (draining within the grace period), and, for a process, its unexpected
+// end.
+type replicaRun struct {
+	addr, laneAddr string
+	stop           func()
+	exited         <-chan error
+}
+
+// replicaHost is the host a replica is reached at (the agent's advertised
+// host) and the one it listens on: loopback only when that host is a
+// loopback address, else every interface (the advertised host may be a
+// name or a NAT address that no local interface carries).
+func (w *worker) replicaHost() (host, listen string) {
+	host, _, err := net.SplitHostPort(w.s.deps.Addr)
+	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
 	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		listen = host
+	}
+	return host, listen
+}
+
+// startReplicaInProcess serves the replica inside the agent's process.
+func (w *worker) startReplicaInProcess(_ *sink, o replica.Options, host string) (*replicaRun, error) {
+	tc, err := w.replicaTLS(host)
+	if err != nil {
+		return nil, err
+	}
+	o.TLS = tc
+	r, err := replica.Start(o)
+	if err != nil {
+		return nil, err
+	}
+	addr, laneAddr := r.Addrs(host)
+	return &replicaRun{addr: addr, laneAddr: laneAddr, exited: make(chan error), stop: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), w.s.cfg.StopGrace)
+		defer cancel()
+		r.Shutdown(ctx)
+	}}, nil
 }
 
 // downloadModel writes the version's artifact into the task directory.
@@ -216,10 +192,7 @@ func (w *worker) replicaTLS(host string) (*tls.Config, error) {
 	if w.s.deps.CA == nil {
 		return r.ReplicaServerConfig(nil), nil
 	}
-	leaf := pki.Renewing(func() (*pki.Issued, error) {
-		return w.s.deps.CA.Issue(pki.Leaf{CommonName: "replica " + w.a.JobId, Hosts: []string{host},
-			URIs: []string{pki.NodeURI(w.s.cfg.Node) + "/replica/" + w.a.JobId}, Server: true, TTL: replicaCertTTL})
-	})
+	leaf := pki.Renewing(func() (*pki.Issued, error) { return w.s.deps.CA.Issue(w.replicaLeaf(host)) })
 	if _, err := leaf(); err != nil {
 		return nil, fmt.Errorf("replica certificate: %w", err)
 	}
@@ -243,16 +216,4 @@ func servingFormat(f registryv1.ModelFormat) string {
 		return serving.FormatONNX
 	}
 	return serving.FormatNative
-}
-
-// replicaUnary maps domain errors to status codes and turns a panic into
-// Internal, as the platform's own server does.
-func replicaUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			resp, err = nil, status.Error(codes.Internal, "internal error")
-		}
-	}()
-	resp, err = h(ctx, req)
-	return resp, apierr.ToStatus(err)
 }

@@ -72,6 +72,9 @@ func DefaultConfig(t testing.TB) app.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.FastElection = true
 	cfg.Registry.GCInterval = time.Hour
+	// Replicas run as the bmaas binary's sandboxed processes, as under
+	// bmaas up.
+	cfg.TrainerAgent.ReplicaBinary = Binary(t)
 	return cfg
 }
 

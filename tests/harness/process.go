@@ -32,6 +32,10 @@ func Binary(t testing.TB) string {
 			return
 		}
 		dir, err := os.MkdirTemp("", "bmaas-bin-")
+		if err == nil {
+			// The agent runs it as the sandbox's user (replicas).
+			err = os.Chmod(dir, 0o755)
+		}
 		if err != nil {
 			buildErr = err
 			return
