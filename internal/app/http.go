@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
@@ -33,12 +35,47 @@ import (
 //go:embed openapi.json
 var openAPI []byte
 
-// startHTTP builds the HTTP edge: REST for every service (through the
-// gRPC clients of this process's own server, which forwards the calls of
-// services it does not run), raw artifact and dataset bytes, /readyz,
-// /metrics, /openapi.json and the web console under /ui/ (the root
-// redirects there).
+// startHTTP builds the HTTP edge over this process's own gRPC client
+// connection (which forwards the calls of services it does not run) and
+// binds its listener.
 func (a *App) startHTTP(ctx context.Context) error {
+	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(),
+		token: a.w.dialer.Token(), reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
+		gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.httpSrv = srv
+	a.httpSrv.TLSConfig = a.httpTLS()
+	a.httpLis = lis
+	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
+	return nil
+}
+
+// edge is what the HTTP edge is built from besides the gRPC connection.
+type edge struct {
+	cfg   httpedge.Config
+	names []string // this process's own host names
+	// token is the one every caller must present (the mesh's; "" is off).
+	token string
+	reg   *prometheus.Registry
+	ready func() bool
+	// gateway serves the KServe v2 routes in a process that runs it;
+	// when nil they go to the gateway over the connection.
+	gateway       *gateway.Service
+	maxInferBytes int64
+}
+
+// newHTTPServer builds the HTTP edge: REST for every service through the
+// gRPC clients of conn, raw artifact and dataset bytes, the KServe v2
+// routes, /readyz, /metrics, /openapi.json and the web console under /ui/
+// (the root redirects there), behind the guard and the bearer token. The
+// server's Handler is the whole edge as served.
+func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Server, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
@@ -51,7 +88,6 @@ func (a *App) startHTTP(ctx context.Context) error {
 			return runtime.DefaultHeaderMatcher(k)
 		}),
 	)
-	conn := a.w.selfConn
 	type reg struct {
 		target string
 		fn     func() error
@@ -63,49 +99,39 @@ func (a *App) startHTTP(ctx context.Context) error {
 		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
 	} {
 		if err := r.fn(); err != nil {
-			return fmt.Errorf("rest %s: %w", r.target, err)
+			return nil, fmt.Errorf("rest %s: %w", r.target, err)
 		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
 	registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
-	if a.w.gateway != nil {
-		a.w.gateway.RegisterHTTP(mux, gw)
+	if e.gateway != nil {
+		e.gateway.RegisterHTTP(mux, gw)
 	} else {
-		gateway.RegisterRemoteHTTP(mux, gw, inference.NewGRPCInferenceServiceClient(conn), a.cfg.Gateway.MaxRequestBytes)
+		gateway.RegisterRemoteHTTP(mux, gw, inference.NewGRPCInferenceServiceClient(conn), e.maxInferBytes)
 	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() || a.stopping.Load() {
+		if !e.ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
 	mux.Handle("GET /ui/", web.Handler("/ui/"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
 	})
-	lis, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
-	}
-	guard, err := httpedge.New(a.cfg.HTTP, httpedge.Options{Names: a.ownNames(), Classify: func(r *http.Request) httpedge.Kind {
+	guard, err := httpedge.New(e.cfg, httpedge.Options{Names: e.names, Classify: func(r *http.Request) httpedge.Kind {
 		return routeKind(mux, r)
 	}})
 	if err != nil {
-		_ = lis.Close()
-		return err
+		return nil, err
 	}
-	// The mesh's token is the one every caller must present.
-	a.httpSrv = guard.Server(grpcsrv.HTTPAuth(a.w.dialer.Token(), publicPath, mux))
-	a.httpSrv.TLSConfig = a.httpTLS()
-	a.httpLis = lis
-	a.setAddrs(func(ad *Addrs) { ad.HTTP = lis.Addr().String() })
-	return nil
+	return guard.Server(grpcsrv.HTTPAuth(e.token, publicPath, mux)), nil
 }
 
 // routeKind tells the edge what a state-changing request's route does
