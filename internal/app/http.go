@@ -77,10 +77,10 @@ type edge struct {
 // server's Handler is the whole edge as served.
 func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Server, error) {
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
 			if k == "Authorization" {
 				return "authorization", true
