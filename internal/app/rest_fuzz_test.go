@@ -37,7 +37,8 @@ import (
 // mode byte (content type, chunked body, no token).
 //
 // Invariants: no panic; no 5xx but 501, 503 and 504; every error is JSON
-// with a message; a JSON route whose body is not JSON answers a 4xx.
+// with a message; a JSON route whose body is not JSON answers a 4xx (or
+// redirects to a clean path without reading it).
 func FuzzREST(f *testing.F) {
 	h := restEdge(f)
 	rs := restRoutes(f)
@@ -245,7 +246,8 @@ func checkAnswer(t *testing.T, r restRoute, req *http.Request, body []byte, resp
 	if c >= 500 && c != http.StatusNotImplemented && c != http.StatusServiceUnavailable && c != http.StatusGatewayTimeout {
 		t.Fatalf("%s: a server error, from a backend that only answers Unimplemented", what)
 	}
-	if r.body == jsonBody && jsonTyped(req) && undecodable(body) && (c < 400 || c >= 500) {
+	// A redirect (the mux cleaning the path: //, ..) never read the body.
+	if r.body == jsonBody && jsonTyped(req) && undecodable(body) && (c < 300 || c >= 500) {
 		t.Fatalf("%s: a body that is not JSON must be a 4xx", what)
 	}
 	if c < 400 {
