@@ -107,19 +107,55 @@ func TestSystemdUnitsAndConfigAreValid(t *testing.T) {
 		require.GreaterOrEqual(t, len(f), 2, "%s: ExecStart", u)
 		require.Equal(t, "serve", f[1], u)
 		checkServeArgs(t, filepath.Base(u), fs, f[2:])
+		// The agent makes a cgroup per task below its own: systemd must
+		// hand the unit's cgroup over.
+		if strings.Contains(exec, app.TargetTrainerAgent) {
+			require.Regexp(t, `(?m)^Delegate=yes$`, string(b), "%s: the task sandbox needs a delegated cgroup", u)
+		}
 	}
 
 	// The example configuration loads as `bmaas serve --config` loads it
 	// (unknown keys are errors) and is a valid configuration.
-	var cfg app.Config
-	var file string
-	cmd := &cobra.Command{Use: "serve"}
-	bindConfig(cmd, &cfg, &file)
-	require.NoError(t, loadConfig(cmd.Flags(), &cfg, filepath.Join(deployDir, "systemd", "bmaas.yaml")))
+	example := filepath.Join(deployDir, "systemd", "bmaas.yaml")
+	cfg := loadExample(t, example)
 	cfg.Targets = app.AllTargets
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, "10.0.0.17", cfg.AdvertiseHost)
 	require.Equal(t, "gpu-07", cfg.TrainerAgent.Node)
+	require.True(t, cfg.TLS.Enabled(), "the example shows TLS")
+	require.NotEmpty(t, cfg.Etcd.PasswordFile, "the example shows etcd credentials")
+	require.NotEmpty(t, cfg.NATS.PasswordFile, "the example shows NATS credentials")
+
+	// The keys it shows commented out exist too (alternatives, such as
+	// nats_creds beside nats_user, need not make a valid whole).
+	b, err := os.ReadFile(example)
+	require.NoError(t, err)
+	on, n := uncommentKeys(b)
+	require.Positive(t, n, "no commented-out keys found")
+	tmp := filepath.Join(t.TempDir(), "bmaas.yaml")
+	require.NoError(t, os.WriteFile(tmp, on, 0o600))
+	loadExample(t, tmp)
+}
+
+// loadExample loads a configuration file as `bmaas serve --config` does.
+func loadExample(t *testing.T, path string) app.Config {
+	t.Helper()
+	var cfg app.Config
+	var file string
+	cmd := &cobra.Command{Use: "serve"}
+	bindConfig(cmd, &cfg, &file)
+	require.NoError(t, loadConfig(cmd.Flags(), &cfg, path))
+	return cfg
+}
+
+// commentedKey is a YAML line commented out: "# key: value" (the
+// comment's own indentation kept), as opposed to prose.
+var commentedKey = regexp.MustCompile(`(?m)^(\s*)# (\s*[a-z_]+:(?:\s.*)?)$`)
+
+// uncommentKeys turns the commented-out keys of a YAML file on and says
+// how many there were.
+func uncommentKeys(b []byte) ([]byte, int) {
+	return commentedKey.ReplaceAll(b, []byte("$1$2")), len(commentedKey.FindAll(b, -1))
 }
 
 func TestDockerfileCommandIsReal(t *testing.T) {
