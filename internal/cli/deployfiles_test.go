@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,20 +70,35 @@ func TestComposeFileStartsBmaasWithRealFlags(t *testing.T) {
 	var doc struct {
 		Services map[string]struct {
 			Image       string            `yaml:"image"`
+			Entrypoint  []string          `yaml:"entrypoint"`
 			Command     []string          `yaml:"command"`
 			Environment map[string]string `yaml:"environment"`
+			Privileged  bool              `yaml:"privileged"`
 		} `yaml:"services"`
 	}
 	require.NoError(t, yaml.Unmarshal(b, &doc))
 	n := 0
 	for name, svc := range doc.Services {
-		if !strings.HasPrefix(svc.Image, "bmaas") {
+		// Services of the image that run something else (the one-shot
+		// that makes the credentials) name their entrypoint.
+		if !strings.HasPrefix(svc.Image, "bmaas") || len(svc.Entrypoint) > 0 {
 			continue
 		}
 		require.Equal(t, "serve", svc.Command[0], name)
 		checkServeArgs(t, "compose "+name, fs, svc.Command[1:])
 		for k := range svc.Environment {
 			require.True(t, envs[k], "compose %s: %s is no BMAAS_* variable of a flag", name, k)
+		}
+		// The compose file's etcd and NATS are closed: every process
+		// needs their credentials.
+		env := svc.Environment
+		require.True(t, env["BMAAS_ETCD_CERT"] != "" || env["BMAAS_ETCD_PASSWORD_FILE"] != "", "compose %s: no etcd credentials", name)
+		require.True(t, env["BMAAS_NATS_PASSWORD_FILE"] != "" || env["BMAAS_NATS_CREDS"] != "", "compose %s: no NATS credentials", name)
+		// An agent's sandbox makes namespaces and cgroups.
+		if slices.ContainsFunc(svc.Command, func(a string) bool {
+			return strings.HasPrefix(a, "--target=") && strings.Contains(a, app.TargetTrainerAgent)
+		}) {
+			require.True(t, svc.Privileged, "compose %s: the task sandbox needs a privileged container", name)
 		}
 		n++
 	}
