@@ -87,6 +87,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 			}
 			return runtime.DefaultHeaderMatcher(k)
 		}),
+		runtime.WithRoutingErrorHandler(routingError),
 	)
 	type reg struct {
 		target string
