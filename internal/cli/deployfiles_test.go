@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/pkg/pki"
 )
 
 // The files under deploy/ start bmaas with flags, BMAAS_* variables and a
@@ -191,7 +195,9 @@ func TestDockerfileCommandIsReal(t *testing.T) {
 }
 
 // TestHelmChartRenders renders the chart with helm for a few sets of
-// values and checks every bmaas container's flags.
+// values and checks every bmaas container's flags: they exist, the
+// variables they use are the container's, and together they make a valid
+// configuration.
 func TestHelmChartRenders(t *testing.T) {
 	helm, err := exec.LookPath("helm")
 	if err != nil {
@@ -204,15 +210,43 @@ func TestHelmChartRenders(t *testing.T) {
 	out, err := exec.Command(helm, "lint", "--strict", chart).CombinedOutput()
 	require.NoError(t, err, "helm lint: %s", out)
 	fs := serveFlags(t)
+	external := []string{"etcd.bundled=false", "etcd.endpoints={https://e1:2379,https://e2:2379}", "nats.bundled=false", "nats.url=tls://n:4222"}
 	for _, tc := range []struct {
-		name string
-		set  []string
-		want []string // in the rendered output
+		name    string
+		set     []string
+		want    []string // in the rendered output
+		notWant []string
 	}{
-		{"defaults", nil, []string{"kind: DaemonSet", "kind: StatefulSet", "--advertise-host=$(POD_IP)"}},
-		{"cluster", []string{"etcd.bundled=false", "etcd.endpoints={http://e1:2379,http://e2:2379}", "nats.bundled=false",
-			"nats.url=nats://n:4222", "auth.token=s3cret", "agent.gpus=8", "control.replicas=3", "control.storage.existingClaim=shared"},
-			[]string{"--etcd-endpoints=http://e1:2379,http://e2:2379", "--auth.token-file=", "nvidia.com/gpu: 8", "claimName: shared"}},
+		{"defaults", nil, []string{"kind: DaemonSet", "kind: StatefulSet", "--advertise-host=$(POD_IP)",
+			// The bundled etcd and NATS are closed, with a generated Secret.
+			"name: t-bmaas-bundled", "--client-cert-auth", "--etcd-endpoints=https://", "--etcd-cert=/run/secrets/bmaas/etcd/tls.crt",
+			"--nats-url=tls://", "--nats-password-file=/run/secrets/bmaas/nats/password", "password: $NATS_PASSWORD",
+			// The edge answers for the Service's names.
+			"--http.allowed-hosts=t-bmaas,t-bmaas.default,t-bmaas.default.svc,t-bmaas.default.svc.cluster.local",
+			// The task sandbox.
+			"--trainer-agent.sandbox=bwrap", "privileged: true"},
+			[]string{"--tls.", "kind: Certificate"}},
+		{"cluster", append(external, "auth.token=s3cret", "agent.gpus=8", "control.replicas=3", "control.storage.existingClaim=shared",
+			"etcd.username=bmaas", "etcd.passwordSecret.name=etcd-bmaas", "etcd.tlsSecret=etcd-client", "etcd.clientCert=true",
+			"nats.credsSecret.name=nats-bmaas", "nats.tlsSecret=nats-ca"),
+			[]string{"--etcd-endpoints=https://e1:2379,https://e2:2379", "--auth.token-file=/run/secrets/bmaas/auth/token", "nvidia.com/gpu: 8", "claimName: shared",
+				"--etcd-username=bmaas", "--etcd-password-file=/run/secrets/bmaas/etcd/password", "--etcd-ca=", "--etcd-cert=", "name: etcd-bmaas",
+				"--nats-creds=/run/secrets/bmaas/nats/nats.creds", "--nats-ca=/run/secrets/bmaas/nats/ca.crt", "name: nats-bmaas"},
+			[]string{"-bundled", "--nats-cert=", "--nats-user="}},
+		{"tls", append(external, "tls.enabled=true", "tls.existingSecret=bmaas-tls", "tls.caSecret=bmaas-ca",
+			"nats.user=bmaas", "nats.passwordSecret.name=nats-bmaas", "http.allowedHosts={bmaas.example.com}",
+			"http.allowedOrigins={https://console.example.com}", "http.maxBodyBytes=1048576", "control.importRoots={/models,/srv/models}"),
+			[]string{"--tls.cert-file=/run/secrets/bmaas/tls/tls.crt", "--tls.key-file=/run/secrets/bmaas/tls/tls.key",
+				"--tls.client-ca-file=/run/secrets/bmaas/tls/ca.crt", "--tls.ca-key-file=/run/secrets/bmaas/ca/tls.key",
+				"secretName: bmaas-tls", "secretName: bmaas-ca", "scheme: HTTPS",
+				"--advertise-host=$(POD_NAME).t-bmaas-control.default.svc", ".svc.cluster.local,bmaas.example.com",
+				"--http.allowed-origins=https://console.example.com", "--http.max-body-bytes=1048576", "--registry.import-roots=/models,/srv/models",
+				"--nats-user=bmaas", "--nats-password-file="},
+			[]string{"kind: Certificate", "scheme: HTTP}"}},
+		{"cert-manager", []string{"tls.enabled=true", "tls.certManager.issuerRef.name=bmaas-ca", "tls.certManager.issuerRef.kind=Issuer",
+			"tls.caSecret=bmaas-ca", "tls.extraDnsNames={bmaas.example.com}"},
+			[]string{"kind: Certificate", "secretName: t-bmaas-tls"}, nil},
+		{"no-sandbox", []string{"agent.sandbox.mode=none"}, []string{"--trainer-agent.sandbox=none"}, []string{"privileged: true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "t", chart}
@@ -222,43 +256,161 @@ func TestHelmChartRenders(t *testing.T) {
 			out, err := exec.Command(helm, args...).Output()
 			require.NoError(t, err, "helm template: %v", err)
 			for _, w := range tc.want {
-				require.Contains(t, string(out), w)
+				require.True(t, strings.Contains(string(out), w), "the rendered chart lacks %q", w)
+			}
+			for _, w := range tc.notWant {
+				require.False(t, strings.Contains(string(out), w), "the rendered chart has %q", w)
 			}
 			containers := 0
+			var cert *helmDoc
+			var controlArgs []string
 			dec := yaml.NewDecoder(bytes.NewReader(out))
 			for {
-				var doc struct {
-					Kind string `yaml:"kind"`
-					Spec struct {
-						Template struct {
-							Spec struct {
-								Containers []struct {
-									Name string   `yaml:"name"`
-									Args []string `yaml:"args"`
-								} `yaml:"containers"`
-							} `yaml:"spec"`
-						} `yaml:"template"`
-					} `yaml:"spec"`
-				}
+				var doc helmDoc
 				if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 					break
 				} else {
 					require.NoError(t, err)
 				}
+				if doc.Kind == "Certificate" {
+					cert = &doc
+				}
 				for _, c := range doc.Spec.Template.Spec.Containers {
 					if c.Name != "bmaas" {
 						continue
 					}
+					where := tc.name + " " + doc.Kind
 					require.Equal(t, "serve", c.Args[0])
-					checkServeArgs(t, tc.name+" "+doc.Kind, fs, c.Args[1:])
+					checkServeArgs(t, where, fs, c.Args[1:])
+					validateServeArgs(t, where, c.Args[1:], c.Env)
+					if doc.Kind == "StatefulSet" {
+						controlArgs = c.Args[1:]
+					}
 					containers++
 				}
 			}
 			require.Equal(t, 2, containers, "bmaas containers (control and agent)")
+			if cert != nil {
+				checkCertificate(t, cert, controlArgs)
+			}
 		})
 	}
-	// A second control replica without a shared volume is refused.
-	out, err = exec.Command(helm, "template", "t", chart, "--set", "control.replicas=2").CombinedOutput()
-	require.Error(t, err)
-	require.Contains(t, string(out), "existingClaim")
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		// A second control replica without a shared volume is refused.
+		{"replicas", []string{"control.replicas=2"}, "existingClaim"},
+		{"tls without a certificate", []string{"tls.enabled=true", "tls.caSecret=ca"}, "tls.existingSecret"},
+		{"tls without the CA key", []string{"tls.enabled=true", "tls.existingSecret=bmaas-tls"}, "tls.caSecret"},
+		{"etcd user without password", append(external, "etcd.username=bmaas"), "etcd.passwordSecret.name"},
+		{"nats user and creds", append(external, "nats.user=u", "nats.passwordSecret.name=p", "nats.credsSecret.name=c"), "not both"},
+		{"sandbox", []string{"agent.sandbox.mode=chroot"}, "agent.sandbox.mode"},
+	} {
+		args := []string{"template", "t", chart}
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		out, err := exec.Command(helm, args...).CombinedOutput()
+		require.Error(t, err, tc.name)
+		require.Contains(t, string(out), tc.want, tc.name)
+	}
+}
+
+// helmDoc is what the test reads of a rendered manifest.
+type helmDoc struct {
+	Kind string `yaml:"kind"`
+	Spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Name string       `yaml:"name"`
+					Args []string     `yaml:"args"`
+					Env  []helmEnvVar `yaml:"env"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+		// A cert-manager Certificate's.
+		DNSNames    []string `yaml:"dnsNames"`
+		IPAddresses []string `yaml:"ipAddresses"`
+		URIs        []string `yaml:"uris"`
+	} `yaml:"spec"`
+}
+
+type helmEnvVar struct {
+	Name string `yaml:"name"`
+}
+
+// podValues stand for what Kubernetes puts in a container's variables.
+var podValues = map[string]string{"POD_IP": "10.1.2.3", "POD_NAME": "t-bmaas-control-0", "NODE_NAME": "gpu-07",
+	"CPU_MILLIS": "4000", "MEMORY_BYTES": "17179869184"}
+
+var kubeVar = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// expandPodVars replaces the $(VAR) references Kubernetes expands, each of
+// which must be a variable of the container.
+func expandPodVars(t *testing.T, where string, args []string, env []helmEnvVar) []string {
+	t.Helper()
+	defined := map[string]bool{}
+	for _, e := range env {
+		defined[e.Name] = true
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = kubeVar.ReplaceAllStringFunc(a, func(ref string) string {
+			name := kubeVar.FindStringSubmatch(ref)[1]
+			require.True(t, defined[name], "%s: %s uses $(%s), which the container does not define", where, a, name)
+			v, ok := podValues[name]
+			require.True(t, ok, "%s: no test value for $(%s)", where, name)
+			return v
+		})
+	}
+	return out
+}
+
+// validateServeArgs parses args as bmaas serve does and validates the
+// configuration they make.
+func validateServeArgs(t *testing.T, where string, args []string, env []helmEnvVar) {
+	t.Helper()
+	var cfg app.Config
+	var file, targets string
+	cmd := &cobra.Command{Use: "serve"}
+	bindConfig(cmd, &cfg, &file)
+	cmd.Flags().StringVar(&targets, "target", "all", "")
+	require.NoError(t, cmd.Flags().Parse(expandPodVars(t, where, args, env)), where)
+	var err error
+	cfg.Targets, err = app.ParseTargets(targets)
+	require.NoError(t, err, where)
+	require.NoError(t, cfg.Validate(), where)
+}
+
+// checkCertificate checks that the chart's Certificate names what the
+// pods are dialled by (the Service, each control pod's announced host) and
+// carries the identity replicas require.
+func checkCertificate(t *testing.T, doc *helmDoc, controlArgs []string) {
+	t.Helper()
+	c := &x509.Certificate{DNSNames: doc.Spec.DNSNames}
+	for _, ip := range doc.Spec.IPAddresses {
+		c.IPAddresses = append(c.IPAddresses, net.ParseIP(ip))
+	}
+	for _, u := range doc.Spec.URIs {
+		pu, err := url.Parse(u)
+		require.NoError(t, err)
+		c.URIs = append(c.URIs, pu)
+	}
+	require.NoError(t, pki.RequireNode(c), "the certificate lacks the node identity replicas require")
+	hosts := []string{"127.0.0.1", "localhost"}
+	for _, a := range controlArgs {
+		if v, ok := strings.CutPrefix(a, "--advertise-host="); ok {
+			hosts = append(hosts, strings.ReplaceAll(v, "$(POD_NAME)", podValues["POD_NAME"]))
+		}
+		if v, ok := strings.CutPrefix(a, "--http.allowed-hosts="); ok {
+			hosts = append(hosts, strings.Split(v, ",")...)
+		}
+	}
+	require.Greater(t, len(hosts), 3, "no announced host or allowed hosts among the control's flags")
+	for _, h := range hosts {
+		require.NoError(t, c.VerifyHostname(h), "the certificate does not name %s", h)
+	}
 }
