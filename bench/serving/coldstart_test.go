@@ -20,7 +20,7 @@ import (
 // windows are short, so that the deployment returns to zero quickly
 // between the measured cold starts.
 func BenchmarkScaleFromZero(b *testing.B) {
-	c := harness.Start(b, func(cfg *app.Config) {
+	c := harness.Start(b, replicaMode, func(cfg *app.Config) {
 		cfg.Gateway.StableWindow = 2 * time.Second
 		cfg.Gateway.PanicWindow = 500 * time.Millisecond
 	})

@@ -25,14 +25,20 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/services/traineragent"
 	"github.com/bmaas/bmaas/tests/harness"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // window is how long each measurement runs.
 const window = 2 * time.Second
 
 func BenchmarkServing(b *testing.B) {
-	c := harness.Start(b, func(cfg *app.Config) { cfg.Gateway.ReconcileInterval = 100 * time.Millisecond })
+	c := harness.Start(b, func(cfg *app.Config) { cfg.Gateway.ReconcileInterval = 100 * time.Millisecond }, replicaMode, roomy)
 	upload(b, c, "iris", "iris.csv")
 	upload(b, c, "digits", "digits.csv")
 	upload(b, c, "digits-wide", "digits.csv")
@@ -57,7 +63,7 @@ func BenchmarkServing(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	direct := dial(b, endpoint(b, c, "iris"))
+	direct := dialReplica(b, c, "iris")
 	raw := startEcho(b, resp)
 	grpcCall := func(cl inference.GRPCInferenceServiceClient, r *inference.ModelInferRequest) func() error {
 		return func() error { _, err := cl.ModelInfer(context.Background(), r); return err }
@@ -85,7 +91,7 @@ func BenchmarkServing(b *testing.B) {
 	b.Run("gateway-grpc-c1", func(b *testing.B) { load(1, window, grpcCall(gw, req)).report(b) })
 	// The same gateway forwarding over gRPC instead of the replicas'
 	// inference lane: a second platform with the lane turned off.
-	hop := harness.Start(b, func(cfg *app.Config) {
+	hop := harness.Start(b, replicaMode, func(cfg *app.Config) {
 		cfg.Gateway.ReconcileInterval = 100 * time.Millisecond
 		cfg.Gateway.ReplicaLane = false
 	})
@@ -110,6 +116,15 @@ func infer(model string, features int) *inference.ModelInferRequest {
 	}
 	return &inference.ModelInferRequest{ModelName: model, Inputs: []*inference.ModelInferRequest_InferInputTensor{{
 		Name: "input", Datatype: "FP64", Shape: []int64{1, int64(features)}, Contents: &inference.InferTensorContents{Fp64Contents: x}}}}
+}
+
+// replicaMode runs the replicas inside the agent's process when
+// BMAAS_BENCH_REPLICAS=in-process, to compare with the default, sandboxed
+// replica processes, side by side.
+func replicaMode(cfg *app.Config) {
+	if os.Getenv("BMAAS_BENCH_REPLICAS") == "in-process" {
+		cfg.TrainerAgent.ReplicaBinary = ""
+	}
 }
 
 func upload(b *testing.B, c *harness.Cluster, name, file string) {
@@ -156,19 +171,44 @@ func deploy(b *testing.B, c *harness.Cluster, name, model string, batch int32, d
 	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
 	_, err := dc.CreateDeployment(context.Background(), &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
 		Name: name, Model: model, MinReplicas: 1, MaxReplicas: 1, MaxBatchSize: batch, MaxQueueDelayMicros: delay.Microseconds(),
-		Resources: &schedulerv1.Resources{CpuMillis: 100, MemoryBytes: 128 << 20}}})
+		Resources: &schedulerv1.Resources{CpuMillis: replicaCPU, MemoryBytes: replicaMemory}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	poll(b, "deployment "+name, func() bool { return endpointOf(c, name) != "" })
 }
 
-func endpoint(b *testing.B, c *harness.Cluster, name string) string {
-	ep := endpointOf(c, name)
-	if ep == "" {
-		b.Fatalf("deployment %s has no ready replica", name)
+// Every replica gets the whole machine's CPU and 1 GiB, as limits its
+// sandbox enforces; the node offers enough for every deployment of the
+// benchmark to be placed at once (roomy).
+const (
+	replicaCPU    = 2000
+	replicaMemory = 1 << 30
+)
+
+func roomy(cfg *app.Config) {
+	cfg.TrainerAgent.CPUMillis = 64_000
+	cfg.TrainerAgent.MemoryBytes = 64 << 30
+}
+
+// dialReplica calls a deployment's replica directly, with the replica's
+// own token from its endpoint record.
+func dialReplica(b *testing.B, c *harness.Cluster, name string) inference.GRPCInferenceServiceClient {
+	kvs, err := c.EtcdClient(b).Get(context.Background(), traineragent.EndpointKey(name, ""), clientv3.WithPrefix())
+	if err != nil || len(kvs.Kvs) == 0 {
+		b.Fatalf("deployment %s has no ready replica: %v", name, err)
 	}
-	return ep
+	ep := &gatewayv1.Endpoint{}
+	if err := proto.Unmarshal(kvs.Kvs[0].Value, ep); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := grpc.NewClient(ep.Address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(mesh.Bearer(ep.Token)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return inference.NewGRPCInferenceServiceClient(conn)
 }
 
 func endpointOf(c *harness.Cluster, name string) string {
