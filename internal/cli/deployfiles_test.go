@@ -414,3 +414,76 @@ func checkCertificate(t *testing.T, doc *helmDoc, controlArgs []string) {
 		require.NoError(t, c.VerifyHostname(h), "the certificate does not name %s", h)
 	}
 }
+
+// foreignFlags are flags the deploy README names of other programs
+// (docker build, etcd).
+var foreignFlags = map[string]bool{"build-arg": true, "client-cert-auth": true}
+
+// TestDeployReadmeNamesRealFlags checks the flags the READMEs tell an
+// operator to use: those the deploy README names in its text, those of
+// every `bmaas serve` command in either README's shell blocks, and the
+// chart values its `helm install --set` commands set.
+func TestDeployReadmeNamesRealFlags(t *testing.T) {
+	fs := serveFlags(t)
+	b, err := os.ReadFile(filepath.Join(deployDir, "README.md"))
+	require.NoError(t, err)
+	deployReadme := string(b)
+	b, err = os.ReadFile(filepath.Join(deployDir, "..", "README.md"))
+	require.NoError(t, err)
+	readme := string(b)
+
+	fence := regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
+	prose := fence.ReplaceAllString(deployReadme, "")
+	n := 0
+	for _, m := range regexp.MustCompile("`--([a-z][a-z0-9.-]*)[^`]*`").FindAllStringSubmatch(prose, -1) {
+		if !foreignFlags[m[1]] {
+			require.NotNil(t, fs.Lookup(m[1]), "deploy/README.md names --%s, which bmaas serve does not have", m[1])
+			n++
+		}
+	}
+	require.Positive(t, n, "no flags found in deploy/README.md")
+
+	var values map[string]any
+	b, err = os.ReadFile(filepath.Join(deployDir, "helm", "bmaas", "values.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &values))
+	serves, sets := 0, 0
+	for name, doc := range map[string]string{"README.md": readme, "deploy/README.md": deployReadme} {
+		for _, block := range fence.FindAllStringSubmatch(doc, -1) {
+			for line := range strings.SplitSeq(strings.ReplaceAll(block[1], "\\\n", " "), "\n") {
+				line, _, _ = strings.Cut(line, " #")
+				f := strings.Fields(line)
+				for i := 0; i+1 < len(f); i++ {
+					if strings.HasSuffix(f[i], "bmaas") && f[i+1] == "serve" {
+						checkServeArgs(t, name+": "+line, fs, f[i+2:])
+						serves++
+					}
+					if f[i] == "--set" {
+						key, _, _ := strings.Cut(strings.Trim(f[i+1], "'"), "=")
+						require.True(t, hasValue(values, strings.Split(key, ".")), "%s: --set %s: no such value in the chart", name, key)
+						sets++
+					}
+				}
+			}
+		}
+	}
+	require.Positive(t, serves, "no bmaas serve commands found")
+	require.Positive(t, sets, "no helm --set found")
+}
+
+// hasValue reports whether the chart's values have the key path; below
+// an empty map (a free-form one, such as an issuerRef) any key goes.
+func hasValue(values map[string]any, path []string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	v, ok := values[path[0]]
+	if !ok {
+		return false
+	}
+	if len(path) == 1 {
+		return true
+	}
+	m, ok := v.(map[string]any)
+	return ok && hasValue(m, path[1:])
+}
