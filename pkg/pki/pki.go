@@ -7,6 +7,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -27,7 +28,9 @@ import (
 // CA is a certificate authority: its certificate and key.
 type CA struct {
 	Cert *x509.Certificate
-	Key  *ecdsa.PrivateKey
+	// Key signs; a CA of its own is ECDSA P-256, a loaded one may also
+	// be RSA or Ed25519 (cert-manager makes RSA CAs by default).
+	Key crypto.Signer
 	// PEM is the certificate, PEM-encoded.
 	PEM []byte
 }
@@ -70,9 +73,9 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA %s: %w", certFile, err)
 	}
-	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	key, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("load CA %s: the key is not an ECDSA key", keyFile)
+		return nil, fmt.Errorf("load CA %s: the key cannot sign", keyFile)
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
@@ -161,11 +164,11 @@ func (ca *CA) Issue(l Leaf) (*Issued, error) {
 
 // KeyPEM is the CA's key, PEM-encoded.
 func (ca *CA) KeyPEM() ([]byte, error) {
-	der, err := x509.MarshalECPrivateKey(ca.Key)
+	der, err := x509.MarshalPKCS8PrivateKey(ca.Key)
 	if err != nil {
 		return nil, err
 	}
-	return pemBlock("EC PRIVATE KEY", der), nil
+	return pemBlock("PRIVATE KEY", der), nil
 }
 
 // Pool is a certificate pool holding the CA.

@@ -1,7 +1,12 @@
 package pki
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"path/filepath"
 	"testing"
@@ -177,4 +182,29 @@ func TestFilesValidate(t *testing.T) {
 	require.NoError(t, (&Files{}).Validate())
 	_, err := NewReloader(Files{CertFile: "/nonexistent.crt", KeyFile: "/nonexistent.key"})
 	require.ErrorContains(t, err, "tls.cert-file")
+}
+
+// TestLoadRSACA: a CA made elsewhere (cert-manager's default is RSA)
+// issues replicas' certificates as well.
+func TestLoadRSACA(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rsa CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, WriteFile(filepath.Join(dir, "ca.crt"), pemBlock("CERTIFICATE", der), 0o644))
+	require.NoError(t, WriteFile(filepath.Join(dir, "ca.key"), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key)), 0o600))
+	ca, err := LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	require.NoError(t, err)
+	l, err := ca.Issue(Leaf{CommonName: "replica", Hosts: []string{"127.0.0.1"}, Server: true, TTL: time.Hour})
+	require.NoError(t, err)
+	c, err := l.TLS()
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	require.NoError(t, err)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "127.0.0.1", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	require.NoError(t, err)
 }
