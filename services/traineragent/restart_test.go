@@ -38,9 +38,13 @@ func TestRestartedAgentReportsTheLostTask(t *testing.T) {
 	require.Equal(t, "agent restarted: the task's process was lost", st.Message)
 	require.Equal(t, "r1", st.Node)
 	require.NotNil(t, st.EndTime)
+	// The task did not run again: none of its processes lives, and no
+	// second pair was recorded.
+	_, own := procsWith("STUBBORN=" + stubbornMarker(t, "jobr"))
+	require.Empty(t, own, "the task ran again")
 	b, err := os.ReadFile(pidFile)
 	require.NoError(t, err)
-	require.Len(t, strings.Fields(string(b)), 2, "the task did not run again")
+	require.Len(t, strings.Fields(string(b)), 2, "the task ran again")
 	log, err := os.ReadFile(filepath.Join(dir, "jobr", "rank-0-attempt-0", "task.log"))
 	require.NoError(t, err)
 	require.Contains(t, string(log), "started", "the lost run's log is kept")
