@@ -122,8 +122,11 @@ func infer(model string, features int) *inference.ModelInferRequest {
 // BMAAS_BENCH_REPLICAS=in-process, to compare with the default, sandboxed
 // replica processes, side by side.
 func replicaMode(cfg *app.Config) {
-	if os.Getenv("BMAAS_BENCH_REPLICAS") == "in-process" {
+	switch os.Getenv("BMAAS_BENCH_REPLICAS") {
+	case "in-process":
 		cfg.TrainerAgent.ReplicaBinary = ""
+	case "unconfined":
+		cfg.TrainerAgent.Sandbox = "none"
 	}
 }
 
