@@ -37,11 +37,7 @@ type CA struct {
 
 // NewCA makes a self-signed CA valid for ttl.
 func NewCA(name string, ttl time.Duration) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +108,7 @@ func (ca *CA) Issue(l Leaf) (*Issued, error) {
 	if l.TTL <= 0 {
 		return nil, errors.New("issue: a positive TTL is required")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +202,14 @@ func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
-func serialNumber() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+// newKey makes a certificate's key and a random serial number for it.
+func newKey() (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	return key, serial, err
 }
 
 // Identities in certificates' URI SANs: a platform process (services,

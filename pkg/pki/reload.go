@@ -177,19 +177,24 @@ func (r *Reloader) ServerConfig(requireClient bool, verify func(*x509.Certificat
 // verified against the cluster CA (the system's roots without one) for
 // the host name dialled, both reloaded as the files change.
 func (r *Reloader) ClientConfig() *tls.Config {
+	return r.clientConfig(func(cs tls.ConnectionState) error {
+		_, pool := r.current()
+		return VerifyServer(cs, pool)
+	})
+}
+
+// clientConfig presents the process's current certificate and checks
+// the server with verify: the roots and the certificate change with the
+// files, so verification is done there rather than with a fixed RootCAs.
+func (r *Reloader) clientConfig(verify func(tls.ConnectionState) error) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			cert, _ := r.current()
 			return cert, nil
 		},
-		// The roots change with the file, so verification is done here
-		// rather than with a fixed RootCAs.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, pool := r.current()
-			return VerifyServer(cs, pool)
-		},
+		VerifyConnection:   verify,
 	}
 }
 
@@ -213,21 +218,13 @@ func VerifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
 // server presenting that same certificate, whatever host it was dialled
 // by (an address bound on every interface is no name in a certificate).
 func (r *Reloader) SelfClientConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			cert, _ := r.current()
-			return cert, nil
-		},
-		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			cert, _ := r.current()
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, cert.Certificate[0]) {
-				return errors.New("tls: the server is not this process")
-			}
-			return nil
-		},
-	}
+	return r.clientConfig(func(cs tls.ConnectionState) error {
+		cert, _ := r.current()
+		if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, cert.Certificate[0]) {
+			return errors.New("tls: the server is not this process")
+		}
+		return nil
+	})
 }
 
 // ReplicaServerConfig is the TLS configuration of a model-server
