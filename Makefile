@@ -23,8 +23,8 @@ generate: tools ## regenerate api/ from proto/
 build: ## build the one binary
 	go build -o $(BIN) ./cmd/bmaas
 
-run: build ## run the whole platform in one process
-	./$(BIN) up
+run: build ## run the whole platform in one process (the README's walkthrough imports from examples/)
+	./$(BIN) up --registry.import-roots=$(CURDIR)/examples
 
 PYTHON ?= /usr/bin/python3
 
