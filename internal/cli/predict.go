@@ -21,27 +21,44 @@ import (
 
 func predictCommand(g *globals) *cobra.Command {
 	var dep, input, version string
+	var header, noHeader bool
+	var columns []string
 	cmd := &cobra.Command{
-		Use:   "predict --deployment NAME --input ROWS.json|ROWS.csv",
+		Use:   "predict --deployment NAME --input ROWS.json|ROWS.csv [--no-header] [--columns A,B,...]",
 		Short: "Send rows to a deployment (KServe v2 gRPC) and print its predictions",
 		Long: "Send rows to a deployment over the KServe v2 gRPC protocol and print the predictions and,\n" +
-			"for classifiers, the class probabilities.\n\n" +
+			"for classifiers, the class probabilities: one answer per row sent, or an error.\n\n" +
 			"--input is JSON, {\"instances\": [[5.1, 3.5, 1.4, 0.2], ...]} or a plain array of rows, or\n" +
-			"CSV with a header row, whose columns are picked by name in the model's signature order\n" +
-			"(other columns, the target say, are ignored). '-' reads standard input.",
+			"CSV. '-' reads standard input. A CSV has a header row by default (--header): its columns\n" +
+			"are picked by name in the model's signature order, and other columns (the target, say)\n" +
+			"are ignored. For a model whose signature names no columns (an uploaded ONNX file, say)\n" +
+			"--columns names the CSV columns to send, in order; without it the CSV must hold exactly\n" +
+			"the model's features. With --no-header every row is values, taken in order.",
+		Example: "  bmaas predict --deployment bc --input examples/datasets/breast_cancer.csv\n" +
+			"  bmaas predict --deployment bc --input rows.csv --no-header\n" +
+			"  bmaas predict --deployment bc --input rows.json",
 		Args: args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dep == "" || input == "" {
 				return usageErrorf("--deployment and --input are required")
 			}
-			in, err := readRows(cmd, input)
+			if header && noHeader {
+				return usageErrorf("give --header or --no-header, not both")
+			}
+			if noHeader && len(columns) > 0 {
+				return usageErrorf("--columns picks columns by the names of a header row; it cannot go with --no-header")
+			}
+			in, err := readRows(cmd, input, !noHeader)
 			if err != nil {
 				return err
+			}
+			if in.rows != nil && (noHeader || len(columns) > 0) {
+				return usageErrorf("--no-header and --columns apply to CSV input, not JSON")
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
 				ctx, cancel := c.call(ctx)
 				defer cancel()
-				res, err := predictRows(ctx, c, dep, version, in)
+				res, err := predictRows(ctx, c, dep, version, in, columns)
 				if err != nil {
 					return err
 				}
@@ -49,27 +66,31 @@ func predictCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&dep, "deployment", "", "the deployment (its v2 model name)")
-	cmd.Flags().StringVar(&input, "input", "", "rows to predict: a .json or .csv file, '-' for standard input")
-	cmd.Flags().StringVar(&version, "version", "", "ask for this model version (default: whichever the deployment routes to)")
+	f := cmd.Flags()
+	f.StringVar(&dep, "deployment", "", "the deployment (its v2 model name)")
+	f.StringVar(&input, "input", "", "rows to predict: a .json or .csv file, '-' for standard input")
+	f.StringVar(&version, "version", "", "ask for this model version (default: whichever the deployment routes to)")
+	f.BoolVar(&header, "header", false, "the CSV's first row names its columns (the default)")
+	f.BoolVar(&noHeader, "no-header", false, "the CSV has no header row: every row is values, in the model's order")
+	f.StringSliceVar(&columns, "columns", nil, "the CSV columns to send, in order (default: the names in the model's signature)")
 	return cmd
 }
 
-func readRows(cmd *cobra.Command, path string) (*rowsInput, error) {
+func readRows(cmd *cobra.Command, path string, header bool) (*rowsInput, error) {
 	if path == "-" {
-		return parseRows("stdin", cmd.InOrStdin())
+		return parseRows("stdin", cmd.InOrStdin(), header)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return parseRows(path, f)
+	return parseRows(path, f, header)
 }
 
 // predictRows asks ModelMetadata for the input tensor, maps the rows to
 // it (CSV columns by the registered signature) and calls ModelInfer.
-func predictRows(ctx context.Context, c *client, dep, version string, in *rowsInput) (*prediction, error) {
+func predictRows(ctx context.Context, c *client, dep, version string, in *rowsInput, columns []string) (*prediction, error) {
 	ic := inference.NewGRPCInferenceServiceClient(c.conn)
 	md, err := ic.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: dep, Version: version})
 	if err != nil {
@@ -79,9 +100,9 @@ func predictRows(ctx context.Context, c *client, dep, version string, in *rowsIn
 		return nil, fmt.Errorf("deployment %q takes %d inputs; predict sends one [rows, features] tensor", dep, len(md.GetInputs()))
 	}
 	spec := md.Inputs[0]
-	var columns, labels []string
+	var labels []string
 	if sig := signatureOf(ctx, c, dep, md); sig != nil {
-		if ins := sig.GetInputs(); len(ins) == 1 {
+		if ins := sig.GetInputs(); len(ins) == 1 && len(columns) == 0 {
 			columns = ins[0].GetColumns()
 		}
 		for _, o := range sig.GetOutputs() {
@@ -101,7 +122,11 @@ func predictRows(ctx context.Context, c *client, dep, version string, in *rowsIn
 	if err != nil {
 		return nil, err
 	}
-	return newPrediction(resp, labels), nil
+	p := newPrediction(resp, labels)
+	if n := p.rows(); n != rows {
+		return nil, fmt.Errorf("deployment %q answered %d predictions for the %d rows sent", dep, n, rows)
+	}
+	return p, nil
 }
 
 // signatureOf returns the registered signature of the version a

@@ -14,16 +14,18 @@ import (
 // rowsInput is what `bmaas predict --input` read: numeric rows, or a CSV
 // table whose columns still have to be mapped to the model's signature.
 type rowsInput struct {
-	// rows holds JSON rows; header and records hold a CSV.
+	// rows holds JSON rows; records hold a CSV's rows of values and
+	// header its column names (nil with --no-header).
 	rows    [][]float64
 	header  []string
 	records [][]string
 }
 
 // parseRows reads rows as JSON ({"instances": [[...], ...]} or a plain
-// array of rows) or as CSV with a header row. name picks the format by
-// its extension (.json, .csv); otherwise the first byte decides.
-func parseRows(name string, r io.Reader) (*rowsInput, error) {
+// array of rows) or as CSV. name picks the format by its extension (.json,
+// .csv); otherwise the first byte decides. A CSV's first row is its
+// header when header is true; without one every row holds values.
+func parseRows(name string, r io.Reader, header bool) (*rowsInput, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -45,8 +47,14 @@ func parseRows(name string, r io.Reader) (*rowsInput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if !header {
+		if len(all) == 0 {
+			return nil, fmt.Errorf("%s: no rows", name)
+		}
+		return &rowsInput{records: all}, nil
+	}
 	if len(all) < 2 {
-		return nil, fmt.Errorf("%s: want a header row and at least one row of values", name)
+		return nil, fmt.Errorf("%s: want a header row and at least one row of values (--no-header if the file has no header)", name)
 	}
 	for i, h := range all[0] {
 		all[0][i] = strings.TrimSpace(h)
@@ -93,10 +101,13 @@ func parseJSONRows(data []byte) ([][]float64, error) {
 	return out, nil
 }
 
-// matrix returns the rows as a row-major [rows, features] matrix. A CSV's
-// columns are picked by name in the order of columns (the model's
-// signature); with no names known its columns are taken as they come.
-// Empty cells, NA and NaN are missing values.
+// matrix returns the rows as a row-major [rows, features] matrix, one
+// matrix row per input row. A CSV with a header has its columns picked by
+// name in the order of columns (the model's signature, or --columns) and
+// its other columns ignored; with no names to match, a header of exactly
+// features columns is taken in order. A CSV without a header has exactly
+// features values per row, taken in order. Empty cells, NA and NaN are
+// missing values.
 func (in *rowsInput) matrix(columns []string, features int) ([]float64, int, error) {
 	if in.rows != nil {
 		if len(in.rows[0]) != features {
@@ -108,44 +119,95 @@ func (in *rowsInput) matrix(columns []string, features int) ([]float64, int, err
 		}
 		return x, len(in.rows), nil
 	}
-	idx := make([]int, 0, features)
-	if len(columns) == 0 {
-		if len(in.header) != features {
-			return nil, 0, fmt.Errorf("the CSV has %d columns, the model takes %d features", len(in.header), features)
-		}
-		for i := range in.header {
-			idx = append(idx, i)
-		}
-	} else {
-		if len(columns) != features {
-			return nil, 0, fmt.Errorf("the signature names %d columns, the model takes %d features", len(columns), features)
-		}
-		pos := make(map[string]int, len(in.header))
-		for i, h := range in.header {
-			pos[h] = i
-		}
-		for _, c := range columns {
-			i, ok := pos[c]
-			if !ok {
-				return nil, 0, fmt.Errorf("column %q of the model's signature is missing from the CSV (the model takes %v)", c, columns)
-			}
-			idx = append(idx, i)
-		}
+	idx, err := in.columnIndex(columns, features)
+	if err != nil {
+		return nil, 0, err
 	}
 	x := make([]float64, 0, len(in.records)*features)
 	for r, rec := range in.records {
-		for k, i := range idx {
+		for _, i := range idx {
 			if i >= len(rec) {
 				return nil, 0, fmt.Errorf("row %d: %d fields, want at least %d", r+1, len(rec), i+1)
 			}
 			v, err := parseCell(rec[i])
 			if err != nil {
-				return nil, 0, fmt.Errorf("row %d, column %q: %v", r+1, in.header[idx[k]], err)
+				return nil, 0, fmt.Errorf("row %d, %s: %v", r+1, in.columnName(i), err)
 			}
 			x = append(x, v)
 		}
 	}
 	return x, len(in.records), nil
+}
+
+// columnIndex says which CSV column feeds each feature.
+func (in *rowsInput) columnIndex(columns []string, features int) ([]int, error) {
+	inOrder := func(n int) []int {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	if in.header == nil {
+		if n := len(in.records[0]); n != features {
+			return nil, fmt.Errorf("the rows have %d values, the model takes %d features "+
+				"(without a header the columns are taken in order; give the file a header row to pick columns by name)", n, features)
+		}
+		return inOrder(features), nil
+	}
+	if len(columns) == 0 {
+		switch {
+		case looksLikeValues(in.header):
+			return nil, fmt.Errorf("the first row (%s) holds values, not column names: pass --no-header if the file has no header row",
+				truncate(strings.Join(in.header, ","), 40))
+		case len(in.header) != features:
+			return nil, fmt.Errorf("the CSV has %d columns and the model takes %d features, and its signature names no columns to pick: "+
+				"pass --columns with the %d column names to send, in order", len(in.header), features, features)
+		}
+		return inOrder(features), nil
+	}
+	if len(columns) != features {
+		return nil, fmt.Errorf("%d columns named, the model takes %d features", len(columns), features)
+	}
+	pos := make(map[string]int, len(in.header))
+	for i, h := range in.header {
+		if _, dup := pos[h]; !dup {
+			pos[h] = i
+		}
+	}
+	idx := make([]int, 0, features)
+	for _, c := range columns {
+		i, ok := pos[c]
+		if !ok && looksLikeValues(in.header) {
+			return nil, fmt.Errorf("the first row (%s) holds values, not the column names the model takes (%s): "+
+				"pass --no-header if the file has no header row", truncate(strings.Join(in.header, ","), 40), truncate(strings.Join(columns, ","), 60))
+		}
+		if !ok {
+			return nil, fmt.Errorf("column %q of the model's signature is missing from the CSV (the model takes %v)", c, columns)
+		}
+		idx = append(idx, i)
+	}
+	return idx, nil
+}
+
+// columnName names a CSV column in an error: by its header, or by its
+// position when there is none.
+func (in *rowsInput) columnName(i int) string {
+	if in.header != nil {
+		return fmt.Sprintf("column %q", in.header[i])
+	}
+	return fmt.Sprintf("column %d", i+1)
+}
+
+// looksLikeValues reports whether every cell of a header row is a number:
+// a file without a header row read as if it had one.
+func looksLikeValues(header []string) bool {
+	for _, h := range header {
+		if _, err := strconv.ParseFloat(strings.TrimSpace(h), 64); err != nil {
+			return false
+		}
+	}
+	return len(header) > 0
 }
 
 func parseCell(s string) (float64, error) {
