@@ -13,6 +13,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
@@ -135,4 +136,23 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPredictBeforeDeploy: a model that exists but is not deployed yet is
+// not "model not found": the gateway says no deployment has the name, and
+// the CLI says which deployments there are.
+func TestPredictBeforeDeploy(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t)
+	addr := c.Addrs.GRPC
+	_, err := cliAt(t, addr, "model", "create", "fraud")
+	require.NoError(t, err)
+	_, err = inference.NewGRPCInferenceServiceClient(c.Conn).ModelMetadata(t.Context(), &inference.ModelMetadataRequest{Name: "fraud"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	require.Equal(t, `deployment "fraud" not found`, status.Convert(err).Message())
+
+	rows := filepath.Join(t.TempDir(), "rows.json")
+	require.NoError(t, os.WriteFile(rows, []byte(`[[1, 2]]`), 0o644))
+	_, err = cliAt(t, addr, "predict", "--deployment", "fraud", "--input", rows)
+	require.ErrorContains(t, err, `no deployment named "fraud" (there are no deployments)`)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"gopkg.in/yaml.v3"
 
 	commonv1 "github.com/bmaas/bmaas/api/bmaas/common/v1"
@@ -94,7 +96,7 @@ func predictRows(ctx context.Context, c *client, dep, version string, in *rowsIn
 	ic := inference.NewGRPCInferenceServiceClient(c.conn)
 	md, err := ic.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: dep, Version: version})
 	if err != nil {
-		return nil, err
+		return nil, noDeployment(ctx, c, dep, err)
 	}
 	if len(md.GetInputs()) != 1 || len(md.Inputs[0].GetShape()) != 2 || md.Inputs[0].Shape[1] <= 0 {
 		return nil, fmt.Errorf("deployment %q takes %d inputs; predict sends one [rows, features] tensor", dep, len(md.GetInputs()))
@@ -127,6 +129,32 @@ func predictRows(ctx context.Context, c *client, dep, version string, in *rowsIn
 		return nil, fmt.Errorf("deployment %q answered %d predictions for the %d rows sent", dep, n, rows)
 	}
 	return p, nil
+}
+
+// noDeployment turns the data plane's NotFound for the deployment itself
+// (KServe v2 calls it a model, which reads as if the registered model were
+// missing) into one that says no deployment has that name and lists the
+// deployments there are. Other errors pass unchanged.
+func noDeployment(ctx context.Context, c *client, dep string, err error) error {
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.NotFound ||
+		(s.Message() != fmt.Sprintf("model %q not found", dep) && s.Message() != fmt.Sprintf("deployment %q not found", dep)) {
+		return err
+	}
+	there := "there are no deployments"
+	if resp, lerr := c.deployments().ListDeployments(ctx, &gatewayv1.ListDeploymentsRequest{}); lerr == nil && len(resp.GetDeployments()) > 0 {
+		names := make([]string, 0, len(resp.GetDeployments()))
+		for _, d := range resp.GetDeployments() {
+			names = append(names, d.GetName())
+		}
+		more := ""
+		if resp.GetNextPageToken() != "" {
+			more = ", ..."
+		}
+		there = "deployments: " + strings.Join(names, ", ") + more
+	}
+	return &statusError{s: status.Newf(codes.NotFound, "no deployment named %q (%s); serve a model with: "+
+		"bmaas deploy create --model MODEL@REF --name %s", dep, there, dep)}
 }
 
 // signatureOf returns the registered signature of the version a

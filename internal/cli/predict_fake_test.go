@@ -47,7 +47,7 @@ func (f *fakeServing) start(t *testing.T) *globals {
 
 func (f *fakeServing) ModelMetadata(_ context.Context, r *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
 	if r.Name != "d" {
-		return nil, status.Errorf(codes.NotFound, "deployment %q not found", r.Name)
+		return nil, status.Errorf(codes.NotFound, "model %q not found", r.Name) // as the gateway said before
 	}
 	return &inference.ModelMetadataResponse{Name: "d", Versions: []string{"1"}, Inputs: []*inference.ModelMetadataResponse_TensorMetadata{
 		{Name: "features", Datatype: "FP64", Shape: []int64{-1, f.features}}}}, nil

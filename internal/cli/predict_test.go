@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bmaas/bmaas/api/inference"
 )
@@ -158,4 +160,18 @@ func TestPredictCSVHeader(t *testing.T) {
 	short := &fakeServing{features: 2, columns: []string{"a", "b"}, drop: true}
 	_, err = predict(short.start(t), "--input", noHeader, "--no-header")
 	require.ErrorContains(t, err, "2 predictions for the 3 rows sent")
+}
+
+// TestPredictUnknownDeployment: predicting through a deployment that does
+// not exist says so and lists the deployments there are.
+func TestPredictUnknownDeployment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rows := filepath.Join(dir, "rows.json")
+	require.NoError(t, os.WriteFile(rows, []byte(`[[1, 2]]`), 0o644))
+	g := (&fakeServing{features: 2}).start(t)
+	_, _, err := run(t, g, "predict", "--deployment", "fraud", "--input", rows)
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	require.EqualError(t, err, `NotFound: no deployment named "fraud" (deployments: d); `+
+		`serve a model with: bmaas deploy create --model MODEL@REF --name fraud`)
 }

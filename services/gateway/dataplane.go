@@ -118,7 +118,7 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 	if ok, err := s.depCache().Has(ctx, deploymentKey(name)); err != nil {
 		return 0, err
 	} else if !ok {
-		return 0, apierr.NotFound("model", name)
+		return 0, apierr.NotFound("deployment", name)
 	}
 	if version == "" {
 		return 0, nil
