@@ -89,19 +89,46 @@ func (s plainStream) SendMsg(m any) error { return s.h.plain(s.ClientStream.Send
 func (s plainStream) RecvMsg(m any) error { return s.h.plain(s.ClientStream.RecvMsg(m)) }
 func (s plainStream) CloseSend() error    { return s.h.plain(s.ClientStream.CloseSend()) }
 
-// renameField makes an InvalidArgument about an API field name the
-// command-line flag the user typed instead ("source_path: ..." becomes
+// renameField makes an error about an API field name the command-line
+// flag the user typed instead ("source_path: ..." becomes
 // "--server-path: ...").
 func renameField(err error, field, flag string) error {
+	return fieldNames{field: flag}.rename(err, nil)
+}
+
+// fieldNames maps the API fields a server's error may start with
+// ("header.name: ...") to what the user typed: a flag (--label), an
+// argument of the usage line (NAME), or "$N", the N-th positional
+// argument itself (the FILE given).
+type fieldNames map[string]string
+
+// rename rewrites a status error whose message starts with one of the
+// fields, "field: ..." or "field[key]: ...", to start with the user's
+// name for it; other errors pass unchanged.
+func (m fieldNames) rename(err error, args []string) error {
 	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.InvalidArgument {
+	if !ok || err == nil {
 		return err
 	}
-	rest, ok := strings.CutPrefix(s.Message(), field+": ")
-	if !ok {
-		return err
+	msg := s.Message()
+	for field, user := range m {
+		if n, ok := strings.CutPrefix(user, "$"); ok {
+			i := int(n[0] - '0')
+			if len(n) != 1 || i >= len(args) {
+				continue
+			}
+			user = args[i]
+		}
+		if rest, ok := strings.CutPrefix(msg, field+": "); ok {
+			return &statusError{s: status.New(s.Code(), user+": "+rest)}
+		}
+		if rest, ok := strings.CutPrefix(msg, field+"["); ok {
+			if key, tail, ok := strings.Cut(rest, "]: "); ok {
+				return &statusError{s: status.New(s.Code(), user+" "+key+": "+tail)}
+			}
+		}
 	}
-	return &statusError{s: status.New(codes.InvalidArgument, flag+": "+rest)}
+	return err
 }
 
 // usageError is a mistake on the command line, caught before any call.

@@ -68,6 +68,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(evaluateCommand(g), experimentCommand(g))
 	root.AddCommand(deployCommand(g), predictCommand(g))
 	addServerCommands(root)
+	renameFields(root)
 	return root
 }
 

@@ -16,9 +16,11 @@ import (
 const trainLong = `Submit a training job. The result is registered as a new version of --model
 (the model is created when it does not exist yet).
 
-A builtin job trains with the native engine on a dataset of the registry:
+A builtin job trains with the native engine on a dataset of the registry
+(dataset and model names are lowercase letters, digits and '-'):
 
-  bmaas train --dataset breast_cancer --model bc --algorithm logistic --param C=1 --wait
+  bmaas dataset upload breast-cancer examples/datasets/breast_cancer.csv
+  bmaas train --dataset breast-cancer --model bc --algorithm logistic --param C=1 --wait
 
   --target defaults to the dataset's last column; --param takes the algorithm's
   hyperparameters (see bmaas ml train --help), validated before submitting.
@@ -26,7 +28,7 @@ A builtin job trains with the native engine on a dataset of the registry:
 A process job runs a command on the node (a PyTorch script, say). Give the
 program with --command and its arguments with --arg or after "--":
 
-  bmaas train --model bc-torch --dataset breast_cancer --bundle examples/pytorch \
+  bmaas train --model bc-torch --dataset breast-cancer --bundle examples/pytorch \
       --command python3 --param epochs=20 --gpus 1 --wait -- train.py --verbose
 
   --bundle DIR   packs DIR as a tar.gz, uploads it to the registry and runs the
