@@ -32,8 +32,11 @@ func TestUpHealthReflectionAndSkeletons(t *testing.T) {
 	c := harness.Start(t)
 	ctx := t.Context()
 
+	// The gRPC health service knows each service by its full name and by
+	// the short name of its --target (grpc_health_probe -service registry).
 	hc := healthpb.NewHealthClient(c.Conn)
-	for _, svc := range append([]string{""}, fiveServices...) {
+	short := []string{"registry", "scheduler", "trainer-agent", "evaluator", "gateway"}
+	for _, svc := range append(append([]string{""}, fiveServices...), short...) {
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		require.NoError(t, err, svc)
 		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status, svc)

@@ -186,6 +186,9 @@ func (a *App) startServe(context.Context) error {
 	a.w.selfConn = conn
 	for _, s := range a.w.services {
 		a.w.server.SetServing(s, true)
+		if t, ok := targetOf(s); ok {
+			a.w.server.SetServing(t, true) // grpc_health_probe -service registry
+		}
 	}
 	a.w.server.SetServing("", true)
 	return nil

@@ -19,6 +19,17 @@ var servicePrefixes = []struct{ prefix, service string }{
 	{"/inference.GRPCInferenceService/", TargetGateway},
 }
 
+// targetOf names the --target (registry, trainer-agent, ...) that serves
+// a gRPC service given by its full name (bmaas.registry.v1.RegistryService).
+func targetOf(service string) (string, bool) {
+	for _, p := range servicePrefixes {
+		if strings.HasPrefix("/"+service+"/", p.prefix) {
+			return p.service, true
+		}
+	}
+	return "", false
+}
+
 // route names the service of a method that this process does not run
 // itself, so that its gRPC port answers for the whole platform: a call
 // for another service goes to a process that runs it.
