@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -79,9 +78,6 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("data-dir %q: %w", cfg.DataDir, err)
 	}
 	cfg.DataDir = dir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data-dir: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{cfg: cfg, log: logger, reg: reg, modules: map[string]*module{}, readyCh: make(chan struct{})}
@@ -140,13 +136,19 @@ func (a *App) Addrs() Addrs {
 	return a.addrs
 }
 
-// Run starts every module in order, waits for ctx or a failing module,
-// then stops the started modules in reverse order.
+// Run locks the data directory, starts every module in order, waits for
+// ctx or a failing module, then stops the started modules in reverse
+// order, all within shutdownBound of ctx's end.
 func (a *App) Run(ctx context.Context) error {
+	lock, err := lockDataDir(a.cfg.DataDir, a.cfg.Embedded, a.nodeName(), a.cfg.Targets)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	err := a.startAll(runCtx, cancel, &wg)
+	err = a.startAll(runCtx, cancel, &wg)
 	if err == nil {
 		a.ready.Store(true)
 		close(a.readyCh)
@@ -159,17 +161,33 @@ func (a *App) Run(ctx context.Context) error {
 	a.ready.Store(false)
 	a.stopping.Store(true)
 	cancel(nil)
-	a.stopAll()
-	wg.Wait()
+	// The whole shutdown is bounded so that Ctrl-C ends within 5 s.
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownBound)
+	defer scancel()
+	a.stopAll(sctx)
+	ran := make(chan struct{})
+	go func() { wg.Wait(); close(ran) }()
+	select {
+	case <-ran:
+	case <-sctx.Done():
+		a.log.Error("modules still running at the end of the shutdown bound; exiting anyway", "bound", shutdownBound)
+	}
 	return err
 }
+
+// shutdownBound bounds the stop of every module and the end of their loops.
+const shutdownBound = 4500 * time.Millisecond
+
+// startGrace is how long a start that does not honour its context's end
+// gets to return before it is left behind.
+const startGrace = time.Second
 
 func (a *App) startAll(ctx context.Context, fail context.CancelCauseFunc, wg *sync.WaitGroup) error {
 	for _, name := range a.order {
 		m := a.modules[name]
 		start := time.Now()
 		if m.start != nil {
-			if err := m.start(ctx); err != nil {
+			if err := a.startModule(ctx, name, m); err != nil {
 				return fmt.Errorf("start %s: %w", name, err)
 			}
 		}
@@ -194,15 +212,34 @@ func (a *App) startAll(ctx context.Context, fail context.CancelCauseFunc, wg *sy
 	return nil
 }
 
-// stopAll stops the started modules in reverse order, each within a bound.
-func (a *App) stopAll() {
+// startModule runs m's start. A start that ignores ctx's end (a call
+// into a library that takes no context) gets startGrace to return, then
+// is left behind, unstopped, so that a signal always ends the process.
+func (a *App) startModule(ctx context.Context, name string, m *module) error {
+	done := make(chan error, 1)
+	go func() { done <- m.start(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(startGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		a.log.Warn("module start ignores the stop; leaving it behind", "module", name)
+		return context.Cause(ctx)
+	}
+}
+
+// stopAll stops the started modules in reverse order, all within ctx.
+func (a *App) stopAll(ctx context.Context) {
 	a.mu.Lock()
 	running := a.running
 	a.running = nil
 	a.mu.Unlock()
-	// The whole shutdown is bounded so that Ctrl-C ends within 5 s.
-	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
-	defer cancel()
 	for i := len(running) - 1; i >= 0; i-- {
 		if m := a.modules[running[i]]; m.stop != nil {
 			m.stop(ctx)

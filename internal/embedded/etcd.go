@@ -110,9 +110,9 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	// The root password is 256 random bits: bcrypt's cost adds nothing to
 	// it and would slow every client's sign-in.
 	ec.BcryptCost = uint(bcrypt.MinCost)
-	e, err := embed.StartEtcd(ec)
+	e, err := startEmbed(ctx, ec)
 	if err != nil {
-		return nil, fmt.Errorf("start etcd: %w", err)
+		return nil, err
 	}
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
@@ -143,6 +143,36 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		}
 	}
 	return &Etcd{e: e, endpoints: eps}, nil
+}
+
+// startEmbed runs embed.StartEtcd, which takes no context and can block
+// for ever (bbolt waits for its database's file lock without a timeout),
+// and returns when ctx ends; the member, should it start after all, is
+// closed then.
+func startEmbed(ctx context.Context, ec *embed.Config) (*embed.Etcd, error) {
+	type result struct {
+		e   *embed.Etcd
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		e, err := embed.StartEtcd(ec)
+		done <- result{e, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("start etcd: %w", r.err)
+		}
+		return r.e, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				r.e.Close()
+			}
+		}()
+		return nil, fmt.Errorf("start etcd: %w", ctx.Err())
+	}
 }
 
 // listenURLs are the client and peer URLs: unix sockets in SocketDir, or

@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRunEndsWhileAStartIgnoresItsContext: a module whose start blocks
+// without honouring its context (as embed.StartEtcd did on a locked
+// database) does not keep the process from stopping.
+func TestRunEndsWhileAStartIgnoresItsContext(t *testing.T) {
+	t.Parallel()
+	started, stopped := make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	a := &App{cfg: Config{DataDir: t.TempDir(), Embedded: true}, log: slog.New(slog.DiscardHandler),
+		readyCh: make(chan struct{}), order: []string{"first", "stuck"}, modules: map[string]*module{
+			"first": {name: "first", start: func(context.Context) error { return nil },
+				stop: func(context.Context) { close(stopped) }},
+			"stuck": {name: "stuck", start: func(context.Context) error { close(started); <-release; return nil }},
+		}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "start stuck")
+	case <-time.After(startGrace + shutdownBound):
+		t.Fatal("Run did not return")
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Fatal("the started module was not stopped")
+	}
+}
