@@ -16,7 +16,8 @@ func modelCommand(g *globals) *cobra.Command {
 		Short: "Manage models, their versions and aliases",
 	}
 	cmd.AddCommand(modelCreateCommand(g), modelListCommand(g), modelGetCommand(g),
-		modelUpdateCommand(g), modelDeleteCommand(g), versionCommand(g), aliasCommand(g), modelDecisionsCommand(g))
+		modelUpdateCommand(g), modelDeleteCommand(g), versionCommand(g), aliasCommand(g), modelDecisionsCommand(g),
+		modelPolicyCommand(g))
 	return cmd
 }
 
