@@ -134,3 +134,40 @@ func TestEvaluatorFailoverLosesNoTrial(t *testing.T) {
 		seen[j.Spec.Labels["bmaas-trial"]] = true
 	}
 }
+
+// An experiment's promote_best on a model without a promotion policy
+// promotes by the experiment's own metric and mode to the alias
+// production (the documented default), and the decision says so.
+func TestExperimentPromoteBestWithoutPolicy(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t)
+	ctx := t.Context()
+	ec := evaluatorv1.NewEvaluatorServiceClient(c.Conn)
+	setupIris(t, c)
+	x := irisExperiment(2, 2)
+	x.PromoteBest = true
+	resp, err := ec.CreateExperiment(ctx, &evaluatorv1.CreateExperimentRequest{Experiment: x})
+	require.NoError(t, err)
+	x = waitExperiment(t, func() (*evaluatorv1.Experiment, error) {
+		r, err := ec.GetExperiment(ctx, &evaluatorv1.GetExperimentRequest{Id: resp.Experiment.Id})
+		return r.GetExperiment(), err
+	})
+	best, err := ec.GetBestTrial(ctx, &evaluatorv1.GetBestTrialRequest{ExperimentId: x.Id})
+	require.NoError(t, err)
+	var d *evaluatorv1.Decision
+	require.Eventually(t, func() bool {
+		ds := decisions(t, ec, "iris")
+		if len(ds) > 0 {
+			d = ds[0]
+		}
+		return d != nil
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, best.Trial.ModelVersion, d.Version)
+	require.Equal(t, "production", d.TargetAlias)
+	require.Equal(t, "test_accuracy", d.PrimaryMetric)
+	require.True(t, d.Promoted, "%v", d.Reasons)
+	require.Contains(t, d.Reasons[0], "no promotion policy")
+	m, err := c.Registry.GetModel(ctx, &registryv1.GetModelRequest{Name: "iris"})
+	require.NoError(t, err)
+	require.Equal(t, best.Trial.ModelVersion, m.Model.Aliases["production"])
+}

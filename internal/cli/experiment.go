@@ -65,7 +65,13 @@ func experimentCreateCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create -f SPEC.yaml [--wait]",
 		Short: "Start an experiment; --wait follows its trials live until it ends",
-		Args:  cobra.NoArgs,
+		Long: "Start an experiment from a YAML or JSON spec (examples/experiments/); --wait follows its\n" +
+			"trials until it ends.\n\n" +
+			"promote_best: true sends the best trial's version through the model's promotion policy\n" +
+			"(bmaas model policy set) when the experiment succeeds; a model without one is promoted by\n" +
+			"the experiment's own metric and mode to the alias production, and bmaas model decisions\n" +
+			"shows the decision.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			x, err := readExperiment(file)
 			if err != nil {

@@ -3,6 +3,7 @@ package evaluator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -11,6 +12,7 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/evaluator/search"
@@ -232,11 +234,33 @@ func (e *Evaluator) afterCommit(ctx context.Context, p *pass) {
 		return
 	}
 	pol, err := e.GetEvaluationPolicy(ctx, p.x.Model)
-	if err != nil || pol.Promotion == nil {
-		e.log.Warn("promote best trial: no promotion policy", "experiment", p.x.Id, "model", p.x.Model)
+	if err != nil && !errors.Is(err, apierr.ErrNotFound) {
+		e.log.Warn("promote best trial: read the policy", "experiment", p.x.Id, "model", p.x.Model, "err", err)
 		return
 	}
-	if _, err := e.Decide(ctx, p.x.Model, best.ModelVersion, pol.Promotion, "exp-"+p.x.Id, "experiment "+p.x.Id); err != nil {
+	pr, note := bestPromotion(p.x, pol.GetPromotion())
+	if _, err := e.Decide(ctx, p.x.Model, best.ModelVersion, pr, "exp-"+p.x.Id, "experiment "+p.x.Id, note...); err != nil {
 		e.log.Warn("promote best trial", "experiment", p.x.Id, "err", err)
 	}
+}
+
+// DefaultPromoteAlias is the alias an experiment's promote_best moves
+// when its model has no promotion policy.
+const DefaultPromoteAlias = "production"
+
+// bestPromotion is the promotion an experiment's promote_best applies:
+// the model's policy, or, when the model has none, the experiment's own
+// metric and mode with DefaultPromoteAlias and no least gain; the note
+// says so in the decision's reasons.
+func bestPromotion(x *evaluatorv1.Experiment, pr *evaluatorv1.PromotionPolicy) (*evaluatorv1.PromotionPolicy, []string) {
+	if pr != nil {
+		return pr, nil
+	}
+	dir := evaluatorv1.Direction_DIRECTION_MAXIMIZE
+	if x.Mode == "min" {
+		dir = evaluatorv1.Direction_DIRECTION_MINIMIZE
+	}
+	return &evaluatorv1.PromotionPolicy{TargetAlias: DefaultPromoteAlias, PrimaryMetric: x.Metric, Direction: dir, Enabled: true},
+		[]string{fmt.Sprintf("model %q has no promotion policy: promote_best decides by the experiment's metric %s (%s) for alias %q",
+			x.Model, x.Metric, x.Mode, DefaultPromoteAlias)}
 }

@@ -19,7 +19,9 @@ import (
 // candidate beats the incumbent by the policy's margins and passes every
 // guard. The decision is recorded either way, keyed by version and
 // source, so the same source never decides twice (ErrAlreadyExists).
-func (e *Evaluator) Decide(ctx context.Context, model string, version int64, pol *evaluatorv1.PromotionPolicy, source, trigger string) (*evaluatorv1.Decision, error) {
+// notes come first among the decision's reasons.
+func (e *Evaluator) Decide(ctx context.Context, model string, version int64, pol *evaluatorv1.PromotionPolicy, source, trigger string,
+	notes ...string) (*evaluatorv1.Decision, error) {
 	id := fmt.Sprintf("v%08d-%s", version, source)
 	key := decisionKey(model, id)
 	if _, err := e.st.Get(ctx, key, &evaluatorv1.Decision{}); err == nil {
@@ -39,7 +41,7 @@ func (e *Evaluator) Decide(ctx context.Context, model string, version int64, pol
 	}
 	d := &evaluatorv1.Decision{Id: id, Model: model, Version: version, TargetAlias: pol.TargetAlias,
 		PrimaryMetric: pol.PrimaryMetric, Trigger: trigger, CreateTime: timestamppb.New(e.now()),
-		IncumbentVersion: m.Model.Aliases[pol.TargetAlias]}
+		IncumbentVersion: m.Model.Aliases[pol.TargetAlias], Reasons: notes}
 	var inc map[string]float64
 	if d.IncumbentVersion != 0 && d.IncumbentVersion != version {
 		iv, err := reg.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: model, Version: itoa(d.IncumbentVersion)})

@@ -234,7 +234,10 @@ type Experiment struct {
 	MedianStopping bool   `protobuf:"varint,16,opt,name=median_stopping,json=medianStopping,proto3" json:"median_stopping,omitempty"`
 	Seed           uint64 `protobuf:"varint,17,opt,name=seed,proto3" json:"seed,omitempty"`
 	// promote_best sends the best trial's version through the model's
-	// promotion policy when the experiment completes.
+	// promotion policy when the experiment completes. A model without a
+	// promotion policy gets the experiment's own: its metric and mode, the
+	// alias "production", no least gain, no guards (the decision's first
+	// reason says so); set a policy (bmaas model policy set) to choose others.
 	PromoteBest     bool                   `protobuf:"varint,18,opt,name=promote_best,json=promoteBest,proto3" json:"promote_best,omitempty"`
 	BestTrialId     string                 `protobuf:"bytes,19,opt,name=best_trial_id,json=bestTrialId,proto3" json:"best_trial_id,omitempty"`
 	BestValue       float64                `protobuf:"fixed64,20,opt,name=best_value,json=bestValue,proto3" json:"best_value,omitempty"`
