@@ -105,9 +105,9 @@ func modelListCommand(g *globals) *cobra.Command {
 				}
 				all := &registryv1.ListModelsResponse{Models: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
-					t.row("NAME", "TASK", "LATEST", "ALIASES", "LABELS", "UPDATED")
+					t.row("NAME", "TASK", "VERSIONS", "LATEST", "ALIASES", "LABELS", "UPDATED")
 					for _, m := range all.GetModels() {
-						t.row(m.GetName(), taskTypeName(m.GetTaskType()), latestString(m.GetLatestVersion()),
+						t.row(m.GetName(), taskTypeName(m.GetTaskType()), fmt.Sprint(m.GetVersionCount()), latestString(m.GetLatestVersion()),
 							joinMap(m.GetAliases()), joinMap(m.GetLabels()), formatTime(m.GetUpdateTime()))
 					}
 				})
@@ -221,6 +221,7 @@ func printModel(p *printer, m *registryv1.Model) error {
 		t.row("Task type:", taskTypeName(m.GetTaskType()))
 		t.row("Labels:", joinMap(m.GetLabels()))
 		t.row("Aliases:", joinMap(m.GetAliases()))
+		t.row("Versions:", fmt.Sprint(m.GetVersionCount()))
 		t.row("Latest version:", latestString(m.GetLatestVersion()))
 		t.row("Created:", formatTime(m.GetCreateTime()))
 		t.row("Updated:", formatTime(m.GetUpdateTime()))

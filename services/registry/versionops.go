@@ -88,6 +88,9 @@ func (r *Registry) DeleteVersion(ctx context.Context, model, ref string) error {
 				return nil, apierr.Precondition("version %d of %q is aliased as %q; move or unset the alias first", v.Version, model, a)
 			}
 		}
+		if err := r.forgetVersion(ctx, m, v.Version); err != nil {
+			return nil, err
+		}
 		return []store.Op{store.Delete(versionKey(model, v.Version))}, nil
 	})
 	if err != nil {

@@ -136,8 +136,11 @@ func (r *Registry) commitVersion(ctx context.Context, model string, spec *regist
 		v.Format = registryv1.ModelFormat_MODEL_FORMAT_OTHER
 	}
 	_, _, err := r.modifyModel(ctx, model, func(m *registryv1.Model) ([]store.Op, error) {
-		m.LatestVersion++
-		v.Version = m.LatestVersion
+		n, err := r.assignVersion(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		v.Version = n
 		return []store.Op{store.Put(versionKey(model, v.Version), v)}, nil
 	})
 	if err != nil {

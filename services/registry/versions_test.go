@@ -222,3 +222,60 @@ func TestImportRoots(t *testing.T) {
 		require.Equal(t, int64(i+1), v.Version.Version)
 	}
 }
+
+// TestLatestFollowsDeletes: a model's latest_version is the version
+// `latest` names, also after the newest one is deleted; its version count
+// is the versions it has; numbers are never handed out twice.
+func TestLatestFollowsDeletes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := t.Context()
+	_, err := f.c.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "m"}})
+	require.NoError(t, err)
+	for i := range 5 {
+		data := []byte{byte(i), 1, 2}
+		_, err := f.upload(t, "m", data, digest(data), "")
+		require.NoError(t, err)
+	}
+	model := func() *registryv1.Model {
+		m, err := f.c.GetModel(ctx, &registryv1.GetModelRequest{Name: "m"})
+		require.NoError(t, err)
+		l, err := f.c.ListModels(ctx, &registryv1.ListModelsRequest{})
+		require.NoError(t, err)
+		require.Len(t, l.Models, 1)
+		require.Equal(t, m.Model.LatestVersion, l.Models[0].LatestVersion)
+		require.Equal(t, m.Model.VersionCount, l.Models[0].VersionCount)
+		return m.Model
+	}
+	latest := func() int64 {
+		v, err := f.c.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "m", Version: "latest"})
+		require.NoError(t, err)
+		return v.Version.Version
+	}
+	require.Equal(t, int64(5), model().LatestVersion)
+	require.Equal(t, int64(5), model().VersionCount)
+
+	_, err = f.c.DeleteModelVersion(ctx, &registryv1.DeleteModelVersionRequest{Model: "m", Version: "5"})
+	require.NoError(t, err)
+	require.Equal(t, int64(4), latest())
+	require.Equal(t, int64(4), model().LatestVersion)
+	require.Equal(t, int64(4), model().VersionCount)
+
+	// A deleted number is not handed out again.
+	data := []byte("six")
+	v, err := f.upload(t, "m", data, digest(data), "")
+	require.NoError(t, err)
+	require.Equal(t, int64(6), v.Version)
+	require.Equal(t, int64(6), model().LatestVersion)
+	require.Equal(t, int64(5), model().VersionCount)
+
+	for _, n := range []string{"2", "6", "4", "3", "1"} {
+		_, err = f.c.DeleteModelVersion(ctx, &registryv1.DeleteModelVersionRequest{Model: "m", Version: n})
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(0), model().LatestVersion)
+	require.Equal(t, int64(0), model().VersionCount)
+	v, err = f.upload(t, "m", data, digest(data), "")
+	require.NoError(t, err)
+	require.Equal(t, int64(7), v.Version)
+}

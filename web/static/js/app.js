@@ -120,7 +120,7 @@ async function overview(ctx) {
   return frag(
     header('Overview'),
     h('div', { class: 'cards' },
-      card(models, '#/models', 'Models', (v) => `${v.reduce((s, m) => s + num(m.latest_version), 0)} versions`),
+      card(models, '#/models', 'Models', (v) => `${v.reduce((s, m) => s + num(m.version_count), 0)} versions`),
       card(datasets, '#/datasets', 'Datasets', (v) => `${v.reduce((s, d) => s + num(d.latest_version), 0)} versions`),
       card(js, '#/jobs', 'Jobs', (v) => `${count(v, jobs.active)} active, ${count(v, (j) => j.state === 'JOB_STATE_FAILED')} failed`),
       card(xs, '#/experiments', 'Experiments', (v) => `${count(v, (x) => x.state === 'EXPERIMENT_STATE_RUNNING')} running`),

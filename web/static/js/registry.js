@@ -42,7 +42,8 @@ export async function models() {
     table([
       { title: 'Name', cell: (m) => link(modelHref(m.name), m.name) },
       { title: 'Task', cell: (m) => strip(m.task_type).replaceAll('_', ' ').toLowerCase() },
-      { title: 'Versions', num: true, cell: (m) => num(m.latest_version) },
+      { title: 'Versions', num: true, cell: (m) => num(m.version_count) },
+      { title: 'Latest', cell: (m) => (m.latest_version ? `v${m.latest_version}` : '') },
       { title: 'Aliases', cell: (m) => chips(Object.fromEntries(Object.entries(m.aliases || {}).map(([a, v]) => [`${a}→v${v}`, '']))) },
       { title: 'Labels', cell: (m) => chips(m.labels) },
       { title: 'Description', cell: (m) => m.description || '' },
@@ -64,7 +65,8 @@ export async function model(ctx) {
     header(m.name, m.description, [link('#/models', 'Models')]),
     panel(kv([
       ['Task', strip(m.task_type).replaceAll('_', ' ').toLowerCase()],
-      ['Versions', num(m.latest_version)],
+      ['Versions', num(m.version_count)],
+      ['Latest', m.latest_version ? `v${m.latest_version}` : null],
       ['Labels', Object.keys(m.labels || {}).length ? chips(m.labels) : null],
       ['Created', time(m.create_time)],
       ['Updated', time(m.update_time)],

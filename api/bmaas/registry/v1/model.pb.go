@@ -202,15 +202,21 @@ type Model struct {
 	Labels      map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Aliases name versions: alias -> version number.
 	Aliases map[string]int64 `protobuf:"bytes,5,rep,name=aliases,proto3" json:"aliases,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// The newest version number handed out (versions only grow).
+	// The newest version the model has, the one `latest` names; 0 when it
+	// has none. Deleting it makes the newest remaining version the latest.
 	LatestVersion int64                  `protobuf:"varint,6,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque revision for optimistic concurrency; send it back on update and a
 	// concurrent change makes the update fail with ABORTED.
-	Etag          string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	// How many versions the model has.
+	VersionCount int64 `protobuf:"varint,10,opt,name=version_count,json=versionCount,proto3" json:"version_count,omitempty"`
+	// The highest version number ever handed out. Numbers only grow: the
+	// next version is this plus one, even when the newest was deleted.
+	LastAssignedVersion int64 `protobuf:"varint,11,opt,name=last_assigned_version,json=lastAssignedVersion,proto3" json:"last_assigned_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
@@ -304,6 +310,20 @@ func (x *Model) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *Model) GetVersionCount() int64 {
+	if x != nil {
+		return x.VersionCount
+	}
+	return 0
+}
+
+func (x *Model) GetLastAssignedVersion() int64 {
+	if x != nil {
+		return x.LastAssignedVersion
+	}
+	return 0
 }
 
 // Lineage records where a version came from.
@@ -688,7 +708,7 @@ var File_bmaas_registry_v1_model_proto protoreflect.FileDescriptor
 
 const file_bmaas_registry_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x1dbmaas/registry/v1/model.proto\x12\x11bmaas.registry.v1\x1a\x1cbmaas/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x04\n" +
+	"\x1dbmaas/registry/v1/model.proto\x12\x11bmaas.registry.v1\x1a\x1cbmaas/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x04\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x128\n" +
@@ -700,7 +720,10 @@ const file_bmaas_registry_v1_model_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\t \x01(\tR\x04etag\x1a9\n" +
+	"\x04etag\x18\t \x01(\tR\x04etag\x12#\n" +
+	"\rversion_count\x18\n" +
+	" \x01(\x03R\fversionCount\x122\n" +
+	"\x15last_assigned_version\x18\v \x01(\x03R\x13lastAssignedVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
