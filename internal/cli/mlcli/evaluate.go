@@ -41,6 +41,9 @@ func evaluateCommand() *cobra.Command {
 			} else {
 				ms = metrics.Regression(values, out)
 			}
+			if done, err := printData(cmd, cmd.OutOrStdout(), evaluateResult{Rows: f.NumRows(), Metrics: ms}); done {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d rows\n", f.NumRows())
 			printMetrics(cmd.OutOrStdout(), "metrics", ms)
 			return nil
@@ -57,7 +60,7 @@ func predictCommand() *cobra.Command {
 	var model, data, outPath string
 	cmd := &cobra.Command{
 		Use:   "predict --model MODEL.bmaas --data ROWS.csv [--out PREDICTIONS.csv]",
-		Short: "Predict rows of a CSV file; writes CSV (prediction, then class probabilities)",
+		Short: "Predict rows of a CSV file; writes CSV (prediction, then class probabilities), or -o json|yaml",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := artifact.Load(model)
@@ -81,6 +84,10 @@ func predictCommand() *cobra.Command {
 				}
 				defer fh.Close()
 				dst = fh
+			}
+			if outputFormat(cmd) != "table" {
+				_, err := printData(cmd, dst, predictResult(m, out, f.NumRows()))
+				return err
 			}
 			w := csv.NewWriter(dst)
 			header := []string{"prediction"}
@@ -117,4 +124,37 @@ func predictCommand() *cobra.Command {
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
+}
+
+// evaluateResult is what ml evaluate prints with -o json|yaml.
+type evaluateResult struct {
+	Rows    int                `json:"rows" yaml:"rows"`
+	Metrics map[string]float64 `json:"metrics" yaml:"metrics"`
+}
+
+// predictOutput is what ml predict prints with -o json|yaml: one
+// prediction per row and, for a classifier, its class probabilities.
+type predictOutput struct {
+	Predictions   []any       `json:"predictions" yaml:"predictions"`
+	Labels        []string    `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Probabilities [][]float64 `json:"probabilities,omitempty" yaml:"probabilities,omitempty"`
+}
+
+func predictResult(m *artifact.Model, out []float64, rows int) predictOutput {
+	k := m.NumOutputs()
+	var p predictOutput
+	if !m.IsClassifier() {
+		for r := range rows {
+			p.Predictions = append(p.Predictions, out[r*k])
+		}
+		return p
+	}
+	classes := make([]int, rows)
+	artifact.Classes(out, k, classes)
+	p.Labels = m.Labels()
+	for r := range rows {
+		p.Predictions = append(p.Predictions, m.Labels()[classes[r]])
+		p.Probabilities = append(p.Probabilities, out[r*k:(r+1)*k])
+	}
+	return p
 }

@@ -43,7 +43,7 @@ func trainCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newProgress(cmd.ErrOrStderr(), total(spec), quiet)
+			bar := newProgress(cmd.ErrOrStderr(), total(spec), quiet || !isTerminal(cmd.ErrOrStderr()))
 			m, err := train.Run(cmd.Context(), spec, f, train.Callbacks{OnEvent: bar.event})
 			bar.done()
 			if err != nil {
@@ -53,7 +53,7 @@ func trainCommand() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "model written to %s (%s, %s)\n", out, spec.Algorithm, strings.ToLower(strings.TrimPrefix(m.Proto.Task.String(), "TASK_")))
+			task := strings.ToLower(strings.TrimPrefix(m.Proto.Task.String(), "TASK_"))
 			byName := map[string]map[string]float64{}
 			for _, x := range m.Proto.Metrics {
 				if byName[x.Split] == nil {
@@ -61,6 +61,10 @@ func trainCommand() *cobra.Command {
 				}
 				byName[x.Split][x.Name] = x.Value
 			}
+			if done, err := printData(cmd, w, trainResult{Model: out, Algorithm: spec.Algorithm, Task: task, Metrics: byName}); done {
+				return err
+			}
+			fmt.Fprintf(w, "model written to %s (%s, %s)\n", out, spec.Algorithm, task)
 			for _, split := range []string{"train", "validation", "test"} {
 				if byName[split] != nil {
 					printMetrics(w, split, byName[split])
@@ -80,10 +84,19 @@ func trainCommand() *cobra.Command {
 	fl.Float64Var(&spec.Validation, "validation", 0, "fraction held out for early stopping (default 0.1 with patience; negative: none)")
 	fl.Uint64Var(&spec.Seed, "seed", 1, "seed of the split, initialisation and sampling")
 	fl.StringVar(&out, "out", "model.bmaas", "artifact file to write")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar (there is none unless stderr is a terminal)")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("algorithm")
 	return cmd
+}
+
+// trainResult is what ml train prints with -o json|yaml.
+type trainResult struct {
+	Model     string `json:"model" yaml:"model"`
+	Algorithm string `json:"algorithm" yaml:"algorithm"`
+	Task      string `json:"task" yaml:"task"`
+	// Metrics by split (train, validation, test), then by name.
+	Metrics map[string]map[string]float64 `json:"metrics" yaml:"metrics"`
 }
 
 // total is the number of epochs or rounds, for the progress bar.
