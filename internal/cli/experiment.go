@@ -7,7 +7,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -65,8 +64,9 @@ func experimentCreateCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create -f SPEC.yaml [--wait]",
 		Short: "Start an experiment; --wait follows its trials live until it ends",
-		Long: "Start an experiment from a YAML or JSON spec (examples/experiments/); --wait follows its\n" +
-			"trials until it ends.\n\n" +
+		Long: "Start an experiment from a YAML or JSON spec (examples/experiments/). --wait follows its\n" +
+			"trials until it ends: on a terminal a table redrawn in place, best trial first; into a pipe\n" +
+			"or a file a line per change; with -o json|yaml the experiment once it ends.\n\n" +
 			"promote_best: true sends the best trial's version through the model's promotion policy\n" +
 			"(bmaas model policy set) when the experiment succeeds; a model without one is promoted by\n" +
 			"the experiment's own metric and mode to the alias production, and bmaas model decisions\n" +
@@ -98,42 +98,6 @@ func experimentCreateCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// followExperiment prints the trial table each time it changes.
-func followExperiment(ctx context.Context, g *globals, cmd *cobra.Command, c *client, ec evaluatorv1.EvaluatorServiceClient, id string) error {
-	last := ""
-	for {
-		cctx, cancel := c.call(ctx)
-		xr, err := ec.GetExperiment(cctx, &evaluatorv1.GetExperimentRequest{Id: id})
-		x := xr.GetExperiment()
-		var trials *evaluatorv1.ListTrialsResponse
-		if err == nil {
-			trials, err = ec.ListTrials(cctx, &evaluatorv1.ListTrialsRequest{ExperimentId: id})
-		}
-		cancel()
-		if err != nil {
-			return err
-		}
-		var sb strings.Builder
-		t := newTable(&sb)
-		trialRows(t, trials.Trials)
-		_ = t.flush()
-		head := fmt.Sprintf("experiment %s  %s  trials %d/%d  best %s %s\n", id, expState(x.State), x.TrialsCompleted, x.MaxTrials,
-			orDash(x.BestTrialId), formatFloat(x.BestValue))
-		if out := head + sb.String(); out != last {
-			fmt.Fprintln(cmd.OutOrStdout(), out)
-			last = out
-		}
-		if x.State != evaluatorv1.ExperimentState_EXPERIMENT_STATE_RUNNING && x.State != evaluatorv1.ExperimentState_EXPERIMENT_STATE_PAUSED {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 func expState(s fmt.Stringer) string {
 	n := s.String()
 	if i := strings.LastIndex(n, "_STATE_"); i >= 0 {
@@ -145,21 +109,55 @@ func expState(s fmt.Stringer) string {
 func trialRows(t *table, trials []*evaluatorv1.Trial) {
 	t.row("TRIAL", "PARAMS", "EPOCHS", "VALUE", "STATE", "JOB")
 	for _, tr := range trials {
-		keys := make([]string, 0, len(tr.Params))
-		for k := range tr.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var ps []string
-		for _, k := range keys {
-			ps = append(ps, k+"="+tr.Params[k])
-		}
-		val := "-"
-		if tr.HasValue {
-			val = formatFloat(tr.Value)
-		}
-		t.row(tr.Id, strings.Join(ps, " "), fmt.Sprintf("%d/%d", tr.Epochs, tr.TargetEpochs), val, expState(tr.State), orDash(tr.JobId))
+		t.row(tr.Id, trialParams(tr), fmt.Sprintf("%d/%d", tr.Epochs, tr.TargetEpochs), trialValue(tr), trialState(tr), orDash(tr.JobId))
 	}
+}
+
+// trialParams prints a trial's hyperparameters as sorted k=v pairs.
+func trialParams(tr *evaluatorv1.Trial) string {
+	keys := make([]string, 0, len(tr.Params))
+	for k := range tr.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ps := make([]string, 0, len(keys))
+	for _, k := range keys {
+		ps = append(ps, k+"="+tr.Params[k])
+	}
+	return strings.Join(ps, " ")
+}
+
+func trialValue(tr *evaluatorv1.Trial) string {
+	if !tr.HasValue {
+		return "-"
+	}
+	return formatFloat(tr.Value)
+}
+
+// trialState is the state, with the rung a stopped trial reached.
+func trialState(tr *evaluatorv1.Trial) string {
+	s := expState(tr.State)
+	if tr.State == evaluatorv1.TrialState_TRIAL_STATE_STOPPED && tr.Rung > 0 {
+		s += fmt.Sprintf(" (rung %d)", tr.Rung)
+	}
+	return s
+}
+
+// sortTrials orders trials best first by the experiment's mode (max or
+// min); trials without a value come last, each group by id.
+func sortTrials(trials []*evaluatorv1.Trial, mode string) {
+	sort.SliceStable(trials, func(i, j int) bool {
+		a, b := trials[i], trials[j]
+		switch {
+		case a.HasValue != b.HasValue:
+			return a.HasValue
+		case !a.HasValue || a.Value == b.Value:
+			return a.Id < b.Id
+		case mode == "min":
+			return a.Value < b.Value
+		}
+		return a.Value > b.Value
+	})
 }
 
 func printExperiment(g *globals, cmd *cobra.Command, x *evaluatorv1.Experiment) error {
@@ -171,7 +169,7 @@ func printExperiment(g *globals, cmd *cobra.Command, x *evaluatorv1.Experiment) 
 		t.row("METRIC", x.Metric+" ("+x.Mode+")")
 		t.row("STATE", expState(x.State))
 		t.row("TRIALS", fmt.Sprintf("%d created, %d completed of %d (parallelism %d)", x.TrialsCreated, x.TrialsCompleted, x.MaxTrials, x.Parallelism))
-		t.row("BEST", orDash(x.BestTrialId)+" "+formatFloat(x.BestValue))
+		t.row("BEST", bestString(x))
 		t.row("EPOCHS USED", fmt.Sprint(x.EpochsUsed))
 	})
 }
@@ -209,7 +207,7 @@ func experimentListCommand(g *globals) *cobra.Command {
 					t.row("ID", "NAME", "MODEL", "SEARCHER", "STATE", "TRIALS", "BEST", "CREATED")
 					for _, x := range resp.Experiments {
 						t.row(x.Id, x.Name, x.Model, x.Searcher, expState(x.State), fmt.Sprintf("%d/%d", x.TrialsCompleted, x.MaxTrials),
-							formatFloat(x.BestValue), formatTime(x.CreateTime))
+							bestValue(x), formatTime(x.CreateTime))
 					}
 				})
 			})
@@ -221,15 +219,21 @@ func experimentListCommand(g *globals) *cobra.Command {
 
 func experimentTrialsCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "trials ID", Short: "List an experiment's trials with their metric", Args: args("ID", 1),
+		Use: "trials ID", Short: "List an experiment's trials, best first by its metric", Args: args("ID", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
 				ctx, cancel := c.call(ctx)
 				defer cancel()
-				resp, err := evaluatorv1.NewEvaluatorServiceClient(c.conn).ListTrials(ctx, &evaluatorv1.ListTrialsRequest{ExperimentId: a[0]})
+				ec := evaluatorv1.NewEvaluatorServiceClient(c.conn)
+				x, err := ec.GetExperiment(ctx, &evaluatorv1.GetExperimentRequest{Id: a[0]})
 				if err != nil {
 					return err
 				}
+				resp, err := ec.ListTrials(ctx, &evaluatorv1.ListTrialsRequest{ExperimentId: a[0]})
+				if err != nil {
+					return err
+				}
+				sortTrials(resp.Trials, x.GetExperiment().GetMode())
 				return g.printer(cmd.OutOrStdout()).print(resp, func(t *table) { trialRows(t, resp.Trials) })
 			})
 		},
