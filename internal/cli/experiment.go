@@ -106,10 +106,10 @@ func expState(s fmt.Stringer) string {
 	return strings.ToLower(n)
 }
 
-func trialRows(t *table, trials []*evaluatorv1.Trial) {
+func trialRows(t *table, trials []*evaluatorv1.Trial, searcher string) {
 	t.row("TRIAL", "PARAMS", "EPOCHS", "VALUE", "STATE", "JOB")
 	for _, tr := range trials {
-		t.row(tr.Id, trialParams(tr), fmt.Sprintf("%d/%d", tr.Epochs, tr.TargetEpochs), trialValue(tr), trialState(tr), orDash(tr.JobId))
+		t.row(tr.Id, trialParams(tr), fmt.Sprintf("%d/%d", tr.Epochs, tr.TargetEpochs), trialValue(tr), trialState(tr, searcher), orDash(tr.JobId))
 	}
 }
 
@@ -134,10 +134,11 @@ func trialValue(tr *evaluatorv1.Trial) string {
 	return formatFloat(tr.Value)
 }
 
-// trialState is the state, with the rung a stopped trial reached.
-func trialState(tr *evaluatorv1.Trial) string {
+// trialState is the state, with the rung (counted from 0) where ASHA or
+// Hyperband stopped a trial.
+func trialState(tr *evaluatorv1.Trial, searcher string) string {
 	s := expState(tr.State)
-	if tr.State == evaluatorv1.TrialState_TRIAL_STATE_STOPPED && tr.Rung > 0 {
+	if tr.State == evaluatorv1.TrialState_TRIAL_STATE_STOPPED && (searcher == "asha" || searcher == "hyperband") {
 		s += fmt.Sprintf(" (rung %d)", tr.Rung)
 	}
 	return s
@@ -234,7 +235,7 @@ func experimentTrialsCommand(g *globals) *cobra.Command {
 					return err
 				}
 				sortTrials(resp.Trials, x.GetExperiment().GetMode())
-				return g.printer(cmd.OutOrStdout()).print(resp, func(t *table) { trialRows(t, resp.Trials) })
+				return g.printer(cmd.OutOrStdout()).print(resp, func(t *table) { trialRows(t, resp.Trials, x.GetExperiment().GetSearcher()) })
 			})
 		},
 	}

@@ -72,7 +72,7 @@ func (e *expWatcher) show(x *evaluatorv1.Experiment, trials []*evaluatorv1.Trial
 		var sb strings.Builder
 		sb.WriteString(head + "\n")
 		t := newTable(&sb)
-		trialRows(t, trials)
+		trialRows(t, trials, x.Searcher)
 		_ = t.flush()
 		out := sb.String()
 		if out == e.last {
@@ -90,7 +90,7 @@ func (e *expWatcher) show(x *evaluatorv1.Experiment, trials []*evaluatorv1.Trial
 		e.head = head
 	}
 	for _, tr := range trials {
-		line := fmt.Sprintf("trial %s %s  %s  epochs %d/%d  value %s  job %s", tr.Id, trialState(tr), trialParams(tr),
+		line := fmt.Sprintf("trial %s %s  %s  epochs %d/%d  value %s  job %s", tr.Id, trialState(tr, x.Searcher), trialParams(tr),
 			tr.Epochs, tr.TargetEpochs, trialValue(tr), orDash(tr.JobId))
 		if e.rows[tr.Id] != line {
 			fmt.Fprintln(e.w, line)

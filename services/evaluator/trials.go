@@ -92,6 +92,17 @@ func (e *Evaluator) summarize(p *pass) {
 			rec.State = s
 		}
 		rec.Rung = int32(t.Rung)
+		if t.Status == search.Paused && !live(x.State) && rec.State == evaluatorv1.TrialState_TRIAL_STATE_PAUSED {
+			// The search ended without promoting it: it is stopped where it got.
+			rec.State = evaluatorv1.TrialState_TRIAL_STATE_STOPPED
+			if rec.Message == "" {
+				why := "not among the best of its rung"
+				if x.State != evaluatorv1.ExperimentState_EXPERIMENT_STATE_SUCCEEDED {
+					why = "the experiment ended"
+				}
+				rec.Message = fmt.Sprintf("stopped by %s at rung %d (%d epochs): %s", x.Searcher, t.Rung, rec.Epochs, why)
+			}
+		}
 		rec.UpdateTime = timestamppb.New(e.now())
 		if t.Status != search.Running {
 			x.TrialsCompleted++

@@ -148,6 +148,9 @@ const (
 	// PAUSED: finished a rung, waiting for ASHA to promote or drop it.
 	TrialState_TRIAL_STATE_PAUSED    TrialState = 3
 	TrialState_TRIAL_STATE_SUCCEEDED TrialState = 4
+	// STOPPED: stopped early, by median stopping or by ASHA or Hyperband
+	// (a trial still paused when the experiment ends was dropped; rung says
+	// where it stopped and message why).
 	TrialState_TRIAL_STATE_STOPPED   TrialState = 5
 	TrialState_TRIAL_STATE_FAILED    TrialState = 6
 	TrialState_TRIAL_STATE_CANCELLED TrialState = 7
