@@ -44,15 +44,19 @@ func stateName(s schedulerv1.JobState) string {
 }
 
 func jobListCommand(g *globals) *cobra.Command {
-	var state, model string
+	var state, model, kind string
 	var labels []string
 	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List jobs (all pages); filter by state, model and labels",
+		Short: "List training jobs (all pages); filter by state, model and labels, --kind for serving replicas",
 		Args:  args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := parseJobState(state)
+			if err != nil {
+				return err
+			}
+			keep, err := jobKind(kind)
 			if err != nil {
 				return err
 			}
@@ -70,16 +74,31 @@ func jobListCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				all := &schedulerv1.ListJobsResponse{Jobs: items}
+				all := &schedulerv1.ListJobsResponse{Jobs: slices.DeleteFunc(items, func(j *schedulerv1.Job) bool { return !keep(j) })}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { jobRows(t, all.GetJobs()) })
 			})
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state (queued, running, succeeded, ...)")
-	cmd.Flags().StringVar(&model, "model", "", "only jobs training this model")
+	cmd.Flags().StringVar(&model, "model", "", "only jobs of this model")
+	cmd.Flags().StringVar(&kind, "kind", "training", "training (builtin and process jobs), serving (deployments' replicas) or all")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "only jobs with label key=value (repeatable)")
 	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "jobs fetched per request (0: server default)")
 	return cmd
+}
+
+// jobKind returns the filter of job list --kind.
+func jobKind(kind string) (func(*schedulerv1.Job) bool, error) {
+	serving := func(j *schedulerv1.Job) bool { return j.GetSpec().GetServing() != nil }
+	switch kind {
+	case "training":
+		return func(j *schedulerv1.Job) bool { return !serving(j) }, nil
+	case "serving":
+		return serving, nil
+	case "all":
+		return func(*schedulerv1.Job) bool { return true }, nil
+	}
+	return nil, usageErrorf("--kind must be training, serving or all, not %q", kind)
 }
 
 // jobRows prints the job table.
@@ -100,6 +119,8 @@ func runtimeName(s *schedulerv1.JobSpec) string {
 	case s.GetProcess() != nil:
 		cmd := s.GetProcess().GetCommand()
 		return "process:" + cmd[strings.LastIndex(cmd, "/")+1:]
+	case s.GetServing() != nil:
+		return fmt.Sprintf("serving:%s@%d", s.GetServing().GetDeployment(), s.GetServing().GetVersion())
 	}
 	return "-"
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -238,4 +239,37 @@ func TestJobProgressLine(t *testing.T) {
 		progressLine(j, "epoch", 40, 62*time.Second+300*time.Millisecond))
 	require.Equal(t, "QUEUED  0s", progressLine(&schedulerv1.Job{State: schedulerv1.JobState_JOB_STATE_QUEUED}, "step", 0, 0))
 	require.Equal(t, "RUNNING  round 7  2s", progressLine(&schedulerv1.Job{State: schedulerv1.JobState_JOB_STATE_RUNNING, Step: 7}, "round", 0, 2*time.Second))
+}
+
+// TestJobListKinds: job list shows training jobs by default; --kind
+// serving shows the deployments' replicas, --kind all both.
+func TestJobListKinds(t *testing.T) {
+	t.Parallel()
+	g, _, sch := startPlatform(t)
+	_, _ = sch.SubmitJob(t.Context(), &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{Model: "bc",
+		Runtime: &schedulerv1.JobSpec_Builtin{Builtin: &schedulerv1.BuiltinRuntime{Algorithm: "logistic", Dataset: "bc"}}}})
+	_, _ = sch.SubmitJob(t.Context(), &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{Model: "bc",
+		Runtime: &schedulerv1.JobSpec_Serving{Serving: &schedulerv1.ServingRuntime{Deployment: "bc", Version: 1}}}})
+	_, _ = sch.SubmitJob(t.Context(), &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{Model: "bc",
+		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "python3"}}}})
+	ids := func(args ...string) []string {
+		out, _, err := run(t, g, append([]string{"-o", "json", "job", "list"}, args...)...)
+		require.NoError(t, err)
+		var l struct{ Jobs []struct{ ID string } }
+		require.NoError(t, json.Unmarshal([]byte(out), &l), out)
+		var got []string
+		for _, j := range l.Jobs {
+			got = append(got, j.ID)
+		}
+		return got
+	}
+	require.Equal(t, []string{"job-1", "job-3"}, ids())
+	require.Equal(t, []string{"job-1", "job-3"}, ids("--kind", "training"))
+	require.Equal(t, []string{"job-2"}, ids("--kind", "serving"))
+	require.Equal(t, []string{"job-1", "job-2", "job-3"}, ids("--kind", "all"))
+	_, _, err := run(t, g, "job", "list", "--kind", "batch")
+	require.ErrorContains(t, err, "--kind must be training, serving or all")
+	out, _, err := run(t, g, "job", "list", "--kind", "serving")
+	require.NoError(t, err)
+	require.Contains(t, out, "serving:bc@1")
 }
