@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +146,7 @@ func printReady(w io.Writer, cfg app.Config, ad app.Addrs) {
 		scheme = "https"
 	}
 	fmt.Fprintf(w, "bmaas is ready: services %s\n  gRPC  %s\n  HTTP  %s://%s\n", strings.Join(cfg.Targets, ","), ad.GRPC, scheme, ad.HTTP)
+	fmt.Fprintf(w, "  Console  %s://%s/ui/\n", scheme, browsable(ad.HTTP))
 	if cfg.Embedded {
 		fmt.Fprintf(w, "  etcd  %s (user %s, password in %s)\n  NATS  %s (user %s, password in %s)\n",
 			strings.Join(ad.EtcdEndpoints, ","), ad.Etcd.Username, ad.Etcd.PasswordFile, ad.NATSURL, ad.NATS.User, ad.NATS.PasswordFile)
@@ -155,6 +157,16 @@ func printReady(w io.Writer, cfg app.Config, ad app.Addrs) {
 		fmt.Fprintf(w, "  TLS   development CA %s; for the CLI:\n        export BMAAS_TLS_CA=%s BMAAS_TLS_CERT=%s BMAAS_TLS_KEY=%s\n",
 			f.CA, f.CA, f.ClientCert, f.ClientKey)
 	}
+}
+
+// browsable turns a wildcard listen address (0.0.0.0:8080, [::]:8080)
+// into one a browser on this machine can open.
+func browsable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && (host == "" || (ip != nil && ip.IsUnspecified())) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 func runApp(cmd *cobra.Command, cfg app.Config) error {

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -43,4 +44,16 @@ func TestServeRejectsUnknownTarget(t *testing.T) {
 	got, err := app.ParseTargets("all")
 	require.NoError(t, err)
 	require.Equal(t, app.AllTargets, got)
+}
+
+// TestPrintReadyShowsTheConsole: the ready banner of bmaas up gives the
+// web console's URL, on a host a browser can open.
+func TestPrintReadyShowsTheConsole(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printReady(&b, app.Config{Targets: app.AllTargets}, app.Addrs{GRPC: "127.0.0.1:7070", HTTP: "127.0.0.1:8080"})
+	require.Contains(t, b.String(), "  Console  http://127.0.0.1:8080/ui/\n")
+	b.Reset()
+	printReady(&b, app.Config{Targets: app.AllTargets}, app.Addrs{GRPC: "[::]:7070", HTTP: "0.0.0.0:8080"})
+	require.Contains(t, b.String(), "  Console  http://127.0.0.1:8080/ui/\n")
 }
