@@ -72,18 +72,33 @@ func TestJoinListLeave(t *testing.T) {
 	require.Equal(t, []string{"other"}, listIDs(t, cli, "scheduler2"))
 }
 
-func TestLeaseLossClosesDone(t *testing.T) {
+// TestLeaseLossJoinsAgain: a member whose lease etcd dropped (it lapsed,
+// or was revoked) joins again under a new lease; the registration goes on.
+func TestLeaseLossJoinsAgain(t *testing.T) {
 	t.Parallel()
 	cli := testenv.EtcdClient(t)
 	ctx := t.Context()
 	r, err := Join(ctx, cli, Member{ID: "n1", Service: "agent"}, time.Second, quiet())
 	require.NoError(t, err)
-	_, err = cli.Revoke(ctx, r.Lease())
+	lost := r.Lease()
+	_, err = cli.Revoke(ctx, lost)
 	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		resp, err := cli.Get(ctx, Prefix("agent")+"n1")
+		return err == nil && len(resp.Kvs) == 1 && clientv3.LeaseID(resp.Kvs[0].Lease) != lost
+	}, waitFor, 10*time.Millisecond, "joined again under a new lease")
+	select {
+	case <-r.Done():
+		t.Fatal("the registration ended")
+	default:
+	}
+	require.NoError(t, r.Update(ctx, map[string]string{"x": "y"}))
+	ms, err := List(ctx, cli, "agent")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"x": "y"}, ms[0].Meta)
+	require.NoError(t, r.Leave(ctx))
 	closed(t, r.Done())
 	require.Empty(t, listIDs(t, cli, "agent"))
-	require.ErrorIs(t, r.Update(ctx, map[string]string{"x": "y"}), ErrLeaseLost)
-	require.NoError(t, r.Leave(ctx))
 }
 
 func TestJoinContextEndLeaves(t *testing.T) {

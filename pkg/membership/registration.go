@@ -16,21 +16,24 @@ import (
 // Registration is a member kept alive in etcd.
 type Registration struct {
 	cli    *clientv3.Client
-	lease  clientv3.LeaseID
 	ttl    time.Duration
 	logger *slog.Logger
 	cancel context.CancelFunc // stops the keepalive
 	done   chan struct{}
 
+	// mu serialises the writes of the member (Update, joining again).
 	mu     sync.Mutex
 	member Member
+	lease  clientv3.LeaseID
 	left   bool
 }
 
 // Join registers m under a lease of ttl (rounded up to whole seconds; 0 means
-// DefaultTTL) and keeps the lease alive in the background. The registration
+// DefaultTTL) and keeps the lease alive in the background (KeepLease). Should
+// the lease be lost all the same (etcd let it lapse), the member joins again
+// under a new lease at once: a live process stays a member. The registration
 // lasts until Leave, or until ctx is done, which leaves as well; Done is
-// closed when it ends for any reason, including a lapsed lease.
+// closed then.
 func Join(ctx context.Context, cli *clientv3.Client, m Member, ttl time.Duration, logger *slog.Logger) (*Registration, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -38,60 +41,90 @@ func Join(ctx context.Context, cli *clientv3.Client, m Member, ttl time.Duration
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m = m.clone()
-	value, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encode member %s: %w", m.ID, err)
-	}
 	secs := ttlSeconds(ttl)
-	grant, err := cli.Grant(ctx, secs)
-	if err != nil {
-		return nil, fmt.Errorf("grant membership lease: %w", err)
-	}
 	r := &Registration{
-		cli: cli, lease: grant.ID, ttl: time.Duration(secs) * time.Second,
+		cli: cli, ttl: time.Duration(secs) * time.Second,
 		logger: logger.With("service", m.Service, "member", m.ID),
-		done:   make(chan struct{}), member: m,
+		done:   make(chan struct{}), member: m.clone(),
 	}
-	if _, err := cli.Put(ctx, m.Key(), string(value), clientv3.WithLease(grant.ID)); err != nil {
-		r.revoke()
-		return nil, fmt.Errorf("register member %s: %w", m.Key(), err)
+	since := time.Now()
+	if err := r.put(ctx); err != nil {
+		return nil, err
 	}
 	kaCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
-	ka, err := cli.KeepAlive(kaCtx, grant.ID)
-	if err != nil {
-		cancel()
-		r.revoke()
-		return nil, fmt.Errorf("keep membership lease alive: %w", err)
-	}
-	go r.keepAlive(kaCtx, ka)
-	r.logger.Debug("joined", "lease", int64(grant.ID))
+	go r.keepAlive(kaCtx, since)
+	r.logger.Debug("joined", "lease", int64(r.Lease()))
 	return r, nil
 }
 
-// keepAlive drains the keepalive responses until the lease is lost or the
-// registration ends, then closes done.
-func (r *Registration) keepAlive(ctx context.Context, ka <-chan *clientv3.LeaseKeepAliveResponse) {
+// put writes the member under a new lease.
+func (r *Registration) put(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	value, err := json.Marshal(r.member)
+	if err != nil {
+		return fmt.Errorf("encode member %s: %w", r.member.ID, err)
+	}
+	grant, err := r.cli.Grant(ctx, int64(r.ttl/time.Second))
+	if err != nil {
+		return fmt.Errorf("grant membership lease: %w", err)
+	}
+	if _, err := r.cli.Put(ctx, r.member.Key(), string(value), clientv3.WithLease(grant.ID)); err != nil {
+		r.revokeLease(grant.ID)
+		return fmt.Errorf("register member %s: %w", r.member.Key(), err)
+	}
+	r.lease = grant.ID
+	return nil
+}
+
+// keepAlive keeps the lease alive, joins again when it is lost, and
+// closes done when the registration ends.
+func (r *Registration) keepAlive(ctx context.Context, since time.Time) {
 	defer close(r.done)
-	for range ka {
+	delay := 100 * time.Millisecond
+	for {
+		err := KeepLease(ctx, r.cli, r.Lease(), r.ttl, since, func(unsure bool) {
+			if unsure {
+				r.logger.Warn("membership lease renewals unanswered for a whole TTL; still renewing")
+			}
+		})
+		if ctx.Err() != nil {
+			// Left, or the parent context ended: make sure the key goes now.
+			r.revokeLease(r.Lease())
+			return
+		}
+		r.logger.Warn("membership lease lost; joining again", "err", err)
+		for {
+			since = time.Now()
+			if err = r.put(ctx); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.logger.Warn("join again", "err", err)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			delay = min(2*delay, r.ttl)
+		}
+		delay = 100 * time.Millisecond
+		r.logger.Info("joined again", "lease", int64(r.Lease()))
 	}
-	if ctx.Err() != nil {
-		// Left, or the parent context ended: make sure the key goes now.
-		r.revoke()
-		return
-	}
-	r.logger.Warn("membership lease lost")
 }
 
 // Leave removes the member at once by revoking its lease and stops the
-// keepalive. Leaving twice, or after the lease was lost, is not an error.
+// keepalive. Leaving twice is not an error.
 func (r *Registration) Leave(ctx context.Context) error {
 	r.mu.Lock()
 	r.left = true
+	lease := r.lease
 	r.mu.Unlock()
 	r.cancel()
-	_, err := r.cli.Revoke(ctx, r.lease)
+	_, err := r.cli.Revoke(ctx, lease)
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -103,9 +136,8 @@ func (r *Registration) Leave(ctx context.Context) error {
 	return nil
 }
 
-// Done is closed when the registration ends: after Leave, when Join's ctx is
-// done, or when the lease lapses (then the member is gone from etcd and must
-// Join again to come back).
+// Done is closed when the registration ends: after Leave, or when Join's
+// ctx is done.
 func (r *Registration) Done() <-chan struct{} { return r.done }
 
 // Member returns the registered member.
@@ -115,11 +147,17 @@ func (r *Registration) Member() Member {
 	return r.member.clone()
 }
 
-// Lease is the registration's etcd lease, for attaching related keys.
-func (r *Registration) Lease() clientv3.LeaseID { return r.lease }
+// Lease is the registration's current etcd lease, for attaching related
+// keys; it changes when the member joins again.
+func (r *Registration) Lease() clientv3.LeaseID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lease
+}
 
 // Update replaces the member's Meta. It fails with ErrLeaseLost once the
-// registration has ended.
+// registration has ended; while the member is joining again it only
+// records the Meta, which the new registration writes.
 func (r *Registration) Update(ctx context.Context, meta map[string]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,10 +171,8 @@ func (r *Registration) Update(ctx context.Context, meta map[string]string) error
 	if err != nil {
 		return fmt.Errorf("encode member %s: %w", m.ID, err)
 	}
-	if _, err := r.cli.Put(ctx, m.Key(), string(value), clientv3.WithLease(r.lease)); err != nil {
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return fmt.Errorf("update %s: %w", m.Key(), ErrLeaseLost)
-		}
+	if _, err := r.cli.Put(ctx, m.Key(), string(value), clientv3.WithLease(r.lease)); err != nil &&
+		!errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("update %s: %w", m.Key(), err)
 	}
 	r.member = m
@@ -152,11 +188,11 @@ func (r *Registration) ended() bool {
 	}
 }
 
-// revoke deletes the lease and so the key, bounded by the TTL.
-func (r *Registration) revoke() {
+// revokeLease deletes a lease and so its key, bounded by the TTL.
+func (r *Registration) revokeLease(id clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.ttl)
 	defer cancel()
-	if _, err := r.cli.Revoke(ctx, r.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	if _, err := r.cli.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		r.logger.Debug("revoke membership lease", "err", err)
 	}
 }
