@@ -119,6 +119,7 @@ func (a *App) startScheduler(context.Context) error {
 func (a *App) startTrainerAgent(context.Context) error {
 	cfg := a.cfg.TrainerAgent
 	cfg.DataDir = a.cfg.DataDir
+	cfg.SingleProcess = a.cfg.Embedded
 	// Files no task may see (the data directory is hidden anyway).
 	cfg.Secrets = append(cfg.Secrets, a.cfg.GRPC.TokenFile, a.cfg.Etcd.PasswordFile, a.cfg.Etcd.Key,
 		a.cfg.NATS.PasswordFile, a.cfg.NATS.Creds, a.cfg.NATS.Key, a.cfg.TLS.KeyFile, a.cfg.TLS.CAKeyFile)

@@ -8,8 +8,8 @@
 //	                                        scheduler only (any replica for Submit and
 //	                                        Cancel; the leader for placement and state moves).
 //	/bmaas/v1/nodes/<node>                  Node: written by the node's agent under its own
-//	                                        lease (TTL 5 s, kept alive). The key vanishing
-//	                                        means the node is gone.
+//	                                        lease (TTL 5 s, 30 s under bmaas up; renewed every
+//	                                        second). The key vanishing means the node is gone.
 //	/bmaas/v1/assignments/<node>/<job>/<rank>
 //	                                        Assignment: written and deleted by the scheduler
 //	                                        leader only, always in a transaction that checks
@@ -77,7 +77,13 @@
 //     A RUNNING job past its timeout_seconds (counted from its RUNNING move)
 //     is FAILED. The leader copies rank 0's step, checkpoint_step and metrics
 //     into the job as they change. An agent that loses its
-//     own lease kills its workers at once (self-fencing), so no job runs twice.
+//     own lease kills its workers at once (self-fencing), so no job runs twice:
+//     when etcd says the lease is gone, or when no renewal sent within the last
+//     TTL was answered (no later than etcd could let the lease lapse). Under
+//     bmaas up the agent shares its process with etcd and the scheduler: it
+//     never fences itself and registers a lost lease again; the assignments the
+//     leader moved away are deleted, and the agent, which cannot be cut off
+//     from that etcd, stops their workers as it stops any removed assignment.
 //   - A new leader re-stamps every live assignment with its term; agents do not
 //     start an assignment whose term is older than the newest leader term they
 //     have seen (a running worker keeps running when only the term changes).

@@ -42,6 +42,9 @@ type Config struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// LeaseTTL is the node lease's time to live.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// SingleProcess, set by bmaas up, says the agent shares its process
+	// with etcd and the scheduler (see runNode).
+	SingleProcess bool `yaml:"-"`
 	// StopGrace is the time between SIGTERM and SIGKILL when a task stops.
 	StopGrace time.Duration `yaml:"stop_grace"`
 	// MaxExtractBytes and MaxExtractEntries bound what one code bundle or

@@ -77,6 +77,12 @@ type agent struct {
 
 func (e *env) agent(node string, mutate func(*traineragent.Config)) *agent {
 	e.t.Helper()
+	return e.agentOn(e.cli, node, mutate)
+}
+
+// agentOn runs an agent whose etcd client is cli.
+func (e *env) agentOn(cli *clientv3.Client, node string, mutate func(*traineragent.Config)) *agent {
+	e.t.Helper()
 	cfg := traineragent.DefaultConfig()
 	cfg.Node, cfg.WorkDir, cfg.FlushInterval = node, e.t.TempDir(), 100*time.Millisecond
 	cfg.CheckpointInterval = 200 * time.Millisecond
@@ -87,7 +93,7 @@ func (e *env) agent(node string, mutate func(*traineragent.Config)) *agent {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: logger, Etcd: e.cli, Bus: e.bus, Dialer: e.dialer, Addr: "127.0.0.1:1"})
+	svc, err := traineragent.New(cfg, traineragent.Deps{Logger: logger, Etcd: cli, Bus: e.bus, Dialer: e.dialer, Addr: "127.0.0.1:1"})
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent{svc: svc, stop: cancel, done: make(chan struct{})}

@@ -2,13 +2,16 @@ package traineragent
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/membership"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -25,14 +28,32 @@ func (s *Service) node() *schedulerv1.Node {
 	return n
 }
 
-// runNode keeps the node registered under a lease until ctx is done. When
-// the lease is lost (it lapsed or was revoked) every running worker is
-// killed at once, since the scheduler now considers the node gone and
-// places its work elsewhere; then the node registers again with a new lease.
+// runNode keeps the node registered under a lease until ctx is done.
+//
+// membership.KeepLease renews the lease (every fifth of its TTL, several
+// renewals in flight), so one slow answer of a loaded etcd loses nothing.
+// When the lease may be gone all the same:
+//
+//   - Apart from the scheduler (bmaas serve): once no renewal was answered
+//     for a whole TTL, or etcd says the lease is gone, the scheduler may
+//     move the node's work elsewhere, and this agent may no longer see its
+//     assignments vanish: every worker is killed at once (self-fencing), no
+//     later than etcd could have let the lease lapse. Then the node keeps
+//     its lease if etcd answers again, or registers under a new one.
+//   - In one process with etcd and the scheduler (bmaas up): the node
+//     is never gone while the process lives, so the agent never fences
+//     itself. Its lease lasts singleProcessLeaseTTL, and should etcd drop
+//     it still (the process starved for that long) the node registers again
+//     at once, with the keys held under its lease; the workers keep
+//     running. The scheduler, in the same process, deletes the assignments
+//     of a node it saw leave, and the agent's watch sees that as it sees
+//     every deletion: it cannot be cut off from its own etcd.
 func (s *Service) runNode(ctx context.Context) {
 	delay := 100 * time.Millisecond
+	first := true
 	for ctx.Err() == nil {
-		ka, err := s.register(ctx)
+		since := time.Now()
+		lease, err := s.register(ctx, first)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("register node", "err", err)
@@ -43,41 +64,128 @@ func (s *Service) runNode(ctx context.Context) {
 			delay = min(2*delay, s.cfg.LeaseTTL)
 			continue
 		}
+		first = false
 		delay = 100 * time.Millisecond
-		for range ka {
-		}
+		fenced := false
+		_ = membership.KeepLease(ctx, s.cli, lease, s.cfg.leaseTTL(), since, func(unsure bool) {
+			switch {
+			case !unsure:
+				fenced = false
+				s.log.Info("node lease renewals answered again")
+			case s.cfg.SingleProcess:
+				s.log.Warn("node lease renewals unanswered for a whole TTL; still renewing")
+			default:
+				fenced = true
+				s.log.Warn("node lease renewals unanswered for a whole TTL; killing every worker")
+				s.fence()
+			}
+		})
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("node lease lost; killing every worker")
-		s.fence()
+		s.mu.Lock()
+		s.lease = 0
+		s.mu.Unlock()
+		switch {
+		case s.cfg.SingleProcess:
+			s.log.Warn("node lease lost; registering the node again, its workers keep running")
+		case fenced:
+			s.log.Warn("node lease lost; registering the node again")
+		default:
+			s.log.Warn("node lease lost; killing every worker")
+			s.fence()
+		}
 	}
 }
 
-// register puts the node record under a new lease and keeps it alive.
-func (s *Service) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL)
+// singleProcessLeaseTTL is the node lease's TTL under bmaas up: a lapse
+// there means only that the process starved, never that the agent is gone.
+const singleProcessLeaseTTL = 30 * time.Second
+
+// leaseTTL is the node lease's TTL.
+func (c *Config) leaseTTL() time.Duration {
+	if c.SingleProcess {
+		return max(c.LeaseTTL, singleProcessLeaseTTL)
+	}
+	return c.LeaseTTL
+}
+
+// register puts the node record under a new lease, and the keys held
+// under the node's lease (replica endpoints) with it. The first
+// registration of a single process revokes the lease its predecessor (a
+// crashed bmaas up on the same data directory) left, and so the keys
+// that went with it.
+func (s *Service) register(ctx context.Context, first bool) (clientv3.LeaseID, error) {
+	ttl := s.cfg.leaseTTL()
+	rctx, cancel := context.WithTimeout(ctx, ttl)
 	defer cancel()
-	lease, err := s.cli.Grant(rctx, int64(max(1, s.cfg.LeaseTTL/time.Second)))
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	var prev clientv3.LeaseID
+	if first && s.cfg.SingleProcess {
+		resp, err := s.cli.Get(rctx, nodeKey(s.cfg.Node))
+		if err != nil {
+			return 0, err
+		}
+		if len(resp.Kvs) == 1 {
+			prev = clientv3.LeaseID(resp.Kvs[0].Lease)
+		}
+	}
+	lease, err := s.cli.Grant(rctx, int64(max(1, ttl/time.Second)))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	b, err := proto.Marshal(s.node())
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if _, err := s.cli.Put(rctx, nodeKey(s.cfg.Node), string(b), clientv3.WithLease(lease.ID)); err != nil {
-		return nil, err
+		return 0, err
 	}
-	ka, err := s.cli.KeepAlive(ctx, lease.ID)
-	if err != nil {
-		return nil, err
+	for k, v := range s.leaseKeys {
+		if _, err := s.cli.Put(rctx, k, v, clientv3.WithLease(lease.ID)); err != nil {
+			return 0, err
+		}
+	}
+	if prev != 0 {
+		if _, err := s.cli.Revoke(rctx, prev); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.log.Warn("revoke the previous process's node lease", "err", err)
+		}
 	}
 	s.mu.Lock()
 	s.lease = lease.ID
 	s.mu.Unlock()
 	s.log.Info("node registered", "lease", int64(lease.ID), "gpus", len(s.gpus))
-	return ka, nil
+	return lease.ID, nil
+}
+
+// putUnderLease writes key under the node's lease, so that it vanishes
+// with the node, and remembers it so that a new lease of the node carries
+// it too. Before the node has a lease (or while it registers again) the
+// key waits for it.
+func (s *Service) putUnderLease(ctx context.Context, key, value string) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	s.mu.Lock()
+	lease := s.lease
+	s.mu.Unlock()
+	if lease != 0 {
+		if _, err := s.cli.Put(ctx, key, value, clientv3.WithLease(lease)); err != nil &&
+			!errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+	}
+	s.leaseKeys[key] = value
+	return nil
+}
+
+// deleteUnderLease deletes a key putUnderLease wrote.
+func (s *Service) deleteUnderLease(ctx context.Context, key string) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	delete(s.leaseKeys, key)
+	_, err := s.cli.Delete(ctx, key)
+	return err
 }
 
 // fence kills every running worker at once and holds their assignments
@@ -95,7 +203,6 @@ func (s *Service) fence() {
 		w.stop(true)
 		keys = append(keys, k)
 	}
-	s.lease = 0
 	s.mu.Unlock()
 	if len(keys) > 0 {
 		time.AfterFunc(2*s.cfg.LeaseTTL+50*time.Millisecond, func() {

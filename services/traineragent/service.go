@@ -64,6 +64,11 @@ type Service struct {
 	maxTerm int64
 	lease   clientv3.LeaseID
 
+	// keysMu serialises the writes of keys under the node's lease;
+	// leaseKeys are those keys (replica endpoints), by key.
+	keysMu    sync.Mutex
+	leaseKeys map[string]string
+
 	recheck chan string
 	done    chan struct{}
 }
@@ -87,7 +92,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	labels, _ := parseLabels(cfg.Labels)
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("node", cfg.Node), cli: deps.Etcd, labels: labels,
-		workers: map[string]*worker{}, recheck: make(chan string, 16), done: make(chan struct{})}
+		workers: map[string]*worker{}, leaseKeys: map[string]string{}, recheck: make(chan string, 16), done: make(chan struct{})}
 	if err := s.setupSandbox(); err != nil {
 		return nil, err
 	}

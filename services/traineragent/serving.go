@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -78,7 +77,7 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	}
 	// Leave the routing table first, then drain requests in flight.
 	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, _ = w.s.cli.Delete(dctx, key)
+	_ = w.s.deleteUnderLease(dctx, key)
 	cancel()
 	if exitErr != nil {
 		return 0, exitErr
@@ -166,16 +165,9 @@ func (w *worker) registerEndpoint(key string, ep *gatewayv1.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	w.s.mu.Lock()
-	lease := w.s.lease
-	w.s.mu.Unlock()
-	var opts []clientv3.OpOption
-	if lease != 0 {
-		opts = append(opts, clientv3.WithLease(lease))
-	}
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
-	if _, err := w.s.cli.Put(ctx, key, string(b), opts...); err != nil {
+	if err := w.s.putUnderLease(ctx, key, string(b)); err != nil {
 		return fmt.Errorf("register endpoint %s: %w", key, err)
 	}
 	return nil
