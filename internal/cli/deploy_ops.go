@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -87,12 +89,11 @@ func deployScaleCommand(g *globals) *cobra.Command {
 				if err := s.apply(d, cmd.Flags().Changed); err != nil {
 					return err
 				}
-				d.Status, d.State = nil, ""
-				resp, err := c.deployments().UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+				resp, err := updateDeployment(ctx, c, d, func(d *gatewayv1.Deployment) error { return s.apply(d, cmd.Flags().Changed) })
 				if err != nil {
 					return err
 				}
-				return printDeployment(g, cmd, resp.GetDeployment())
+				return printDeployment(g, cmd, resp)
 			})
 		},
 	}
@@ -137,5 +138,27 @@ func deployDeleteCommand(g *globals) *cobra.Command {
 				return done(g, cmd, "deployment %s deleted", a[0])
 			})
 		},
+	}
+}
+
+// updateDeployment writes an edited deployment. When the gateway changed
+// it since it was read (Aborted: its status moves on its own, right after
+// a create say), the deployment is read again, edit applied again, and the
+// write retried.
+func updateDeployment(ctx context.Context, c *client, d *gatewayv1.Deployment, edit func(*gatewayv1.Deployment) error) (*gatewayv1.Deployment, error) {
+	for attempt := 1; ; attempt++ {
+		d.Status, d.State = nil, ""
+		resp, err := c.deployments().UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+		if status.Code(err) != codes.Aborted || attempt == 5 {
+			return resp.GetDeployment(), err
+		}
+		got, err := c.deployments().GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: d.GetName()})
+		if err != nil {
+			return nil, err
+		}
+		d = proto.Clone(got.GetDeployment()).(*gatewayv1.Deployment)
+		if err := edit(d); err != nil {
+			return nil, err
+		}
 	}
 }
