@@ -15,6 +15,7 @@ BmaasError with the HTTP status and the server's message.
 import os
 import time
 
+from ._evaluator import EvaluatorCalls
 from ._http import BmaasError, Transport, quote
 
 __all__ = ["Client", "BmaasError"]
@@ -48,7 +49,7 @@ def _reshape(output):
     return data
 
 
-class Client:
+class Client(EvaluatorCalls):
     """Talks to the HTTP edge of `bmaas up` (or a gateway)."""
 
     def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None):
@@ -157,11 +158,17 @@ class Client:
     # Datasets.
 
     def upload_dataset(self, name, data, filename=None):
-        """Uploads a CSV (a path, bytes or str) as a new version of dataset
-        name; returns the dataset version with its statistics."""
-        if isinstance(data, (str, os.PathLike)) and os.path.exists(data):
-            filename = filename or os.path.basename(data)
-            with open(data, "rb") as f:
+        """Uploads a CSV as a new version of dataset name: data is a file's
+        path (a str of one line, or a path object; it must exist), or the
+        CSV itself as bytes or as a str of several lines. Returns the
+        dataset version with its statistics."""
+        if isinstance(data, os.PathLike) or (isinstance(data, str) and "\n" not in data):
+            path = os.fspath(data)
+            if not os.path.isfile(path):
+                raise FileNotFoundError("dataset file %r not found (pass the CSV itself as bytes, or as a str "
+                                        "with its rows)" % path)
+            filename = filename or os.path.basename(path)
+            with open(path, "rb") as f:
                 data = f.read()
         elif isinstance(data, str):
             data = data.encode("utf-8")

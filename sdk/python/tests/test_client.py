@@ -118,6 +118,78 @@ class ClientTest(unittest.TestCase):
         c.delete_deployment("iris")
         self.assertEqual(fake.requests[8][:2], ("DELETE", "http://127.0.0.1:8080/v1/deployments/iris"))
 
+    def test_upload_dataset_of_a_missing_file_fails(self):
+        c, fake = client()
+        missing = os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-such.csv")
+        with self.assertRaisesRegex(FileNotFoundError, "no-such.csv"):
+            c.upload_dataset("iris", missing)
+        with self.assertRaisesRegex(FileNotFoundError, "examples/datasets/iris.cvs"):
+            c.upload_dataset("iris", "examples/datasets/iris.cvs")
+        self.assertEqual(fake.requests, [], "nothing was uploaded")
+        c, fake = client((201, {"version": {"version": "1"}}), (201, {"version": {"version": "2"}}))
+        c.upload_dataset("iris", b"a,b\n1,2\n")
+        c.upload_dataset("iris", "a,b\n1,2")  # a str with a row is CSV content
+        self.assertEqual([r[2] for r in fake.requests], [b"a,b\n1,2\n", b"a,b\n1,2"])
+
+    def test_evaluate(self):
+        ev = {"id": "E1", "model": "iris", "version": "3", "state": "EVALUATION_STATE_SUCCEEDED",
+              "metrics": {"accuracy": 0.97}}
+        c, fake = client((200, {"evaluation": ev}), (200, {"evaluation": ev}))
+        self.assertEqual(c.evaluate("iris@3", "iris")["metrics"], {"accuracy": 0.97})
+        self.assertEqual(fake.requests[0][:3], ("POST", "http://127.0.0.1:8080/v1/evaluations",
+                                                {"model": "iris", "version": "3", "dataset": "iris"}))
+        c.evaluate("iris", job="J1")
+        self.assertEqual(fake.requests[1][2], {"model": "iris", "version": "latest", "job_id": "J1"})
+        c, fake = client((200, {"evaluation": ev}))
+        c.evaluate("iris@production", "iris@2")
+        self.assertEqual(fake.requests[0][2], {"model": "iris", "version": "production", "dataset": "iris",
+                                               "dataset_version": "2"})
+        with self.assertRaisesRegex(ValueError, "one of dataset or job"):
+            c.evaluate("iris")
+        with self.assertRaisesRegex(ValueError, "missing version or alias"):
+            c.evaluate("iris@", "iris")
+        # An evaluation that runs as a task is followed until it ends.
+        running = dict(ev, state="EVALUATION_STATE_RUNNING")
+        c, fake = client((200, {"evaluation": running}), (200, {"evaluation": running}), (200, {"evaluation": ev}))
+        self.assertEqual(c.evaluate("iris", "iris", poll=0)["state"], "EVALUATION_STATE_SUCCEEDED")
+        self.assertEqual(fake.requests[2][:2], ("GET", "http://127.0.0.1:8080/v1/evaluations/E1"))
+        failed = dict(ev, state="EVALUATION_STATE_FAILED", message="no such column")
+        c, fake = client((200, {"evaluation": failed}))
+        with self.assertRaisesRegex(BmaasError, "no such column"):
+            c.evaluate("iris", "iris")
+
+    def test_experiments(self):
+        spec = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                            "examples", "experiments", "digits-mlp-asha.yaml")
+        x = {"id": "X1", "name": "digits-mlp-asha", "state": "EXPERIMENT_STATE_RUNNING", "mode": "max"}
+        done = dict(x, state="EXPERIMENT_STATE_SUCCEEDED", best_trial_id="T2")
+        trials = {"trials": [{"id": "T1", "value": 0.5, "has_value": True}, {"id": "T3"},
+                             {"id": "T2", "value": 0.9, "has_value": True}]}
+        c, fake = client((200, {"experiment": x}), (200, {"experiment": x}), (200, {"experiment": done}), (200, trials),
+                         (200, {"experiment": done}), (200, trials))
+        got = c.create_experiment(spec, wait=True, poll=0)
+        self.assertEqual(got["state"], "EXPERIMENT_STATE_SUCCEEDED")
+        method, url, body, _ = fake.requests[0]
+        self.assertEqual((method, url), ("POST", "http://127.0.0.1:8080/v1/experiments"))
+        self.assertEqual(body["name"], "digits-mlp-asha")
+        self.assertEqual(body["max_trials"], 27)
+        self.assertEqual(body["template"]["hyperparameters"], {"patience": "0", "schedule": "constant", "hidden": "64"})
+        self.assertEqual(body["params"][0], {"name": "lr", "type": "PARAM_TYPE_LOG_UNIFORM", "low": 0.0003, "high": 0.03})
+        self.assertEqual(body["params"][3]["condition"], {"parent": "optimizer", "values": ["sgd"]})
+        self.assertEqual(fake.requests[2][:2], ("GET", "http://127.0.0.1:8080/v1/experiments/X1"))
+        # Trials best first by the experiment's mode; those without a value last.
+        self.assertEqual([t["id"] for t in c.list_trials("X1")], ["T2", "T1", "T3"])
+        self.assertEqual(fake.requests[3][1], "http://127.0.0.1:8080/v1/experiments/X1/trials")
+        self.assertEqual([t["id"] for t in c.list_trials("X1", mode="min")], ["T1", "T2", "T3"])
+
+        c, fake = client((200, {"experiment": x}), (200, {"experiment": dict(x, state="EXPERIMENT_STATE_FAILED",
+                                                                              message="boom")}))
+        c.create_experiment({"name": "e", "model": "m", "params": [{"name": "C", "type": "log_uniform"}]})
+        self.assertEqual(fake.requests[0][2]["params"][0]["type"], "PARAM_TYPE_LOG_UNIFORM")
+        self.assertEqual(c.get_experiment("X1")["state"], "EXPERIMENT_STATE_FAILED")
+        with self.assertRaisesRegex(FileNotFoundError, "nope.yaml"):
+            c.create_experiment("nope.yaml")
+
     def test_failed_job_raises(self):
         c, _ = client((200, {"job": {"id": "J2"}}), (200, {"job": {"id": "J2", "state": "JOB_STATE_FAILED", "reason": "boom"}}))
         with self.assertRaisesRegex(BmaasError, "JOB_STATE_FAILED: boom"):
