@@ -136,6 +136,8 @@ func (s *Scheduler) checkResources(spec *schedulerv1.JobSpec) error {
 	switch {
 	case r.CpuMillis < 0 || r.CpuMillis > maxCPUMillis:
 		return apierr.Invalid("spec.resources.cpu_millis", "must be within 0 and %d, got %d", maxCPUMillis, r.CpuMillis)
+	case r.CpuLimitMillis < 0 || r.CpuLimitMillis > maxCPUMillis:
+		return apierr.Invalid("spec.resources.cpu_limit_millis", "must be within 0 and %d, got %d", maxCPUMillis, r.CpuLimitMillis)
 	case r.MemoryBytes < 0 || r.MemoryBytes > maxMemoryBytes:
 		return apierr.Invalid("spec.resources.memory_bytes", "must be within 0 and %d, got %d", int64(maxMemoryBytes), r.MemoryBytes)
 	case r.Gpus < 0 || r.Gpus > maxGPUs:

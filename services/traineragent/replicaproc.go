@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/sandbox"
@@ -67,7 +68,7 @@ func (w *worker) startReplicaProcess(sk *sink, o replica.Options, host string) (
 		Env: []string{"PATH=" + sandboxPath, "HOME=" + w.dir, "LANG=C.UTF-8"}, Dir: w.dir,
 		Writable: []string{w.dir}, ReadOnly: nonEmpty(commandRoot(bin)),
 		Mask:   append([]string{w.s.cfg.DataDir, w.s.cfg.workDir()}, w.s.cfg.Secrets...),
-		Limits: sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: res.GetCpuMillis()},
+		Limits: sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: cpuQuota(res)},
 		Stdout: lw, Stderr: lw,
 	})
 	if err != nil {
@@ -206,6 +207,12 @@ func (w *worker) replicaTLSFiles(c *replica.Config, host string) (func(done <-ch
 func (w *worker) replicaLeaf(host string) pki.Leaf {
 	return pki.Leaf{CommonName: "replica " + w.a.JobId, Hosts: []string{host},
 		URIs: []string{pki.ReplicaURI(w.s.cfg.Node, w.a.JobId)}, Server: true, TTL: replicaCertTTL}
+}
+
+// cpuQuota is a task's CPU cap: its limit when above its request (it
+// bursts into CPU the node leaves idle), else its request.
+func cpuQuota(r *schedulerv1.Resources) int64 {
+	return max(r.GetCpuLimitMillis(), r.GetCpuMillis())
 }
 
 func nonEmpty(s ...string) []string {

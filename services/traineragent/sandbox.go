@@ -75,7 +75,7 @@ func (w *worker) sandboxSpec(rt *schedulerv1.ProcessRuntime, d taskDirs, path st
 		Writable: []string{w.dir}, ReadOnly: ro,
 		Mask:    append([]string{w.s.cfg.DataDir, w.s.cfg.workDir()}, w.s.cfg.Secrets...),
 		Devices: sandbox.GPUDevices(w.a.GpuIndices, exists),
-		Limits:  sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: res.GetCpuMillis()},
+		Limits:  sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: cpuQuota(res)},
 		Stdout:  out, Stderr: out,
 	}
 }

@@ -447,13 +447,19 @@ func (x *ServingRuntime) GetMaxQueueDelayMicros() int64 {
 
 // Resources a single worker needs.
 type Resources struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CpuMillis     int64                  `protobuf:"varint,1,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
-	MemoryBytes   int64                  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	Gpus          int32                  `protobuf:"varint,3,opt,name=gpus,proto3" json:"gpus,omitempty"`
-	GpuModel      string                 `protobuf:"bytes,4,opt,name=gpu_model,json=gpuModel,proto3" json:"gpu_model,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The CPU placement reserves on the node, in millicores.
+	CpuMillis int64 `protobuf:"varint,1,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	// The memory placement reserves, and the worker's hard limit.
+	MemoryBytes int64  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	Gpus        int32  `protobuf:"varint,3,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	GpuModel    string `protobuf:"bytes,4,opt,name=gpu_model,json=gpuModel,proto3" json:"gpu_model,omitempty"`
+	// The most CPU the worker may use (its CFS quota), in millicores, when
+	// it is more than cpu_millis; 0: cpu_millis. Placement counts only
+	// cpu_millis, so a worker may burst into CPU the node leaves idle.
+	CpuLimitMillis int64 `protobuf:"varint,5,opt,name=cpu_limit_millis,json=cpuLimitMillis,proto3" json:"cpu_limit_millis,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
@@ -512,6 +518,13 @@ func (x *Resources) GetGpuModel() string {
 		return x.GpuModel
 	}
 	return ""
+}
+
+func (x *Resources) GetCpuLimitMillis() int64 {
+	if x != nil {
+		return x.CpuLimitMillis
+	}
+	return 0
 }
 
 // JobSpec is what a user submits.
@@ -2291,13 +2304,14 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"deployment\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12$\n" +
 	"\x0emax_batch_size\x18\x03 \x01(\x05R\fmaxBatchSize\x123\n" +
-	"\x16max_queue_delay_micros\x18\x04 \x01(\x03R\x13maxQueueDelayMicros\"~\n" +
+	"\x16max_queue_delay_micros\x18\x04 \x01(\x03R\x13maxQueueDelayMicros\"\xa8\x01\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
-	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\"\xb5\x06\n" +
+	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\x12(\n" +
+	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\"\xb5\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
