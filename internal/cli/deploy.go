@@ -131,8 +131,8 @@ func deployCreateCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.canary, "canary", "", "a second version, NAME@VERSION, that gets --canary-percent of the requests")
 	fl.Int32Var(&f.canaryPercent, "canary-percent", 0, "share of requests for the canary (default 10 with --canary)")
 	fl.DurationVar(&f.scaleToZero, "scale-to-zero", 0, "remove every replica after this idle time (needs --min 0)")
-	fl.StringVar(&f.cpu, "cpu", "", "CPU per replica: cores (2, 0.5) or millicores (500m); default: the scheduler's")
-	fl.StringVar(&f.memory, "memory", "", "memory per replica (512Mi, 1Gi); default: the scheduler's")
+	fl.StringVar(&f.cpu, "cpu", "", "CPU each replica reserves: cores (2, 0.5) or millicores (500m); default: the gateway's, 250m")
+	fl.StringVar(&f.memory, "memory", "", "memory limit of each replica (512Mi, 1Gi); default: the gateway's, 256Mi or more for a large model")
 	fl.Int32Var(&f.gpus, "gpus", 0, "GPUs per replica")
 	fl.BoolVar(&f.noAutoscaling, "no-autoscaling", false, "keep --min replicas whatever the load")
 	return cmd
@@ -203,8 +203,10 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		}
 		t.row("BATCHING", batching)
 		t.row("CANARY", canaryString(d))
-		if r := d.GetResources(); r != nil {
-			t.row("RESOURCES", fmt.Sprintf("cpu %s, memory %s, gpus %d", formatCPU(r.GetCpuMillis()), humanSize(r.GetMemoryBytes()), r.GetGpus()))
+		if r := st.GetReplicaResources(); r != nil {
+			t.row("RESOURCES", resourcesString(r)+" per replica")
+		} else if r := d.GetResources(); r != nil {
+			t.row("RESOURCES", resourcesString(r)+" per replica")
 		}
 		t.row("CONCURRENCY", formatFloat(st.GetConcurrency()))
 		t.row("CREATED", formatTime(d.GetCreateTime()))
@@ -214,11 +216,25 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		}
 		if len(st.GetReplicas()) > 0 {
 			t.row("")
-			t.row("REPLICA", "VERSION", "NODE", "ENDPOINT", "READY", "JOB STATE")
+			t.row("REPLICA", "VERSION", "NODE", "ENDPOINT", "READY", "JOB STATE", "REASON")
 			for _, r := range st.GetReplicas() {
 				t.row(r.GetId(), fmt.Sprint(r.GetVersion()), orDash(r.GetNode()), orDash(r.GetEndpoint()),
-					strconv.FormatBool(r.GetReady()), orDash(strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")))
+					strconv.FormatBool(r.GetReady()), orDash(strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")), orDash(r.GetReason()))
 			}
 		}
 	})
+}
+
+// resourcesString is a replica's request: CPU (and what it may burst
+// to), memory, GPUs.
+func resourcesString(r *schedulerv1.Resources) string {
+	cpu := "cpu " + formatCPU(r.GetCpuMillis())
+	if r.GetCpuLimitMillis() > r.GetCpuMillis() {
+		cpu += fmt.Sprintf(" (bursts to %s)", formatCPU(r.GetCpuLimitMillis()))
+	}
+	out := fmt.Sprintf("%s, memory %s", cpu, humanSize(r.GetMemoryBytes()))
+	if r.GetGpus() > 0 {
+		out += fmt.Sprintf(", gpus %d", r.GetGpus())
+	}
+	return out
 }

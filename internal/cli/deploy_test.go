@@ -5,9 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 )
 
 func TestDeployFlags(t *testing.T) {
@@ -105,4 +108,23 @@ func TestDeploymentTables(t *testing.T) {
 	require.NoError(t, tab.flush())
 	require.Contains(t, tb.String(), "iris   iris@production   2         READY   1/1")
 	require.Contains(t, tb.String(), "v3 20%")
+}
+
+// deploy get says why a replica waits, and what each replica requests.
+func TestDeploymentShowsWhyItWaits(t *testing.T) {
+	t.Parallel()
+	d := &gatewayv1.Deployment{Name: "iris", Model: "iris@1", MinReplicas: 0, MaxReplicas: 2, State: "CREATING",
+		Autoscaling: true, TargetConcurrency: 4, ScaleToZeroSeconds: 60,
+		Status: &gatewayv1.DeploymentStatus{Version: 1, DesiredReplicas: 1,
+			LastRequestTime:  timestamppb.New(time.Now().Add(-42 * time.Second)),
+			Message:          "waiting for a replica: replica 01J QUEUED: Unschedulable: needs 64 CPUs",
+			ReplicaResources: &schedulerv1.Resources{CpuMillis: 250, CpuLimitMillis: 1000, MemoryBytes: 256 << 20},
+			Replicas: []*gatewayv1.Replica{{Id: "01J", Version: 1, JobState: "JOB_STATE_QUEUED",
+				Reason: "Unschedulable: needs 64 CPUs"}}}}
+	var out strings.Builder
+	cmd := &cobra.Command{}
+	cmd.SetOut(&out)
+	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
+	require.Regexp(t, `RESOURCES\s+cpu 0.25 \(bursts to 1\), memory 256 MiB`, out.String())
+	require.Regexp(t, `01J\s+1\s+-\s+-\s+false\s+QUEUED\s+Unschedulable: needs 64 CPUs`, out.String())
 }

@@ -34,6 +34,12 @@ type Config struct {
 	// ReplicaLane forwards ModelInfer over the replicas' inference lane
 	// (pkg/lane) when they advertise one; gRPC otherwise.
 	ReplicaLane bool `yaml:"replica_lane"`
+	// Replica resources, where a deployment leaves them unset (see
+	// replicaResources): the CPU placement reserves, the CPU a replica may
+	// burst to, and the least memory (more for a large model).
+	ReplicaCPUMillis      int64 `yaml:"replica_cpu_millis"`
+	ReplicaCPULimitMillis int64 `yaml:"replica_cpu_limit_millis"`
+	ReplicaMemoryBytes    int64 `yaml:"replica_memory_bytes"`
 }
 
 // RegisterFlags registers the flags under the `gateway.` prefix; it holds
@@ -49,6 +55,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderTTL, "gateway.leader-ttl", 5*time.Second, "lease TTL of the gateway leader election")
 	fs.DurationVar(&c.LoadReportInterval, "gateway.load-report-interval", time.Second, "how often each gateway reports its load to the leader's autoscaler")
 	fs.BoolVar(&c.ReplicaLane, "gateway.replica-lane", true, "forward ModelInfer over the replicas' inference lane (gRPC when false)")
+	fs.Int64Var(&c.ReplicaCPUMillis, "gateway.replica-cpu-millis", 250, "CPU a replica reserves on its node, in millicores, unless its deployment asks for more or less")
+	fs.Int64Var(&c.ReplicaCPULimitMillis, "gateway.replica-cpu-limit-millis", 1000, "CPU a replica may use when its node has it idle (its CFS quota), in millicores")
+	fs.Int64Var(&c.ReplicaMemoryBytes, "gateway.replica-memory-bytes", 256<<20, "least memory of a replica (its hard limit), unless its deployment names it; a large model gets more")
 }
 
 // Validate checks the configuration.
@@ -70,6 +79,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
 	case c.LoadReportInterval < 10*time.Millisecond:
 		return fmt.Errorf("gateway.load-report-interval: must be at least 10ms, got %s", c.LoadReportInterval)
+	case c.ReplicaCPUMillis <= 0 || c.ReplicaCPULimitMillis < 0:
+		return fmt.Errorf("gateway.replica-cpu-millis must be positive and gateway.replica-cpu-limit-millis not negative, got %d and %d",
+			c.ReplicaCPUMillis, c.ReplicaCPULimitMillis)
+	case c.ReplicaMemoryBytes < 16<<20:
+		return fmt.Errorf("gateway.replica-memory-bytes: must be at least 16 MiB, got %d", c.ReplicaMemoryBytes)
 	}
 	return nil
 }

@@ -132,9 +132,14 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 
 // forward calls a ready replica of the deployment: power of two choices
 // on outstanding requests, the canary's share of requests to the canary
-// version, another replica when one fails before answering, and a hold
-// while the deployment has no ready replica. The request's deadline is
-// the caller's or the gateway's, whichever is sooner.
+// version, another replica when one fails before answering. The request's
+// deadline is the caller's or the gateway's, whichever is sooner.
+//
+// Without a ready replica, a request to a deployment at zero, or whose
+// replica is on its way, is held until one is ready, for at most the
+// cold-start timeout (and never past its deadline); a request to a
+// deployment whose replicas cannot be placed answers Unavailable at once.
+// Either way the answer says why there is no replica.
 func (s *Service) forward(ctx context.Context, name, version string, call func(context.Context, *backend) error) error {
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.cfg.RequestTimeout {
 		var cancel context.CancelFunc
@@ -150,7 +155,7 @@ func (s *Service) forward(ctx context.Context, name, version string, call func(c
 	var (
 		tried   []*backend
 		lastErr error
-		held    time.Time
+		h       *hold
 	)
 	for {
 		bs, changed := s.router.backends(name)
@@ -166,25 +171,17 @@ func (s *Service) forward(ctx context.Context, name, version string, call func(c
 			if want != 0 && len(bs) > 0 && pick(bs, want, 0, nil) == nil {
 				return apierr.NotFound("model version", name+"/"+version)
 			}
-			if held.IsZero() {
-				held = s.now()
-				s.kick()
-			}
-			if s.now().Sub(held) > s.cfg.ColdStartTimeout {
-				return status.Errorf(codes.Unavailable, "deployment %q has no ready replica", name)
+			if h == nil {
+				h = s.newHold(ctx, name)
 			}
 			tried = tried[:0]
-			select {
-			case <-changed:
-				continue
-			case <-ctx.Done():
-				if lastErr != nil {
+			if err := h.wait(ctx, changed); err != nil {
+				if lastErr != nil && ctx.Err() != nil {
 					return lastErr
 				}
-				return status.Errorf(codes.DeadlineExceeded, "deployment %q has no ready replica yet", name)
-			case <-time.After(s.cfg.ColdStartTimeout):
-				continue
+				return err
 			}
+			continue
 		}
 		b.inflight.Add(1)
 		err := call(ctx, b)

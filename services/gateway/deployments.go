@@ -83,7 +83,7 @@ func normalize(d *gatewayv1.Deployment) error {
 	}
 	if d.Resources != nil {
 		r := d.Resources
-		if r.CpuMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 {
+		if r.CpuMillis < 0 || r.CpuLimitMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 {
 			return apierr.Invalid("deployment.resources", "must not be negative")
 		}
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -98,14 +99,18 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 	if st == nil {
 		st = &gatewayv1.DeploymentStatus{}
 	}
-	if v, err := s.resolve(ctx, d.Model); err == nil && v != st.Version {
-		if st.Version != 0 {
-			st.PreviousVersion = st.Version
-			s.log.Info("deployment rolls out", "deployment", d.Name, "from", st.Version, "to", v)
-		}
-		st.Version = v
-	} else if err != nil {
+	st.Message = ""
+	if mv, err := s.resolveVersion(ctx, d.Model); err != nil {
 		st.Message = err.Error()
+	} else {
+		if v := mv.GetVersion(); v != st.Version {
+			if st.Version != 0 {
+				st.PreviousVersion = st.Version
+				s.log.Info("deployment rolls out", "deployment", d.Name, "from", st.Version, "to", v)
+			}
+			st.Version = v
+		}
+		st.ReplicaResources = s.cfg.replicaResources(d.Resources, mv)
 	}
 	bs, _ := s.router.backends(d.Name)
 	readyBy := map[int64]int{}
@@ -144,6 +149,9 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 	}
 	st.DesiredReplicas, st.ReadyReplicas = int32(desired), int32(len(bs))
 	st.Replicas = replicas(jobs, bs)
+	if msg := replicaMessage(st.Replicas); msg != "" && st.Message == "" {
+		st.Message = msg
+	}
 	st.Concurrency, st.LastRequestTime = a.lastConcurrency(d.Name), a.lastRequest(d.Name)
 	state := "READY"
 	switch {
@@ -169,13 +177,15 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 
 func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceClient, d *gatewayv1.Deployment, v int64) error {
 	model, _, _ := ParseModelRef(d.Model)
+	mv, err := s.resolveVersion(ctx, model+"@"+strconv.FormatInt(v, 10))
+	if err != nil {
+		return fmt.Errorf("replica of %s version %d: %w", model, v, err)
+	}
 	spec := &schedulerv1.JobSpec{Name: "serve-" + d.Name, Model: model, MaxRestarts: 3,
 		Runtime: &schedulerv1.JobSpec_Serving{Serving: &schedulerv1.ServingRuntime{Deployment: d.Name, Version: v,
 			MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicros: d.MaxQueueDelayMicros}},
-		Labels: map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)}}
-	if d.Resources != nil {
-		spec.Resources = proto.Clone(d.Resources).(*schedulerv1.Resources)
-	}
+		Labels:    map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)},
+		Resources: s.cfg.replicaResources(d.Resources, mv)}
 	j, err := sch.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		return err
@@ -205,6 +215,9 @@ func replicas(jobs []*schedulerv1.Job, bs []*backend) []*gatewayv1.Replica {
 			if b.ep.Replica == j.Id {
 				r.Endpoint, r.Ready = b.ep.Address, true
 			}
+		}
+		if !r.Ready && j.State != schedulerv1.JobState_JOB_STATE_RUNNING {
+			r.Reason = j.Reason // why it waits; a running one loads its model
 		}
 		out = append(out, r)
 	}

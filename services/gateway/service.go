@@ -170,13 +170,19 @@ func (s *Service) scheduler() (schedulerv1.SchedulerServiceClient, error) {
 // as is, an alias through the model's aliases, "latest" as its newest
 // version.
 func (s *Service) resolve(ctx context.Context, ref string) (int64, error) {
+	mv, err := s.resolveVersion(ctx, ref)
+	return mv.GetVersion(), err
+}
+
+// resolveVersion is resolve returning the READY version itself.
+func (s *Service) resolveVersion(ctx context.Context, ref string) (*registryv1.ModelVersion, error) {
 	model, target, err := ParseModelRef(ref)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	reg, err := s.registry()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -184,24 +190,24 @@ func (s *Service) resolve(ctx context.Context, ref string) (int64, error) {
 	if perr != nil {
 		m, err := reg.GetModel(ctx, &registryv1.GetModelRequest{Name: model}, grpc.WaitForReady(true))
 		if err != nil {
-			return 0, refErr(ref, err)
+			return nil, refErr(ref, err)
 		}
 		var ok bool
 		if v, ok = m.GetModel().GetAliases()[target]; !ok && target == "latest" {
 			v, ok = m.GetModel().GetLatestVersion(), m.GetModel().GetLatestVersion() > 0
 		}
 		if !ok {
-			return 0, apierr.Invalid("deployment.model", "model %q has no alias %q", model, target)
+			return nil, apierr.Invalid("deployment.model", "model %q has no alias %q", model, target)
 		}
 	}
 	mv, err := reg.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: model, Version: strconv.FormatInt(v, 10)}, grpc.WaitForReady(true))
 	if err != nil {
-		return 0, refErr(ref, err)
+		return nil, refErr(ref, err)
 	}
 	if mv.GetVersion().GetStatus() != registryv1.VersionStatus_VERSION_STATUS_READY {
-		return 0, apierr.Precondition("model %s version %d is %s, not READY", model, v, mv.GetVersion().GetStatus())
+		return nil, apierr.Precondition("model %s version %d is %s, not READY", model, v, mv.GetVersion().GetStatus())
 	}
-	return v, nil
+	return mv.GetVersion(), nil
 }
 
 func refErr(ref string, err error) error {

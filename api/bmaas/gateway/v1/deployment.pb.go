@@ -40,7 +40,10 @@ type Deployment struct {
 	// ROLLING_OUT, IDLE (scaled to zero), FAILED.
 	State      string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// Per replica; cpu and memory default to the scheduler's defaults.
+	// Per replica. What is not set comes from the gateway's replica
+	// defaults (status.replica_resources shows the result): cpu_millis is
+	// the share placement reserves, cpu_limit_millis the most the replica
+	// may burst to, memory_bytes a hard limit that grows with the model.
 	Resources *v1.Resources `protobuf:"bytes,11,opt,name=resources,proto3" json:"resources,omitempty"`
 	// A second version that gets canary_percent of the requests.
 	CanaryVersion int64 `protobuf:"varint,12,opt,name=canary_version,json=canaryVersion,proto3" json:"canary_version,omitempty"`
@@ -219,12 +222,19 @@ type DeploymentStatus struct {
 	// Replicas with a ready endpoint.
 	ReadyReplicas int32      `protobuf:"varint,4,opt,name=ready_replicas,json=readyReplicas,proto3" json:"ready_replicas,omitempty"`
 	Replicas      []*Replica `protobuf:"bytes,5,rep,name=replicas,proto3" json:"replicas,omitempty"`
-	Message       string     `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// Why the deployment has no ready replica (a replica's reason), or why
+	// its model reference does not resolve; empty when all is well.
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
 	// Requests in flight through the gateway at the last observation.
-	Concurrency     float64                `protobuf:"fixed64,7,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	Concurrency float64 `protobuf:"fixed64,7,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// The last request, or when the gateway's leader began to count: the
+	// deployment is idle since then.
 	LastRequestTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_request_time,json=lastRequestTime,proto3" json:"last_request_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What each replica of the current version requests: the deployment's
+	// resources with the gateway's defaults filled in.
+	ReplicaResources *v1.Resources `protobuf:"bytes,9,opt,name=replica_resources,json=replicaResources,proto3" json:"replica_resources,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeploymentStatus) Reset() {
@@ -313,6 +323,13 @@ func (x *DeploymentStatus) GetLastRequestTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DeploymentStatus) GetReplicaResources() *v1.Resources {
+	if x != nil {
+		return x.ReplicaResources
+	}
+	return nil
+}
+
 // Replica is one serving job of a deployment.
 type Replica struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -321,9 +338,12 @@ type Replica struct {
 	Version int64  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Node    string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	// host:port of its KServe v2 gRPC server once ready.
-	Endpoint      string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	Ready         bool   `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
-	JobState      string `protobuf:"bytes,6,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
+	Endpoint string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Ready    bool   `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
+	JobState string `protobuf:"bytes,6,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
+	// Why a replica that is not ready waits: the scheduler's reason for its
+	// job (e.g. "Unschedulable: needs 4 CPUs, largest node has 2").
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +416,13 @@ func (x *Replica) GetReady() bool {
 func (x *Replica) GetJobState() string {
 	if x != nil {
 		return x.JobState
+	}
+	return ""
+}
+
+func (x *Replica) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1070,7 +1097,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x06status\x18\x0f \x01(\v2\".bmaas.gateway.v1.DeploymentStatusR\x06status\x12\x12\n" +
 	"\x04etag\x18\x10 \x01(\tR\x04etag\x12;\n" +
 	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xe4\x02\n" +
+	"updateTime\"\xb0\x03\n" +
 	"\x10DeploymentStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\x03R\x0fpreviousVersion\x12)\n" +
@@ -1079,14 +1106,16 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\breplicas\x18\x05 \x03(\v2\x19.bmaas.gateway.v1.ReplicaR\breplicas\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12 \n" +
 	"\vconcurrency\x18\a \x01(\x01R\vconcurrency\x12F\n" +
-	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\"\x96\x01\n" +
+	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\x12J\n" +
+	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\"\xae\x01\n" +
 	"\aReplica\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
 	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tjob_state\x18\x06 \x01(\tR\bjobState\"\xdb\x01\n" +
+	"\tjob_state\x18\x06 \x01(\tR\bjobState\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\xdb\x01\n" +
 	"\bEndpoint\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1186,30 +1215,31 @@ var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
 	16, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 4: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
 	16, // 5: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 7: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 8: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 9: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 10: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 11: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 12: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	4,  // 13: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	6,  // 14: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	8,  // 15: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	10, // 16: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	14, // 17: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	11, // 18: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	5,  // 19: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	7,  // 20: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	9,  // 21: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	13, // 22: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	15, // 23: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	12, // 24: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 6: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	0,  // 7: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 8: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 9: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 10: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 11: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 12: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	0,  // 13: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	4,  // 14: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	6,  // 15: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	8,  // 16: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	10, // 17: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	14, // 18: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	11, // 19: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	5,  // 20: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	7,  // 21: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	9,  // 22: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	13, // 23: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	15, // 24: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	12, // 25: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }

@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// holdRecheck is how often a held request looks at its deployment's
+// status again (a ready replica wakes it at once).
+const holdRecheck = 250 * time.Millisecond
+
+// hold is a request waiting for a ready replica of a deployment.
+type hold struct {
+	s        *Service
+	name     string
+	start    time.Time
+	until    time.Time
+	fromZero bool
+}
+
+// newHold starts holding a request to name: until the cold-start timeout,
+// or shortly before the request's deadline so that the caller learns why.
+// It asks the leader (when it is this gateway) to reconcile now.
+func (s *Service) newHold(ctx context.Context, name string) *hold {
+	h := &hold{s: s, name: name, start: s.now()}
+	h.until = h.start.Add(s.cfg.ColdStartTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if end := h.start.Add(left - min(time.Second, left/10)); end.Before(h.until) {
+			h.until = end
+		}
+	}
+	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
+	h.fromZero = err == nil && atZero(d)
+	s.kick()
+	return h
+}
+
+// wait returns nil when the ready replicas changed or it is time to look
+// again, and the error that answers the request when there is no point
+// in waiting (the replicas cannot be placed, unless the request started
+// the deployment from zero) or no time left.
+func (h *hold) wait(ctx context.Context, changed <-chan struct{}) error {
+	d, _, err := h.s.depCache().Peek(ctx, deploymentKey(h.name))
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.NotFound("deployment", h.name)
+	}
+	if err != nil {
+		return err
+	}
+	why, stuck := waitReason(d)
+	if stuck && !h.fromZero {
+		return status.Errorf(codes.Unavailable, "deployment %q has no ready replica: %s", h.name, why)
+	}
+	left := h.until.Sub(h.s.now())
+	if left <= 0 {
+		return status.Errorf(codes.Unavailable, "deployment %q has no ready replica after %s: %s",
+			h.name, h.s.now().Sub(h.start).Round(100*time.Millisecond), why)
+	}
+	t := time.NewTimer(min(left, holdRecheck))
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-ctx.Done():
+		return status.Errorf(codes.DeadlineExceeded, "deployment %q has no ready replica yet: %s", h.name, why)
+	}
+	return nil
+}
+
+// atZero reports whether d is scaled to zero: a request to it is held
+// while a replica starts.
+func atZero(d *gatewayv1.Deployment) bool {
+	return d.GetState() == "IDLE" || (d.GetStatus() != nil && d.GetStatus().GetDesiredReplicas() == 0)
+}
+
+// waitReason says, from d's status, why it has no ready replica, and
+// whether that is stuck: every replica it has waits in the scheduler's
+// queue because no node can hold it or none has room, or it has none
+// because its model reference does not resolve. A replica that is
+// placed, starting, restarting or not yet considered by the scheduler is
+// not stuck.
+func waitReason(d *gatewayv1.Deployment) (why string, stuck bool) {
+	st := d.GetStatus()
+	if atZero(d) {
+		return "scaled to zero", false
+	}
+	var waiting, starting []string
+	for _, r := range st.GetReplicas() {
+		if r.GetReady() {
+			continue
+		}
+		state := strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")
+		line := fmt.Sprintf("replica %s %s", r.GetId(), state)
+		if r.GetReason() != "" {
+			line += ": " + r.GetReason()
+		}
+		if r.GetJobState() == schedulerv1.JobState_JOB_STATE_QUEUED.String() && unplaceable(r.GetReason()) {
+			waiting = append(waiting, line)
+			continue
+		}
+		starting = append(starting, line)
+	}
+	switch {
+	case len(starting) > 0:
+		return strings.Join(append(starting, waiting...), "; ") + " (starting)", false
+	case len(waiting) > 0:
+		return strings.Join(waiting, "; "), true
+	case st.GetMessage() != "":
+		return st.GetMessage(), true
+	}
+	return "no replica started yet", false
+}
+
+// unplaceable: the scheduler's reasons for a job it cannot place (its
+// package documentation names them).
+func unplaceable(reason string) bool {
+	return strings.HasPrefix(reason, "Unschedulable") || strings.HasPrefix(reason, "Waiting for capacity")
+}
+
+// replicaMessage is the status message of a deployment the leader sees
+// with no ready replica though it wants some: its replicas' reasons.
+func replicaMessage(replicas []*gatewayv1.Replica) string {
+	var out []string
+	for _, r := range replicas {
+		if !r.GetReady() && r.GetReason() != "" {
+			out = append(out, fmt.Sprintf("replica %s %s: %s", r.GetId(), strings.TrimPrefix(r.GetJobState(), "JOB_STATE_"), r.GetReason()))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "waiting for a replica: " + strings.Join(out, "; ")
+}
