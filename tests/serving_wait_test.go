@@ -142,3 +142,30 @@ func TestScaleFromZeroHoldIsBoundedWithReason(t *testing.T) {
 	require.GreaterOrEqual(t, held, 2*time.Second, "held while scaling from zero")
 	require.Less(t, held, 10*time.Second, "the hold is bounded by the cold-start timeout")
 }
+
+// TestScaleMinZeroGoesToZero: `deploy scale --min 0` on a running
+// deployment (min_replicas 0, no idle time named) scales it to zero after
+// the gateway's idle time, and a request brings it back.
+func TestScaleMinZeroGoesToZero(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t, withFastGateway(), func(cfg *app.Config) { cfg.Gateway.ScaleToZeroAfter = 2 * time.Second })
+	ctx := t.Context()
+	servedIris(t, c)
+	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
+	got, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris"})
+	require.NoError(t, err)
+	d := got.Deployment
+	d.MinReplicas, d.Status, d.State = 0, nil, ""
+	up, err := dc.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), up.Deployment.ScaleToZeroSeconds, "the gateway's idle time")
+	eventually(t, 30*time.Second, "scaled to zero", func() bool {
+		d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris"})
+		require.NoError(t, err)
+		return d.Deployment.State == "IDLE" && d.Deployment.Status.GetReadyReplicas() == 0
+	})
+	body := map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "FP64", "shape": []int{1, 4},
+		"data": []float64{5.1, 3.5, 1.4, 0.2}}}}
+	code, b := httpDo(t, c, "POST", "/v2/models/iris/infer", body)
+	require.Equal(t, http.StatusOK, code, string(b))
+}

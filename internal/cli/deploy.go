@@ -123,14 +123,14 @@ func deployCreateCommand(g *globals) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "the model version to serve: NAME@VERSION or NAME@ALIAS (required)")
 	fl.StringVar(&f.name, "name", "", "the deployment's name, its v2 model_name (default: the model's name)")
-	fl.Int32Var(&f.min, "min", 1, "minimum replicas (0 allows scaling to zero)")
+	fl.Int32Var(&f.min, "min", 1, "minimum replicas (0: scale to zero when idle, see --scale-to-zero)")
 	fl.Int32Var(&f.max, "max", 0, "maximum replicas (default: --min, at least 1)")
 	fl.Int32Var(&f.concurrency, "target-concurrency", 0, "requests in flight per replica the autoscaler aims at (default 4)")
 	fl.Int32Var(&f.batch, "max-batch-size", 0, "rows one model call predicts with dynamic batching (0 or 1: off)")
 	fl.DurationVar(&f.queueDelay, "max-queue-delay", 0, "longest a request waits for a batch to fill (e.g. 2ms)")
 	fl.StringVar(&f.canary, "canary", "", "a second version, NAME@VERSION, that gets --canary-percent of the requests")
 	fl.Int32Var(&f.canaryPercent, "canary-percent", 0, "share of requests for the canary (default 10 with --canary)")
-	fl.DurationVar(&f.scaleToZero, "scale-to-zero", 0, "remove every replica after this idle time (needs --min 0)")
+	fl.DurationVar(&f.scaleToZero, "scale-to-zero", 0, "idle time after which a --min 0 deployment scales to zero (default: the gateway's, 60s)")
 	fl.StringVar(&f.cpu, "cpu", "", "CPU each replica reserves: cores (2, 0.5) or millicores (500m); default: the gateway's, 250m")
 	fl.StringVar(&f.memory, "memory", "", "memory limit of each replica (512Mi, 1Gi); default: the gateway's, 256Mi or more for a large model")
 	fl.Int32Var(&f.gpus, "gpus", 0, "GPUs per replica")
@@ -192,11 +192,9 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		scale := "off"
 		if d.GetAutoscaling() {
 			scale = fmt.Sprintf("on, target concurrency %d", d.GetTargetConcurrency())
-			if s := d.GetScaleToZeroSeconds(); s > 0 {
-				scale += fmt.Sprintf(", to zero after %s idle", time.Duration(s)*time.Second)
-			}
 		}
 		t.row("AUTOSCALING", scale)
+		t.row("SCALE TO ZERO", scaleToZeroString(d, time.Now()))
 		batching := "off"
 		if d.GetMaxBatchSize() > 1 {
 			batching = fmt.Sprintf("max %d rows, max delay %s", d.GetMaxBatchSize(), time.Duration(d.GetMaxQueueDelayMicros())*time.Microsecond)
@@ -223,6 +221,26 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 			}
 		}
 	})
+}
+
+// scaleToZeroString says whether d scales to zero, how long it has been
+// idle and after how long it goes.
+func scaleToZeroString(d *gatewayv1.Deployment, now time.Time) string {
+	if d.GetMinReplicas() > 0 {
+		return fmt.Sprintf("never (min %d)", d.GetMinReplicas())
+	}
+	idle := "idle -"
+	if lr := d.GetStatus().GetLastRequestTime(); lr != nil {
+		idle = fmt.Sprintf("idle %ds", max(0, int64(now.Sub(lr.AsTime())/time.Second)))
+	}
+	if d.GetState() == "IDLE" {
+		return fmt.Sprintf("at zero (%s); the next request starts a replica", idle)
+	}
+	after := "the gateway's default"
+	if s := d.GetScaleToZeroSeconds(); s > 0 {
+		after = fmt.Sprintf("%ds", s)
+	}
+	return fmt.Sprintf("%s, scales to zero after %s", idle, after)
 }
 
 // resourcesString is a replica's request: CPU (and what it may burst

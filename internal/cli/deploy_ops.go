@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
@@ -34,13 +35,16 @@ func deployGetCommand(g *globals) *cobra.Command {
 type scaleFlags struct {
 	min, max            int32
 	autoscaling, noAuto bool
+	scaleToZero         time.Duration
 }
 
 // apply changes the replica bounds of d to the flags given; it fails when
-// none was given or the result is inconsistent.
+// none was given or the result is inconsistent. --min 0 lets d scale to
+// zero (after its idle time, the gateway's default unless
+// --scale-to-zero names one); --min above 0 never does.
 func (s *scaleFlags) apply(d *gatewayv1.Deployment, changed func(string) bool) error {
-	if !changed("min") && !changed("max") && !changed("autoscaling") && !changed("no-autoscaling") {
-		return usageErrorf("give --min, --max, --autoscaling or --no-autoscaling")
+	if !changed("min") && !changed("max") && !changed("autoscaling") && !changed("no-autoscaling") && !changed("scale-to-zero") {
+		return usageErrorf("give --min, --max, --scale-to-zero, --autoscaling or --no-autoscaling")
 	}
 	if s.autoscaling && s.noAuto {
 		return usageErrorf("--autoscaling and --no-autoscaling exclude each other")
@@ -62,6 +66,16 @@ func (s *scaleFlags) apply(d *gatewayv1.Deployment, changed func(string) bool) e
 	case d.MaxReplicas < d.MinReplicas:
 		return usageErrorf("--max (%d) must be at least --min (%d)", d.MaxReplicas, d.MinReplicas)
 	}
+	switch {
+	case changed("scale-to-zero") && s.scaleToZero < 0:
+		return usageErrorf("--scale-to-zero must not be negative")
+	case changed("scale-to-zero") && d.MinReplicas != 0:
+		return usageErrorf("--scale-to-zero needs --min 0 (the deployment's min is %d)", d.MinReplicas)
+	case changed("scale-to-zero"):
+		d.ScaleToZeroSeconds = int64(s.scaleToZero.Round(time.Second) / time.Second)
+	case d.MinReplicas > 0:
+		d.ScaleToZeroSeconds = 0
+	}
 	if s.autoscaling {
 		d.Autoscaling = true
 	}
@@ -74,9 +88,12 @@ func (s *scaleFlags) apply(d *gatewayv1.Deployment, changed func(string) bool) e
 func deployScaleCommand(g *globals) *cobra.Command {
 	var s scaleFlags
 	cmd := &cobra.Command{
-		Use:   "scale NAME [--min N] [--max N] [--autoscaling | --no-autoscaling]",
+		Use:   "scale NAME [--min N] [--max N] [--scale-to-zero IDLE] [--autoscaling | --no-autoscaling]",
 		Short: "Change a deployment's replica bounds",
-		Args:  args("NAME", 1),
+		Long: "Change a deployment's replica bounds. With --min 0 the deployment scales to zero once no\n" +
+			"request came for its idle time (--scale-to-zero, default 60s, the gateway's\n" +
+			"--gateway.scale-to-zero-after), and the next request starts a replica again.",
+		Args: args("NAME", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
 				ctx, cancel := c.call(ctx)
@@ -97,7 +114,8 @@ func deployScaleCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().Int32Var(&s.min, "min", 0, "minimum replicas")
+	cmd.Flags().Int32Var(&s.min, "min", 0, "minimum replicas (0: scale to zero when idle)")
+	cmd.Flags().DurationVar(&s.scaleToZero, "scale-to-zero", 0, "idle time after which a --min 0 deployment scales to zero (default: the gateway's, 60s)")
 	cmd.Flags().Int32Var(&s.max, "max", 0, "maximum replicas")
 	cmd.Flags().BoolVar(&s.autoscaling, "autoscaling", false, "let the autoscaler move between --min and --max")
 	cmd.Flags().BoolVar(&s.noAuto, "no-autoscaling", false, "keep --min replicas whatever the load")

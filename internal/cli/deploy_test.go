@@ -92,6 +92,19 @@ func TestScaleFlags(t *testing.T) {
 	require.Equal(t, int32(8), d.MaxReplicas)
 	require.False(t, d.Autoscaling)
 
+	// Scale to zero: --min 0 keeps or takes the gateway's idle time,
+	// --scale-to-zero sets it, --min above 0 drops it.
+	d = &gatewayv1.Deployment{MinReplicas: 1, MaxReplicas: 2, Autoscaling: true}
+	require.NoError(t, (&scaleFlags{min: 0}).apply(d, changed("min")))
+	require.Zero(t, d.MinReplicas)
+	require.Zero(t, d.ScaleToZeroSeconds, "the gateway's default")
+	require.NoError(t, (&scaleFlags{scaleToZero: 30 * time.Second}).apply(d, changed("scale-to-zero")))
+	require.Equal(t, int64(30), d.ScaleToZeroSeconds)
+	require.NoError(t, (&scaleFlags{min: 1}).apply(d, changed("min")))
+	require.Zero(t, d.ScaleToZeroSeconds)
+	require.ErrorContains(t, (&scaleFlags{scaleToZero: time.Minute}).apply(d, changed("scale-to-zero")), "--scale-to-zero needs --min 0")
+	require.ErrorContains(t, (&scaleFlags{scaleToZero: -time.Second}).apply(d, changed("min", "scale-to-zero")), "must not be negative")
+
 	require.ErrorContains(t, (&scaleFlags{}).apply(d, changed()), "give --min")
 	require.ErrorContains(t, (&scaleFlags{min: 5, max: 2}).apply(d, changed("min", "max")), "must be at least")
 }
@@ -110,7 +123,8 @@ func TestDeploymentTables(t *testing.T) {
 	require.Contains(t, tb.String(), "v3 20%")
 }
 
-// deploy get says why a replica waits, and what each replica requests.
+// deploy get says how long a deployment that scales to zero has been
+// idle, why a replica waits, and what each replica requests.
 func TestDeploymentShowsWhyItWaits(t *testing.T) {
 	t.Parallel()
 	d := &gatewayv1.Deployment{Name: "iris", Model: "iris@1", MinReplicas: 0, MaxReplicas: 2, State: "CREATING",
@@ -125,6 +139,18 @@ func TestDeploymentShowsWhyItWaits(t *testing.T) {
 	cmd := &cobra.Command{}
 	cmd.SetOut(&out)
 	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
+	require.Regexp(t, `SCALE TO ZERO\s+idle 4[2-4]s, scales to zero after 60s`, out.String())
 	require.Regexp(t, `RESOURCES\s+cpu 0.25 \(bursts to 1\), memory 256 MiB`, out.String())
 	require.Regexp(t, `01J\s+1\s+-\s+-\s+false\s+QUEUED\s+Unschedulable: needs 64 CPUs`, out.String())
+
+	d.MinReplicas, d.ScaleToZeroSeconds = 1, 0
+	out.Reset()
+	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
+	require.Regexp(t, `SCALE TO ZERO\s+never \(min 1\)`, out.String())
+
+	d.MinReplicas, d.ScaleToZeroSeconds, d.State = 0, 60, "IDLE"
+	d.Status.DesiredReplicas, d.Status.Replicas = 0, nil
+	out.Reset()
+	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
+	require.Regexp(t, `SCALE TO ZERO\s+at zero \(idle 4[2-4]s\); the next request starts a replica`, out.String())
 }

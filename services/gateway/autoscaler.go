@@ -13,8 +13,9 @@ import (
 // Knative's KPA does: the average over the stable window divided by the
 // target, or over the shorter panic window when load jumps to
 // panic-threshold times the current capacity (then it does not scale down
-// until the panic window has passed calmly). Idle past
-// scale_to_zero_seconds (min_replicas 0) goes to zero.
+// until the panic window has passed calmly). A deployment with
+// min_replicas 0 goes to zero once no request came for its idle time
+// (idleLimit), autoscaled or not, and comes back with the next request.
 //
 // It runs on the leader only, and counts the load through every gateway:
 // its own, plus the latest report of each other gateway (loads), whose
@@ -57,13 +58,18 @@ func (a *autoscaler) desired(d *gatewayv1.Deployment, ready int) int {
 	}
 	st.conc = stable
 	lo, hi := int(d.MinReplicas), int(max(d.MaxReplicas, 1))
+	now := a.s.now()
+	idle := a.idleLimit(d)
+	toZero := idle > 0 && inflight == 0 && now.Sub(st.lastReq) >= idle
 	if !d.Autoscaling {
 		st.desired = max(lo, 1)
+		if toZero {
+			st.desired = 0
+		}
 		return st.desired
 	}
 	target := float64(max(d.TargetConcurrency, 1))
 	want := int(math.Ceil(stable / target))
-	now := a.s.now()
 	if p := int(math.Ceil(panicAvg / target)); float64(p) >= cfg.PanicThreshold*float64(max(ready, 1)) && p > want {
 		st.panicUntil = now.Add(cfg.PanicWindow)
 		want = p
@@ -71,17 +77,27 @@ func (a *autoscaler) desired(d *gatewayv1.Deployment, ready int) int {
 	if now.Before(st.panicUntil) {
 		want = max(want, st.desired)
 	}
-	if inflight > 0 {
-		want = max(want, 1) // a held request needs a replica
-	}
-	if want == 0 {
-		idle := time.Duration(d.ScaleToZeroSeconds) * time.Second
-		if lo > 0 || d.ScaleToZeroSeconds == 0 || now.Sub(st.lastReq) < idle {
-			want = 1
-		}
+	switch {
+	case toZero:
+		want = 0
+	case want == 0:
+		want = 1 // not idle long enough (or never goes to zero)
 	}
 	st.desired = min(max(want, lo), hi)
 	return st.desired
+}
+
+// idleLimit is how long d must be idle to scale to zero; 0: never (its
+// min_replicas is above 0). A deployment stored before the gateway filled
+// the idle time in gets the gateway's default.
+func (a *autoscaler) idleLimit(d *gatewayv1.Deployment) time.Duration {
+	switch {
+	case d.MinReplicas > 0:
+		return 0
+	case d.ScaleToZeroSeconds > 0:
+		return time.Duration(d.ScaleToZeroSeconds) * time.Second
+	}
+	return a.s.cfg.ScaleToZeroAfter
 }
 
 func (a *autoscaler) lastConcurrency(dep string) float64 {

@@ -34,6 +34,9 @@ type Config struct {
 	// ReplicaLane forwards ModelInfer over the replicas' inference lane
 	// (pkg/lane) when they advertise one; gRPC otherwise.
 	ReplicaLane bool `yaml:"replica_lane"`
+	// ScaleToZeroAfter is the idle time after which a deployment with
+	// min_replicas 0 that names none scales to zero.
+	ScaleToZeroAfter time.Duration `yaml:"scale_to_zero_after"`
 	// Replica resources, where a deployment leaves them unset (see
 	// replicaResources): the CPU placement reserves, the CPU a replica may
 	// burst to, and the least memory (more for a large model).
@@ -55,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderTTL, "gateway.leader-ttl", 5*time.Second, "lease TTL of the gateway leader election")
 	fs.DurationVar(&c.LoadReportInterval, "gateway.load-report-interval", time.Second, "how often each gateway reports its load to the leader's autoscaler")
 	fs.BoolVar(&c.ReplicaLane, "gateway.replica-lane", true, "forward ModelInfer over the replicas' inference lane (gRPC when false)")
+	fs.DurationVar(&c.ScaleToZeroAfter, "gateway.scale-to-zero-after", 60*time.Second, "idle time after which a deployment with min replicas 0 scales to zero, unless it names its own")
 	fs.Int64Var(&c.ReplicaCPUMillis, "gateway.replica-cpu-millis", 250, "CPU a replica reserves on its node, in millicores, unless its deployment asks for more or less")
 	fs.Int64Var(&c.ReplicaCPULimitMillis, "gateway.replica-cpu-limit-millis", 1000, "CPU a replica may use when its node has it idle (its CFS quota), in millicores")
 	fs.Int64Var(&c.ReplicaMemoryBytes, "gateway.replica-memory-bytes", 256<<20, "least memory of a replica (its hard limit), unless its deployment names it; a large model gets more")
@@ -79,6 +83,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
 	case c.LoadReportInterval < 10*time.Millisecond:
 		return fmt.Errorf("gateway.load-report-interval: must be at least 10ms, got %s", c.LoadReportInterval)
+	case c.ScaleToZeroAfter < time.Second:
+		return fmt.Errorf("gateway.scale-to-zero-after: must be at least 1s, got %s", c.ScaleToZeroAfter)
 	case c.ReplicaCPUMillis <= 0 || c.ReplicaCPULimitMillis < 0:
 		return fmt.Errorf("gateway.replica-cpu-millis must be positive and gateway.replica-cpu-limit-millis not negative, got %d and %d",
 			c.ReplicaCPUMillis, c.ReplicaCPULimitMillis)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,8 +40,11 @@ func ParseModelRef(ref string) (model, target string, err error) {
 	return model, target, nil
 }
 
-// normalize checks a deployment spec and fills its defaults.
-func normalize(d *gatewayv1.Deployment) error {
+// normalize checks a deployment spec and fills its defaults: with
+// min_replicas 0 the idle time before it scales to zero (the gateway's
+// default when it names none); above 0 no idle time, as it never goes to
+// zero.
+func (s *Service) normalize(d *gatewayv1.Deployment) error {
 	if d == nil {
 		return apierr.Invalid("deployment", "required")
 	}
@@ -81,6 +85,12 @@ func normalize(d *gatewayv1.Deployment) error {
 	if d.TargetConcurrency == 0 {
 		d.TargetConcurrency = defaultConcurrency
 	}
+	switch {
+	case d.MinReplicas > 0:
+		d.ScaleToZeroSeconds = 0
+	case d.ScaleToZeroSeconds == 0:
+		d.ScaleToZeroSeconds = int64(s.cfg.ScaleToZeroAfter.Round(time.Second) / time.Second)
+	}
 	if d.Resources != nil {
 		r := d.Resources
 		if r.CpuMillis < 0 || r.CpuLimitMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 {
@@ -94,7 +104,7 @@ func normalize(d *gatewayv1.Deployment) error {
 // resolves; the leader starts its replicas.
 func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
 	d = proto.Clone(d).(*gatewayv1.Deployment)
-	if err := normalize(d); err != nil {
+	if err := s.normalize(d); err != nil {
 		return nil, err
 	}
 	v, err := s.resolve(ctx, d.Model)
@@ -161,7 +171,7 @@ func (s *Service) List(ctx context.Context, req *gatewayv1.ListDeploymentsReques
 // etag, when sent, must match.
 func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
 	d = proto.Clone(d).(*gatewayv1.Deployment)
-	if err := normalize(d); err != nil {
+	if err := s.normalize(d); err != nil {
 		return nil, err
 	}
 	if _, err := s.resolve(ctx, d.Model); err != nil {

@@ -48,8 +48,9 @@ type Deployment struct {
 	// A second version that gets canary_percent of the requests.
 	CanaryVersion int64 `protobuf:"varint,12,opt,name=canary_version,json=canaryVersion,proto3" json:"canary_version,omitempty"`
 	CanaryPercent int32 `protobuf:"varint,13,opt,name=canary_percent,json=canaryPercent,proto3" json:"canary_percent,omitempty"`
-	// Scale to zero after this many idle seconds (0: never; needs
-	// min_replicas 0).
+	// With min_replicas 0, the deployment scales to zero after this many
+	// seconds without a request (0 on create or update: the gateway's
+	// default, 60 s). Ignored, and cleared, with min_replicas above 0.
 	ScaleToZeroSeconds int64 `protobuf:"varint,14,opt,name=scale_to_zero_seconds,json=scaleToZeroSeconds,proto3" json:"scale_to_zero_seconds,omitempty"`
 	// Output only.
 	Status *DeploymentStatus `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
