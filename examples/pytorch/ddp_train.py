@@ -6,8 +6,8 @@ worker with MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK set, and
 torch.distributed.init_process_group("gloo") meets there. Each rank trains
 on its shard of the rows (DistributedSampler); gradients are averaged by
 DDP. Rank 0 reports the metrics, writes the checkpoints and the output
-files (model.pt, model.onnx, model.json), exactly like train.py, whose
-data, model and export helpers this script reuses.
+files (model.pt, model.onnx, model.json, signature.json), exactly like
+train.py, whose data, model and export helpers this script reuses.
 
 Without WORLD_SIZE in the environment it runs as a single worker.
 """
@@ -101,7 +101,7 @@ def main():
         if len(va) and not val:
             val = base.evaluate(model, loss_fn, x[va], y[va], meta)
         base.export(model, meta, hp, out_dir, val)
-        base.log("rank 0: saved model.pt, model.onnx and model.json in %s" % out_dir)
+        base.log("rank 0: saved model.pt, model.onnx, model.json and signature.json in %s" % out_dir)
     dist.barrier()
     dist.destroy_process_group()
     base.log("rank %d: done" % rank)

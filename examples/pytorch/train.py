@@ -9,7 +9,8 @@ script also runs by hand from this directory):
                         weight_decay, validation_fraction, target (default: the last column)
   BMAAS_CHECKPOINT_DIR  checkpoint.pt after every epoch; resumed from when present
                         (default: ./checkpoints; delete it to start over)
-  BMAAS_OUTPUT_DIR      model.pt (state_dict), model.onnx, model.json (default: ./out)
+  BMAAS_OUTPUT_DIR      model.pt (state_dict), model.onnx, model.json and signature.json
+                        (default: ./out)
   BMAAS_METRICS_FILE    a JSON line per epoch and split (train loss; validation loss, accuracy)
 
 The model takes the raw feature columns: the standardisation learned on the
@@ -196,8 +197,24 @@ def load_checkpoint(ckpt_dir, model, optimizer):
     return int(state["epoch"])
 
 
+def signature(meta):
+    """What model.onnx takes and answers, as bmaas reads it from signature.json
+    (a bmaas.common.v1.Signature): the feature columns in order and, for a
+    classifier, the class of each output value and that the values are
+    logits, so that a deployment answers labels and probabilities."""
+    n = len(meta["features"])
+    out = {"name": "output", "datatype": "DATA_TYPE_FP32"}
+    if meta["task"] == "classification":
+        out.update(shape=[-1, len(meta["classes"])], labels=meta["classes"], kind="OUTPUT_KIND_LOGITS")
+    else:
+        out.update(shape=[-1, 1])
+    return {"inputs": [{"name": "input", "datatype": "DATA_TYPE_FP32", "shape": [-1, n], "columns": meta["features"]}],
+            "outputs": [out]}
+
+
 def export(model, meta, hp, out_dir, metrics):
-    """model.pt (state_dict), model.onnx (input "input", dynamic batch), model.json."""
+    """model.pt (state_dict), model.onnx (input "input", dynamic batch), model.json,
+    signature.json."""
     model = model.to("cpu").eval()
     torch.save(model.state_dict(), os.path.join(out_dir, "model.pt"))
     dummy = torch.zeros(1, len(meta["features"]))
@@ -208,6 +225,8 @@ def export(model, meta, hp, out_dir, metrics):
                 output="logits" if meta["task"] == "classification" else "prediction")
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump(info, f, indent=2)
+    with open(os.path.join(out_dir, "signature.json"), "w") as f:
+        json.dump(signature(meta), f, indent=2)
 
 
 def main():
@@ -257,7 +276,7 @@ def main():
     if len(va) and not val:  # resumed after the last epoch
         val = evaluate(model, loss_fn, x_va, y_va, meta)
     export(model, meta, hp, out_dir, val)
-    log("saved model.pt, model.onnx and model.json in %s" % out_dir)
+    log("saved model.pt, model.onnx, model.json and signature.json in %s" % out_dir)
 
 
 if __name__ == "__main__":

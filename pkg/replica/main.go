@@ -25,6 +25,9 @@ type Config struct {
 	MaxQueueDelayMicros int64  `json:"max_queue_delay_micros,omitempty"`
 	ListenHost          string `json:"listen_host"`
 	Token               string `json:"token"`
+	// Classes and Logits: what the model's output means (serving.Options).
+	Classes []string `json:"classes,omitempty"`
+	Logits  bool     `json:"logits,omitempty"`
 	// TLS files, all three or none: the replica's certificate and key,
 	// and the cluster CA its callers' certificates must come from. The
 	// agent renews the certificate in place; the replica reloads it.
@@ -63,6 +66,7 @@ func ReadConfig(path string) (Config, error) {
 // Options are the replica's options for c.
 func (c Config) Options() (Options, error) {
 	o := Options{ModelPath: c.ModelPath, Format: c.Format, Name: c.Name, Version: c.Version, ListenHost: c.ListenHost, Token: c.Token,
+		Classes: c.Classes, Logits: c.Logits,
 		Batching: serving.Batching{MaxBatchSize: c.MaxBatchSize, MaxQueueDelay: time.Duration(c.MaxQueueDelayMicros) * time.Microsecond}}
 	if c.TLSCert != "" {
 		r, err := pki.NewReloader(pki.Files{CertFile: c.TLSCert, KeyFile: c.TLSKey, ClientCAFile: c.TLSCA})

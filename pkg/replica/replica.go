@@ -39,6 +39,10 @@ type Options struct {
 	Version int64
 	// Batching merges concurrent requests into one model call.
 	Batching serving.Batching
+	// Classes and Logits say what the model's output means, from its
+	// version's signature (serving.ClassesOf).
+	Classes []string
+	Logits  bool
 	// ListenHost is the host both ports bind ("" for every interface).
 	ListenHost string
 	// Token is the bearer token both ports require.
@@ -63,7 +67,8 @@ func Start(o Options) (*Replica, error) {
 		return nil, errors.New("replica: a token is required")
 	}
 	load := func() (*serving.Model, error) {
-		return serving.Load(o.ModelPath, serving.Options{Name: o.Name, Version: o.Version, Format: o.Format, Batching: o.Batching})
+		return serving.Load(o.ModelPath, serving.Options{Name: o.Name, Version: o.Version, Format: o.Format, Batching: o.Batching,
+			Classes: o.Classes, Logits: o.Logits})
 	}
 	m, err := load()
 	if err != nil {

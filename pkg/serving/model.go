@@ -8,7 +8,10 @@
 // "predictions" (class labels as BYTES for a classifier, FP64 values for a
 // regressor) and, for a classifier, "probabilities" FP64 [rows, classes].
 // An ONNX model takes its graph's one input (FP32, [rows, features]) and
-// answers its graph's one output (FP32, [rows, k]).
+// answers its graph's one output (FP32, [rows, k]); when its version's
+// signature names the classes of that output and says whether it holds
+// logits or probabilities (Options.Classes, Options.Logits), it answers
+// "predictions" and "probabilities" as a native classifier does.
 package serving
 
 import (
@@ -61,6 +64,12 @@ type Options struct {
 	Version  int64
 	Format   string
 	Batching Batching
+	// Classes name the classes of an ONNX model's one output, in order,
+	// when it is a classifier's (one value per class); Logits says its
+	// values are logits, made probabilities by a softmax, else they are
+	// probabilities already. See ClassesOf. A native model knows its own.
+	Classes []string
+	Logits  bool
 }
 
 // backend predicts rows (rows × Features() values, row-major) into out
@@ -79,7 +88,7 @@ type Model struct {
 	Platform string
 	Inputs   []TensorSpec
 	Outputs  []TensorSpec
-	// labels (native classifiers) name the classes of probabilities.
+	// labels (classifiers) name the classes of probabilities.
 	labels []string
 	// outFP32 makes the one output FP32 (ONNX); otherwise FP64.
 	outFP32 bool
@@ -109,7 +118,7 @@ func Load(path string, opts Options) (*Model, error) {
 	case FormatNative, "model_format_native":
 		m, err = loadNative(path)
 	case FormatONNX, "model_format_onnx":
-		m, err = loadONNX(path)
+		m, err = loadONNX(path, opts)
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrFormat, format)
 	}

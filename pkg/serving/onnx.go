@@ -2,6 +2,7 @@ package serving
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/advancedclimatesystems/gonnx"
@@ -9,16 +10,18 @@ import (
 )
 
 // onnxModel runs an ONNX graph of one FP32 input [rows, features] and one
-// output [rows, k] through gonnx (pure Go).
+// output [rows, k] through gonnx (pure Go); softmax turns each row of
+// logits into probabilities.
 type onnxModel struct {
 	mu       sync.Mutex
 	g        *gonnx.Model
 	in, out  string
 	features int
 	k        int
+	softmax  bool
 }
 
-func loadONNX(path string) (*Model, error) {
+func loadONNX(path string, opts Options) (*Model, error) {
 	g, err := gonnx.NewModelFromFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load onnx model %s: %w", path, err)
@@ -36,6 +39,17 @@ func loadONNX(path string) (*Model, error) {
 	m := &Model{Platform: "onnxruntime_onnx", be: o, outFP32: true,
 		Inputs:  []TensorSpec{{Name: o.in, Datatype: FP32, Shape: []int64{-1, int64(o.features)}}},
 		Outputs: []TensorSpec{{Name: o.out, Datatype: FP32, Shape: []int64{-1, int64(o.k)}}}}
+	if len(opts.Classes) > 0 {
+		if len(opts.Classes) != o.k {
+			return nil, fmt.Errorf("%w: onnx model %s answers %d values a row, its signature names %d classes",
+				ErrFormat, path, o.k, len(opts.Classes))
+		}
+		o.softmax, m.labels, m.outFP32 = opts.Logits, opts.Classes, false
+		m.Outputs = []TensorSpec{
+			{Name: "predictions", Datatype: BYTES, Shape: []int64{-1}},
+			{Name: "probabilities", Datatype: FP64, Shape: []int64{-1, int64(o.k)}},
+		}
+	}
 	return m, nil
 }
 
@@ -72,5 +86,27 @@ func (o *onnxModel) Predict(x []float64, rows int, out []float64) error {
 	default:
 		return fmt.Errorf("onnx run: output of type %T", d)
 	}
+	if o.softmax {
+		softmaxRows(out[:rows*o.k], o.k)
+	}
 	return nil
+}
+
+// softmaxRows replaces each row of k logits by its probabilities.
+func softmaxRows(x []float64, k int) {
+	for r := 0; r+k <= len(x); r += k {
+		row := x[r : r+k]
+		hi := row[0]
+		for _, v := range row[1:] {
+			hi = max(hi, v)
+		}
+		sum := 0.0
+		for i, v := range row {
+			row[i] = math.Exp(v - hi)
+			sum += row[i]
+		}
+		for i := range row {
+			row[i] /= sum
+		}
+	}
 }

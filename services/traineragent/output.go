@@ -27,12 +27,17 @@ func formatOf(name string) registryv1.ModelFormat {
 // version: one file is the artifact; among several, an .onnx file is the
 // artifact and the rest a bundle named in the label bundle_sha256;
 // otherwise a tar.gz of the directory. The last metrics line's metrics go
-// into the version.
+// into the version, and signature.json, when there, its signature.
 func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *registryv1.DatasetVersion,
 	dir string, metrics map[string]float64) (int64, error) {
 	files, err := listFiles(dir)
 	if err != nil {
 		return 0, fmt.Errorf("list outputs: %w", err)
+	}
+	files = withoutSignature(files)
+	sig, err := readSignature(dir)
+	if err != nil {
+		return 0, err
 	}
 	if len(files) == 0 {
 		return 0, fmt.Errorf("the command left no files in BMAAS_OUTPUT_DIR; nothing to register in model %s", w.a.GetSpec().GetModel())
@@ -40,7 +45,7 @@ func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *r
 	spec := &registryv1.ModelVersionSpec{Metrics: metrics, Hyperparameters: rt.Hyperparameters,
 		Description: "trained by job " + w.a.JobId,
 		Lineage:     &registryv1.Lineage{JobId: w.a.JobId, Dataset: rt.Dataset, DatasetVersion: dv.GetVersion()},
-		Labels:      map[string]string{"job": w.a.JobId}}
+		Labels:      map[string]string{"job": w.a.JobId}, Signature: sig}
 	artifact := ""
 	for _, f := range files {
 		if strings.EqualFold(filepath.Ext(f), ".onnx") {
@@ -53,7 +58,7 @@ func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *r
 		artifact = files[0]
 	case artifact != "":
 		tmp := filepath.Join(w.dir, "bundle.tar.gz")
-		if err := writeTarGz(tmp, dir, func(rel string) bool { return rel != artifact }); err != nil {
+		if err := writeTarGz(tmp, dir, func(rel string) bool { return rel != artifact && rel != signatureFile }); err != nil {
 			return 0, fmt.Errorf("archive outputs: %w", err)
 		}
 		sha, err := w.uploadBundleFile(tmp)
@@ -64,7 +69,7 @@ func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *r
 		sk.logf("outputs besides %s kept as bundle %s", artifact, sha)
 	default:
 		tmp := filepath.Join(w.dir, "output.tar.gz")
-		if err := writeTarGz(tmp, dir, nil); err != nil {
+		if err := writeTarGz(tmp, dir, func(rel string) bool { return rel != signatureFile }); err != nil {
 			return 0, fmt.Errorf("archive outputs: %w", err)
 		}
 		spec.Format, spec.Filename = registryv1.ModelFormat_MODEL_FORMAT_OTHER, "output.tar.gz"

@@ -43,7 +43,7 @@ func (w *worker) startReplicaProcess(sk *sink, o replica.Options, host string) (
 	}
 	c := replica.Config{ModelPath: o.ModelPath, Format: o.Format, Name: o.Name, Version: o.Version,
 		MaxBatchSize: o.Batching.MaxBatchSize, MaxQueueDelayMicros: o.Batching.MaxQueueDelay.Microseconds(),
-		ListenHost: o.ListenHost, Token: o.Token, ReadyFile: filepath.Join(w.dir, replicaReadyFile)}
+		ListenHost: o.ListenHost, Token: o.Token, Classes: o.Classes, Logits: o.Logits, ReadyFile: filepath.Join(w.dir, replicaReadyFile)}
 	renew, err := w.replicaTLSFiles(&c, host)
 	if err != nil {
 		return nil, err

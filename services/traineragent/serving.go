@@ -53,6 +53,7 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	o := replica.Options{ModelPath: path, Format: servingFormat(v.GetFormat()), Name: rt.Deployment, Version: rt.Version,
 		ListenHost: listen, Token: token, Batching: serving.Batching{MaxBatchSize: int(rt.MaxBatchSize),
 			MaxQueueDelay: time.Duration(rt.MaxQueueDelayMicros) * time.Microsecond}}
+	o.Classes, o.Logits = serving.ClassesOf(v.GetSignature())
 	start := w.startReplicaInProcess
 	if ok, _ := w.s.replicaProcesses(); ok {
 		start = w.startReplicaProcess

@@ -135,6 +135,59 @@ func (DataType) EnumDescriptor() ([]byte, []int) {
 	return file_bmaas_common_v1_common_proto_rawDescGZIP(), []int{1}
 }
 
+// OutputKind says what the values of a classifier's output are.
+type OutputKind int32
+
+const (
+	// Not said: served as the model returns them.
+	OutputKind_OUTPUT_KIND_UNSPECIFIED OutputKind = 0
+	// Unnormalised scores, one per class: a softmax makes them probabilities.
+	OutputKind_OUTPUT_KIND_LOGITS OutputKind = 1
+	// Probabilities, one per class, summing to 1.
+	OutputKind_OUTPUT_KIND_PROBABILITIES OutputKind = 2
+)
+
+// Enum value maps for OutputKind.
+var (
+	OutputKind_name = map[int32]string{
+		0: "OUTPUT_KIND_UNSPECIFIED",
+		1: "OUTPUT_KIND_LOGITS",
+		2: "OUTPUT_KIND_PROBABILITIES",
+	}
+	OutputKind_value = map[string]int32{
+		"OUTPUT_KIND_UNSPECIFIED":   0,
+		"OUTPUT_KIND_LOGITS":        1,
+		"OUTPUT_KIND_PROBABILITIES": 2,
+	}
+)
+
+func (x OutputKind) Enum() *OutputKind {
+	p := new(OutputKind)
+	*p = x
+	return p
+}
+
+func (x OutputKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutputKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_common_v1_common_proto_enumTypes[2].Descriptor()
+}
+
+func (OutputKind) Type() protoreflect.EnumType {
+	return &file_bmaas_common_v1_common_proto_enumTypes[2]
+}
+
+func (x OutputKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutputKind.Descriptor instead.
+func (OutputKind) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_common_v1_common_proto_rawDescGZIP(), []int{2}
+}
+
 // Histogram is a fixed-width histogram over [edges[0], edges[len-1]].
 // len(edges) == len(counts) + 1.
 type Histogram struct {
@@ -436,7 +489,11 @@ type TensorSpec struct {
 	// For tabular inputs: the column names in order.
 	Columns []string `protobuf:"bytes,4,rep,name=columns,proto3" json:"columns,omitempty"`
 	// For classifier outputs: the class labels in order.
-	Labels        []string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty"`
+	Labels []string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty"`
+	// For classifier outputs: what the values are. With labels, a server
+	// answers "predictions" (the labels) and "probabilities" (a softmax of
+	// logits) for such an output, as for a native classifier.
+	Kind          OutputKind `protobuf:"varint,6,opt,name=kind,proto3,enum=bmaas.common.v1.OutputKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -504,6 +561,13 @@ func (x *TensorSpec) GetLabels() []string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *TensorSpec) GetKind() OutputKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OutputKind_OUTPUT_KIND_UNSPECIFIED
 }
 
 // Signature is the input/output contract of a model.
@@ -585,14 +649,15 @@ const file_bmaas_common_v1_common_proto_rawDesc = "" +
 	"\bdistinct\x18\v \x01(\x03R\bdistinct\"Z\n" +
 	"\fDatasetStats\x12\x12\n" +
 	"\x04rows\x18\x01 \x01(\x03R\x04rows\x126\n" +
-	"\acolumns\x18\x02 \x03(\v2\x1c.bmaas.common.v1.ColumnStatsR\acolumns\"\x9f\x01\n" +
+	"\acolumns\x18\x02 \x03(\v2\x1c.bmaas.common.v1.ColumnStatsR\acolumns\"\xd0\x01\n" +
 	"\n" +
 	"TensorSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\bdatatype\x18\x02 \x01(\x0e2\x19.bmaas.common.v1.DataTypeR\bdatatype\x12\x14\n" +
 	"\x05shape\x18\x03 \x03(\x03R\x05shape\x12\x18\n" +
 	"\acolumns\x18\x04 \x03(\tR\acolumns\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\tR\x06labels\"w\n" +
+	"\x06labels\x18\x05 \x03(\tR\x06labels\x12/\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1b.bmaas.common.v1.OutputKindR\x04kind\"w\n" +
 	"\tSignature\x123\n" +
 	"\x06inputs\x18\x01 \x03(\v2\x1b.bmaas.common.v1.TensorSpecR\x06inputs\x125\n" +
 	"\aoutputs\x18\x02 \x03(\v2\x1b.bmaas.common.v1.TensorSpecR\aoutputs*[\n" +
@@ -607,7 +672,12 @@ const file_bmaas_common_v1_common_proto_rawDesc = "" +
 	"\x0fDATA_TYPE_INT64\x10\x03\x12\x13\n" +
 	"\x0fDATA_TYPE_INT32\x10\x04\x12\x12\n" +
 	"\x0eDATA_TYPE_BOOL\x10\x05\x12\x14\n" +
-	"\x10DATA_TYPE_STRING\x10\x06B5Z3github.com/bmaas/bmaas/api/bmaas/common/v1;commonv1b\x06proto3"
+	"\x10DATA_TYPE_STRING\x10\x06*`\n" +
+	"\n" +
+	"OutputKind\x12\x1b\n" +
+	"\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12OUTPUT_KIND_LOGITS\x10\x01\x12\x1d\n" +
+	"\x19OUTPUT_KIND_PROBABILITIES\x10\x02B5Z3github.com/bmaas/bmaas/api/bmaas/common/v1;commonv1b\x06proto3"
 
 var (
 	file_bmaas_common_v1_common_proto_rawDescOnce sync.Once
@@ -621,31 +691,33 @@ func file_bmaas_common_v1_common_proto_rawDescGZIP() []byte {
 	return file_bmaas_common_v1_common_proto_rawDescData
 }
 
-var file_bmaas_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_bmaas_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_bmaas_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_bmaas_common_v1_common_proto_goTypes = []any{
 	(ValueKind)(0),        // 0: bmaas.common.v1.ValueKind
 	(DataType)(0),         // 1: bmaas.common.v1.DataType
-	(*Histogram)(nil),     // 2: bmaas.common.v1.Histogram
-	(*CategoryCount)(nil), // 3: bmaas.common.v1.CategoryCount
-	(*ColumnStats)(nil),   // 4: bmaas.common.v1.ColumnStats
-	(*DatasetStats)(nil),  // 5: bmaas.common.v1.DatasetStats
-	(*TensorSpec)(nil),    // 6: bmaas.common.v1.TensorSpec
-	(*Signature)(nil),     // 7: bmaas.common.v1.Signature
+	(OutputKind)(0),       // 2: bmaas.common.v1.OutputKind
+	(*Histogram)(nil),     // 3: bmaas.common.v1.Histogram
+	(*CategoryCount)(nil), // 4: bmaas.common.v1.CategoryCount
+	(*ColumnStats)(nil),   // 5: bmaas.common.v1.ColumnStats
+	(*DatasetStats)(nil),  // 6: bmaas.common.v1.DatasetStats
+	(*TensorSpec)(nil),    // 7: bmaas.common.v1.TensorSpec
+	(*Signature)(nil),     // 8: bmaas.common.v1.Signature
 }
 var file_bmaas_common_v1_common_proto_depIdxs = []int32{
 	0, // 0: bmaas.common.v1.ColumnStats.kind:type_name -> bmaas.common.v1.ValueKind
-	2, // 1: bmaas.common.v1.ColumnStats.histogram:type_name -> bmaas.common.v1.Histogram
-	3, // 2: bmaas.common.v1.ColumnStats.top_categories:type_name -> bmaas.common.v1.CategoryCount
-	4, // 3: bmaas.common.v1.DatasetStats.columns:type_name -> bmaas.common.v1.ColumnStats
+	3, // 1: bmaas.common.v1.ColumnStats.histogram:type_name -> bmaas.common.v1.Histogram
+	4, // 2: bmaas.common.v1.ColumnStats.top_categories:type_name -> bmaas.common.v1.CategoryCount
+	5, // 3: bmaas.common.v1.DatasetStats.columns:type_name -> bmaas.common.v1.ColumnStats
 	1, // 4: bmaas.common.v1.TensorSpec.datatype:type_name -> bmaas.common.v1.DataType
-	6, // 5: bmaas.common.v1.Signature.inputs:type_name -> bmaas.common.v1.TensorSpec
-	6, // 6: bmaas.common.v1.Signature.outputs:type_name -> bmaas.common.v1.TensorSpec
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2, // 5: bmaas.common.v1.TensorSpec.kind:type_name -> bmaas.common.v1.OutputKind
+	7, // 6: bmaas.common.v1.Signature.inputs:type_name -> bmaas.common.v1.TensorSpec
+	7, // 7: bmaas.common.v1.Signature.outputs:type_name -> bmaas.common.v1.TensorSpec
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_common_v1_common_proto_init() }
@@ -658,7 +730,7 @@ func file_bmaas_common_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_common_v1_common_proto_rawDesc), len(file_bmaas_common_v1_common_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
