@@ -7,6 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -153,4 +156,18 @@ func TestDeploymentShowsWhyItWaits(t *testing.T) {
 	out.Reset()
 	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
 	require.Regexp(t, `SCALE TO ZERO\s+at zero \(idle 4[2-4]s\); the next request starts a replica`, out.String())
+}
+
+// A deployment without a ready replica is the gateway's answer, not a
+// server the CLI cannot reach: its reason is printed as it is.
+func TestNoReadyReplicaIsNotUnreachable(t *testing.T) {
+	t.Parallel()
+	msg := `deployment "iris" has no ready replica: replica 01J QUEUED: Unschedulable: needs 4 CPU, largest node has 2`
+	s, err := status.New(codes.Unavailable, msg).WithDetails(&errdetails.ErrorInfo{Reason: "NO_READY_REPLICA", Domain: "bmaas"})
+	require.NoError(t, err)
+	got := errorHints{hint: " (a server with TLS needs --tls-ca)"}.plain(s.Err())
+	require.Equal(t, "Unavailable: "+msg, got.Error())
+
+	unreachable := errorHints{}.plain(status.Error(codes.Unavailable, "connection error: connection refused"))
+	require.Contains(t, unreachable.Error(), "cannot reach the bmaas server")
 }

@@ -25,7 +25,7 @@ type statusError struct {
 func (e *statusError) Error() string {
 	msg := e.s.Message()
 	switch {
-	case e.s.Code() == codes.Unavailable:
+	case e.s.Code() == codes.Unavailable && len(e.s.Details()) == 0: // details: a server answered
 		msg = "cannot reach the bmaas server (is it running? see --server): " + msg + e.hint
 	case e.s.Code() == codes.DeadlineExceeded && msg == context.DeadlineExceeded.Error():
 		msg = "the request took longer than --timeout"

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -61,12 +62,12 @@ func (h *hold) wait(ctx context.Context, changed <-chan struct{}) error {
 	}
 	why, stuck := waitReason(d)
 	if stuck && !h.fromZero {
-		return status.Errorf(codes.Unavailable, "deployment %q has no ready replica: %s", h.name, why)
+		return noReadyReplica(h.name, fmt.Sprintf("deployment %q has no ready replica: %s", h.name, why))
 	}
 	left := h.until.Sub(h.s.now())
 	if left <= 0 {
-		return status.Errorf(codes.Unavailable, "deployment %q has no ready replica after %s: %s",
-			h.name, h.s.now().Sub(h.start).Round(100*time.Millisecond), why)
+		return noReadyReplica(h.name, fmt.Sprintf("deployment %q has no ready replica after %s: %s",
+			h.name, h.s.now().Sub(h.start).Round(100*time.Millisecond), why))
 	}
 	t := time.NewTimer(min(left, holdRecheck))
 	defer t.Stop()
@@ -121,6 +122,20 @@ func waitReason(d *gatewayv1.Deployment) (why string, stuck bool) {
 		return st.GetMessage(), true
 	}
 	return "no replica started yet", false
+}
+
+// NoReadyReplica is the ErrorInfo reason of an Unavailable answer that
+// the gateway gave because a deployment has no ready replica: a client
+// tells it from a server it cannot reach.
+const NoReadyReplica = "NO_READY_REPLICA"
+
+func noReadyReplica(dep, msg string) error {
+	s, err := status.New(codes.Unavailable, msg).WithDetails(&errdetails.ErrorInfo{Reason: NoReadyReplica, Domain: "bmaas",
+		Metadata: map[string]string{"deployment": dep}})
+	if err != nil {
+		return status.Error(codes.Unavailable, msg)
+	}
+	return s.Err()
 }
 
 // unplaceable: the scheduler's reasons for a job it cannot place (its
