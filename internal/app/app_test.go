@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"flag"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,4 +43,22 @@ func TestRunEndsWhileAStartIgnoresItsContext(t *testing.T) {
 	default:
 		t.Fatal("the started module was not stopped")
 	}
+}
+
+// TestDataDirIsMadeAbsolute: every path handed to a task or to etcd's
+// sockets is absolute, whatever --data-dir said (make run passes
+// ./bmaas-data).
+func TestDataDirIsMadeAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var cfg Config
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	cfg.Embedded, cfg.Targets = true, AllTargets
+	require.Equal(t, "./bmaas-data", cfg.DataDir)
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.True(t, filepath.IsAbs(a.cfg.DataDir), a.cfg.DataDir)
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(wd, "bmaas-data"), a.cfg.DataDir)
 }

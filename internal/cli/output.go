@@ -27,8 +27,8 @@ type printer struct {
 
 func (g *globals) printer(w io.Writer) *printer { return &printer{w: w, format: g.output} }
 
-// structured reports whether the output is json or yaml (not a table).
-func (p *printer) structured() bool { return p.format == "json" || p.format == "yaml" }
+// structured reports whether the output is json, yaml or id (not a table).
+func (p *printer) structured() bool { return p.format == "json" || p.format == "yaml" || p.format == "id" }
 
 // message prints msg as json or yaml; the caller prints tables itself.
 func (p *printer) message(msg proto.Message) error {
@@ -47,6 +47,13 @@ func (p *printer) message(msg proto.Message) error {
 		}
 		_, err = p.w.Write(b)
 		return err
+	case "id":
+		for _, id := range idsOf(msg.ProtoReflect()) {
+			if _, err := fmt.Fprintln(p.w, id); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return fmt.Errorf("output format %q does not print messages", p.format)
 }

@@ -59,7 +59,7 @@ func newRoot(g *globals) *cobra.Command {
 		"gRPC address of the bmaas server (env BMAAS_SERVER)")
 	pf.StringVar(&g.token, "token", "", "bearer token sent with every call (env BMAAS_TOKEN)")
 	g.tls.register(pf)
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json, yaml, or id (only the IDs or names of what the command returns, for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
 		"deadline of each request; uploads and downloads are bounded only when set explicitly (0: none)")
 
@@ -75,9 +75,9 @@ func newRoot(g *globals) *cobra.Command {
 // validate checks the persistent flags once per invocation.
 func (g *globals) validate() error {
 	switch g.output {
-	case "table", "json", "yaml":
+	case "table", "json", "yaml", "id":
 	default:
-		return usageErrorf("--output must be table, json or yaml, not %q", g.output)
+		return usageErrorf("--output must be table, json, yaml or id, not %q", g.output)
 	}
 	if g.timeout < 0 {
 		return usageErrorf("--timeout must not be negative")
