@@ -28,7 +28,9 @@ type printer struct {
 func (g *globals) printer(w io.Writer) *printer { return &printer{w: w, format: g.output} }
 
 // structured reports whether the output is json, yaml or id (not a table).
-func (p *printer) structured() bool { return p.format == "json" || p.format == "yaml" || p.format == "id" }
+func (p *printer) structured() bool {
+	return p.format == "json" || p.format == "yaml" || p.format == "id"
+}
 
 // message prints msg as json or yaml; the caller prints tables itself.
 func (p *printer) message(msg proto.Message) error {
