@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/sandbox"
@@ -134,7 +135,11 @@ func TestReplicasAreSandboxed(t *testing.T) {
 		if len(parts) == 3 && parts[1] == "memory" && strings.Contains(parts[2], "/bmaas/") {
 			limit, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
 			require.NoError(t, err)
-			require.Equal(t, strconv.FormatInt(1<<30, 10), strings.TrimSpace(string(limit)), "the default 1 GiB request")
+			d, err := gatewayv1.NewDeploymentServiceClient(c.Conn).GetDeployment(t.Context(), &gatewayv1.GetDeploymentRequest{Name: "iris"})
+			require.NoError(t, err)
+			want := d.Deployment.GetStatus().GetReplicaResources().GetMemoryBytes()
+			require.Positive(t, want)
+			require.Equal(t, strconv.FormatInt(want, 10), strings.TrimSpace(string(limit)), "the replica's memory request")
 			return
 		}
 	}
