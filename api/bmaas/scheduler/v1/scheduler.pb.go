@@ -552,8 +552,12 @@ type JobSpec struct {
 	NodeSelector   map[string]string `protobuf:"bytes,13,rep,name=node_selector,json=nodeSelector,proto3" json:"node_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Save a checkpoint every this many epochs or rounds (default 1).
 	CheckpointInterval int32 `protobuf:"varint,14,opt,name=checkpoint_interval,json=checkpointInterval,proto3" json:"checkpoint_interval,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Seconds a task has between SIGTERM and SIGKILL when it is stopped,
+	// preempted or cancelled, so that it can write a last checkpoint
+	// (0: the agent's default, --trainer-agent.stop-grace).
+	TerminationGraceSeconds int32 `protobuf:"varint,16,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -700,6 +704,13 @@ func (x *JobSpec) GetNodeSelector() map[string]string {
 func (x *JobSpec) GetCheckpointInterval() int32 {
 	if x != nil {
 		return x.CheckpointInterval
+	}
+	return 0
+}
+
+func (x *JobSpec) GetTerminationGraceSeconds() int32 {
+	if x != nil {
+		return x.TerminationGraceSeconds
 	}
 	return 0
 }
@@ -2311,7 +2322,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
 	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\x12(\n" +
-	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\"\xb5\x06\n" +
+	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\"\xf1\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
@@ -2328,7 +2339,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0ftimeout_seconds\x18\v \x01(\x03R\x0etimeoutSeconds\x12?\n" +
 	"\x06labels\x18\f \x03(\v2'.bmaas.scheduler.v1.JobSpec.LabelsEntryR\x06labels\x12R\n" +
 	"\rnode_selector\x18\r \x03(\v2-.bmaas.scheduler.v1.JobSpec.NodeSelectorEntryR\fnodeSelector\x12/\n" +
-	"\x13checkpoint_interval\x18\x0e \x01(\x05R\x12checkpointInterval\x1a9\n" +
+	"\x13checkpoint_interval\x18\x0e \x01(\x05R\x12checkpointInterval\x12:\n" +
+	"\x19termination_grace_seconds\x18\x10 \x01(\x05R\x17terminationGraceSeconds\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
