@@ -16,6 +16,11 @@ type Config struct {
 	Poll time.Duration `yaml:"poll"`
 	// AutoEvaluate evaluates every version a training job produces.
 	AutoEvaluate bool `yaml:"auto_evaluate"`
+	// AutoSweep is how often the leader looks for READY versions whose
+	// automatic evaluations or promotion decision are missing (a lost
+	// version.ready event) and does them; it also looks on gaining
+	// leadership.
+	AutoSweep time.Duration `yaml:"auto_sweep"`
 	// MaxDatasetBytes caps a dataset evaluated in process.
 	MaxDatasetBytes int64 `yaml:"max_dataset_bytes"`
 	// MaxModelBytes caps a model artifact evaluated in process.
@@ -28,6 +33,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderTTL, "evaluator.leader-ttl", 5*time.Second, "lease TTL of the evaluator's leader key")
 	fs.DurationVar(&c.Poll, "evaluator.poll", 200*time.Millisecond, "period at which the leader checks the jobs of running trials when no job or experiment change wakes it")
 	fs.BoolVar(&c.AutoEvaluate, "evaluator.auto-evaluate", true, "evaluate every version a training job produces")
+	fs.DurationVar(&c.AutoSweep, "evaluator.auto-sweep", 30*time.Second, "period at which the leader evaluates READY versions whose automatic evaluations were missed (it also sweeps on gaining leadership)")
 	fs.Int64Var(&c.MaxDatasetBytes, "evaluator.max-dataset-bytes", 512<<20, "largest dataset evaluated in process")
 	fs.Int64Var(&c.MaxModelBytes, "evaluator.max-model-bytes", 1<<30, "largest model artifact evaluated in process")
 }
@@ -39,6 +45,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("evaluator.leader-ttl: must be at least 1s, got %s", c.LeaderTTL)
 	case c.Poll <= 0:
 		return fmt.Errorf("evaluator.poll: must be positive, got %s", c.Poll)
+	case c.AutoSweep <= 0:
+		return fmt.Errorf("evaluator.auto-sweep: must be positive, got %s", c.AutoSweep)
 	case c.MaxDatasetBytes <= 0 || c.MaxModelBytes <= 0:
 		return fmt.Errorf("evaluator.max-dataset-bytes/max-model-bytes: must be positive")
 	}
