@@ -4,7 +4,7 @@ export PATH := $(GOBIN):$(PATH)
 BIN := bin/bmaas
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build run test check generate tools tidy fmt-check vet lint bench clean
+.PHONY: all build run test check generate tools tidy fmt-check vet lint breaking bench clean
 
 all: build
 
@@ -48,7 +48,17 @@ fmt-check:
 	@out=$$(gofmt -l cmd internal pkg services tests bench web); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-check: generate tidy fmt-check vet lint ## fail when generated code or go.mod drift
+# BREAKING_AGAINST is the release the API must stay wire-compatible with.
+BREAKING_AGAINST ?= v0.1.0
+
+breaking: tools ## fail when a proto change breaks the wire against the last release tag
+	@if git rev-parse -q --verify 'refs/tags/$(BREAKING_AGAINST)' >/dev/null; then \
+	  buf breaking --against '.git#tag=$(BREAKING_AGAINST)'; \
+	else \
+	  echo "buf breaking skipped: tag $(BREAKING_AGAINST) is missing (git fetch --tags, or BREAKING_AGAINST=<tag>)" >&2; \
+	fi
+
+check: generate tidy fmt-check vet lint breaking ## fail when generated code or go.mod drift
 	@git diff --exit-code -- api go.mod go.sum api/go.mod api/go.sum go.work internal/app/openapi.json || \
 	  (echo "generated code or module files drifted: run 'make generate tidy' and commit" >&2; exit 1)
 	@test -z "$$(git status --porcelain -- api)" || (git status --porcelain -- api; echo "untracked generated files" >&2; exit 1)
