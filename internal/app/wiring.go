@@ -76,6 +76,10 @@ func (a *App) startEtcd(ctx context.Context) error {
 		return err
 	}
 	a.w.dialer = mesh.NewDialer(cli, token, a.log)
+	if _, err := a.w.dialer.WithMetrics(a.reg); err != nil {
+		_ = cli.Close()
+		return fmt.Errorf("mesh metrics: %w", err)
+	}
 	if a.w.tls != nil {
 		a.w.dialer.WithTLS(a.w.tls.ClientConfig())
 	}

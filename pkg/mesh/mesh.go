@@ -30,6 +30,7 @@ type Dialer struct {
 	log   *slog.Logger
 	token string
 	tls   *tls.Config
+	met   *clientMetrics
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -71,7 +72,10 @@ func (d *Dialer) Token() string {
 	return d.token
 }
 
-// Conn returns the shared connection to a service (e.g. "registry").
+// Conn returns the shared connection to a service by its membership
+// name (RegistryService, ...). Services call each other through the typed
+// clients (Registry, Scheduler, ...); Conn serves the proxy, which
+// forwards to whatever service a route names.
 func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -81,9 +85,10 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(Credentials(d.tls)),
 		grpc.WithResolvers(&builder{cli: d.cli, log: d.log}),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
 	}
+	opts = append(opts, d.met.interceptors(service)...)
 	if d.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: d.token, secure: d.tls != nil}))
 	}

@@ -2,9 +2,12 @@ package mesh
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -67,4 +70,63 @@ func TestDialFollowsMembership(t *testing.T) {
 		resp, err := c.GetAgentStatus(ctx, &agentv1.GetAgentStatusRequest{}, grpc.WaitForReady(true))
 		return err == nil && resp.Node == "b"
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// flaky refuses its first calls as UNAVAILABLE, as a stopping replica
+// does.
+type flaky struct {
+	agentv1.UnimplementedAgentServiceServer
+	refuse atomic.Int32
+	calls  atomic.Int32
+	fail   atomic.Bool
+}
+
+func (f *flaky) GetAgentStatus(context.Context, *agentv1.GetAgentStatusRequest) (*agentv1.GetAgentStatusResponse, error) {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return nil, status.Error(codes.FailedPrecondition, "no")
+	}
+	if f.refuse.Add(-1) >= 0 {
+		return nil, status.Error(codes.Unavailable, "stopping")
+	}
+	return &agentv1.GetAgentStatusResponse{Node: "f"}, nil
+}
+
+// TestTypedClientRetriesUnavailableAndCounts: a typed client reaches its
+// service by the name the mesh owns, a call refused as UNAVAILABLE is
+// tried again by the one retry policy, and every call is counted by
+// service, method and code; other codes are not retried.
+func TestTypedClientRetriesUnavailableAndCounts(t *testing.T) {
+	t.Parallel()
+	cli := testenv.EtcdClient(t)
+	ctx := t.Context()
+	s, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 1 << 20}, grpcsrv.Deps{})
+	require.NoError(t, err)
+	f := &flaky{}
+	f.refuse.Store(2)
+	agentv1.RegisterAgentServiceServer(s.GRPC(), f)
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	_, err = membership.Join(ctx, cli, membership.Member{ID: "f", Service: TrainerAgentService, Addr: s.Addr()}, 2*time.Second, nil)
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	d, err := NewDialer(cli, "", nil).WithMetrics(reg)
+	require.NoError(t, err)
+	t.Cleanup(d.Close)
+	c, err := d.TrainerAgent()
+	require.NoError(t, err)
+	resp, err := c.GetAgentStatus(ctx, &agentv1.GetAgentStatusRequest{}, grpc.WaitForReady(true))
+	require.NoError(t, err)
+	require.Equal(t, "f", resp.Node)
+	require.EqualValues(t, 3, f.calls.Load(), "two refusals, then the answer")
+	method := agentv1.AgentService_GetAgentStatus_FullMethodName
+	require.InDelta(t, 1, testutil.ToFloat64(d.met.requests.WithLabelValues(TrainerAgentService, method, "OK")), 0)
+
+	// Another code is an answer, not a refusal: one attempt.
+	f.fail.Store(true)
+	_, err = c.GetAgentStatus(ctx, &agentv1.GetAgentStatusRequest{}, grpc.WaitForReady(true))
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	require.EqualValues(t, 4, f.calls.Load())
+	require.InDelta(t, 1, testutil.ToFloat64(d.met.requests.WithLabelValues(TrainerAgentService, method, "FailedPrecondition")), 0)
 }

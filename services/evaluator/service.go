@@ -80,11 +80,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		if deps.Dialer == nil {
 			return nil, errors.New("no registry client")
 		}
-		conn, err := deps.Dialer.Conn("registry")
-		if err != nil {
-			return nil, err
-		}
-		return registryv1.NewRegistryServiceClient(conn), nil
+		return deps.Dialer.Registry()
 	}
 	ev.scheduler = func() (schedulerv1.SchedulerServiceClient, error) {
 		if deps.Scheduler != nil {
@@ -93,11 +89,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		if deps.Dialer == nil {
 			return nil, errors.New("no scheduler client")
 		}
-		conn, err := deps.Dialer.Conn("scheduler")
-		if err != nil {
-			return nil, err
-		}
-		return schedulerv1.NewSchedulerServiceClient(conn), nil
+		return deps.Dialer.Scheduler()
 	}
 	return &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID, stop: make(chan struct{})}, nil
 }

@@ -151,19 +151,11 @@ func (s *Service) kick() {
 }
 
 func (s *Service) registry() (registryv1.RegistryServiceClient, error) {
-	conn, err := s.deps.Dialer.Conn("registry")
-	if err != nil {
-		return nil, err
-	}
-	return registryv1.NewRegistryServiceClient(conn), nil
+	return s.deps.Dialer.Registry()
 }
 
 func (s *Service) scheduler() (schedulerv1.SchedulerServiceClient, error) {
-	conn, err := s.deps.Dialer.Conn("scheduler")
-	if err != nil {
-		return nil, err
-	}
-	return schedulerv1.NewSchedulerServiceClient(conn), nil
+	return s.deps.Dialer.Scheduler()
 }
 
 // resolve turns a model reference into a READY version number: a number

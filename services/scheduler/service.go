@@ -88,13 +88,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	case deps.Registry != nil:
 		s.registry = func() (registryv1.RegistryServiceClient, error) { return deps.Registry, nil }
 	case deps.Dialer != nil:
-		s.registry = func() (registryv1.RegistryServiceClient, error) {
-			conn, err := deps.Dialer.Conn("registry")
-			if err != nil {
-				return nil, err
-			}
-			return registryv1.NewRegistryServiceClient(conn), nil
-		}
+		s.registry = deps.Dialer.Registry
 	}
 	id := deps.Addr
 	if id == "" {

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 
 	agentv1 "github.com/bmaas/bmaas/api/bmaas/agent/v1"
-	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/mesh"
@@ -134,12 +133,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.workDir(), 0o755); err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
-	conn, err := s.deps.Dialer.Conn("registry")
+	reg, err := s.deps.Dialer.Registry()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.reg = &regClient{c: registryv1.NewRegistryServiceClient(conn)}
+	s.reg = &regClient{c: reg}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runNode(ctx) })
