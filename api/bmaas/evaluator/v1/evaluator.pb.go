@@ -76,18 +76,133 @@ func (EvaluationState) EnumDescriptor() ([]byte, []int) {
 	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{0}
 }
 
+// EvaluationTrigger is what started an evaluation.
+type EvaluationTrigger int32
+
+const (
+	EvaluationTrigger_EVALUATION_TRIGGER_UNSPECIFIED EvaluationTrigger = 0
+	// A CreateEvaluation call.
+	EvaluationTrigger_EVALUATION_TRIGGER_MANUAL EvaluationTrigger = 1
+	// A version became READY and its model's policy evaluates it.
+	EvaluationTrigger_EVALUATION_TRIGGER_AUTO EvaluationTrigger = 2
+	// An experiment's trial.
+	EvaluationTrigger_EVALUATION_TRIGGER_EXPERIMENT EvaluationTrigger = 3
+)
+
+// Enum value maps for EvaluationTrigger.
+var (
+	EvaluationTrigger_name = map[int32]string{
+		0: "EVALUATION_TRIGGER_UNSPECIFIED",
+		1: "EVALUATION_TRIGGER_MANUAL",
+		2: "EVALUATION_TRIGGER_AUTO",
+		3: "EVALUATION_TRIGGER_EXPERIMENT",
+	}
+	EvaluationTrigger_value = map[string]int32{
+		"EVALUATION_TRIGGER_UNSPECIFIED": 0,
+		"EVALUATION_TRIGGER_MANUAL":      1,
+		"EVALUATION_TRIGGER_AUTO":        2,
+		"EVALUATION_TRIGGER_EXPERIMENT":  3,
+	}
+)
+
+func (x EvaluationTrigger) Enum() *EvaluationTrigger {
+	p := new(EvaluationTrigger)
+	*p = x
+	return p
+}
+
+func (x EvaluationTrigger) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EvaluationTrigger) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_evaluator_v1_evaluator_proto_enumTypes[1].Descriptor()
+}
+
+func (EvaluationTrigger) Type() protoreflect.EnumType {
+	return &file_bmaas_evaluator_v1_evaluator_proto_enumTypes[1]
+}
+
+func (x EvaluationTrigger) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EvaluationTrigger.Descriptor instead.
+func (EvaluationTrigger) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{1}
+}
+
+// EvaluationSplit is which rows of the dataset version an evaluation scored.
+type EvaluationSplit int32
+
+const (
+	EvaluationSplit_EVALUATION_SPLIT_UNSPECIFIED EvaluationSplit = 0
+	// Every row of a dataset version.
+	EvaluationSplit_EVALUATION_SPLIT_ALL EvaluationSplit = 1
+	// The held-out test split of the job that trained the version.
+	EvaluationSplit_EVALUATION_SPLIT_TEST EvaluationSplit = 2
+)
+
+// Enum value maps for EvaluationSplit.
+var (
+	EvaluationSplit_name = map[int32]string{
+		0: "EVALUATION_SPLIT_UNSPECIFIED",
+		1: "EVALUATION_SPLIT_ALL",
+		2: "EVALUATION_SPLIT_TEST",
+	}
+	EvaluationSplit_value = map[string]int32{
+		"EVALUATION_SPLIT_UNSPECIFIED": 0,
+		"EVALUATION_SPLIT_ALL":         1,
+		"EVALUATION_SPLIT_TEST":        2,
+	}
+)
+
+func (x EvaluationSplit) Enum() *EvaluationSplit {
+	p := new(EvaluationSplit)
+	*p = x
+	return p
+}
+
+func (x EvaluationSplit) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EvaluationSplit) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_evaluator_v1_evaluator_proto_enumTypes[2].Descriptor()
+}
+
+func (EvaluationSplit) Type() protoreflect.EnumType {
+	return &file_bmaas_evaluator_v1_evaluator_proto_enumTypes[2]
+}
+
+func (x EvaluationSplit) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EvaluationSplit.Descriptor instead.
+func (EvaluationSplit) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP(), []int{2}
+}
+
 // Evaluation is the metrics of a model version on a dataset version, or on
-// the held-out test split of the job that trained it.
+// the held-out test split of the job that trained it. Evaluations are
+// generated resources, keyed by `id` (see docs/api.md).
 type Evaluation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Model string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
-	// version is the version number, or on create a reference: a number, an
-	// alias or `latest`.
+	// On create, a version reference: a number, an alias or `latest` (empty:
+	// model_version, or else `latest`). In responses, the version number as
+	// a string, for clients that read it here; model_version holds it as a
+	// number.
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// dataset to evaluate on; empty with job_id set evaluates the job's test split.
 	Dataset string `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
-	// dataset_version is a version number, or empty/`latest` on create.
+	// Deprecated: use dataset_version_number. A version number or
+	// empty/`latest` on create; still accepted when dataset_version_number
+	// is 0, and filled in responses.
+	//
+	// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 	DatasetVersion string                 `protobuf:"bytes,5,opt,name=dataset_version,json=datasetVersion,proto3" json:"dataset_version,omitempty"`
 	Metrics        map[string]float64     `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	State          EvaluationState        `protobuf:"varint,7,opt,name=state,proto3,enum=bmaas.evaluator.v1.EvaluationState" json:"state,omitempty"`
@@ -95,21 +210,38 @@ type Evaluation struct {
 	// job_id: evaluate on this training job's held-out test split (the
 	// job's dataset re-split with the job's seed and fractions).
 	JobId string `protobuf:"bytes,9,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	// split evaluated: "all" for a whole dataset, "test" for a job's split.
+	// Deprecated: use split_kind. Output only: "all" for a whole dataset,
+	// "test" for a job's split; filled beside split_kind.
+	//
+	// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 	Split           string           `protobuf:"bytes,10,opt,name=split,proto3" json:"split,omitempty"`
 	ConfusionMatrix *ConfusionMatrix `protobuf:"bytes,11,opt,name=confusion_matrix,json=confusionMatrix,proto3" json:"confusion_matrix,omitempty"`
 	Drift           []*FeatureDrift  `protobuf:"bytes,12,rep,name=drift,proto3" json:"drift,omitempty"`
 	Message         string           `protobuf:"bytes,13,opt,name=message,proto3" json:"message,omitempty"`
-	// trigger: "manual", "auto" (a version became READY) or "experiment".
+	// Deprecated: use trigger_kind. Output only: "manual", "auto" (a
+	// version became READY) or "experiment"; filled beside trigger_kind.
+	//
+	// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 	Trigger      string                 `protobuf:"bytes,14,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	Rows         int64                  `protobuf:"varint,15,opt,name=rows,proto3" json:"rows,omitempty"`
 	CompleteTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
-	// runs_on: "evaluator" (in process) or "job:<id>" (on an agent).
+	// runs_on: "evaluator" (in process) or "job:<id>" (on an agent). Not an
+	// enum: it names a job.
 	RunsOn string `protobuf:"bytes,17,opt,name=runs_on,json=runsOn,proto3" json:"runs_on,omitempty"`
 	// drift_score is the largest per-feature population stability index.
-	DriftScore    float64 `protobuf:"fixed64,18,opt,name=drift_score,json=driftScore,proto3" json:"drift_score,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DriftScore float64 `protobuf:"fixed64,18,opt,name=drift_score,json=driftScore,proto3" json:"drift_score,omitempty"`
+	// Output only: what started the evaluation.
+	TriggerKind EvaluationTrigger `protobuf:"varint,19,opt,name=trigger_kind,json=triggerKind,proto3,enum=bmaas.evaluator.v1.EvaluationTrigger" json:"trigger_kind,omitempty"`
+	// Output only: which rows were scored.
+	SplitKind EvaluationSplit `protobuf:"varint,20,opt,name=split_kind,json=splitKind,proto3,enum=bmaas.evaluator.v1.EvaluationSplit" json:"split_kind,omitempty"`
+	// The version number evaluated. On create, the version to evaluate when
+	// `version` is empty (0 with both empty: the latest).
+	ModelVersion int64 `protobuf:"varint,21,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// The dataset version number evaluated. On create, 0 means the latest
+	// (or dataset_version, when that is set).
+	DatasetVersionNumber int64 `protobuf:"varint,22,opt,name=dataset_version_number,json=datasetVersionNumber,proto3" json:"dataset_version_number,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Evaluation) Reset() {
@@ -170,6 +302,7 @@ func (x *Evaluation) GetDataset() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 func (x *Evaluation) GetDatasetVersion() string {
 	if x != nil {
 		return x.DatasetVersion
@@ -205,6 +338,7 @@ func (x *Evaluation) GetJobId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 func (x *Evaluation) GetSplit() string {
 	if x != nil {
 		return x.Split
@@ -233,6 +367,7 @@ func (x *Evaluation) GetMessage() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in bmaas/evaluator/v1/evaluator.proto.
 func (x *Evaluation) GetTrigger() string {
 	if x != nil {
 		return x.Trigger
@@ -264,6 +399,34 @@ func (x *Evaluation) GetRunsOn() string {
 func (x *Evaluation) GetDriftScore() float64 {
 	if x != nil {
 		return x.DriftScore
+	}
+	return 0
+}
+
+func (x *Evaluation) GetTriggerKind() EvaluationTrigger {
+	if x != nil {
+		return x.TriggerKind
+	}
+	return EvaluationTrigger_EVALUATION_TRIGGER_UNSPECIFIED
+}
+
+func (x *Evaluation) GetSplitKind() EvaluationSplit {
+	if x != nil {
+		return x.SplitKind
+	}
+	return EvaluationSplit_EVALUATION_SPLIT_UNSPECIFIED
+}
+
+func (x *Evaluation) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *Evaluation) GetDatasetVersionNumber() int64 {
+	if x != nil {
+		return x.DatasetVersionNumber
 	}
 	return 0
 }
@@ -1828,30 +1991,35 @@ var File_bmaas_evaluator_v1_evaluator_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\n" +
-	"\"bmaas/evaluator/v1/evaluator.proto\x12\x12bmaas.evaluator.v1\x1a#bmaas/evaluator/v1/experiment.proto\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x06\n" +
+	"\"bmaas/evaluator/v1/evaluator.proto\x12\x12bmaas.evaluator.v1\x1a#bmaas/evaluator/v1/experiment.proto\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\a\n" +
 	"\n" +
 	"Evaluation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
-	"\adataset\x18\x04 \x01(\tR\adataset\x12'\n" +
-	"\x0fdataset_version\x18\x05 \x01(\tR\x0edatasetVersion\x12E\n" +
+	"\adataset\x18\x04 \x01(\tR\adataset\x12+\n" +
+	"\x0fdataset_version\x18\x05 \x01(\tB\x02\x18\x01R\x0edatasetVersion\x12E\n" +
 	"\ametrics\x18\x06 \x03(\v2+.bmaas.evaluator.v1.Evaluation.MetricsEntryR\ametrics\x129\n" +
 	"\x05state\x18\a \x01(\x0e2#.bmaas.evaluator.v1.EvaluationStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x15\n" +
-	"\x06job_id\x18\t \x01(\tR\x05jobId\x12\x14\n" +
+	"\x06job_id\x18\t \x01(\tR\x05jobId\x12\x18\n" +
 	"\x05split\x18\n" +
-	" \x01(\tR\x05split\x12N\n" +
+	" \x01(\tB\x02\x18\x01R\x05split\x12N\n" +
 	"\x10confusion_matrix\x18\v \x01(\v2#.bmaas.evaluator.v1.ConfusionMatrixR\x0fconfusionMatrix\x126\n" +
 	"\x05drift\x18\f \x03(\v2 .bmaas.evaluator.v1.FeatureDriftR\x05drift\x12\x18\n" +
-	"\amessage\x18\r \x01(\tR\amessage\x12\x18\n" +
-	"\atrigger\x18\x0e \x01(\tR\atrigger\x12\x12\n" +
+	"\amessage\x18\r \x01(\tR\amessage\x12\x1c\n" +
+	"\atrigger\x18\x0e \x01(\tB\x02\x18\x01R\atrigger\x12\x12\n" +
 	"\x04rows\x18\x0f \x01(\x03R\x04rows\x12?\n" +
 	"\rcomplete_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12\x17\n" +
 	"\aruns_on\x18\x11 \x01(\tR\x06runsOn\x12\x1f\n" +
 	"\vdrift_score\x18\x12 \x01(\x01R\n" +
-	"driftScore\x1a:\n" +
+	"driftScore\x12H\n" +
+	"\ftrigger_kind\x18\x13 \x01(\x0e2%.bmaas.evaluator.v1.EvaluationTriggerR\vtriggerKind\x12B\n" +
+	"\n" +
+	"split_kind\x18\x14 \x01(\x0e2#.bmaas.evaluator.v1.EvaluationSplitR\tsplitKind\x12#\n" +
+	"\rmodel_version\x18\x15 \x01(\x03R\fmodelVersion\x124\n" +
+	"\x16dataset_version_number\x18\x16 \x01(\x03R\x14datasetVersionNumber\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +
@@ -1972,7 +2140,16 @@ const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\x1cEVALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVALUATION_STATE_RUNNING\x10\x01\x12\x1e\n" +
 	"\x1aEVALUATION_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
-	"\x17EVALUATION_STATE_FAILED\x10\x032\xa7\x10\n" +
+	"\x17EVALUATION_STATE_FAILED\x10\x03*\x96\x01\n" +
+	"\x11EvaluationTrigger\x12\"\n" +
+	"\x1eEVALUATION_TRIGGER_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19EVALUATION_TRIGGER_MANUAL\x10\x01\x12\x1b\n" +
+	"\x17EVALUATION_TRIGGER_AUTO\x10\x02\x12!\n" +
+	"\x1dEVALUATION_TRIGGER_EXPERIMENT\x10\x03*h\n" +
+	"\x0fEvaluationSplit\x12 \n" +
+	"\x1cEVALUATION_SPLIT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14EVALUATION_SPLIT_ALL\x10\x01\x12\x19\n" +
+	"\x15EVALUATION_SPLIT_TEST\x10\x022\xa7\x10\n" +
 	"\x10EvaluatorService\x12\x92\x01\n" +
 	"\x10CreateEvaluation\x12+.bmaas.evaluator.v1.CreateEvaluationRequest\x1a,.bmaas.evaluator.v1.CreateEvaluationResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"evaluation\"\x0f/v1/evaluations\x12\x82\x01\n" +
@@ -2004,106 +2181,110 @@ func file_bmaas_evaluator_v1_evaluator_proto_rawDescGZIP() []byte {
 	return file_bmaas_evaluator_v1_evaluator_proto_rawDescData
 }
 
-var file_bmaas_evaluator_v1_evaluator_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bmaas_evaluator_v1_evaluator_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_bmaas_evaluator_v1_evaluator_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_bmaas_evaluator_v1_evaluator_proto_goTypes = []any{
 	(EvaluationState)(0),                // 0: bmaas.evaluator.v1.EvaluationState
-	(*Evaluation)(nil),                  // 1: bmaas.evaluator.v1.Evaluation
-	(*ConfusionMatrix)(nil),             // 2: bmaas.evaluator.v1.ConfusionMatrix
-	(*FeatureDrift)(nil),                // 3: bmaas.evaluator.v1.FeatureDrift
-	(*CreateEvaluationRequest)(nil),     // 4: bmaas.evaluator.v1.CreateEvaluationRequest
-	(*CreateEvaluationResponse)(nil),    // 5: bmaas.evaluator.v1.CreateEvaluationResponse
-	(*GetEvaluationRequest)(nil),        // 6: bmaas.evaluator.v1.GetEvaluationRequest
-	(*GetEvaluationResponse)(nil),       // 7: bmaas.evaluator.v1.GetEvaluationResponse
-	(*ListEvaluationsRequest)(nil),      // 8: bmaas.evaluator.v1.ListEvaluationsRequest
-	(*ListEvaluationsResponse)(nil),     // 9: bmaas.evaluator.v1.ListEvaluationsResponse
-	(*SetEvaluationPolicyRequest)(nil),  // 10: bmaas.evaluator.v1.SetEvaluationPolicyRequest
-	(*SetEvaluationPolicyResponse)(nil), // 11: bmaas.evaluator.v1.SetEvaluationPolicyResponse
-	(*GetEvaluationPolicyRequest)(nil),  // 12: bmaas.evaluator.v1.GetEvaluationPolicyRequest
-	(*GetEvaluationPolicyResponse)(nil), // 13: bmaas.evaluator.v1.GetEvaluationPolicyResponse
-	(*ListDecisionsRequest)(nil),        // 14: bmaas.evaluator.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),       // 15: bmaas.evaluator.v1.ListDecisionsResponse
-	(*CreateExperimentRequest)(nil),     // 16: bmaas.evaluator.v1.CreateExperimentRequest
-	(*CreateExperimentResponse)(nil),    // 17: bmaas.evaluator.v1.CreateExperimentResponse
-	(*GetExperimentRequest)(nil),        // 18: bmaas.evaluator.v1.GetExperimentRequest
-	(*GetExperimentResponse)(nil),       // 19: bmaas.evaluator.v1.GetExperimentResponse
-	(*ListExperimentsRequest)(nil),      // 20: bmaas.evaluator.v1.ListExperimentsRequest
-	(*ListExperimentsResponse)(nil),     // 21: bmaas.evaluator.v1.ListExperimentsResponse
-	(*PauseExperimentRequest)(nil),      // 22: bmaas.evaluator.v1.PauseExperimentRequest
-	(*PauseExperimentResponse)(nil),     // 23: bmaas.evaluator.v1.PauseExperimentResponse
-	(*ResumeExperimentRequest)(nil),     // 24: bmaas.evaluator.v1.ResumeExperimentRequest
-	(*ResumeExperimentResponse)(nil),    // 25: bmaas.evaluator.v1.ResumeExperimentResponse
-	(*CancelExperimentRequest)(nil),     // 26: bmaas.evaluator.v1.CancelExperimentRequest
-	(*CancelExperimentResponse)(nil),    // 27: bmaas.evaluator.v1.CancelExperimentResponse
-	(*ListTrialsRequest)(nil),           // 28: bmaas.evaluator.v1.ListTrialsRequest
-	(*ListTrialsResponse)(nil),          // 29: bmaas.evaluator.v1.ListTrialsResponse
-	(*GetBestTrialRequest)(nil),         // 30: bmaas.evaluator.v1.GetBestTrialRequest
-	(*GetBestTrialResponse)(nil),        // 31: bmaas.evaluator.v1.GetBestTrialResponse
-	nil,                                 // 32: bmaas.evaluator.v1.Evaluation.MetricsEntry
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(*EvaluationPolicy)(nil),            // 34: bmaas.evaluator.v1.EvaluationPolicy
-	(*Decision)(nil),                    // 35: bmaas.evaluator.v1.Decision
-	(*Experiment)(nil),                  // 36: bmaas.evaluator.v1.Experiment
-	(*Trial)(nil),                       // 37: bmaas.evaluator.v1.Trial
+	(EvaluationTrigger)(0),              // 1: bmaas.evaluator.v1.EvaluationTrigger
+	(EvaluationSplit)(0),                // 2: bmaas.evaluator.v1.EvaluationSplit
+	(*Evaluation)(nil),                  // 3: bmaas.evaluator.v1.Evaluation
+	(*ConfusionMatrix)(nil),             // 4: bmaas.evaluator.v1.ConfusionMatrix
+	(*FeatureDrift)(nil),                // 5: bmaas.evaluator.v1.FeatureDrift
+	(*CreateEvaluationRequest)(nil),     // 6: bmaas.evaluator.v1.CreateEvaluationRequest
+	(*CreateEvaluationResponse)(nil),    // 7: bmaas.evaluator.v1.CreateEvaluationResponse
+	(*GetEvaluationRequest)(nil),        // 8: bmaas.evaluator.v1.GetEvaluationRequest
+	(*GetEvaluationResponse)(nil),       // 9: bmaas.evaluator.v1.GetEvaluationResponse
+	(*ListEvaluationsRequest)(nil),      // 10: bmaas.evaluator.v1.ListEvaluationsRequest
+	(*ListEvaluationsResponse)(nil),     // 11: bmaas.evaluator.v1.ListEvaluationsResponse
+	(*SetEvaluationPolicyRequest)(nil),  // 12: bmaas.evaluator.v1.SetEvaluationPolicyRequest
+	(*SetEvaluationPolicyResponse)(nil), // 13: bmaas.evaluator.v1.SetEvaluationPolicyResponse
+	(*GetEvaluationPolicyRequest)(nil),  // 14: bmaas.evaluator.v1.GetEvaluationPolicyRequest
+	(*GetEvaluationPolicyResponse)(nil), // 15: bmaas.evaluator.v1.GetEvaluationPolicyResponse
+	(*ListDecisionsRequest)(nil),        // 16: bmaas.evaluator.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),       // 17: bmaas.evaluator.v1.ListDecisionsResponse
+	(*CreateExperimentRequest)(nil),     // 18: bmaas.evaluator.v1.CreateExperimentRequest
+	(*CreateExperimentResponse)(nil),    // 19: bmaas.evaluator.v1.CreateExperimentResponse
+	(*GetExperimentRequest)(nil),        // 20: bmaas.evaluator.v1.GetExperimentRequest
+	(*GetExperimentResponse)(nil),       // 21: bmaas.evaluator.v1.GetExperimentResponse
+	(*ListExperimentsRequest)(nil),      // 22: bmaas.evaluator.v1.ListExperimentsRequest
+	(*ListExperimentsResponse)(nil),     // 23: bmaas.evaluator.v1.ListExperimentsResponse
+	(*PauseExperimentRequest)(nil),      // 24: bmaas.evaluator.v1.PauseExperimentRequest
+	(*PauseExperimentResponse)(nil),     // 25: bmaas.evaluator.v1.PauseExperimentResponse
+	(*ResumeExperimentRequest)(nil),     // 26: bmaas.evaluator.v1.ResumeExperimentRequest
+	(*ResumeExperimentResponse)(nil),    // 27: bmaas.evaluator.v1.ResumeExperimentResponse
+	(*CancelExperimentRequest)(nil),     // 28: bmaas.evaluator.v1.CancelExperimentRequest
+	(*CancelExperimentResponse)(nil),    // 29: bmaas.evaluator.v1.CancelExperimentResponse
+	(*ListTrialsRequest)(nil),           // 30: bmaas.evaluator.v1.ListTrialsRequest
+	(*ListTrialsResponse)(nil),          // 31: bmaas.evaluator.v1.ListTrialsResponse
+	(*GetBestTrialRequest)(nil),         // 32: bmaas.evaluator.v1.GetBestTrialRequest
+	(*GetBestTrialResponse)(nil),        // 33: bmaas.evaluator.v1.GetBestTrialResponse
+	nil,                                 // 34: bmaas.evaluator.v1.Evaluation.MetricsEntry
+	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
+	(*EvaluationPolicy)(nil),            // 36: bmaas.evaluator.v1.EvaluationPolicy
+	(*Decision)(nil),                    // 37: bmaas.evaluator.v1.Decision
+	(*Experiment)(nil),                  // 38: bmaas.evaluator.v1.Experiment
+	(*Trial)(nil),                       // 39: bmaas.evaluator.v1.Trial
 }
 var file_bmaas_evaluator_v1_evaluator_proto_depIdxs = []int32{
-	32, // 0: bmaas.evaluator.v1.Evaluation.metrics:type_name -> bmaas.evaluator.v1.Evaluation.MetricsEntry
+	34, // 0: bmaas.evaluator.v1.Evaluation.metrics:type_name -> bmaas.evaluator.v1.Evaluation.MetricsEntry
 	0,  // 1: bmaas.evaluator.v1.Evaluation.state:type_name -> bmaas.evaluator.v1.EvaluationState
-	33, // 2: bmaas.evaluator.v1.Evaluation.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 3: bmaas.evaluator.v1.Evaluation.confusion_matrix:type_name -> bmaas.evaluator.v1.ConfusionMatrix
-	3,  // 4: bmaas.evaluator.v1.Evaluation.drift:type_name -> bmaas.evaluator.v1.FeatureDrift
-	33, // 5: bmaas.evaluator.v1.Evaluation.complete_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: bmaas.evaluator.v1.CreateEvaluationRequest.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	1,  // 7: bmaas.evaluator.v1.CreateEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	1,  // 8: bmaas.evaluator.v1.GetEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
-	0,  // 9: bmaas.evaluator.v1.ListEvaluationsRequest.state:type_name -> bmaas.evaluator.v1.EvaluationState
-	1,  // 10: bmaas.evaluator.v1.ListEvaluationsResponse.evaluations:type_name -> bmaas.evaluator.v1.Evaluation
-	34, // 11: bmaas.evaluator.v1.SetEvaluationPolicyRequest.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
-	34, // 12: bmaas.evaluator.v1.SetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
-	34, // 13: bmaas.evaluator.v1.GetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
-	35, // 14: bmaas.evaluator.v1.ListDecisionsResponse.decisions:type_name -> bmaas.evaluator.v1.Decision
-	36, // 15: bmaas.evaluator.v1.CreateExperimentRequest.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 16: bmaas.evaluator.v1.CreateExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 17: bmaas.evaluator.v1.GetExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 18: bmaas.evaluator.v1.ListExperimentsResponse.experiments:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 19: bmaas.evaluator.v1.PauseExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 20: bmaas.evaluator.v1.ResumeExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	36, // 21: bmaas.evaluator.v1.CancelExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
-	37, // 22: bmaas.evaluator.v1.ListTrialsResponse.trials:type_name -> bmaas.evaluator.v1.Trial
-	37, // 23: bmaas.evaluator.v1.GetBestTrialResponse.trial:type_name -> bmaas.evaluator.v1.Trial
-	4,  // 24: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:input_type -> bmaas.evaluator.v1.CreateEvaluationRequest
-	6,  // 25: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:input_type -> bmaas.evaluator.v1.GetEvaluationRequest
-	8,  // 26: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:input_type -> bmaas.evaluator.v1.ListEvaluationsRequest
-	10, // 27: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:input_type -> bmaas.evaluator.v1.SetEvaluationPolicyRequest
-	12, // 28: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:input_type -> bmaas.evaluator.v1.GetEvaluationPolicyRequest
-	14, // 29: bmaas.evaluator.v1.EvaluatorService.ListDecisions:input_type -> bmaas.evaluator.v1.ListDecisionsRequest
-	16, // 30: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:input_type -> bmaas.evaluator.v1.CreateExperimentRequest
-	18, // 31: bmaas.evaluator.v1.EvaluatorService.GetExperiment:input_type -> bmaas.evaluator.v1.GetExperimentRequest
-	20, // 32: bmaas.evaluator.v1.EvaluatorService.ListExperiments:input_type -> bmaas.evaluator.v1.ListExperimentsRequest
-	22, // 33: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:input_type -> bmaas.evaluator.v1.PauseExperimentRequest
-	24, // 34: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:input_type -> bmaas.evaluator.v1.ResumeExperimentRequest
-	26, // 35: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:input_type -> bmaas.evaluator.v1.CancelExperimentRequest
-	28, // 36: bmaas.evaluator.v1.EvaluatorService.ListTrials:input_type -> bmaas.evaluator.v1.ListTrialsRequest
-	30, // 37: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:input_type -> bmaas.evaluator.v1.GetBestTrialRequest
-	5,  // 38: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:output_type -> bmaas.evaluator.v1.CreateEvaluationResponse
-	7,  // 39: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:output_type -> bmaas.evaluator.v1.GetEvaluationResponse
-	9,  // 40: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:output_type -> bmaas.evaluator.v1.ListEvaluationsResponse
-	11, // 41: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:output_type -> bmaas.evaluator.v1.SetEvaluationPolicyResponse
-	13, // 42: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:output_type -> bmaas.evaluator.v1.GetEvaluationPolicyResponse
-	15, // 43: bmaas.evaluator.v1.EvaluatorService.ListDecisions:output_type -> bmaas.evaluator.v1.ListDecisionsResponse
-	17, // 44: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:output_type -> bmaas.evaluator.v1.CreateExperimentResponse
-	19, // 45: bmaas.evaluator.v1.EvaluatorService.GetExperiment:output_type -> bmaas.evaluator.v1.GetExperimentResponse
-	21, // 46: bmaas.evaluator.v1.EvaluatorService.ListExperiments:output_type -> bmaas.evaluator.v1.ListExperimentsResponse
-	23, // 47: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:output_type -> bmaas.evaluator.v1.PauseExperimentResponse
-	25, // 48: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:output_type -> bmaas.evaluator.v1.ResumeExperimentResponse
-	27, // 49: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:output_type -> bmaas.evaluator.v1.CancelExperimentResponse
-	29, // 50: bmaas.evaluator.v1.EvaluatorService.ListTrials:output_type -> bmaas.evaluator.v1.ListTrialsResponse
-	31, // 51: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:output_type -> bmaas.evaluator.v1.GetBestTrialResponse
-	38, // [38:52] is the sub-list for method output_type
-	24, // [24:38] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	35, // 2: bmaas.evaluator.v1.Evaluation.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: bmaas.evaluator.v1.Evaluation.confusion_matrix:type_name -> bmaas.evaluator.v1.ConfusionMatrix
+	5,  // 4: bmaas.evaluator.v1.Evaluation.drift:type_name -> bmaas.evaluator.v1.FeatureDrift
+	35, // 5: bmaas.evaluator.v1.Evaluation.complete_time:type_name -> google.protobuf.Timestamp
+	1,  // 6: bmaas.evaluator.v1.Evaluation.trigger_kind:type_name -> bmaas.evaluator.v1.EvaluationTrigger
+	2,  // 7: bmaas.evaluator.v1.Evaluation.split_kind:type_name -> bmaas.evaluator.v1.EvaluationSplit
+	3,  // 8: bmaas.evaluator.v1.CreateEvaluationRequest.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	3,  // 9: bmaas.evaluator.v1.CreateEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	3,  // 10: bmaas.evaluator.v1.GetEvaluationResponse.evaluation:type_name -> bmaas.evaluator.v1.Evaluation
+	0,  // 11: bmaas.evaluator.v1.ListEvaluationsRequest.state:type_name -> bmaas.evaluator.v1.EvaluationState
+	3,  // 12: bmaas.evaluator.v1.ListEvaluationsResponse.evaluations:type_name -> bmaas.evaluator.v1.Evaluation
+	36, // 13: bmaas.evaluator.v1.SetEvaluationPolicyRequest.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	36, // 14: bmaas.evaluator.v1.SetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	36, // 15: bmaas.evaluator.v1.GetEvaluationPolicyResponse.policy:type_name -> bmaas.evaluator.v1.EvaluationPolicy
+	37, // 16: bmaas.evaluator.v1.ListDecisionsResponse.decisions:type_name -> bmaas.evaluator.v1.Decision
+	38, // 17: bmaas.evaluator.v1.CreateExperimentRequest.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 18: bmaas.evaluator.v1.CreateExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 19: bmaas.evaluator.v1.GetExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 20: bmaas.evaluator.v1.ListExperimentsResponse.experiments:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 21: bmaas.evaluator.v1.PauseExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 22: bmaas.evaluator.v1.ResumeExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	38, // 23: bmaas.evaluator.v1.CancelExperimentResponse.experiment:type_name -> bmaas.evaluator.v1.Experiment
+	39, // 24: bmaas.evaluator.v1.ListTrialsResponse.trials:type_name -> bmaas.evaluator.v1.Trial
+	39, // 25: bmaas.evaluator.v1.GetBestTrialResponse.trial:type_name -> bmaas.evaluator.v1.Trial
+	6,  // 26: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:input_type -> bmaas.evaluator.v1.CreateEvaluationRequest
+	8,  // 27: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:input_type -> bmaas.evaluator.v1.GetEvaluationRequest
+	10, // 28: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:input_type -> bmaas.evaluator.v1.ListEvaluationsRequest
+	12, // 29: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:input_type -> bmaas.evaluator.v1.SetEvaluationPolicyRequest
+	14, // 30: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:input_type -> bmaas.evaluator.v1.GetEvaluationPolicyRequest
+	16, // 31: bmaas.evaluator.v1.EvaluatorService.ListDecisions:input_type -> bmaas.evaluator.v1.ListDecisionsRequest
+	18, // 32: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:input_type -> bmaas.evaluator.v1.CreateExperimentRequest
+	20, // 33: bmaas.evaluator.v1.EvaluatorService.GetExperiment:input_type -> bmaas.evaluator.v1.GetExperimentRequest
+	22, // 34: bmaas.evaluator.v1.EvaluatorService.ListExperiments:input_type -> bmaas.evaluator.v1.ListExperimentsRequest
+	24, // 35: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:input_type -> bmaas.evaluator.v1.PauseExperimentRequest
+	26, // 36: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:input_type -> bmaas.evaluator.v1.ResumeExperimentRequest
+	28, // 37: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:input_type -> bmaas.evaluator.v1.CancelExperimentRequest
+	30, // 38: bmaas.evaluator.v1.EvaluatorService.ListTrials:input_type -> bmaas.evaluator.v1.ListTrialsRequest
+	32, // 39: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:input_type -> bmaas.evaluator.v1.GetBestTrialRequest
+	7,  // 40: bmaas.evaluator.v1.EvaluatorService.CreateEvaluation:output_type -> bmaas.evaluator.v1.CreateEvaluationResponse
+	9,  // 41: bmaas.evaluator.v1.EvaluatorService.GetEvaluation:output_type -> bmaas.evaluator.v1.GetEvaluationResponse
+	11, // 42: bmaas.evaluator.v1.EvaluatorService.ListEvaluations:output_type -> bmaas.evaluator.v1.ListEvaluationsResponse
+	13, // 43: bmaas.evaluator.v1.EvaluatorService.SetEvaluationPolicy:output_type -> bmaas.evaluator.v1.SetEvaluationPolicyResponse
+	15, // 44: bmaas.evaluator.v1.EvaluatorService.GetEvaluationPolicy:output_type -> bmaas.evaluator.v1.GetEvaluationPolicyResponse
+	17, // 45: bmaas.evaluator.v1.EvaluatorService.ListDecisions:output_type -> bmaas.evaluator.v1.ListDecisionsResponse
+	19, // 46: bmaas.evaluator.v1.EvaluatorService.CreateExperiment:output_type -> bmaas.evaluator.v1.CreateExperimentResponse
+	21, // 47: bmaas.evaluator.v1.EvaluatorService.GetExperiment:output_type -> bmaas.evaluator.v1.GetExperimentResponse
+	23, // 48: bmaas.evaluator.v1.EvaluatorService.ListExperiments:output_type -> bmaas.evaluator.v1.ListExperimentsResponse
+	25, // 49: bmaas.evaluator.v1.EvaluatorService.PauseExperiment:output_type -> bmaas.evaluator.v1.PauseExperimentResponse
+	27, // 50: bmaas.evaluator.v1.EvaluatorService.ResumeExperiment:output_type -> bmaas.evaluator.v1.ResumeExperimentResponse
+	29, // 51: bmaas.evaluator.v1.EvaluatorService.CancelExperiment:output_type -> bmaas.evaluator.v1.CancelExperimentResponse
+	31, // 52: bmaas.evaluator.v1.EvaluatorService.ListTrials:output_type -> bmaas.evaluator.v1.ListTrialsResponse
+	33, // 53: bmaas.evaluator.v1.EvaluatorService.GetBestTrial:output_type -> bmaas.evaluator.v1.GetBestTrialResponse
+	40, // [40:54] is the sub-list for method output_type
+	26, // [26:40] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_evaluator_proto_init() }
@@ -2118,7 +2299,7 @@ func file_bmaas_evaluator_v1_evaluator_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_evaluator_proto_rawDesc), len(file_bmaas_evaluator_v1_evaluator_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      3,
 			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -208,6 +208,7 @@ func (TrialState) EnumDescriptor() ([]byte, []int) {
 }
 
 // Experiment is a hyperparameter search; kept at /bmaas/v1/experiments/<id>.
+// A generated resource: `id` is its key, `name` only a label for people.
 type Experiment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -740,6 +741,7 @@ func (x *TrialTemplate) GetProcess() *v1.ProcessRuntime {
 }
 
 // Trial is one configuration; kept at /bmaas/v1/trials/<experiment>/<id>.
+// A generated resource, keyed by experiment_id and id.
 type Trial struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ExperimentId string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`

@@ -381,7 +381,8 @@ type Decision struct {
 	PrimaryMetric    string   `protobuf:"bytes,8,opt,name=primary_metric,json=primaryMetric,proto3" json:"primary_metric,omitempty"`
 	CandidateValue   float64  `protobuf:"fixed64,9,opt,name=candidate_value,json=candidateValue,proto3" json:"candidate_value,omitempty"`
 	IncumbentValue   float64  `protobuf:"fixed64,10,opt,name=incumbent_value,json=incumbentValue,proto3" json:"incumbent_value,omitempty"`
-	// trigger: the evaluation or experiment that led to the decision.
+	// trigger: the id of the evaluation or experiment that led to the
+	// decision, or "auto". Not an enum: it names a resource.
 	Trigger       string                 `protobuf:"bytes,11,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -315,7 +315,9 @@ type Model struct {
 	Estimator isModel_Estimator `protobuf_oneof:"estimator"`
 	// Statistics of the training rows (features and target).
 	TrainingStats *v1.DatasetStats `protobuf:"bytes,11,opt,name=training_stats,json=trainingStats,proto3" json:"training_stats,omitempty"`
-	// Metrics by split ("train", "validation", "test") and name.
+	// Metrics by split ("train", "validation", "test") and name. The split
+	// stays a string in this file format: readers join it with the name
+	// into a metric's key (test_accuracy).
 	Metrics []*Metric `protobuf:"bytes,12,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// The hyperparameters, as given and with defaults filled in.
 	Hyperparameters map[string]string `protobuf:"bytes,13,rep,name=hyperparameters,proto3" json:"hyperparameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`

@@ -23,7 +23,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Dataset is a named collection of immutable dataset versions.
+// Dataset is a named collection of immutable dataset versions; a named
+// resource keyed by `name`, its versions by their int64 version number.
 type Dataset struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique name: [a-z0-9][a-z0-9-]{0,62}.

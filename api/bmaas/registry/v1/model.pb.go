@@ -192,7 +192,8 @@ func (VersionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bmaas_registry_v1_model_proto_rawDescGZIP(), []int{2}
 }
 
-// Model is a named collection of versions.
+// Model is a named collection of versions; a named resource keyed by
+// `name`, its versions by their int64 version number.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique name: [a-z0-9][a-z0-9-]{0,62}.

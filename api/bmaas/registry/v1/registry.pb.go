@@ -1236,7 +1236,9 @@ type UpdateModelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// model.name selects the model; model.etag, when set, must match.
 	Model *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// Fields to update: description, task_type, labels. Empty means all three.
+	// Fields to update (AIP-134): description, task_type, labels; `*` or an
+	// empty mask means all three. Any other path is INVALID_ARGUMENT naming
+	// update_mask.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2001,15 +2003,27 @@ func (x *ListModelVersionsResponse) GetNextPageToken() string {
 }
 
 type UpdateModelVersionRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Model       string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	// Merged into the version's metrics.
-	Metrics map[string]float64 `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	// Merged into the version's labels.
-	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Etag          string            `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// A version reference: a number, an alias or `latest`.
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// description, metrics and labels are the fields of the ModelVersion of
+	// the same names; update_mask says which of them change.
+	Description string             `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Metrics     map[string]float64 `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Labels      map[string]string  `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// etag of the version read, for compare-and-set; empty: last write wins.
+	Etag string `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The fields to change (AIP-134): `description`, `metrics` and `labels`
+	// replace the whole field with the request's (empty clears it);
+	// `metrics.<key>` and `labels.<key>` set one entry from the request's map,
+	// or delete it when the request's map lacks the key. Any other path is
+	// INVALID_ARGUMENT naming update_mask.
+	//
+	// An absent or empty mask keeps the behaviour from before the mask:
+	// a non-empty description replaces the stored one, and the metrics and
+	// labels sent are merged into the version's, entry by entry.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2084,6 +2098,13 @@ func (x *UpdateModelVersionRequest) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *UpdateModelVersionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
 }
 
 type UpdateModelVersionResponse struct {
@@ -3656,14 +3677,16 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x19ListModelVersionsResponse\x12;\n" +
 	"\bversions\x18\x01 \x03(\v2\x1f.bmaas.registry.v1.ModelVersionR\bversions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x03\n" +
 	"\x19UpdateModelVersionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12S\n" +
 	"\ametrics\x18\x04 \x03(\v29.bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntryR\ametrics\x12P\n" +
 	"\x06labels\x18\x05 \x03(\v28.bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntryR\x06labels\x12\x12\n" +
-	"\x04etag\x18\x06 \x01(\tR\x04etag\x1a:\n" +
+	"\x04etag\x18\x06 \x01(\tR\x04etag\x12;\n" +
+	"\vupdate_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a9\n" +
@@ -3905,80 +3928,81 @@ var file_bmaas_registry_v1_registry_proto_depIdxs = []int32{
 	70, // 27: bmaas.registry.v1.ListModelVersionsResponse.versions:type_name -> bmaas.registry.v1.ModelVersion
 	63, // 28: bmaas.registry.v1.UpdateModelVersionRequest.metrics:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
 	64, // 29: bmaas.registry.v1.UpdateModelVersionRequest.labels:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
-	70, // 30: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	70, // 31: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	67, // 32: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	70, // 33: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	67, // 34: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	47, // 35: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
-	26, // 36: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	65, // 37: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
-	71, // 38: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	72, // 39: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	71, // 40: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	71, // 41: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
-	72, // 42: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	72, // 43: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
-	72, // 44: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	14, // 45: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
-	16, // 46: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
-	18, // 47: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
-	20, // 48: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
-	22, // 49: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
-	24, // 50: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
-	28, // 51: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
-	30, // 52: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
-	32, // 53: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
-	34, // 54: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
-	36, // 55: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
-	38, // 56: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
-	40, // 57: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
-	42, // 58: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
-	44, // 59: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
-	46, // 60: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
-	49, // 61: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
-	51, // 62: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
-	53, // 63: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
-	55, // 64: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
-	57, // 65: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
-	59, // 66: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
-	1,  // 67: bmaas.registry.v1.RegistryService.UploadCheckpoint:input_type -> bmaas.registry.v1.UploadCheckpointRequest
-	4,  // 68: bmaas.registry.v1.RegistryService.GetCheckpoint:input_type -> bmaas.registry.v1.GetCheckpointRequest
-	6,  // 69: bmaas.registry.v1.RegistryService.DownloadCheckpoint:input_type -> bmaas.registry.v1.DownloadCheckpointRequest
-	9,  // 70: bmaas.registry.v1.RegistryService.UploadBundle:input_type -> bmaas.registry.v1.UploadBundleRequest
-	12, // 71: bmaas.registry.v1.RegistryService.DownloadBundle:input_type -> bmaas.registry.v1.DownloadBundleRequest
-	15, // 72: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
-	17, // 73: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
-	19, // 74: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
-	21, // 75: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
-	23, // 76: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
-	27, // 77: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
-	29, // 78: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
-	31, // 79: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
-	33, // 80: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
-	35, // 81: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
-	37, // 82: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
-	39, // 83: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
-	41, // 84: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
-	43, // 85: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
-	45, // 86: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
-	48, // 87: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
-	50, // 88: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
-	52, // 89: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
-	54, // 90: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
-	56, // 91: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
-	58, // 92: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
-	60, // 93: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
-	3,  // 94: bmaas.registry.v1.RegistryService.UploadCheckpoint:output_type -> bmaas.registry.v1.UploadCheckpointResponse
-	5,  // 95: bmaas.registry.v1.RegistryService.GetCheckpoint:output_type -> bmaas.registry.v1.GetCheckpointResponse
-	7,  // 96: bmaas.registry.v1.RegistryService.DownloadCheckpoint:output_type -> bmaas.registry.v1.DownloadCheckpointResponse
-	11, // 97: bmaas.registry.v1.RegistryService.UploadBundle:output_type -> bmaas.registry.v1.UploadBundleResponse
-	13, // 98: bmaas.registry.v1.RegistryService.DownloadBundle:output_type -> bmaas.registry.v1.DownloadBundleResponse
-	72, // [72:99] is the sub-list for method output_type
-	45, // [45:72] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	68, // 30: bmaas.registry.v1.UpdateModelVersionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	70, // 31: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	70, // 32: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	67, // 33: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	70, // 34: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	67, // 35: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	47, // 36: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
+	26, // 37: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	65, // 38: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
+	71, // 39: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	72, // 40: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	71, // 41: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	71, // 42: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
+	72, // 43: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	72, // 44: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
+	72, // 45: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	14, // 46: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
+	16, // 47: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
+	18, // 48: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
+	20, // 49: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
+	22, // 50: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
+	24, // 51: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
+	28, // 52: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
+	30, // 53: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
+	32, // 54: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
+	34, // 55: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
+	36, // 56: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
+	38, // 57: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
+	40, // 58: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
+	42, // 59: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
+	44, // 60: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
+	46, // 61: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
+	49, // 62: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
+	51, // 63: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
+	53, // 64: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
+	55, // 65: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
+	57, // 66: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
+	59, // 67: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
+	1,  // 68: bmaas.registry.v1.RegistryService.UploadCheckpoint:input_type -> bmaas.registry.v1.UploadCheckpointRequest
+	4,  // 69: bmaas.registry.v1.RegistryService.GetCheckpoint:input_type -> bmaas.registry.v1.GetCheckpointRequest
+	6,  // 70: bmaas.registry.v1.RegistryService.DownloadCheckpoint:input_type -> bmaas.registry.v1.DownloadCheckpointRequest
+	9,  // 71: bmaas.registry.v1.RegistryService.UploadBundle:input_type -> bmaas.registry.v1.UploadBundleRequest
+	12, // 72: bmaas.registry.v1.RegistryService.DownloadBundle:input_type -> bmaas.registry.v1.DownloadBundleRequest
+	15, // 73: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
+	17, // 74: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
+	19, // 75: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
+	21, // 76: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
+	23, // 77: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
+	27, // 78: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
+	29, // 79: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
+	31, // 80: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
+	33, // 81: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
+	35, // 82: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
+	37, // 83: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
+	39, // 84: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
+	41, // 85: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
+	43, // 86: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
+	45, // 87: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
+	48, // 88: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
+	50, // 89: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
+	52, // 90: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
+	54, // 91: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
+	56, // 92: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
+	58, // 93: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
+	60, // 94: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
+	3,  // 95: bmaas.registry.v1.RegistryService.UploadCheckpoint:output_type -> bmaas.registry.v1.UploadCheckpointResponse
+	5,  // 96: bmaas.registry.v1.RegistryService.GetCheckpoint:output_type -> bmaas.registry.v1.GetCheckpointResponse
+	7,  // 97: bmaas.registry.v1.RegistryService.DownloadCheckpoint:output_type -> bmaas.registry.v1.DownloadCheckpointResponse
+	11, // 98: bmaas.registry.v1.RegistryService.UploadBundle:output_type -> bmaas.registry.v1.UploadBundleResponse
+	13, // 99: bmaas.registry.v1.RegistryService.DownloadBundle:output_type -> bmaas.registry.v1.DownloadBundleResponse
+	73, // [73:100] is the sub-list for method output_type
+	46, // [46:73] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_registry_v1_registry_proto_init() }

@@ -55,8 +55,12 @@ const (
 // RegistryService stores models, their versions and aliases, datasets and
 // the artifacts behind them.
 //
-// Wherever a version is named, `version` accepts a version number, an alias
-// (aliases are never all digits) or `latest` (the newest READY version).
+// Models and datasets are named resources, keyed by `name`; a version is
+// keyed by its model (or dataset) and its version number, an int64
+// everywhere a resource holds it. Wherever a request names a version to act
+// on, the string `version` is a version reference: a version number, an
+// alias (aliases are never all digits) or `latest` (the newest READY
+// version). See docs/api.md.
 type RegistryServiceClient interface {
 	// Models.
 	CreateModel(ctx context.Context, in *CreateModelRequest, opts ...grpc.CallOption) (*CreateModelResponse, error)
@@ -429,8 +433,12 @@ type RegistryService_DownloadBundleClient = grpc.ServerStreamingClient[DownloadB
 // RegistryService stores models, their versions and aliases, datasets and
 // the artifacts behind them.
 //
-// Wherever a version is named, `version` accepts a version number, an alias
-// (aliases are never all digits) or `latest` (the newest READY version).
+// Models and datasets are named resources, keyed by `name`; a version is
+// keyed by its model (or dataset) and its version number, an int64
+// everywhere a resource holds it. Wherever a request names a version to act
+// on, the string `version` is a version reference: a version number, an
+// alias (aliases are never all digits) or `latest` (the newest READY
+// version). See docs/api.md.
 type RegistryServiceServer interface {
 	// Models.
 	CreateModel(context.Context, *CreateModelRequest) (*CreateModelResponse, error)

@@ -798,7 +798,8 @@ func (x *JobTransition) GetReason() string {
 	return ""
 }
 
-// Job is a submitted spec and its live status.
+// Job is a submitted spec and its live status. A generated resource: the
+// scheduler gives it its `id`, the key (see docs/api.md).
 type Job struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
