@@ -167,23 +167,6 @@ func (s *Service) List(ctx context.Context, req *gatewayv1.ListDeploymentsReques
 	return out, nil
 }
 
-// Update replaces the spec fields of a deployment (status is kept); an
-// etag, when sent, must match.
-func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
-	d = proto.Clone(d).(*gatewayv1.Deployment)
-	if err := s.normalize(d); err != nil {
-		return nil, err
-	}
-	if _, err := s.resolve(ctx, d.Model); err != nil {
-		return nil, err
-	}
-	return s.modify(ctx, d.Name, d.Etag, func(cur *gatewayv1.Deployment) {
-		d.Status, d.CreateTime, d.State = cur.Status, cur.CreateTime, cur.State
-		proto.Reset(cur)
-		proto.Merge(cur, d)
-	})
-}
-
 // Rollback pins the deployment to the version it served before its last
 // rollout.
 func (s *Service) Rollback(ctx context.Context, name string) (*gatewayv1.Deployment, error) {

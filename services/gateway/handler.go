@@ -28,7 +28,7 @@ func (h *handler) ListDeployments(ctx context.Context, req *gatewayv1.ListDeploy
 }
 
 func (h *handler) UpdateDeployment(ctx context.Context, req *gatewayv1.UpdateDeploymentRequest) (*gatewayv1.UpdateDeploymentResponse, error) {
-	d, err := h.s.Update(ctx, req.GetDeployment())
+	d, err := h.s.Update(ctx, req.GetDeployment(), req.GetUpdateMask())
 	return &gatewayv1.UpdateDeploymentResponse{Deployment: d}, err
 }
 
