@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"path/filepath"
 	"strings"
 
@@ -16,65 +15,6 @@ import (
 	"github.com/bmaas/bmaas/pkg/blob"
 	"github.com/bmaas/bmaas/pkg/store"
 )
-
-// UpdateVersion merges metrics and labels into a version and sets its
-// description. With an etag it applies only to that revision.
-func (r *Registry) UpdateVersion(ctx context.Context, req *registryv1.UpdateModelVersionRequest) (*registryv1.ModelVersion, error) {
-	want, err := store.ParseEtag("etag", req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range req.GetMetrics() {
-		if k == "" || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, apierr.Invalid("metrics["+k+"]", "needs a name and a finite value")
-		}
-	}
-	if err := checkLabels("labels", req.GetLabels()); err != nil {
-		return nil, err
-	}
-	for range maxRetries {
-		v, rev, err := r.resolve(ctx, req.GetModel(), req.GetVersion())
-		if err != nil {
-			return nil, err
-		}
-		if want != 0 && want != rev {
-			return nil, apierr.Conflict("version %s@%d changed since etag %s", v.Model, v.Version, req.GetEtag())
-		}
-		if req.GetDescription() != "" {
-			v.Description = req.GetDescription()
-		}
-		if len(req.GetMetrics()) > 0 && v.Metrics == nil {
-			v.Metrics = map[string]float64{}
-		}
-		for k, x := range req.GetMetrics() {
-			v.Metrics[k] = x
-		}
-		if len(req.GetLabels()) > 0 && v.Labels == nil {
-			v.Labels = map[string]string{}
-		}
-		for k, x := range req.GetLabels() {
-			v.Labels[k] = x
-		}
-		v.UpdateTime = r.ts()
-		aliases := v.Aliases
-		v.Aliases, v.Etag = nil, ""
-		key := versionKey(v.Model, v.Version)
-		nrev, err := r.commit(ctx, []store.Cond{{Key: key, Rev: rev}}, store.Put(key, v))
-		if store.IsStale(err) {
-			if want != 0 {
-				return nil, apierr.Conflict("version %s@%d changed since etag %s", v.Model, v.Version, req.GetEtag())
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("update version: %w", err)
-		}
-		v.Aliases, v.Etag = aliases, store.Etag(nrev)
-		r.publish(ctx, "model", v.Model, "version.updated", v)
-		return v, nil
-	}
-	return nil, apierr.Conflict("version is changing too fast; retry")
-}
 
 // DeleteVersion deletes a version that no alias points at.
 func (r *Registry) DeleteVersion(ctx context.Context, model, ref string) error {
