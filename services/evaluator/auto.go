@@ -38,23 +38,34 @@ func (e *Evaluator) consumeVersions(ctx context.Context) {
 
 // onVersionReady evaluates a trained version on its job's test split and
 // on the datasets of its model's policy, then applies the promotion
-// policy. Every step is keyed by version (and dataset version), so a
-// redelivered event redoes nothing.
+// policy, once per version (autoOnce): a redelivered event, or one that
+// races the leader's sweep, redoes nothing. An event for a version that
+// another call is evaluating is acked; that call, or the next sweep if it
+// fails, finishes the version.
 func (e *Evaluator) onVersionReady(ctx context.Context, ev events.Event) error {
 	v := &registryv1.ModelVersion{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(ev.Data, v); err != nil {
 		e.log.Warn("undecodable version event", "key", ev.Key, "err", err)
 		return nil
 	}
-	if v.GetLineage().GetJobId() == "" || v.Format != registryv1.ModelFormat_MODEL_FORMAT_NATIVE {
+	if !autoEligible(v) {
 		return nil
 	}
-	return e.AutoEvaluate(ctx, v.Model, v.Version, v.Lineage.JobId)
+	_, err := e.autoOnce(ctx, v.Model, v.Version, v.Lineage.JobId)
+	return err
 }
 
 // AutoEvaluate runs the automatic evaluations of one version and its
-// promotion decision.
+// promotion decision, unless they are done or under way elsewhere (then
+// it returns nil at once).
 func (e *Evaluator) AutoEvaluate(ctx context.Context, model string, version int64, jobID string) error {
+	_, err := e.autoOnce(ctx, model, version, jobID)
+	return err
+}
+
+// autoEvaluate runs the evaluations and the decision. Every step is keyed
+// by version (and dataset version), so repeating it redoes nothing.
+func (e *Evaluator) autoEvaluate(ctx context.Context, model string, version int64, jobID string) error {
 	pol, err := e.GetEvaluationPolicy(ctx, model)
 	if err != nil && !errors.Is(err, apierr.ErrNotFound) {
 		return err

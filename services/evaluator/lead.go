@@ -9,16 +9,16 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-// jobsPrefix is where the scheduler keeps jobs (its contract: /bmaas/v1/jobs/<id>).
-const jobsPrefix = "/bmaas/v1/jobs/"
 
 // lead drives every live experiment while this replica leads. Each pass
 // is level-triggered: it reads the experiment, the searcher's state and
 // the trials from etcd, so a new leader continues where the last stopped.
 // A pass runs when a job or an experiment changes (watched), at once
-// again after a pass that left trials to submit, and every Poll.
+// again after a pass that left trials to submit, and every Poll. With
+// AutoEvaluate, the leader also sweeps for versions whose automatic
+// evaluation an event missed (sweepLoop), at once and every AutoSweep.
 func (e *Evaluator) lead(ctx context.Context, term int64) {
 	fence, err := election.Fence(ctx, e.cli, electionService, term)
 	if err != nil {
@@ -26,6 +26,14 @@ func (e *Evaluator) lead(ctx context.Context, term int64) {
 		return
 	}
 	e.log.Info("leading experiments", "term", term)
+	if e.cfg.AutoEvaluate {
+		swept := make(chan struct{})
+		go func() {
+			defer close(swept)
+			e.sweepLoop(ctx)
+		}()
+		defer func() { <-swept }()
+	}
 	t := time.NewTicker(e.cfg.Poll)
 	defer t.Stop()
 	wake := make(chan struct{}, 1)
@@ -47,7 +55,7 @@ func (e *Evaluator) lead(ctx context.Context, term int64) {
 // changes; wakes coalesce while a pass runs. The poll covers a broken watch.
 func (e *Evaluator) watchChanges(ctx context.Context, wake chan<- struct{}) {
 	for ctx.Err() == nil {
-		jobs := e.cli.Watch(ctx, jobsPrefix, clientv3.WithPrefix(), clientv3.WithFilterDelete())
+		jobs := e.cli.Watch(ctx, schedkeys.JobsPrefix, clientv3.WithPrefix(), clientv3.WithFilterDelete())
 		xs := e.cli.Watch(ctx, experimentsPrefix(), clientv3.WithPrefix(), clientv3.WithFilterDelete())
 		for open := 2; open > 0; {
 			var resp clientv3.WatchResponse
