@@ -14,7 +14,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/membership"
-	"github.com/bmaas/bmaas/services/traineragent"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -43,7 +43,7 @@ func TestListenOnEveryInterface(t *testing.T) {
 	}
 
 	servedIris(t, c)
-	kvs, err := cli.Get(ctx, traineragent.EndpointKey("iris", ""), clientv3.WithPrefix())
+	kvs, err := cli.Get(ctx, endpointkeys.Of("iris"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.Len(t, kvs.Kvs, 1)
 	ep := &gatewayv1.Endpoint{}

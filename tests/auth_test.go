@@ -22,7 +22,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/mesh"
-	"github.com/bmaas/bmaas/services/traineragent"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -89,7 +89,7 @@ func TestAuthEverywhere(t *testing.T) {
 
 	// The replica itself, called directly.
 	cli := c.EtcdClient(t)
-	kvs, err := cli.Get(ctx, traineragent.EndpointKey("iris", ""), clientv3.WithPrefix())
+	kvs, err := cli.Get(ctx, endpointkeys.Of("iris"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.NotEmpty(t, kvs.Kvs)
 	ep := &gatewayv1.Endpoint{}

@@ -26,7 +26,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/pki"
-	"github.com/bmaas/bmaas/services/traineragent"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -68,7 +68,7 @@ func TestTLSEverywhere(t *testing.T) {
 
 	// The replica's ports: the gateway's (a bmaas process's) certificate
 	// gets in, a user's does not, even with the replica's token.
-	kvs, err := c.EtcdClient(t).Get(ctx, traineragent.EndpointKey("iris", ""), clientv3.WithPrefix())
+	kvs, err := c.EtcdClient(t).Get(ctx, endpointkeys.Of("iris"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.NotEmpty(t, kvs.Kvs)
 	ep := &gatewayv1.Endpoint{}

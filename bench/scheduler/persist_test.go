@@ -15,6 +15,7 @@ import (
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/services/scheduler"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // BenchmarkPlacePersisted writes 5,000 nodes and 10,000 queued jobs into
@@ -59,13 +60,13 @@ func persistOnce(b *testing.B, batch int) time.Duration {
 		}
 	}
 	for _, n := range genNodes() {
-		put("/bmaas/v1/nodes/"+n.Name, n)
+		put(schedkeys.Node(n.Name), n)
 	}
 	now := time.Now()
 	for i, s := range genJobs(1) {
 		id := events.NewID()
 		ts := timestamppb.New(now.Add(time.Duration(i)))
-		put("/bmaas/v1/jobs/"+id, &schedulerv1.Job{Id: id, Spec: s, State: schedulerv1.JobState_JOB_STATE_QUEUED, Attempt: 1,
+		put(schedkeys.Job(id), &schedulerv1.Job{Id: id, Spec: s, State: schedulerv1.JobState_JOB_STATE_QUEUED, Attempt: 1,
 			CreateTime: ts, History: []*schedulerv1.JobTransition{{State: schedulerv1.JobState_JOB_STATE_QUEUED, Time: ts, Reason: "submitted"}}})
 	}
 	if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
@@ -97,7 +98,7 @@ func persistOnce(b *testing.B, batch int) time.Duration {
 	}
 	took := time.Since(start)
 	b.StopTimer()
-	resp, err := cli.Get(ctx, "/bmaas/v1/assignments/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := cli.Get(ctx, schedkeys.AssignmentsPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,18 +20,19 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/pkg/mesh"
-	"github.com/bmaas/bmaas/services/traineragent"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // window is how long each measurement runs.
@@ -197,7 +198,7 @@ func roomy(cfg *app.Config) {
 // dialReplica calls a deployment's replica directly, with the replica's
 // own token from its endpoint record.
 func dialReplica(b *testing.B, c *harness.Cluster, name string) inference.GRPCInferenceServiceClient {
-	kvs, err := c.EtcdClient(b).Get(context.Background(), traineragent.EndpointKey(name, ""), clientv3.WithPrefix())
+	kvs, err := c.EtcdClient(b).Get(context.Background(), endpointkeys.Of(name), clientv3.WithPrefix())
 	if err != nil || len(kvs.Kvs) == 0 {
 		b.Fatalf("deployment %s has no ready replica: %v", name, err)
 	}

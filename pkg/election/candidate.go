@@ -39,7 +39,7 @@ func (c *candidate) term(ctx context.Context) (led bool, err error) {
 		case <-campaignCtx.Done():
 		}
 	}()
-	el := concurrency.NewElection(sess, prefix(c.cfg.Service))
+	el := concurrency.NewElection(sess, Prefix(c.cfg.Service))
 	if err := el.Campaign(campaignCtx, c.cfg.ID); err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()

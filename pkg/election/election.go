@@ -69,8 +69,8 @@ func (c Config) ttlSeconds() int {
 	return max(1, int(math.Ceil(ttl.Seconds())))
 }
 
-// prefix is the election's key prefix, with its trailing slash.
-func prefix(service string) string {
+// Prefix is the election's key prefix, with its trailing slash.
+func Prefix(service string) string {
 	return KeyPrefix + service + "/"
 }
 
@@ -116,7 +116,7 @@ func Leader(ctx context.Context, cli *clientv3.Client, service string) (id strin
 	if err := checkService(service); err != nil {
 		return "", 0, err
 	}
-	resp, err := cli.Get(ctx, prefix(service), clientv3.WithFirstCreate()...)
+	resp, err := cli.Get(ctx, Prefix(service), clientv3.WithFirstCreate()...)
 	if err != nil {
 		return "", 0, fmt.Errorf("get leader of %s: %w", service, err)
 	}
@@ -134,7 +134,7 @@ func Fence(ctx context.Context, cli *clientv3.Client, service string, term int64
 	if err := checkService(service); err != nil {
 		return clientv3.Cmp{}, err
 	}
-	resp, err := cli.Get(ctx, prefix(service), clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, Prefix(service), clientv3.WithPrefix())
 	if err != nil {
 		return clientv3.Cmp{}, fmt.Errorf("read leader keys of %s: %w", service, err)
 	}

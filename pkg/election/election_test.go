@@ -148,7 +148,7 @@ func TestLeaseLossCancelsLead(t *testing.T) {
 	r := start(t, cli, "evaluator", "solo")
 	first := elected(t, r)
 
-	resp, err := cli.Get(ctx, prefix("evaluator"), clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, Prefix("evaluator"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 	_, err = cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
@@ -165,7 +165,7 @@ func TestLeaderKeyDeletedCancelsLead(t *testing.T) {
 	cli := testenv.EtcdClient(t)
 	r := start(t, cli, "registry", "solo")
 	first := elected(t, r)
-	_, err := cli.Delete(t.Context(), prefix("registry"), clientv3.WithPrefix())
+	_, err := cli.Delete(t.Context(), Prefix("registry"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	waitDone(t, first.ctx)
 	require.Greater(t, elected(t, r).term, first.term)

@@ -5,23 +5,19 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/mesh"
-	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 )
-
-var endpointsPrefix = store.Key("endpoints") + "/"
 
 // backend is one ready replica as the router sees it.
 type backend struct {
@@ -71,7 +67,7 @@ func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool, tlsCfg *tls
 // run lists the endpoints and follows their changes until ctx is done.
 func (r *router) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		resp, err := r.cli.Get(ctx, endpointsPrefix, clientv3.WithPrefix())
+		resp, err := r.cli.Get(ctx, endpointkeys.Prefix, clientv3.WithPrefix())
 		if err != nil {
 			time.Sleep(200 * time.Millisecond)
 			continue
@@ -84,7 +80,7 @@ func (r *router) run(ctx context.Context) {
 		r.broadcastLocked()
 		r.mu.Unlock()
 		r.once.Do(func() { close(r.ready) })
-		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), endpointsPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), endpointkeys.Prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 		for wr := range wch {
 			if wr.Err() != nil {
 				break
@@ -103,19 +99,15 @@ func (r *router) run(ctx context.Context) {
 	}
 }
 
-func depOf(key string) string {
-	dep, _, _ := strings.Cut(strings.TrimPrefix(key, endpointsPrefix), "/")
-	return dep
-}
-
 func (r *router) putLocked(key string, val []byte) {
-	ep := &gatewayv1.Endpoint{}
-	if err := proto.Unmarshal(val, ep); err != nil || ep.Address == "" {
-		r.log.Warn("bad endpoint", "key", key, "err", err)
+	dep, _, ok := endpointkeys.Parse(key)
+	if !ok {
+		r.log.Warn("bad endpoint key", "key", key)
 		return
 	}
-	if ep.Token == "" {
-		r.log.Warn("endpoint without a replica token", "key", key)
+	ep, err := endpointkeys.Decode(val)
+	if err != nil {
+		r.log.Warn("bad endpoint", "key", key, "err", err)
 		return
 	}
 	addr, laneAddr := connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)
@@ -144,7 +136,6 @@ func (r *router) putLocked(key string, val []byte) {
 		}
 	}
 	r.deleteLocked(key)
-	dep := depOf(key)
 	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn), lane: lc})
 	delete(r.unused, addr)
 	delete(r.unused, laneAddr)
@@ -160,7 +151,10 @@ func connKey(addr, token string) string {
 }
 
 func (r *router) deleteLocked(key string) {
-	dep := depOf(key)
+	dep, _, ok := endpointkeys.Parse(key)
+	if !ok {
+		return
+	}
 	bs := r.byDep[dep]
 	for i, b := range bs {
 		if b.key == key {

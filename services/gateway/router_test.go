@@ -19,6 +19,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/lane"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 )
 
 // listener records the authorization each call brings.
@@ -65,14 +66,14 @@ func TestRouterSendsEachReplicaItsOwnToken(t *testing.T) {
 	t.Cleanup(func() { cancel(); r.close() })
 	go r.run(ctx)
 
-	put := func(key string, ep *gatewayv1.Endpoint) {
+	put := func(ep *gatewayv1.Endpoint) {
 		b, err := proto.Marshal(ep)
 		require.NoError(t, err)
-		_, err = cli.Put(t.Context(), endpointsPrefix+key, string(b))
+		_, err = cli.Put(t.Context(), endpointkeys.Key(ep.Deployment, ep.Replica), string(b))
 		require.NoError(t, err)
 	}
-	put("dep/untokened", &gatewayv1.Endpoint{Deployment: "dep", Replica: "untokened", Address: lis.Addr().String(), Version: 1})
-	put("dep/r1", &gatewayv1.Endpoint{Deployment: "dep", Replica: "r1", Address: lis.Addr().String(),
+	put(&gatewayv1.Endpoint{Deployment: "dep", Replica: "untokened", Address: lis.Addr().String(), Version: 1})
+	put(&gatewayv1.Endpoint{Deployment: "dep", Replica: "r1", Address: lis.Addr().String(),
 		LaneAddress: laneLis.Addr().String(), Version: 1, Token: "replica-secret"})
 	require.Eventually(t, func() bool { bs, _ := r.backends("dep"); return len(bs) == 1 }, 10*time.Second, 10*time.Millisecond)
 	bs, _ := r.backends("dep")

@@ -11,6 +11,7 @@ import (
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/services/scheduler/placement"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // queueOrder sorts by priority (highest first), then FIFO by create time.
@@ -147,7 +148,7 @@ func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, 
 		as := &schedulerv1.Assignment{JobId: j.Id, Rank: int32(rank), WorldSize: world, Node: n.Name, Term: l.term,
 			Attempt: j.Attempt, Spec: j.Spec, GpuIndices: a.GPUIndices(n), MasterAddr: l.host(master.Name),
 			MasterPort: port, NodeRank: nodeRank, LocalRank: localRank, CreateTime: timestamppb.New(now)}
-		if err := t.put(assignmentKey(n.Name, j.Id, int32(rank)), as); err != nil {
+		if err := t.put(schedkeys.Assignment(n.Name, j.Id, int32(rank)), as); err != nil {
 			return nil, err
 		}
 		localRank++

@@ -12,7 +12,7 @@ import (
 // watchLeaders notes when another replica's leader key vanishes, so that
 // a new leader can report how long the failover took.
 func (s *Service) watchLeaders(ctx context.Context) {
-	prefix := election.KeyPrefix + electionService + "/"
+	prefix := election.Prefix(electionService)
 	for ctx.Err() == nil {
 		wch := s.sched.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithPrevKV())
 		for wr := range wch {

@@ -12,6 +12,7 @@ import (
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/election"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 func TestFailover(t *testing.T) {
@@ -63,16 +64,16 @@ func TestFailover(t *testing.T) {
 	e.wait(b.c, first, inState(stSucceeded))
 	second := submit(t, b, spec(nil))
 	e.wait(b.c, second, inState(stScheduled))
-	resp, err := e.cli.Get(t.Context(), assignmentsPrefix, clientv3.WithPrefix())
+	resp, err := e.cli.Get(t.Context(), schedkeys.AssignmentsPrefix, clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1, "nothing is double-assigned")
 
 	// A deposed leader writes nothing: its fence fails.
 	stale := &leader{Scheduler: b.svc.sched, term: term1, fence: oldFence}
 	tx := &txn{}
-	require.NoError(t, tx.put(assignmentKey("n1", "ghost", 0), &schedulerv1.Assignment{JobId: "ghost"}))
+	require.NoError(t, tx.put(schedkeys.Assignment("n1", "ghost", 0), &schedulerv1.Assignment{JobId: "ghost"}))
 	require.NoError(t, stale.flush(t.Context(), []*txn{tx}))
-	got, err := e.cli.Get(t.Context(), assignmentKey("n1", "ghost", 0))
+	got, err := e.cli.Get(t.Context(), schedkeys.Assignment("n1", "ghost", 0))
 	require.NoError(t, err)
 	require.Empty(t, got.Kvs)
 }
@@ -98,7 +99,7 @@ func TestTwoReplicasNeverDoubleAssign(t *testing.T) {
 	}
 	// 3 nodes x 8 slots: 24 placed, 6 waiting; capacity is never exceeded.
 	poll(t, func() bool {
-		resp, err := e.cli.Get(t.Context(), assignmentsPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := e.cli.Get(t.Context(), schedkeys.AssignmentsPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		require.NoError(t, err)
 		return resp.Count == 24
 	}, func() string { return "not all placed" })

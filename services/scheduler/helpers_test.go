@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +28,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/registry"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 const waitFor = 15 * time.Second
@@ -164,7 +164,7 @@ func (e *env) node(name string, cpu int64, memGiB int64, gpus int) func() {
 	}
 	b, err := proto.Marshal(n)
 	require.NoError(t, err)
-	_, err = e.cli.Put(t.Context(), nodeKey(name), string(b), clientv3.WithLease(lease.ID))
+	_, err = e.cli.Put(t.Context(), schedkeys.Node(name), string(b), clientv3.WithLease(lease.ID))
 	require.NoError(t, err)
 	return func() {
 		_, err := e.cli.Revoke(context.Background(), lease.ID)
@@ -174,11 +174,11 @@ func (e *env) node(name string, cpu int64, memGiB int64, gpus int) func() {
 
 // assignments returns a job's assignments with their keys' create revisions.
 func (e *env) assignments(job string) map[string]*schedulerv1.Assignment {
-	resp, err := e.cli.Get(e.t.Context(), assignmentsPrefix, clientv3.WithPrefix())
+	resp, err := e.cli.Get(e.t.Context(), schedkeys.AssignmentsPrefix, clientv3.WithPrefix())
 	require.NoError(e.t, err)
 	out := map[string]*schedulerv1.Assignment{}
 	for _, kv := range resp.Kvs {
-		if _, j, _ := parseAssignmentKey(string(kv.Key)); j == job {
+		if _, j, _, _ := schedkeys.ParseAssignment(string(kv.Key)); j == job {
 			a := &schedulerv1.Assignment{}
 			require.NoError(e.t, proto.Unmarshal(kv.Value, a))
 			out[string(kv.Key)] = a
@@ -191,7 +191,7 @@ func (e *env) assignments(job string) map[string]*schedulerv1.Assignment {
 // assignment still exists with the create revision the agent saw.
 func (e *env) report(job string, rank int32, state schedulerv1.TaskState, mutate func(*schedulerv1.TaskStatus)) {
 	t := e.t
-	resp, err := e.cli.Get(t.Context(), assignmentsPrefix, clientv3.WithPrefix())
+	resp, err := e.cli.Get(t.Context(), schedkeys.AssignmentsPrefix, clientv3.WithPrefix())
 	require.NoError(t, err)
 	for _, kv := range resp.Kvs {
 		a := &schedulerv1.Assignment{}
@@ -207,7 +207,7 @@ func (e *env) report(job string, rank int32, state schedulerv1.TaskState, mutate
 		require.NoError(t, err)
 		tr, err := e.cli.Txn(t.Context()).
 			If(clientv3.Compare(clientv3.CreateRevision(string(kv.Key)), "=", kv.CreateRevision)).
-			Then(clientv3.OpPut(tasksOf(job)+strconv.Itoa(int(rank)), string(b))).Commit()
+			Then(clientv3.OpPut(schedkeys.Task(job, rank), string(b))).Commit()
 		require.NoError(t, err)
 		require.True(t, tr.Succeeded)
 		return

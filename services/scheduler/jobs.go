@@ -12,6 +12,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // Submit validates spec and queues a new job.
@@ -29,7 +30,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *schedulerv1.JobSpec) (*sch
 	now := s.now()
 	j := &schedulerv1.Job{Id: events.NewID(), Spec: spec, CreateTime: timestamppb.New(now), Attempt: 1}
 	move(j, schedulerv1.JobState_JOB_STATE_QUEUED, "submitted", now)
-	rev, err := s.st.Commit(ctx, []store.Cond{{Key: jobKey(j.Id)}}, store.Put(jobKey(j.Id), j))
+	rev, err := s.st.Commit(ctx, []store.Cond{{Key: schedkeys.Job(j.Id)}}, store.Put(schedkeys.Job(j.Id), j))
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func (s *Scheduler) get(ctx context.Context, id string) (*schedulerv1.Job, int64
 		return nil, 0, apierr.Invalid("id", "not a job id: %q", id)
 	}
 	var j schedulerv1.Job
-	rev, err := s.st.Get(ctx, jobKey(id), &j)
+	rev, err := s.st.Get(ctx, schedkeys.Job(id), &j)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, apierr.NotFound("job", id)
 	}
@@ -75,7 +76,7 @@ func (s *Scheduler) List(ctx context.Context, req *schedulerv1.ListJobsRequest) 
 		return (req.GetState() == schedulerv1.JobState_JOB_STATE_UNSPECIFIED || j.State == req.GetState()) &&
 			(req.GetModel() == "" || j.GetSpec().GetModel() == req.GetModel()) && sel.matches(j.GetSpec().GetLabels())
 	}
-	items, next, err := store.List(ctx, s.st, jobsPrefix, size, req.GetPageToken(),
+	items, next, err := store.List(ctx, s.st, schedkeys.JobsPrefix, size, req.GetPageToken(),
 		func() *schedulerv1.Job { return &schedulerv1.Job{} }, keep)
 	if err != nil {
 		return nil, err
@@ -107,7 +108,7 @@ func (s *Scheduler) Cancel(ctx context.Context, id, reason string) (*schedulerv1
 		}
 		move(j, schedulerv1.JobState_JOB_STATE_CANCELLED, reason, s.now())
 		j.Etag = ""
-		rev, err = s.st.Commit(ctx, []store.Cond{{Key: jobKey(id), Rev: rev}}, store.Put(jobKey(id), j))
+		rev, err = s.st.Commit(ctx, []store.Cond{{Key: schedkeys.Job(id), Rev: rev}}, store.Put(schedkeys.Job(id), j))
 		if store.IsStale(err) {
 			continue // the leader moved it meanwhile: read again
 		}

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,41 +14,8 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-// Keys of the contract (see doc.go).
-var (
-	jobsPrefix        = store.Key("jobs") + "/"
-	nodesPrefix       = store.Key("nodes") + "/"
-	assignmentsPrefix = store.Key("assignments") + "/"
-	tasksPrefix       = store.Key("tasks") + "/"
-)
-
-func jobKey(id string) string    { return jobsPrefix + id }
-func nodeKey(name string) string { return nodesPrefix + name }
-func assignmentKey(node, job string, rank int32) string {
-	return assignmentsPrefix + node + "/" + job + "/" + strconv.Itoa(int(rank))
-}
-func tasksOf(job string) string { return tasksPrefix + job + "/" }
-
-// parseAssignmentKey splits /bmaas/v1/assignments/<node>/<job>/<rank>.
-func parseAssignmentKey(key string) (node, job string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(key, assignmentsPrefix), "/")
-	if len(parts) != 3 {
-		return "", "", false
-	}
-	return parts[0], parts[1], true
-}
-
-// parseTaskKey splits /bmaas/v1/tasks/<job>/<rank>.
-func parseTaskKey(key string) (job string, rank int32, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(key, tasksPrefix), "/")
-	if len(parts) != 2 {
-		return "", 0, false
-	}
-	r, err := strconv.Atoi(parts[1])
-	return parts[0], int32(r), err == nil
-}
 
 // terminal reports whether a job state is final.
 func terminal(s schedulerv1.JobState) bool {
@@ -113,12 +79,12 @@ func (t *txn) ifRev(key string, rev int64) {
 
 // putJob writes j, checked against the revision read, and queues its event.
 func (t *txn) putJob(j *schedulerv1.Job, rev int64, typ string) error {
-	t.ifRev(jobKey(j.Id), rev)
+	t.ifRev(schedkeys.Job(j.Id), rev)
 	j.Etag = ""
 	if typ != "" {
 		t.events = append(t.events, jobEvent{job: j, typ: typ})
 	}
-	return t.put(jobKey(j.Id), j)
+	return t.put(schedkeys.Job(j.Id), j)
 }
 
 // commit runs t; it reports store.ErrStale when a condition failed.

@@ -11,6 +11,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 const (
@@ -39,7 +40,7 @@ func TestJobRunsToSuccess(t *testing.T) {
 	require.NoError(t, err)
 	as := e.assignments(id)
 	require.Len(t, as, 2)
-	a0, a1 := as[assignmentKey("n1", id, 0)], as[assignmentKey("n1", id, 1)]
+	a0, a1 := as[schedkeys.Assignment("n1", id, 0)], as[schedkeys.Assignment("n1", id, 1)]
 	require.Equal(t, term, a0.Term)
 	require.Equal(t, int32(1), a0.Attempt)
 	require.Equal(t, int32(2), a0.WorldSize)
@@ -116,7 +117,7 @@ func TestCancelTakesAssignmentsAway(t *testing.T) {
 	_, err := s.c.CancelJob(t.Context(), &schedulerv1.CancelJobRequest{Id: id})
 	require.NoError(t, err)
 	poll(t, func() bool { return len(e.assignments(id)) == 0 }, func() string { return "assignments stay" })
-	resp, err := e.cli.Get(t.Context(), tasksOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.cli.Get(t.Context(), schedkeys.TasksOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	require.NoError(t, err)
 	require.Zero(t, resp.Count)
 }

@@ -12,6 +12,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // ListNodes pages through the registered nodes, with what their
@@ -21,12 +22,12 @@ func (s *Scheduler) ListNodes(ctx context.Context, req *schedulerv1.ListNodesReq
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := store.List(ctx, s.st, nodesPrefix, size, req.GetPageToken(),
+	items, next, err := store.List(ctx, s.st, schedkeys.NodesPrefix, size, req.GetPageToken(),
 		func() *schedulerv1.Node { return &schedulerv1.Node{} }, nil)
 	if err != nil {
 		return nil, err
 	}
-	use, err := s.allocated(ctx, assignmentsPrefix)
+	use, err := s.allocated(ctx, schedkeys.AssignmentsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -44,12 +45,12 @@ func (s *Scheduler) GetNode(ctx context.Context, name string) (*schedulerv1.Node
 		return nil, apierr.Invalid("name", "not a node name: %q", name)
 	}
 	var n schedulerv1.Node
-	if _, err := s.st.Get(ctx, nodeKey(name), &n); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.st.Get(ctx, schedkeys.Node(name), &n); errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("node", name)
 	} else if err != nil {
 		return nil, err
 	}
-	use, err := s.allocated(ctx, assignmentsPrefix+name+"/")
+	use, err := s.allocated(ctx, schedkeys.AssignmentsOf(name))
 	if err != nil {
 		return nil, err
 	}

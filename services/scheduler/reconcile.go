@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 const (
@@ -188,7 +189,7 @@ func (l *leader) clear(t *txn, id string) {
 	for key := range l.v.assigns[id] {
 		t.del(key)
 	}
-	t.delPrefix(tasksOf(id))
+	t.delPrefix(schedkeys.TasksOf(id))
 }
 
 // end moves a job to a final state and takes its assignments away.

@@ -21,10 +21,11 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // electionService names the scheduler's election.
-const electionService = "scheduler"
+const electionService = schedkeys.Election
 
 // Deps are the service's dependencies.
 type Deps struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // Watch sends the job as it is, then every change of it, until it ends
@@ -25,7 +26,7 @@ func (s *Scheduler) Watch(ctx context.Context, id string, send func(*schedulerv1
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for wr := range s.cli.Watch(clientv3.WithRequireLeader(wctx), jobKey(id), clientv3.WithRev(rev+1)) {
+	for wr := range s.cli.Watch(clientv3.WithRequireLeader(wctx), schedkeys.Job(id), clientv3.WithRev(rev+1)) {
 		if err := wr.Err(); err != nil {
 			return fmt.Errorf("watch job %s: %w", id, err)
 		}

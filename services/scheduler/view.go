@@ -3,12 +3,12 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // view is the leader's in-memory copy of jobs, nodes, assignments and
@@ -43,15 +43,16 @@ type assignEntry struct {
 	nodeName string
 }
 
-// watchRange covers /bmaas/v1/assignments/ through /bmaas/v1/tasks/.
+// watchRange covers the assignments through the task statuses (jobs and
+// nodes sort between them).
 func watchRange() (string, string) {
-	return assignmentsPrefix, clientv3.GetPrefixRangeEnd(tasksPrefix)
+	return schedkeys.AssignmentsPrefix, clientv3.GetPrefixRangeEnd(schedkeys.TasksPrefix)
 }
 
 // loadView reads the four prefixes at one revision.
 func loadView(ctx context.Context, cli *clientv3.Client) (*view, error) {
 	get := func(p string) clientv3.Op { return clientv3.OpGet(p, clientv3.WithPrefix()) }
-	resp, err := cli.Txn(ctx).Then(get(jobsPrefix), get(nodesPrefix), get(assignmentsPrefix), get(tasksPrefix)).Commit()
+	resp, err := cli.Txn(ctx).Then(get(schedkeys.JobsPrefix), get(schedkeys.NodesPrefix), get(schedkeys.AssignmentsPrefix), get(schedkeys.TasksPrefix)).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("load scheduler state: %w", err)
 	}
@@ -96,8 +97,7 @@ func (v *view) put(key string, val []byte, rev int64) error {
 		}
 		return nil
 	}
-	switch {
-	case strings.HasPrefix(key, jobsPrefix):
+	if _, ok := schedkeys.ParseJob(key); ok {
 		j := &schedulerv1.Job{}
 		if err := decode(j); err != nil {
 			return err
@@ -105,19 +105,15 @@ func (v *view) put(key string, val []byte, rev int64) error {
 		v.jobs[j.Id] = &jobEntry{job: j, rev: rev}
 		v.dirty[j.Id] = true
 		v.placeDirty = true
-	case strings.HasPrefix(key, nodesPrefix):
+	} else if name, ok := schedkeys.ParseNode(key); ok {
 		n := &schedulerv1.Node{}
 		if err := decode(n); err != nil {
 			return err
 		}
-		n.Name = strings.TrimPrefix(key, nodesPrefix)
+		n.Name = name
 		v.nodes[n.Name] = &nodeEntry{node: n, rev: rev}
 		v.placeDirty = true
-	case strings.HasPrefix(key, assignmentsPrefix):
-		node, job, ok := parseAssignmentKey(key)
-		if !ok {
-			return nil
-		}
+	} else if node, job, _, ok := schedkeys.ParseAssignment(key); ok {
 		a := &schedulerv1.Assignment{}
 		if err := decode(a); err != nil {
 			return err
@@ -127,11 +123,7 @@ func (v *view) put(key string, val []byte, rev int64) error {
 		}
 		v.assigns[job][key] = &assignEntry{a: a, rev: rev, key: key, nodeName: node}
 		v.dirty[job] = true
-	case strings.HasPrefix(key, tasksPrefix):
-		job, rank, ok := parseTaskKey(key)
-		if !ok {
-			return nil
-		}
+	} else if job, rank, ok := schedkeys.ParseTask(key); ok {
 		t := &schedulerv1.TaskStatus{}
 		if err := decode(t); err != nil {
 			return err
@@ -146,38 +138,32 @@ func (v *view) put(key string, val []byte, rev int64) error {
 }
 
 func (v *view) del(key string) {
-	switch {
-	case strings.HasPrefix(key, jobsPrefix):
-		id := strings.TrimPrefix(key, jobsPrefix)
+	if id, ok := schedkeys.ParseJob(key); ok {
 		delete(v.jobs, id)
 		v.dirty[id] = true
-	case strings.HasPrefix(key, nodesPrefix):
-		delete(v.nodes, strings.TrimPrefix(key, nodesPrefix))
+	} else if name, ok := schedkeys.ParseNode(key); ok {
+		delete(v.nodes, name)
 		v.placeDirty = true
 		// Every job on the node must look again.
 		for job, as := range v.assigns {
 			for _, a := range as {
-				if a.nodeName == strings.TrimPrefix(key, nodesPrefix) {
+				if a.nodeName == name {
 					v.dirty[job] = true
 				}
 			}
 		}
-	case strings.HasPrefix(key, assignmentsPrefix):
-		if _, job, ok := parseAssignmentKey(key); ok {
-			delete(v.assigns[job], key)
-			if len(v.assigns[job]) == 0 {
-				delete(v.assigns, job)
-			}
-			v.dirty[job] = true
-			v.placeDirty = true
+	} else if _, job, _, ok := schedkeys.ParseAssignment(key); ok {
+		delete(v.assigns[job], key)
+		if len(v.assigns[job]) == 0 {
+			delete(v.assigns, job)
 		}
-	case strings.HasPrefix(key, tasksPrefix):
-		if job, rank, ok := parseTaskKey(key); ok {
-			delete(v.tasks[job], rank)
-			if len(v.tasks[job]) == 0 {
-				delete(v.tasks, job)
-			}
-			v.dirty[job] = true
+		v.dirty[job] = true
+		v.placeDirty = true
+	} else if job, rank, ok := schedkeys.ParseTask(key); ok {
+		delete(v.tasks[job], rank)
+		if len(v.tasks[job]) == 0 {
+			delete(v.tasks, job)
 		}
+		v.dirty[job] = true
 	}
 }

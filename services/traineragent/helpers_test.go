@@ -31,6 +31,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/registry"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 	"github.com/bmaas/bmaas/services/traineragent"
 )
 
@@ -112,7 +113,7 @@ func (e *env) agentOn(cli *clientv3.Client, node string, mutate func(*trainerage
 }
 
 func (e *env) node(name string) (*schedulerv1.Node, int64) {
-	resp, err := e.cli.Get(e.t.Context(), store.Key("nodes", name))
+	resp, err := e.cli.Get(e.t.Context(), schedkeys.Node(name))
 	require.NoError(e.t, err)
 	if len(resp.Kvs) == 0 {
 		return nil, 0
@@ -141,7 +142,7 @@ func (e *env) assign(a *schedulerv1.Assignment) {
 }
 
 func assignKey(a *schedulerv1.Assignment) string {
-	return store.Key("assignments", a.Node, a.JobId, strconv.Itoa(int(a.Rank)))
+	return schedkeys.Assignment(a.Node, a.JobId, a.Rank)
 }
 
 func (e *env) unassign(a *schedulerv1.Assignment) {
@@ -151,7 +152,7 @@ func (e *env) unassign(a *schedulerv1.Assignment) {
 
 func (e *env) task(job string, rank int32) *schedulerv1.TaskStatus {
 	st := &schedulerv1.TaskStatus{}
-	if _, err := store.New(e.cli).Get(e.t.Context(), store.Key("tasks", job, strconv.Itoa(int(rank))), st); err != nil {
+	if _, err := store.New(e.cli).Get(e.t.Context(), schedkeys.Task(job, rank), st); err != nil {
 		return nil
 	}
 	return st

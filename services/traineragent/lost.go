@@ -4,6 +4,7 @@ import (
 	"time"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // lostMessage is the status message of a task lost with its agent.
@@ -25,7 +26,7 @@ const (
 // agent itself for the builtin runtime) is gone too.
 func (w *worker) earlierRun(fresh bool) earlier {
 	st := &schedulerv1.TaskStatus{}
-	if _, err := w.s.deps.Store.Get(w.ctx, taskKey(w.a.JobId, w.a.Rank), st); err != nil {
+	if _, err := w.s.deps.Store.Get(w.ctx, schedkeys.Task(w.a.JobId, w.a.Rank), st); err != nil {
 		return earlierNone
 	}
 	if st.Attempt != w.a.Attempt || st.Node != w.s.cfg.Node {

@@ -12,10 +12,8 @@ import (
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/membership"
-	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-func nodeKey(node string) string { return store.Key("nodes", node) }
 
 // node is the record this agent registers.
 func (s *Service) node() *schedulerv1.Node {
@@ -123,7 +121,7 @@ func (s *Service) register(ctx context.Context, first bool) (clientv3.LeaseID, e
 	defer s.keysMu.Unlock()
 	var prev clientv3.LeaseID
 	if first && s.cfg.SingleProcess {
-		resp, err := s.cli.Get(rctx, nodeKey(s.cfg.Node))
+		resp, err := s.cli.Get(rctx, schedkeys.Node(s.cfg.Node))
 		if err != nil {
 			return 0, err
 		}
@@ -139,7 +137,7 @@ func (s *Service) register(ctx context.Context, first bool) (clientv3.LeaseID, e
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.cli.Put(rctx, nodeKey(s.cfg.Node), string(b), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := s.cli.Put(rctx, schedkeys.Node(s.cfg.Node), string(b), clientv3.WithLease(lease.ID)); err != nil {
 		return 0, err
 	}
 	for k, v := range s.leaseKeys {

@@ -11,6 +11,7 @@ import (
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/sandbox"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 func newNodeService(t *testing.T, cli *clientv3.Client, single bool) *Service {
@@ -51,7 +52,7 @@ func TestLeaseKeysFollowTheNode(t *testing.T) {
 	require.NoError(t, s.putUnderLease(ctx, "/ep/a", "a"))
 	require.NoError(t, s.putUnderLease(ctx, "/ep/gone", "g"))
 	require.NoError(t, s.deleteUnderLease(ctx, "/ep/gone"))
-	for _, k := range []string{nodeKey("n1"), "/ep/early", "/ep/a"} {
+	for _, k := range []string{schedkeys.Node("n1"), "/ep/early", "/ep/a"} {
 		l, ok := leaseOf(t, cli, k)
 		require.True(t, ok, k)
 		require.Equal(t, first, l, k)
@@ -61,7 +62,7 @@ func TestLeaseKeysFollowTheNode(t *testing.T) {
 	require.NoError(t, err)
 	second, err := s.register(ctx, false)
 	require.NoError(t, err)
-	for _, k := range []string{nodeKey("n1"), "/ep/early", "/ep/a"} {
+	for _, k := range []string{schedkeys.Node("n1"), "/ep/early", "/ep/a"} {
 		l, ok := leaseOf(t, cli, k)
 		require.True(t, ok, k)
 		require.Equal(t, second, l, k)
@@ -81,7 +82,7 @@ func TestSingleProcessDropsItsPredecessorsLease(t *testing.T) {
 		ctx := t.Context()
 		old, err := cli.Grant(ctx, 60)
 		require.NoError(t, err)
-		_, err = cli.Put(ctx, nodeKey("n1"), "", clientv3.WithLease(old.ID))
+		_, err = cli.Put(ctx, schedkeys.Node("n1"), "", clientv3.WithLease(old.ID))
 		require.NoError(t, err)
 		_, err = cli.Put(ctx, "/ep/stale", "s", clientv3.WithLease(old.ID))
 		require.NoError(t, err)
@@ -89,7 +90,7 @@ func TestSingleProcessDropsItsPredecessorsLease(t *testing.T) {
 		s := newNodeService(t, cli, single)
 		lease, err := s.register(ctx, true)
 		require.NoError(t, err)
-		l, _ := leaseOf(t, cli, nodeKey("n1"))
+		l, _ := leaseOf(t, cli, schedkeys.Node("n1"))
 		require.Equal(t, lease, l)
 		_, stale := leaseOf(t, cli, "/ep/stale")
 		require.Equal(t, !single, stale, "single process: %v", single)

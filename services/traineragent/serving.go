@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
@@ -21,14 +19,8 @@ import (
 	"github.com/bmaas/bmaas/pkg/regclient"
 	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/serving"
-	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 )
-
-// EndpointKey is where a ready replica of a deployment is registered:
-// /bmaas/v1/endpoints/<deployment>/<replica>, under the node's lease.
-func EndpointKey(deployment, replica string) string {
-	return store.Key("endpoints", deployment, replica)
-}
 
 // runServing runs one model-server replica: it downloads the version,
 // serves it (pkg/replica) on two free ports of this node, registers its
@@ -65,7 +57,7 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	sk.logf("serving %s version %d as %q on %s (lane %s)", model, rt.Version, rt.Deployment, run.addr, run.laneAddr)
 	w.running()
 	w.flush()
-	key := EndpointKey(rt.Deployment, w.a.JobId)
+	key := endpointkeys.Key(rt.Deployment, w.a.JobId)
 	if err := w.registerEndpoint(key, &gatewayv1.Endpoint{Deployment: rt.Deployment, Replica: w.a.JobId, Model: model,
 		Version: rt.Version, Address: run.addr, LaneAddress: run.laneAddr, Node: w.s.cfg.Node, Token: token}); err != nil {
 		run.stop()
@@ -162,9 +154,9 @@ func (w *worker) downloadModel(model string, version int64) (*registryv1.ModelVe
 // registerEndpoint puts the endpoint under the node's lease, so that it
 // vanishes with the node.
 func (w *worker) registerEndpoint(key string, ep *gatewayv1.Endpoint) error {
-	b, err := proto.Marshal(ep)
+	b, err := endpointkeys.Encode(ep)
 	if err != nil {
-		return err
+		return fmt.Errorf("register endpoint %s: %w", key, err)
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()

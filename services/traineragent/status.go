@@ -3,19 +3,14 @@ package traineragent
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
-	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-func taskKey(job string, rank int32) string {
-	return store.Key("tasks", job, strconv.Itoa(int(rank)))
-}
 
 // errAssignmentGone: the assignment was deleted or replaced, so the
 // status was not written.
@@ -89,7 +84,7 @@ func (w *worker) write(ctx context.Context, st *schedulerv1.TaskStatus) error {
 	}
 	resp, err := w.s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(w.key), "=", w.createRev)).
-		Then(clientv3.OpPut(taskKey(st.JobId, st.Rank), string(b))).
+		Then(clientv3.OpPut(schedkeys.Task(st.JobId, st.Rank), string(b))).
 		Commit()
 	if err != nil {
 		return err

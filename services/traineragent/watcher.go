@@ -3,7 +3,6 @@ package traineragent
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -12,13 +11,8 @@ import (
 
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/election"
-	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-// leaderService is the scheduler's election name.
-const leaderService = "scheduler"
-
-func (s *Service) assignmentPrefix() string { return store.Key("assignments", s.cfg.Node) + "/" }
 
 // watch follows the node's assignments and the scheduler's leader term
 // until ctx is done, starting and stopping workers to match; on a watch
@@ -38,7 +32,7 @@ func (s *Service) watch(ctx context.Context) {
 
 func (s *Service) watchOnce(ctx context.Context) error {
 	s.refreshTerm(ctx)
-	resp, err := s.cli.Get(ctx, s.assignmentPrefix(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, schedkeys.AssignmentsOf(s.cfg.Node), clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
@@ -61,8 +55,8 @@ func (s *Service) watchOnce(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	rev := resp.Header.Revision + 1
-	assignments := s.cli.Watch(wctx, s.assignmentPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev))
-	leader := s.cli.Watch(wctx, election.KeyPrefix+leaderService+"/", clientv3.WithPrefix(), clientv3.WithRev(rev))
+	assignments := s.cli.Watch(wctx, schedkeys.AssignmentsOf(s.cfg.Node), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	leader := s.cli.Watch(wctx, election.Prefix(schedkeys.Election), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,7 +99,7 @@ func (s *Service) watchOnce(ctx context.Context) error {
 
 // refreshTerm raises the newest leader term seen to the current leader's.
 func (s *Service) refreshTerm(ctx context.Context) {
-	_, term, err := election.Leader(ctx, s.cli, leaderService)
+	_, term, err := election.Leader(ctx, s.cli, schedkeys.Election)
 	if err != nil {
 		if !errors.Is(err, election.ErrNoLeader) && ctx.Err() == nil {
 			s.log.Warn("read scheduler leader", "err", err)
@@ -121,7 +115,8 @@ func (s *Service) refreshTerm(ctx context.Context) {
 func (s *Service) apply(kv *mvccpb.KeyValue) {
 	key := string(kv.Key)
 	a := &schedulerv1.Assignment{}
-	if err := proto.Unmarshal(kv.Value, a); err != nil || a.GetJobId() == "" || strings.Count(strings.TrimPrefix(key, s.assignmentPrefix()), "/") != 1 {
+	node, _, _, ok := schedkeys.ParseAssignment(key)
+	if err := proto.Unmarshal(kv.Value, a); err != nil || a.GetJobId() == "" || !ok || node != s.cfg.Node {
 		s.log.Warn("ignore malformed assignment", "key", key, "err", err)
 		return
 	}

@@ -16,7 +16,9 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
 // TestStaleTermIgnored: an assignment whose term is older than the
@@ -24,7 +26,7 @@ import (
 func TestStaleTermIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, err := e.cli.Put(t.Context(), "/bmaas/v1/leader/scheduler/694d9a", "sched-b")
+	resp, err := e.cli.Put(t.Context(), election.Prefix(schedkeys.Election)+"694d9a", "sched-b")
 	require.NoError(t, err)
 	term := resp.Header.Revision
 	e.agent("f1", nil)
