@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
@@ -118,6 +119,30 @@ func (r *Registry) ListModels(ctx context.Context, req *registryv1.ListModelsReq
 	return out, nil
 }
 
+// modelUpdatePaths checks an UpdateModel mask (AIP-134): an empty mask or
+// `*` names the three updatable fields; the key and the output only fields
+// are ignored (a REST PATCH of a whole model infers its mask from the
+// body's keys); any other path is an error naming update_mask.
+func modelUpdatePaths(mask *fieldmaskpb.FieldMask) ([]string, error) {
+	updatable := []string{"description", "task_type", "labels"}
+	if len(mask.GetPaths()) == 0 || slices.Contains(mask.GetPaths(), "*") {
+		return updatable, nil
+	}
+	var out []string
+	for _, p := range mask.GetPaths() {
+		head, _, _ := strings.Cut(p, ".")
+		switch {
+		case slices.Contains([]string{"name", "aliases", "latest_version", "create_time", "update_time", "etag",
+			"version_count", "last_assigned_version"}, head):
+		case slices.Contains(updatable, p):
+			out = append(out, p)
+		default:
+			return nil, apierr.Invalid("update_mask", "cannot update %q (only description, task_type, labels)", p)
+		}
+	}
+	return out, nil
+}
+
 // UpdateModel changes a model's description, task type or labels. With an
 // etag the update applies only to that revision (ABORTED otherwise);
 // without one it is re-applied to the newest revision.
@@ -132,14 +157,9 @@ func (r *Registry) UpdateModel(ctx context.Context, m *registryv1.Model, mask *f
 	if err != nil {
 		return nil, err
 	}
-	paths := mask.GetPaths()
-	if len(paths) == 0 {
-		paths = []string{"description", "task_type", "labels"}
-	}
-	for _, p := range paths {
-		if !slices.Contains([]string{"description", "task_type", "labels"}, p) {
-			return nil, apierr.Invalid("update_mask", "cannot update %q (only description, task_type, labels)", p)
-		}
+	paths, err := modelUpdatePaths(mask)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkLabels("model.labels", m.Labels); err != nil {
 		return nil, err
