@@ -37,11 +37,7 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 	if req.Dataset == "" && req.JobId == "" {
 		return nil, apierr.Invalid("evaluation.dataset", "name a dataset, or a job_id to evaluate on its test split")
 	}
-	ref := req.Version
-	if ref == "" {
-		ref = "latest"
-	}
-	v, m, err := e.loadModel(ctx, req.Model, ref)
+	v, m, err := e.loadModel(ctx, req.Model, versionRef(req.ModelVersion, req.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -49,16 +45,16 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 		State: evaluatorv1.EvaluationState_EVALUATION_STATE_SUCCEEDED, CreateTime: timestamppb.New(e.now())}
 	var f *dataset.Frame
 	if req.JobId != "" {
-		ev.JobId, ev.Split = req.JobId, "test"
+		ev.JobId, ev.Split = req.JobId, splitTest
 		if f, err = e.jobTestFrame(ctx, ev, req.JobId, m); err != nil {
 			return nil, err
 		}
 	} else {
-		dv, df, err := e.loadDataset(ctx, req.Dataset, req.DatasetVersion)
+		dv, df, err := e.loadDataset(ctx, req.Dataset, datasetRef(req))
 		if err != nil {
 			return nil, err
 		}
-		ev.Dataset, ev.DatasetVersion, ev.Split, f = dv.Dataset, itoa(dv.Version), "all", df
+		ev.Dataset, ev.DatasetVersion, ev.Split, f = dv.Dataset, itoa(dv.Version), splitAll, df
 	}
 	ev.Id = events.NewID()
 	if trigger != TriggerManual {
@@ -82,9 +78,18 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 	return e.record(ctx, v, ev)
 }
 
+// datasetRef is the dataset version a create request names: the number
+// when set, else the deprecated string (empty: the latest).
+func datasetRef(req *evaluatorv1.Evaluation) string {
+	if req.DatasetVersionNumber > 0 {
+		return itoa(req.DatasetVersionNumber)
+	}
+	return req.DatasetVersion
+}
+
 // autoID keys an automatic evaluation by version and dataset version.
 func autoID(v *registryv1.ModelVersion, ev *evaluatorv1.Evaluation) string {
-	if ev.Split == "test" {
+	if ev.Split == splitTest {
 		return fmt.Sprintf("%s-v%d-%s-v%s-test", v.Model, v.Version, ev.Dataset, ev.DatasetVersion)
 	}
 	return fmt.Sprintf("%s-v%d-%s-v%s", v.Model, v.Version, ev.Dataset, ev.DatasetVersion)
@@ -116,6 +121,7 @@ func (e *Evaluator) jobTestFrame(ctx context.Context, ev *evaluatorv1.Evaluation
 // one is returned), attaches its metrics to the version and publishes
 // bmaas.evaluation.<id>.completed.
 func (e *Evaluator) record(ctx context.Context, v *registryv1.ModelVersion, ev *evaluatorv1.Evaluation) (*evaluatorv1.Evaluation, error) {
+	fillEvaluation(ev)
 	key := evaluationKey(ev.Id)
 	if _, err := e.st.Commit(ctx, []store.Cond{{Key: key}}, store.Put(key, ev)); err != nil {
 		if store.IsStale(err) {
@@ -123,7 +129,7 @@ func (e *Evaluator) record(ctx context.Context, v *registryv1.ModelVersion, ev *
 		}
 		return nil, err
 	}
-	if ev.Split != "test" && ev.State == evaluatorv1.EvaluationState_EVALUATION_STATE_SUCCEEDED {
+	if ev.Split != splitTest && ev.State == evaluatorv1.EvaluationState_EVALUATION_STATE_SUCCEEDED {
 		attach := map[string]float64{}
 		prefix := "eval_" + strings.ReplaceAll(ev.Dataset, "-", "_") + "_"
 		for k, x := range ev.Metrics {
@@ -160,7 +166,7 @@ func (e *Evaluator) GetEvaluation(ctx context.Context, id string) (*evaluatorv1.
 		}
 		return nil, err
 	}
-	return ev, nil
+	return fillEvaluation(ev), nil
 }
 
 // ListEvaluations pages through the evaluations matching the filters.
@@ -180,7 +186,7 @@ func (e *Evaluator) ListEvaluations(ctx context.Context, req *evaluatorv1.ListEv
 	}
 	out := &evaluatorv1.ListEvaluationsResponse{NextPageToken: next}
 	for _, it := range items {
-		out.Evaluations = append(out.Evaluations, it.Msg)
+		out.Evaluations = append(out.Evaluations, fillEvaluation(it.Msg))
 	}
 	return out, nil
 }

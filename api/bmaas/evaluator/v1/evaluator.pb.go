@@ -192,9 +192,9 @@ type Evaluation struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Model string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	// On create, a version reference: a number, an alias or `latest` (empty:
-	// model_version, or else `latest`). In responses, the version number as
-	// a string, for clients that read it here; model_version holds it as a
-	// number.
+	// `latest`), used when model_version is 0. In responses, the version
+	// number as a string, for clients that read it here; model_version holds
+	// it as a number.
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// dataset to evaluate on; empty with job_id set evaluates the job's test split.
 	Dataset string `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
@@ -234,11 +234,11 @@ type Evaluation struct {
 	TriggerKind EvaluationTrigger `protobuf:"varint,19,opt,name=trigger_kind,json=triggerKind,proto3,enum=bmaas.evaluator.v1.EvaluationTrigger" json:"trigger_kind,omitempty"`
 	// Output only: which rows were scored.
 	SplitKind EvaluationSplit `protobuf:"varint,20,opt,name=split_kind,json=splitKind,proto3,enum=bmaas.evaluator.v1.EvaluationSplit" json:"split_kind,omitempty"`
-	// The version number evaluated. On create, the version to evaluate when
-	// `version` is empty (0 with both empty: the latest).
+	// The version number evaluated. On create, the version to evaluate; it
+	// wins over `version` when both are set.
 	ModelVersion int64 `protobuf:"varint,21,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	// The dataset version number evaluated. On create, 0 means the latest
-	// (or dataset_version, when that is set).
+	// The dataset version number evaluated. On create, the version to
+	// evaluate on; 0: dataset_version when set, else the latest.
 	DatasetVersionNumber int64 `protobuf:"varint,22,opt,name=dataset_version_number,json=datasetVersionNumber,proto3" json:"dataset_version_number,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
