@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
@@ -110,7 +111,7 @@ func (e *Evaluator) jobTestFrame(ctx context.Context, ev *evaluatorv1.Evaluation
 	if err := checkColumns(m, f); err != nil {
 		return nil, err
 	}
-	test, err := testSplit(m, rt, f)
+	test, err := testSplit(rt, f)
 	if err != nil {
 		return nil, apierr.Precondition("test split of job %s: %v", jobID, err)
 	}
@@ -144,13 +145,18 @@ func (e *Evaluator) record(ctx context.Context, v *registryv1.ModelVersion, ev *
 	return ev, nil
 }
 
-// attach merges metrics into the version's.
+// attach sets metrics of the version's, one update_mask path per metric.
 func (e *Evaluator) attach(ctx context.Context, v *registryv1.ModelVersion, ms map[string]float64) error {
 	reg, err := e.registry()
 	if err != nil {
 		return err
 	}
-	_, err = reg.UpdateModelVersion(ctx, &registryv1.UpdateModelVersionRequest{Model: v.Model, Version: itoa(v.Version), Metrics: maps.Clone(ms)})
+	mask := &fieldmaskpb.FieldMask{}
+	for k := range ms {
+		mask.Paths = append(mask.Paths, "metrics."+k)
+	}
+	_, err = reg.UpdateModelVersion(ctx, &registryv1.UpdateModelVersionRequest{Model: v.Model, Version: itoa(v.Version),
+		Metrics: maps.Clone(ms), UpdateMask: mask})
 	return err
 }
 
