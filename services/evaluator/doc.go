@@ -15,6 +15,34 @@
 // an agent (a GPU node where the model needs one), which reports the same
 // Evaluation; this release answers FailedPrecondition for them.
 //
+// # Automatic evaluation
+//
+// With evaluator.auto-evaluate, every NATIVE version that a training job
+// produced is evaluated on its job's test split and on the datasets of
+// its model's policy, then goes through the policy's promotion (decision
+// source "auto"). Two paths start it; both first claim the version's
+// auto-evaluation key, so it is evaluated once, even when they race:
+//
+//   - The version.ready event is a hint. Every replica consumes
+//     bmaas.model.*.version.ready (durable consumer "evaluator-versions",
+//     shared by the replicas); an event for a version that is done, or
+//     claimed by another call, is acked at once. The registry publishes
+//     the event asynchronously and only logs a lost one.
+//   - The leader's sweep is the guarantee. On gaining leadership and
+//     every evaluator.auto-sweep (30 s) the leader pages through the
+//     registry's models and versions (its gRPC API) and evaluates the
+//     READY, eligible versions without a key, at most 16 a sweep. It
+//     leaves a version younger than one sweep period to its event, and
+//     one older than the event stream's retention (7 days) alone, as its
+//     event could not be delivered either.
+//
+// A try that fails deletes its claim: the event is redelivered, and the
+// sweep tries again. Refusals that a retry would not fix (a job whose
+// test split is unknown, a dataset too large) are stored as FAILED
+// evaluations and count as done. A claim lives under its claimer's lease
+// (evaluator.leader-ttl), so a replica that dies mid-evaluation leaves
+// the version to the next sweep.
+//
 // # Experiments
 //
 // The leader drives each live experiment in passes: it reads the
@@ -40,6 +68,10 @@
 //	                                         automatic ones <model>-v<N>-<dataset>-v<M>[-test],
 //	                                         created only if absent, so a redelivered
 //	                                         event evaluates nothing twice.
+//	/bmaas/v1/auto-evaluations/<model>/<N>   JSON {"state","time"}: "running" while one
+//	                                         call evaluates version N (under that call's
+//	                                         lease), "done" (no lease) once its automatic
+//	                                         evaluations and promotion decision are stored.
 //	/bmaas/v1/evaluation-policies/<model>    EvaluationPolicy (datasets, promotion).
 //	/bmaas/v1/decisions/<model>/<id>         Decision, one per promotion decision.
 //	/bmaas/v1/experiments/<id>               Experiment.
@@ -51,8 +83,12 @@
 //
 // # Events
 //
-// The evaluator consumes bmaas.model.*.version.ready (durable consumer
-// "evaluator-versions", shared by the replicas) and publishes
-// bmaas.evaluation.<id>.completed, bmaas.model.<name>.promoted,
-// bmaas.model.<name>.promotion.rejected and bmaas.experiment.<id>.<state>.
+// The evaluator acts on etcd and registry state, never on an event alone.
+// It consumes bmaas.model.*.version.ready as a hint (see Automatic
+// evaluation: the leader's sweep finds what a lost event would have
+// caused); experiments are driven from etcd (watch and poll) and consume
+// no event. It publishes bmaas.evaluation.<id>.completed,
+// bmaas.model.<name>.promoted, bmaas.model.<name>.promotion.rejected and
+// bmaas.experiment.<id>.<state>, after the change is committed; a lost one
+// is logged.
 package evaluator

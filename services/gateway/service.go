@@ -1,11 +1,3 @@
-// Package gateway is the inference gateway: the deployment API (state in
-// etcd under /bmaas/v1/deployments/<name>), the KServe v2 data plane over
-// gRPC and REST that routes each request to a ready replica, and, on the
-// elected leader, the reconciler that runs replicas as scheduler jobs,
-// autoscales them and rolls them to a new version when the followed
-// alias moves. Every gateway publishes its load per deployment on NATS
-// (LoadSubject), so the leader autoscales on the traffic through all of
-// them, not only its own.
 package gateway
 
 import (

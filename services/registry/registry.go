@@ -75,8 +75,10 @@ func datasetVersionsPrefix(name string) string { return store.Key("dataset-versi
 func (r *Registry) ts() *timestamppb.Timestamp { return timestamppb.New(r.now()) }
 
 // publish sends an event after a committed change. The change is already
-// durable in etcd; a lost event is logged, and consumers reconcile from
-// etcd state, so it is not an error for the caller.
+// durable in etcd, so a lost event is logged and is not an error for the
+// caller: consumers take an event as a hint and reconcile from state (the
+// evaluator's leader sweeps the registry for READY versions whose
+// version.ready it missed; see services/evaluator's package doc).
 func (r *Registry) publish(ctx context.Context, kind, key, typ string, msg proto.Message) {
 	if r.pub == nil {
 		return

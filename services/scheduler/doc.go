@@ -1,3 +1,7 @@
+// Package scheduler is the scheduler: jobs, queues and placement. Every
+// replica serves the job and node API from etcd; one replica, elected on
+// etcd, places queued jobs on nodes and moves jobs through their states.
+//
 // The scheduling contract between the scheduler and the trainer agents.
 // Both sides follow it; the state lives in etcd (all values are protobuf
 // messages of bmaas.scheduler.v1) and NATS carries events, logs, metrics.
@@ -94,4 +98,15 @@
 // on bmaas.metrics.<job>.<rank> (Data is the JSON line the worker reported);
 // both carry the attempt in the Bmaas-Attempt header, and every attempt's
 // log starts with "[bmaas] attempt <n> of job <id>, rank <r>, on node <node>".
+//
+// Reconciling from state: neither side acts on an event; both follow etcd.
+// The leader loads jobs, nodes, assignments and task statuses at one
+// revision, watches them from the next (a watch error ends its term, and
+// the replica campaigns again and loads afresh) and makes a full pass
+// every scheduler.resync (1 s). The agent lists its node's assignments,
+// watches them from the listed revision and lists again after any watch
+// error. The events above are published for others and consumed by no
+// controller; a job's logs are replayed from BMAAS_LOGS for a reader
+// (Logs), and the watch of other replicas' leader keys only times a
+// failover for a metric.
 package scheduler

@@ -1,7 +1,3 @@
-// Package scheduler is the scheduler: jobs, queues and placement. Every
-// replica serves the job and node API from etcd; one replica, elected on
-// etcd, places queued jobs on nodes and moves jobs through their states
-// (see doc.go for the contract with the trainer agents).
 package scheduler
 
 import (

@@ -1,8 +1,3 @@
-// Package traineragent is the trainer agent: one per node, it registers
-// the node (CPU, memory, labels, GPUs) under an etcd lease, watches the
-// node's assignments and runs each as a worker with a runtime (builtin:
-// the native engine; process: any command), reporting TaskStatus, logs
-// and metrics as services/scheduler's contract says.
 package traineragent
 
 import (

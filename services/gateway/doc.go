@@ -1,0 +1,31 @@
+// Package gateway is the inference gateway: the deployment API (state in
+// etcd under /bmaas/v1/deployments/<name>), the KServe v2 data plane over
+// gRPC and REST that routes each request to a ready replica, and, on the
+// elected leader, the reconciler that runs replicas as scheduler jobs,
+// autoscales them and rolls them to a new version when the followed
+// alias moves. Every gateway publishes its load per deployment on NATS
+// (LoadSubject), so the leader autoscales on the traffic through all of
+// them, not only its own.
+//
+// # Reconciling from state
+//
+// The gateway acts on etcd and API state, never on a message alone:
+//
+//   - The leader's reconcile (reconcile.go) reads every deployment from
+//     etcd, the replica jobs from the scheduler and the version the
+//     deployment's model reference (alias) names from the registry on
+//     every pass, every gateway.reconcile-interval (1 s). A deployment
+//     change through the API, or a request held for a replica (kick), only
+//     brings the next pass sooner; a moved alias is seen by the next pass.
+//   - The load reports on LoadSubject (NATS core, not stored) are hints:
+//     every gateway publishes its whole load every
+//     gateway.load-report-interval, a lost report is replaced by the next
+//     one, a report older than three intervals counts for nothing, and one
+//     that shows requests newly in flight wakes the leader's reconcile,
+//     which would run within the interval anyway.
+//   - The routing table (router.go) lists the endpoint keys and watches
+//     them from the listed revision, listing again after any watch error,
+//     so it misses no change; the deployment cache does the same.
+//
+// The gateway consumes no event of pkg/events' streams.
+package gateway
