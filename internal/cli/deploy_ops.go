@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 )
@@ -106,7 +107,7 @@ func deployScaleCommand(g *globals) *cobra.Command {
 				if err := s.apply(d, cmd.Flags().Changed); err != nil {
 					return err
 				}
-				resp, err := updateDeployment(ctx, c, d, func(d *gatewayv1.Deployment) error { return s.apply(d, cmd.Flags().Changed) })
+				resp, err := updateDeployment(ctx, c, d, scaleMask, func(d *gatewayv1.Deployment) error { return s.apply(d, cmd.Flags().Changed) })
 				if err != nil {
 					return err
 				}
@@ -159,14 +160,18 @@ func deployDeleteCommand(g *globals) *cobra.Command {
 	}
 }
 
-// updateDeployment writes an edited deployment. When the gateway changed
-// it since it was read (Aborted: its status moves on its own, right after
-// a create say), the deployment is read again, edit applied again, and the
-// write retried.
-func updateDeployment(ctx context.Context, c *client, d *gatewayv1.Deployment, edit func(*gatewayv1.Deployment) error) (*gatewayv1.Deployment, error) {
+// scaleMask names the fields deploy scale changes.
+var scaleMask = []string{"min_replicas", "max_replicas", "autoscaling", "scale_to_zero_seconds"}
+
+// updateDeployment writes the fields of an edited deployment that mask
+// names. When the gateway changed it since it was read (Aborted: its
+// status moves on its own, right after a create say), the deployment is
+// read again, edit applied again, and the write retried.
+func updateDeployment(ctx context.Context, c *client, d *gatewayv1.Deployment, mask []string, edit func(*gatewayv1.Deployment) error) (*gatewayv1.Deployment, error) {
 	for attempt := 1; ; attempt++ {
 		d.Status, d.State = nil, ""
-		resp, err := c.deployments().UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+		resp, err := c.deployments().UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{
+			Deployment: d, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}})
 		if status.Code(err) != codes.Aborted || attempt == 5 {
 			return resp.GetDeployment(), err
 		}
