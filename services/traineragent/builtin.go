@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"strings"
 	"time"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
@@ -41,7 +39,7 @@ func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("read dataset %s: %w", rt.Dataset, err)
 	}
-	spec := builtinSpec(rt)
+	spec := train.RuntimeSpec(rt)
 	var ck bytes.Buffer
 	fctx, cancel = context.WithTimeout(ctx, fetchTimeout)
 	cp, err := reg.downloadCheckpoint(fctx, w.a.JobId, &ck)
@@ -101,24 +99,6 @@ func (w *worker) runBuiltin(sk *sink, rt *schedulerv1.BuiltinRuntime) (int64, er
 		return 0, nil
 	}
 	return w.registerNative(sk, m, rt, dv)
-}
-
-// builtinSpec maps the job's runtime to the engine's spec; preprocessing
-// entries (k=v) add parameters the hyperparameters do not set.
-func builtinSpec(rt *schedulerv1.BuiltinRuntime) train.Spec {
-	params := maps.Clone(rt.Hyperparameters)
-	if params == nil {
-		params = map[string]string{}
-	}
-	for _, p := range rt.Preprocessing {
-		if k, v, ok := strings.Cut(p, "="); ok {
-			if _, set := params[strings.TrimSpace(k)]; !set {
-				params[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-		}
-	}
-	return train.Spec{Algorithm: rt.Algorithm, Target: rt.TargetColumn, Params: params,
-		Validation: rt.ValidationFraction, Test: rt.TestFraction, Seed: uint64(rt.Seed)}
 }
 
 // builtinEvent reports an epoch, round or the final metrics as a metrics

@@ -145,41 +145,19 @@ func prepare(spec Spec, data *dataset.Frame) (*job, error) {
 
 // split holds out the validation and test rows.
 func (j *job) split(data *dataset.Frame) error {
-	test, val := j.spec.Test, j.spec.Validation
-	if test == 0 {
-		test = 0.2
-	}
-	if val == 0 && (j.spec.Algorithm == "mlp" || j.spec.Algorithm == "gbdt") && j.params.int("patience") > 0 {
-		val = 0.1
-	}
-	test, val = max(test, 0), max(val, 0)
-	if test+val >= 1 {
-		return fmt.Errorf("%w: validation %v + test %v leave no training rows", ErrInvalidParam, val, test)
-	}
-	var strata []int32
-	if j.tgt.classify {
-		strata = make([]int32, len(j.tgt.y))
-		for i, v := range j.tgt.y {
-			strata[i] = int32(v)
-		}
-	}
-	parts, err := dataset.Split(data.NumRows(), []float64{1 - val - test, val, test}, j.spec.Seed, strata)
+	parts, err := splitRows(j.spec, j.params, j.tgt, data.NumRows())
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidData, err)
+		return err
 	}
 	j.splits, j.frames, j.y = map[string][]int{}, map[string]*dataset.Frame{}, map[string][]float64{}
-	for i, name := range []string{"train", "validation", "test"} {
-		if len(parts[i]) == 0 {
-			if name == "train" {
-				return fmt.Errorf("%w: no training rows after the split", ErrInvalidData)
-			}
+	for name, rows := range map[string][]int{"train": parts.Train, "validation": parts.Validation, "test": parts.Test} {
+		if len(rows) == 0 {
 			continue
 		}
-		slices.Sort(parts[i]) // row order as in the file
-		j.splits[name] = parts[i]
-		j.frames[name] = data.Take(parts[i])
-		ys := make([]float64, len(parts[i]))
-		for r, row := range parts[i] {
+		j.splits[name] = rows
+		j.frames[name] = data.Take(rows)
+		ys := make([]float64, len(rows))
+		for r, row := range rows {
 			ys[r] = j.tgt.y[row]
 		}
 		j.y[name] = ys
