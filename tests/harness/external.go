@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/pki"
 )
 
@@ -22,16 +23,17 @@ import (
 type External struct {
 	Cmd *exec.Cmd
 	URL string
-	out *syncBuffer
+	out *testenv.Buffer
 }
 
 func startExternal(t testing.TB, bin, url, addr string, args ...string) *External {
 	t.Helper()
+	testenv.RequireIntegration(t)
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		t.Skipf("%s is not installed (Debian's etcd-server and nats-server packages provide it; .ci/run installs them)", bin)
 	}
-	e := &External{URL: url, out: &syncBuffer{}}
+	e := &External{URL: url, out: &testenv.Buffer{}}
 	e.Cmd = exec.Command(path, args...)
 	e.Cmd.Stdout, e.Cmd.Stderr = e.out, e.out
 	e.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,7 +1,12 @@
 // Package harness starts real bmaas clusters for integration tests: the
 // whole platform in-process (as `bmaas up` runs it, embedded etcd and NATS
-// on 127.0.0.1 with free ports and a temporary data directory), or the
-// built binary as separate OS processes.
+// on 127.0.0.1 with free ports and a temporary data directory), the built
+// binary as separate OS processes, or external etcd and NATS binaries.
+// Package tests that need one etcd or one NATS use internal/testenv.
+//
+// Every start is for the integration tier only: in a test binary built
+// without -tags integration it fails the test before anything starts
+// (testenv.RequireIntegration).
 package harness
 
 import (
@@ -25,6 +30,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/app"
+	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/mesh"
 )
 
@@ -91,6 +97,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 // StartConfig runs a cluster with cfg until the test ends.
 func StartConfig(t testing.TB, cfg app.Config) *Cluster {
 	t.Helper()
+	testenv.RequireIntegration(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bmaas/bmaas/internal/testenv"
 )
 
 var (
@@ -86,7 +88,7 @@ type Process struct {
 	Cmd     *exec.Cmd
 	GRPC    string
 	HTTP    string
-	out     *syncBuffer
+	out     *testenv.Buffer
 	exited  chan struct{}
 	waitErr error
 }
@@ -96,6 +98,7 @@ type Process struct {
 // another process before bmaas binds it; such a start is retried.
 func StartProcess(t testing.TB, args ...string) *Process {
 	t.Helper()
+	testenv.RequireIntegration(t)
 	for attempt := 1; ; attempt++ {
 		p, retry := startProcess(t, attempt < 4, args...)
 		if !retry {
@@ -106,7 +109,7 @@ func StartProcess(t testing.TB, args ...string) *Process {
 
 func startProcess(t testing.TB, mayRetry bool, args ...string) (*Process, bool) {
 	t.Helper()
-	p := &Process{GRPC: FreeAddr(t), HTTP: FreeAddr(t), out: &syncBuffer{}}
+	p := &Process{GRPC: FreeAddr(t), HTTP: FreeAddr(t), out: &testenv.Buffer{}}
 	args = append(args, "--grpc-addr", p.GRPC, "--http-addr", p.HTTP)
 	p.Cmd = exec.Command(Binary(t), args...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
@@ -187,21 +190,4 @@ func (p *Process) RSS(t testing.TB) int64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
