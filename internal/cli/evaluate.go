@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +38,7 @@ func evaluateCommand(g *globals) *cobra.Command {
 				ctx, cancel := c.call(ctx)
 				defer cancel()
 				resp, err := evaluatorv1.NewEvaluatorServiceClient(c.conn).CreateEvaluation(ctx, &evaluatorv1.CreateEvaluationRequest{
-					Evaluation: &evaluatorv1.Evaluation{Model: name, Version: ref, Dataset: dsName, DatasetVersion: dsRef, JobId: job}})
+					Evaluation: evaluationRequest(name, ref, dsName, dsRef, job)})
 				if err != nil {
 					return err
 				}
@@ -51,12 +52,51 @@ func evaluateCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// evaluationRequest names the version and dataset version by number where
+// the reference is one; an alias (or a dataset reference the evaluator will
+// refuse, naming it) still goes in the string fields.
+func evaluationRequest(model, ref, dataset, dsRef, job string) *evaluatorv1.Evaluation {
+	ev := &evaluatorv1.Evaluation{Model: model, Dataset: dataset, JobId: job}
+	if n, err := strconv.ParseInt(ref, 10, 64); err == nil && n > 0 {
+		ev.ModelVersion = n
+	} else {
+		ev.Version = ref
+	}
+	if n, err := strconv.ParseInt(dsRef, 10, 64); err == nil && n > 0 {
+		ev.DatasetVersionNumber = n
+	} else if dsRef != "latest" {
+		ev.DatasetVersion = dsRef
+	}
+	return ev
+}
+
+// splitName is the split an evaluation scored, as the CLI prints it.
+func splitName(ev *evaluatorv1.Evaluation) string {
+	switch ev.GetSplitKind() {
+	case evaluatorv1.EvaluationSplit_EVALUATION_SPLIT_ALL:
+		return "all"
+	case evaluatorv1.EvaluationSplit_EVALUATION_SPLIT_TEST:
+		return "test"
+	}
+	return ev.GetSplit()
+}
+
+// versionName is a version number as the CLI prints it, from the int64
+// field or, from an evaluator before it, the string.
+func versionName(n int64, s string) string {
+	if n > 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	return s
+}
+
 func printEvaluation(g *globals, cmd *cobra.Command, ev *evaluatorv1.Evaluation) error {
 	p := g.printer(cmd.OutOrStdout())
 	return p.print(ev, func(t *table) {
 		t.row("EVALUATION", ev.Id)
-		t.row("MODEL", fmt.Sprintf("%s@%s", ev.Model, ev.Version))
-		t.row("DATASET", fmt.Sprintf("%s@%s (%s, %d rows)", ev.Dataset, ev.DatasetVersion, ev.Split, ev.Rows))
+		t.row("MODEL", fmt.Sprintf("%s@%s", ev.Model, versionName(ev.ModelVersion, ev.Version)))
+		t.row("DATASET", fmt.Sprintf("%s@%s (%s, %d rows)", ev.Dataset,
+			versionName(ev.DatasetVersionNumber, ev.DatasetVersion), splitName(ev), ev.Rows))
 		names := make([]string, 0, len(ev.Metrics))
 		for k := range ev.Metrics {
 			names = append(names, k)
