@@ -3,21 +3,17 @@
 package registry
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/blob"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -40,14 +36,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	svc, err := New(cfg, Deps{Store: st, Blobs: blobs})
 	require.NoError(t, err)
 	require.NoError(t, svc.Start(t.Context()))
-	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 8 << 20}, grpcsrv.Deps{})
-	require.NoError(t, err)
-	svc.Register(srv.GRPC())
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := testenv.Serve(t, svc.Register)
 	return &fixture{c: registryv1.NewRegistryServiceClient(conn), svc: svc, blobs: blobs, st: st}
 }
 
