@@ -25,13 +25,16 @@ const (
 	GatewayService      = "gateway"
 )
 
-// serviceConfig is every mesh connection's gRPC service config: calls
+// roundRobin spreads calls over the replicas.
+const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
+
+// retryServiceConfig is the typed clients' gRPC service config: calls
 // spread round-robin over the replicas, and a call a replica refused as
 // UNAVAILABLE (it was stopping, or no replica was up yet) is tried again
 // on another, up to four times in all, backing off from 100 ms to 1 s.
 // UNAVAILABLE is the one code a server returns before it acts on a call,
 // so a retry never repeats a change.
-const serviceConfig = `{
+const retryServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
   "methodConfig": [{
     "name": [{}],
@@ -47,7 +50,7 @@ const serviceConfig = `{
 
 // Registry is the registry's client.
 func (d *Dialer) Registry() (registryv1.RegistryServiceClient, error) {
-	c, err := d.Conn(RegistryService)
+	c, err := d.conn(RegistryService, true)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +59,7 @@ func (d *Dialer) Registry() (registryv1.RegistryServiceClient, error) {
 
 // Scheduler is the scheduler's client.
 func (d *Dialer) Scheduler() (schedulerv1.SchedulerServiceClient, error) {
-	c, err := d.Conn(SchedulerService)
+	c, err := d.conn(SchedulerService, true)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +68,7 @@ func (d *Dialer) Scheduler() (schedulerv1.SchedulerServiceClient, error) {
 
 // TrainerAgent is a client of the trainer agents (any of them).
 func (d *Dialer) TrainerAgent() (agentv1.AgentServiceClient, error) {
-	c, err := d.Conn(TrainerAgentService)
+	c, err := d.conn(TrainerAgentService, true)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +77,7 @@ func (d *Dialer) TrainerAgent() (agentv1.AgentServiceClient, error) {
 
 // Evaluator is the evaluator's client.
 func (d *Dialer) Evaluator() (evaluatorv1.EvaluatorServiceClient, error) {
-	c, err := d.Conn(EvaluatorService)
+	c, err := d.conn(EvaluatorService, true)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func (d *Dialer) Evaluator() (evaluatorv1.EvaluatorServiceClient, error) {
 
 // Gateway is the deployment API's client.
 func (d *Dialer) Gateway() (gatewayv1.DeploymentServiceClient, error) {
-	c, err := d.Conn(GatewayService)
+	c, err := d.conn(GatewayService, true)
 	if err != nil {
 		return nil, err
 	}

@@ -73,20 +73,33 @@ func (d *Dialer) Token() string {
 }
 
 // Conn returns the shared connection to a service by its membership
-// name (RegistryService, ...). Services call each other through the typed
-// clients (Registry, Scheduler, ...); Conn serves the proxy, which
-// forwards to whatever service a route names.
-func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
+// name (RegistryService, ...), without retries: the proxy's, which
+// relays a caller's frames as they come (the caller retries). Services
+// call each other through the typed clients (Registry, Scheduler, ...),
+// whose connections retry.
+func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) { return d.conn(service, false) }
+
+// conn returns the shared connection to service, with the retry policy
+// or without.
+func (d *Dialer) conn(service string, retry bool) (*grpc.ClientConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.conns[service]; ok {
+	key := service
+	if retry {
+		key += "+retry"
+	}
+	if c, ok := d.conns[key]; ok {
 		return c, nil
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(Credentials(d.tls)),
 		grpc.WithResolvers(&builder{cli: d.cli, log: d.log}),
-		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+	}
+	if retry {
+		opts = append(opts, grpc.WithDefaultServiceConfig(retryServiceConfig))
+	} else {
+		opts = append(opts, grpc.WithDefaultServiceConfig(roundRobin), grpc.WithDisableRetry())
 	}
 	opts = append(opts, d.met.interceptors(service)...)
 	if d.token != "" {
@@ -96,7 +109,7 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", service, err)
 	}
-	d.conns[service] = c
+	d.conns[key] = c
 	return c, nil
 }
 
