@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 )
 
@@ -69,4 +70,23 @@ func (c *chunkReader) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// recvBody builds the body reader of a client stream whose messages carry
+// a chunk or a trailer after the header.
+func recvBody[M any](recv func() (M, error), part func(M) ([]byte, *registryv1.UploadTrailer, bool)) *chunkReader {
+	return &chunkReader{next: func() ([]byte, string, bool, error) {
+		msg, err := recv()
+		if err != nil {
+			return nil, "", false, err
+		}
+		chunk, trailer, ok := part(msg)
+		switch {
+		case !ok:
+			return nil, "", false, apierr.Invalid("header", "sent twice")
+		case trailer != nil:
+			return nil, trailer.GetSha256(), true, nil
+		}
+		return chunk, "", false, nil
+	}}
 }

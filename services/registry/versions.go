@@ -246,3 +246,47 @@ func (r *Registry) ListVersions(ctx context.Context, req *registryv1.ListModelVe
 	}
 	return out, nil
 }
+
+// DeleteVersion deletes a version that no alias points at.
+func (r *Registry) DeleteVersion(ctx context.Context, model, ref string) error {
+	v, _, err := r.resolve(ctx, model, ref)
+	if err != nil {
+		return err
+	}
+	_, _, err = r.modifyModel(ctx, model, func(m *registryv1.Model) ([]store.Op, error) {
+		for a, n := range m.Aliases {
+			if n == v.Version {
+				return nil, apierr.Precondition("version %d of %q is aliased as %q; move or unset the alias first", v.Version, model, a)
+			}
+		}
+		if err := r.forgetVersion(ctx, m, v.Version); err != nil {
+			return nil, err
+		}
+		return []store.Op{store.Delete(versionKey(model, v.Version))}, nil
+	})
+	if err != nil {
+		return err
+	}
+	r.publish(ctx, "model", model, "version.deleted", v)
+	r.kickGC()
+	return nil
+}
+
+// OpenVersion resolves a reference to a READY version and opens its blob.
+func (r *Registry) OpenVersion(ctx context.Context, model, ref string) (*registryv1.ModelVersion, io.ReadCloser, error) {
+	v, _, err := r.resolve(ctx, model, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v.Status != registryv1.VersionStatus_VERSION_STATUS_READY {
+		return nil, nil, apierr.Precondition("version %s@%d is %s, not READY", model, v.Version, v.Status)
+	}
+	rc, _, err := r.blobs.Open(ctx, v.Sha256)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, nil, fmt.Errorf("artifact %s of %s@%d is missing from the blob store", v.Sha256, model, v.Version)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, rc, nil
+}
