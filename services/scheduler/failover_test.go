@@ -52,7 +52,7 @@ func TestFailover(t *testing.T) {
 		return false
 	}, func() string { return "assignment not re-stamped" })
 	// The failover is logged with its duration.
-	poll(t, func() bool { return b.logs.has("msg=failover") }, func() string { return "no failover logged:\n" + b.logs.String() })
+	poll(t, func() bool { return b.logs.Contains("msg=failover") }, func() string { return "no failover logged:\n" + b.logs.String() })
 	m := regexp.MustCompile(`msg=failover duration=(\S+)`).FindStringSubmatch(b.logs.String())
 	require.NotNil(t, m)
 	d, err := time.ParseDuration(m[1])

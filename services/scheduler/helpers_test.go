@@ -3,31 +3,21 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
-	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/pkg/events"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
-	"github.com/bmaas/bmaas/pkg/store"
-	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
 
@@ -57,45 +47,17 @@ func newEnv(t *testing.T, withRegistry bool) *env {
 }
 
 func (e *env) startRegistry() {
-	t := e.t
-	blobs, err := blob.NewLocal(t.TempDir())
-	require.NoError(t, err)
-	svc, err := registry.New(registry.DefaultConfig(), registry.Deps{Store: store.New(e.cli), Blobs: blobs})
-	require.NoError(t, err)
-	require.NoError(t, svc.Start(t.Context()))
-	e.reg = registryv1.NewRegistryServiceClient(serve(t, svc.Register))
-	_, err = e.reg.CreateModel(t.Context(), &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "m"}})
-	require.NoError(t, err)
-	csv := []byte("a,b,target\n1,2,0\n3,4,1\n5,6,0\n")
-	sum := sha256.Sum256(csv)
-	up, err := e.reg.UploadDataset(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, up.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{
-		Header: &registryv1.UploadDatasetHeader{Name: "toy", Filename: "toy.csv", Sha256: hex.EncodeToString(sum[:])}}}))
-	require.NoError(t, up.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: csv}}))
-	_, err = up.CloseAndRecv()
-	require.NoError(t, err)
-}
-
-// serve runs a gRPC server with register's services and dials it.
-func serve(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
-	t.Helper()
-	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 8 << 20}, grpcsrv.Deps{})
-	require.NoError(t, err)
-	register(srv.GRPC())
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	r := registrytest.Start(e.t, registrytest.Options{Etcd: e.cli})
+	r.CreateModel(e.t, "m")
+	r.UploadDataset(e.t, "toy", "toy.csv", []byte("a,b,target\n1,2,0\n3,4,1\n5,6,0\n"))
+	e.reg = r.Client
 }
 
 // sched is one scheduler replica.
 type sched struct {
 	svc    *Service
 	c      schedulerv1.SchedulerServiceClient
-	logs   *logBuf
+	logs   *testenv.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -109,7 +71,7 @@ func (e *env) start(id string, mutate func(*Config)) *sched {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	logs := &logBuf{}
+	logs := &testenv.Buffer{}
 	deps := Deps{Logger: slog.New(slog.NewTextHandler(logs, nil)), Etcd: testenv.NewEtcdClient(t, e.endpoints), Bus: e.bus, Addr: id}
 	if e.reg != nil {
 		deps.Registry = e.reg
@@ -118,7 +80,7 @@ func (e *env) start(id string, mutate func(*Config)) *sched {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sched{svc: svc, logs: logs, cancel: cancel, done: make(chan struct{})}
-	s.c = schedulerv1.NewSchedulerServiceClient(serve(t, svc.Register))
+	s.c = schedulerv1.NewSchedulerServiceClient(testenv.Serve(t, svc.Register))
 	go func() {
 		defer close(s.done)
 		_ = svc.Run(ctx)
@@ -131,26 +93,6 @@ func (s *sched) stop() {
 	s.cancel()
 	<-s.done
 }
-
-// logBuf collects a replica's log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) has(s string) bool { return strings.Contains(l.String(), s) }
 
 // node registers a node under a lease of its own, as an agent does; the
 // returned function makes it vanish.
