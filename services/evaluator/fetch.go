@@ -9,9 +9,9 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/chunkstream"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
-	"github.com/bmaas/bmaas/pkg/regclient"
 )
 
 // loadModel downloads a READY version's artifact and decodes it; only
@@ -27,7 +27,7 @@ func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registry
 	}
 	var v *registryv1.ModelVersion
 	var buf bytes.Buffer
-	err = regclient.RecvAll(func() ([]byte, error) {
+	err = chunkstream.RecvAll(func() ([]byte, error) {
 		msg, err := stream.Recv()
 		if mv := msg.GetVersion(); mv != nil {
 			v = mv
@@ -36,8 +36,8 @@ func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registry
 			}
 		}
 		return msg.GetChunk(), err
-	}, &regclient.Limited{W: &buf, Max: e.cfg.MaxModelBytes})
-	if errors.Is(err, regclient.ErrTooLarge) {
+	}, &chunkstream.Limited{W: &buf, Max: e.cfg.MaxModelBytes})
+	if errors.Is(err, chunkstream.ErrTooLarge) {
 		return nil, nil, apierr.Exhausted("artifact of %s@%s exceeds %d bytes", model, ref, e.cfg.MaxModelBytes)
 	}
 	if err != nil {
@@ -69,14 +69,14 @@ func (e *Evaluator) loadDataset(ctx context.Context, name, ref string) (*registr
 	}
 	var dv *registryv1.DatasetVersion
 	var buf bytes.Buffer
-	err = regclient.RecvAll(func() ([]byte, error) {
+	err = chunkstream.RecvAll(func() ([]byte, error) {
 		msg, err := stream.Recv()
 		if v := msg.GetVersion(); v != nil {
 			dv = v
 		}
 		return msg.GetChunk(), err
-	}, &regclient.Limited{W: &buf, Max: e.cfg.MaxDatasetBytes})
-	if errors.Is(err, regclient.ErrTooLarge) {
+	}, &chunkstream.Limited{W: &buf, Max: e.cfg.MaxDatasetBytes})
+	if errors.Is(err, chunkstream.ErrTooLarge) {
 		return nil, nil, apierr.Exhausted("dataset %s exceeds %d bytes", name, e.cfg.MaxDatasetBytes)
 	}
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
-	"github.com/bmaas/bmaas/pkg/regclient"
+	"github.com/bmaas/bmaas/pkg/chunkstream"
 )
 
 // RawHTTP serves plain-HTTP artifact and dataset bytes for curl users,
@@ -234,5 +234,5 @@ func getCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryService
 // sent by then, so a stream that breaks shows as a short body against the
 // Content-Length and the X-Checksum-Sha256 already given.
 func streamBody(w io.Writer, recv func() ([]byte, error)) {
-	_ = regclient.RecvAll(recv, w)
+	_ = chunkstream.RecvAll(recv, w)
 }

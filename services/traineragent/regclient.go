@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
-	"github.com/bmaas/bmaas/pkg/regclient"
+	"github.com/bmaas/bmaas/pkg/chunkstream"
 )
 
 // chunkBytes is the size of uploaded chunks.
@@ -50,7 +50,7 @@ func (r *regClient) downloadDataset(ctx context.Context, name string, version in
 		return nil, err
 	}
 	var head *registryv1.DatasetVersion
-	err = regclient.RecvAll(func() ([]byte, error) {
+	err = chunkstream.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hv := m.GetVersion(); hv != nil {
 			head = hv
@@ -68,7 +68,7 @@ func (r *regClient) downloadCheckpoint(ctx context.Context, job string, w io.Wri
 		return nil, notFound(err)
 	}
 	var head *registryv1.Checkpoint
-	err = regclient.RecvAll(func() ([]byte, error) {
+	err = chunkstream.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hc := m.GetCheckpoint(); hc != nil {
 			head = hc
@@ -84,7 +84,7 @@ func (r *regClient) downloadBundle(ctx context.Context, sha string, w io.Writer)
 	if err != nil {
 		return err
 	}
-	return notFound(regclient.RecvAll(func() ([]byte, error) {
+	return notFound(chunkstream.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		return m.GetChunk(), err
 	}, w))

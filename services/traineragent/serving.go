@@ -15,8 +15,8 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/chunkstream"
 	"github.com/bmaas/bmaas/pkg/pki"
-	"github.com/bmaas/bmaas/pkg/regclient"
 	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/serving"
 	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
@@ -138,7 +138,7 @@ func (w *worker) downloadModel(model string, version int64) (*registryv1.ModelVe
 	}
 	defer f.Close()
 	var head *registryv1.ModelVersion
-	err = regclient.RecvAll(func() ([]byte, error) {
+	err = chunkstream.RecvAll(func() ([]byte, error) {
 		m, err := st.Recv()
 		if hv := m.GetVersion(); hv != nil {
 			head = hv

@@ -1,4 +1,4 @@
-package regclient
+package chunkstream
 
 import (
 	"bytes"

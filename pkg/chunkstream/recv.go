@@ -1,7 +1,7 @@
-// Package regclient holds what every client of the registry's streamed
-// downloads does: drain a stream whose first message is the record and
-// whose next ones carry chunks, into a writer.
-package regclient
+// Package chunkstream drains a chunked download stream (the registry's
+// downloads: a first message with the record, then messages carrying
+// chunks) into a writer, with a writer that caps how much it holds.
+package chunkstream
 
 import (
 	"errors"
