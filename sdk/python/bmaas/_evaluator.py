@@ -77,8 +77,10 @@ class EvaluatorCalls:
         if dataset is not None:
             ds, ds_ref = parse_ref(dataset)
             ev["dataset"] = ds
-            if "@" in str(dataset):
-                ev["dataset_version"] = ds_ref
+            if ds_ref.isdigit():
+                ev["dataset_version_number"] = int(ds_ref)
+            elif ds_ref != "latest":
+                ev["dataset_version"] = ds_ref  # the evaluator says why it refuses it
         else:
             ev["job_id"] = job
         got = self._do("POST", "/v1/evaluations", ev, timeout=max(self._t.timeout, timeout))["evaluation"]

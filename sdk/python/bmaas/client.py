@@ -248,6 +248,24 @@ class Client(EvaluatorCalls):
     def list_deployments(self):
         return self._list("/v1/deployments", "deployments")
 
+    def update_deployment(self, name, **fields):
+        """Changes the named fields of a deployment and keeps the others
+        (the request's update_mask names exactly the fields given), e.g.
+        update_deployment("iris", min_replicas=2, max_replicas=4). A field
+        given as None is cleared to the gateway's default."""
+        if not fields:
+            raise ValueError("give the fields to change, e.g. min_replicas=2")
+        body = {k: v for k, v in fields.items() if v is not None}
+        return self._do("PATCH", "/v1/deployments/" + quote(name), body,
+                        query={"update_mask": ",".join(sorted(fields))})["deployment"]
+
+    def scale(self, name, min_replicas=None, max_replicas=None):
+        """Changes a deployment's replica bounds, as `bmaas deploy scale`."""
+        fields = {k: v for k, v in (("min_replicas", min_replicas), ("max_replicas", max_replicas)) if v is not None}
+        if not fields:
+            raise ValueError("give min_replicas or max_replicas")
+        return self.update_deployment(name, **fields)
+
     def delete_deployment(self, name):
         self._do("DELETE", "/v1/deployments/" + quote(name))
 
