@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -227,12 +228,20 @@ func TestConsoleShowsPlatform(t *testing.T) {
 	p.waitText("#deployments", "iris-web", "iris@production", "v1", "1 / 1")
 	p.route("#/deployments/iris-web")
 	p.waitText("#replicas", node, "ready", "running")
-	// Scale it from the page.
+	// Scale it from the page. The page sends an update mask naming the
+	// replica bounds: a change made since it was drawn survives.
+	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
+	_, err = dc.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris-web", TargetConcurrency: 7},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target_concurrency"}}})
+	require.NoError(t, err)
 	p.run(chromedp.SetValue(chromedp.CSS(`#dep-max`), "2"), chromedp.Click(chromedp.CSS(`#dep-scale`)))
 	eventually(t, 30*time.Second, "max replicas 2 through the console", func() bool {
-		d, err := gatewayv1.NewDeploymentServiceClient(c.Conn).GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris-web"})
+		d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris-web"})
 		return err == nil && d.Deployment.MaxReplicas == 2
 	})
+	d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris-web"})
+	require.NoError(t, err)
+	require.Equal(t, int32(7), d.Deployment.TargetConcurrency, "the console's scale keeps what it did not name")
 	p.waitText("main", "max 2")
 
 	// A running experiment: pause, resume and cancel it from its page.

@@ -4,7 +4,9 @@ import { list, settle, token, AuthError } from './api.js';
 import { h, frag, header, table, time, badge, link, part, empty, num, errorBox } from './ui.js';
 import * as reg from './registry.js';
 import * as jobs from './jobs.js';
-import * as srv from './serving.js';
+import * as experimentViews from './experiments.js';
+import * as deploymentViews from './deployments.js';
+import * as nodeViews from './nodes.js';
 
 const routes = [
   ['overview', /^$/, overview],
@@ -15,11 +17,11 @@ const routes = [
   ['datasets', /^datasets\/([^/]+)$/, reg.dataset],
   ['jobs', /^jobs$/, jobs.jobs],
   ['jobs', /^jobs\/([^/]+)$/, jobs.job],
-  ['experiments', /^experiments$/, srv.experiments],
-  ['experiments', /^experiments\/([^/]+)$/, srv.experiment],
-  ['deployments', /^deployments$/, srv.deployments],
-  ['deployments', /^deployments\/([^/]+)$/, srv.deployment],
-  ['nodes', /^nodes$/, srv.nodes],
+  ['experiments', /^experiments$/, experimentViews.experiments],
+  ['experiments', /^experiments\/([^/]+)$/, experimentViews.experiment],
+  ['deployments', /^deployments$/, deploymentViews.deployments],
+  ['deployments', /^deployments\/([^/]+)$/, deploymentViews.deployment],
+  ['nodes', /^nodes$/, nodeViews.nodes],
 ];
 
 const main = document.getElementById('main');

@@ -142,3 +142,18 @@ export function usage(used, total, fmt, label) {
 }
 
 export const json = (v) => h('pre', { class: 'json' }, JSON.stringify(v, null, 2));
+
+// action is a button that calls the API, then draws the page again; an
+// error shows in out.
+export function action(id, label, out, call, ctx, cls = 'btn') {
+  return h('button', { class: cls, id, type: 'button', onclick: async (e) => {
+    e.target.disabled = true;
+    try {
+      await call();
+      ctx.rerender();
+    } catch (err) {
+      e.target.disabled = false;
+      out.replaceChildren(errorBox(err, label));
+    }
+  } }, label);
+}
