@@ -101,7 +101,11 @@ func (e *Evaluator) SweepAuto(ctx context.Context) (int, error) {
 			}
 			todo, err := e.unevaluated(ctx, reg, m.Name, from, until)
 			if err != nil {
-				return evaluated, err
+				if ctx.Err() != nil {
+					return evaluated, err
+				}
+				e.log.Warn("automatic evaluation sweep", "model", m.Name, "err", err) // deleted meanwhile, or unreadable: the other models go on
+				continue
 			}
 			for _, v := range todo {
 				if tried == sweepBudget {
