@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -41,7 +43,7 @@ var openAPI []byte
 func (a *App) startHTTP(ctx context.Context) error {
 	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(),
 		token: a.w.dialer.Token(), reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
-		gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes})
+		gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes, log: a.log, tracer: a.w.tracer})
 	if err != nil {
 		return err
 	}
@@ -68,13 +70,17 @@ type edge struct {
 	// when nil they go to the gateway over the connection.
 	gateway       *gateway.Service
 	maxInferBytes int64
+	log           *slog.Logger
+	// tracer, when set, runs every request in a server span.
+	tracer trace.TracerProvider
 }
 
 // newHTTPServer builds the HTTP edge: REST for every service through the
 // gRPC clients of conn, raw artifact and dataset bytes, the KServe v2
 // routes, /readyz, /metrics, /openapi.json and the web console under /ui/
-// (the root redirects there), behind the guard and the bearer token. The
-// server's Handler is the whole edge as served.
+// (the root redirects there), behind the one chain of every route
+// (httpchain.go): metrics and tracing, panic recovery, the guard and the
+// bearer token. The server's Handler is the whole edge as served.
 func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Server, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
@@ -88,6 +94,8 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 			return runtime.DefaultHeaderMatcher(k)
 		}),
 		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(restError),
+		runtime.WithMiddlewares(gatewayRoute),
 	)
 	type reg struct {
 		target string
@@ -132,7 +140,21 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 	if err != nil {
 		return nil, err
 	}
-	return guard.Server(grpcsrv.HTTPAuth(e.token, publicPath, mux)), nil
+	met, err := newHTTPMetrics(e.reg)
+	if err != nil {
+		return nil, fmt.Errorf("http metrics: %w", err)
+	}
+	var tracer trace.Tracer
+	if e.tracer != nil {
+		tracer = e.tracer.Tracer("github.com/bmaas/bmaas/internal/app/http")
+	}
+	log := e.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := guard.Server(grpcsrv.HTTPAuth(e.token, publicPath, denyUnauthenticated, muxRoute(mux)))
+	srv.Handler = observe(met, tracer, mux, recoverHTTP(log, srv.Handler))
+	return srv, nil
 }
 
 // routeKind tells the edge what a state-changing request's route does

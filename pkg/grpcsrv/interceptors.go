@@ -226,9 +226,11 @@ func bearerMatches(v string, token []byte) bool {
 }
 
 // HTTPAuth refuses HTTP requests without the bearer token in their
-// Authorization header (401), except on the paths public accepts; with
-// an empty token it lets every request through.
-func HTTPAuth(token string, public func(path string) bool, next http.Handler) http.Handler {
+// Authorization header, except on the paths public accepts: it sets
+// WWW-Authenticate and hands the request to deny, which answers the 401
+// in the route's error shape. With an empty token it lets every request
+// through.
+func HTTPAuth(token string, public func(path string) bool, deny, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
@@ -239,9 +241,7 @@ func HTTPAuth(token string, public func(path string) bool, next http.Handler) ht
 			return
 		}
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":"missing or invalid bearer token"}` + "\n"))
+		deny.ServeHTTP(w, r)
 	})
 }
 

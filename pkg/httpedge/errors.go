@@ -1,28 +1,31 @@
 package httpedge
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bmaas/bmaas/pkg/apierr"
 )
 
 // gRPC codes of the edge's refusals, as the REST API's error bodies
 // carry them.
 const (
-	codeInvalidArgument   = 3
-	codePermissionDenied  = 7
-	codeResourceExhausted = 8
+	codeInvalidArgument   = codes.InvalidArgument
+	codePermissionDenied  = codes.PermissionDenied
+	codeResourceExhausted = codes.ResourceExhausted
 )
 
-// writeError answers in the shape of the route's protocol: KServe v2's
-// {"error": "..."} under /v2, else the REST API's {"code", "message"}.
-func writeError(w http.ResponseWriter, r *http.Request, status, code int, msg string) {
-	var body any = map[string]any{"code": code, "message": msg}
+// writeError answers a refusal of the edge with its own HTTP status, in
+// the shape of the route's protocol: KServe v2's {"error": "..."} under
+// /v2, else the REST API's google.rpc.Status ({"code", "message",
+// "details"}), as every route of the API answers its errors.
+func writeError(w http.ResponseWriter, r *http.Request, httpStatus int, code codes.Code, msg string) {
 	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-		body = map[string]string{"error": msg}
+		apierr.WriteKServeStatus(w, httpStatus, msg)
+		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	apierr.WriteHTTPStatus(w, httpStatus, status.New(code, msg))
 }

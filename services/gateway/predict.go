@@ -11,11 +11,12 @@ import (
 // restPredict answers POST /v1/models/{name}:predict with
 // {"instances": [[...], ...]}: rows of the model's input features, sent
 // as the FP64 tensor "input"; the answer is {"predictions": [...]} and,
-// for classifiers, "probabilities": [[...], ...].
+// for classifiers, "probabilities": [[...], ...]. Errors answer as the
+// rest of the REST API does (apierr.WriteHTTP).
 func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string) {
 	bp, err := a.readBody(w, r)
 	if err != nil {
-		writeErr(w, err)
+		apierr.WriteHTTP(w, err)
 		return
 	}
 	defer bufPool.Put(bp)
@@ -23,19 +24,19 @@ func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string
 		Instances [][]float64 `json:"instances"`
 	}
 	if err := json.Unmarshal(*bp, &body); err != nil {
-		writeErr(w, apierr.Invalid("instances", "want an array of rows of numbers: %v", err))
+		apierr.WriteHTTP(w, apierr.Invalid("instances", "want an array of rows of numbers: %v", err))
 		return
 	}
 	rows := len(body.Instances)
 	if rows == 0 {
-		writeErr(w, apierr.Invalid("instances", "at least one row is required"))
+		apierr.WriteHTTP(w, apierr.Invalid("instances", "at least one row is required"))
 		return
 	}
 	cols := len(body.Instances[0])
 	x := make([]float64, 0, rows*cols)
 	for i, row := range body.Instances {
 		if len(row) != cols {
-			writeErr(w, apierr.Invalid("instances", "row %d has %d values, row 0 has %d", i, len(row), cols))
+			apierr.WriteHTTP(w, apierr.Invalid("instances", "row %d has %d values, row 0 has %d", i, len(row), cols))
 			return
 		}
 		x = append(x, row...)
@@ -44,7 +45,7 @@ func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string
 		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP64",
 			Shape: []int64{int64(rows), int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: x}}}})
 	if err != nil {
-		writeErr(w, err)
+		apierr.WriteHTTP(w, err)
 		return
 	}
 	out := map[string]any{"model_name": resp.ModelName, "model_version": resp.ModelVersion}

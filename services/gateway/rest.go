@@ -9,9 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/serving"
@@ -184,24 +181,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeErr answers {"error": "..."} with the HTTP status of the error's
-// gRPC code.
-func writeErr(w http.ResponseWriter, err error) {
-	st := status.Convert(apierr.ToStatus(err))
-	code := http.StatusInternalServerError
-	switch st.Code() {
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		code = http.StatusBadRequest
-	case codes.NotFound:
-		code = http.StatusNotFound
-	case codes.ResourceExhausted:
-		code = http.StatusRequestEntityTooLarge
-	case codes.Unavailable:
-		code = http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		code = http.StatusGatewayTimeout
-	case codes.Unimplemented:
-		code = http.StatusNotImplemented
-	}
-	writeJSON(w, code, map[string]string{"error": st.Message()})
-}
+// writeErr answers a KServe v2 route's error: {"error": "..."} with the
+// HTTP status of its gRPC code (apierr's one table).
+func writeErr(w http.ResponseWriter, err error) { apierr.WriteKServe(w, err) }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/chunkstream"
 )
 
@@ -46,24 +47,8 @@ const (
 // upload routes RawHTTP mounts.
 func IsUploadRoute(pattern string) bool { return pattern == routePutArtifact || pattern == routePutCSV }
 
-var httpCodes = map[codes.Code]int{
-	codes.InvalidArgument: http.StatusBadRequest, codes.NotFound: http.StatusNotFound,
-	codes.AlreadyExists: http.StatusConflict, codes.Aborted: http.StatusConflict,
-	codes.FailedPrecondition: http.StatusPreconditionFailed, codes.ResourceExhausted: http.StatusRequestEntityTooLarge,
-	codes.Unauthenticated: http.StatusUnauthorized, codes.Unimplemented: http.StatusNotImplemented,
-	codes.Unavailable: http.StatusServiceUnavailable, codes.DeadlineExceeded: http.StatusGatewayTimeout,
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	s := status.Convert(err)
-	code, ok := httpCodes[s.Code()]
-	if !ok {
-		code = http.StatusInternalServerError
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = fmt.Fprintf(w, "{\"code\":%d,\"message\":%q}\n", s.Code(), s.Message())
-}
+// writeError answers err as every REST route does (apierr.WriteHTTP).
+func writeError(w http.ResponseWriter, err error) { apierr.WriteHTTP(w, err) }
 
 func writeProto(w http.ResponseWriter, code int, m proto.Message) {
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)

@@ -14,16 +14,29 @@ class BmaasError(Exception):
 
     ``status`` is the HTTP status (0 when the server could not be reached)
     and ``message`` the server's explanation, which names the field or
-    tensor at fault.
+    tensor at fault. On the REST API (/v1) ``code`` is the gRPC status code
+    of the answer (5 for NOT_FOUND, ...) and ``details`` its details, such
+    as a google.rpc.ErrorInfo whose "reason" says why (NO_READY_REPLICA);
+    KServe v2 answers (/v2) carry only a message.
     """
 
-    def __init__(self, status, message, method="", path=""):
+    def __init__(self, status, message, method="", path="", code=None, details=None):
         self.status = status
         self.message = message
         self.method = method
         self.path = path
+        self.code = code
+        self.details = details or []
         where = ("%s %s: " % (method, path)) if method else ""
         super().__init__("%s%s (HTTP %d)" % (where, message, status) if status else where + message)
+
+    @property
+    def reason(self):
+        """The reason of the answer's google.rpc.ErrorInfo detail, or ""."""
+        for d in self.details:
+            if isinstance(d, dict) and d.get("@type", "").endswith("google.rpc.ErrorInfo"):
+                return d.get("reason", "")
+        return ""
 
 
 def quote(segment):
@@ -31,19 +44,29 @@ def quote(segment):
     return urllib.parse.quote(str(segment), safe="")
 
 
-def error_message(body, reason):
-    """The message of an error body: {"message": ...} (the REST API) or
-    {"error": ...} (the v2 data plane); else the body or the reason."""
+def kserve(path):
+    """Whether path is a KServe v2 route, whose errors are {"error": ...}."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def parse_error(body, reason, path=""):
+    """The (message, code, details) of an error body: every route of the
+    REST API answers google.rpc.Status ({"code", "message", "details"}),
+    KServe v2 routes {"error": ...}; a body that is neither (a proxy's
+    page) gives its text or the reason."""
     try:
         doc = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         doc = None
     if isinstance(doc, dict):
-        for key in ("message", "error"):
-            if isinstance(doc.get(key), str) and doc[key]:
-                return doc[key]
+        key = "error" if kserve(path) else "message"
+        if isinstance(doc.get(key), str) and doc[key]:
+            if kserve(path):
+                return doc[key], None, []
+            details = doc.get("details")
+            return doc[key], doc.get("code"), details if isinstance(details, list) else []
     text = body.decode("utf-8", "replace").strip()
-    return text or reason or "request failed"
+    return text or reason or "request failed", None, []
 
 
 def tls_context(ca_file=None, cert_file=None, key_file=None):
@@ -97,7 +120,8 @@ class Transport:
             with self._open(req, timeout=timeout or self.timeout) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as e:
-            raise BmaasError(e.code, error_message(e.read() or b"", e.reason), method, path) from None
+            msg, code, details = parse_error(e.read() or b"", e.reason, path)
+            raise BmaasError(e.code, msg, method, path, code, details) from None
         except urllib.error.URLError as e:
             raise BmaasError(0, "cannot reach the bmaas server at %s: %s" % (self.url, e.reason), method, path) from None
         except (ConnectionError, TimeoutError) as e:

@@ -70,12 +70,23 @@ class ClientTest(unittest.TestCase):
             c.predict("iris", [])
 
     def test_errors_carry_status_and_message(self):
-        c, _ = client((404, {"code": 5, "message": "model \"nope\" not found"}))
+        c, _ = client((404, {"code": 5, "message": "model \"nope\" not found", "details": []}))
         with self.assertRaises(BmaasError) as cm:
             c.get_model("nope")
         self.assertEqual(cm.exception.status, 404)
         self.assertEqual(cm.exception.message, "model \"nope\" not found")
+        self.assertEqual((cm.exception.code, cm.exception.details, cm.exception.reason), (5, [], ""))
         self.assertIn("GET /v1/models/nope", str(cm.exception))
+        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "NO_READY_REPLICA", "domain": "bmaas.io"}
+        c, _ = client((503, {"code": 14, "message": "no ready replica", "details": [info]}))
+        with self.assertRaises(BmaasError) as cm:
+            c.list_models()
+        self.assertEqual((cm.exception.status, cm.exception.code, cm.exception.reason), (503, 14, "NO_READY_REPLICA"))
+        # {"error"} is KServe v2's shape only: on /v1 it is not a message.
+        c, _ = client((400, {"error": "x"}))
+        with self.assertRaises(BmaasError) as cm:
+            c.list_models()
+        self.assertEqual(cm.exception.message, '{"error": "x"}')
         c, _ = client((400, {"error": "inputs[0].shape: bad"}))
         with self.assertRaises(BmaasError) as cm:
             c.infer("iris", [])

@@ -11,14 +11,33 @@ export const token = {
 };
 
 // ApiError is an error answer of the API: the HTTP status and the
-// message of its JSON body ({"code":5,"message":"model \"x\" not found"}).
+// google.rpc.Status every /v1 route answers
+// ({"code":5,"message":"model \"x\" not found","details":[]}).
 export class ApiError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, details = []) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.details = details;
   }
+
+  // reason is the google.rpc.ErrorInfo reason of the answer, or ''.
+  get reason() {
+    const info = this.details.find((d) => d?.['@type']?.endsWith('google.rpc.ErrorInfo'));
+    return info?.reason || '';
+  }
+}
+
+// statusOf reads an error body: its message, code and details, or the
+// text of a body that is not one (a proxy's page).
+function statusOf(text, fallback) {
+  let data = null;
+  try { data = JSON.parse(text); } catch { data = null; }
+  if (typeof data?.message === 'string' && data.message) {
+    return { msg: data.message, code: data.code, details: Array.isArray(data.details) ? data.details : [] };
+  }
+  return { msg: text.trim() || fallback, code: undefined, details: [] };
 }
 
 // AuthError is a 401: the server wants a (valid) bearer token.
@@ -40,14 +59,12 @@ export async function api(path, { method = 'GET', body } = {}) {
     throw new ApiError(0, `cannot reach the server: ${e.message}`);
   }
   const text = await resp.text();
-  let data = null;
-  if (text) {
-    try { data = JSON.parse(text); } catch { data = null; }
+  if (!resp.ok) {
+    const { msg, code, details } = statusOf(text, resp.statusText);
+    throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg, code, details);
   }
-  const msg = data?.message || data?.error || text.trim() || resp.statusText;
-  if (resp.status === 401) throw new AuthError(401, msg);
-  if (!resp.ok) throw new ApiError(resp.status, msg, data?.code);
-  return data ?? {};
+  if (!text) return {};
+  try { return JSON.parse(text); } catch { return {}; }
 }
 
 // stream reads a server-streaming call over REST (newline-delimited JSON,
@@ -108,10 +125,8 @@ export async function download(path, filename) {
   if (t) headers.Authorization = `Bearer ${t}`;
   const resp = await fetch(path, { headers });
   if (!resp.ok) {
-    const text = await resp.text();
-    let msg = text.trim();
-    try { const d = JSON.parse(text); msg = d.message || d.error || msg; } catch { /* not JSON */ }
-    throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg || resp.statusText);
+    const { msg, code, details } = statusOf(await resp.text(), resp.statusText);
+    throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg, code, details);
   }
   const url = URL.createObjectURL(await resp.blob());
   const a = document.createElement('a');
