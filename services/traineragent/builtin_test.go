@@ -10,14 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	agentv1 "github.com/bmaas/bmaas/api/bmaas/agent/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/events"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 )
 
@@ -170,13 +168,6 @@ func (e *env) metricSteps(ctx context.Context, job string) func() []step {
 type agentHandler struct{ a *agent }
 
 func (h *agentHandler) status(t *testing.T) (*agentv1.GetAgentStatusResponse, error) {
-	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 1 << 20}, grpcsrv.Deps{})
-	require.NoError(t, err)
-	h.a.svc.Register(srv.GRPC())
-	go func() { _ = srv.Serve() }()
-	defer srv.Shutdown(context.Background())
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer func() { _ = conn.Close() }()
+	conn := testenv.Serve(t, h.a.svc.Register)
 	return agentv1.NewAgentServiceClient(conn).GetAgentStatus(t.Context(), &agentv1.GetAgentStatusRequest{})
 }

@@ -5,8 +5,6 @@ package traineragent_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,57 +15,39 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
-	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/pkg/events"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
-	"github.com/bmaas/bmaas/pkg/membership"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
-	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 	"github.com/bmaas/bmaas/services/traineragent"
 )
 
 // env is a real etcd, NATS and registry for agents to run against.
 type env struct {
-	t      *testing.T
-	cli    *clientv3.Client
-	bus    *events.Bus
-	reg    registryv1.RegistryServiceClient
-	dialer *mesh.Dialer
+	t   *testing.T
+	cli *clientv3.Client
+	bus *events.Bus
+	reg registryv1.RegistryServiceClient
+	// registry is the service behind reg.
+	registry *registrytest.Registry
+	dialer   *mesh.Dialer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := t.Context()
 	cli := testenv.EtcdClient(t)
-	bus, err := events.NewBus(ctx, testenv.NATSConn(t), events.Config{}, nil)
+	bus, err := events.NewBus(t.Context(), testenv.NATSConn(t), events.Config{}, nil)
 	require.NoError(t, err)
-	blobs, err := blob.NewLocal(t.TempDir())
-	require.NoError(t, err)
-	rsvc, err := registry.New(registry.DefaultConfig(), registry.Deps{Store: store.New(cli), Blobs: blobs, Events: bus})
-	require.NoError(t, err)
-	require.NoError(t, rsvc.Start(ctx))
-	srv, err := grpcsrv.New(grpcsrv.Config{Addr: "127.0.0.1:0", MaxRecvMsgBytes: 16 << 20}, grpcsrv.Deps{})
-	require.NoError(t, err)
-	rsvc.Register(srv.GRPC())
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	_, err = membership.Join(context.WithoutCancel(ctx), cli, membership.Member{ID: "registry-1", Service: "registry", Addr: srv.Addr()}, 5*time.Second, nil)
-	require.NoError(t, err)
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	reg := registrytest.Start(t, registrytest.Options{Etcd: cli, Events: bus, Member: "registry-1"})
 	d := mesh.NewDialer(cli, "", nil)
 	t.Cleanup(d.Close)
-	return &env{t: t, cli: cli, bus: bus, reg: registryv1.NewRegistryServiceClient(conn), dialer: d}
+	return &env{t: t, cli: cli, bus: bus, reg: reg.Client, registry: reg, dialer: d}
 }
 
 // agent runs an agent on node until the test ends (or stop is called).
@@ -185,37 +165,10 @@ func (e *env) dataset(file string) int64 {
 	name := strings.ReplaceAll(file, "_", "-")
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "datasets", file+".csv"))
 	require.NoError(e.t, err)
-	st, err := e.reg.UploadDataset(e.t.Context())
-	require.NoError(e.t, err)
-	require.NoError(e.t, st.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{
-		Header: &registryv1.UploadDatasetHeader{Name: name, Filename: name + ".csv"}}}))
-	for c := range slices(b, 256<<10) {
-		require.NoError(e.t, st.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: c}}))
-	}
-	sum := sha256.Sum256(b)
-	require.NoError(e.t, st.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{
-		Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(sum[:])}}}))
-	resp, err := st.CloseAndRecv()
-	require.NoError(e.t, err)
-	return resp.Version.Version
+	return e.registry.UploadDataset(e.t, name, name+".csv", b)
 }
 
-func slices(b []byte, n int) func(func([]byte) bool) {
-	return func(yield func([]byte) bool) {
-		for len(b) > 0 {
-			k := min(n, len(b))
-			if !yield(b[:k]) {
-				return
-			}
-			b = b[k:]
-		}
-	}
-}
-
-func (e *env) model(name string) {
-	_, err := e.reg.CreateModel(e.t.Context(), &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: name}})
-	require.NoError(e.t, err)
-}
+func (e *env) model(name string) { e.registry.CreateModel(e.t, name) }
 
 func (e *env) version(model string, v int64) *registryv1.ModelVersion {
 	resp, err := e.reg.GetModelVersion(e.t.Context(), &registryv1.GetModelVersionRequest{Model: model, Version: strconv.FormatInt(v, 10)})
