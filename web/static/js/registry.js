@@ -110,18 +110,26 @@ function decisionTable(ds) {
   ], ds, { empty: 'No promotion decisions.', hint: 'Decisions appear once the model has a promotion policy (PUT /v1/models/NAME/evaluation-policy).' });
 }
 
+// An evaluation's enums and version numbers, read from the fields that
+// replaced the strings (an evaluator from before them sends the strings).
+const kind = (v, prefix) => (v && v !== `${prefix}UNSPECIFIED` ? v.slice(prefix.length).toLowerCase() : '');
+const evSplit = (e) => kind(e.split_kind, 'EVALUATION_SPLIT_') || e.split || '';
+const evTrigger = (e) => kind(e.trigger_kind, 'EVALUATION_TRIGGER_') || e.trigger || '';
+const evVersion = (e) => (num(e.model_version) ? e.model_version : e.version);
+const evDataVersion = (e) => (num(e.dataset_version_number) ? e.dataset_version_number : e.dataset_version);
+
 function evaluationTable(name, es) {
   es = [...es].sort((a, b) => (b.create_time || '').localeCompare(a.create_time || ''));
   const metrics = keyMetrics(es, 3);
   return table([
     { title: 'When', cell: (e) => time(e.create_time) },
-    { title: 'Version', cell: (e) => link(versionHref(name, e.version), `v${e.version}`) },
-    { title: 'Data', cell: (e) => [link(datasetHref(e.dataset), e.dataset), e.dataset_version ? `@${e.dataset_version}` : '', e.split ? ` (${e.split})` : ''] },
+    { title: 'Version', cell: (e) => link(versionHref(name, evVersion(e)), `v${evVersion(e)}`) },
+    { title: 'Data', cell: (e) => [link(datasetHref(e.dataset), e.dataset), evDataVersion(e) ? `@${evDataVersion(e)}` : '', evSplit(e) ? ` (${evSplit(e)})` : ''] },
     { title: 'State', cell: (e) => badge(e.state, e.message) },
     { title: 'Rows', num: true, cell: (e) => fmtNum(e.rows) },
     ...metrics.map((k) => ({ title: k, name: true, num: true, cell: (e) => fmtNum(e.metrics?.[k]) })),
     { title: 'Drift (PSI)', num: true, cell: (e) => fmtNum(e.drift_score) },
-    { title: 'Trigger', cell: (e) => e.trigger || '' },
+    { title: 'Trigger', cell: evTrigger },
   ], es, { empty: 'No evaluations.', hint: `Run one with \`bmaas evaluate --model ${name}@latest --dataset DATASET\`.` });
 }
 
