@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -49,7 +50,7 @@ func TestEmbeddedBackendsAreClosed(t *testing.T) {
 	defer cancel()
 	_, err = anon.Get(cctx, "/bmaas/", clientv3.WithPrefix())
 	require.Error(t, err, "etcd answered a client without credentials")
-	_, err = anon.Put(cctx, "/bmaas/v1/endpoints/iris/fake", "x")
+	_, err = anon.Put(cctx, endpointkeys.Key("iris", "fake"), "x")
 	require.Error(t, err, "etcd took a write without credentials")
 	_, err = clientv3.New(clientv3.Config{Endpoints: c.Addrs.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		Username: "root", Password: "guess"})

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/tests/harness"
@@ -29,20 +30,24 @@ func setup(b *testing.B) (*harness.Cluster, *clientv3.Client) {
 	ctx := context.Background()
 	for i := range models {
 		name := fmt.Sprintf("model-%03d", i)
-		if _, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{
-			Name: name, Description: "a model used by the benchmark", Labels: map[string]string{"team": "bench"}}}); err != nil {
+		resp, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{
+			Name: name, Description: "a model used by the benchmark", Labels: map[string]string{"team": "bench"}}})
+		if err != nil {
 			b.Fatal(err)
 		}
-		raw, _ := cli.Get(ctx, "/bmaas/v1/models/"+name)
-		if _, err := cli.Put(ctx, "/bench/raw/"+name, string(raw.Kvs[0].Value)); err != nil {
+		raw, err := proto.Marshal(resp.GetModel())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cli.Put(ctx, "/bench/raw/"+name, string(raw)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return c, cli
 }
 
-// Reads: GetModel through the registry's gRPC API vs a raw etcd Get of a
-// value of the same size.
+// Reads: GetModel through the registry's gRPC API vs a raw etcd Get of
+// the model's encoding.
 func BenchmarkReads(b *testing.B) {
 	c, cli := setup(b)
 	b.Run("raw-etcd-get", func(b *testing.B) {

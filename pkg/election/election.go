@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,12 @@ func (c Config) ttlSeconds() int {
 // Prefix is the election's key prefix, with its trailing slash.
 func Prefix(service string) string {
 	return KeyPrefix + service + "/"
+}
+
+// Key is the key a candidate campaigns under: its lease ID, in hex, under
+// the election's prefix.
+func Key(service string, lease clientv3.LeaseID) string {
+	return Prefix(service) + strconv.FormatInt(int64(lease), 16)
 }
 
 // Run campaigns for leadership of cfg.Service until ctx is done. Each time it

@@ -151,6 +151,7 @@ func TestLeaseLossCancelsLead(t *testing.T) {
 	resp, err := cli.Get(ctx, Prefix("evaluator"), clientv3.WithPrefix())
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
+	require.Equal(t, Key("evaluator", clientv3.LeaseID(resp.Kvs[0].Lease)), string(resp.Kvs[0].Key))
 	_, err = cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
 	require.NoError(t, err)
 

@@ -26,7 +26,7 @@ import (
 func TestStaleTermIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, err := e.cli.Put(t.Context(), election.Prefix(schedkeys.Election)+"694d9a", "sched-b")
+	resp, err := e.cli.Put(t.Context(), election.Key(schedkeys.Election, 0x694d9a), "sched-b")
 	require.NoError(t, err)
 	term := resp.Header.Revision
 	e.agent("f1", nil)

@@ -5,7 +5,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
@@ -39,7 +38,7 @@ func TestKeysUnderTheirPrefixes(t *testing.T) {
 	require.Equal(t, store.Key("tasks", "j", "2"), schedkeys.Task("j", 2))
 	require.Regexp(t, "^"+schedkeys.AssignmentsOf("n"), schedkeys.Assignment("n", "j", 2))
 	require.Regexp(t, "^"+schedkeys.TasksOf("j"), schedkeys.Task("j", 2))
-	require.Equal(t, "/bmaas/v1/leader/scheduler/", election.Prefix(schedkeys.Election))
+	require.Equal(t, "scheduler", schedkeys.Election)
 }
 
 func TestMalformedKeysRefused(t *testing.T) {

@@ -25,7 +25,7 @@ func TestMalformedKeysRefused(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{
 		"", "/bmaas/v1/endpoints/", "/bmaas/v1/endpoints/iris", "/bmaas/v1/endpoints/iris/",
-		"/bmaas/v1/endpoints//r", "/bmaas/v1/endpoints/iris/r/x", "/bmaas/v1/deployments/iris/r", "endpoints/iris/r",
+		"/bmaas/v1/endpoints//r", "/bmaas/v1/endpoints/iris/r/x", "/bmaas/v2/endpoints/iris/r", "endpoints/iris/r",
 	} {
 		_, _, ok := endpointkeys.Parse(k)
 		require.False(t, ok, "key %q", k)
