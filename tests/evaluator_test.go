@@ -4,9 +4,7 @@ package tests
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +18,7 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -29,15 +28,7 @@ func uploadCSV(t *testing.T, c registryv1.RegistryServiceClient, name string, ro
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	require.NoError(t, w.WriteAll(rows))
-	sum := sha256.Sum256(buf.Bytes())
-	stream, err := c.UploadDataset(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{
-		Header: &registryv1.UploadDatasetHeader{Name: name, Filename: name + ".csv", Sha256: hex.EncodeToString(sum[:])}}}))
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: buf.Bytes()}}))
-	resp, err := stream.CloseAndRecv()
-	require.NoError(t, err)
-	return resp.Version
+	return registrytest.UploadDataset(t, c, name, name+".csv", buf.Bytes())
 }
 
 func readExampleCSV(t *testing.T, file string) [][]string {
@@ -80,6 +71,13 @@ func TestEvaluationMetricsDriftAndBadInput(t *testing.T) {
 	require.NoError(t, err)
 	require.InDelta(t, v.Version.Metrics["test_accuracy"], ev.Evaluation.Metrics["accuracy"], 1e-12)
 	require.Equal(t, int64(30), ev.Evaluation.Rows)
+	// The enums and the numbers, with the deprecated strings beside them.
+	require.Equal(t, evaluatorv1.EvaluationTrigger_EVALUATION_TRIGGER_MANUAL, ev.Evaluation.TriggerKind)
+	require.Equal(t, "manual", ev.Evaluation.Trigger)
+	require.Equal(t, evaluatorv1.EvaluationSplit_EVALUATION_SPLIT_TEST, ev.Evaluation.SplitKind)
+	require.Equal(t, "test", ev.Evaluation.Split)
+	require.Equal(t, v.Version.Version, ev.Evaluation.ModelVersion)
+	require.Equal(t, strconv.FormatInt(v.Version.Version, 10), ev.Evaluation.Version)
 	cm := ev.Evaluation.ConfusionMatrix
 	require.Len(t, cm.Labels, 3)
 	var total int64
@@ -97,8 +95,12 @@ func TestEvaluationMetricsDriftAndBadInput(t *testing.T) {
 	}
 	uploadCSV(t, c.Registry, "iris-shifted", shifted)
 	ev, err = ec.CreateEvaluation(ctx, &evaluatorv1.CreateEvaluationRequest{Evaluation: &evaluatorv1.Evaluation{
-		Model: "iris", Dataset: "iris-shifted"}})
+		Model: "iris", ModelVersion: v.Version.Version, Dataset: "iris-shifted", DatasetVersionNumber: 1}})
 	require.NoError(t, err)
+	require.Equal(t, evaluatorv1.EvaluationSplit_EVALUATION_SPLIT_ALL, ev.Evaluation.SplitKind)
+	require.Equal(t, "all", ev.Evaluation.Split)
+	require.Equal(t, int64(1), ev.Evaluation.DatasetVersionNumber)
+	require.Equal(t, "1", ev.Evaluation.DatasetVersion)
 	drift := map[string]*evaluatorv1.FeatureDrift{}
 	for _, d := range ev.Evaluation.Drift {
 		drift[d.Column] = d
