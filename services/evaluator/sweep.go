@@ -60,12 +60,8 @@ func (e *Evaluator) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.AutoSweep)
 	defer t.Stop()
 	for {
-		n, err := e.SweepAuto(ctx)
-		if err != nil && ctx.Err() == nil {
+		if _, err := e.SweepAuto(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("automatic evaluation sweep", "err", err)
-		}
-		if n > 0 {
-			e.log.Info("automatic evaluation sweep", "versions", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -120,7 +116,7 @@ func (e *Evaluator) SweepAuto(ctx context.Context) (int, error) {
 					e.log.Warn("automatic evaluation", "model", v.Model, "version", v.Version, "err", err)
 				case ran:
 					evaluated++
-					e.log.Info("version evaluated by the sweep: its event was missed", "model", v.Model, "version", v.Version)
+					e.log.Info("version evaluated by the sweep: its event was lost or failed", "model", v.Model, "version", v.Version)
 				}
 			}
 		}
