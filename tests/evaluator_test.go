@@ -4,9 +4,7 @@ package tests
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +18,7 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -29,15 +28,7 @@ func uploadCSV(t *testing.T, c registryv1.RegistryServiceClient, name string, ro
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	require.NoError(t, w.WriteAll(rows))
-	sum := sha256.Sum256(buf.Bytes())
-	stream, err := c.UploadDataset(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{
-		Header: &registryv1.UploadDatasetHeader{Name: name, Filename: name + ".csv", Sha256: hex.EncodeToString(sum[:])}}}))
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: buf.Bytes()}}))
-	resp, err := stream.CloseAndRecv()
-	require.NoError(t, err)
-	return resp.Version
+	return registrytest.UploadDataset(t, c, name, name+".csv", buf.Bytes())
 }
 
 func readExampleCSV(t *testing.T, file string) [][]string {

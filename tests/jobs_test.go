@@ -4,8 +4,6 @@ package tests
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -28,15 +27,7 @@ func uploadDatasetFile(t *testing.T, c registryv1.RegistryServiceClient, name, f
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "examples", "datasets", file))
 	require.NoError(t, err)
-	sum := sha256.Sum256(data)
-	stream, err := c.UploadDataset(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{
-		Header: &registryv1.UploadDatasetHeader{Name: name, Filename: file, Sha256: hex.EncodeToString(sum[:])}}}))
-	require.NoError(t, stream.Send(&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: data}}))
-	resp, err := stream.CloseAndRecv()
-	require.NoError(t, err)
-	return resp.Version
+	return registrytest.UploadDataset(t, c, name, file, data)
 }
 
 // waitJob follows a job until it ends and returns its final state.

@@ -49,7 +49,7 @@ func newEnv(t *testing.T, withRegistry bool) *env {
 func (e *env) startRegistry() {
 	r := registrytest.Start(e.t, registrytest.Options{Etcd: e.cli})
 	r.CreateModel(e.t, "m")
-	r.UploadDataset(e.t, "toy", "toy.csv", []byte("a,b,target\n1,2,0\n3,4,1\n5,6,0\n"))
+	registrytest.UploadDataset(e.t, r.Client, "toy", "toy.csv", []byte("a,b,target\n1,2,0\n3,4,1\n5,6,0\n"))
 	e.reg = r.Client
 }
 

@@ -165,7 +165,7 @@ func (e *env) dataset(file string) int64 {
 	name := strings.ReplaceAll(file, "_", "-")
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "datasets", file+".csv"))
 	require.NoError(e.t, err)
-	return e.registry.UploadDataset(e.t, name, name+".csv", b)
+	return registrytest.UploadDataset(e.t, e.reg, name, name+".csv", b).Version
 }
 
 func (e *env) model(name string) { e.registry.CreateModel(e.t, name) }

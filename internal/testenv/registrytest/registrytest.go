@@ -2,7 +2,8 @@
 // services that call it (the scheduler, the trainer agent): on the etcd
 // they give it, served on a loopback gRPC port, with its blobs in a
 // temporary directory. The registry's own tests build theirs in their
-// package; this one imports it.
+// package; this one imports it. UploadDataset works against any
+// registry, a whole cluster's too.
 package registrytest
 
 import (
@@ -75,12 +76,13 @@ func (r *Registry) CreateModel(t testing.TB, name string) {
 	}
 }
 
-// UploadDataset uploads data as dataset name (file name filename), in
-// chunks of 256 KiB with its digest in the trailer, and returns the
-// dataset's version.
-func (r *Registry) UploadDataset(t testing.TB, name, filename string, data []byte) int64 {
+// UploadDataset uploads data through c as dataset name (file name
+// filename), in chunks of 256 KiB with its digest in the trailer, and
+// returns the new dataset version. c may be any registry's client: this
+// one's, or a whole cluster's.
+func UploadDataset(t testing.TB, c registryv1.RegistryServiceClient, name, filename string, data []byte) *registryv1.DatasetVersion {
 	t.Helper()
-	st, err := r.Client.UploadDataset(t.Context())
+	st, err := c.UploadDataset(t.Context())
 	if err != nil {
 		t.Fatalf("upload dataset %s: %v", name, err)
 	}
@@ -103,5 +105,5 @@ func (r *Registry) UploadDataset(t testing.TB, name, filename string, data []byt
 	if err != nil {
 		t.Fatalf("upload dataset %s: %v", name, err)
 	}
-	return resp.Version.Version
+	return resp.Version
 }

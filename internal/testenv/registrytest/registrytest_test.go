@@ -33,8 +33,8 @@ func TestStartServesAndJoins(t *testing.T) {
 	require.NoError(t, err)
 
 	data := bytes.Repeat([]byte("a,b,target\n1,2,0\n"), 40000) // about 680 KiB: three chunks
-	v := r.UploadDataset(t, "toy", "toy.csv", data)
-	require.Equal(t, int64(1), v)
+	v := UploadDataset(t, r.Client, "toy", "toy.csv", data)
+	require.Equal(t, int64(1), v.Version)
 	got, err := r.Client.GetDatasetVersion(t.Context(), &registryv1.GetDatasetVersionRequest{Dataset: "toy", Version: "1"})
 	require.NoError(t, err)
 	sum := sha256.Sum256(data)
