@@ -4,7 +4,7 @@ export PATH := $(GOBIN):$(PATH)
 BIN := bin/bmaas
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build run test check generate tools tidy fmt-check vet lint breaking bench clean
+.PHONY: all build run test test-python test-unit test-integration check generate tools tidy fmt-check vet lint breaking bench clean
 
 all: build
 
@@ -28,10 +28,22 @@ run: build ## run the whole platform in one process (the README's walkthrough im
 
 PYTHON ?= /usr/bin/python3
 
-test: ## unit and integration tests (the Python SDK's, then Go)
+# Test files that start etcd, NATS, a cluster or the bmaas binary begin with
+# //go:build integration (internal/testenv says why); their packages are the
+# integration tier's.
+INTEGRATION_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^//go:build integration' cmd internal pkg services tests bench web))))
+
+test: test-python test-unit test-integration ## the Python SDK's tests, then Go's unit and integration tiers
+
+test-python: ## the Python SDK's tests (standard library unittest)
 	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests; \
 	  else echo "skipping the Python SDK tests: $(PYTHON) not found"; fi
+
+test-unit: ## Go unit tests: no etcd, NATS, cluster or bmaas process (go test ./...)
 	go test $(GO_TEST_FLAGS) ./... ./api/...
+
+test-integration: ## Go integration tests: real etcd, NATS, clusters and processes (-tags integration)
+	go test $(GO_TEST_FLAGS) -tags integration $(INTEGRATION_PKGS)
 
 tidy:
 	go mod tidy
@@ -39,7 +51,7 @@ tidy:
 	go work sync
 
 vet:
-	go vet ./... ./api/...
+	go vet -tags integration ./... ./api/...
 
 lint: tools
 	buf lint
