@@ -75,10 +75,11 @@ func Prefix(service string) string {
 	return KeyPrefix + service + "/"
 }
 
-// Key is the key a candidate campaigns under: its lease ID, in hex, under
-// the election's prefix.
+// Key is the key a candidate campaigns under: its lease ID, in hex, after
+// the election's prefix and one more slash (etcd's concurrency.Election
+// adds "/<lease>" to the prefix, which ends in one already).
 func Key(service string, lease clientv3.LeaseID) string {
-	return Prefix(service) + strconv.FormatInt(int64(lease), 16)
+	return Prefix(service) + "/" + strconv.FormatInt(int64(lease), 16)
 }
 
 // Run campaigns for leadership of cfg.Service until ctx is done. Each time it
