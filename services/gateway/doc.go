@@ -25,7 +25,10 @@
 //     which would run within the interval anyway.
 //   - The routing table (router.go) lists the endpoint keys and watches
 //     them from the listed revision, listing again after any watch error,
-//     so it misses no change; the deployment cache does the same.
+//     so it misses no change; the deployment cache does the same. The
+//     agents write the endpoints; their layout is
+//     services/traineragent/endpointkeys, through which the router parses
+//     them.
 //
 // The gateway consumes no event of pkg/events' streams.
 package gateway

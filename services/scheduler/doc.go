@@ -26,9 +26,17 @@
 //	                                        saw; carries the attempt (copied from the
 //	                                        assignment), so the scheduler ignores statuses of
 //	                                        an older attempt.
-//	/bmaas/v1/leader/scheduler/<lease>      the election keys (pkg/election); the leader's is
+//	/bmaas/v1/leader/scheduler//<lease>     the election keys (pkg/election.Key); the leader's is
 //	                                        the one created first, and its create revision is
 //	                                        the leader's term (election.Leader returns it).
+//
+// One package owns this layout: services/scheduler/schedkeys builds and
+// parses every key above but the election's (pkg/election owns those; the
+// election's name is schedkeys.Election) and says which message each key
+// holds. The scheduler, the agent and the evaluator (which watches the
+// jobs) all go through it; no other package builds or parses these keys.
+// internal/keyowners lists the owner of every layout, and its test fails
+// on a file that builds or parses another owner's keys.
 //
 // Attempts: Job.attempt starts at 1 and grows by one on every restart
 // (a failed worker, counted in Job.restarts), preemption (Job.preemptions)

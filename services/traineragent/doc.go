@@ -12,4 +12,14 @@
 // contract says. It publishes its workers' logs and metrics on
 // BMAAS_LOGS and BMAAS_METRICS for readers; the scheduler takes a job's
 // progress from the task statuses in etcd, not from those streams.
+//
+// # Keys
+//
+// The agent reads and writes the scheduler's keys (its node, its
+// assignments, their task statuses) through services/scheduler/schedkeys,
+// which owns them. It owns the serving endpoints,
+// /bmaas/v1/endpoints/<deployment>/<replica> (a gatewayv1.Endpoint held
+// under the node's lease while a replica is ready), whose layout is
+// services/traineragent/endpointkeys; the gateway reads them through that
+// package.
 package traineragent
