@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/services/evaluator/search"
 )
 
 // The string forms of an evaluation's trigger and split, deprecated in the
@@ -82,4 +84,57 @@ func versionRef(n int64, s string) string {
 		return "latest"
 	}
 	return s
+}
+
+// searcherKinds and directions are the enums of an experiment's searcher
+// and mode strings, deprecated in the API and filled beside them.
+var (
+	searcherKinds = map[string]evaluatorv1.Searcher{
+		search.Grid:      evaluatorv1.Searcher_SEARCHER_GRID,
+		search.Random:    evaluatorv1.Searcher_SEARCHER_RANDOM,
+		search.TPE:       evaluatorv1.Searcher_SEARCHER_TPE,
+		search.ASHA:      evaluatorv1.Searcher_SEARCHER_ASHA,
+		search.Hyperband: evaluatorv1.Searcher_SEARCHER_HYPERBAND,
+	}
+	directions = map[string]evaluatorv1.Direction{
+		"max": evaluatorv1.Direction_DIRECTION_MAXIMIZE,
+		"min": evaluatorv1.Direction_DIRECTION_MINIMIZE,
+	}
+)
+
+// experimentStrings sets an experiment's searcher and mode strings from
+// its enums when a create request sets them (the enum wins); the strings
+// are then checked as before.
+func experimentStrings(x *evaluatorv1.Experiment) error {
+	if k := x.SearcherKind; k != evaluatorv1.Searcher_SEARCHER_UNSPECIFIED {
+		if x.Searcher = keyOf(searcherKinds, k, ""); x.Searcher == "" {
+			return apierr.Invalid("experiment.searcher_kind", "unknown searcher %d", k)
+		}
+	}
+	if d := x.Direction; d != evaluatorv1.Direction_DIRECTION_UNSPECIFIED {
+		if x.Mode = keyOf(directions, d, ""); x.Mode == "" {
+			return apierr.Invalid("experiment.direction", "unknown direction %d", d)
+		}
+	}
+	return nil
+}
+
+// fillExperiment gives an experiment its searcher and direction enums
+// from the strings (experiments stored before the enums get them when
+// read), and the strings from the enums.
+func fillExperiment(x *evaluatorv1.Experiment) *evaluatorv1.Experiment {
+	if x == nil {
+		return nil
+	}
+	if x.SearcherKind != evaluatorv1.Searcher_SEARCHER_UNSPECIFIED {
+		x.Searcher = keyOf(searcherKinds, x.SearcherKind, x.Searcher)
+	} else {
+		x.SearcherKind = searcherKinds[x.Searcher]
+	}
+	if x.Direction != evaluatorv1.Direction_DIRECTION_UNSPECIFIED {
+		x.Mode = keyOf(directions, x.Direction, x.Mode)
+	} else {
+		x.Direction = directions[x.Mode]
+	}
+	return x
 }

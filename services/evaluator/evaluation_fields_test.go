@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
 )
 
 func TestFillEvaluationGivesBothForms(t *testing.T) {
@@ -58,4 +59,29 @@ func TestCreateRequestVersionRefs(t *testing.T) {
 	require.Equal(t, "", datasetRef(&evaluatorv1.Evaluation{}), "empty: the latest")
 	require.Equal(t, "2", datasetRef(&evaluatorv1.Evaluation{DatasetVersion: "2"}), "the deprecated string still works")
 	require.Equal(t, "5", datasetRef(&evaluatorv1.Evaluation{DatasetVersion: "2", DatasetVersionNumber: 5}))
+}
+
+func TestExperimentSearcherAndDirection(t *testing.T) {
+	t.Parallel()
+	// The enum wins over a disagreeing string on create.
+	x := &evaluatorv1.Experiment{Searcher: "grid", SearcherKind: evaluatorv1.Searcher_SEARCHER_ASHA,
+		Mode: "max", Direction: evaluatorv1.Direction_DIRECTION_MINIMIZE}
+	require.NoError(t, experimentStrings(x))
+	require.Equal(t, "asha", x.Searcher)
+	require.Equal(t, "min", x.Mode)
+	// The strings alone still work, and get their enums.
+	x = &evaluatorv1.Experiment{Searcher: "tpe", Mode: "max"}
+	require.NoError(t, experimentStrings(x))
+	fillExperiment(x)
+	require.Equal(t, evaluatorv1.Searcher_SEARCHER_TPE, x.SearcherKind)
+	require.Equal(t, evaluatorv1.Direction_DIRECTION_MAXIMIZE, x.Direction)
+	// An enum value this server does not know names its field.
+	err := experimentStrings(&evaluatorv1.Experiment{SearcherKind: evaluatorv1.Searcher(42)})
+	var fe *apierr.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "experiment.searcher_kind", fe.Field)
+	// Enums alone get their strings.
+	x = fillExperiment(&evaluatorv1.Experiment{SearcherKind: evaluatorv1.Searcher_SEARCHER_HYPERBAND, Direction: evaluatorv1.Direction_DIRECTION_MINIMIZE})
+	require.Equal(t, "hyperband", x.Searcher)
+	require.Equal(t, "min", x.Mode)
 }

@@ -88,6 +88,9 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 	if err != nil {
 		return nil, err
 	}
+	if err := experimentStrings(x); err != nil {
+		return nil, err
+	}
 	switch x.Mode {
 	case "":
 		x.Mode = "max"
@@ -147,6 +150,7 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 		x.Name = x.Id
 	}
 	x.State, x.CreateTime, x.UpdateTime = evaluatorv1.ExperimentState_EXPERIMENT_STATE_RUNNING, timestamppb.New(e.now()), timestamppb.New(e.now())
+	fillExperiment(x)
 	b, err := json.Marshal(st)
 	if err != nil {
 		return nil, err
@@ -195,7 +199,10 @@ func (e *Evaluator) readExperiment(ctx context.Context, id string) (*evaluatorv1
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, apierr.NotFound("experiment", id)
 	}
-	return x, rev, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return fillExperiment(x), rev, nil
 }
 
 // ListExperiments pages through experiments, optionally of one model.
@@ -212,7 +219,7 @@ func (e *Evaluator) ListExperiments(ctx context.Context, req *evaluatorv1.ListEx
 	}
 	out := &evaluatorv1.ListExperimentsResponse{NextPageToken: next}
 	for _, it := range items {
-		out.Experiments = append(out.Experiments, it.Msg)
+		out.Experiments = append(out.Experiments, fillExperiment(it.Msg))
 	}
 	return out, nil
 }

@@ -23,6 +23,68 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Searcher is the search algorithm of an experiment.
+type Searcher int32
+
+const (
+	Searcher_SEARCHER_UNSPECIFIED Searcher = 0
+	// Every point of the grid (grid_points per continuous parameter).
+	Searcher_SEARCHER_GRID   Searcher = 1
+	Searcher_SEARCHER_RANDOM Searcher = 2
+	// Tree-structured Parzen estimator.
+	Searcher_SEARCHER_TPE Searcher = 3
+	// Asynchronous successive halving over epochs.
+	Searcher_SEARCHER_ASHA      Searcher = 4
+	Searcher_SEARCHER_HYPERBAND Searcher = 5
+)
+
+// Enum value maps for Searcher.
+var (
+	Searcher_name = map[int32]string{
+		0: "SEARCHER_UNSPECIFIED",
+		1: "SEARCHER_GRID",
+		2: "SEARCHER_RANDOM",
+		3: "SEARCHER_TPE",
+		4: "SEARCHER_ASHA",
+		5: "SEARCHER_HYPERBAND",
+	}
+	Searcher_value = map[string]int32{
+		"SEARCHER_UNSPECIFIED": 0,
+		"SEARCHER_GRID":        1,
+		"SEARCHER_RANDOM":      2,
+		"SEARCHER_TPE":         3,
+		"SEARCHER_ASHA":        4,
+		"SEARCHER_HYPERBAND":   5,
+	}
+)
+
+func (x Searcher) Enum() *Searcher {
+	p := new(Searcher)
+	*p = x
+	return p
+}
+
+func (x Searcher) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Searcher) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[0].Descriptor()
+}
+
+func (Searcher) Type() protoreflect.EnumType {
+	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[0]
+}
+
+func (x Searcher) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Searcher.Descriptor instead.
+func (Searcher) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{0}
+}
+
 // ExperimentState is where an experiment stands.
 type ExperimentState int32
 
@@ -66,11 +128,11 @@ func (x ExperimentState) String() string {
 }
 
 func (ExperimentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[0].Descriptor()
+	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[1].Descriptor()
 }
 
 func (ExperimentState) Type() protoreflect.EnumType {
-	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[0]
+	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[1]
 }
 
 func (x ExperimentState) Number() protoreflect.EnumNumber {
@@ -79,7 +141,7 @@ func (x ExperimentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExperimentState.Descriptor instead.
 func (ExperimentState) EnumDescriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{0}
+	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{1}
 }
 
 // ParamType is the distribution of a search parameter.
@@ -122,11 +184,11 @@ func (x ParamType) String() string {
 }
 
 func (ParamType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[1].Descriptor()
+	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[2].Descriptor()
 }
 
 func (ParamType) Type() protoreflect.EnumType {
-	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[1]
+	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[2]
 }
 
 func (x ParamType) Number() protoreflect.EnumNumber {
@@ -135,7 +197,7 @@ func (x ParamType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ParamType.Descriptor instead.
 func (ParamType) EnumDescriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{2}
 }
 
 // TrialState is where a trial stands.
@@ -191,11 +253,11 @@ func (x TrialState) String() string {
 }
 
 func (TrialState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[2].Descriptor()
+	return file_bmaas_evaluator_v1_experiment_proto_enumTypes[3].Descriptor()
 }
 
 func (TrialState) Type() protoreflect.EnumType {
-	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[2]
+	return &file_bmaas_evaluator_v1_experiment_proto_enumTypes[3]
 }
 
 func (x TrialState) Number() protoreflect.EnumNumber {
@@ -204,7 +266,7 @@ func (x TrialState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TrialState.Descriptor instead.
 func (TrialState) EnumDescriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP(), []int{3}
 }
 
 // Experiment is a hyperparameter search; kept at /bmaas/v1/experiments/<id>.
@@ -214,12 +276,19 @@ type Experiment struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Model string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	// searcher: grid, random, tpe, asha or hyperband.
+	// Deprecated: use searcher_kind. grid, random, tpe, asha or hyperband;
+	// still accepted when searcher_kind is unspecified, and filled in
+	// responses.
+	//
+	// Deprecated: Marked as deprecated in bmaas/evaluator/v1/experiment.proto.
 	Searcher string `protobuf:"bytes,4,opt,name=searcher,proto3" json:"searcher,omitempty"`
 	// metric the search optimises: a metric of the trials' versions, e.g.
 	// validation_accuracy or test_rmse.
 	Metric string `protobuf:"bytes,5,opt,name=metric,proto3" json:"metric,omitempty"`
-	// mode: max or min.
+	// Deprecated: use direction. max or min; still accepted when direction
+	// is unspecified, and filled in responses.
+	//
+	// Deprecated: Marked as deprecated in bmaas/evaluator/v1/experiment.proto.
 	Mode        string                 `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
 	MaxTrials   int32                  `protobuf:"varint,7,opt,name=max_trials,json=maxTrials,proto3" json:"max_trials,omitempty"`
 	Parallelism int32                  `protobuf:"varint,8,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
@@ -251,8 +320,13 @@ type Experiment struct {
 	Message         string                 `protobuf:"bytes,24,opt,name=message,proto3" json:"message,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	CompleteTime    *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The search algorithm (unspecified on create: searcher, else random).
+	SearcherKind Searcher `protobuf:"varint,27,opt,name=searcher_kind,json=searcherKind,proto3,enum=bmaas.evaluator.v1.Searcher" json:"searcher_kind,omitempty"`
+	// Which way metric improves (unspecified on create: mode, else by the
+	// metric: minimise losses and errors, maximise the others).
+	Direction     Direction `protobuf:"varint,28,opt,name=direction,proto3,enum=bmaas.evaluator.v1.Direction" json:"direction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Experiment) Reset() {
@@ -306,6 +380,7 @@ func (x *Experiment) GetModel() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in bmaas/evaluator/v1/experiment.proto.
 func (x *Experiment) GetSearcher() string {
 	if x != nil {
 		return x.Searcher
@@ -320,6 +395,7 @@ func (x *Experiment) GetMetric() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in bmaas/evaluator/v1/experiment.proto.
 func (x *Experiment) GetMode() string {
 	if x != nil {
 		return x.Mode
@@ -465,6 +541,20 @@ func (x *Experiment) GetCompleteTime() *timestamppb.Timestamp {
 		return x.CompleteTime
 	}
 	return nil
+}
+
+func (x *Experiment) GetSearcherKind() Searcher {
+	if x != nil {
+		return x.SearcherKind
+	}
+	return Searcher_SEARCHER_UNSPECIFIED
+}
+
+func (x *Experiment) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
 }
 
 // SearchParam is one dimension of the search space.
@@ -922,15 +1012,15 @@ var File_bmaas_evaluator_v1_experiment_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\n" +
-	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\"bmaas/scheduler/v1/scheduler.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\a\n" +
+	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\b\n" +
 	"\n" +
 	"Experiment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1a\n" +
-	"\bsearcher\x18\x04 \x01(\tR\bsearcher\x12\x16\n" +
-	"\x06metric\x18\x05 \x01(\tR\x06metric\x12\x12\n" +
-	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x1d\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1e\n" +
+	"\bsearcher\x18\x04 \x01(\tB\x02\x18\x01R\bsearcher\x12\x16\n" +
+	"\x06metric\x18\x05 \x01(\tR\x06metric\x12\x16\n" +
+	"\x04mode\x18\x06 \x01(\tB\x02\x18\x01R\x04mode\x12\x1d\n" +
 	"\n" +
 	"max_trials\x18\a \x01(\x05R\tmaxTrials\x12 \n" +
 	"\vparallelism\x18\b \x01(\x05R\vparallelism\x129\n" +
@@ -958,7 +1048,9 @@ const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\amessage\x18\x18 \x01(\tR\amessage\x12;\n" +
 	"\vupdate_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12?\n" +
-	"\rcomplete_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\"\xf0\x01\n" +
+	"\rcomplete_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12A\n" +
+	"\rsearcher_kind\x18\x1b \x01(\x0e2\x1c.bmaas.evaluator.v1.SearcherR\fsearcherKind\x12;\n" +
+	"\tdirection\x18\x1c \x01(\x0e2\x1d.bmaas.evaluator.v1.DirectionR\tdirection\"\xf0\x01\n" +
 	"\vSearchParam\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.bmaas.evaluator.v1.ParamTypeR\x04type\x12\x10\n" +
@@ -1012,7 +1104,14 @@ const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01*\xcb\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01*\x89\x01\n" +
+	"\bSearcher\x12\x18\n" +
+	"\x14SEARCHER_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rSEARCHER_GRID\x10\x01\x12\x13\n" +
+	"\x0fSEARCHER_RANDOM\x10\x02\x12\x10\n" +
+	"\fSEARCHER_TPE\x10\x03\x12\x11\n" +
+	"\rSEARCHER_ASHA\x10\x04\x12\x16\n" +
+	"\x12SEARCHER_HYPERBAND\x10\x05*\xcb\x01\n" +
 	"\x0fExperimentState\x12 \n" +
 	"\x1cEXPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EXPERIMENT_STATE_RUNNING\x10\x01\x12\x1b\n" +
@@ -1049,44 +1148,48 @@ func file_bmaas_evaluator_v1_experiment_proto_rawDescGZIP() []byte {
 	return file_bmaas_evaluator_v1_experiment_proto_rawDescData
 }
 
-var file_bmaas_evaluator_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_bmaas_evaluator_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_bmaas_evaluator_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_bmaas_evaluator_v1_experiment_proto_goTypes = []any{
-	(ExperimentState)(0),          // 0: bmaas.evaluator.v1.ExperimentState
-	(ParamType)(0),                // 1: bmaas.evaluator.v1.ParamType
-	(TrialState)(0),               // 2: bmaas.evaluator.v1.TrialState
-	(*Experiment)(nil),            // 3: bmaas.evaluator.v1.Experiment
-	(*SearchParam)(nil),           // 4: bmaas.evaluator.v1.SearchParam
-	(*Condition)(nil),             // 5: bmaas.evaluator.v1.Condition
-	(*TrialTemplate)(nil),         // 6: bmaas.evaluator.v1.TrialTemplate
-	(*Trial)(nil),                 // 7: bmaas.evaluator.v1.Trial
-	nil,                           // 8: bmaas.evaluator.v1.TrialTemplate.HyperparametersEntry
-	nil,                           // 9: bmaas.evaluator.v1.Trial.ParamsEntry
-	nil,                           // 10: bmaas.evaluator.v1.Trial.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.ProcessRuntime)(nil),     // 12: bmaas.scheduler.v1.ProcessRuntime
+	(Searcher)(0),                 // 0: bmaas.evaluator.v1.Searcher
+	(ExperimentState)(0),          // 1: bmaas.evaluator.v1.ExperimentState
+	(ParamType)(0),                // 2: bmaas.evaluator.v1.ParamType
+	(TrialState)(0),               // 3: bmaas.evaluator.v1.TrialState
+	(*Experiment)(nil),            // 4: bmaas.evaluator.v1.Experiment
+	(*SearchParam)(nil),           // 5: bmaas.evaluator.v1.SearchParam
+	(*Condition)(nil),             // 6: bmaas.evaluator.v1.Condition
+	(*TrialTemplate)(nil),         // 7: bmaas.evaluator.v1.TrialTemplate
+	(*Trial)(nil),                 // 8: bmaas.evaluator.v1.Trial
+	nil,                           // 9: bmaas.evaluator.v1.TrialTemplate.HyperparametersEntry
+	nil,                           // 10: bmaas.evaluator.v1.Trial.ParamsEntry
+	nil,                           // 11: bmaas.evaluator.v1.Trial.MetricsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(Direction)(0),                // 13: bmaas.evaluator.v1.Direction
+	(*v1.ProcessRuntime)(nil),     // 14: bmaas.scheduler.v1.ProcessRuntime
 }
 var file_bmaas_evaluator_v1_experiment_proto_depIdxs = []int32{
-	0,  // 0: bmaas.evaluator.v1.Experiment.state:type_name -> bmaas.evaluator.v1.ExperimentState
-	11, // 1: bmaas.evaluator.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 2: bmaas.evaluator.v1.Experiment.params:type_name -> bmaas.evaluator.v1.SearchParam
-	6,  // 3: bmaas.evaluator.v1.Experiment.template:type_name -> bmaas.evaluator.v1.TrialTemplate
-	11, // 4: bmaas.evaluator.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
-	11, // 5: bmaas.evaluator.v1.Experiment.complete_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: bmaas.evaluator.v1.SearchParam.type:type_name -> bmaas.evaluator.v1.ParamType
-	5,  // 7: bmaas.evaluator.v1.SearchParam.condition:type_name -> bmaas.evaluator.v1.Condition
-	8,  // 8: bmaas.evaluator.v1.TrialTemplate.hyperparameters:type_name -> bmaas.evaluator.v1.TrialTemplate.HyperparametersEntry
-	12, // 9: bmaas.evaluator.v1.TrialTemplate.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
-	9,  // 10: bmaas.evaluator.v1.Trial.params:type_name -> bmaas.evaluator.v1.Trial.ParamsEntry
-	2,  // 11: bmaas.evaluator.v1.Trial.state:type_name -> bmaas.evaluator.v1.TrialState
-	10, // 12: bmaas.evaluator.v1.Trial.metrics:type_name -> bmaas.evaluator.v1.Trial.MetricsEntry
-	11, // 13: bmaas.evaluator.v1.Trial.create_time:type_name -> google.protobuf.Timestamp
-	11, // 14: bmaas.evaluator.v1.Trial.update_time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 0: bmaas.evaluator.v1.Experiment.state:type_name -> bmaas.evaluator.v1.ExperimentState
+	12, // 1: bmaas.evaluator.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: bmaas.evaluator.v1.Experiment.params:type_name -> bmaas.evaluator.v1.SearchParam
+	7,  // 3: bmaas.evaluator.v1.Experiment.template:type_name -> bmaas.evaluator.v1.TrialTemplate
+	12, // 4: bmaas.evaluator.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
+	12, // 5: bmaas.evaluator.v1.Experiment.complete_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: bmaas.evaluator.v1.Experiment.searcher_kind:type_name -> bmaas.evaluator.v1.Searcher
+	13, // 7: bmaas.evaluator.v1.Experiment.direction:type_name -> bmaas.evaluator.v1.Direction
+	2,  // 8: bmaas.evaluator.v1.SearchParam.type:type_name -> bmaas.evaluator.v1.ParamType
+	6,  // 9: bmaas.evaluator.v1.SearchParam.condition:type_name -> bmaas.evaluator.v1.Condition
+	9,  // 10: bmaas.evaluator.v1.TrialTemplate.hyperparameters:type_name -> bmaas.evaluator.v1.TrialTemplate.HyperparametersEntry
+	14, // 11: bmaas.evaluator.v1.TrialTemplate.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
+	10, // 12: bmaas.evaluator.v1.Trial.params:type_name -> bmaas.evaluator.v1.Trial.ParamsEntry
+	3,  // 13: bmaas.evaluator.v1.Trial.state:type_name -> bmaas.evaluator.v1.TrialState
+	11, // 14: bmaas.evaluator.v1.Trial.metrics:type_name -> bmaas.evaluator.v1.Trial.MetricsEntry
+	12, // 15: bmaas.evaluator.v1.Trial.create_time:type_name -> google.protobuf.Timestamp
+	12, // 16: bmaas.evaluator.v1.Trial.update_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_experiment_proto_init() }
@@ -1094,12 +1197,13 @@ func file_bmaas_evaluator_v1_experiment_proto_init() {
 	if File_bmaas_evaluator_v1_experiment_proto != nil {
 		return
 	}
+	file_bmaas_evaluator_v1_policy_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_experiment_proto_rawDesc), len(file_bmaas_evaluator_v1_experiment_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
