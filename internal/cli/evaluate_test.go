@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,4 +30,16 @@ func TestEvaluationNamesFromEitherForm(t *testing.T) {
 	require.Equal(t, "all", splitName(&evaluatorv1.Evaluation{Split: "all"}), "an evaluator before the enum")
 	require.Equal(t, "4", versionName(4, ""))
 	require.Equal(t, "4", versionName(0, "4"), "an evaluator before the number")
+}
+
+func TestExperimentSpecSendsEnums(t *testing.T) {
+	t.Parallel()
+	x, err := readExperiment(filepath.Join("..", "..", "examples", "experiments", "digits-mlp-asha.yaml"))
+	require.NoError(t, err)
+	require.Equal(t, evaluatorv1.Searcher_SEARCHER_ASHA, x.SearcherKind)
+	require.Equal(t, "asha", x.Searcher, "the string stays for an evaluator before the enum")
+	x = &evaluatorv1.Experiment{Searcher: "bogus", Mode: "min"}
+	experimentEnums(x)
+	require.Equal(t, evaluatorv1.Searcher_SEARCHER_UNSPECIFIED, x.SearcherKind, "the evaluator refuses what the CLI does not know")
+	require.Equal(t, evaluatorv1.Direction_DIRECTION_MINIMIZE, x.Direction)
 }

@@ -55,7 +55,23 @@ func readExperiment(path string) (*evaluatorv1.Experiment, error) {
 	if err := protojson.Unmarshal(js, x); err != nil {
 		return nil, usageErrorf("%s: %v", path, err)
 	}
+	experimentEnums(x)
 	return x, nil
+}
+
+// experimentEnums sets the searcher and direction enums a spec names by
+// their short strings (searcher: asha, mode: min). The strings stay too,
+// for an evaluator from before the enums; one the CLI does not know is left
+// to the evaluator, which names the field it refuses.
+func experimentEnums(x *evaluatorv1.Experiment) {
+	if k, ok := evaluatorv1.Searcher_value["SEARCHER_"+strings.ToUpper(x.Searcher)]; ok && x.Searcher != "" &&
+		x.SearcherKind == evaluatorv1.Searcher_SEARCHER_UNSPECIFIED {
+		x.SearcherKind = evaluatorv1.Searcher(k)
+	}
+	if d, ok := map[string]evaluatorv1.Direction{"max": evaluatorv1.Direction_DIRECTION_MAXIMIZE,
+		"min": evaluatorv1.Direction_DIRECTION_MINIMIZE}[x.Mode]; ok && x.Direction == evaluatorv1.Direction_DIRECTION_UNSPECIFIED {
+		x.Direction = d
+	}
 }
 
 func experimentCreateCommand(g *globals) *cobra.Command {
