@@ -11,6 +11,8 @@ from ._spec import load_spec
 __all__ = ["EvaluatorCalls", "parse_ref"]
 
 _EXPERIMENT_RUNNING = ("EXPERIMENT_STATE_RUNNING", "EXPERIMENT_STATE_PAUSED")
+_SEARCHERS = ("grid", "random", "tpe", "asha", "hyperband")
+_DIRECTIONS = {"max": "DIRECTION_MAXIMIZE", "min": "DIRECTION_MINIMIZE"}
 
 
 def parse_ref(ref):
@@ -47,6 +49,15 @@ def _experiment_body(spec):
         params.append(p)
     if params:
         body["params"] = params
+    # The searcher and mode also go as their enums; the strings stay for an
+    # evaluator from before them, and one the SDK does not know is left to
+    # the evaluator, which names the field it refuses.
+    searcher = body.get("searcher")
+    if isinstance(searcher, str) and searcher in _SEARCHERS and "searcher_kind" not in body:
+        body["searcher_kind"] = "SEARCHER_" + searcher.upper()
+    mode = body.get("mode")
+    if isinstance(mode, str) and mode in _DIRECTIONS and "direction" not in body:
+        body["direction"] = _DIRECTIONS[mode]
     return body
 
 
