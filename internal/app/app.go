@@ -23,13 +23,11 @@ import (
 type module struct {
 	name string
 	deps []string
-	// start initialises the module; it returns once the module is usable.
-	start func(ctx context.Context) error
-	// run, when set, is the module's background loop; it returns when ctx
-	// is done. An error from it stops the whole process.
-	run func(ctx context.Context) error
-	// stop releases the module; it is bounded by ctx.
-	stop func(ctx context.Context)
+	svc  Service
+	// cancel ends the module's context (its Start's and Run's); ran is
+	// closed when its Run returned.
+	cancel context.CancelFunc
+	ran    chan struct{}
 }
 
 // App is one process: a set of modules and their shared state.
@@ -136,9 +134,13 @@ func (a *App) Addrs() Addrs {
 	return a.addrs
 }
 
-// Run locks the data directory, starts every module in order, waits for
-// ctx or a failing module, then stops the started modules in reverse
-// order, all within shutdownBound of ctx's end.
+// Run locks the data directory, starts every module after its
+// dependencies, waits for ctx or a failing module, then stops the started
+// modules in reverse dependency order: every module drains (health
+// NOT_SERVING, membership left, the drain delay, the agent's tasks
+// stopped), then each one's Run ends and it stops (the servers'
+// graceful stop with its deadline, then the rest), all within
+// ShutdownBound.
 func (a *App) Run(ctx context.Context) error {
 	lock, err := lockDataDir(a.cfg.DataDir, a.cfg.Embedded, a.nodeName(), a.cfg.Targets)
 	if err != nil {
@@ -147,8 +149,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer lock.Release()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var wg sync.WaitGroup
-	err = a.startAll(runCtx, cancel, &wg)
+	err = a.startAll(runCtx, cancel)
 	if err == nil {
 		a.ready.Store(true)
 		close(a.readyCh)
@@ -161,88 +162,17 @@ func (a *App) Run(ctx context.Context) error {
 	a.ready.Store(false)
 	a.stopping.Store(true)
 	cancel(nil)
-	// The whole shutdown is bounded so that Ctrl-C ends within 5 s.
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownBound)
+	bound := a.ShutdownBound()
+	sctx, scancel := context.WithTimeout(context.Background(), bound)
 	defer scancel()
+	a.log.Info("bmaas stopping", "bound", bound)
 	a.stopAll(sctx)
-	ran := make(chan struct{})
-	go func() { wg.Wait(); close(ran) }()
-	select {
-	case <-ran:
-	case <-sctx.Done():
-		a.log.Error("modules still running at the end of the shutdown bound; exiting anyway", "bound", shutdownBound)
+	if sctx.Err() != nil {
+		a.log.Error("modules still running at the end of the shutdown bound; exiting anyway", "bound", bound)
 	}
 	return err
 }
 
-// shutdownBound bounds the stop of every module and the end of their loops.
-const shutdownBound = 4500 * time.Millisecond
-
 // startGrace is how long a start that does not honour its context's end
 // gets to return before it is left behind.
 const startGrace = time.Second
-
-func (a *App) startAll(ctx context.Context, fail context.CancelCauseFunc, wg *sync.WaitGroup) error {
-	for _, name := range a.order {
-		m := a.modules[name]
-		start := time.Now()
-		if m.start != nil {
-			if err := a.startModule(ctx, name, m); err != nil {
-				return fmt.Errorf("start %s: %w", name, err)
-			}
-		}
-		a.mu.Lock()
-		a.running = append(a.running, name)
-		a.mu.Unlock()
-		a.log.Debug("module started", "module", name, "took", time.Since(start))
-		if m.run != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := m.run(ctx); err != nil && ctx.Err() == nil {
-					a.log.Error("module failed", "module", name, "err", err)
-					fail(fmt.Errorf("module %s: %w", name, err))
-				}
-			}()
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-	}
-	return nil
-}
-
-// startModule runs m's start. A start that ignores ctx's end (a call
-// into a library that takes no context) gets startGrace to return, then
-// is left behind, unstopped, so that a signal always ends the process.
-func (a *App) startModule(ctx context.Context, name string, m *module) error {
-	done := make(chan error, 1)
-	go func() { done <- m.start(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(startGrace)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-		a.log.Warn("module start ignores the stop; leaving it behind", "module", name)
-		return context.Cause(ctx)
-	}
-}
-
-// stopAll stops the started modules in reverse order, all within ctx.
-func (a *App) stopAll(ctx context.Context) {
-	a.mu.Lock()
-	running := a.running
-	a.running = nil
-	a.mu.Unlock()
-	for i := len(running) - 1; i >= 0; i-- {
-		if m := a.modules[running[i]]; m.stop != nil {
-			m.stop(ctx)
-		}
-	}
-}

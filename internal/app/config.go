@@ -1,8 +1,24 @@
 // Package app is the composition root: it wires the services of one
-// process as a table of modules (etcd, nats, bus, blobs, server, the five
-// services, http), starts them after their dependencies and stops them in
-// reverse order. `bmaas up` runs every module with an embedded etcd and NATS;
-// `bmaas serve` runs a subset against external ones.
+// process as a table of modules (telemetry, tls, etcd, nats, blobs,
+// server, the five services, serve, http, membership), each with the one
+// lifecycle Service (Start, Run, Drain, Stop). `bmaas up` runs every
+// module with an embedded etcd and NATS; `bmaas serve` runs a subset
+// against external ones.
+//
+// Modules start after their dependencies; each one's Run starts once its
+// Start returned, and a Run that fails stops the process. On a signal
+// the process stops within --shutdown.timeout (4.5 s), in two passes over
+// the modules in reverse dependency order. The first drains: membership,
+// the last to start, turns the gRPC health and /readyz NOT_SERVING,
+// leaves membership and waits --shutdown.drain-delay; the trainer agent
+// stops its tasks (SIGTERM, each task's grace, SIGKILL) while the
+// process still serves, so their last checkpoints reach the registry. The
+// second, module by module, ends the module's Run and stops it: the HTTP
+// edge within --shutdown.http-timeout (2 s), the gRPC server gracefully
+// within --grpc.shutdown-timeout and then at once, then the services, the
+// server, NATS and etcd. A job whose termination_grace_seconds exceeds
+// --trainer-agent.stop-grace extends the bound by the difference while
+// it runs, so its grace is honoured (App.ShutdownBound).
 package app
 
 import (
@@ -65,6 +81,9 @@ type Config struct {
 	// timing (10 ms / 100 ms): for tests and demos on one machine.
 	FastElection bool `yaml:"fast_election"`
 
+	// Shutdown times the process's stop.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+
 	GRPC         grpcsrv.Config      `yaml:"grpc"`
 	HTTP         httpedge.Config     `yaml:"http"`
 	Telemetry    telemetry.Config    `yaml:"telemetry"`
@@ -87,6 +106,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
+	c.Shutdown.RegisterFlags(fs)
 	c.GRPC.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
@@ -159,7 +179,7 @@ func (c *Config) Validate() error {
 			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.TLS, &c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
+	for _, v := range []interface{ Validate() error }{&c.Shutdown, &c.TLS, &c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
 		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -208,7 +207,7 @@ func (a *App) runHTTP(context.Context) error {
 }
 
 func (a *App) stopHTTP(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.Shutdown.HTTPTimeout)
 	defer cancel()
 	if err := a.httpSrv.Shutdown(sctx); err != nil {
 		_ = a.httpSrv.Close()

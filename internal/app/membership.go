@@ -9,8 +9,9 @@ import (
 )
 
 // modMembership announces each service of this process under an etcd
-// lease once it serves; on shutdown it leaves first, so peers stop sending
-// work here before the server drains.
+// lease once it serves; it is the last module to start, so the first to
+// drain: health NOT_SERVING, membership left, then the drain delay, so
+// peers stop sending work here before the servers stop.
 const modMembership = "membership"
 
 func (a *App) startMembership(ctx context.Context) error {
@@ -31,12 +32,27 @@ func (a *App) startMembership(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) stopMembership(ctx context.Context) {
+// drainMembership turns the process's health (gRPC and /readyz)
+// NOT_SERVING, leaves membership, and waits --shutdown.drain-delay (or
+// ctx's end) for load balancers and peers' resolvers to notice.
+func (a *App) drainMembership(ctx context.Context) {
+	a.stopping.Store(true)
+	a.setServing(false)
 	for _, r := range a.members {
-		_ = r.Leave(ctx)
+		if err := r.Leave(ctx); err != nil {
+			a.log.Warn("leave membership", "service", r, "err", err)
+		}
 	}
 	if a.leave != nil {
 		a.leave()
+	}
+	if d := a.cfg.Shutdown.DrainDelay; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
 	}
 }
 

@@ -28,39 +28,66 @@ const (
 	modHTTP      = "http"
 )
 
-// table is the dependency table of this process's modules.
+// table is the dependency table of this process's modules: each row
+// names a module, the modules it needs, and its Service. A module starts
+// after its dependencies and stops (drains, then stops) before them.
 func (a *App) table() []*module {
 	mods := []*module{
-		{name: modTelemetry, start: a.startTelemetry},
-		{name: modTLS, start: a.startTLS},
-		{name: modEtcd, deps: []string{modTLS}, start: a.startEtcd, stop: a.stopEtcd},
-		{name: modNATS, start: a.startNATS, stop: a.stopNATS},
-		{name: modServer, deps: []string{modTelemetry, modTLS}, start: a.startServer},
+		{name: modTelemetry, svc: &hooks{start: a.startTelemetry, stop: a.stopTelemetry}},
+		{name: modTLS, svc: &hooks{start: a.startTLS}},
+		{name: modEtcd, deps: []string{modTLS}, svc: &hooks{start: a.startEtcd, run: a.runEtcd, stop: a.stopEtcd}},
+		{name: modNATS, svc: &hooks{start: a.startNATS, stop: a.stopNATS}},
+		{name: modServer, deps: []string{modTelemetry, modTLS}, svc: &hooks{start: a.startServer}},
 	}
 	serveDeps := []string{modServer}
-	add := func(name string, deps []string, m *module) {
+	add := func(name string, deps []string, build func(context.Context) (Service, error)) {
 		if !a.cfg.Has(name) {
 			return
 		}
-		m.name, m.deps = name, append(deps, modServer)
-		mods = append(mods, m)
+		mods = append(mods, &module{name: name, deps: append(deps, modServer), svc: &built{build: build}})
 		serveDeps = append(serveDeps, name)
 	}
 	if a.cfg.Has(TargetRegistry) {
-		mods = append(mods, &module{name: modBlobs, start: a.startBlobs})
+		mods = append(mods, &module{name: modBlobs, svc: &hooks{start: a.startBlobs}})
 	}
-	add(TargetRegistry, []string{modEtcd, modNATS, modBlobs}, &module{start: a.startRegistry})
-	add(TargetScheduler, []string{modEtcd, modNATS}, &module{start: a.startScheduler})
-	add(TargetTrainerAgent, []string{modEtcd, modNATS}, &module{start: a.startTrainerAgent})
-	add(TargetEvaluator, []string{modEtcd, modNATS}, &module{start: a.startEvaluator})
-	add(TargetGateway, []string{modEtcd, modNATS}, &module{start: a.startGateway})
+	add(TargetRegistry, []string{modEtcd, modNATS, modBlobs}, a.newRegistry)
+	add(TargetScheduler, []string{modEtcd, modNATS}, a.newScheduler)
+	add(TargetTrainerAgent, []string{modEtcd, modNATS}, a.newTrainerAgent)
+	add(TargetEvaluator, []string{modEtcd, modNATS}, a.newEvaluator)
+	add(TargetGateway, []string{modEtcd, modNATS}, a.newGateway)
 	mods = append(mods,
-		&module{name: modServe, deps: serveDeps, start: a.startServe, run: a.runServe, stop: a.stopServe},
-		&module{name: modHTTP, deps: []string{modServe}, start: a.startHTTP, run: a.runHTTP, stop: a.stopHTTP},
-		&module{name: modMembership, deps: []string{modHTTP, modEtcd}, start: a.startMembership, stop: a.stopMembership},
+		&module{name: modServe, deps: serveDeps, svc: &hooks{start: a.startServe, run: serving(a.runServe), stop: a.stopServe}},
+		&module{name: modHTTP, deps: []string{modServe}, svc: &hooks{start: a.startHTTP, run: serving(a.runHTTP), stop: a.stopHTTP}},
+		&module{name: modMembership, deps: []string{modHTTP, modEtcd}, svc: &hooks{start: a.startMembership,
+			drain: a.drainMembership}},
 	)
 	return mods
 }
+
+// serving is the Run of a server module: serve (the server's blocking
+// Serve) runs until the module's Stop ends it; Run returns when ctx
+// ends, or with serve's error should the server fail before.
+func serving(serve func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- serve(ctx) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// The services satisfy Service as they are.
+var (
+	_ Service = (*registry.Service)(nil)
+	_ Service = (*scheduler.Service)(nil)
+	_ Service = (*traineragent.Service)(nil)
+	_ Service = (*evaluator.Service)(nil)
+	_ Service = (*gateway.Service)(nil)
+)
 
 func (a *App) startTelemetry(ctx context.Context) error {
 	tp, shutdown, err := a.cfg.Telemetry.NewTracerProvider(ctx, "bmaas")
@@ -72,8 +99,14 @@ func (a *App) startTelemetry(ctx context.Context) error {
 	if a.cfg.Telemetry.OTLPEndpoint != "" {
 		a.w.tracer = tp
 	}
-	a.modules[modTelemetry].stop = func(ctx context.Context) { _ = shutdown(ctx) }
+	a.w.stopTracer = shutdown
 	return nil
+}
+
+func (a *App) stopTelemetry(ctx context.Context) {
+	if a.w.stopTracer != nil {
+		_ = a.w.stopTracer(ctx)
+	}
 }
 
 func (a *App) startServer(context.Context) error {
@@ -88,35 +121,32 @@ func (a *App) startServer(context.Context) error {
 	return nil
 }
 
-func (a *App) startRegistry(ctx context.Context) error {
+// The services' builders make each service from what its dependencies
+// wired and mount its API; the module then starts it.
+
+func (a *App) newRegistry(context.Context) (Service, error) {
 	svc, err := registry.New(a.cfg.Registry, registry.Deps{Logger: a.log.With("svc", TargetRegistry), Registerer: a.reg,
 		Store: a.w.store, Blobs: a.w.blobs, Events: a.w.bus})
 	if err != nil {
-		return err
-	}
-	if err := svc.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, registry.ServiceName())
-	a.modules[TargetRegistry].run = svc.Run
-	return nil
+	return svc, nil
 }
 
-func (a *App) startScheduler(context.Context) error {
+func (a *App) newScheduler(context.Context) (Service, error) {
 	svc, err := scheduler.New(a.cfg.Scheduler, scheduler.Deps{Logger: a.log.With("svc", TargetScheduler), Registerer: a.reg,
 		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, scheduler.ServiceName())
-	m := a.modules[TargetScheduler]
-	m.run, m.stop = svc.Run, svc.Stop
-	return nil
+	return svc, nil
 }
 
-func (a *App) startTrainerAgent(context.Context) error {
+func (a *App) newTrainerAgent(context.Context) (Service, error) {
 	cfg := a.cfg.TrainerAgent
 	cfg.DataDir = a.cfg.DataDir
 	cfg.SingleProcess = a.cfg.Embedded
@@ -127,43 +157,34 @@ func (a *App) startTrainerAgent(context.Context) error {
 		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr(),
 		TLS: a.w.tls, CA: a.w.ca})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, traineragent.ServiceName())
-	m := a.modules[TargetTrainerAgent]
-	m.run, m.stop = svc.Run, svc.Stop
-	return nil
+	return svc, nil
 }
 
-func (a *App) startEvaluator(context.Context) error {
+func (a *App) newEvaluator(context.Context) (Service, error) {
 	svc, err := evaluator.New(a.cfg.Evaluator, evaluator.Deps{Logger: a.log.With("svc", TargetEvaluator), Registerer: a.reg,
 		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, ID: a.advertiseAddr()})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, evaluator.ServiceName())
-	m := a.modules[TargetEvaluator]
-	m.run, m.stop = svc.Run, svc.Stop
-	return nil
+	return svc, nil
 }
 
-func (a *App) startGateway(ctx context.Context) error {
+func (a *App) newGateway(context.Context) (Service, error) {
 	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway), Registerer: a.reg,
 		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.advertiseAddr(), NATS: a.w.nc})
 	if err != nil {
-		return err
-	}
-	if err := svc.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.gateway = svc
 	a.w.services = append(a.w.services, gateway.ServiceName(), gateway.InferenceServiceName())
-	m := a.modules[TargetGateway]
-	m.run, m.stop = svc.Run, svc.Stop
-	return nil
+	return svc, nil
 }
 
 // startServe opens the client connection the HTTP edge uses; the gRPC
@@ -185,18 +206,26 @@ func (a *App) startServe(context.Context) error {
 		return fmt.Errorf("self connection: %w", err)
 	}
 	a.w.selfConn = conn
+	a.setServing(true)
+	return nil
+}
+
+// setServing sets the gRPC health of every service of this process, and
+// of the process itself ("").
+func (a *App) setServing(serving bool) {
 	for _, s := range a.w.services {
-		a.w.server.SetServing(s, true)
+		a.w.server.SetServing(s, serving)
 		if t, ok := targetOf(s); ok {
-			a.w.server.SetServing(t, true) // grpc_health_probe -service registry
+			a.w.server.SetServing(t, serving) // grpc_health_probe -service registry
 		}
 	}
-	a.w.server.SetServing("", true)
-	return nil
+	a.w.server.SetServing("", serving)
 }
 
 func (a *App) runServe(context.Context) error { return a.w.server.Serve() }
 
+// stopServe stops the gRPC server gracefully within
+// --grpc.shutdown-timeout (and ctx), then at once.
 func (a *App) stopServe(ctx context.Context) {
 	if a.w.selfConn != nil {
 		_ = a.w.selfConn.Close()

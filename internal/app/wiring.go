@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,17 +25,19 @@ import (
 
 // wiring is what modules hand to the modules that depend on them.
 type wiring struct {
-	etcd     *embedded.Etcd
-	nats     *embedded.NATS
-	etcdCli  *clientv3.Client
-	nc       *nats.Conn
-	bus      *events.Bus
-	store    *store.Store
-	blobs    *blob.Local
-	tracer   trace.TracerProvider
-	server   *grpcsrv.Server
-	selfConn *grpc.ClientConn
-	services []string
+	etcd    *embedded.Etcd
+	nats    *embedded.NATS
+	etcdCli *clientv3.Client
+	nc      *nats.Conn
+	bus     *events.Bus
+	store   *store.Store
+	blobs   *blob.Local
+	tracer  trace.TracerProvider
+	// stopTracer flushes and ends the tracer provider.
+	stopTracer func(context.Context) error
+	server     *grpcsrv.Server
+	selfConn   *grpc.ClientConn
+	services   []string
 	// dialer reaches other services by name through membership.
 	dialer *mesh.Dialer
 	// forward relays the calls of services this process does not run.
@@ -111,6 +114,23 @@ func (a *App) startEmbeddedEtcd(ctx context.Context) error {
 	a.cfg.EtcdEndpoints = e.Endpoints()
 	a.cfg.Etcd = EtcdAuth{Username: embedded.RootUser, PasswordFile: filepath.Join(secrets, etcdPasswordName)}
 	return nil
+}
+
+// runEtcd watches the embedded etcd: its end with an error (a full disk,
+// a corrupt WAL) stops the process with that error.
+func (a *App) runEtcd(ctx context.Context) error {
+	if a.w.etcd == nil {
+		return nil
+	}
+	select {
+	case err, ok := <-a.w.etcd.Err():
+		if !ok || err == nil {
+			err = errors.New("stopped")
+		}
+		return fmt.Errorf("embedded etcd: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 func (a *App) stopEtcd(context.Context) {

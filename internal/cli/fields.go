@@ -51,13 +51,14 @@ var commandFields = map[string]fieldNames{
 		"spec.name": "--name", "spec.model": "--model", "spec.workers": "--workers", "spec.priority": "--priority",
 		"spec.max_restarts": "--max-restarts", "spec.timeout_seconds": "--job-timeout",
 		"spec.checkpoint_interval": "--checkpoint-interval", "spec.pool": "--pool",
+		"spec.termination_grace_seconds": "--termination-grace", "spec.labels": "--label",
 		"spec.builtin.algorithm": "--algorithm", "spec.builtin.hyperparameters": "--param",
 		"spec.builtin.dataset": "--dataset", "spec.builtin.dataset_version": "--dataset",
 		"spec.builtin.target_column": "--target", "spec.builtin.test_fraction": "--test-fraction",
 		"spec.builtin.validation_fraction": "--validation-fraction", "spec.process.command": "--command",
 		"spec.process.dataset_version": "--dataset", "spec.resources.cpu_millis": "--cpu",
 		"spec.resources.memory_bytes": "--memory", "spec.resources.gpus": "--gpus",
-		"spec.resources.gpu_model": "--gpu-model", "spec.labels": "--label", "spec.node_selector": "--node-selector"},
+		"spec.resources.gpu_model": "--gpu-model", "spec.node_selector": "--node-selector"},
 }
 
 var (

@@ -185,6 +185,7 @@ func runApp(cmd *cobra.Command, cfg app.Config) error {
 		return err
 	}
 	ctx := cmd.Context()
+	setExitBound(ctx, a.ShutdownBound)
 	go func() {
 		select {
 		case <-a.Ready():

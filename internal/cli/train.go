@@ -57,7 +57,7 @@ type trainFlags struct {
 	gpus, workers, priority, retries int32
 	checkpointEvery                  int32
 	preemptible, wait                bool
-	jobTimeout                       time.Duration
+	jobTimeout, grace                time.Duration
 }
 
 func trainCommand(g *globals) *cobra.Command {
@@ -104,6 +104,8 @@ func trainCommand(g *globals) *cobra.Command {
 	f.Int32Var(&tf.retries, "max-restarts", 0, "restarts after a failure before the job is FAILED")
 	f.Int32Var(&tf.checkpointEvery, "checkpoint-interval", 0, "checkpoint every N epochs or rounds (0: 1)")
 	f.DurationVar(&tf.jobTimeout, "job-timeout", 0, "fail the job when it runs longer than this (0: no limit)")
+	f.DurationVar(&tf.grace, "termination-grace", 0,
+		"time between SIGTERM and SIGKILL when a task stops, to save a checkpoint (0: the agent's default, 3s; at most 1h)")
 	f.StringArrayVar(&tf.labels, "label", nil, "job label key=value (repeatable)")
 	f.BoolVar(&tf.wait, "wait", false, "follow the job until it ends; exit 0 only when it SUCCEEDED")
 	return cmd
@@ -121,7 +123,8 @@ func (tf *trainFlags) spec(positional []string, seedSet bool) (*schedulerv1.JobS
 	}
 	spec := &schedulerv1.JobSpec{Name: tf.name, Model: tf.model, Workers: tf.workers, Priority: tf.priority,
 		Preemptible: tf.preemptible, Pool: tf.pool, MaxRestarts: tf.retries, CheckpointInterval: tf.checkpointEvery,
-		TimeoutSeconds: int64(tf.jobTimeout.Round(time.Second) / time.Second)}
+		TimeoutSeconds:          int64(tf.jobTimeout.Round(time.Second) / time.Second),
+		TerminationGraceSeconds: int32(min(tf.grace, 2*time.Hour).Round(time.Second) / time.Second)}
 	if spec.Labels, err = parseKV("label", tf.labels); err != nil {
 		return nil, err
 	}
@@ -134,8 +137,8 @@ func (tf *trainFlags) spec(positional []string, seedSet bool) (*schedulerv1.JobS
 	switch {
 	case tf.workers < 1:
 		return nil, usageErrorf("--workers must be at least 1")
-	case tf.retries < 0 || tf.checkpointEvery < 0 || tf.jobTimeout < 0:
-		return nil, usageErrorf("--max-restarts, --checkpoint-interval and --job-timeout must not be negative")
+	case tf.retries < 0 || tf.checkpointEvery < 0 || tf.jobTimeout < 0 || tf.grace < 0:
+		return nil, usageErrorf("--max-restarts, --checkpoint-interval, --job-timeout and --termination-grace must not be negative")
 	case tf.command != "" && tf.algorithm != "":
 		return nil, usageErrorf("give --algorithm (a builtin job) or --command (a process job), not both")
 	case tf.command == "" && tf.algorithm == "":

@@ -144,10 +144,11 @@ func TestTrainProcessUploadsBundle(t *testing.T) {
 
 	out, stderr, err := run(t, g, "-o", "json", "train", "--model", "torch", "--dataset", "bc", "--command", "python3",
 		"--bundle", dir, "--param", "epochs=3", "--target", "y", "--seed", "7", "--env", "A=1", "--gpus", "1",
-		"--gpu-model", "H100", "--workers", "2", "--", "train.py", "--verbose")
+		"--gpu-model", "H100", "--workers", "2", "--termination-grace", "90s", "--", "train.py", "--verbose")
 	require.NoError(t, err)
 	require.Contains(t, stderr, "1 files")
 	require.Contains(t, out, `"command": "python3"`)
+	require.EqualValues(t, 90, sch.jobs[0].GetSpec().GetTerminationGraceSeconds())
 	p := sch.jobs[0].GetSpec().GetProcess()
 	require.Equal(t, []string{"train.py", "--verbose"}, p.GetArgs())
 	require.Equal(t, map[string]string{"epochs": "3", "target": "y", "seed": "7"}, p.GetHyperparameters())
@@ -218,6 +219,7 @@ func TestTrainFlagValidation(t *testing.T) {
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--memory", "1Gb"}, `--memory "1Gb"`},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--gpu-model", "H100"}, "--gpu-model needs --gpus"},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--job-timeout", "-1s"}, "must not be negative"},
+		{[]string{"--algorithm", "logistic", "--dataset", "d", "--termination-grace", "-1s"}, "--termination-grace must not be negative"},
 		{[]string{"--command", "python3", "--test-fraction", "0.1"}, "are for builtin jobs"},
 		{[]string{"--command", "python3", "--bundle", ".", "--workdir", "/srv"}, "not both"},
 		{[]string{"--command", "python3", "--workdir", "srv"}, "must be an absolute path"},

@@ -47,9 +47,6 @@ type Service struct {
 	log *slog.Logger
 	ev  *Evaluator
 	id  string
-
-	stopOnce sync.Once
-	stop     chan struct{}
 }
 
 // New builds the service.
@@ -91,7 +88,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 		return deps.Dialer.Scheduler()
 	}
-	return &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID, stop: make(chan struct{})}, nil
+	return &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID}, nil
 }
 
 // ServiceName is the gRPC service's full name (for health checks).
@@ -106,18 +103,11 @@ func (s *Service) Register(g *grpc.Server) {
 func (s *Service) Evaluator() *Evaluator { return s.ev }
 
 // Run consumes version events (automatic evaluation) and campaigns for
-// leadership, driving experiments while leading, until ctx is done or
-// Stop is called.
+// leadership, driving experiments while leading, until ctx is done; then
+// leadership is resigned at once so a standby takes over.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var wg sync.WaitGroup
 	if s.cfg.AutoEvaluate && s.ev.bus != nil {
 		wg.Add(1)
@@ -133,7 +123,12 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// Stop ends Run: leadership is resigned at once so a standby takes over.
-func (s *Service) Stop(context.Context) {
-	s.stopOnce.Do(func() { close(s.stop) })
-}
+// Start has nothing to prepare: every replica serves the API from etcd.
+func (s *Service) Start(context.Context) error { return nil }
+
+// Drain has nothing to finish: evaluations in flight are the
+// scheduler's jobs, and the leader's work ends with Run.
+func (s *Service) Drain(context.Context) {}
+
+// Stop has nothing to release once Run returned.
+func (s *Service) Stop(context.Context) {}

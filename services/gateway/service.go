@@ -129,6 +129,10 @@ func (s *Service) Run(ctx context.Context) error {
 		func(ctx context.Context, _ int64) { s.lead(ctx) })
 }
 
+// Drain has nothing to finish: inference calls in flight end with the
+// server's graceful stop, before Stop closes their replica connections.
+func (s *Service) Drain(context.Context) {}
+
 // Stop closes the connections to replicas.
 func (s *Service) Stop(context.Context) { s.router.close() }
 

@@ -109,5 +109,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
+// Drain has nothing to finish: calls in flight end with the server's
+// graceful stop.
+func (s *Service) Drain(context.Context) {}
+
+// Stop has nothing to release: the caches end with Start's context.
+func (s *Service) Stop(context.Context) {}
+
 // ServiceName is the gRPC service's full name (for health checks).
 func ServiceName() string { return registryv1.RegistryService_ServiceDesc.ServiceName }

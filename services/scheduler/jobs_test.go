@@ -46,6 +46,8 @@ func TestSubmitValidation(t *testing.T) {
 		{"gpu model without gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.GpuModel = "T4" }), codes.InvalidArgument, "spec.resources.gpu_model"},
 		{"negative workers", spec(func(s *schedulerv1.JobSpec) { s.Workers = -2 }), codes.InvalidArgument, "spec.workers"},
 		{"priority", spec(func(s *schedulerv1.JobSpec) { s.Priority = 1 << 20 }), codes.InvalidArgument, "spec.priority"},
+		{"negative termination grace", spec(func(s *schedulerv1.JobSpec) { s.TerminationGraceSeconds = -1 }), codes.InvalidArgument, "spec.termination_grace_seconds"},
+		{"termination grace over an hour", spec(func(s *schedulerv1.JobSpec) { s.TerminationGraceSeconds = 3601 }), codes.InvalidArgument, "spec.termination_grace_seconds"},
 		{"bad selector", spec(func(s *schedulerv1.JobSpec) { s.NodeSelector = map[string]string{"a b": "x"} }), codes.InvalidArgument, "spec.node_selector"},
 	}
 	for _, tt := range tests {

@@ -48,11 +48,9 @@ type Service struct {
 	sched *Scheduler
 	id    string
 
-	mu       sync.Mutex
-	goneAt   time.Time     // when another leader's key last vanished
-	gone     chan struct{} // signalled on each such vanishing
-	stopOnce sync.Once
-	stop     chan struct{}
+	mu     sync.Mutex
+	goneAt time.Time     // when another leader's key last vanished
+	gone   chan struct{} // signalled on each such vanishing
 }
 
 // New builds the service.
@@ -91,7 +89,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if id == "" {
 		id = events.NewID()
 	}
-	return &Service{cfg: cfg, log: deps.Logger, sched: s, id: id, gone: make(chan struct{}, 1), stop: make(chan struct{})}, nil
+	return &Service{cfg: cfg, log: deps.Logger, sched: s, id: id, gone: make(chan struct{}, 1)}, nil
 }
 
 // ServiceName is the gRPC service's full name (for health checks).
@@ -105,25 +103,22 @@ func (s *Service) Register(g *grpc.Server) {
 // Scheduler is the domain object (for in-process use and tests).
 func (s *Service) Scheduler() *Scheduler { return s.sched }
 
+// Start has nothing to prepare: every replica serves the API from etcd.
+func (s *Service) Start(context.Context) error { return nil }
+
 // Run campaigns for leadership and, while leading, places and reconciles
-// jobs, until ctx is done or Stop is called.
+// jobs, until ctx is done; then leadership is resigned at once so a
+// standby takes over.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	go s.watchLeaders(ctx)
 	return election.Run(ctx, s.sched.cli, election.Config{Service: electionService, ID: s.id, TTL: s.cfg.LeaderTTL},
 		s.log, s.lead)
 }
 
-// Stop ends Run: leadership is resigned at once so a standby takes over.
-func (s *Service) Stop(ctx context.Context) {
-	_ = ctx
-	s.stopOnce.Do(func() { close(s.stop) })
-}
+// Drain has nothing to finish: the leader's work ends with Run.
+func (s *Service) Drain(context.Context) {}
+
+// Stop has nothing to release once Run returned.
+func (s *Service) Stop(context.Context) {}

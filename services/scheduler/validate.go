@@ -27,6 +27,9 @@ const (
 	maxPriority    = 1000
 	maxRestarts    = 100
 	maxTimeout     = 30 * 24 * time.Hour
+	// maxGrace bounds a job's time between SIGTERM and SIGKILL (the
+	// agents' --trainer-agent.stop-grace has the same bound).
+	maxGrace = time.Hour
 )
 
 var (
@@ -74,6 +77,9 @@ func (s *Scheduler) normalize(spec *schedulerv1.JobSpec) error {
 		return apierr.Invalid("spec.max_restarts", "must be within 0 and %d, got %d", maxRestarts, spec.MaxRestarts)
 	case spec.TimeoutSeconds < 0 || spec.TimeoutSeconds > int64(maxTimeout/time.Second):
 		return apierr.Invalid("spec.timeout_seconds", "must be within 0 (none) and %d, got %d", int64(maxTimeout/time.Second), spec.TimeoutSeconds)
+	case spec.TerminationGraceSeconds < 0 || spec.TerminationGraceSeconds > int32(maxGrace/time.Second):
+		return apierr.Invalid("spec.termination_grace_seconds", "must be within 0 (the agent's default) and %d, got %d",
+			int32(maxGrace/time.Second), spec.TerminationGraceSeconds)
 	case spec.CheckpointInterval < 0:
 		return apierr.Invalid("spec.checkpoint_interval", "must not be negative, got %d", spec.CheckpointInterval)
 	case spec.Pool != "" && !labelVal.MatchString(spec.Pool):

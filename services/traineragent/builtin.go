@@ -133,7 +133,7 @@ func (w *worker) uploadCheckpoint(sk *sink, step int64, body io.Reader, meta map
 	ctx, cancel := context.WithTimeout(w.ctx, fetchTimeout)
 	if w.ctx.Err() != nil {
 		cancel()
-		ctx, cancel = context.WithTimeout(context.Background(), w.s.cfg.StopGrace)
+		ctx, cancel = context.WithTimeout(context.Background(), w.grace())
 	}
 	defer cancel()
 	hdr := &registryv1.UploadCheckpointHeader{JobId: w.a.JobId, Step: step, Rank: w.a.Rank, Metadata: meta}

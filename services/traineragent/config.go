@@ -45,7 +45,9 @@ type Config struct {
 	// SingleProcess, set by bmaas up, says the agent shares its process
 	// with etcd and the scheduler (see runNode).
 	SingleProcess bool `yaml:"-"`
-	// StopGrace is the time between SIGTERM and SIGKILL when a task stops.
+	// StopGrace is the time between SIGTERM and SIGKILL when a task stops,
+	// unless its job sets termination_grace_seconds; replicas always
+	// take it.
 	StopGrace time.Duration `yaml:"stop_grace"`
 	// MaxExtractBytes and MaxExtractEntries bound what one code bundle or
 	// checkpoint unpacks to: total file bytes, files and directories.
@@ -91,7 +93,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how often a process job's checkpoint directory is uploaded when it changed")
 	fs.DurationVar(&c.FlushInterval, "trainer-agent.flush-interval", time.Second, "how often a running task's progress is reported")
 	fs.DurationVar(&c.LeaseTTL, "trainer-agent.lease-ttl", 5*time.Second, "time to live of the node's lease")
-	fs.DurationVar(&c.StopGrace, "trainer-agent.stop-grace", 3*time.Second, "time between SIGTERM and SIGKILL when a task stops")
+	fs.DurationVar(&c.StopGrace, "trainer-agent.stop-grace", 3*time.Second,
+		"time between SIGTERM and SIGKILL when a task stops, unless its job sets its own (termination_grace_seconds)")
 	// 16 GiB: above registry.max-artifact-bytes (10 GiB), as a checkpoint
 	// of model weights hardly compresses.
 	fs.Int64Var(&c.MaxExtractBytes, "trainer-agent.max-extract-bytes", 16<<30,
@@ -124,8 +127,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.flush-interval: must be positive, got %s", c.FlushInterval)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("trainer-agent.lease-ttl: must be at least 1s, got %s", c.LeaseTTL)
-	case c.StopGrace <= 0 || c.StopGrace > 4*time.Second:
-		return fmt.Errorf("trainer-agent.stop-grace: must be within (0, 4s] so that a task stops within 5 s, got %s", c.StopGrace)
+	case c.StopGrace <= 0 || c.StopGrace > MaxStopGrace:
+		return fmt.Errorf("trainer-agent.stop-grace: must be within (0, %s], got %s", MaxStopGrace, c.StopGrace)
 	case c.MaxExtractBytes <= 0:
 		return fmt.Errorf("trainer-agent.max-extract-bytes: must be positive, got %d", c.MaxExtractBytes)
 	case c.MaxExtractEntries <= 0:
@@ -142,6 +145,10 @@ func (c *Config) Validate() error {
 	_, err := parseLabels(c.Labels)
 	return err
 }
+
+// MaxStopGrace is the longest time between SIGTERM and SIGKILL, the
+// agent's default and a job's own alike.
+const MaxStopGrace = time.Hour
 
 // maxID is the largest uid or gid (2^32-2: -1 means "unchanged").
 const maxID = 1<<32 - 2

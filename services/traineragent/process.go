@@ -128,7 +128,7 @@ func (w *worker) killOnStop(p *sandbox.Process, exited <-chan struct{}) {
 		return
 	}
 	p.Signal(syscall.SIGTERM)
-	t := time.NewTimer(w.s.cfg.StopGrace)
+	t := time.NewTimer(w.grace())
 	defer t.Stop()
 	select {
 	case <-exited:

@@ -64,7 +64,9 @@ type Service struct {
 	leaseKeys map[string]string
 
 	recheck chan string
-	done    chan struct{}
+	// endRun ends Run (Drain); done is closed when Run returned.
+	endRun context.CancelFunc
+	done   chan struct{}
 }
 
 // New builds the service and discovers the node's GPUs.
@@ -117,11 +119,20 @@ func (s *Service) Register(g *grpc.Server) {
 	agentv1.RegisterAgentServiceServer(g, &handler{s: s})
 }
 
-// Run registers the node and runs the assigned tasks until ctx is done;
-// then it stops the tasks (each within the stop grace) and gives the
-// node's lease back.
+// Start has nothing to prepare: Run registers the node.
+func (s *Service) Start(context.Context) error { return nil }
+
+// Run registers the node and runs the assigned tasks until ctx is done
+// or Drain is called; then it stops the tasks (each within its SIGTERM
+// grace: its job's termination_grace_seconds, or --trainer-agent.stop-grace)
+// and gives the node's lease back.
 func (s *Service) Run(ctx context.Context) error {
 	defer close(s.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.endRun = cancel
+	s.mu.Unlock()
 	if s.src != nil {
 		defer s.src.Close()
 	}
@@ -139,11 +150,24 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.runNode(ctx) })
 	wg.Go(func() { s.watch(ctx) })
 	wg.Wait()
-	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopGrace+time.Second)
-	defer cancel()
+	stop, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), s.longestGrace()+time.Second)
+	defer cancelStop()
 	s.stopAll(stop)
 	s.releaseLease(stop)
 	return nil
+}
+
+// Drain stops the tasks while the process still serves (their last
+// checkpoints reach the registry) and gives the node's lease back: it
+// ends Run and waits for it within ctx.
+func (s *Service) Drain(ctx context.Context) {
+	s.mu.Lock()
+	end := s.endRun
+	s.mu.Unlock()
+	if end != nil {
+		end()
+	}
+	s.Stop(ctx)
 }
 
 // Stop waits, within ctx, until Run has stopped the tasks.
@@ -152,6 +176,23 @@ func (s *Service) Stop(ctx context.Context) {
 	case <-s.done:
 	case <-ctx.Done():
 	}
+}
+
+// ExtraGrace is how much longer than --trainer-agent.stop-grace the
+// longest SIGTERM grace of the running tasks is: the process's shutdown
+// bound grows by it, so that a job's own grace is honoured.
+func (s *Service) ExtraGrace() time.Duration { return max(0, s.longestGrace()-s.cfg.StopGrace) }
+
+// longestGrace is the longest SIGTERM grace of the running tasks (the
+// default grace when none asks for more).
+func (s *Service) longestGrace() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.cfg.StopGrace
+	for _, w := range s.workers {
+		g = max(g, w.grace())
+	}
+	return g
 }
 
 // stopAll stops every worker and waits for them within ctx.

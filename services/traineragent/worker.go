@@ -43,6 +43,16 @@ type worker struct {
 	dirty  bool
 }
 
+// grace is the time between SIGTERM and SIGKILL when the task stops:
+// its job's termination_grace_seconds, or --trainer-agent.stop-grace. A
+// model-server replica's is the agent's.
+func (w *worker) grace() time.Duration {
+	if g := w.a.GetSpec().GetTerminationGraceSeconds(); g > 0 && w.a.GetSpec().GetServing() == nil {
+		return time.Duration(g) * time.Second
+	}
+	return w.s.cfg.StopGrace
+}
+
 func newWorker(s *Service, key string, a *schedulerv1.Assignment, createRev, modRev int64) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(s.cfg.workDir(), a.JobId, fmt.Sprintf("rank-%d-attempt-%d", a.Rank, a.Attempt))
