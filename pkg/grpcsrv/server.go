@@ -82,6 +82,9 @@ type Deps struct {
 	// TLS, when set, is the listener's TLS configuration (the process's
 	// certificate; client certificates as it says).
 	TLS *tls.Config
+	// Token, when set, is the bearer token every call but health and
+	// reflection must carry, in place of Config.TokenFile's.
+	Token string
 	// UnknownService, when set, handles the calls of services this
 	// server does not register (a proxy to the process that runs them);
 	// the stream interceptors (metrics, recovery, auth) run first.
@@ -118,6 +121,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	token, err := cfg.Token()
 	if err != nil {
 		return nil, err
+	}
+	if deps.Token != "" {
+		token = deps.Token
 	}
 	auth := authenticator{token: []byte(token)}
 	m, err := newMetrics(deps.Registerer)

@@ -34,7 +34,7 @@ type Config struct {
 	TLSCert string `json:"tls_cert,omitempty"`
 	TLSKey  string `json:"tls_key,omitempty"`
 	TLSCA   string `json:"tls_ca,omitempty"`
-	// ReadyFile is written once both ports serve.
+	// ReadyFile is written once the ports serve.
 	ReadyFile string `json:"ready_file"`
 }
 
@@ -42,6 +42,8 @@ type Config struct {
 type Ready struct {
 	GRPCPort int `json:"grpc_port"`
 	LanePort int `json:"lane_port"`
+	// MetricsPort serves GET /metrics.
+	MetricsPort int `json:"metrics_port,omitempty"`
 }
 
 // ReadConfig reads a replica's configuration file.
@@ -95,15 +97,15 @@ func Main(ctx context.Context, configPath string, log io.Writer) error {
 		return err
 	}
 	g, l := r.Ports()
-	b, _ := json.Marshal(Ready{GRPCPort: g, LanePort: l})
+	b, _ := json.Marshal(Ready{GRPCPort: g, LanePort: l, MetricsPort: r.MetricsPort()})
 	if err := pki.WriteFile(c.ReadyFile, b, 0o600); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		r.Shutdown(sctx)
 		return fmt.Errorf("ready file: %w", err)
 	}
-	_, _ = fmt.Fprintf(log, "replica of %s version %d serving: gRPC port %d, lane port %d, pid %d, uid %d\n",
-		c.Name, c.Version, g, l, os.Getpid(), os.Getuid())
+	_, _ = fmt.Fprintf(log, "replica of %s version %d serving: gRPC port %d, lane port %d, metrics port %d, pid %d, uid %d\n",
+		c.Name, c.Version, g, l, r.MetricsPort(), os.Getpid(), os.Getuid())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
 	defer cancel()

@@ -1,7 +1,10 @@
 // Package replica is one model-server replica: a model version loaded
 // from a file and served over KServe v2 gRPC and over the inference lane
 // (pkg/lane), both behind the replica's own bearer token and, with TLS,
-// taking only a bmaas process's certificate. The trainer agent runs it as
+// taking only a bmaas process's certificate. Its gRPC server is the one
+// every bmaas process runs (pkg/grpcsrv: interceptors, metrics, the health
+// service), and it serves its Prometheus registry on GET /metrics of a
+// port of its own. The trainer agent runs it as
 // a sandboxed child process (`bmaas replica --config FILE`, Main here),
 // or in its own process where no replica binary is configured (tests).
 package replica
@@ -11,13 +14,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -26,6 +29,9 @@ import (
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/serving"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options are what one replica serves and how.
@@ -47,21 +53,29 @@ type Options struct {
 	ListenHost string
 	// Token is the bearer token both ports require.
 	Token string
-	// TLS, when set, serves both ports over TLS.
+	// TLS, when set, serves the gRPC and lane ports over TLS.
 	TLS *tls.Config
+	// Logger logs the gRPC server's calls and panics; nil discards.
+	Logger *slog.Logger
 }
 
 // Replica is a running replica.
 type Replica struct {
 	srv  *serving.Server
-	g    *grpc.Server
+	g    *grpcsrv.Server
 	ls   *lane.Server
-	grpc net.Listener
 	lane net.Listener
-	done chan struct{}
+	// met serves /metrics over the replica's registry.
+	met    *http.Server
+	metLis net.Listener
+	done   chan struct{}
 }
 
-// Start loads the model and serves it on two free ports.
+// Start loads the model and serves it on three free ports: KServe v2 gRPC
+// (the platform's gRPC server, pkg/grpcsrv: its interceptors, its metrics
+// and the health service, SERVING once the model is loaded), the lane,
+// and HTTP for GET /metrics (the process's Prometheus registry, public as
+// on every bmaas server).
 func Start(o Options) (*Replica, error) {
 	if o.Token == "" {
 		return nil, errors.New("replica: a token is required")
@@ -75,29 +89,39 @@ func Start(o Options) (*Replica, error) {
 		return nil, fmt.Errorf("load %s version %d: %w", o.Name, o.Version, err)
 	}
 	srv := serving.NewServer(func(context.Context, string) (*serving.Model, error) { return load() }, m)
-	lis, err := net.Listen("tcp", net.JoinHostPort(o.ListenHost, "0"))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g, err := grpcsrv.New(grpcsrv.Config{Addr: net.JoinHostPort(o.ListenHost, "0"), MaxRecvMsgBytes: 64 << 20, ShutdownTimeout: DrainTimeout},
+		grpcsrv.Deps{Logger: logger, Registerer: reg, TLS: o.TLS, Token: o.Token})
 	if err != nil {
 		srv.Close()
-		return nil, fmt.Errorf("replica listener: %w", err)
+		return nil, fmt.Errorf("replica grpc server: %w", err)
 	}
-	laneLis, err := net.Listen("tcp", net.JoinHostPort(o.ListenHost, "0"))
-	if err != nil {
-		srv.Close()
-		_ = lis.Close()
-		return nil, fmt.Errorf("replica lane listener: %w", err)
+	r := &Replica{srv: srv, g: g, done: make(chan struct{})}
+	for _, l := range []*net.Listener{&r.lane, &r.metLis} {
+		if *l, err = net.Listen("tcp", net.JoinHostPort(o.ListenHost, "0")); err != nil {
+			r.close()
+			return nil, fmt.Errorf("replica listener: %w", err)
+		}
 	}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(recoverAndMap, grpcsrv.AuthUnary(o.Token)), grpc.MaxRecvMsgSize(64 << 20),
-		grpc.NumStreamWorkers(grpcsrv.StreamWorkers)}
-	r := &Replica{srv: srv, grpc: lis, lane: laneLis, done: make(chan struct{})}
+	laneLis := r.lane
 	if o.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 		laneLis = tls.NewListener(laneLis, o.TLS)
 	}
-	r.g = grpc.NewServer(opts...)
-	inference.RegisterGRPCInferenceServiceServer(r.g, srv)
+	inference.RegisterGRPCInferenceServiceServer(g.GRPC(), srv)
+	g.SetServing("", true)
+	g.SetServing(inference.GRPCInferenceService_ServiceDesc.ServiceName, true)
 	r.ls = lane.NewServer(laneHandler(srv))
 	r.ls.Token = o.Token
-	go func() { _ = r.g.Serve(lis) }()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	r.met = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = g.Serve() }()
+	go func() { _ = r.met.Serve(r.metLis) }()
 	go func() {
 		defer close(r.done)
 		_ = r.ls.Serve(laneLis)
@@ -105,10 +129,26 @@ func Start(o Options) (*Replica, error) {
 	return r, nil
 }
 
+// close releases what a Start that failed half way holds.
+func (r *Replica) close() {
+	r.g.Shutdown(context.Background())
+	for _, l := range []net.Listener{r.lane, r.metLis} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	r.srv.Close()
+}
+
 // Ports are the bound gRPC and lane ports.
 func (r *Replica) Ports() (grpcPort, lanePort int) {
-	return r.grpc.Addr().(*net.TCPAddr).Port, r.lane.Addr().(*net.TCPAddr).Port
+	_, g, _ := net.SplitHostPort(r.g.Addr())
+	p, _ := strconv.Atoi(g)
+	return p, r.lane.Addr().(*net.TCPAddr).Port
 }
+
+// MetricsPort is the bound port of GET /metrics.
+func (r *Replica) MetricsPort() int { return r.metLis.Addr().(*net.TCPAddr).Port }
 
 // Addrs are the ports joined with host.
 func (r *Replica) Addrs(host string) (string, string) {
@@ -116,16 +156,15 @@ func (r *Replica) Addrs(host string) (string, string) {
 	return net.JoinHostPort(host, strconv.Itoa(g)), net.JoinHostPort(host, strconv.Itoa(l))
 }
 
-// Shutdown drains the calls in flight until ctx ends, then stops.
+// Shutdown marks the replica NOT_SERVING, drains the calls in flight
+// until ctx ends (DrainTimeout at most), then stops.
 func (r *Replica) Shutdown(ctx context.Context) {
 	stopped := make(chan struct{})
-	go func() { r.g.GracefulStop(); close(stopped) }()
+	go func() { r.g.Shutdown(ctx); close(stopped) }()
 	_ = r.ls.Shutdown(ctx)
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		r.g.Stop()
-	}
+	<-stopped
+	_ = r.met.Shutdown(ctx)
+	_ = r.met.Close()
 	r.srv.Close()
 }
 
@@ -146,18 +185,6 @@ func laneHandler(srv *serving.Server) lane.Handler {
 		}
 		return proto.MarshalOptions{}.MarshalAppend(out, resp)
 	}
-}
-
-// recoverAndMap maps domain errors to status codes and turns a panic into
-// Internal, as the platform's own server does.
-func recoverAndMap(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			resp, err = nil, status.Error(codes.Internal, "internal error")
-		}
-	}()
-	resp, err = h(ctx, req)
-	return resp, apierr.ToStatus(err)
 }
 
 // DrainTimeout bounds the drain of a replica told to stop.

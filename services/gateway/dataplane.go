@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
-	"github.com/bmaas/bmaas/pkg/lane"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/serving"
 )
 
@@ -47,10 +48,6 @@ func (p *dataPlane) ModelMetadata(ctx context.Context, req *inference.ModelMetad
 	return p.s.ModelMetadata(ctx, req.Name, req.Version)
 }
 
-func (p *dataPlane) ModelInfer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
-	return p.s.Infer(ctx, req)
-}
-
 // ModelReady reports whether a deployment (at a version) has a ready
 // replica; NotFound when there is no such deployment.
 func (s *Service) ModelReady(ctx context.Context, name, version string) (bool, error) {
@@ -74,39 +71,27 @@ func (s *Service) ModelMetadata(ctx context.Context, name, version string) (*inf
 	return resp, err
 }
 
-// Infer routes one inference request to a ready replica.
+// Infer routes one decoded inference request (the REST routes) through
+// the routing core of gRPC's pass-through (infer): the request is
+// encoded once, the replica's answer decoded once.
 func (s *Service) Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
 	if req.ModelName == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
-	var (
-		resp *inference.ModelInferResponse
-		wire []byte
-	)
-	err := s.forward(ctx, req.ModelName, req.ModelVersion, func(ctx context.Context, b *backend) (err error) {
-		if b.lane == nil {
-			resp, err = b.cli.ModelInfer(ctx, req)
-			s.met.count(false, err)
-			return err
-		}
-		if wire == nil {
-			if wire, err = proto.Marshal(req); err != nil {
-				return apierr.Invalid("request", "unencodable: %v", err)
-			}
-		}
-		buf, err := b.lane.Call(ctx, lane.MethodModelInfer, wire)
-		s.met.count(true, err)
-		if err != nil {
-			return err
-		}
-		defer buf.Free()
-		resp = &inference.ModelInferResponse{}
-		if err := proto.Unmarshal(buf.ReadOnlyData(), resp); err != nil {
-			return status.Errorf(codes.Internal, "replica %s answered an undecodable response: %v", b.ep.Replica, err)
-		}
-		return nil
-	})
-	return resp, err
+	wire, err := proto.Marshal(req)
+	if err != nil {
+		return nil, apierr.Invalid("request", "unencodable: %v", err)
+	}
+	out, err := s.infer(ctx, req.ModelName, req.ModelVersion, grpcsrv.FrameOf(mem.SliceBuffer(wire)))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Free()
+	resp := &inference.ModelInferResponse{}
+	if err := proto.Unmarshal(out.Bytes(), resp); err != nil {
+		return nil, status.Errorf(codes.Internal, "a replica of %s answered an undecodable response: %v", req.ModelName, err)
+	}
+	return resp, nil
 }
 
 // versionOf checks the deployment exists and parses a requested version

@@ -16,8 +16,9 @@ import (
 // (field 1) and model_version (field 2) of the ModelInferRequest from its
 // wire bytes to route it, and forwards the request frame to the replica
 // and the replica's response frame to the client without decoding either.
-// The server must run grpcsrv.Codec (grpcsrv.New does). REST and the
-// other v2 calls decode as before.
+// The server must run grpcsrv.Codec (grpcsrv.New does). REST's
+// ModelInfer (Service.Infer) encodes its request and shares the routing
+// core (infer); the other v2 calls decode.
 const (
 	fieldModelName    = 1
 	fieldModelVersion = 2
@@ -55,8 +56,8 @@ func modelInferRaw(srv any, ctx context.Context, dec func(any) error, intercepto
 	})
 }
 
-// inferRaw routes one ModelInferRequest frame to a ready replica (another
-// one when a replica fails before answering: the frame is sent again).
+// inferRaw answers ModelInfer over gRPC: it reads the model's name and
+// version off the frame and hands the frame to the routing core.
 func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
 	defer req.Free()
 	name, version, err := grpcsrv.ScanStrings(req.Bytes(), fieldModelName, fieldModelVersion)
@@ -66,25 +67,42 @@ func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv
 	if name == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
+	return s.infer(ctx, name, version, req)
+}
+
+// infer is the routing core of ModelInfer, gRPC's and REST's: forward
+// picks the replica (canary, retries, load stats) and the request frame
+// goes to it over its lane, or over gRPC without the lane; the answer is
+// the replica's response frame. req stays the caller's to free.
+func (s *Service) infer(ctx context.Context, name, version string, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
 	var resp *grpcsrv.RawFrame
-	err = s.forward(ctx, name, version, func(ctx context.Context, b *backend) error {
-		if b.lane != nil {
-			buf, err := b.lane.Call(ctx, lane.MethodModelInfer, req.Bytes())
-			s.met.count(true, err)
-			if err == nil {
-				resp = grpcsrv.FrameOf(buf)
-			}
-			return err
-		}
-		resp = new(grpcsrv.RawFrame)
-		err := b.conn.Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName, req, resp, rawCall)
-		s.met.count(false, err)
+	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) error {
+		r, err := s.callReplica(ctx, b, req)
+		resp = r
 		return err
 	})
 	if err != nil {
-		if resp != nil {
-			resp.Free()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// callReplica sends one request frame to one replica and counts the call
+// by transport and outcome.
+func (s *Service) callReplica(ctx context.Context, b *backend, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
+	if b.lane != nil {
+		buf, err := b.lane.Call(ctx, lane.MethodModelInfer, req.Bytes())
+		s.met.count(true, err)
+		if err != nil {
+			return nil, err
 		}
+		return grpcsrv.FrameOf(buf), nil
+	}
+	resp := new(grpcsrv.RawFrame)
+	err := b.conn.Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName, req, resp, rawCall)
+	s.met.count(false, err)
+	if err != nil {
+		resp.Free()
 		return nil, err
 	}
 	return resp, nil
