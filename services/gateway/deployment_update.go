@@ -25,7 +25,7 @@ var updatableFields = []string{
 // ignoredFields are the key and the output only fields: a mask may name
 // them (a REST PATCH of a whole deployment infers its mask from the body's
 // keys) and they keep their stored values.
-var ignoredFields = []string{"name", "state", "create_time", "status", "etag", "update_time"}
+var ignoredFields = []string{"name", "state", "state_kind", "create_time", "status", "etag", "update_time"}
 
 // updatePaths checks an update mask against the deployment's fields and
 // returns the paths to apply. An absent or empty mask, or `*`, names every

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,7 @@ func TestUpdatePaths(t *testing.T) {
 		{name: "star", mask: mask("*"), want: updatableFields},
 		{name: "one field", mask: mask("min_replicas"), want: []string{"min_replicas"}},
 		{name: "a resources field", mask: mask("resources.cpu_millis"), want: []string{"resources.cpu_millis"}},
-		{name: "output only fields are ignored", mask: mask("name", "status.version", "state", "etag", "max_replicas"),
+		{name: "output only fields are ignored", mask: mask("name", "status.version", "state", "state_kind", "etag", "max_replicas"),
 			want: []string{"max_replicas"}},
 		{name: "unknown field", mask: mask("min_replicas", "replicas"), bad: `"replicas"`},
 		{name: "unknown resources field", mask: mask("resources.cores"), bad: `"resources.cores"`},
@@ -67,4 +68,17 @@ func TestApplyPathsLeavesOtherFields(t *testing.T) {
 	applyPaths(full, req, updatableFields)
 	require.Empty(t, full.Model, "a full replace clears what the request does not set")
 	require.Equal(t, int64(1), full.Status.GetVersion(), "status is the server's")
+}
+
+// TestEveryDeploymentFieldHasAMaskRule: a field added to Deployment is
+// either updatable or ignored in a mask, or a REST PATCH of the whole
+// deployment (whose mask is inferred from the body's keys) would fail.
+func TestEveryDeploymentFieldHasAMaskRule(t *testing.T) {
+	t.Parallel()
+	fields := (&gatewayv1.Deployment{}).ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		name := string(fields.Get(i).Name())
+		require.True(t, slices.Contains(updatableFields, name) || slices.Contains(ignoredFields, name),
+			"deployment field %q is neither in updatableFields nor in ignoredFields", name)
+	}
 }

@@ -123,7 +123,7 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 	}
 	d.Etag = store.Etag(rev)
 	s.kick()
-	return d, nil
+	return fillDeployment(d), nil
 }
 
 // Get returns a deployment with its etag.
@@ -145,7 +145,7 @@ func (s *Service) get(ctx context.Context, name string) (*gatewayv1.Deployment, 
 		return nil, 0, err
 	}
 	d.Etag = store.Etag(rev)
-	return d, rev, nil
+	return fillDeployment(d), rev, nil
 }
 
 // List pages through the deployments.
@@ -162,7 +162,7 @@ func (s *Service) List(ctx context.Context, req *gatewayv1.ListDeploymentsReques
 	out := &gatewayv1.ListDeploymentsResponse{NextPageToken: next}
 	for _, it := range items {
 		it.Msg.Etag = store.Etag(it.Rev)
-		out.Deployments = append(out.Deployments, it.Msg)
+		out.Deployments = append(out.Deployments, fillDeployment(it.Msg))
 	}
 	return out, nil
 }
@@ -215,7 +215,7 @@ func (s *Service) modifyErr(ctx context.Context, name, etag string, fn func(*gat
 		}
 		cur.Etag = store.Etag(nrev)
 		s.kick()
-		return cur, nil
+		return fillDeployment(cur), nil
 	}
 }
 

@@ -25,6 +25,73 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DeploymentState is where a deployment stands.
+type DeploymentState int32
+
+const (
+	DeploymentState_DEPLOYMENT_STATE_UNSPECIFIED DeploymentState = 0
+	// Created; its first replicas are starting.
+	DeploymentState_DEPLOYMENT_STATE_CREATING DeploymentState = 1
+	// Every wanted replica is ready.
+	DeploymentState_DEPLOYMENT_STATE_READY DeploymentState = 2
+	// Replicas are being added or removed.
+	DeploymentState_DEPLOYMENT_STATE_SCALING DeploymentState = 3
+	// Replicas of a new version are replacing the old ones.
+	DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT DeploymentState = 4
+	// Scaled to zero; the next request starts a replica.
+	DeploymentState_DEPLOYMENT_STATE_IDLE   DeploymentState = 5
+	DeploymentState_DEPLOYMENT_STATE_FAILED DeploymentState = 6
+)
+
+// Enum value maps for DeploymentState.
+var (
+	DeploymentState_name = map[int32]string{
+		0: "DEPLOYMENT_STATE_UNSPECIFIED",
+		1: "DEPLOYMENT_STATE_CREATING",
+		2: "DEPLOYMENT_STATE_READY",
+		3: "DEPLOYMENT_STATE_SCALING",
+		4: "DEPLOYMENT_STATE_ROLLING_OUT",
+		5: "DEPLOYMENT_STATE_IDLE",
+		6: "DEPLOYMENT_STATE_FAILED",
+	}
+	DeploymentState_value = map[string]int32{
+		"DEPLOYMENT_STATE_UNSPECIFIED": 0,
+		"DEPLOYMENT_STATE_CREATING":    1,
+		"DEPLOYMENT_STATE_READY":       2,
+		"DEPLOYMENT_STATE_SCALING":     3,
+		"DEPLOYMENT_STATE_ROLLING_OUT": 4,
+		"DEPLOYMENT_STATE_IDLE":        5,
+		"DEPLOYMENT_STATE_FAILED":      6,
+	}
+)
+
+func (x DeploymentState) Enum() *DeploymentState {
+	p := new(DeploymentState)
+	*p = x
+	return p
+}
+
+func (x DeploymentState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeploymentState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_gateway_v1_deployment_proto_enumTypes[0].Descriptor()
+}
+
+func (DeploymentState) Type() protoreflect.EnumType {
+	return &file_bmaas_gateway_v1_deployment_proto_enumTypes[0]
+}
+
+func (x DeploymentState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeploymentState.Descriptor instead.
+func (DeploymentState) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{0}
+}
+
 // Deployment serves one model reference on a set of replicas. A
 // deployment is a named resource: `name` is its key (see docs/api.md).
 type Deployment struct {
@@ -38,8 +105,11 @@ type Deployment struct {
 	MaxBatchSize        int32  `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	MaxQueueDelayMicros int64  `protobuf:"varint,7,opt,name=max_queue_delay_micros,json=maxQueueDelayMicros,proto3" json:"max_queue_delay_micros,omitempty"`
 	Autoscaling         bool   `protobuf:"varint,8,opt,name=autoscaling,proto3" json:"autoscaling,omitempty"`
-	// Output only: CREATING, READY (every wanted replica ready), SCALING,
-	// ROLLING_OUT, IDLE (scaled to zero), FAILED.
+	// Deprecated: use state_kind. Output only: CREATING, READY (every
+	// wanted replica ready), SCALING, ROLLING_OUT, IDLE (scaled to zero),
+	// FAILED; filled beside state_kind.
+	//
+	// Deprecated: Marked as deprecated in bmaas/gateway/v1/deployment.proto.
 	State      string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Per replica. What is not set comes from the gateway's replica
@@ -58,8 +128,10 @@ type Deployment struct {
 	Status *DeploymentStatus `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
 	// Output only: the revision, sent back by UpdateDeployment to refuse a
 	// stale write (empty: last write wins).
-	Etag          string                 `protobuf:"bytes,16,opt,name=etag,proto3" json:"etag,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	Etag       string                 `protobuf:"bytes,16,opt,name=etag,proto3" json:"etag,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only: where the deployment stands.
+	StateKind     DeploymentState `protobuf:"varint,18,opt,name=state_kind,json=stateKind,proto3,enum=bmaas.gateway.v1.DeploymentState" json:"state_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +222,7 @@ func (x *Deployment) GetAutoscaling() bool {
 	return false
 }
 
+// Deprecated: Marked as deprecated in bmaas/gateway/v1/deployment.proto.
 func (x *Deployment) GetState() string {
 	if x != nil {
 		return x.State
@@ -211,6 +284,13 @@ func (x *Deployment) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Deployment) GetStateKind() DeploymentState {
+	if x != nil {
+		return x.StateKind
+	}
+	return DeploymentState_DEPLOYMENT_STATE_UNSPECIFIED
 }
 
 // DeploymentStatus is what the gateway's leader observed and decided.
@@ -343,10 +423,17 @@ type Replica struct {
 	// host:port of its KServe v2 gRPC server once ready.
 	Endpoint string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	Ready    bool   `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Deprecated: use job_state_kind. The scheduler's state of the
+	// replica's job by its enum name (JOB_STATE_RUNNING); filled beside
+	// job_state_kind.
+	//
+	// Deprecated: Marked as deprecated in bmaas/gateway/v1/deployment.proto.
 	JobState string `protobuf:"bytes,6,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
 	// Why a replica that is not ready waits: the scheduler's reason for its
 	// job (e.g. "Unschedulable: needs 4 CPUs, largest node has 2").
-	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The scheduler's state of the replica's job.
+	JobStateKind  v1.JobState `protobuf:"varint,8,opt,name=job_state_kind,json=jobStateKind,proto3,enum=bmaas.scheduler.v1.JobState" json:"job_state_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -416,6 +503,7 @@ func (x *Replica) GetReady() bool {
 	return false
 }
 
+// Deprecated: Marked as deprecated in bmaas/gateway/v1/deployment.proto.
 func (x *Replica) GetJobState() string {
 	if x != nil {
 		return x.JobState
@@ -428,6 +516,13 @@ func (x *Replica) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Replica) GetJobStateKind() v1.JobState {
+	if x != nil {
+		return x.JobStateKind
+	}
+	return v1.JobState(0)
 }
 
 // Endpoint is a ready replica, written by the agent running it under its
@@ -1099,7 +1194,7 @@ var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
-	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xc6\x05\n" +
+	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\x8c\x06\n" +
 	"\n" +
 	"Deployment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1109,8 +1204,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x12target_concurrency\x18\x05 \x01(\x05R\x11targetConcurrency\x12$\n" +
 	"\x0emax_batch_size\x18\x06 \x01(\x05R\fmaxBatchSize\x123\n" +
 	"\x16max_queue_delay_micros\x18\a \x01(\x03R\x13maxQueueDelayMicros\x12 \n" +
-	"\vautoscaling\x18\b \x01(\bR\vautoscaling\x12\x14\n" +
-	"\x05state\x18\t \x01(\tR\x05state\x12;\n" +
+	"\vautoscaling\x18\b \x01(\bR\vautoscaling\x12\x18\n" +
+	"\x05state\x18\t \x01(\tB\x02\x18\x01R\x05state\x12;\n" +
 	"\vcreate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
@@ -1121,7 +1216,9 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x06status\x18\x0f \x01(\v2\".bmaas.gateway.v1.DeploymentStatusR\x06status\x12\x12\n" +
 	"\x04etag\x18\x10 \x01(\tR\x04etag\x12;\n" +
 	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xb0\x03\n" +
+	"updateTime\x12@\n" +
+	"\n" +
+	"state_kind\x18\x12 \x01(\x0e2!.bmaas.gateway.v1.DeploymentStateR\tstateKind\"\xb0\x03\n" +
 	"\x10DeploymentStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\x03R\x0fpreviousVersion\x12)\n" +
@@ -1131,15 +1228,16 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12 \n" +
 	"\vconcurrency\x18\a \x01(\x01R\vconcurrency\x12F\n" +
 	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\x12J\n" +
-	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\"\xae\x01\n" +
+	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\"\xf6\x01\n" +
 	"\aReplica\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
 	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x14\n" +
-	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tjob_state\x18\x06 \x01(\tR\bjobState\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reason\"\xdb\x01\n" +
+	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1f\n" +
+	"\tjob_state\x18\x06 \x01(\tB\x02\x18\x01R\bjobState\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12B\n" +
+	"\x0ejob_state_kind\x18\b \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\fjobStateKind\"\xdb\x01\n" +
 	"\bEndpoint\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1190,7 +1288,15 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"deployment\"-\n" +
 	"\x17DeleteDeploymentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18DeleteDeploymentResponse2\xf5\x06\n" +
+	"\x18DeleteDeploymentResponse*\xe6\x01\n" +
+	"\x0fDeploymentState\x12 \n" +
+	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19DEPLOYMENT_STATE_CREATING\x10\x01\x12\x1a\n" +
+	"\x16DEPLOYMENT_STATE_READY\x10\x02\x12\x1c\n" +
+	"\x18DEPLOYMENT_STATE_SCALING\x10\x03\x12 \n" +
+	"\x1cDEPLOYMENT_STATE_ROLLING_OUT\x10\x04\x12\x19\n" +
+	"\x15DEPLOYMENT_STATE_IDLE\x10\x05\x12\x1b\n" +
+	"\x17DEPLOYMENT_STATE_FAILED\x10\x062\xf5\x06\n" +
 	"\x11DeploymentService\x12\x8e\x01\n" +
 	"\x10CreateDeployment\x12).bmaas.gateway.v1.CreateDeploymentRequest\x1a*.bmaas.gateway.v1.CreateDeploymentResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"deployment\"\x0f/v1/deployments\x12\x80\x01\n" +
@@ -1213,61 +1319,66 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 	return file_bmaas_gateway_v1_deployment_proto_rawDescData
 }
 
+var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
-	(*Deployment)(nil),                 // 0: bmaas.gateway.v1.Deployment
-	(*DeploymentStatus)(nil),           // 1: bmaas.gateway.v1.DeploymentStatus
-	(*Replica)(nil),                    // 2: bmaas.gateway.v1.Replica
-	(*Endpoint)(nil),                   // 3: bmaas.gateway.v1.Endpoint
-	(*CreateDeploymentRequest)(nil),    // 4: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),   // 5: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),       // 6: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),      // 7: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),     // 8: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),    // 9: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),    // 10: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),  // 11: bmaas.gateway.v1.RollbackDeploymentRequest
-	(*RollbackDeploymentResponse)(nil), // 12: bmaas.gateway.v1.RollbackDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),   // 13: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),    // 14: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil),   // 15: bmaas.gateway.v1.DeleteDeploymentResponse
-	(*timestamppb.Timestamp)(nil),      // 16: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 17: bmaas.scheduler.v1.Resources
-	(*fieldmaskpb.FieldMask)(nil),      // 18: google.protobuf.FieldMask
+	(DeploymentState)(0),               // 0: bmaas.gateway.v1.DeploymentState
+	(*Deployment)(nil),                 // 1: bmaas.gateway.v1.Deployment
+	(*DeploymentStatus)(nil),           // 2: bmaas.gateway.v1.DeploymentStatus
+	(*Replica)(nil),                    // 3: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 4: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 5: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 6: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 7: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 8: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 9: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 10: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 11: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 12: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 13: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 14: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 15: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 16: bmaas.gateway.v1.DeleteDeploymentResponse
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 18: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 19: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 20: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	16, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	17, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
-	1,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	16, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 4: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	16, // 5: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	17, // 6: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	0,  // 7: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 8: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 9: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 10: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 11: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	18, // 12: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 13: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	0,  // 14: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	4,  // 15: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	6,  // 16: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	8,  // 17: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	10, // 18: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	14, // 19: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	11, // 20: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	5,  // 21: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	7,  // 22: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	9,  // 23: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	13, // 24: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	15, // 25: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	12, // 26: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	17, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	18, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	2,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
+	17, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
+	3,  // 5: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	17, // 6: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	18, // 7: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	19, // 8: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	1,  // 9: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 10: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 11: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 12: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 13: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	20, // 14: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 15: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 16: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	5,  // 17: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	7,  // 18: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	9,  // 19: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	11, // 20: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	15, // 21: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	12, // 22: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	6,  // 23: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	8,  // 24: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	10, // 25: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	14, // 26: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	16, // 27: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	13, // 28: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -1280,13 +1391,14 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_bmaas_gateway_v1_deployment_proto_goTypes,
 		DependencyIndexes: file_bmaas_gateway_v1_deployment_proto_depIdxs,
+		EnumInfos:         file_bmaas_gateway_v1_deployment_proto_enumTypes,
 		MessageInfos:      file_bmaas_gateway_v1_deployment_proto_msgTypes,
 	}.Build()
 	File_bmaas_gateway_v1_deployment_proto = out.File
