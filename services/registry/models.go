@@ -119,22 +119,28 @@ func (r *Registry) ListModels(ctx context.Context, req *registryv1.ListModelsReq
 	return out, nil
 }
 
+// modelUpdatable are the fields UpdateModel changes; modelIgnored the key
+// and the output only fields, which a mask may name to no effect.
+var (
+	modelUpdatable = []string{"description", "task_type", "labels"}
+	modelIgnored   = []string{"name", "aliases", "latest_version", "create_time", "update_time", "etag",
+		"version_count", "last_assigned_version"}
+)
+
 // modelUpdatePaths checks an UpdateModel mask (AIP-134): an empty mask or
 // `*` names the three updatable fields; the key and the output only fields
 // are ignored (a REST PATCH of a whole model infers its mask from the
 // body's keys); any other path is an error naming update_mask.
 func modelUpdatePaths(mask *fieldmaskpb.FieldMask) ([]string, error) {
-	updatable := []string{"description", "task_type", "labels"}
 	if len(mask.GetPaths()) == 0 || slices.Contains(mask.GetPaths(), "*") {
-		return updatable, nil
+		return modelUpdatable, nil
 	}
 	var out []string
 	for _, p := range mask.GetPaths() {
 		head, _, _ := strings.Cut(p, ".")
 		switch {
-		case slices.Contains([]string{"name", "aliases", "latest_version", "create_time", "update_time", "etag",
-			"version_count", "last_assigned_version"}, head):
-		case slices.Contains(updatable, p):
+		case slices.Contains(modelIgnored, head):
+		case slices.Contains(modelUpdatable, p):
 			out = append(out, p)
 		default:
 			return nil, apierr.Invalid("update_mask", "cannot update %q (only description, task_type, labels)", p)
