@@ -91,7 +91,7 @@ func (failingInference) ModelReady(_ context.Context, r *inference.ModelReadyReq
 
 // failingEdge serves the HTTP edge, as newHTTPServer builds it, over a
 // gRPC server whose calls fail as failing says, on a real HTTP server.
-func failingEdge(t *testing.T, reg *prometheus.Registry) string {
+func failingEdge(t *testing.T, reg *prometheus.Registry, opts ...func(*edge)) string {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("edge", flag.ContinueOnError))
@@ -105,8 +105,11 @@ func failingEdge(t *testing.T, reg *prometheus.Registry) string {
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	hs, err := newHTTPServer(t.Context(), conn, edge{cfg: cfg.HTTP, token: fuzzToken, reg: reg,
-		ready: func() bool { return true }, maxInferBytes: 1 << 20})
+	e := edge{cfg: cfg.HTTP, token: fuzzToken, reg: reg, ready: func() bool { return true }, maxInferBytes: 1 << 20}
+	for _, o := range opts {
+		o(&e)
+	}
+	hs, err := newHTTPServer(t.Context(), conn, e)
 	require.NoError(t, err)
 	ts := httptest.NewServer(hs.Handler)
 	t.Cleanup(ts.Close)

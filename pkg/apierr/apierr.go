@@ -1,7 +1,11 @@
 // Package apierr holds the error categories that every service's domain
-// errors wrap, and the one table that maps them to gRPC status codes at the
-// edge. A domain package declares its own sentinels with New, or wraps a
-// category with fmt.Errorf("...: %w", apierr.ErrNotFound).
+// errors wrap, the one table that maps them to gRPC status codes at the
+// gRPC edge (ToStatus, run by pkg/grpcsrv's interceptors), and the one
+// table that maps a gRPC code to an HTTP status at the HTTP edge
+// (HTTPStatus), with the two bodies an HTTP error has: google.rpc.Status
+// JSON on the REST API (WriteHTTP) and {"error": "..."} on KServe v2
+// routes (WriteKServe). A domain package declares its own sentinels with
+// New, or wraps a category with fmt.Errorf("...: %w", apierr.ErrNotFound).
 package apierr
 
 import (
