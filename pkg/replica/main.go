@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -92,6 +93,8 @@ func Main(ctx context.Context, configPath string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The server's panics and slow drains go to the replica's log.
+	o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := Start(o)
 	if err != nil {
 		return err
