@@ -9,8 +9,9 @@ import (
 
 // publisher sends job events (bmaas.job.<id>.<state>) after their change
 // committed. A lost event is only logged: the state is in etcd, and no
-// part of bmaas acts on a job event alone (the evaluator follows jobs by
-// watching and polling their keys; other subscribers read GetJob).
+// part of bmaas acts on a job event (the evaluator's experiment loop
+// wakes on a watch of the job keys and on a timer, and reads each trial's
+// job with GetJob; a subscriber outside bmaas can do the same).
 type publisher struct {
 	bus *events.Bus
 	log interface {
