@@ -142,6 +142,9 @@ func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			bufPool.Put(bp)
 			var mb *http.MaxBytesError
 			if errors.As(err, &mb) {
+				// Said here too: behind the edge's middleware the
+				// server does not learn it from MaxBytesReader.
+				w.Header().Set("Connection", "close")
 				return nil, apierr.Exhausted("request body over %d bytes (--gateway.max-request-bytes)", a.maxBytes)
 			}
 			return nil, apierr.Invalid("body", "%v", err)
