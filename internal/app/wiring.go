@@ -105,7 +105,7 @@ func (a *App) startEmbeddedEtcd(ctx context.Context) error {
 		return fmt.Errorf("etcd sockets: %w", err)
 	}
 	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: filepath.Join(a.cfg.DataDir, "etcd"), SocketDir: sockets,
-		RootPassword: pw, Fast: a.cfg.FastElection})
+		RootPassword: pw, Fast: a.cfg.FastElection, Logger: a.log.With("svc", "etcd")})
 	if err != nil {
 		cleanup()
 		return err
@@ -116,8 +116,9 @@ func (a *App) startEmbeddedEtcd(ctx context.Context) error {
 	return nil
 }
 
-// runEtcd watches the embedded etcd: its end with an error (a full disk,
-// a corrupt WAL) stops the process with that error.
+// runEtcd watches the embedded etcd: a listener's failure, or its server
+// stopping on its own (a full disk, a corrupt WAL), stops the process
+// with that error.
 func (a *App) runEtcd(ctx context.Context) error {
 	if a.w.etcd == nil {
 		return nil
@@ -128,6 +129,8 @@ func (a *App) runEtcd(ctx context.Context) error {
 			err = errors.New("stopped")
 		}
 		return fmt.Errorf("embedded etcd: %w", err)
+	case <-a.w.etcd.Stopped():
+		return errors.New("embedded etcd: its server stopped")
 	case <-ctx.Done():
 		return nil
 	}
@@ -156,7 +159,7 @@ func (a *App) startNATS(ctx context.Context) error {
 			return fmt.Errorf("nats password: %w", err)
 		}
 		n, err := embedded.StartNATS(embedded.NATSConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Addr: "127.0.0.1:0",
-			User: embeddedNATSUser, Password: pw})
+			User: embeddedNATSUser, Password: pw, Logger: a.log.With("svc", "nats")})
 		if err != nil {
 			return err
 		}

@@ -7,17 +7,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
-	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -40,6 +41,9 @@ type EtcdConfig struct {
 	// RootPassword, when set, turns etcd's authentication on with a root
 	// user of this password (created on the first start).
 	RootPassword string
+	// Logger takes the member's warnings and errors (its informational
+	// lines too when it takes debug records); nil drops them.
+	Logger *slog.Logger
 }
 
 // RootUser is the embedded etcd's user when RootPassword is set.
@@ -49,6 +53,7 @@ const RootUser = "root"
 type Etcd struct {
 	e         *embed.Etcd
 	endpoints []string
+	closeOnce sync.Once
 }
 
 // StartEtcd starts an embedded single-member etcd cluster and waits until
@@ -101,8 +106,8 @@ func startEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.Logger = "zap"
-	ec.LogLevel = "error"
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	ec.LogLevel = "info"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapLogger(cfg.Logger))
 	if cfg.Fast {
 		ec.TickMs = 10
 		ec.ElectionMs = 100
@@ -266,11 +271,15 @@ func enableAuth(ctx context.Context, e *embed.Etcd, password string) error {
 // Endpoints are the client URLs of the member.
 func (e *Etcd) Endpoints() []string { return e.endpoints }
 
-// Err reports a fatal error of the running member.
+// Err reports a fatal error of the running member's listeners.
 func (e *Etcd) Err() <-chan error { return e.e.Err() }
 
-// Close stops the member.
-func (e *Etcd) Close() { e.e.Close() }
+// Stopped is closed when the member's server stops: after Close, or on
+// its own on a fatal error (a full disk, a corrupt WAL, a lost quorum).
+func (e *Etcd) Stopped() <-chan struct{} { return e.e.Server.StopNotify() }
+
+// Close stops the member; a second Close does nothing.
+func (e *Etcd) Close() { e.closeOnce.Do(e.e.Close) }
 
 // freeURL resolves a host:port with port 0 to a free port on that host.
 func freeURL(addr string) (*url.URL, error) {

@@ -3,11 +3,13 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // NATSConfig configures the embedded NATS server.
@@ -21,6 +23,9 @@ type NATSConfig struct {
 	// User and Password, when set, are the only credentials the server
 	// accepts.
 	User, Password string
+	// Logger takes the server's warnings and errors (its notices too
+	// when it takes debug records); nil drops them.
+	Logger *slog.Logger
 }
 
 // NATS is a running embedded NATS server with JetStream.
@@ -58,15 +63,24 @@ func StartNATS(cfg NATSConfig) (*NATS, error) {
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
-		NoLog:      true,
 		MaxPayload: 8 << 20,
 		Username:   cfg.User,
 		Password:   cfg.Password,
+	}
+	if opts.Password != "" {
+		// NATS takes a bcrypt hash in place of the password (and warns
+		// on every start about a plain one).
+		h, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("nats password: %w", err)
+		}
+		opts.Password = string(h)
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
+	s.SetLoggerV2(natsServerLogger(cfg.Logger), false, false, false)
 	go s.Start()
 	if !s.ReadyForConnections(cfg.StartTimeout) {
 		s.Shutdown()
