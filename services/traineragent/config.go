@@ -49,6 +49,9 @@ type Config struct {
 	// unless its job sets termination_grace_seconds; replicas always
 	// take it.
 	StopGrace time.Duration `yaml:"stop_grace"`
+	// ReplicaDrain bounds the removal of a stopping replica's endpoint
+	// from the routing table, before the replica is told to stop.
+	ReplicaDrain time.Duration `yaml:"replica_drain"`
 	// MaxExtractBytes and MaxExtractEntries bound what one code bundle or
 	// checkpoint unpacks to: total file bytes, files and directories.
 	MaxExtractBytes   int64 `yaml:"max_extract_bytes"`
@@ -95,6 +98,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaseTTL, "trainer-agent.lease-ttl", 5*time.Second, "time to live of the node's lease")
 	fs.DurationVar(&c.StopGrace, "trainer-agent.stop-grace", 3*time.Second,
 		"time between SIGTERM and SIGKILL when a task stops, unless its job sets its own (termination_grace_seconds)")
+	fs.DurationVar(&c.ReplicaDrain, "trainer-agent.replica-drain", 2*time.Second,
+		"bound of a stopping replica's removal from the routing table, before it is told to stop")
 	// 16 GiB: above registry.max-artifact-bytes (10 GiB), as a checkpoint
 	// of model weights hardly compresses.
 	fs.Int64Var(&c.MaxExtractBytes, "trainer-agent.max-extract-bytes", 16<<30,
@@ -129,6 +134,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.lease-ttl: must be at least 1s, got %s", c.LeaseTTL)
 	case c.StopGrace <= 0 || c.StopGrace > MaxStopGrace:
 		return fmt.Errorf("trainer-agent.stop-grace: must be within (0, %s], got %s", MaxStopGrace, c.StopGrace)
+	case c.ReplicaDrain <= 0:
+		return fmt.Errorf("trainer-agent.replica-drain: must be positive, got %s", c.ReplicaDrain)
 	case c.MaxExtractBytes <= 0:
 		return fmt.Errorf("trainer-agent.max-extract-bytes: must be positive, got %d", c.MaxExtractBytes)
 	case c.MaxExtractEntries <= 0:

@@ -68,8 +68,9 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 	case <-w.ctx.Done():
 	case exitErr = <-run.exited:
 	}
-	// Leave the routing table first, then drain requests in flight.
-	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// Leave the routing table first (within the replica drain), then
+	// drain requests in flight (within the stop grace).
+	dctx, cancel := context.WithTimeout(context.Background(), w.s.cfg.ReplicaDrain)
 	_ = w.s.deleteUnderLease(dctx, key)
 	cancel()
 	if exitErr != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -23,12 +24,16 @@ func TestConfigValidate(t *testing.T) {
 		"cpu":    func(c *Config) { c.CPUMillis = 0 },
 		"gpus":   func(c *Config) { c.FakeGPUs = -1 },
 		"labels": func(c *Config) { c.Labels = "zone" },
-		"grace":  func(c *Config) { c.StopGrace = 10e9 },
+		"grace":  func(c *Config) { c.StopGrace = 2 * time.Hour },
+		"drain":  func(c *Config) { c.ReplicaDrain = 0 },
 	} {
 		c := ok
 		mutate(&c)
 		require.ErrorContains(t, c.Validate(), "trainer-agent.", name)
 	}
+	long := ok
+	long.StopGrace = 90 * time.Second // a checkpoint's time: no longer capped at 4 s
+	require.NoError(t, long.Validate())
 	labels, err := parseLabels(" zone=a, gpu = h200 ,")
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"zone": "a", "gpu": "h200"}, labels)
