@@ -29,9 +29,12 @@ run: build ## run the whole platform in one process (the README's walkthrough im
 PYTHON ?= /usr/bin/python3
 
 # Test files that start etcd, NATS, a cluster or the bmaas binary begin with
-# //go:build integration (internal/testenv says why); their packages are the
-# integration tier's.
-INTEGRATION_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^//go:build integration' cmd internal pkg services tests bench web))))
+# //go:build integration (internal/testenv says why). The integration tier
+# runs the tests of those files, in their packages; the unit tests beside
+# them ran in the unit tier.
+INTEGRATION_FILES = $(shell grep -rl --include='*_test.go' '^//go:build integration' cmd internal pkg services tests bench web)
+INTEGRATION_PKGS = $(sort $(patsubst %/,./%,$(dir $(INTEGRATION_FILES))))
+INTEGRATION_TESTS = $(shell sed -nE 's/^func ((Test|Example|Fuzz)[A-Za-z0-9_]*)[^A-Za-z0-9_].*/\1/p' $(INTEGRATION_FILES) | sort -u | paste -sd'|')
 
 test: test-python test-unit test-integration ## the Python SDK's tests, then Go's unit and integration tiers
 
@@ -43,7 +46,7 @@ test-unit: ## Go unit tests: no etcd, NATS, cluster or bmaas process (go test ./
 	go test $(GO_TEST_FLAGS) ./... ./api/...
 
 test-integration: ## Go integration tests: real etcd, NATS, clusters and processes (-tags integration)
-	go test $(GO_TEST_FLAGS) -tags integration $(INTEGRATION_PKGS)
+	go test $(GO_TEST_FLAGS) -tags integration -run '^($(INTEGRATION_TESTS))$$' $(INTEGRATION_PKGS)
 
 tidy:
 	go mod tidy
