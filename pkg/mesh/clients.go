@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -167,10 +168,11 @@ func (s *countedStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	if (err != nil || s.oneReply) && !s.ended {
 		s.ended = true
-		if err == io.EOF {
-			err = nil
+		code := err
+		if errors.Is(err, io.EOF) {
+			code = nil
 		}
-		s.end(err)
+		s.end(code)
 	}
 	return err
 }
