@@ -21,7 +21,9 @@ import (
 )
 
 // chunks streams two chunks for any download.
-type chunks struct{ registryv1.UnimplementedRegistryServiceServer }
+type chunks struct {
+	registryv1.UnimplementedRegistryServiceServer
+}
 
 func (chunks) DownloadModelVersion(_ *registryv1.DownloadModelVersionRequest,
 	s grpc.ServerStreamingServer[registryv1.DownloadModelVersionResponse]) error {
