@@ -3,19 +3,18 @@
 package tests
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -26,8 +25,7 @@ const shutdownBound = 7 * time.Second
 // rawProcess is the bmaas binary run without waiting for it to be ready.
 type rawProcess struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    testenv.Buffer
 	exited chan struct{}
 	err    error
 }
@@ -36,7 +34,7 @@ func startRaw(t *testing.T, args ...string) *rawProcess {
 	t.Helper()
 	p := &rawProcess{exited: make(chan struct{})}
 	p.cmd = exec.Command(harness.Binary(t), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, p.cmd.Start())
 	go func() {
@@ -53,17 +51,7 @@ func startRaw(t *testing.T, args ...string) *rawProcess {
 	return p
 }
 
-func (p *rawProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *rawProcess) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *rawProcess) output() string { return p.out.String() }
 
 // waitExit waits up to d for the process to exit and returns its error.
 func (p *rawProcess) waitExit(t *testing.T, d time.Duration) error {

@@ -25,8 +25,10 @@ var (
 )
 
 // Binary builds cmd/bmaas once per test binary and returns its path.
+// What runs it is an integration test (testenv.RequireIntegration).
 func Binary(t testing.TB) string {
 	t.Helper()
+	testenv.RequireIntegration(t)
 	buildOnce.Do(func() {
 		root, err := moduleRoot()
 		if err != nil {
