@@ -1,39 +1,10 @@
 package testenv
 
 import (
-	"fmt"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
-
-// fatalTB records a Fatalf and ends its goroutine there, as testing.T does.
-type fatalTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalTB) Helper()      {}
-func (f *fatalTB) Name() string { return "TestMisplaced" }
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
-// run calls start with a fatalTB and says whether it returned.
-func run(t *testing.T, start func(testing.TB)) (*fatalTB, bool) {
-	tb := &fatalTB{TB: t}
-	returned := make(chan bool, 1)
-	go func() {
-		ok := false
-		defer func() { returned <- ok }()
-		start(tb)
-		ok = true
-	}()
-	return tb, <-returned
-}
 
 // In the unit tier every start of a server fails its test before the
 // server starts; in the integration tier the guard lets the test through.
@@ -49,14 +20,14 @@ func TestUnitTierRefusesServers(t *testing.T) {
 				if name != "guard" {
 					t.Skip("the servers themselves start in TestServersStart")
 				}
-				_, returned := run(t, start)
-				require.True(t, returned, "the integration tier refused a server")
+				_, refused := CatchFatal(t, start)
+				require.False(t, refused, "the integration tier refused a server")
 				return
 			}
-			tb, returned := run(t, start)
-			require.False(t, returned, "a unit-tier test started a server")
-			require.Contains(t, tb.msg, "TestMisplaced")
-			require.Contains(t, tb.msg, "//go:build integration")
+			msg, refused := CatchFatal(t, start)
+			require.True(t, refused, "a unit-tier test started a server")
+			require.Contains(t, msg, t.Name())
+			require.Contains(t, msg, "//go:build integration")
 		})
 	}
 }
@@ -71,4 +42,16 @@ func TestBenchmarksPassTheGuard(t *testing.T) {
 		passed = true
 	})
 	require.True(t, passed)
+}
+
+func TestCatchFatal(t *testing.T) {
+	t.Parallel()
+	msg, fataled := CatchFatal(t, func(tb testing.TB) { tb.Fatalf("no %s", "luck") })
+	require.True(t, fataled)
+	require.Equal(t, "no luck", msg)
+	msg, fataled = CatchFatal(t, func(tb testing.TB) { tb.Fatal("no ", "luck") })
+	require.True(t, fataled)
+	require.Equal(t, "no luck", msg)
+	_, fataled = CatchFatal(t, func(testing.TB) {})
+	require.False(t, fataled)
 }
