@@ -31,7 +31,8 @@ PYTHON ?= /usr/bin/python3
 # Test files that start etcd, NATS, a cluster or the bmaas binary begin with
 # //go:build integration (internal/testenv says why). The integration tier
 # runs the tests of those files, in their packages; the unit tests beside
-# them ran in the unit tier.
+# them ran in the unit tier. tests/, the longest package, goes first so that
+# the others run beside it.
 INTEGRATION_FILES = $(shell grep -rl --include='*_test.go' '^//go:build integration' cmd internal pkg services tests bench web)
 INTEGRATION_PKGS = $(sort $(patsubst %/,./%,$(dir $(INTEGRATION_FILES))))
 INTEGRATION_TESTS = $(shell sed -nE 's/^func ((Test|Example|Fuzz)[A-Za-z0-9_]*)[^A-Za-z0-9_].*/\1/p' $(INTEGRATION_FILES) | sort -u | paste -sd'|')
@@ -46,7 +47,7 @@ test-unit: ## Go unit tests: no etcd, NATS, cluster or bmaas process (go test ./
 	go test $(GO_TEST_FLAGS) ./... ./api/...
 
 test-integration: ## Go integration tests: real etcd, NATS, clusters and processes (-tags integration)
-	go test $(GO_TEST_FLAGS) -tags integration -run '^($(INTEGRATION_TESTS))$$' $(INTEGRATION_PKGS)
+	go test $(GO_TEST_FLAGS) -tags integration -run '^($(INTEGRATION_TESTS))$$' $(filter ./tests,$(INTEGRATION_PKGS)) $(filter-out ./tests,$(INTEGRATION_PKGS))
 
 tidy:
 	go mod tidy
