@@ -25,9 +25,9 @@
 // internal/embedded is imported by internal/app, which runs it for
 // `bmaas up`, and by this package, which runs the same servers for package
 // tests; by nothing else (TestOnlyAppAndTestenvImportEmbedded keeps it
-// so). Starting them here rather than through
-// internal/app keeps a package test to one etcd or one NATS, without the
-// module table, listeners and services of a whole process.
+// so). Starting them here rather than through internal/app keeps a
+// package test to one etcd or one NATS, without the module table,
+// listeners and services of a whole process.
 package testenv
 
 import (
