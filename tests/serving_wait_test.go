@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
@@ -154,11 +155,12 @@ func TestScaleMinZeroGoesToZero(t *testing.T) {
 	ctx := t.Context()
 	servedIris(t, c)
 	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
-	got, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris"})
-	require.NoError(t, err)
-	d := got.Deployment
-	d.MinReplicas, d.Status, d.State = 0, nil, ""
-	up, err := dc.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: d})
+	// As `deploy scale --min 0` sends it: the field named, no etag (the
+	// reconciler writes status into the same object, so an etag read a
+	// moment ago may already be stale).
+	up, err := dc.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{
+		Deployment: &gatewayv1.Deployment{Name: "iris", MinReplicas: 0},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"min_replicas"}}})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), up.Deployment.ScaleToZeroSeconds, "the gateway's idle time")
 	eventually(t, 30*time.Second, "scaled to zero", func() bool {
