@@ -131,7 +131,14 @@ type Deployment struct {
 	Etag       string                 `protobuf:"bytes,16,opt,name=etag,proto3" json:"etag,omitempty"`
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Output only: where the deployment stands.
-	StateKind     DeploymentState `protobuf:"varint,18,opt,name=state_kind,json=stateKind,proto3,enum=bmaas.gateway.v1.DeploymentState" json:"state_kind,omitempty"`
+	StateKind DeploymentState `protobuf:"varint,18,opt,name=state_kind,json=stateKind,proto3,enum=bmaas.gateway.v1.DeploymentState" json:"state_kind,omitempty"`
+	// The serving runtime (a Runtime's name, or the built-in "native" or
+	// "onnx"); empty: the runtime of the highest priority among those that
+	// serve the version's format.
+	Runtime string `protobuf:"bytes,19,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	// Handed to a process runtime's server: BMAAS_PARAMS (a JSON object)
+	// and {{.Params.<name>}} in its arguments.
+	Parameters    map[string]string `protobuf:"bytes,20,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +300,20 @@ func (x *Deployment) GetStateKind() DeploymentState {
 	return DeploymentState_DEPLOYMENT_STATE_UNSPECIFIED
 }
 
+func (x *Deployment) GetRuntime() string {
+	if x != nil {
+		return x.Runtime
+	}
+	return ""
+}
+
+func (x *Deployment) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
 // DeploymentStatus is what the gateway's leader observed and decided.
 type DeploymentStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -316,8 +337,10 @@ type DeploymentStatus struct {
 	// What each replica of the current version requests: the deployment's
 	// resources with the gateway's defaults filled in.
 	ReplicaResources *v1.Resources `protobuf:"bytes,9,opt,name=replica_resources,json=replicaResources,proto3" json:"replica_resources,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The runtime the current version's replicas run.
+	Runtime       string `protobuf:"bytes,10,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeploymentStatus) Reset() {
@@ -413,6 +436,13 @@ func (x *DeploymentStatus) GetReplicaResources() *v1.Resources {
 	return nil
 }
 
+func (x *DeploymentStatus) GetRuntime() string {
+	if x != nil {
+		return x.Runtime
+	}
+	return ""
+}
+
 // Replica is one serving job of a deployment.
 type Replica struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -433,7 +463,10 @@ type Replica struct {
 	// job (e.g. "Unschedulable: needs 4 CPUs, largest node has 2").
 	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The scheduler's state of the replica's job.
-	JobStateKind  v1.JobState `protobuf:"varint,8,opt,name=job_state_kind,json=jobStateKind,proto3,enum=bmaas.scheduler.v1.JobState" json:"job_state_kind,omitempty"`
+	JobStateKind v1.JobState `protobuf:"varint,8,opt,name=job_state_kind,json=jobStateKind,proto3,enum=bmaas.scheduler.v1.JobState" json:"job_state_kind,omitempty"`
+	// How often its server process crashed and was started again in place
+	// (with back-off); reason says the last exit.
+	Restarts      int32 `protobuf:"varint,9,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -525,6 +558,13 @@ func (x *Replica) GetJobStateKind() v1.JobState {
 	return v1.JobState(0)
 }
 
+func (x *Replica) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
 // Endpoint is a ready replica, written by the agent running it under its
 // node lease at /bmaas/v1/endpoints/<deployment>/<replica>.
 type Endpoint struct {
@@ -542,7 +582,12 @@ type Endpoint struct {
 	// A secret of this replica's, random per replica: both of its ports
 	// require it as the bearer token, and the gateway sends it (never the
 	// cluster's token, which a replica does not hold).
-	Token         string `protobuf:"bytes,8,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,8,opt,name=token,proto3" json:"token,omitempty"`
+	// What the replica speaks ("v2-grpc", "v2-rest", "openai"); empty: the
+	// built-in server (v2-grpc on address, the lane on lane_address).
+	Protocols []string `protobuf:"bytes,9,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	// host:port of the replica's HTTP server (v2-rest, openai).
+	HttpAddress   string `protobuf:"bytes,10,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +674,20 @@ func (x *Endpoint) GetLaneAddress() string {
 func (x *Endpoint) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *Endpoint) GetProtocols() []string {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *Endpoint) GetHttpAddress() string {
+	if x != nil {
+		return x.HttpAddress
 	}
 	return ""
 }
@@ -1194,7 +1253,7 @@ var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
-	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\x8c\x06\n" +
+	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xb3\a\n" +
 	"\n" +
 	"Deployment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1218,7 +1277,14 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12@\n" +
 	"\n" +
-	"state_kind\x18\x12 \x01(\x0e2!.bmaas.gateway.v1.DeploymentStateR\tstateKind\"\xb0\x03\n" +
+	"state_kind\x18\x12 \x01(\x0e2!.bmaas.gateway.v1.DeploymentStateR\tstateKind\x12\x18\n" +
+	"\aruntime\x18\x13 \x01(\tR\aruntime\x12L\n" +
+	"\n" +
+	"parameters\x18\x14 \x03(\v2,.bmaas.gateway.v1.Deployment.ParametersEntryR\n" +
+	"parameters\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x03\n" +
 	"\x10DeploymentStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\x03R\x0fpreviousVersion\x12)\n" +
@@ -1228,7 +1294,9 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12 \n" +
 	"\vconcurrency\x18\a \x01(\x01R\vconcurrency\x12F\n" +
 	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\x12J\n" +
-	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\"\xf6\x01\n" +
+	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\x12\x18\n" +
+	"\aruntime\x18\n" +
+	" \x01(\tR\aruntime\"\x92\x02\n" +
 	"\aReplica\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
@@ -1237,7 +1305,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x05ready\x18\x05 \x01(\bR\x05ready\x12\x1f\n" +
 	"\tjob_state\x18\x06 \x01(\tB\x02\x18\x01R\bjobState\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12B\n" +
-	"\x0ejob_state_kind\x18\b \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\fjobStateKind\"\xdb\x01\n" +
+	"\x0ejob_state_kind\x18\b \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\fjobStateKind\x12\x1a\n" +
+	"\brestarts\x18\t \x01(\x05R\brestarts\"\x9c\x02\n" +
 	"\bEndpoint\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1248,7 +1317,10 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04node\x18\x06 \x01(\tR\x04node\x12!\n" +
 	"\flane_address\x18\a \x01(\tR\vlaneAddress\x12\x14\n" +
-	"\x05token\x18\b \x01(\tR\x05token\"W\n" +
+	"\x05token\x18\b \x01(\tR\x05token\x12\x1c\n" +
+	"\tprotocols\x18\t \x03(\tR\tprotocols\x12!\n" +
+	"\fhttp_address\x18\n" +
+	" \x01(\tR\vhttpAddress\"W\n" +
 	"\x17CreateDeploymentRequest\x12<\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x1c.bmaas.gateway.v1.DeploymentR\n" +
@@ -1320,7 +1392,7 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
 	(DeploymentState)(0),               // 0: bmaas.gateway.v1.DeploymentState
 	(*Deployment)(nil),                 // 1: bmaas.gateway.v1.Deployment
@@ -1339,46 +1411,48 @@ var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
 	(*UpdateDeploymentResponse)(nil),   // 14: bmaas.gateway.v1.UpdateDeploymentResponse
 	(*DeleteDeploymentRequest)(nil),    // 15: bmaas.gateway.v1.DeleteDeploymentRequest
 	(*DeleteDeploymentResponse)(nil),   // 16: bmaas.gateway.v1.DeleteDeploymentResponse
-	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 18: bmaas.scheduler.v1.Resources
-	(v1.JobState)(0),                   // 19: bmaas.scheduler.v1.JobState
-	(*fieldmaskpb.FieldMask)(nil),      // 20: google.protobuf.FieldMask
+	nil,                                // 17: bmaas.gateway.v1.Deployment.ParametersEntry
+	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 19: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 20: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 21: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	17, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	18, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	18, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	19, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
 	2,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	17, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	18, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
-	3,  // 5: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	17, // 6: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	18, // 7: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	19, // 8: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
-	1,  // 9: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 10: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 11: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 12: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 13: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	20, // 14: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 15: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 16: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	5,  // 17: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	7,  // 18: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	9,  // 19: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	11, // 20: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	15, // 21: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	12, // 22: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	6,  // 23: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	8,  // 24: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	10, // 25: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	14, // 26: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	16, // 27: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	13, // 28: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
+	3,  // 6: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	18, // 7: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	19, // 8: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	20, // 9: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	1,  // 10: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 11: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 12: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 13: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 14: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	21, // 15: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 16: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	1,  // 17: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	5,  // 18: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	7,  // 19: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	9,  // 20: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	11, // 21: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	15, // 22: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	12, // 23: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	6,  // 24: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	8,  // 25: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	10, // 26: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	14, // 27: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	16, // 28: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	13, // 29: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -1392,7 +1466,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

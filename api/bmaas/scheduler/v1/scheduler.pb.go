@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -383,8 +384,17 @@ type ServingRuntime struct {
 	// for others (0 turns batching off).
 	MaxBatchSize        int32 `protobuf:"varint,3,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	MaxQueueDelayMicros int64 `protobuf:"varint,4,opt,name=max_queue_delay_micros,json=maxQueueDelayMicros,proto3" json:"max_queue_delay_micros,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The serving runtime the gateway chose (empty, or "native" and "onnx":
+	// the built-in server; pkg/replica).
+	Runtime string `protobuf:"bytes,5,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	// Set for a process replica: the runtime's server, which the agent runs
+	// per replica with the serving contract (BMAAS_MODEL_DIR, ...).
+	Server *ProcessServer `protobuf:"bytes,6,opt,name=server,proto3" json:"server,omitempty"`
+	// The deployment's parameters: BMAAS_PARAMS (JSON) and {{.Params.x}} in
+	// the server's arguments.
+	Parameters    map[string]string `protobuf:"bytes,7,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServingRuntime) Reset() {
@@ -445,6 +455,222 @@ func (x *ServingRuntime) GetMaxQueueDelayMicros() int64 {
 	return 0
 }
 
+func (x *ServingRuntime) GetRuntime() string {
+	if x != nil {
+		return x.Runtime
+	}
+	return ""
+}
+
+func (x *ServingRuntime) GetServer() *ProcessServer {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *ServingRuntime) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+// ProcessServer is a model server the agent runs as a process: the
+// command of a serving runtime. Its arguments and environment values are
+// Go templates over {{.ModelDir}}, {{.ModelName}}, {{.HTTPPort}},
+// {{.GRPCPort}} and {{.Params.<name>}}.
+type ProcessServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The program: a path, or a name looked up on the node's PATH.
+	Command string            `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Args    []string          `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Env     map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A code bundle in the registry (by sha256), unpacked as the server's
+	// working directory; or a working directory on the node.
+	CodeBundleSha256 string `protobuf:"bytes,4,opt,name=code_bundle_sha256,json=codeBundleSha256,proto3" json:"code_bundle_sha256,omitempty"`
+	Workdir          string `protobuf:"bytes,5,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	// What the server speaks: "v2-rest" (on BMAAS_HTTP_PORT), "v2-grpc" (on
+	// BMAAS_GRPC_PORT), "openai" (on BMAAS_HTTP_PORT); at least one.
+	Protocols      []string        `protobuf:"bytes,6,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	ReadinessProbe *ReadinessProbe `protobuf:"bytes,7,opt,name=readiness_probe,json=readinessProbe,proto3" json:"readiness_probe,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ProcessServer) Reset() {
+	*x = ProcessServer{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessServer) ProtoMessage() {}
+
+func (x *ProcessServer) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessServer.ProtoReflect.Descriptor instead.
+func (*ProcessServer) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProcessServer) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *ProcessServer) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessServer) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ProcessServer) GetCodeBundleSha256() string {
+	if x != nil {
+		return x.CodeBundleSha256
+	}
+	return ""
+}
+
+func (x *ProcessServer) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+func (x *ProcessServer) GetProtocols() []string {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *ProcessServer) GetReadinessProbe() *ReadinessProbe {
+	if x != nil {
+		return x.ReadinessProbe
+	}
+	return nil
+}
+
+// ReadinessProbe says when a process replica serves: the agent registers
+// its endpoint only once the probe passes.
+type ReadinessProbe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An HTTP GET on BMAAS_HTTP_PORT that answers 2xx (e.g.
+	// /v2/health/ready); or, when empty and grpc is set, the KServe v2
+	// ServerReady call on BMAAS_GRPC_PORT.
+	HttpPath string `protobuf:"bytes,1,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`
+	Grpc     bool   `protobuf:"varint,2,opt,name=grpc,proto3" json:"grpc,omitempty"`
+	// Before the first probe (0: none).
+	InitialDelay *durationpb.Duration `protobuf:"bytes,3,opt,name=initial_delay,json=initialDelay,proto3" json:"initial_delay,omitempty"`
+	// Between probes (0: 1 s).
+	Period *durationpb.Duration `protobuf:"bytes,4,opt,name=period,proto3" json:"period,omitempty"`
+	// Of one probe (0: 1 s).
+	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// The most a replica may take to pass its probe before it is counted as
+	// failed (0: 5 minutes: large weights load slowly).
+	StartupTimeout *durationpb.Duration `protobuf:"bytes,6,opt,name=startup_timeout,json=startupTimeout,proto3" json:"startup_timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReadinessProbe) Reset() {
+	*x = ReadinessProbe{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadinessProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadinessProbe) ProtoMessage() {}
+
+func (x *ReadinessProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadinessProbe.ProtoReflect.Descriptor instead.
+func (*ReadinessProbe) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadinessProbe) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *ReadinessProbe) GetGrpc() bool {
+	if x != nil {
+		return x.Grpc
+	}
+	return false
+}
+
+func (x *ReadinessProbe) GetInitialDelay() *durationpb.Duration {
+	if x != nil {
+		return x.InitialDelay
+	}
+	return nil
+}
+
+func (x *ReadinessProbe) GetPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *ReadinessProbe) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ReadinessProbe) GetStartupTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.StartupTimeout
+	}
+	return nil
+}
+
 // Resources a single worker needs.
 type Resources struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -458,13 +684,17 @@ type Resources struct {
 	// it is more than cpu_millis; 0: cpu_millis. Placement counts only
 	// cpu_millis, so a worker may burst into CPU the node leaves idle.
 	CpuLimitMillis int64 `protobuf:"varint,5,opt,name=cpu_limit_millis,json=cpuLimitMillis,proto3" json:"cpu_limit_millis,omitempty"`
+	// A share of one GPU by memory, instead of whole GPUs (gpus must be 0):
+	// placement packs shares onto a GPU up to the memory it has and never
+	// beyond.
+	GpuMemoryBytes int64 `protobuf:"varint,6,opt,name=gpu_memory_bytes,json=gpuMemoryBytes,proto3" json:"gpu_memory_bytes,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +706,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +719,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Resources) GetCpuMillis() int64 {
@@ -523,6 +753,13 @@ func (x *Resources) GetGpuModel() string {
 func (x *Resources) GetCpuLimitMillis() int64 {
 	if x != nil {
 		return x.CpuLimitMillis
+	}
+	return 0
+}
+
+func (x *Resources) GetGpuMemoryBytes() int64 {
+	if x != nil {
+		return x.GpuMemoryBytes
 	}
 	return 0
 }
@@ -562,7 +799,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +811,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +824,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobSpec) GetName() string {
@@ -749,7 +986,7 @@ type JobTransition struct {
 
 func (x *JobTransition) Reset() {
 	*x = JobTransition{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +998,7 @@ func (x *JobTransition) String() string {
 func (*JobTransition) ProtoMessage() {}
 
 func (x *JobTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +1011,7 @@ func (x *JobTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTransition.ProtoReflect.Descriptor instead.
 func (*JobTransition) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JobTransition) GetState() JobState {
@@ -822,14 +1059,18 @@ type Job struct {
 	Etag        string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
 	// The current run: grows on every restart, preemption or node loss.
 	// Assignments and task statuses carry it; older attempts are ignored.
-	Attempt       int32 `protobuf:"varint,16,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt int32 `protobuf:"varint,16,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Restarts the agents made inside the current attempt (TaskStatus
+	// restarts, summed over the workers): a serving replica's crashed
+	// server started again in place.
+	TaskRestarts  int32 `protobuf:"varint,17,opt,name=task_restarts,json=taskRestarts,proto3" json:"task_restarts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1082,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1095,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Job) GetId() string {
@@ -969,6 +1210,13 @@ func (x *Job) GetAttempt() int32 {
 	return 0
 }
 
+func (x *Job) GetTaskRestarts() int32 {
+	if x != nil {
+		return x.TaskRestarts
+	}
+	return 0
+}
+
 // Assignment binds one worker of a job to a node. The scheduler's leader
 // writes it under /bmaas/v1/assignments/<node>/<job>/<rank> in a
 // transaction that checks it still leads; agents run what is assigned to
@@ -998,7 +1246,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1258,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1271,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Assignment) GetJobId() string {
@@ -1137,13 +1385,16 @@ type TaskStatus struct {
 	CheckpointStep int64                  `protobuf:"varint,13,opt,name=checkpoint_step,json=checkpointStep,proto3" json:"checkpoint_step,omitempty"`
 	Term           int64                  `protobuf:"varint,14,opt,name=term,proto3" json:"term,omitempty"`
 	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How often the agent restarted the task's process within this attempt
+	// (a serving replica's server after a crash); message says why.
+	Restarts      int32 `protobuf:"varint,16,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1406,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1419,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TaskStatus) GetJobId() string {
@@ -1276,6 +1527,13 @@ func (x *TaskStatus) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskStatus) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
 type SubmitJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -1285,7 +1543,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1555,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1568,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1329,7 +1587,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1599,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[10]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1612,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -1373,7 +1631,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1643,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[11]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1656,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -1417,7 +1675,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1687,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[12]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1700,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1465,7 +1723,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1735,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[13]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1748,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -1538,7 +1796,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1808,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[14]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1821,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1590,7 +1848,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1860,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[15]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1873,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -1641,7 +1899,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1911,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[16]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1924,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1685,7 +1943,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1955,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[17]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1968,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchJobRequest) GetId() string {
@@ -1729,7 +1987,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1999,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[18]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +2012,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1776,7 +2034,7 @@ type GetJobLogsRequest struct {
 
 func (x *GetJobLogsRequest) Reset() {
 	*x = GetJobLogsRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +2046,7 @@ func (x *GetJobLogsRequest) String() string {
 func (*GetJobLogsRequest) ProtoMessage() {}
 
 func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[19]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +2059,7 @@ func (x *GetJobLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetJobLogsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetJobLogsRequest) GetId() string {
@@ -1834,7 +2092,7 @@ type GetJobLogsResponse struct {
 
 func (x *GetJobLogsResponse) Reset() {
 	*x = GetJobLogsResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2104,7 @@ func (x *GetJobLogsResponse) String() string {
 func (*GetJobLogsResponse) ProtoMessage() {}
 
 func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[20]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2117,7 @@ func (x *GetJobLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetJobLogsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetJobLogsResponse) GetLines() []string {
@@ -1877,14 +2135,21 @@ type Gpu struct {
 	Model       string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	MemoryBytes int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	// True for GPUs simulated with --fake-gpus.
-	Fake          bool `protobuf:"varint,5,opt,name=fake,proto3" json:"fake,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Fake bool `protobuf:"varint,5,opt,name=fake,proto3" json:"fake,omitempty"`
+	// Filled by the scheduler: the memory its assignments reserve on this
+	// GPU (a whole GPU reserves all of it).
+	AllocatedMemoryBytes int64 `protobuf:"varint,6,opt,name=allocated_memory_bytes,json=allocatedMemoryBytes,proto3" json:"allocated_memory_bytes,omitempty"`
+	// Reported by the agent from NVML: memory in use and utilisation (0-100)
+	// at its last heartbeat.
+	UsedMemoryBytes    int64 `protobuf:"varint,7,opt,name=used_memory_bytes,json=usedMemoryBytes,proto3" json:"used_memory_bytes,omitempty"`
+	UtilizationPercent int32 `protobuf:"varint,8,opt,name=utilization_percent,json=utilizationPercent,proto3" json:"utilization_percent,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2161,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[21]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2174,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Gpu) GetIndex() int32 {
@@ -1947,6 +2212,27 @@ func (x *Gpu) GetFake() bool {
 	return false
 }
 
+func (x *Gpu) GetAllocatedMemoryBytes() int64 {
+	if x != nil {
+		return x.AllocatedMemoryBytes
+	}
+	return 0
+}
+
+func (x *Gpu) GetUsedMemoryBytes() int64 {
+	if x != nil {
+		return x.UsedMemoryBytes
+	}
+	return 0
+}
+
+func (x *Gpu) GetUtilizationPercent() int32 {
+	if x != nil {
+		return x.UtilizationPercent
+	}
+	return 0
+}
+
 // Node is a machine an agent runs on.
 type Node struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1971,7 +2257,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2269,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[22]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2282,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Node) GetName() string {
@@ -2093,7 +2379,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2391,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2404,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListNodesRequest) GetPageSize() int32 {
@@ -2145,7 +2431,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2443,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2456,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2196,7 +2482,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2494,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2507,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -2240,7 +2526,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2538,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2551,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -2279,7 +2565,7 @@ var File_bmaas_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"\"bmaas/scheduler/v1/scheduler.proto\x12\x12bmaas.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n" +
+	"\"bmaas/scheduler/v1/scheduler.proto\x12\x12bmaas.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n" +
 	"\x0eBuiltinRuntime\x12\x1c\n" +
 	"\talgorithm\x18\x01 \x01(\tR\talgorithm\x12a\n" +
 	"\x0fhyperparameters\x18\x02 \x03(\v27.bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntryR\x0fhyperparameters\x12\x18\n" +
@@ -2309,21 +2595,48 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x03\n" +
 	"\x0eServingRuntime\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
 	"deployment\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12$\n" +
 	"\x0emax_batch_size\x18\x03 \x01(\x05R\fmaxBatchSize\x123\n" +
-	"\x16max_queue_delay_micros\x18\x04 \x01(\x03R\x13maxQueueDelayMicros\"\xa8\x01\n" +
+	"\x16max_queue_delay_micros\x18\x04 \x01(\x03R\x13maxQueueDelayMicros\x12\x18\n" +
+	"\aruntime\x18\x05 \x01(\tR\aruntime\x129\n" +
+	"\x06server\x18\x06 \x01(\v2!.bmaas.scheduler.v1.ProcessServerR\x06server\x12R\n" +
+	"\n" +
+	"parameters\x18\a \x03(\v22.bmaas.scheduler.v1.ServingRuntime.ParametersEntryR\n" +
+	"parameters\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x02\n" +
+	"\rProcessServer\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12<\n" +
+	"\x03env\x18\x03 \x03(\v2*.bmaas.scheduler.v1.ProcessServer.EnvEntryR\x03env\x12,\n" +
+	"\x12code_bundle_sha256\x18\x04 \x01(\tR\x10codeBundleSha256\x12\x18\n" +
+	"\aworkdir\x18\x05 \x01(\tR\aworkdir\x12\x1c\n" +
+	"\tprotocols\x18\x06 \x03(\tR\tprotocols\x12K\n" +
+	"\x0freadiness_probe\x18\a \x01(\v2\".bmaas.scheduler.v1.ReadinessProbeR\x0ereadinessProbe\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x02\n" +
+	"\x0eReadinessProbe\x12\x1b\n" +
+	"\thttp_path\x18\x01 \x01(\tR\bhttpPath\x12\x12\n" +
+	"\x04grpc\x18\x02 \x01(\bR\x04grpc\x12>\n" +
+	"\rinitial_delay\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\finitialDelay\x121\n" +
+	"\x06period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06period\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12B\n" +
+	"\x0fstartup_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0estartupTimeout\"\xd2\x01\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
 	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\x12(\n" +
-	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\"\xf1\x06\n" +
+	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\x12(\n" +
+	"\x10gpu_memory_bytes\x18\x06 \x01(\x03R\x0egpuMemoryBytes\"\xf1\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
@@ -2352,7 +2665,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\rJobTransition\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\x05state\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa9\x05\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xce\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1b.bmaas.scheduler.v1.JobSpecR\x04spec\x122\n" +
@@ -2372,7 +2685,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0fcheckpoint_step\x18\r \x01(\x03R\x0echeckpointStep\x12 \n" +
 	"\vpreemptions\x18\x0e \x01(\x05R\vpreemptions\x12\x12\n" +
 	"\x04etag\x18\x0f \x01(\tR\x04etag\x12\x18\n" +
-	"\aattempt\x18\x10 \x01(\x05R\aattempt\x1a:\n" +
+	"\aattempt\x18\x10 \x01(\x05R\aattempt\x12#\n" +
+	"\rtask_restarts\x18\x11 \x01(\x05R\ftaskRestarts\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa5\x03\n" +
@@ -2397,7 +2711,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"local_rank\x18\f \x01(\x05R\tlocalRank\x12;\n" +
 	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf9\x04\n" +
+	"createTime\"\x95\x05\n" +
 	"\n" +
 	"TaskStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -2417,7 +2731,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0fcheckpoint_step\x18\r \x01(\x03R\x0echeckpointStep\x12\x12\n" +
 	"\x04term\x18\x0e \x01(\x03R\x04term\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a:\n" +
+	"updateTime\x12\x1a\n" +
+	"\brestarts\x18\x10 \x01(\x05R\brestarts\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"C\n" +
@@ -2454,13 +2769,16 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"tail_lines\x18\x03 \x01(\x05R\ttailLines\"*\n" +
 	"\x12GetJobLogsResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"|\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x8f\x02\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12!\n" +
 	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\x12\x12\n" +
-	"\x04fake\x18\x05 \x01(\bR\x04fake\"\x94\x04\n" +
+	"\x04fake\x18\x05 \x01(\bR\x04fake\x124\n" +
+	"\x16allocated_memory_bytes\x18\x06 \x01(\x03R\x14allocatedMemoryBytes\x12*\n" +
+	"\x11used_memory_bytes\x18\a \x01(\x03R\x0fusedMemoryBytes\x12/\n" +
+	"\x13utilization_percent\x18\b \x01(\x05R\x12utilizationPercent\"\x94\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -2530,105 +2848,118 @@ func file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_scheduler_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_bmaas_scheduler_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                 // 0: bmaas.scheduler.v1.JobState
 	(TaskState)(0),                // 1: bmaas.scheduler.v1.TaskState
 	(*BuiltinRuntime)(nil),        // 2: bmaas.scheduler.v1.BuiltinRuntime
 	(*ProcessRuntime)(nil),        // 3: bmaas.scheduler.v1.ProcessRuntime
 	(*ServingRuntime)(nil),        // 4: bmaas.scheduler.v1.ServingRuntime
-	(*Resources)(nil),             // 5: bmaas.scheduler.v1.Resources
-	(*JobSpec)(nil),               // 6: bmaas.scheduler.v1.JobSpec
-	(*JobTransition)(nil),         // 7: bmaas.scheduler.v1.JobTransition
-	(*Job)(nil),                   // 8: bmaas.scheduler.v1.Job
-	(*Assignment)(nil),            // 9: bmaas.scheduler.v1.Assignment
-	(*TaskStatus)(nil),            // 10: bmaas.scheduler.v1.TaskStatus
-	(*SubmitJobRequest)(nil),      // 11: bmaas.scheduler.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 12: bmaas.scheduler.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 13: bmaas.scheduler.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 14: bmaas.scheduler.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 15: bmaas.scheduler.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 16: bmaas.scheduler.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 17: bmaas.scheduler.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 18: bmaas.scheduler.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 19: bmaas.scheduler.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 20: bmaas.scheduler.v1.WatchJobResponse
-	(*GetJobLogsRequest)(nil),     // 21: bmaas.scheduler.v1.GetJobLogsRequest
-	(*GetJobLogsResponse)(nil),    // 22: bmaas.scheduler.v1.GetJobLogsResponse
-	(*Gpu)(nil),                   // 23: bmaas.scheduler.v1.Gpu
-	(*Node)(nil),                  // 24: bmaas.scheduler.v1.Node
-	(*ListNodesRequest)(nil),      // 25: bmaas.scheduler.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 26: bmaas.scheduler.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 27: bmaas.scheduler.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 28: bmaas.scheduler.v1.GetNodeResponse
-	nil,                           // 29: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	nil,                           // 30: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	nil,                           // 31: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	nil,                           // 32: bmaas.scheduler.v1.JobSpec.LabelsEntry
-	nil,                           // 33: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	nil,                           // 34: bmaas.scheduler.v1.Job.MetricsEntry
-	nil,                           // 35: bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	nil,                           // 36: bmaas.scheduler.v1.Node.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*ProcessServer)(nil),         // 5: bmaas.scheduler.v1.ProcessServer
+	(*ReadinessProbe)(nil),        // 6: bmaas.scheduler.v1.ReadinessProbe
+	(*Resources)(nil),             // 7: bmaas.scheduler.v1.Resources
+	(*JobSpec)(nil),               // 8: bmaas.scheduler.v1.JobSpec
+	(*JobTransition)(nil),         // 9: bmaas.scheduler.v1.JobTransition
+	(*Job)(nil),                   // 10: bmaas.scheduler.v1.Job
+	(*Assignment)(nil),            // 11: bmaas.scheduler.v1.Assignment
+	(*TaskStatus)(nil),            // 12: bmaas.scheduler.v1.TaskStatus
+	(*SubmitJobRequest)(nil),      // 13: bmaas.scheduler.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 14: bmaas.scheduler.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),         // 15: bmaas.scheduler.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 16: bmaas.scheduler.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 17: bmaas.scheduler.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 18: bmaas.scheduler.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 19: bmaas.scheduler.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 20: bmaas.scheduler.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 21: bmaas.scheduler.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 22: bmaas.scheduler.v1.WatchJobResponse
+	(*GetJobLogsRequest)(nil),     // 23: bmaas.scheduler.v1.GetJobLogsRequest
+	(*GetJobLogsResponse)(nil),    // 24: bmaas.scheduler.v1.GetJobLogsResponse
+	(*Gpu)(nil),                   // 25: bmaas.scheduler.v1.Gpu
+	(*Node)(nil),                  // 26: bmaas.scheduler.v1.Node
+	(*ListNodesRequest)(nil),      // 27: bmaas.scheduler.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 28: bmaas.scheduler.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),        // 29: bmaas.scheduler.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 30: bmaas.scheduler.v1.GetNodeResponse
+	nil,                           // 31: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	nil,                           // 32: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	nil,                           // 33: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	nil,                           // 34: bmaas.scheduler.v1.ServingRuntime.ParametersEntry
+	nil,                           // 35: bmaas.scheduler.v1.ProcessServer.EnvEntry
+	nil,                           // 36: bmaas.scheduler.v1.JobSpec.LabelsEntry
+	nil,                           // 37: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	nil,                           // 38: bmaas.scheduler.v1.Job.MetricsEntry
+	nil,                           // 39: bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	nil,                           // 40: bmaas.scheduler.v1.Node.LabelsEntry
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
 }
 var file_bmaas_scheduler_v1_scheduler_proto_depIdxs = []int32{
-	29, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	30, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	31, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	2,  // 3: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
-	3,  // 4: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
-	4,  // 5: bmaas.scheduler.v1.JobSpec.serving:type_name -> bmaas.scheduler.v1.ServingRuntime
-	5,  // 6: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
-	32, // 7: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
-	33, // 8: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	0,  // 9: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
-	37, // 10: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
-	6,  // 11: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	0,  // 12: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
-	7,  // 13: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
-	37, // 14: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	37, // 15: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	34, // 16: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
-	6,  // 17: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	37, // 18: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 19: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
-	37, // 20: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	37, // 21: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
-	35, // 22: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	37, // 23: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 24: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	8,  // 25: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	8,  // 26: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	0,  // 27: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
-	8,  // 28: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
-	8,  // 29: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	8,  // 30: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	23, // 31: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
-	36, // 32: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
-	37, // 33: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	24, // 34: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
-	24, // 35: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
-	11, // 36: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
-	13, // 37: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
-	15, // 38: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
-	17, // 39: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
-	19, // 40: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
-	21, // 41: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
-	25, // 42: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
-	27, // 43: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
-	12, // 44: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
-	14, // 45: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
-	16, // 46: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
-	18, // 47: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
-	20, // 48: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
-	22, // 49: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
-	26, // 50: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
-	28, // 51: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
-	44, // [44:52] is the sub-list for method output_type
-	36, // [36:44] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	31, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	32, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	33, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	5,  // 3: bmaas.scheduler.v1.ServingRuntime.server:type_name -> bmaas.scheduler.v1.ProcessServer
+	34, // 4: bmaas.scheduler.v1.ServingRuntime.parameters:type_name -> bmaas.scheduler.v1.ServingRuntime.ParametersEntry
+	35, // 5: bmaas.scheduler.v1.ProcessServer.env:type_name -> bmaas.scheduler.v1.ProcessServer.EnvEntry
+	6,  // 6: bmaas.scheduler.v1.ProcessServer.readiness_probe:type_name -> bmaas.scheduler.v1.ReadinessProbe
+	41, // 7: bmaas.scheduler.v1.ReadinessProbe.initial_delay:type_name -> google.protobuf.Duration
+	41, // 8: bmaas.scheduler.v1.ReadinessProbe.period:type_name -> google.protobuf.Duration
+	41, // 9: bmaas.scheduler.v1.ReadinessProbe.timeout:type_name -> google.protobuf.Duration
+	41, // 10: bmaas.scheduler.v1.ReadinessProbe.startup_timeout:type_name -> google.protobuf.Duration
+	2,  // 11: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
+	3,  // 12: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
+	4,  // 13: bmaas.scheduler.v1.JobSpec.serving:type_name -> bmaas.scheduler.v1.ServingRuntime
+	7,  // 14: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
+	36, // 15: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
+	37, // 16: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	0,  // 17: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
+	42, // 18: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
+	8,  // 19: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	0,  // 20: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
+	9,  // 21: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
+	42, // 22: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	42, // 23: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	38, // 24: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
+	8,  // 25: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	42, // 26: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 27: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
+	42, // 28: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 29: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
+	39, // 30: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	42, // 31: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 32: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
+	10, // 33: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	10, // 34: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	0,  // 35: bmaas.scheduler.v1.ListJobsRequest.state:type_name -> bmaas.scheduler.v1.JobState
+	10, // 36: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
+	10, // 37: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	10, // 38: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
+	25, // 39: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
+	40, // 40: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
+	42, // 41: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	26, // 42: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
+	26, // 43: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
+	13, // 44: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
+	15, // 45: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
+	17, // 46: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
+	19, // 47: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
+	21, // 48: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
+	23, // 49: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
+	27, // 50: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
+	29, // 51: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
+	14, // 52: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
+	16, // 53: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
+	18, // 54: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
+	20, // 55: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
+	22, // 56: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
+	24, // 57: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
+	28, // 58: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
+	30, // 59: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
+	52, // [52:60] is the sub-list for method output_type
+	44, // [44:52] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_scheduler_v1_scheduler_proto_init() }
@@ -2636,7 +2967,7 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 	if File_bmaas_scheduler_v1_scheduler_proto != nil {
 		return
 	}
-	file_bmaas_scheduler_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{
+	file_bmaas_scheduler_v1_scheduler_proto_msgTypes[6].OneofWrappers = []any{
 		(*JobSpec_Builtin)(nil),
 		(*JobSpec_Process)(nil),
 		(*JobSpec_Serving)(nil),
@@ -2647,7 +2978,7 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_scheduler_v1_scheduler_proto_rawDesc), len(file_bmaas_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
