@@ -188,14 +188,20 @@ class Client(EvaluatorCalls):
     # Jobs.
 
     def train(self, model, dataset, algorithm, target=None, params=None, seed=None, dataset_version=None,
-              wait=False, timeout=600.0):
+              termination_grace_seconds=None, wait=False, timeout=600.0):
         """Submits a builtin training job (bmaas train); with wait=True
-        follows it until it ends and raises BmaasError unless it succeeded."""
+        follows it until it ends and raises BmaasError unless it succeeded.
+        termination_grace_seconds (0-3600) is the time a stopped or
+        preempted task has between SIGTERM and SIGKILL (bmaas train
+        --termination-grace)."""
         rt = {"algorithm": algorithm, "dataset": dataset, "target_column": target,
               "hyperparameters": {k: str(v) for k, v in (params or {}).items()} or None,
               "seed": str(seed) if seed is not None else None,
               "dataset_version": str(dataset_version) if dataset_version else None}
-        job = self.submit_job({"model": model, "builtin": {k: v for k, v in rt.items() if v is not None}})
+        spec = {"model": model, "builtin": {k: v for k, v in rt.items() if v is not None}}
+        if termination_grace_seconds is not None:
+            spec["termination_grace_seconds"] = int(termination_grace_seconds)
+        job = self.submit_job(spec)
         if not wait:
             return job
         job = self.wait_job(job["id"], timeout=timeout)

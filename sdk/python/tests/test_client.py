@@ -206,6 +206,12 @@ class ClientTest(unittest.TestCase):
         with self.assertRaisesRegex(BmaasError, "JOB_STATE_FAILED: boom"):
             c.train("m", "d", "logistic", wait=True)
 
+    def test_train_sends_the_termination_grace(self):
+        c, fake = client((200, {"job": {"id": "J3"}}))
+        c.train("m", "d", "logistic", termination_grace_seconds=30)
+        self.assertEqual(fake.requests[0][2], {"model": "m", "builtin": {"algorithm": "logistic", "dataset": "d"},
+                                               "termination_grace_seconds": 30})
+
     def test_tls_options(self):
         with self.assertRaisesRegex(ValueError, "cert_file and key_file"):
             Client("https://127.0.0.1:8080", cert_file="client.crt")
