@@ -36,22 +36,26 @@ func fillEvaluation(ev *evaluatorv1.Evaluation) *evaluatorv1.Evaluation {
 	if ev == nil {
 		return nil
 	}
-	if ev.TriggerKind != evaluatorv1.EvaluationTrigger_EVALUATION_TRIGGER_UNSPECIFIED {
-		ev.Trigger = keyOf(triggerKinds, ev.TriggerKind, ev.Trigger)
-	} else {
-		ev.TriggerKind = triggerKinds[ev.Trigger]
-	}
-	if ev.SplitKind != evaluatorv1.EvaluationSplit_EVALUATION_SPLIT_UNSPECIFIED {
-		ev.Split = keyOf(splitKinds, ev.SplitKind, ev.Split)
-	} else {
-		ev.SplitKind = splitKinds[ev.Split]
-	}
+	bothKinds(triggerKinds, &ev.TriggerKind, &ev.Trigger)
+	bothKinds(splitKinds, &ev.SplitKind, &ev.Split)
 	ev.ModelVersion, ev.Version = bothForms(ev.ModelVersion, ev.Version)
 	ev.DatasetVersionNumber, ev.DatasetVersion = bothForms(ev.DatasetVersionNumber, ev.DatasetVersion)
 	return ev
 }
 
 // keyOf returns the string whose enum is v, or def when none is.
+// bothKinds fills an enum field and its deprecated string from whichever
+// is set: the enum wins when it is set (its string follows it), else the
+// string names the enum (an unknown string leaves it unspecified).
+func bothKinds[E comparable](m map[string]E, kind *E, name *string) {
+	var unspecified E
+	if *kind != unspecified {
+		*name = keyOf(m, *kind, *name)
+	} else {
+		*kind = m[*name]
+	}
+}
+
 func keyOf[E comparable](m map[string]E, v E, def string) string {
 	for k, x := range m {
 		if x == v {
@@ -126,15 +130,7 @@ func fillExperiment(x *evaluatorv1.Experiment) *evaluatorv1.Experiment {
 	if x == nil {
 		return nil
 	}
-	if x.SearcherKind != evaluatorv1.Searcher_SEARCHER_UNSPECIFIED {
-		x.Searcher = keyOf(searcherKinds, x.SearcherKind, x.Searcher)
-	} else {
-		x.SearcherKind = searcherKinds[x.Searcher]
-	}
-	if x.Direction != evaluatorv1.Direction_DIRECTION_UNSPECIFIED {
-		x.Mode = keyOf(directions, x.Direction, x.Mode)
-	} else {
-		x.Direction = directions[x.Mode]
-	}
+	bothKinds(searcherKinds, &x.SearcherKind, &x.Searcher)
+	bothKinds(directions, &x.Direction, &x.Mode)
 	return x
 }
