@@ -6,10 +6,14 @@ script also runs by hand from this directory):
 
   BMAAS_DATA_DIR        the first *.csv there (default: ../datasets/breast_cancer.csv)
   BMAAS_HPARAMS         JSON: hidden ("64,32"), lr, epochs, batch_size, seed,
-                        weight_decay, validation_fraction, target (default: the last column)
+                        weight_decay, validation_fraction, target (default: the last column),
+                        export ("onnx", the default: the version is model.onnx, served by the
+                        built-in onnx runtime; "torch": the version is the whole output directory
+                        as a PyTorch archive, served by examples/runtimes/torch-v2)
   BMAAS_CHECKPOINT_DIR  checkpoint.pt after every epoch; resumed from when present
                         (default: ./checkpoints; delete it to start over)
-  BMAAS_OUTPUT_DIR      model.pt (state_dict), model.onnx, model.json and signature.json
+  BMAAS_OUTPUT_DIR      model.pt (state_dict), model.onnx (export onnx) or model.ts
+                        (TorchScript, export torch), model.json and signature.json
                         (default: ./out)
   BMAAS_METRICS_FILE    a JSON line per epoch and split (train loss; validation loss, accuracy)
 
@@ -41,7 +45,7 @@ except ImportError:  # a clean checkout: use the SDK beside the examples
         bmaas_train = None
 
 DEFAULTS = {"hidden": [64, 32], "lr": 1e-3, "epochs": 20, "batch_size": 32, "seed": 0,
-            "weight_decay": 0.0, "validation_fraction": 0.2, "target": ""}
+            "weight_decay": 0.0, "validation_fraction": 0.2, "target": "", "export": "onnx"}
 
 
 def log(msg):
@@ -213,14 +217,21 @@ def signature(meta):
 
 
 def export(model, meta, hp, out_dir, metrics):
-    """model.pt (state_dict), model.onnx (input "input", dynamic batch), model.json,
-    signature.json."""
+    """model.pt (state_dict), model.json, signature.json, and model.onnx (input
+    "input", dynamic batch; export onnx) or model.ts (TorchScript; export torch).
+    bmaas registers model.onnx as an ONNX version (the rest kept as a bundle),
+    and a directory with a .pt file and no .onnx as a PyTorch archive."""
     model = model.to("cpu").eval()
     torch.save(model.state_dict(), os.path.join(out_dir, "model.pt"))
     dummy = torch.zeros(1, len(meta["features"]))
-    torch.onnx.export(model, dummy, os.path.join(out_dir, "model.onnx"), opset_version=13,
-                      input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    if hp["export"] == "torch":
+        torch.jit.trace(model, dummy).save(os.path.join(out_dir, "model.ts"))
+    elif hp["export"] == "onnx":
+        torch.onnx.export(model, dummy, os.path.join(out_dir, "model.onnx"), opset_version=13,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    else:
+        sys.exit("export must be onnx or torch, got %r" % hp["export"])
     info = dict(meta, hidden=hp["hidden"], metrics=metrics,
                 output="logits" if meta["task"] == "classification" else "prediction")
     with open(os.path.join(out_dir, "model.json"), "w") as f:
@@ -276,7 +287,8 @@ def main():
     if len(va) and not val:  # resumed after the last epoch
         val = evaluate(model, loss_fn, x_va, y_va, meta)
     export(model, meta, hp, out_dir, val)
-    log("saved model.pt, model.onnx, model.json and signature.json in %s" % out_dir)
+    log("saved model.pt, %s, model.json and signature.json in %s" % (
+        "model.ts" if hp["export"] == "torch" else "model.onnx", out_dir))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
@@ -26,8 +27,11 @@ func formatOf(name string) registryv1.ModelFormat {
 // registerOutputs registers the files in BMAAS_OUTPUT_DIR as the model
 // version: one file is the artifact; among several, an .onnx file is the
 // artifact and the rest a bundle named in the label bundle_sha256;
-// otherwise a tar.gz of the directory. The last metrics line's metrics go
-// into the version, and signature.json, when there, its signature.
+// without one, a tar.gz of the directory, a PyTorch archive
+// (model.tar.gz, format PYTORCH) when it holds a .pt or .pth file (a
+// serving runtime gets it unpacked), else of format OTHER. The last
+// metrics line's metrics go into the version, and signature.json, when
+// there, its signature.
 func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *registryv1.DatasetVersion,
 	dir string, metrics map[string]float64) (int64, error) {
 	files, err := listFiles(dir)
@@ -73,6 +77,9 @@ func (w *worker) registerOutputs(sk *sink, rt *schedulerv1.ProcessRuntime, dv *r
 			return 0, fmt.Errorf("archive outputs: %w", err)
 		}
 		spec.Format, spec.Filename = registryv1.ModelFormat_MODEL_FORMAT_OTHER, "output.tar.gz"
+		if slices.ContainsFunc(files, func(f string) bool { return formatOf(f) == registryv1.ModelFormat_MODEL_FORMAT_PYTORCH }) {
+			spec.Format, spec.Filename = registryv1.ModelFormat_MODEL_FORMAT_PYTORCH, "model.tar.gz"
+		}
 		return w.registerFile(sk, spec, tmp)
 	}
 	spec.Format, spec.Filename = formatOf(artifact), filepath.Base(artifact)
