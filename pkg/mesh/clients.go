@@ -15,6 +15,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 )
 
 // The services' names in membership (what Conn and the resolver take).
@@ -92,6 +93,15 @@ func (d *Dialer) Gateway() (gatewayv1.DeploymentServiceClient, error) {
 		return nil, err
 	}
 	return gatewayv1.NewDeploymentServiceClient(c), nil
+}
+
+// Inference is the gateway's KServe v2 data plane client.
+func (d *Dialer) Inference() (inference.GRPCInferenceServiceClient, error) {
+	c, err := d.conn(GatewayService, true)
+	if err != nil {
+		return nil, err
+	}
+	return inference.NewGRPCInferenceServiceClient(c), nil
 }
 
 // clientMetrics count and time the mesh's calls by service, method and

@@ -3,6 +3,7 @@ package evaluator
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
@@ -55,7 +56,7 @@ func evaluateFrame(m *artifact.Model, f *dataset.Frame) (*outcome, error) {
 	}
 	o := &outcome{rows: int64(f.NumRows())}
 	if m.IsClassifier() {
-		err = o.classification(m, tc, out, k)
+		err = o.classification(m.Labels(), tc, out, k)
 	} else {
 		err = o.regression(tc, out)
 	}
@@ -66,9 +67,16 @@ func evaluateFrame(m *artifact.Model, f *dataset.Frame) (*outcome, error) {
 	return o, nil
 }
 
-func (o *outcome) classification(m *artifact.Model, tc *dataset.Column, out []float64, k int) error {
-	labels := m.Labels()
-	index := make(map[string]int, len(labels))
+// classification scores k values per row (the probability of each label)
+// against the target column; a target value matches a label as written
+// or as the same number ("1" and "1.0").
+func (o *outcome) classification(labels []string, tc *dataset.Column, out []float64, k int) error {
+	index := make(map[string]int, 2*len(labels))
+	for i, l := range labels {
+		if x, err := strconv.ParseFloat(l, 64); err == nil {
+			index[strconv.FormatFloat(x, 'g', -1, 64)] = i
+		}
+	}
 	for i, l := range labels {
 		index[l] = i
 	}

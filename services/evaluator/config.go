@@ -25,6 +25,11 @@ type Config struct {
 	MaxDatasetBytes int64 `yaml:"max_dataset_bytes"`
 	// MaxModelBytes caps a model artifact evaluated in process.
 	MaxModelBytes int64 `yaml:"max_model_bytes"`
+	// ServedTimeout bounds the wait for the replica of a version evaluated
+	// through its serving runtime (a version that is not NATIVE).
+	ServedTimeout time.Duration `yaml:"served_timeout"`
+	// ServedBatchRows is the rows per request sent to that replica.
+	ServedBatchRows int `yaml:"served_batch_rows"`
 }
 
 // RegisterFlags registers the flags under the `evaluator.` prefix; it holds
@@ -36,6 +41,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AutoSweep, "evaluator.auto-sweep", 30*time.Second, "period at which the leader evaluates READY versions whose automatic evaluations were missed (it also sweeps on gaining leadership)")
 	fs.Int64Var(&c.MaxDatasetBytes, "evaluator.max-dataset-bytes", 512<<20, "largest dataset evaluated in process")
 	fs.Int64Var(&c.MaxModelBytes, "evaluator.max-model-bytes", 1<<30, "largest model artifact evaluated in process")
+	fs.DurationVar(&c.ServedTimeout, "evaluator.served-timeout", 10*time.Minute, "longest wait for the replica that evaluates a version through its serving runtime (ONNX, PyTorch, archives)")
+	fs.IntVar(&c.ServedBatchRows, "evaluator.served-batch-rows", 1024, "rows per request sent to the replica that evaluates a version through its serving runtime")
 }
 
 // Validate checks the configuration.
@@ -49,6 +56,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("evaluator.auto-sweep: must be positive, got %s", c.AutoSweep)
 	case c.MaxDatasetBytes <= 0 || c.MaxModelBytes <= 0:
 		return fmt.Errorf("evaluator.max-dataset-bytes/max-model-bytes: must be positive")
+	case c.ServedTimeout <= 0:
+		return fmt.Errorf("evaluator.served-timeout: must be positive, got %s", c.ServedTimeout)
+	case c.ServedBatchRows < 1 || c.ServedBatchRows > 1<<20:
+		return fmt.Errorf("evaluator.served-batch-rows: must be between 1 and 1048576, got %d", c.ServedBatchRows)
 	}
 	return nil
 }

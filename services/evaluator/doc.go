@@ -10,15 +10,32 @@
 // streamed from the registry, predicted with artifact.Predictor and scored
 // with pkg/ml/metrics. They are small (the registry caps them) and fast
 // (tens of thousands of rows per second on one core), so a job would cost
-// more in scheduling than in work. ONNX and PyTorch versions, and datasets
-// above evaluator.max-dataset-bytes, are meant to be evaluated by a job on
-// an agent (a GPU node where the model needs one), which reports the same
-// Evaluation; this release answers FailedPrecondition for them.
+// more in scheduling than in work.
+//
+// Every other format (ONNX, PyTorch, archives) is evaluated through its
+// serving runtime (served.go): the evaluator creates a deployment of
+// exactly that version with one replica, named eval-<model>-v<N>-<random>
+// (the gateway picks the runtime by the version's format, the scheduler a
+// node, a GPU one when the runtime asks for it), waits for its replica
+// (evaluator.served-timeout), sends the dataset's rows through the gateway
+// in batches of evaluator.served-batch-rows over KServe v2 gRPC, whatever
+// the replica speaks, scores the answers as above, and deletes the
+// deployment. The version's signature says which columns make its input
+// tensor and, for a classifier, its class labels; the target is the
+// version's `target` label or hyperparameter, else the one dataset column
+// that is not an input. runs_on names the replica's job. A native version
+// over a dataset above evaluator.max-dataset-bytes is still refused.
+//
+// A job's test split: a builtin job's rows as pkg/ml/train cut them; a
+// process job's rows as its script held them out with
+// bmaas.train.holdout, for the validation_fraction (0.2) and seed (0)
+// hyperparameters of the job (pkg/ml/train.Holdout, the same rule).
 //
 // # Automatic evaluation
 //
-// With evaluator.auto-evaluate, every NATIVE version that a training job
-// produced is evaluated on its job's test split and on the datasets of
+// With evaluator.auto-evaluate, every version that a training job
+// produced (NATIVE, or of another format with a signature naming its
+// input columns) is evaluated on its job's test split and on the datasets of
 // its model's policy, then goes through the policy's promotion (decision
 // source "auto"). Two paths start it; both first claim the version's
 // auto-evaluation key, so it is evaluated once, even when they race:

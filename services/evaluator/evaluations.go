@@ -17,6 +17,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
+	"github.com/bmaas/bmaas/pkg/ml/train"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -47,7 +48,7 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 	var f *dataset.Frame
 	if req.JobId != "" {
 		ev.JobId, ev.Split = req.JobId, splitTest
-		if f, err = e.jobTestFrame(ctx, ev, req.JobId, m); err != nil {
+		if f, err = e.jobTestFrame(ctx, ev, req.JobId, m, v); err != nil {
 			return nil, err
 		}
 	} else {
@@ -64,7 +65,12 @@ func (e *Evaluator) CreateEvaluation(ctx context.Context, req *evaluatorv1.Evalu
 			return old, nil // done before: a redelivered event
 		}
 	}
-	o, err := evaluateFrame(m, f)
+	var o *outcome
+	if m != nil {
+		o, err = evaluateFrame(m, f)
+	} else {
+		o, ev.RunsOn, err = e.evaluateServed(ctx, v, f)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -97,21 +103,44 @@ func autoID(v *registryv1.ModelVersion, ev *evaluatorv1.Evaluation) string {
 }
 
 // jobTestFrame loads the dataset version a job trained on and cuts its
-// test split.
-func (e *Evaluator) jobTestFrame(ctx context.Context, ev *evaluatorv1.Evaluation, jobID string, m *artifact.Model) (*dataset.Frame, error) {
-	rt, err := e.jobRuntime(ctx, jobID)
+// test split: a builtin job's as pkg/ml/train cut it, a process job's as
+// its script held rows out with bmaas.train.holdout (its
+// validation_fraction and seed hyperparameters).
+func (e *Evaluator) jobTestFrame(ctx context.Context, ev *evaluatorv1.Evaluation, jobID string, m *artifact.Model, v *registryv1.ModelVersion) (*dataset.Frame, error) {
+	spec, err := e.jobSpec(ctx, jobID)
 	if err != nil {
 		return nil, err
 	}
-	dv, f, err := e.loadDataset(ctx, rt.Dataset, itoa(rt.DatasetVersion))
+	name, version := spec.GetBuiltin().GetDataset(), spec.GetBuiltin().GetDatasetVersion()
+	if p := spec.GetProcess(); p != nil {
+		name, version = p.Dataset, p.DatasetVersion
+	}
+	if name == "" {
+		return nil, apierr.Precondition("job %s trained on no dataset of the registry; its test split is unknown to the platform", jobID)
+	}
+	if version == 0 && v.GetLineage().GetDatasetVersion() > 0 {
+		version = v.Lineage.DatasetVersion
+	}
+	dv, f, err := e.loadDataset(ctx, name, itoa(version))
 	if err != nil {
 		return nil, err
 	}
 	ev.Dataset, ev.DatasetVersion = dv.Dataset, itoa(dv.Version)
+	if p := spec.GetProcess(); p != nil {
+		fraction, seed, err := train.HoldoutOf(p)
+		if err != nil {
+			return nil, apierr.Precondition("test split of job %s: %v", jobID, err)
+		}
+		rows := train.Holdout(f.NumRows(), fraction, seed)
+		if len(rows) == 0 {
+			return nil, apierr.Precondition("test split of job %s: it held out no rows (validation_fraction %g of %d rows)", jobID, fraction, f.NumRows())
+		}
+		return f.Take(rows), nil
+	}
 	if err := checkColumns(m, f); err != nil {
 		return nil, err
 	}
-	test, err := testSplit(rt, f)
+	test, err := testSplit(spec.GetBuiltin(), f)
 	if err != nil {
 		return nil, apierr.Precondition("test split of job %s: %v", jobID, err)
 	}
@@ -197,8 +226,9 @@ func (e *Evaluator) ListEvaluations(ctx context.Context, req *evaluatorv1.ListEv
 	return out, nil
 }
 
-// jobRuntime fetches a training job's builtin runtime.
-func (e *Evaluator) jobRuntime(ctx context.Context, id string) (*schedulerv1.BuiltinRuntime, error) {
+// jobSpec fetches a training job's spec: a builtin job's, or a process
+// job's whose version is evaluated on the rows its script held out.
+func (e *Evaluator) jobSpec(ctx context.Context, id string) (*schedulerv1.JobSpec, error) {
 	sc, err := e.scheduler()
 	if err != nil {
 		return nil, err
@@ -207,9 +237,9 @@ func (e *Evaluator) jobRuntime(ctx context.Context, id string) (*schedulerv1.Bui
 	if err != nil {
 		return nil, err
 	}
-	rt := resp.GetJob().GetSpec().GetBuiltin()
-	if rt == nil {
-		return nil, apierr.Precondition("job %s does not use the builtin runtime; its test split is unknown to the platform", id)
+	spec := resp.GetJob().GetSpec()
+	if spec.GetBuiltin() == nil && spec.GetProcess() == nil {
+		return nil, apierr.Precondition("job %s is not a training job; it has no test split", id)
 	}
-	return rt, nil
+	return spec, nil
 }

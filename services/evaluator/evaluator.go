@@ -8,8 +8,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -24,6 +26,9 @@ type Evaluator struct {
 	now       func() time.Time
 	registry  func() (registryv1.RegistryServiceClient, error)
 	scheduler func() (schedulerv1.SchedulerServiceClient, error)
+	// gateway reaches the deployment API and the data plane, through
+	// which versions that are not NATIVE are evaluated (served.go).
+	gateway func() (gatewayv1.DeploymentServiceClient, inference.GRPCInferenceServiceClient, error)
 }
 
 // Keys.

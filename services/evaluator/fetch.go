@@ -14,13 +14,20 @@ import (
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
 )
 
-// loadModel downloads a READY version's artifact and decodes it; only
-// NATIVE versions evaluate in process.
+// errServed stops the download of a version that evaluates through its
+// serving runtime: the evaluator needs its header only.
+var errServed = errors.New("evaluated through its serving runtime")
+
+// loadModel downloads a READY version's artifact and decodes it when it
+// evaluates in process (NATIVE); for any other format it returns the
+// version alone (no model): it is evaluated through its serving runtime.
 func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registryv1.ModelVersion, *artifact.Model, error) {
 	reg, err := e.registry()
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := reg.DownloadModelVersion(ctx, &registryv1.DownloadModelVersionRequest{Model: model, Version: ref})
 	if err != nil {
 		return nil, nil, err
@@ -32,11 +39,14 @@ func (e *Evaluator) loadModel(ctx context.Context, model, ref string) (*registry
 		if mv := msg.GetVersion(); mv != nil {
 			v = mv
 			if v.Format != registryv1.ModelFormat_MODEL_FORMAT_NATIVE {
-				return nil, apierr.Precondition("%s@%d is %s; only NATIVE versions evaluate in the evaluator (see the package doc)", model, v.Version, v.Format)
+				return nil, errServed
 			}
 		}
 		return msg.GetChunk(), err
 	}, &chunkstream.Limited{W: &buf, Max: e.cfg.MaxModelBytes})
+	if errors.Is(err, errServed) {
+		return v, nil, nil
+	}
 	if errors.Is(err, chunkstream.ErrTooLarge) {
 		return nil, nil, apierr.Exhausted("artifact of %s@%s exceeds %d bytes", model, ref, e.cfg.MaxModelBytes)
 	}

@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/mesh"
@@ -35,6 +37,11 @@ type Deps struct {
 	// Registry and Scheduler, when set, are used instead of dialling.
 	Registry  registryv1.RegistryServiceClient
 	Scheduler schedulerv1.SchedulerServiceClient
+	// Gateway and Inference, when set, are used instead of dialling: the
+	// deployment API and the data plane that evaluate the versions that do
+	// not evaluate in process.
+	Gateway   gatewayv1.DeploymentServiceClient
+	Inference inference.GRPCInferenceServiceClient
 	// ID names this replica in the election (its address).
 	ID  string
 	Now func() time.Time
@@ -87,6 +94,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, errors.New("no scheduler client")
 		}
 		return deps.Dialer.Scheduler()
+	}
+	ev.gateway = func() (gatewayv1.DeploymentServiceClient, inference.GRPCInferenceServiceClient, error) {
+		if deps.Gateway != nil {
+			return deps.Gateway, deps.Inference, nil
+		}
+		if deps.Dialer == nil {
+			return nil, nil, errors.New("no gateway client")
+		}
+		dc, err := deps.Dialer.Gateway()
+		if err != nil {
+			return nil, nil, err
+		}
+		ic, err := deps.Dialer.Inference()
+		return dc, ic, err
 	}
 	return &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID}, nil
 }

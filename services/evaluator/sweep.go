@@ -48,10 +48,15 @@ func autoPrefix(model string) string { return store.Key("auto-evaluations", mode
 var errClaimed = errors.New("automatic evaluation claimed by another call")
 
 // autoEligible reports whether a version is evaluated automatically: a
-// NATIVE version that a training job produced. The event path and the
-// sweep both ask it.
+// version that a training job produced, NATIVE (evaluated in process) or
+// of another format with a signature naming its input columns (evaluated
+// through its serving runtime). The event path and the sweep both ask it.
 func autoEligible(v *registryv1.ModelVersion) bool {
-	return v.GetLineage().GetJobId() != "" && v.GetFormat() == registryv1.ModelFormat_MODEL_FORMAT_NATIVE
+	if v.GetLineage().GetJobId() == "" {
+		return false
+	}
+	ins := v.GetSignature().GetInputs()
+	return v.GetFormat() == registryv1.ModelFormat_MODEL_FORMAT_NATIVE || (len(ins) == 1 && len(ins[0].GetColumns()) > 0)
 }
 
 // sweepLoop sweeps at once and every AutoSweep until ctx is done (the

@@ -22,7 +22,7 @@ import sys
 
 __all__ = [
     "report", "hparams", "hparam", "data_dir", "output_dir", "checkpoint_dir",
-    "job_id", "is_resuming", "rank", "world_size",
+    "job_id", "is_resuming", "rank", "world_size", "holdout",
 ]
 
 _warned = set()
@@ -194,3 +194,31 @@ def rank():
 def world_size():
     """The job's WORLD_SIZE (1 for a single worker)."""
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def holdout(n, fraction=0.2, seed=0):
+    """The rows (indices, increasing) of n that a job holding out
+    ``fraction`` of them with ``seed`` keeps aside for validation.
+
+    bmaas evaluates a version on the same rows (``bmaas evaluate --job``,
+    automatic evaluation) when the job's hyperparameters name the same
+    ``validation_fraction`` and ``seed``: a script that holds out these rows
+    reports metrics the platform can check. The rule: the round(n*fraction)
+    rows with the smallest splitmix64(splitmix64(seed) ^ row), ties by row.
+    """
+    if n < 2 or fraction <= 0:
+        return []
+    k = min(int(math.floor(n * fraction + 0.5)), n)
+    s = _splitmix64(int(seed) & _MASK)
+    rows = sorted(range(n), key=lambda i: (_splitmix64(s ^ i), i))[:k]
+    return sorted(rows)
