@@ -133,3 +133,14 @@ class TrainTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HoldoutTest(unittest.TestCase):
+    def test_holdout_is_seeded_sized_and_sorted(self):
+        rows = train.holdout(569, 0.2, 0)
+        self.assertEqual(len(rows), 114)
+        self.assertEqual(rows, sorted(rows))
+        self.assertEqual(rows, train.holdout(569, 0.2, 0))
+        self.assertNotEqual(rows, train.holdout(569, 0.2, 1))
+        self.assertEqual(train.holdout(1, 0.5, 0), [])
+        self.assertEqual(train.holdout(10, 0, 0), [])
