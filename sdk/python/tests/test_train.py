@@ -131,10 +131,6 @@ class TrainTest(unittest.TestCase):
         self.assertEqual((train.rank(), train.world_size()), (1, 2))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class HoldoutTest(unittest.TestCase):
     def test_holdout_is_seeded_sized_and_sorted(self):
         rows = train.holdout(569, 0.2, 0)
@@ -144,3 +140,7 @@ class HoldoutTest(unittest.TestCase):
         self.assertNotEqual(rows, train.holdout(569, 0.2, 1))
         self.assertEqual(train.holdout(1, 0.5, 0), [])
         self.assertEqual(train.holdout(10, 0, 0), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
