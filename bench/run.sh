@@ -25,6 +25,10 @@ echo "== Orchestration overhead: 100 trials of 1 s at parallelism 4 in bmaas up 
 go test -run '^$' -bench . -benchtime 1x ./bench/hpo/overhead/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Evaluation of 100,000 rows: through a serving runtime (ONNX) vs in process (native), same logistic regression"
+go test -run '^$' -bench . -benchtime 3x ./bench/evaluation/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
 echo "== Serving: gateway vs raw grpc-go echo, added latency, REST vs gRPC, dynamic batching (bench/serving/README.md)"
 go test -run '^$' -bench . -benchtime 1x ./bench/serving/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
