@@ -35,7 +35,10 @@ func evaluateCommand(g *globals) *cobra.Command {
 				}
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				ctx, cancel := c.call(ctx)
+				// Bounded only by an explicit --timeout: a version that is
+				// not NATIVE is evaluated through its serving runtime, whose
+				// replica may take minutes to load large weights.
+				ctx, cancel := c.transfer(ctx, cmd)
 				defer cancel()
 				resp, err := evaluatorv1.NewEvaluatorServiceClient(c.conn).CreateEvaluation(ctx, &evaluatorv1.CreateEvaluationRequest{
 					Evaluation: evaluationRequest(name, ref, dsName, dsRef, job)})
