@@ -82,5 +82,11 @@ check: generate tidy fmt-check vet lint breaking ## fail when generated code or 
 bench: build ## benchmarks; figures go to bench/README.md
 	./bench/run.sh
 
+gpu-check-build: ## a stripped binary for make gpu-check on a GPU machine without Go
+	go build -ldflags='-s -w' -o $(BIN) ./cmd/bmaas
+
+gpu-check: ## on a machine with an NVIDIA GPU and CUDA PyTorch: NVML, CUDA training, torch-v2 serving (BMAAS_BIN, PYTHON, OUT)
+	BMAAS_BIN=$${BMAAS_BIN:-$(BIN)} bench/gpu/check.sh
+
 clean:
 	rm -rf bin
