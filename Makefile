@@ -4,7 +4,7 @@ export PATH := $(GOBIN):$(PATH)
 BIN := bin/bmaas
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build run test test-python test-unit test-integration check generate tools tidy fmt-check vet lint breaking bench clean
+.PHONY: all build run test test-python test-unit test-integration check generate tools tidy fmt-check vet lint breaking bench gpu-check-build gpu-check clean
 
 all: build
 
