@@ -73,6 +73,10 @@ type Config struct {
 	// bmaas up and bmaas serve default it to their own executable; when
 	// empty, replicas run inside the agent's process (tests of the agent).
 	ReplicaBinary string `yaml:"replica_binary"`
+	// ModelCacheBytes bounds the node's model cache (<work dir>/model-cache):
+	// least recently used artifacts no task holds are evicted above it;
+	// 0 means unbounded.
+	ModelCacheBytes int64 `yaml:"model_cache_bytes"`
 	// Secrets are files and directories, besides the data and work
 	// directories, that no task may see (the token file, TLS keys); set
 	// by the caller.
@@ -111,6 +115,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Bwrap, "trainer-agent.bwrap", "bwrap", "bubblewrap's path (Debian package bubblewrap)")
 	fs.StringVar(&c.ReplicaBinary, "trainer-agent.replica-binary", "",
 		"bmaas binary that runs model-server replicas as sandboxed processes (default: this bmaas binary)")
+	fs.Int64Var(&c.ModelCacheBytes, "trainer-agent.model-cache-bytes", 20<<30,
+		"bound of the node's model cache in bytes: least recently used artifacts no task holds are evicted above it (0: unbounded)")
 	fs.IntVar(&c.SandboxUID, "trainer-agent.sandbox-uid", 65534, "uid process tasks run as when the agent is root (nobody)")
 	fs.IntVar(&c.SandboxGID, "trainer-agent.sandbox-gid", 65534, "gid process tasks run as when the agent is root (nogroup)")
 }
@@ -144,6 +150,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.sandbox: must be %s or %s, got %q", sandbox.Bwrap, sandbox.None, c.Sandbox)
 	case c.Sandbox == sandbox.Bwrap && c.Bwrap == "":
 		return fmt.Errorf("trainer-agent.bwrap: must name bubblewrap's binary")
+	case c.ModelCacheBytes < 0:
+		return fmt.Errorf("trainer-agent.model-cache-bytes: must not be negative (0: unbounded), got %d", c.ModelCacheBytes)
 	case c.SandboxUID <= 0 || c.SandboxUID > maxID:
 		return fmt.Errorf("trainer-agent.sandbox-uid: must be within 1 and %d (not root), got %d", maxID, c.SandboxUID)
 	case c.SandboxGID <= 0 || c.SandboxGID > maxID:
@@ -177,6 +185,9 @@ func (c *Config) workDir() string {
 	}
 	return filepath.Join(os.TempDir(), "bmaas-agent-"+c.Node)
 }
+
+// modelCacheDir is where the node's model cache lives.
+func (c *Config) modelCacheDir() string { return filepath.Join(c.workDir(), "model-cache") }
 
 // parseLabels parses "k=v,k=v".
 func parseLabels(s string) (map[string]string, error) {

@@ -66,7 +66,7 @@ func (w *worker) startReplicaProcess(sk *sink, o replica.Options, host string) (
 		Name: fmt.Sprintf("%s-%s-r%d-a%d", w.s.cfg.Node, w.a.JobId, w.a.Rank, w.a.Attempt),
 		Path: bin, Args: []string{"replica", "--config", cfgPath},
 		Env: []string{"PATH=" + sandboxPath, "HOME=" + w.dir, "LANG=C.UTF-8"}, Dir: w.dir,
-		Writable: []string{w.dir}, ReadOnly: nonEmpty(commandRoot(bin)),
+		Writable: []string{w.dir}, ReadOnly: nonEmpty(commandRoot(bin), w.modelDir(o.ModelPath)),
 		Mask:   append([]string{w.s.cfg.DataDir, w.s.cfg.workDir()}, w.s.cfg.Secrets...),
 		Limits: sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: cpuQuota(res)},
 		Stdout: lw, Stderr: lw,

@@ -16,6 +16,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/modelcache"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/sandbox"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -51,6 +52,7 @@ type Service struct {
 	gpus   []gpu.Device
 	src    gpu.Source
 	box    *sandbox.Runner // confines process tasks
+	cache  *modelcache.Cache
 
 	mu      sync.Mutex
 	reg     *regClient
@@ -92,6 +94,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := s.setupSandbox(); err != nil {
 		return nil, err
 	}
+	cache, err := s.openModelCache()
+	if err != nil {
+		return nil, err
+	}
+	s.cache = cache
 	src, isNVML, err := gpu.Discover(cfg.Node, cfg.FakeGPUs, s.log)
 	if err != nil {
 		s.log.Warn("gpu discovery; running without gpus", "err", err)

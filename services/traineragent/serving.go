@@ -7,15 +7,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
-	"github.com/bmaas/bmaas/pkg/chunkstream"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/serving"
@@ -121,35 +117,6 @@ func (w *worker) startReplicaInProcess(_ *sink, o replica.Options, host string) 
 		defer cancel()
 		r.Shutdown(ctx)
 	}}, nil
-}
-
-// downloadModel writes the version's artifact into the task directory.
-func (w *worker) downloadModel(model string, version int64) (*registryv1.ModelVersion, string, error) {
-	ctx, cancel := contextFor(w)
-	defer cancel()
-	st, err := w.s.registry().c.DownloadModelVersion(ctx, &registryv1.DownloadModelVersionRequest{Model: model,
-		Version: strconv.FormatInt(version, 10)}, waitReady)
-	if err != nil {
-		return nil, "", fmt.Errorf("download %s version %d: %w", model, version, err)
-	}
-	path := filepath.Join(w.dir, "model")
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, "", err
-	}
-	defer f.Close()
-	var head *registryv1.ModelVersion
-	err = chunkstream.RecvAll(func() ([]byte, error) {
-		m, err := st.Recv()
-		if hv := m.GetVersion(); hv != nil {
-			head = hv
-		}
-		return m.GetChunk(), err
-	}, f)
-	if err != nil {
-		return nil, "", fmt.Errorf("download %s version %d: %w", model, version, err)
-	}
-	return head, path, f.Close()
 }
 
 // registerEndpoint puts the endpoint under the node's lease, so that it

@@ -39,6 +39,13 @@ func TestConfigValidate(t *testing.T) {
 	require.Equal(t, map[string]string{"zone": "a", "gpu": "h200"}, labels)
 	c := Config{Node: "n", DataDir: "/d"}
 	require.Equal(t, "/d/agent", c.workDir())
+	require.Equal(t, "/d/agent/model-cache", c.modelCacheDir())
+	require.EqualValues(t, 20<<30, ok.ModelCacheBytes)
+	cache := ok
+	cache.ModelCacheBytes = -1
+	require.ErrorContains(t, cache.Validate(), "trainer-agent.model-cache-bytes: must not be negative")
+	cache.ModelCacheBytes = 0 // unbounded
+	require.NoError(t, cache.Validate())
 }
 
 func TestFormatOf(t *testing.T) {

@@ -36,6 +36,8 @@ type worker struct {
 	// does not run again before this time.
 	holdUntil time.Time
 	ended     atomic.Bool
+	// models are the model cache entries the task holds until it ends.
+	models modelHolds
 
 	wmu    sync.Mutex // serialises status writes
 	mu     sync.Mutex
@@ -83,6 +85,7 @@ func (w *worker) setTerm(term int64) {
 // the task and reports its end.
 func (w *worker) run(prev *worker) {
 	defer close(w.done)
+	defer w.models.release()
 	defer w.ended.Store(true)
 	defer w.cancel()
 	if prev != nil {
