@@ -222,6 +222,7 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	}
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(f, h), add: c.m.downloaded.Add}
+	t0 := c.now()
 	err = fetch(cw)
 	if err == nil {
 		err = f.Sync()
@@ -229,6 +230,7 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	c.m.downloadSeconds.Add(max(0, c.now().Sub(t0).Seconds()))
 	if err != nil {
 		return nil, fmt.Errorf("modelcache: fetch sha256:%s: %w", digest, err)
 	}

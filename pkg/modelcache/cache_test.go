@@ -95,6 +95,23 @@ func TestMissThenHit(t *testing.T) {
 	require.Equal(t, float64(len(s.b)), gauge(t, reg, "bmaas_model_cache_download_bytes_total"))
 }
 
+func TestDownloadSecondsCountTheFetch(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, err := Open(Options{Dir: t.TempDir(), Registerer: reg, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	b := []byte("weights")
+	h, err := c.Get(context.Background(), digestOf(b), int64(len(b)), func(w io.Writer) error {
+		now = now.Add(3 * time.Second) // the fetch takes 3 s on the cache's clock
+		_, err := w.Write(b)
+		return err
+	})
+	require.NoError(t, err)
+	h.Release()
+	get(t, c, &source{b: b}).Release()
+	require.Equal(t, 3.0, gauge(t, reg, "bmaas_model_cache_download_seconds_total"), "a hit adds nothing")
+}
+
 func TestConcurrentGetsFetchOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := open(t, t.TempDir(), 0, reg)

@@ -35,5 +35,7 @@
 // downloaded), bmaas_model_cache_bytes (bytes the entries hold),
 // bmaas_model_cache_evictions_total and
 // bmaas_model_cache_download_bytes_total (bytes written by downloads,
-// discarded ones included).
+// discarded ones included) and bmaas_model_cache_download_seconds_total
+// (time spent downloading: fetching, hashing, writing and syncing; with
+// the bytes, the downloads' throughput).
 package modelcache
