@@ -35,6 +35,7 @@ var Layouts = map[string]string{
 	"leader":  "pkg/election",
 
 	"deployments": "services/gateway",
+	"runtimes":    "services/gateway",
 
 	"models":           "services/registry",
 	"versions":         "services/registry",

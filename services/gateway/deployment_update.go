@@ -19,7 +19,7 @@ import (
 var updatableFields = []string{
 	"model", "min_replicas", "max_replicas", "target_concurrency", "max_batch_size",
 	"max_queue_delay_micros", "autoscaling", "resources", "canary_version", "canary_percent",
-	"scale_to_zero_seconds",
+	"scale_to_zero_seconds", "runtime", "parameters",
 }
 
 // ignoredFields are the key and the output only fields: a mask may name
@@ -97,8 +97,8 @@ func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment, mask *fie
 		if err := s.normalize(next); err != nil {
 			return err
 		}
-		if slices.Contains(paths, "model") {
-			if _, err := s.resolve(ctx, next.Model); err != nil {
+		if slices.Contains(paths, "model") || slices.Contains(paths, "runtime") {
+			if _, _, err := s.versionRuntime(ctx, next); err != nil {
 				return err
 			}
 		}

@@ -13,7 +13,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -93,11 +95,42 @@ func (s *Service) normalize(d *gatewayv1.Deployment) error {
 	}
 	if d.Resources != nil {
 		r := d.Resources
-		if r.CpuMillis < 0 || r.CpuLimitMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 {
+		if r.CpuMillis < 0 || r.CpuLimitMillis < 0 || r.MemoryBytes < 0 || r.Gpus < 0 || r.GpuMemoryBytes < 0 {
 			return apierr.Invalid("deployment.resources", "must not be negative")
 		}
 	}
+	if d.Runtime != "" && !nameRE.MatchString(d.Runtime) {
+		return apierr.Invalid("deployment.runtime", "must match %s, got %q", nameRE, d.Runtime)
+	}
+	for k := range d.Parameters {
+		if !paramRE.MatchString(k) {
+			return apierr.Invalid("deployment.parameters", "bad name %q: letters, digits and _, not starting with a digit ({{.Params.%s}} in a server's arguments)", k, k)
+		}
+	}
 	return nil
+}
+
+// paramRE is a parameter's name: one a template can name as {{.Params.x}}.
+var paramRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// versionRuntime resolves a deployment's model reference and picks its
+// runtime for the version found (see chooseRuntime).
+func (s *Service) versionRuntime(ctx context.Context, d *gatewayv1.Deployment) (*registryv1.ModelVersion, *gatewayv1.Runtime, error) {
+	mv, err := s.resolveVersion(ctx, d.Model)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := s.allRuntimes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := chooseRuntime(all, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
+	return mv, rt, err
+}
+
+// versionName describes a version for messages: "version 3 of bc".
+func versionName(mv *registryv1.ModelVersion) string {
+	return fmt.Sprintf("version %d of %s", mv.GetVersion(), mv.GetModel())
 }
 
 // Create stores a new deployment after checking its model reference
@@ -107,13 +140,13 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 	if err := s.normalize(d); err != nil {
 		return nil, err
 	}
-	v, err := s.resolve(ctx, d.Model)
+	mv, rt, err := s.versionRuntime(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	now := timestamppb.New(s.now())
 	d.State, d.CreateTime, d.UpdateTime, d.Etag = "CREATING", now, now, ""
-	d.Status = &gatewayv1.DeploymentStatus{Version: v}
+	d.Status = &gatewayv1.DeploymentStatus{Version: mv.GetVersion(), Runtime: rt.Name}
 	rev, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(d.Name)}}, store.Put(deploymentKey(d.Name), d))
 	if store.IsStale(err) {
 		return nil, apierr.AlreadyExists("deployment", d.Name)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -52,11 +56,15 @@ func (s *Service) reconcileAll(ctx context.Context, a *autoscaler) error {
 	if err != nil {
 		return err
 	}
+	rts, err := s.allRuntimes(ctx)
+	if err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, it := range items {
 		d := it.Msg
 		seen[d.Name] = true
-		if err := s.reconcile(ctx, sch, a, d, it.Rev, jobs[d.Name]); err != nil && ctx.Err() == nil {
+		if err := s.reconcile(ctx, sch, a, d, it.Rev, jobs[d.Name], rts); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile deployment", "deployment", d.Name, "err", err)
 		}
 	}
@@ -93,8 +101,10 @@ func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServ
 
 // reconcile moves one deployment's replicas toward what it wants: the
 // resolved version (surge first, then drain the old), the canary, and
-// the autoscaler's count.
-func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServiceClient, a *autoscaler, d *gatewayv1.Deployment, rev int64, jobs []*schedulerv1.Job) error {
+// the autoscaler's count. rts are the runtimes to choose from: the
+// runtime is picked per version, so an alias moved to a version of
+// another format picks again.
+func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServiceClient, a *autoscaler, d *gatewayv1.Deployment, rev int64, jobs []*schedulerv1.Job, rts []*gatewayv1.Runtime) error {
 	st := proto.Clone(d.GetStatus()).(*gatewayv1.DeploymentStatus)
 	if st == nil {
 		st = &gatewayv1.DeploymentStatus{}
@@ -110,7 +120,12 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 			}
 			st.Version = v
 		}
-		st.ReplicaResources = s.cfg.replicaResources(d.Resources, mv)
+		if rt, err := chooseRuntime(rts, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv)); err != nil {
+			st.Message = err.Error()
+		} else {
+			st.Runtime = rt.Name
+			st.ReplicaResources = s.cfg.replicaResources(withDefaults(d.Resources, rt.GetResources()), mv)
+		}
 	}
 	bs, _ := s.router.backends(d.Name)
 	readyBy := map[int64]int{}
@@ -129,7 +144,13 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 	for v, want := range wantBy {
 		have := byVersion[v]
 		for i := len(have); i < want; i++ {
-			if err := s.submit(ctx, sch, d, v); err != nil {
+			err := s.submit(ctx, sch, d, v, rts)
+			var fe *apierr.FieldError
+			if errors.As(err, &fe) || errors.Is(err, apierr.ErrNotFound) {
+				st.Message = err.Error() // no runtime for this version: shown, not retried
+				break
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -175,23 +196,44 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 	return err
 }
 
-func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceClient, d *gatewayv1.Deployment, v int64) error {
+// submit starts one replica of version v on the runtime chosen among rts
+// for its format.
+func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceClient, d *gatewayv1.Deployment, v int64, rts []*gatewayv1.Runtime) error {
 	model, _, _ := ParseModelRef(d.Model)
 	mv, err := s.resolveVersion(ctx, model+"@"+strconv.FormatInt(v, 10))
 	if err != nil {
 		return fmt.Errorf("replica of %s version %d: %w", model, v, err)
 	}
+	rt, err := chooseRuntime(rts, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
+	if err != nil {
+		return err
+	}
 	spec := &schedulerv1.JobSpec{Name: "serve-" + d.Name, Model: model, MaxRestarts: 3,
-		Runtime: &schedulerv1.JobSpec_Serving{Serving: &schedulerv1.ServingRuntime{Deployment: d.Name, Version: v,
-			MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicros: d.MaxQueueDelayMicros}},
-		Labels:    map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)},
-		Resources: s.cfg.replicaResources(d.Resources, mv)}
+		Runtime:                 &schedulerv1.JobSpec_Serving{Serving: servingRuntime(d, v, rt)},
+		Labels:                  map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)},
+		Resources:               s.cfg.replicaResources(withDefaults(d.Resources, rt.GetResources()), mv),
+		TerminationGraceSeconds: rt.GetTerminationGraceSeconds()}
 	j, err := sch.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		return err
 	}
 	s.log.Info("replica submitted", "deployment", d.Name, "version", v, "job", j.GetJob().GetId())
 	return nil
+}
+
+// servingRuntime is what a replica of version v runs: the runtime's
+// name, its server (none for a built-in one) and the deployment's
+// parameters.
+func servingRuntime(d *gatewayv1.Deployment, v int64, rt *gatewayv1.Runtime) *schedulerv1.ServingRuntime {
+	sr := &schedulerv1.ServingRuntime{Deployment: d.Name, Version: v, MaxBatchSize: d.MaxBatchSize,
+		MaxQueueDelayMicros: d.MaxQueueDelayMicros, Runtime: rt.GetName()}
+	if !rt.GetBuiltin() && rt.GetServer() != nil {
+		sr.Server = proto.Clone(rt.GetServer()).(*schedulerv1.ProcessServer)
+	}
+	if len(d.Parameters) > 0 {
+		sr.Parameters = maps.Clone(d.Parameters)
+	}
+	return sr
 }
 
 func (s *Service) cancel(ctx context.Context, sch schedulerv1.SchedulerServiceClient, jobs []*schedulerv1.Job, why string) {
@@ -207,7 +249,8 @@ func (s *Service) cancel(ctx context.Context, sch schedulerv1.SchedulerServiceCl
 func replicas(jobs []*schedulerv1.Job, bs []*backend) []*gatewayv1.Replica {
 	out := make([]*gatewayv1.Replica, 0, len(jobs))
 	for _, j := range jobs {
-		r := &gatewayv1.Replica{Id: j.Id, Version: j.GetSpec().GetServing().GetVersion(), JobState: j.State.String()}
+		r := &gatewayv1.Replica{Id: j.Id, Version: j.GetSpec().GetServing().GetVersion(), JobState: j.State.String(),
+			Restarts: j.TaskRestarts}
 		if len(j.Nodes) > 0 {
 			r.Node = j.Nodes[0]
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
@@ -53,4 +54,25 @@ func (c *Config) replicaResources(spec *schedulerv1.Resources, mv *registryv1.Mo
 		r.MemoryBytes = max(c.ReplicaMemoryBytes, (need+1<<20-1)/(1<<20)*(1<<20))
 	}
 	return r
+}
+
+// withDefaults is spec with each field it leaves unset taken from def (a
+// runtime's resources): a deployment's resources win field by field over
+// its runtime's, and replicaResources fills what both leave unset.
+func withDefaults(spec, def *schedulerv1.Resources) *schedulerv1.Resources {
+	if def == nil {
+		return spec
+	}
+	out := &schedulerv1.Resources{}
+	if spec != nil {
+		out = proto.Clone(spec).(*schedulerv1.Resources)
+	}
+	m := out.ProtoReflect()
+	def.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !m.Has(fd) {
+			m.Set(fd, v)
+		}
+		return true
+	})
+	return out
 }

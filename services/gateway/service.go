@@ -93,10 +93,11 @@ func ServiceName() string { return gatewayv1.DeploymentService_ServiceDesc.Servi
 // InferenceServiceName is the KServe v2 service's full name.
 func InferenceServiceName() string { return inference.GRPCInferenceService_ServiceDesc.ServiceName }
 
-// Register mounts the deployment API and the KServe v2 data plane; g
+// Register mounts the deployment and runtime APIs and the KServe v2 data plane; g
 // must run grpcsrv.Codec, as a grpcsrv server does.
 func (s *Service) Register(g *grpc.Server) {
 	gatewayv1.RegisterDeploymentServiceServer(g, &handler{s: s})
+	gatewayv1.RegisterRuntimeServiceServer(g, &runtimeHandler{s: s})
 	// ModelInfer is a pass-through (passthrough.go); the rest decodes.
 	g.RegisterService(inferenceDesc(), &dataPlane{s: s})
 }
