@@ -105,6 +105,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		{TargetScheduler, func() error { return schedulerv1.RegisterSchedulerServiceHandler(ctx, gw, conn) }},
 		{TargetEvaluator, func() error { return evaluatorv1.RegisterEvaluatorServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
+		{TargetGateway, func() error { return gatewayv1.RegisterRuntimeServiceHandler(ctx, gw, conn) }},
 	} {
 		if err := r.fn(); err != nil {
 			return nil, fmt.Errorf("rest %s: %w", r.target, err)

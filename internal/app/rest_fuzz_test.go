@@ -82,6 +82,7 @@ func restEdge(f *testing.F) http.Handler {
 	schedulerv1.RegisterSchedulerServiceServer(s, schedulerv1.UnimplementedSchedulerServiceServer{})
 	evaluatorv1.RegisterEvaluatorServiceServer(s, evaluatorv1.UnimplementedEvaluatorServiceServer{})
 	gatewayv1.RegisterDeploymentServiceServer(s, gatewayv1.UnimplementedDeploymentServiceServer{})
+	gatewayv1.RegisterRuntimeServiceServer(s, gatewayv1.UnimplementedRuntimeServiceServer{})
 	inference.RegisterGRPCInferenceServiceServer(s, inference.UnimplementedGRPCInferenceServiceServer{})
 	go func() { _ = srv.Serve() }()
 	f.Cleanup(func() { srv.Shutdown(context.Background()) })
