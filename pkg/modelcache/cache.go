@@ -52,12 +52,15 @@ type Cache struct {
 	inflight map[string]*download
 }
 
-// entry is one verified artifact.
+// entry is one artifact.
 type entry struct {
 	digest string
 	size   int64 // artifact and unpacked tree
 	refs   int   // handles held
-	elem   *list.Element
+	// verified: this process hashed the artifact (it downloaded it, or
+	// checked what a previous process left).
+	verified bool
+	elem     *list.Element
 	// unpackMu serialises the unpacking of the entry's archive.
 	unpackMu sync.Mutex
 }
@@ -129,13 +132,13 @@ func (c *Cache) scan() error {
 			_ = os.RemoveAll(p)
 			continue
 		}
+		// Unpacked trees were written without a sync: made again on demand.
 		removeUnpacking(p)
 		info, err := os.Stat(p)
 		if err != nil {
 			continue
 		}
-		fs = append(fs, found{e: &entry{digest: de.Name(), size: st.Size() + treeSize(filepath.Join(p, unpackedName))},
-			used: info.ModTime()})
+		fs = append(fs, found{e: &entry{digest: de.Name(), size: st.Size()}, used: info.ModTime()})
 	}
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].used.After(fs[j].used) })
 	for _, f := range fs {
@@ -160,7 +163,8 @@ func (c *Cache) Get(ctx context.Context, digest string, size int64, fetch func(w
 	}
 	for {
 		c.mu.Lock()
-		if e := c.entries[digest]; e != nil {
+		e := c.entries[digest]
+		if e != nil && e.verified {
 			c.holdLocked(e)
 			c.mu.Unlock()
 			c.m.hits.Inc()
@@ -183,6 +187,29 @@ func (c *Cache) Get(ctx context.Context, digest string, size int64, fetch func(w
 		}
 		d := &download{done: make(chan struct{})}
 		c.inflight[digest] = d
+		if e != nil {
+			// Left by a previous process: hashed once before use.
+			c.holdLocked(e)
+			c.mu.Unlock()
+			ok := c.verify(e)
+			c.mu.Lock()
+			delete(c.inflight, digest)
+			if ok {
+				e.verified = true
+			} else if e.refs--; !c.dropLocked(e) {
+				d.err = fmt.Errorf("modelcache: sha256:%s on disk does not match its digest and cannot be removed", digest)
+			}
+			close(d.done)
+			c.mu.Unlock()
+			switch {
+			case ok:
+				c.m.hits.Inc()
+				return c.handle(e), nil
+			case d.err != nil:
+				return nil, d.err
+			}
+			continue // download it again
+		}
 		if c.max > 0 && size > 0 {
 			c.evictLocked(c.max - size)
 		}
@@ -208,6 +235,21 @@ func (c *Cache) Get(ctx context.Context, digest string, size int64, fetch func(w
 	}
 }
 
+// verify hashes an entry a previous process left: its data may not have
+// reached the disk before a crash (downloads are not synced).
+func (c *Cache) verify(e *entry) bool {
+	f, err := os.Open(filepath.Join(c.entryDir(e.digest), artifactName))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == e.digest
+}
+
 // download fetches an artifact into tmp/, verifies it and moves it into
 // sha256/.
 func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) error) (*entry, error) {
@@ -220,13 +262,13 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if err != nil {
 		return nil, fmt.Errorf("modelcache: %w", err)
 	}
-	h := sha256.New()
+	h := newAsyncHash()
 	cw := &countingWriter{w: io.MultiWriter(f, h), add: c.m.downloaded.Add}
 	t0 := c.now()
+	// No sync: an entry is hashed again before its first use after a
+	// restart, which costs less than a sync on every download.
 	err = fetch(cw)
-	if err == nil {
-		err = f.Sync()
-	}
+	got := h.sum()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -237,7 +279,7 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if size >= 0 && cw.n != size {
 		return nil, fmt.Errorf("modelcache: sha256:%s: the download wrote %d bytes, want %d; the entry is discarded", digest, cw.n, size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+	if got != digest {
 		return nil, fmt.Errorf("modelcache: the download of sha256:%s wrote bytes whose sha256 is %s; the entry is discarded", digest, got)
 	}
 	if err := os.Chmod(filepath.Join(tmp, artifactName), 0o444); err != nil {
@@ -251,7 +293,7 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if err := os.Rename(tmp, dst); err != nil {
 		return nil, fmt.Errorf("modelcache: %w", err)
 	}
-	return &entry{digest: digest, size: cw.n}, nil
+	return &entry{digest: digest, size: cw.n, verified: true}, nil
 }
 
 // holdLocked takes a reference on e and marks it used.
@@ -279,14 +321,21 @@ func (c *Cache) evictLocked(limit int64) {
 		if e.refs > 0 {
 			continue
 		}
-		if err := removeTree(c.entryDir(e.digest)); err != nil {
-			continue
+		if c.dropLocked(e) {
+			c.m.evictions.Inc()
 		}
-		c.lru.Remove(e.elem)
-		delete(c.entries, e.digest)
-		c.bytes -= e.size
-		c.m.evictions.Inc()
 	}
+}
+
+// dropLocked removes e, which no handle holds, from disk and the index.
+func (c *Cache) dropLocked(e *entry) bool {
+	if err := removeTree(c.entryDir(e.digest)); err != nil {
+		return false
+	}
+	c.lru.Remove(e.elem)
+	delete(c.entries, e.digest)
+	c.bytes -= e.size
+	return true
 }
 
 // Bytes is what the entries hold.

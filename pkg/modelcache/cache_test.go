@@ -323,6 +323,58 @@ func TestRestartRescans(t *testing.T) {
 	require.Equal(t, 1.0, gauge(t, reg, "bmaas_model_cache_hits_total"))
 }
 
+func TestEntryCorruptedBeforeRestartIsDownloadedAgain(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 0, nil)
+	a := &source{b: artifact(1, 100)}
+	h := get(t, c, a)
+	unpacked, err := h.Unpacked(func(_, dst string) error { return os.WriteFile(filepath.Join(dst, "f"), []byte("x"), 0o644) })
+	require.NoError(t, err)
+	h.Release()
+	// What a crash before the data reached the disk leaves: the entry,
+	// its bytes wrong.
+	p := filepath.Join(dir, entriesDir, digestOf(a.b), artifactName)
+	require.NoError(t, os.Chmod(p, 0o644))
+	require.NoError(t, os.WriteFile(p, artifact(0, 100), 0o644))
+
+	reg := prometheus.NewRegistry()
+	c2 := open(t, dir, 0, reg)
+	require.NoDirExists(t, unpacked, "an unpacked tree is made again on demand")
+	require.Equal(t, 100.0, gauge(t, reg, "bmaas_model_cache_bytes"))
+	h2 := get(t, c2, a)
+	got, err := os.ReadFile(h2.Path())
+	require.NoError(t, err)
+	require.Equal(t, a.b, got)
+	require.EqualValues(t, 2, a.n.Load(), "the corrupt entry was downloaded again")
+	require.Equal(t, 1.0, gauge(t, reg, "bmaas_model_cache_misses_total"))
+	h2.Release()
+	get(t, c2, a).Release() // verified now: a plain hit
+	require.EqualValues(t, 2, a.n.Load())
+	require.Equal(t, 1.0, gauge(t, reg, "bmaas_model_cache_hits_total"))
+}
+
+func TestEntryLeftByPreviousProcessIsVerifiedNotDownloaded(t *testing.T) {
+	dir := t.TempDir()
+	a := &source{b: artifact(1, 1<<16)}
+	get(t, open(t, dir, 0, nil), a).Release()
+	c := open(t, dir, 0, nil)
+	d := digestOf(a.b)
+	var wg sync.WaitGroup
+	hs := make([]*Handle, 5)
+	for i := range 5 {
+		wg.Go(func() { hs[i] = get(t, c, a) })
+	}
+	wg.Wait()
+	for _, h := range hs {
+		require.Equal(t, d, h.Digest())
+		h.Release()
+	}
+	require.EqualValues(t, 1, a.n.Load(), "verified, not downloaded")
+	c.mu.Lock()
+	require.True(t, c.entries[d].verified)
+	c.mu.Unlock()
+}
+
 func TestUnpackedOncePerEntry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := open(t, t.TempDir(), 0, reg)
@@ -366,4 +418,16 @@ func TestBadInput(t *testing.T) {
 	open(t, t.TempDir(), 0, reg)
 	_, err = Open(Options{Dir: t.TempDir(), Registerer: reg})
 	require.ErrorContains(t, err, "register metrics")
+}
+
+func TestAsyncHashMatchesSHA256(t *testing.T) {
+	a := newAsyncHash()
+	var want bytes.Buffer
+	for i := range 20 {
+		p := artifact(byte(i), 1000+i)
+		want.Write(p)
+		_, _ = a.Write(p)
+		p[0] = 0xff // the caller may reuse its buffer at once
+	}
+	require.Equal(t, digestOf(want.Bytes()), a.sum())
 }

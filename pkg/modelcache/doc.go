@@ -16,9 +16,12 @@
 // they are written, and an entry whose digest (or size) is not the one
 // asked for is discarded: it never enters the cache, and the error says
 // what was written and what was asked for. Only a verified download is
-// renamed into sha256/, so a crash leaves nothing there but whole
-// entries; Open trusts what sha256/ holds (it does not re-hash it) and
-// removes tmp/.
+// renamed into sha256/. Downloads are not synced to disk (a sync costs
+// the download a large share of its time): instead Open removes tmp/
+// and unpacked trees, indexes what sha256/ holds, and the first Get of
+// each such entry hashes it again before handing it out (once, however
+// many Gets ask at the same time); an entry that no longer matches its
+// digest is removed and downloaded again.
 //
 // The cache is bounded in bytes (an entry counts its artifact and its
 // unpacked tree). When an entry is added or a handle released above the

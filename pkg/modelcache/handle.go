@@ -96,12 +96,12 @@ func treeSize(dir string) int64 {
 	return n
 }
 
-// removeUnpacking removes the unpacking a previous process left in an
-// entry's directory.
+// removeUnpacking removes what a previous process unpacked in an
+// entry's directory, finished or not.
 func removeUnpacking(entryDir string) {
 	des, _ := os.ReadDir(entryDir)
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), unpackingPfx) {
+		if strings.HasPrefix(de.Name(), unpackingPfx) || de.Name() == unpackedName {
 			_ = removeTree(filepath.Join(entryDir, de.Name()))
 		}
 	}
