@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,8 @@ func (c *client) deployments() gatewayv1.DeploymentServiceClient {
 // deployFlags are the flags of `bmaas deploy create`.
 type deployFlags struct {
 	model, name, canary, cpu, memory string
+	runtime, gpuMemory               string
+	params                           []string
 	min, max, concurrency, batch     int32
 	canaryPercent, gpus              int32
 	queueDelay, scaleToZero          time.Duration
@@ -77,19 +81,12 @@ func (f *deployFlags) deployment(changed func(string) bool) (*gatewayv1.Deployme
 	} else if f.canaryPercent != 0 {
 		return nil, usageErrorf("--canary-percent needs --canary NAME@VERSION")
 	}
-	if changed("cpu") || changed("memory") || f.gpus > 0 {
-		r := &schedulerv1.Resources{Gpus: f.gpus}
-		if changed("cpu") {
-			if r.CpuMillis, err = parseCPU(f.cpu); err != nil {
-				return nil, err
-			}
-		}
-		if changed("memory") {
-			if r.MemoryBytes, err = parseMemory(f.memory); err != nil {
-				return nil, err
-			}
-		}
-		d.Resources = r
+	if d.Resources, err = resourceFlags(changed, f.cpu, f.memory, f.gpuMemory, f.gpus); err != nil {
+		return nil, err
+	}
+	d.Runtime = f.runtime
+	if d.Parameters, err = parseKV("param", f.params); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -134,6 +131,9 @@ func deployCreateCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.cpu, "cpu", "", "CPU each replica reserves: cores (2, 0.5) or millicores (500m); default: the gateway's, 250m")
 	fl.StringVar(&f.memory, "memory", "", "memory limit of each replica (512Mi, 1Gi); default: the gateway's, 256Mi or more for a large model")
 	fl.Int32Var(&f.gpus, "gpus", 0, "GPUs per replica")
+	fl.StringVar(&f.gpuMemory, "gpu-memory", "", "GPU memory per replica, a share of one GPU (10Gi)")
+	fl.StringVar(&f.runtime, "runtime", "", "the serving runtime (see bmaas runtime list); default: the highest priority one for the version's format")
+	fl.StringArrayVar(&f.params, "param", nil, "k=v handed to a process runtime's server: {{.Params.k}} and BMAAS_PARAMS (repeatable)")
 	fl.BoolVar(&f.noAutoscaling, "no-autoscaling", false, "keep --min replicas whatever the load")
 	return cmd
 }
@@ -187,6 +187,10 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		t.row("MODEL", d.GetModel())
 		t.row("VERSION", fmt.Sprintf("%s (previous %s)", latestString(st.GetVersion()), latestString(st.GetPreviousVersion())))
 		t.row("STATE", orDash(d.GetState()))
+		t.row("RUNTIME", runtimeString(d))
+		if len(d.GetParameters()) > 0 {
+			t.row("PARAMETERS", paramsString(d.GetParameters()))
+		}
 		t.row("REPLICAS", fmt.Sprintf("%d ready, %d desired, min %d, max %d",
 			st.GetReadyReplicas(), st.GetDesiredReplicas(), d.GetMinReplicas(), d.GetMaxReplicas()))
 		scale := "off"
@@ -214,10 +218,11 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		}
 		if len(st.GetReplicas()) > 0 {
 			t.row("")
-			t.row("REPLICA", "VERSION", "NODE", "ENDPOINT", "READY", "JOB STATE", "REASON")
+			t.row("REPLICA", "VERSION", "NODE", "ENDPOINT", "READY", "JOB STATE", "RESTARTS", "REASON")
 			for _, r := range st.GetReplicas() {
 				t.row(r.GetId(), fmt.Sprint(r.GetVersion()), orDash(r.GetNode()), orDash(r.GetEndpoint()),
-					strconv.FormatBool(r.GetReady()), orDash(strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")), orDash(r.GetReason()))
+					strconv.FormatBool(r.GetReady()), orDash(strings.TrimPrefix(r.GetJobState(), "JOB_STATE_")),
+					fmt.Sprint(r.GetRestarts()), orDash(r.GetReason()))
 			}
 		}
 	})
@@ -254,5 +259,30 @@ func resourcesString(r *schedulerv1.Resources) string {
 	if r.GetGpus() > 0 {
 		out += fmt.Sprintf(", gpus %d", r.GetGpus())
 	}
+	if r.GetGpuMemoryBytes() > 0 {
+		out += fmt.Sprintf(", gpu memory %s", humanSize(r.GetGpuMemoryBytes()))
+	}
 	return out
+}
+
+// runtimeString is the runtime a deployment runs, and whether it was
+// named or picked for the version's format.
+func runtimeString(d *gatewayv1.Deployment) string {
+	got := d.GetStatus().GetRuntime()
+	switch {
+	case d.GetRuntime() != "":
+		return d.GetRuntime()
+	case got != "":
+		return got + " (picked for the version's format)"
+	}
+	return "-"
+}
+
+// paramsString lists parameters as k=v, sorted.
+func paramsString(p map[string]string) string {
+	out := make([]string, 0, len(p))
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		out = append(out, k+"="+p[k])
+	}
+	return strings.Join(out, " ")
 }
