@@ -32,8 +32,23 @@ type jsonRequest struct {
 // protocol's JSON: id, parameters, inputs with name, shape, datatype and
 // data flat or nested, outputs) into req. Errors name the field.
 func DecodeInferRequest(body []byte, req *inference.ModelInferRequest) error {
+	return DecodeInferRequestBinary(body, len(body), req)
+}
+
+// DecodeInferRequestBinary parses a request body whose first headerLen
+// bytes are the JSON and the rest the binary data of the inputs that say
+// their parameters.binary_data_size (the binary data extension). When an
+// input is binary, every input's data goes to req.RawInputContents (as
+// gRPC requires), and binary_data_size leaves the inputs' parameters.
+// Binary inputs alias body. Sizes that do not add up are errors naming
+// the input's binary_data_size.
+func DecodeInferRequestBinary(body []byte, headerLen int, req *inference.ModelInferRequest) error {
+	if headerLen < 0 || headerLen > len(body) {
+		return apierr.Invalid(HeaderContentLength, "%d is not within the body's %d bytes", headerLen, len(body))
+	}
+	bin := body[headerLen:]
 	var jr jsonRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(bytes.NewReader(body[:headerLen]))
 	if err := dec.Decode(&jr); err != nil {
 		return apierr.Invalid("body", "not a v2 inference request: %v", err)
 	}
@@ -48,8 +63,11 @@ func DecodeInferRequest(body []byte, req *inference.ModelInferRequest) error {
 	if len(jr.Inputs) == 0 {
 		return apierr.Invalid("inputs", "at least one input is required")
 	}
+	var raws [][]byte
+	off := 0
 	for i, in := range jr.Inputs {
 		field := fmt.Sprintf("inputs[%d]", i)
+		size, binary := in.Parameters[ParamBinaryDataSize]
 		switch {
 		case in.Name == "":
 			return apierr.Invalid(field+".name", "required")
@@ -57,19 +75,58 @@ func DecodeInferRequest(body []byte, req *inference.ModelInferRequest) error {
 			return apierr.Invalid(field+".datatype", "required")
 		case in.Shape == nil:
 			return apierr.Invalid(field+".shape", "required")
-		case len(in.Data) == 0:
+		case len(in.Data) == 0 && !binary:
 			return apierr.Invalid(field+".data", "required")
+		case len(in.Data) > 0 && binary && string(in.Data) != "null":
+			return apierr.Invalid(field+".data", "set with parameters.%s: the data is in the binary part", ParamBinaryDataSize)
 		}
-		p, err := parameters(field+".parameters", in.Parameters)
-		if err != nil {
+		t := &inference.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape}
+		if binary {
+			sizeField := field + ".parameters." + ParamBinaryDataSize
+			n, ok := size.(float64)
+			if !ok || n != math.Trunc(n) || n < 0 {
+				return apierr.Invalid(sizeField, "must be a non-negative integer, got %v", size)
+			}
+			if int(n) > len(bin)-off {
+				return apierr.Invalid(sizeField, "%d bytes, but %d bytes of binary data are left after the JSON header", int(n), len(bin)-off)
+			}
+			raw := bin[off : off+int(n) : off+int(n)]
+			off += int(n)
+			if err := CheckRaw(in.Datatype, in.Shape, raw); err != nil {
+				return apierr.Invalid(sizeField, "input %q: %v", in.Name, err)
+			}
+			if raws == nil {
+				raws = make([][]byte, i, len(jr.Inputs))
+			}
+			raws = append(raws, raw)
+			delete(in.Parameters, ParamBinaryDataSize)
+		} else {
+			c, err := decodeData(field+".data", in.Datatype, in.Data)
+			if err != nil {
+				return err
+			}
+			t.Contents = c
+			if raws != nil {
+				raws = append(raws, nil)
+			}
+		}
+		if t.Parameters, err = parameters(field+".parameters", in.Parameters); err != nil {
 			return err
 		}
-		c, err := decodeData(field+".data", in.Datatype, in.Data)
-		if err != nil {
-			return err
+		req.Inputs = append(req.Inputs, t)
+	}
+	if off != len(bin) {
+		return apierr.Invalid("body", "%d bytes of binary data follow the JSON header, the inputs' %s add up to %d", len(bin), ParamBinaryDataSize, off)
+	}
+	if raws != nil {
+		// gRPC's raw_input_contents holds every input or none.
+		for i, t := range req.Inputs {
+			if t.Contents != nil {
+				raws[i] = AppendRaw(nil, t.Datatype, t.Contents)
+				t.Contents = nil
+			}
 		}
-		req.Inputs = append(req.Inputs, &inference.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype,
-			Shape: in.Shape, Parameters: p, Contents: c})
+		req.RawInputContents = raws
 	}
 	for i, o := range jr.Outputs {
 		field := fmt.Sprintf("outputs[%d]", i)
@@ -137,7 +194,29 @@ func decodeData(field, datatype string, raw json.RawMessage) (*inference.InferTe
 			return nil, apierr.Invalid(field, "%s data: %v", datatype, err)
 		}
 		return c, nil
-	case "BOOL", BYTES, "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
+	case "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
+		n := 0
+		err := scanNumbers(raw, func(tok []byte) error {
+			if v, err := strconv.ParseInt(string(tok), 10, 64); err == nil && datatype != "UINT64" {
+				n++
+				return appendInt(c, datatype, float64(v), v, 0)
+			}
+			if v, err := strconv.ParseUint(string(tok), 10, 64); err == nil {
+				n++
+				return appendInt(c, datatype, float64(v), int64(v), v)
+			}
+			v, err := strconv.ParseFloat(string(tok), 64)
+			if err != nil {
+				return fmt.Errorf("element %d: %q is not a number", n, tok)
+			}
+			n++
+			return appendInt(c, datatype, v, int64(v), uint64(v))
+		})
+		if err != nil {
+			return nil, apierr.Invalid(field, "%s data: %v", datatype, err)
+		}
+		return c, nil
+	case "BOOL", BYTES:
 	default:
 		return nil, apierr.Invalid(field, "datatype %q is not supported in JSON", datatype)
 	}
@@ -167,7 +246,7 @@ func decodeData(field, datatype string, raw json.RawMessage) (*inference.InferTe
 			}
 			c.BytesContents = append(c.BytesContents, []byte(e))
 		case float64:
-			bad = appendInt(c, datatype, e)
+			bad = fmt.Errorf("%s data holds a number", datatype)
 		default:
 			bad = fmt.Errorf("%s data holds %v", datatype, x)
 		}
@@ -179,19 +258,29 @@ func decodeData(field, datatype string, raw json.RawMessage) (*inference.InferTe
 	return c, nil
 }
 
-func appendInt(c *inference.InferTensorContents, datatype string, v float64) error {
+// appendInt appends an integer element (v as a float, i and u exact
+// where they are) to the contents of its datatype.
+func appendInt(c *inference.InferTensorContents, datatype string, v float64, i int64, u uint64) error {
 	if v != math.Trunc(v) {
 		return fmt.Errorf("%s data holds %v", datatype, v)
 	}
+	if u == 0 && i > 0 {
+		u = uint64(i)
+	}
 	switch datatype {
 	case "INT8", "INT16", "INT32":
-		c.IntContents = append(c.IntContents, int32(v))
+		c.IntContents = append(c.IntContents, int32(i))
 	case "INT64":
-		c.Int64Contents = append(c.Int64Contents, int64(v))
-	case "UINT8", "UINT16", "UINT32":
-		c.UintContents = append(c.UintContents, uint32(v))
-	case "UINT64":
-		c.Uint64Contents = append(c.Uint64Contents, uint64(v))
+		c.Int64Contents = append(c.Int64Contents, i)
+	case "UINT8", "UINT16", "UINT32", "UINT64":
+		if v < 0 {
+			return fmt.Errorf("%s data holds %v", datatype, v)
+		}
+		if datatype == "UINT64" {
+			c.Uint64Contents = append(c.Uint64Contents, u)
+		} else {
+			c.UintContents = append(c.UintContents, uint32(u))
+		}
 	default:
 		return fmt.Errorf("%s data holds a number", datatype)
 	}

@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -13,6 +12,19 @@ import (
 // model_version, id, parameters and outputs with name, datatype, shape
 // and flat data (raw output contents are decoded by datatype).
 func AppendInferResponse(b []byte, resp *inference.ModelInferResponse) []byte {
+	b, _ = AppendInferResponseBinary(b, resp, nil)
+	return b
+}
+
+// AppendInferResponseBinary appends resp to b as AppendInferResponse
+// does, except that the outputs binary reports true for (see
+// BinaryOutputs) go in the binary data extension's form: the output's
+// "parameters" say its "binary_data_size" and its raw bytes follow the
+// JSON, in the order of the outputs. headerLen is the length of the JSON
+// (the Inference-Header-Content-Length to send when it is less than the
+// bytes appended).
+func AppendInferResponseBinary(b []byte, resp *inference.ModelInferResponse, binary func(name string) bool) (out []byte, headerLen int) {
+	start := len(b)
 	b = append(b, `{"model_name":`...)
 	b = appendString(b, resp.ModelName)
 	b = append(b, `,"model_version":`...)
@@ -22,10 +34,12 @@ func AppendInferResponse(b []byte, resp *inference.ModelInferResponse) []byte {
 		b = appendString(b, resp.Id)
 	}
 	if len(resp.Parameters) > 0 {
-		b = append(b, `,"parameters":`...)
+		b = append(b, `,"parameters":{`...)
 		b = appendParams(b, resp.Parameters)
+		b = append(b, '}')
 	}
 	b = append(b, `,"outputs":[`...)
+	anyBinary := false
 	for i, o := range resp.Outputs {
 		if i > 0 {
 			b = append(b, ',')
@@ -41,15 +55,44 @@ func AppendInferResponse(b []byte, resp *inference.ModelInferResponse) []byte {
 			}
 			b = strconv.AppendInt(b, d, 10)
 		}
-		b = append(b, `],"data":`...)
+		b = append(b, ']')
+		if binary != nil && binary(o.Name) {
+			anyBinary = true
+			n := RawSize(o.Datatype, o.Contents)
+			if i < len(resp.RawOutputContents) {
+				n = len(resp.RawOutputContents[i])
+			}
+			b = append(b, `,"parameters":{"binary_data_size":`...)
+			b = strconv.AppendInt(b, int64(n), 10)
+			b = append(b, "}}"...)
+			continue
+		}
+		b = append(b, `,"data":`...)
 		c := o.Contents
 		if i < len(resp.RawOutputContents) {
-			c = rawToContents(o.Datatype, resp.RawOutputContents[i])
+			// Undecodable raw contents (FP16, a short buffer) answer
+			// no data rather than wrong numbers.
+			c, _ = RawContents(o.Datatype, resp.RawOutputContents[i])
 		}
 		b = appendData(b, c)
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	b = append(b, "]}"...)
+	headerLen = len(b) - start
+	if !anyBinary {
+		return b, headerLen
+	}
+	for i, o := range resp.Outputs {
+		if !binary(o.Name) {
+			continue
+		}
+		if i < len(resp.RawOutputContents) {
+			b = append(b, resp.RawOutputContents[i]...)
+		} else {
+			b = AppendRaw(b, o.Datatype, o.Contents)
+		}
+	}
+	return b, headerLen
 }
 
 func appendData(b []byte, c *inference.InferTensorContents) []byte {
@@ -116,43 +159,27 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// appendParams appends the members of a JSON object of parameters,
+// without its braces, so that a caller may add its own.
 func appendParams(b []byte, ps map[string]*inference.InferParameter) []byte {
-	m := make(map[string]any, len(ps))
+	first := true
 	for k, p := range ps {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, k)
+		b = append(b, ':')
 		switch x := p.ParameterChoice.(type) {
 		case *inference.InferParameter_BoolParam:
-			m[k] = x.BoolParam
+			b = strconv.AppendBool(b, x.BoolParam)
 		case *inference.InferParameter_Int64Param:
-			m[k] = x.Int64Param
+			b = strconv.AppendInt(b, x.Int64Param, 10)
 		case *inference.InferParameter_StringParam:
-			m[k] = x.StringParam
+			b = appendString(b, x.StringParam)
+		default:
+			b = append(b, "null"...)
 		}
 	}
-	q, _ := json.Marshal(m)
-	return append(b, q...)
-}
-
-// rawToContents decodes raw little-endian contents of a datatype.
-func rawToContents(datatype string, raw []byte) *inference.InferTensorContents {
-	c := &inference.InferTensorContents{}
-	switch datatype {
-	case FP64:
-		for i := 0; i+8 <= len(raw); i += 8 {
-			c.Fp64Contents = append(c.Fp64Contents, math.Float64frombits(binary.LittleEndian.Uint64(raw[i:])))
-		}
-	case FP32:
-		for i := 0; i+4 <= len(raw); i += 4 {
-			c.Fp32Contents = append(c.Fp32Contents, math.Float32frombits(binary.LittleEndian.Uint32(raw[i:])))
-		}
-	case BYTES:
-		for i := 0; i+4 <= len(raw); {
-			n := int(binary.LittleEndian.Uint32(raw[i:]))
-			if i+4+n > len(raw) {
-				break
-			}
-			c.BytesContents = append(c.BytesContents, raw[i+4:i+4+n])
-			i += 4 + n
-		}
-	}
-	return c
+	return b
 }
