@@ -59,11 +59,16 @@ func (s *Service) ModelReady(ctx context.Context, name, version string) (bool, e
 	return pick(bs, want, 0, nil) != nil, nil
 }
 
-// ModelMetadata asks a ready replica (holding the request while the
-// deployment scales from zero).
+// ModelMetadata asks a ready replica, over gRPC or, for a replica that
+// speaks v2 REST only, HTTP (holding the request while the deployment
+// scales from zero).
 func (s *Service) ModelMetadata(ctx context.Context, name, version string) (*inference.ModelMetadataResponse, error) {
 	var resp *inference.ModelMetadataResponse
 	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) (err error) {
+		if b.http != nil {
+			resp, err = s.bridgeMetadata(ctx, b, name, version)
+			return err
+		}
 		resp, err = b.cli.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: name, Version: version})
 		s.met.count(false, err)
 		return err

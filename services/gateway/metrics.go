@@ -7,15 +7,16 @@ import (
 )
 
 // metrics count the calls the gateway forwards to replicas, by transport
-// (the replica's inference lane or gRPC) and outcome.
+// (the replica's inference lane, gRPC, or HTTP to a replica that speaks
+// KServe v2 REST only) and outcome.
 type metrics struct {
-	laneOK, laneErr, grpcOK, grpcErr prometheus.Counter
+	laneOK, laneErr, grpcOK, grpcErr, httpOK, httpErr prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bmaas_gateway_replica_calls_total",
-		Help: "Inference calls the gateway forwarded to replicas, by transport (lane or grpc) and outcome (ok or error).",
+		Help: "Inference calls the gateway forwarded to replicas, by transport (lane, grpc or http) and outcome (ok or error).",
 	}, []string{"transport", "outcome"})
 	if reg != nil {
 		if err := reg.Register(vec); err != nil {
@@ -26,7 +27,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return &metrics{laneOK: vec.WithLabelValues("lane", "ok"), laneErr: vec.WithLabelValues("lane", "error"),
-		grpcOK: vec.WithLabelValues("grpc", "ok"), grpcErr: vec.WithLabelValues("grpc", "error")}
+		grpcOK: vec.WithLabelValues("grpc", "ok"), grpcErr: vec.WithLabelValues("grpc", "error"),
+		httpOK: vec.WithLabelValues("http", "ok"), httpErr: vec.WithLabelValues("http", "error")}
 }
 
 // count records one forwarded call.
@@ -40,5 +42,14 @@ func (m *metrics) count(lane bool, err error) {
 		m.grpcOK.Inc()
 	default:
 		m.grpcErr.Inc()
+	}
+}
+
+// countHTTP records one call forwarded over HTTP (a bridged call).
+func (m *metrics) countHTTP(err error) {
+	if err == nil {
+		m.httpOK.Inc()
+	} else {
+		m.httpErr.Inc()
 	}
 }

@@ -72,8 +72,9 @@ func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv
 
 // infer is the routing core of ModelInfer, gRPC's and REST's: forward
 // picks the replica (canary, retries, load stats) and the request frame
-// goes to it over its lane, or over gRPC without the lane; the answer is
-// the replica's response frame. req stays the caller's to free.
+// goes to it over its lane, over gRPC without the lane, or translated to
+// v2 REST for a replica that speaks only that; the answer is the
+// replica's response frame. req stays the caller's to free.
 func (s *Service) infer(ctx context.Context, name, version string, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
 	var resp *grpcsrv.RawFrame
 	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) error {
@@ -87,9 +88,13 @@ func (s *Service) infer(ctx context.Context, name, version string, req *grpcsrv.
 	return resp, nil
 }
 
-// callReplica sends one request frame to one replica and counts the call
-// by transport and outcome.
+// callReplica sends one request frame to one replica, over its lane,
+// gRPC, or HTTP for a replica that speaks v2 REST only (bridgeInfer),
+// and counts the call by transport and outcome.
 func (s *Service) callReplica(ctx context.Context, b *backend, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
+	if b.http != nil {
+		return s.bridgeInfer(ctx, b, req)
+	}
 	if b.lane != nil {
 		buf, err := b.lane.Call(ctx, lane.MethodModelInfer, req.Bytes())
 		s.met.count(true, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -152,30 +153,42 @@ func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	}
 }
 
+// restInfer answers POST .../infer: a JSON request, or one in the
+// binary data extension's form (Inference-Header-Content-Length says
+// the JSON's length, the inputs' binary data follow it); the answer is
+// JSON, with the outputs the request asks as binary data after it.
 func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 	bp, err := a.readBody(w, r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	req := &inference.ModelInferRequest{ModelName: r.PathValue("name"), ModelVersion: r.PathValue("version")}
-	err = serving.DecodeInferRequest(*bp, req)
+	// The request's binary inputs alias *bp until Infer returns.
+	defer bufPool.Put(bp)
+	headerLen, err := serving.HeaderLength(r.Header.Get(serving.HeaderContentLength), len(*bp))
 	if err != nil {
-		bufPool.Put(bp)
+		writeErr(w, err)
+		return
+	}
+	req := &inference.ModelInferRequest{ModelName: r.PathValue("name"), ModelVersion: r.PathValue("version")}
+	if err := serving.DecodeInferRequestBinary(*bp, headerLen, req); err != nil {
 		writeErr(w, err)
 		return
 	}
 	resp, err := a.dp.Infer(r.Context(), req)
 	if err != nil {
-		bufPool.Put(bp)
 		writeErr(w, err)
 		return
 	}
-	out := serving.AppendInferResponse((*bp)[:0], resp)
-	w.Header().Set("Content-Type", "application/json")
+	out, headerLen := serving.AppendInferResponseBinary((*bp)[:0], resp, serving.BinaryOutputs(req))
+	if headerLen < len(out) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set(serving.HeaderContentLength, strconv.Itoa(headerLen))
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	_, _ = w.Write(out)
 	*bp = out
-	bufPool.Put(bp)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -26,13 +26,17 @@ type backend struct {
 	conn *grpc.ClientConn
 	cli  inference.GRPCInferenceServiceClient
 	// lane, when the replica advertises one, carries ModelInfer.
-	lane     *lane.Client
+	lane *lane.Client
+	// http, for a replica that speaks HTTP (v2-rest, openai) and not
+	// v2-grpc, carries every call; conn and cli are nil then.
+	http     *httpReplica
 	inflight atomic.Int64
 }
 
 // router keeps the ready endpoints of every deployment, from etcd, with
 // one client connection (and one lane client) per replica address and
-// token. Each replica is called with its own token from its endpoint
+// token, or one HTTP client per HTTP address and token for a replica
+// that speaks HTTP and not gRPC. Each replica is called with its own token from its endpoint
 // record, never the cluster's: a listener that is not a replica of this
 // cluster learns nothing it could use elsewhere.
 type router struct {
@@ -50,6 +54,7 @@ type router struct {
 	byDep   map[string][]*backend
 	conns   map[string]*grpc.ClientConn
 	lanes   map[string]*lane.Client
+	https   map[string]*httpReplica
 	unused  map[string]time.Time // address -> when its last endpoint went
 	changed chan struct{}
 }
@@ -60,7 +65,7 @@ const closeAfter = time.Minute
 
 func newRouter(cli *clientv3.Client, log *slog.Logger, useLane bool, tlsCfg *tls.Config) *router {
 	return &router{cli: cli, log: log, useLane: useLane, tls: tlsCfg, ready: make(chan struct{}), byDep: map[string][]*backend{},
-		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, unused: map[string]time.Time{},
+		conns: map[string]*grpc.ClientConn{}, lanes: map[string]*lane.Client{}, https: map[string]*httpReplica{}, unused: map[string]time.Time{},
 		changed: make(chan struct{})}
 }
 
@@ -108,6 +113,22 @@ func (r *router) putLocked(key string, val []byte) {
 	ep, err := endpointkeys.Decode(val)
 	if err != nil {
 		r.log.Warn("bad endpoint", "key", key, "err", err)
+		return
+	}
+	if bridged(ep) {
+		if ep.HttpAddress == "" {
+			r.log.Warn("bad endpoint", "key", key, "err", "speaks HTTP only and has no http_address")
+			return
+		}
+		hk := connKey(ep.HttpAddress, ep.Token)
+		h := r.https[hk]
+		if h == nil {
+			h = newHTTPReplica(ep.HttpAddress, ep.Token)
+			r.https[hk] = h
+		}
+		r.deleteLocked(key)
+		r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, http: h})
+		delete(r.unused, hk)
 		return
 	}
 	addr, laneAddr := connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)
@@ -176,10 +197,11 @@ func (r *router) releaseLocked(ep *gatewayv1.Endpoint) {
 	for _, bs := range r.byDep {
 		for _, b := range bs {
 			used[connKey(b.ep.Address, b.ep.Token)], used[connKey(b.ep.LaneAddress, b.ep.Token)] = true, true
+			used[connKey(b.ep.HttpAddress, b.ep.Token)] = true
 		}
 	}
 	now := time.Now()
-	for _, a := range []string{connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token)} {
+	for _, a := range []string{connKey(ep.Address, ep.Token), connKey(ep.LaneAddress, ep.Token), connKey(ep.HttpAddress, ep.Token)} {
 		if _, seen := r.unused[a]; a != "" && !used[a] && !seen {
 			r.unused[a] = now
 		}
@@ -200,6 +222,10 @@ func (r *router) releaseLocked(ep *gatewayv1.Endpoint) {
 		if l := r.lanes[a]; l != nil {
 			_ = l.Close()
 			delete(r.lanes, a)
+		}
+		if h := r.https[a]; h != nil {
+			h.close()
+			delete(r.https, a)
 		}
 	}
 }
@@ -264,5 +290,8 @@ func (r *router) close() {
 	for _, l := range r.lanes {
 		_ = l.Close()
 	}
-	r.conns, r.lanes = map[string]*grpc.ClientConn{}, map[string]*lane.Client{}
+	for _, h := range r.https {
+		h.close()
+	}
+	r.conns, r.lanes, r.https = map[string]*grpc.ClientConn{}, map[string]*lane.Client{}, map[string]*httpReplica{}
 }

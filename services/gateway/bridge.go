@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/runtimes"
+	"github.com/bmaas/bmaas/pkg/serving"
+)
+
+// A replica that speaks KServe v2 REST and not v2 gRPC is bridged: a
+// gRPC ModelInfer is decoded, sent as a v2 REST request (tensors of
+// bridgeBinaryMin bytes or more as binary data), and the JSON answer is
+// encoded back into a ModelInferResponse frame. REST clients reach such
+// a replica through the same path (Service.Infer), their JSON decoded
+// once and encoded once on the way.
+const (
+	// bridgeBinaryMin is the size from which an input goes to a v2 REST
+	// replica as binary data rather than JSON numbers.
+	bridgeBinaryMin = 1024
+	// maxReplicaAnswer bounds a replica's HTTP answer, as gRPC's receive
+	// limit bounds a gRPC replica's.
+	maxReplicaAnswer = 64 << 20
+)
+
+// bridged reports whether an endpoint is called over HTTP: it says what
+// it speaks, and that is HTTP and not v2 gRPC.
+func bridged(ep *gatewayv1.Endpoint) bool {
+	return len(ep.Protocols) > 0 && !runtimes.Speaks(ep.Protocols, runtimes.ProtocolV2GRPC) && runtimes.SpeaksHTTP(ep.Protocols)
+}
+
+// httpReplica is the HTTP client of one replica address and token: its
+// own transport, so that its kept-alive connections close with it.
+type httpReplica struct {
+	base   string // http://host:port
+	auth   string // Bearer <token>
+	tr     *http.Transport
+	client *http.Client
+}
+
+func newHTTPReplica(addr, token string) *httpReplica {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		// Bodies are JSON and tensors: compressing them costs more than
+		// it saves on a cluster's network.
+		DisableCompression: true,
+	}
+	return &httpReplica{base: "http://" + addr, auth: "Bearer " + token, tr: tr, client: &http.Client{Transport: tr}}
+}
+
+// close closes the replica's idle connections; calls in flight finish.
+func (h *httpReplica) close() { h.tr.CloseIdleConnections() }
+
+// modelPath is /v2/models/<name>[/versions/<version>].
+func modelPath(name, version string) string {
+	p := "/v2/models/" + url.PathEscape(name)
+	if version != "" {
+		p += "/versions/" + url.PathEscape(version)
+	}
+	return p
+}
+
+// bridgeInfer answers a ModelInfer request frame from a replica that
+// speaks v2 REST.
+func (s *Service) bridgeInfer(ctx context.Context, b *backend, frame *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
+	resp, err := s.bridgeInferCall(ctx, b, frame)
+	s.met.countHTTP(err)
+	return resp, err
+}
+
+func (s *Service) bridgeInferCall(ctx context.Context, b *backend, frame *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
+	if !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolV2REST) {
+		return nil, status.Errorf(codes.Unimplemented, "deployment %s is served by a runtime that speaks %v, not KServe v2", b.ep.Deployment, b.ep.Protocols)
+	}
+	req := &inference.ModelInferRequest{}
+	if err := proto.Unmarshal(frame.Bytes(), req); err != nil {
+		return nil, apierr.Invalid("request", "not a ModelInferRequest: %v", err)
+	}
+	bp := bufPool.Get().(*[]byte)
+	body, headerLen := serving.AppendInferRequest((*bp)[:0], req, bridgeBinaryMin)
+	*bp = body
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+modelPath(req.ModelName, req.ModelVersion)+"/infer", &pooledBody{b: body, bp: bp})
+	if err != nil {
+		bufPool.Put(bp)
+		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
+	}
+	hreq.ContentLength = int64(len(body))
+	hreq.Header.Set("Authorization", b.http.auth)
+	if headerLen < len(body) {
+		hreq.Header.Set("Content-Type", "application/octet-stream")
+		hreq.Header.Set(serving.HeaderContentLength, strconv.Itoa(headerLen))
+	} else {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	rb, hdr, err := b.http.do(ctx, hreq, b.ep.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	defer bufPool.Put(rb)
+	hl, err := serving.HeaderLength(hdr.Get(serving.HeaderContentLength), len(*rb))
+	if err != nil {
+		return nil, undecodable(b, err)
+	}
+	out := &inference.ModelInferResponse{}
+	if err := serving.DecodeInferResponse(*rb, hl, out); err != nil {
+		return nil, undecodable(b, err)
+	}
+	// The answer aliases rb: encoded before rb goes back to the pool.
+	wire, err := proto.Marshal(out)
+	if err != nil {
+		return nil, undecodable(b, err)
+	}
+	return grpcsrv.FrameOf(mem.SliceBuffer(wire)), nil
+}
+
+// bridgeMetadata answers ModelMetadata from a replica that speaks v2
+// REST: GET /v2/models/<name>[/versions/<version>].
+func (s *Service) bridgeMetadata(ctx context.Context, b *backend, name, version string) (*inference.ModelMetadataResponse, error) {
+	md, err := s.bridgeMetadataCall(ctx, b, name, version)
+	s.met.countHTTP(err)
+	return md, err
+}
+
+func (s *Service) bridgeMetadataCall(ctx context.Context, b *backend, name, version string) (*inference.ModelMetadataResponse, error) {
+	if !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolV2REST) {
+		return nil, status.Errorf(codes.Unimplemented, "deployment %s is served by a runtime that speaks %v, not KServe v2", b.ep.Deployment, b.ep.Protocols)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, b.http.base+modelPath(name, version), nil)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
+	}
+	hreq.Header.Set("Authorization", b.http.auth)
+	rb, _, err := b.http.do(ctx, hreq, b.ep.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	defer bufPool.Put(rb)
+	md := &inference.ModelMetadataResponse{}
+	if err := serving.DecodeModelMetadata(*rb, md); err != nil {
+		return nil, undecodable(b, err)
+	}
+	return md, nil
+}
+
+func undecodable(b *backend, err error) error {
+	return status.Errorf(codes.Internal, "a replica of %s answered an undecodable response: %v", b.ep.Deployment, err)
+}
+
+// do sends one request and reads a 200's body into a pooled buffer (the
+// caller's to put back); any other answer is an error with the gRPC code
+// of its HTTP status (httpError).
+func (h *httpReplica) do(ctx context.Context, req *http.Request, dep string) (*[]byte, http.Header, error) {
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, status.FromContextError(ctx.Err()).Err()
+		}
+		// Refused, reset, unreachable: the replica is gone or going,
+		// and forward tries another.
+		return nil, nil, status.Errorf(codes.Unavailable, "a replica of %s did not answer: %v", dep, err)
+	}
+	defer resp.Body.Close()
+	bp := bufPool.Get().(*[]byte)
+	b, err := readAll((*bp)[:0], resp.Body, resp.ContentLength)
+	*bp = b
+	if err != nil {
+		bufPool.Put(bp)
+		if ctx.Err() != nil {
+			return nil, nil, status.FromContextError(ctx.Err()).Err()
+		}
+		return nil, nil, status.Errorf(codes.Unavailable, "a replica of %s broke off its answer: %v", dep, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := httpError(dep, resp.StatusCode, b)
+		bufPool.Put(bp)
+		return nil, nil, err
+	}
+	return bp, resp.Header, nil
+}
+
+// readAll appends r to b, up to maxReplicaAnswer bytes.
+func readAll(b []byte, r io.Reader, size int64) ([]byte, error) {
+	if size > maxReplicaAnswer {
+		return b, fmt.Errorf("an answer of %d bytes is over %d", size, maxReplicaAnswer)
+	}
+	if size > 0 && int64(cap(b)) < size {
+		b = make([]byte, 0, size)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxReplicaAnswer {
+			return b, fmt.Errorf("an answer over %d bytes", maxReplicaAnswer)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// httpError is the gRPC error of a replica's HTTP answer other than 200.
+// A client's fault (400, 404, 413, ...) keeps the replica's message; a
+// replica that cannot take the call now (503, 502, 429) is Unavailable,
+// so that forward tries another replica; a replica refusing the gateway's
+// token is the gateway's fault, not the client's.
+func httpError(dep string, code int, body []byte) error {
+	msg := answerMessage(body)
+	var c codes.Code
+	switch code {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		c = codes.InvalidArgument
+	case http.StatusNotFound:
+		c = codes.NotFound
+	case http.StatusRequestEntityTooLarge:
+		c = codes.ResourceExhausted
+	case http.StatusConflict:
+		c = codes.FailedPrecondition
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		c = codes.DeadlineExceeded
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		c = codes.Unimplemented
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusTooManyRequests:
+		return status.Errorf(codes.Unavailable, "a replica of %s answered HTTP %d: %s", dep, code, msg)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return status.Errorf(codes.Internal, "a replica of %s refused the gateway's credentials (HTTP %d): %s", dep, code, msg)
+	default:
+		if code >= 400 && code < 500 {
+			c = codes.InvalidArgument
+		} else {
+			return status.Errorf(codes.Internal, "a replica of %s answered HTTP %d: %s", dep, code, msg)
+		}
+	}
+	return status.Error(c, msg)
+}
+
+// answerMessage is the message of an error answer: KServe v2's
+// {"error": "..."}, else the body's start.
+func answerMessage(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	const max = 512
+	if len(body) > max {
+		body = body[:max]
+	}
+	if len(body) == 0 {
+		return "(no message)"
+	}
+	return string(body)
+}
+
+// pooledBody is a request body from bufPool that goes back to the pool
+// when the transport closes it, which it may do after Do returns.
+type pooledBody struct {
+	b    []byte
+	off  int
+	bp   *[]byte
+	once sync.Once
+}
+
+func (p *pooledBody) Read(out []byte) (int, error) {
+	if p.off >= len(p.b) {
+		return 0, io.EOF
+	}
+	n := copy(out, p.b[p.off:])
+	p.off += n
+	return n, nil
+}
+
+func (p *pooledBody) Close() error {
+	p.once.Do(func() { bufPool.Put(p.bp) })
+	return nil
+}
