@@ -27,7 +27,7 @@ func TestUpdateMasks(t *testing.T) {
 	ctx := t.Context()
 	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "maskm"}})
 	require.NoError(t, err)
-	uploadBytes(t, c.Registry, "maskm", []byte("not a model, never served: min_replicas is 0"))
+	uploadVersion(t, c, "maskm", registryv1.ModelFormat_MODEL_FORMAT_ONNX, []byte("not a model, never served: min_replicas is 0"))
 	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
 	_, err = dc.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
 		Name: "maskd", Model: "maskm@1", MaxReplicas: 2, TargetConcurrency: 3, MaxBatchSize: 8}})

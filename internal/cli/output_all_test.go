@@ -34,7 +34,7 @@ var outputExempt = map[string]string{
 // confirm a deletion, and have no data to give.
 var outputQuiet = map[string]bool{
 	"dataset delete": true, "model delete": true, "model version delete": true,
-	"deploy delete": true,
+	"deploy delete": true, "runtime delete": true,
 }
 
 // TestEveryCommandHonoursOutputJSON runs every leaf command with -o json
@@ -140,6 +140,12 @@ template: {algorithm: logistic, dataset: iris, target_column: target}
 	step("deploy", "get", "iris")
 	step("deploy", "scale", "iris", "--max", "2")
 	step("deploy", "delete", "iris")
+
+	step("runtime", "create", "echo-v2", "--format", "other", "--command", "python3", "--arg", "serve.py",
+		"--protocol", "v2-rest", "--probe-http", "/v2/health/ready")
+	step("runtime", "list")
+	step("runtime", "get", "echo-v2")
+	step("runtime", "delete", "echo-v2")
 
 	step("ml", "train", "--data", iris, "--algorithm", "logistic", "--out", local)
 	step("ml", "evaluate", "--model", local, "--data", iris)
