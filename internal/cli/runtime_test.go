@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/runtimes"
 )
 
 // fakeRuntimes records the runtime created and the deployment created;
@@ -179,4 +181,23 @@ func TestRuntimeStringSaysHowItWasChosen(t *testing.T) {
 	require.Equal(t, "onnx (picked for the version's format)", runtimeString(&gatewayv1.Deployment{
 		Status: &gatewayv1.DeploymentStatus{Runtime: "onnx"}}))
 	require.Equal(t, "-", runtimeString(&gatewayv1.Deployment{}))
+}
+
+// TestExampleRuntimesLoad: every examples/runtimes/*/runtime.{json,yaml}
+// reads as `runtime create -f` reads it, and its server passes the
+// gateway's checks.
+func TestExampleRuntimesLoad(t *testing.T) {
+	t.Parallel()
+	var files []string
+	for _, pat := range []string{"*.json", "*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join("..", "..", "examples", "runtimes", "*", "runtime"+strings.TrimPrefix(pat, "*")))
+		require.NoError(t, err)
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		r, err := readRuntimeFile(f)
+		require.NoError(t, err, f)
+		require.NotEmpty(t, r.GetFormats(), f)
+		require.NoError(t, runtimes.Validate("runtime.server", r.GetServer()), f)
+	}
 }
