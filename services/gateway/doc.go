@@ -1,5 +1,8 @@
 // Package gateway is the inference gateway: the deployment API (state in
-// etcd under /bmaas/v1/deployments/<name>), the KServe v2 data plane over
+// etcd under /bmaas/v1/deployments/<name>), the serving runtime API
+// (/bmaas/v1/runtimes/<name>, beside the built-in "native" and "onnx";
+// runtimes.go picks a deployment's runtime per version's format), the
+// KServe v2 data plane over
 // gRPC and REST that routes each request to a ready replica, and, on the
 // elected leader, the reconciler that runs replicas as scheduler jobs,
 // autoscales them and rolls them to a new version when the followed

@@ -155,15 +155,9 @@ func (s *Service) scheduler() (schedulerv1.SchedulerServiceClient, error) {
 	return s.deps.Dialer.Scheduler()
 }
 
-// resolve turns a model reference into a READY version number: a number
+// resolveVersion turns a model reference into a READY version: a number
 // as is, an alias through the model's aliases, "latest" as its newest
 // version.
-func (s *Service) resolve(ctx context.Context, ref string) (int64, error) {
-	mv, err := s.resolveVersion(ctx, ref)
-	return mv.GetVersion(), err
-}
-
-// resolveVersion is resolve returning the READY version itself.
 func (s *Service) resolveVersion(ctx context.Context, ref string) (*registryv1.ModelVersion, error) {
 	model, target, err := ParseModelRef(ref)
 	if err != nil {
