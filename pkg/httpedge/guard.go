@@ -207,7 +207,7 @@ func (g *Guard) body(w http.ResponseWriter, r *http.Request) bool {
 	case kind == Upload:
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.cfg.UploadTimeout))
 		return true
-	case mt == "application/json" || (mt == "" && (kind == Inference || !hasBody)):
+	case mt == "application/json" || (mt == "" && (kind == Inference || !hasBody)) || (kind == Inference && mt == "application/octet-stream"):
 	default:
 		if mt == "" {
 			mt = "none"
