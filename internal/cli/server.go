@@ -22,23 +22,46 @@ func addServerCommands(root *cobra.Command) {
 	root.AddCommand(newUpCmd(), newServeCmd(), newReplicaCmd())
 }
 
-// newReplicaCmd is the model-server replica the trainer agent runs as a
-// sandboxed child process; users have no reason to run it.
+// newReplicaCmd is the model-server replica: the trainer agent runs it as
+// a sandboxed child process with --config; a serving runtime runs it as
+// an external server under the serving contract (--model-dir, --format,
+// --name, --grpc-port, each defaulting to its BMAAS_* variable).
 func newReplicaCmd() *cobra.Command {
 	var config string
+	var c replica.Contract
 	cmd := &cobra.Command{
-		Use:    "replica --config FILE",
-		Short:  "Serve one model version as the trainer agent's replica process",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:   "replica --config FILE | --format onnx|native [--model-dir DIR --name NAME --grpc-port PORT --token-env VAR]",
+		Short: "Serve one model version as the trainer agent's replica process, or as a serving runtime's server",
+		Long: "With --config, the trainer agent's replica process (users have no reason to run it).\n" +
+			"With --format, KServe v2 gRPC (ServerReady included) on --grpc-port under the serving contract:\n" +
+			"flags left out take BMAAS_MODEL_DIR, BMAAS_MODEL_NAME, BMAAS_MODEL_VERSION and BMAAS_GRPC_PORT;\n" +
+			"BMAAS_PARAMS's max_batch_size and max_queue_delay_ms batch requests; every call but the health\n" +
+			"service's must carry the bearer token in the variable --token-env names.",
+		Example: "  bmaas replica --model-dir /models/bc --format onnx --name bc --grpc-port 9001 --token-env BMAAS_TOKEN",
+		Hidden:  true,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if config == "" {
-				return usageErrorf("--config is required")
+			contract := c.Format != ""
+			switch {
+			case config != "" && contract:
+				return usageErrorf("give --config FILE or --format (the serving contract), not both")
+			case config != "":
+				return replica.Main(cmd.Context(), config, cmd.OutOrStdout())
+			case contract:
+				return replica.ServeContract(cmd.Context(), c, os.Getenv, cmd.OutOrStdout())
 			}
-			return replica.Main(cmd.Context(), config, cmd.OutOrStdout())
+			return usageErrorf("--config FILE or --format onnx|native is required")
 		},
 	}
-	cmd.Flags().StringVar(&config, "config", "", "the replica's configuration file, written by the agent")
+	fl := cmd.Flags()
+	fl.StringVar(&config, "config", "", "the replica's configuration file, written by the agent")
+	fl.StringVar(&c.Format, "format", "", "serve under the serving contract a model of this format: onnx or native")
+	fl.StringVar(&c.ModelDir, "model-dir", "", "the model file, or a directory holding one (default $BMAAS_MODEL_DIR)")
+	fl.StringVar(&c.Name, "name", "", "the model name clients use (default $BMAAS_MODEL_NAME)")
+	fl.Int64Var(&c.Version, "version", 0, "the model version (default $BMAAS_MODEL_VERSION)")
+	fl.IntVar(&c.GRPCPort, "grpc-port", 0, "the KServe v2 gRPC port (default $BMAAS_GRPC_PORT)")
+	fl.StringVar(&c.Host, "host", "", "the address to bind (default every interface)")
+	fl.StringVar(&c.TokenEnv, "token-env", "BMAAS_TOKEN", "the environment variable holding the bearer token callers must send")
 	return cmd
 }
 

@@ -51,6 +51,8 @@ type Options struct {
 	Logits  bool
 	// ListenHost is the host both ports bind ("" for every interface).
 	ListenHost string
+	// GRPCPort is the gRPC port (0: a free one).
+	GRPCPort int
 	// Token is the bearer token both ports require.
 	Token string
 	// TLS, when set, serves the gRPC and lane ports over TLS.
@@ -95,7 +97,7 @@ func Start(o Options) (*Replica, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g, err := grpcsrv.New(grpcsrv.Config{Addr: net.JoinHostPort(o.ListenHost, "0"), MaxRecvMsgBytes: 64 << 20, ShutdownTimeout: DrainTimeout},
+	g, err := grpcsrv.New(grpcsrv.Config{Addr: net.JoinHostPort(o.ListenHost, strconv.Itoa(o.GRPCPort)), MaxRecvMsgBytes: 64 << 20, ShutdownTimeout: DrainTimeout},
 		grpcsrv.Deps{Logger: logger, Registerer: reg, TLS: o.TLS, Token: o.Token})
 	if err != nil {
 		srv.Close()
