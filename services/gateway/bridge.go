@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -96,15 +96,14 @@ func (s *Service) bridgeInferCall(ctx context.Context, b *backend, frame *grpcsr
 	if err := proto.Unmarshal(frame.Bytes(), req); err != nil {
 		return nil, apierr.Invalid("request", "not a ModelInferRequest: %v", err)
 	}
-	bp := bufPool.Get().(*[]byte)
-	body, headerLen := serving.AppendInferRequest((*bp)[:0], req, bridgeBinaryMin)
-	*bp = body
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+modelPath(req.ModelName, req.ModelVersion)+"/infer", &pooledBody{b: body, bp: bp})
+	// A fresh buffer, not a pooled one: the transport may still read a
+	// body after Do returns, and a *bytes.Reader lets it write the
+	// headers and the body in one write.
+	body, headerLen := serving.AppendInferRequest(make([]byte, 0, 256+2*frame.Len()), req, bridgeBinaryMin)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+modelPath(req.ModelName, req.ModelVersion)+"/infer", bytes.NewReader(body))
 	if err != nil {
-		bufPool.Put(bp)
 		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
 	}
-	hreq.ContentLength = int64(len(body))
 	hreq.Header.Set("Authorization", b.http.auth)
 	if headerLen < len(body) {
 		hreq.Header.Set("Content-Type", "application/octet-stream")
@@ -276,27 +275,4 @@ func answerMessage(body []byte) string {
 		return "(no message)"
 	}
 	return string(body)
-}
-
-// pooledBody is a request body from bufPool that goes back to the pool
-// when the transport closes it, which it may do after Do returns.
-type pooledBody struct {
-	b    []byte
-	off  int
-	bp   *[]byte
-	once sync.Once
-}
-
-func (p *pooledBody) Read(out []byte) (int, error) {
-	if p.off >= len(p.b) {
-		return 0, io.EOF
-	}
-	n := copy(out, p.b[p.off:])
-	p.off += n
-	return n, nil
-}
-
-func (p *pooledBody) Close() error {
-	p.once.Do(func() { bufPool.Put(p.bp) })
-	return nil
 }
