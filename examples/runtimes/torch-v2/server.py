@@ -12,7 +12,7 @@ The serving contract (environment):
   BMAAS_MODEL_VERSION   the version number (default 1)
   BMAAS_HTTP_PORT       the port of the v2 REST API (default 8080)
   BMAAS_PARAMS          JSON object: max_batch_size (default 32),
-                        max_queue_delay_ms (default 2), threads (default 1),
+                        max_queue_delay_ms (default 0), threads (default 1),
                         host (default 0.0.0.0), max_body_mb (default 64)
   BMAAS_TOKEN           when set, /v2/models/... want "Authorization: Bearer <token>"
   CUDA_VISIBLE_DEVICES  the model runs on cuda:0 when this names a GPU and
@@ -33,6 +33,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -88,7 +89,7 @@ def settings(env):
         "token": env.get("BMAAS_TOKEN") or "",
         "host": str(params.get("host", "0.0.0.0")),
         "max_batch_size": num("max_batch_size", 32, int, 1),
-        "max_queue_delay": num("max_queue_delay_ms", 2, float, 0) / 1000.0,
+        "max_queue_delay": num("max_queue_delay_ms", 0, float, 0) / 1000.0,
         "threads": num("threads", 1, int, 1),
         "max_body": num("max_body_mb", 64, float, 0) * (1 << 20),
         "cuda": cuda_requested(env.get("CUDA_VISIBLE_DEVICES")),
@@ -489,14 +490,21 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.server.app.handle(self, "POST")
 
+    def setup(self):
+        super().setup()
+        # Answers go out whole: no waiting on Nagle's algorithm for the
+        # client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def send(self, code, body, ctype="application/json", header_len=None):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        """One response, its head and body in one write."""
+        head = ["HTTP/1.1 %d %s" % (code, self.responses.get(code, ("",))[0]),
+                "Content-Type: " + ctype, "Content-Length: %d" % len(body)]
         if header_len is not None:
-            self.send_header(HEADER_LENGTH, str(header_len))
-        self.end_headers()
-        self.wfile.write(body)
+            head.append("%s: %d" % (HEADER_LENGTH, header_len))
+        if self.close_connection:
+            head.append("Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
     def send_json(self, code, obj):
         self.send(code, json.dumps(obj, separators=(",", ":")).encode())
@@ -570,9 +578,9 @@ class App:
                 return self.infer(h, body)
             return h.send_json(405, {"error": "%s is not allowed on %s" % (method, path)})
         except BadRequest as e:
-            h.send_json(e.status, {"error": str(e)})
-            if e.status in (411, 413):
+            if e.status in (411, 413):  # the body was not read: the connection cannot go on
                 h.close_connection = True
+            h.send_json(e.status, {"error": str(e)})
 
     def infer(self, h, body):
         start, code = time.monotonic(), 200
