@@ -33,4 +33,8 @@ echo "== Serving: gateway vs raw grpc-go echo, added latency, REST vs gRPC, dyna
 go test -run '^$' -bench . -benchtime 1x ./bench/serving/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Node model cache: replica start on a download vs a cache hit, registry loopback download in the same run (BMAAS_BENCH_ARTIFACT_MIB, default 256)"
+go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/modelcache/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)|start_test'
+
+echo
 bench/ml/run.sh
