@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import torch
 from torch import nn
@@ -548,6 +549,10 @@ class App:
         try:
             # Read a body we do not route, so the connection stays usable.
             body = self.body(h) if method == "POST" else b""
+        except BadRequest as e:  # the body is unread: the connection cannot go on
+            h.close_connection = True
+            return h.send_json(e.status, {"error": str(e)})
+        try:
             if method == "GET" and path == "/v2/health/live":
                 return h.send_json(200, {"live": True})
             if method == "GET" and path == "/v2/health/ready":
@@ -562,7 +567,8 @@ class App:
                 return h.send_json(404, {"error": "no such path: %s %s" % (method, path)})
             if not self.authorized(h):
                 return h.send_json(401, {"error": "Authorization: a valid bearer token is required"})
-            name, version, action = m.group(1), m.group(2), m.group(3) or ""
+            name, version, action = unquote(m.group(1)), m.group(2), m.group(3) or ""
+            version = None if version is None else unquote(version)
             if name != self.cfg["name"]:
                 return h.send_json(404, {"error": "unknown model %r: this server serves %r" % (name, self.cfg["name"])})
             if version is not None and version != self.cfg["version"]:
@@ -578,8 +584,6 @@ class App:
                 return self.infer(h, body)
             return h.send_json(405, {"error": "%s is not allowed on %s" % (method, path)})
         except BadRequest as e:
-            if e.status in (411, 413):  # the body was not read: the connection cannot go on
-                h.close_connection = True
             h.send_json(e.status, {"error": str(e)})
 
     def infer(self, h, body):

@@ -142,7 +142,8 @@ class TorchV2Test(unittest.TestCase):
         os.remove(os.path.join(cls.tmp, "reg-sd", "model.ts"))
         cls.servers = []
         try:
-            cls.ts = cls.start(os.path.join(cls.tmp, "clf-ts"), "bc", 3, {"max_batch_size": "8"}, token="s3cret")
+            cls.ts = cls.start(os.path.join(cls.tmp, "clf-ts"), "bc", 3, {"max_batch_size": "8", "max_body_mb": "0.01"},
+                              token="s3cret")
             cls.sd = cls.start(os.path.join(cls.tmp, "reg-sd"), "reg", 1, {"threads": "1"})
         except Exception:
             cls.tearDownClass()
@@ -267,6 +268,14 @@ class TorchV2Test(unittest.TestCase):
         code, data, _ = self.ts.request("POST", "/v2/models/bc/infer", b"{not json")
         self.assertEqual(code, 400, data)
         self.assertEqual(self.ts.request("POST", "/v2/models/bc/versions/9/infer", {"inputs": []})[0], 404)
+        # A body over max_body_mb is refused unread, and its connection closed.
+        code, data, r = self.ts.request("POST", "/v2/models/bc/infer", b"x" * 20000)
+        self.assertEqual(code, 413, data)
+        self.assertTrue(json.loads(data)["error"].startswith("Content-Length:"), data)
+        self.assertTrue(r.will_close)
+        # Names in the path are URL-escaped.
+        code, resp = self.ts.infer(ROWS, path="/v2/models/%62c/versions/%33/infer")
+        self.assertEqual(code, 200, resp)
 
     def test_keep_alive(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.ts.port, timeout=30)
