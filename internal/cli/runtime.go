@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gopkg.in/yaml.v3"
@@ -241,7 +243,7 @@ func runtimeCreateCommand(g *globals) *cobra.Command {
 				resp, err := c.runtimes().CreateRuntime(ctx, &gatewayv1.CreateRuntimeRequest{Runtime: r})
 				if err != nil {
 					if f.file == "" {
-						return runtimeFlagFields.rename(err, nil)
+						return runtimeFlagFields.rename(renameFormat(err, f.formats), nil)
 					}
 					return err
 				}
@@ -415,4 +417,25 @@ func probeString(p *schedulerv1.ReadinessProbe) string {
 		}
 	}
 	return what
+}
+
+// formatFieldRE is the field of one format in a server's error.
+var formatFieldRE = regexp.MustCompile(`^runtime\.formats\[(\d+)\]\.name: `)
+
+// renameFormat makes an error about runtime.formats[i].name name the
+// --format value the user typed instead.
+func renameFormat(err error, formats []string) error {
+	s, ok := status.FromError(err)
+	if !ok || err == nil {
+		return err
+	}
+	m := formatFieldRE.FindStringSubmatch(s.Message())
+	if m == nil {
+		return err
+	}
+	i, _ := strconv.Atoi(m[1])
+	if i >= len(formats) {
+		return err
+	}
+	return &statusError{s: status.New(s.Code(), "--format "+formats[i]+": "+strings.TrimPrefix(s.Message(), m[0]))}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,6 +46,11 @@ func (f *fakeRuntimes) CreateRuntime(_ context.Context, r *gatewayv1.CreateRunti
 	f.created = r.GetRuntime()
 	if r.GetRuntime().GetServer().GetCommand() == " " {
 		return nil, apierr.ToStatus(apierr.Invalid("runtime.server.command", "required"))
+	}
+	for i, f := range r.GetRuntime().GetFormats() {
+		if f.GetName() == "tf" {
+			return nil, apierr.ToStatus(apierr.Invalid(fmt.Sprintf("runtime.formats[%d].name", i), "unknown format %q", f.GetName()))
+		}
 	}
 	return &gatewayv1.CreateRuntimeResponse{Runtime: r.GetRuntime()}, nil
 }
@@ -94,6 +100,8 @@ func TestRuntimeCreateNamesTheFlag(t *testing.T) {
 	g := f.start(t)
 	_, _, err := run(t, g, "runtime", "create", "x", "--format", "pytorch", "--command", " ", "--protocol", "v2-rest")
 	require.ErrorContains(t, err, "--command: required")
+	_, _, err = run(t, g, "runtime", "create", "x", "--format", "pytorch", "--format", "tf:2", "--command", "p", "--protocol", "v2-rest")
+	require.ErrorContains(t, err, `--format tf:2: unknown format "tf"`)
 
 	for _, bad := range [][]string{
 		{"runtime", "create", "x", "--format", "pytorch"},
