@@ -39,18 +39,19 @@ import (
 type restReplica struct {
 	mu   sync.Mutex
 	auth []string
+	last []byte
 }
 
 func (r *restReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
-	r.auth = append(r.auth, req.Header.Get("Authorization"))
+	r.auth, r.last = append(r.auth, req.Header.Get("Authorization")), body
 	r.mu.Unlock()
 	name := strings.Split(strings.TrimPrefix(req.URL.Path, "/v2/models/"), "/")[0]
 	if req.Method == http.MethodGet {
 		_, _ = io.WriteString(w, `{"name":"`+name+`","versions":["1"],"platform":"rest-replica","inputs":[{"name":"x","datatype":"FP32","shape":[-1]}],"outputs":[]}`)
 		return
 	}
-	body, _ := io.ReadAll(req.Body)
 	hl, err := serving.HeaderLength(req.Header.Get(serving.HeaderContentLength), len(body))
 	in := &inference.ModelInferRequest{}
 	if err == nil {
@@ -87,8 +88,9 @@ func (r *restReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // TestGatewayBridgesToV2RESTReplicas: a deployment whose only replica
 // speaks KServe v2 REST (an endpoint record written as the agent writes
 // one, for a Go server in the test) answers gRPC ModelInfer and model
-// metadata, and REST with JSON and with binary tensor data, through the
-// whole gateway; the replica gets its own token; the calls count under
+// metadata, and REST with JSON and with binary tensor data (passed
+// through as it came), through the whole gateway; the replica gets its
+// own token; the calls count under
 // transport http; the replica's refusal reaches a gRPC client as
 // InvalidArgument with its message.
 func TestGatewayBridgesToV2RESTReplicas(t *testing.T) {
@@ -183,6 +185,9 @@ func TestGatewayBridgesToV2RESTReplicas(t *testing.T) {
 		y = append(y, math.Float32frombits(binary.LittleEndian.Uint32(body[i:])))
 	}
 	require.Equal(t, []float32{3, -4, 0.5}, y)
+	rep.mu.Lock()
+	require.Equal(t, append([]byte(header), bin...), rep.last, "the REST body reaches the replica as it came")
+	rep.mu.Unlock()
 
 	rep.mu.Lock()
 	auth := slices.Clone(rep.auth)

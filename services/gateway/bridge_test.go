@@ -37,8 +37,9 @@ type v2Replica struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	// calls records each call: method, path, authorization and whether
-	// its body had binary data.
-	calls []replicaCall
+	// its body had binary data; bodies, the bodies.
+	calls  []replicaCall
+	bodies [][]byte
 }
 
 type replicaCall struct {
@@ -69,6 +70,7 @@ func (r *v2Replica) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.calls = append(r.calls, replicaCall{method: req.Method, path: req.URL.Path, auth: req.Header.Get("Authorization"), binary: hl < len(body)})
+	r.bodies = append(r.bodies, body)
 	r.mu.Unlock()
 	name := strings.Split(strings.TrimPrefix(req.URL.Path, "/v2/models/"), "/")[0]
 	fail := func(code int, body string) {

@@ -153,34 +153,86 @@ func (a restAPI) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	}
 }
 
+// restPassThrough is a DataPlane that routes REST inference bodies
+// itself: the gateway, which passes them to replicas that speak v2 REST
+// as they came (Service.inferREST).
+type restPassThrough interface {
+	inferREST(ctx context.Context, rc *restCall) error
+}
+
 // restInfer answers POST .../infer: a JSON request, or one in the
 // binary data extension's form (Inference-Header-Content-Length says
 // the JSON's length, the inputs' binary data follow it); the answer is
-// JSON, with the outputs the request asks as binary data after it.
+// JSON, with the outputs the request asks as binary data after it. A
+// replica that speaks v2 REST gets the body as it came and its answer
+// goes back as it came.
 func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 	bp, err := a.readBody(w, r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	// The request's binary inputs alias *bp until Infer returns.
-	defer bufPool.Put(bp)
+	// The body goes back to the pool unless a transport may still read
+	// it; the request's binary inputs alias it until the answer is
+	// written.
+	sent := false
+	defer func() {
+		if !sent {
+			bufPool.Put(bp)
+		}
+	}()
 	headerLen, err := serving.HeaderLength(r.Header.Get(serving.HeaderContentLength), len(*bp))
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	req := &inference.ModelInferRequest{ModelName: r.PathValue("name"), ModelVersion: r.PathValue("version")}
-	if err := serving.DecodeInferRequestBinary(*bp, headerLen, req); err != nil {
-		writeErr(w, err)
-		return
+	name, version := r.PathValue("name"), r.PathValue("version")
+	decode := func() (*inference.ModelInferRequest, error) {
+		req := &inference.ModelInferRequest{ModelName: name, ModelVersion: version}
+		return req, serving.DecodeInferRequestBinary(*bp, headerLen, req)
 	}
-	resp, err := a.dp.Infer(r.Context(), req)
-	if err != nil {
-		writeErr(w, err)
-		return
+	var (
+		req  *inference.ModelInferRequest
+		resp *inference.ModelInferResponse
+	)
+	if pt, ok := a.dp.(restPassThrough); ok {
+		rc := &restCall{name: name, version: version, body: *bp, header: r.Header, decode: decode}
+		err = pt.inferREST(r.Context(), rc)
+		sent = rc.sent
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		if rc.pass != nil {
+			defer bufPool.Put(rc.pass.body)
+			ct := rc.pass.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			w.Header().Set("Content-Type", ct)
+			if rc.pass.headerLen != "" {
+				w.Header().Set(serving.HeaderContentLength, rc.pass.headerLen)
+			}
+			_, _ = w.Write(*rc.pass.body)
+			return
+		}
+		req, resp = rc.req, rc.resp
+	} else {
+		if req, err = decode(); err != nil {
+			writeErr(w, err)
+			return
+		}
+		if resp, err = a.dp.Infer(r.Context(), req); err != nil {
+			writeErr(w, err)
+			return
+		}
 	}
-	out, headerLen := serving.AppendInferResponseBinary((*bp)[:0], resp, serving.BinaryOutputs(req))
+	ob := bp
+	if sent {
+		ob = bufPool.Get().(*[]byte)
+		defer bufPool.Put(ob)
+	}
+	out, headerLen := serving.AppendInferResponseBinary((*ob)[:0], resp, serving.BinaryOutputs(req))
 	if headerLen < len(out) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set(serving.HeaderContentLength, strconv.Itoa(headerLen))
@@ -188,7 +240,7 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 	}
 	_, _ = w.Write(out)
-	*bp = out
+	*ob = out
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmaas/bmaas/api/inference"
@@ -65,9 +67,9 @@ func (d bridgeDP) ModelMetadata(ctx context.Context, name, version string) (*inf
 
 func (d bridgeDP) ModelReady(context.Context, string, string) (bool, error) { return true, nil }
 
-// restCall posts body to path with an Inference-Header-Content-Length
+// restDo posts body to path with an Inference-Header-Content-Length
 // when headerLen is not -1.
-func restCall(t *testing.T, mux *http.ServeMux, method, path string, body []byte, headerLen int) *httptest.ResponseRecorder {
+func restDo(t *testing.T, mux *http.ServeMux, method, path string, body []byte, headerLen int) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, path, bytes.NewReader(body))
 	if headerLen >= 0 {
 		r.Header.Set("Inference-Header-Content-Length", strconv.Itoa(headerLen))
@@ -148,7 +150,7 @@ func TestRESTBinaryDataEndToEnd(t *testing.T) {
 	jsonBody := `{"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[[0.5,-1.25,3],[0.001,7,8]]},` +
 		`{"name":"ids","datatype":"INT64","shape":[3],"data":[1,-2,1125899906842624]},` +
 		`{"name":"s","datatype":"BYTES","shape":[1],"data":["hé"]}]}`
-	w := restCall(t, mux, "POST", "/v2/models/m/infer", []byte(jsonBody), -1)
+	w := restDo(t, mux, "POST", "/v2/models/m/infer", []byte(jsonBody), -1)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	want := restOutputs(t, w)
@@ -181,7 +183,7 @@ func TestRESTBinaryDataEndToEnd(t *testing.T) {
 		{outputs: `,"outputs":[{"name":"x_out","parameters":{"binary_data":true}},{"name":"ids_out"},{"name":"s_out"}]`, binary: []string{"x_out"}},
 	} {
 		h := header(c.params, c.outputs)
-		w := restCall(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin...), len(h))
+		w := restDo(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin...), len(h))
 		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 		got := restOutputs(t, w)
 		require.Equal(t, want, got, "%s", h)
@@ -198,17 +200,59 @@ func TestRESTBinaryDataEndToEnd(t *testing.T) {
 	}
 
 	h := header("", "")
-	w = restCall(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin[:40]...), len(h))
+	w = restDo(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin[:40]...), len(h))
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.Contains(t, w.Body.String(), "inputs[1].parameters.binary_data_size")
-	w = restCall(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin...), len(h)+len(bin)+1)
+	w = restDo(t, mux, "POST", "/v2/models/m/infer", append([]byte(h), bin...), len(h)+len(bin)+1)
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.Contains(t, w.Body.String(), "Inference-Header-Content-Length")
 
-	w = restCall(t, mux, "GET", "/v2/models/m", nil, -1)
+	w = restDo(t, mux, "GET", "/v2/models/m", nil, -1)
 	require.Equal(t, http.StatusOK, w.Code)
 	require.Contains(t, w.Body.String(), `"platform":"test"`)
-	w = restCall(t, mux, "POST", "/v2/models/bad/infer", []byte(jsonBody), -1)
+	w = restDo(t, mux, "POST", "/v2/models/bad/infer", []byte(jsonBody), -1)
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.Contains(t, w.Body.String(), "input x is too short")
+}
+
+// passDP is bridgeDP with the gateway's REST pass-through: inference
+// bodies go to its one replica through restCallOn.
+type passDP struct{ bridgeDP }
+
+func (d passDP) inferREST(ctx context.Context, rc *restCall) error { return d.s.restCallOn(ctx, d.b, rc) }
+
+// REST ingress to a replica that speaks v2 REST passes the body through
+// as it came (binary data and its header included) and the replica's
+// answer back as it came; the replica's refusal keeps its message.
+func TestRESTPassThroughToV2RESTReplica(t *testing.T) {
+	t.Parallel()
+	rep := newV2Replica(t)
+	s, b := bridgeTo(rep.addr(), "v2-rest")
+	mux := http.NewServeMux()
+	restAPI{dp: passDP{bridgeDP{t: t, s: s, b: b}}, maxBytes: 1 << 20}.register(mux, http.NotFoundHandler())
+
+	header := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"x","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]}`
+	body := append([]byte(header), 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40) // 1, 2
+	w := restDo(t, mux, "POST", "/v2/models/m/versions/4/infer", body, len(header))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.Equal(t, body, rep.bodies[len(rep.bodies)-1], "the body reaches the replica as it came")
+	require.Equal(t, replicaCall{method: "POST", path: "/v2/models/m/versions/4/infer", auth: "Bearer tok", binary: true}, rep.last())
+
+	dr, err := http.NewRequest("POST", rep.srv.URL+"/v2/models/m/versions/4/infer", bytes.NewReader(body))
+	require.NoError(t, err)
+	dr.Header.Set("Inference-Header-Content-Length", strconv.Itoa(len(header)))
+	direct, err := http.DefaultClient.Do(dr)
+	require.NoError(t, err)
+	defer direct.Body.Close()
+	want, err := io.ReadAll(direct.Body)
+	require.NoError(t, err)
+	require.Equal(t, want, w.Body.Bytes(), "the answer comes back as it came")
+	require.Equal(t, direct.Header.Get("Inference-Header-Content-Length"), w.Header().Get("Inference-Header-Content-Length"))
+	require.Equal(t, map[string][]any{"x_out": {2.0, 4.0}}, restOutputs(t, w))
+
+	w = restDo(t, mux, "POST", "/v2/models/bad/infer", []byte(`{"inputs":[]}`), -1)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), "input x is too short")
+	require.Equal(t, 1.0, testutil.ToFloat64(s.met.httpOK))
+	require.Equal(t, 1.0, testutil.ToFloat64(s.met.httpErr))
 }
