@@ -219,7 +219,9 @@ func TestRESTBinaryDataEndToEnd(t *testing.T) {
 // bodies go to its one replica through restCallOn.
 type passDP struct{ bridgeDP }
 
-func (d passDP) inferREST(ctx context.Context, rc *restCall) error { return d.s.restCallOn(ctx, d.b, rc) }
+func (d passDP) inferREST(ctx context.Context, rc *restCall) error {
+	return d.s.restCallOn(ctx, d.b, rc)
+}
 
 // REST ingress to a replica that speaks v2 REST passes the body through
 // as it came (binary data and its header included) and the replica's
