@@ -1,9 +1,11 @@
 package serving
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -28,7 +30,9 @@ import (
 // replica that speaks KServe v2 REST only (the request translated to
 // JSON, large tensors as binary data, the answer back to protobuf)
 // against the same gateway to a replica that speaks v2 gRPC (raw frames
-// passed through), side by side in one run. Both replicas are stand-ins
+// passed through), side by side in one run, and REST clients to both
+// (decoded for the gRPC one, passed through to the REST one). Both
+// replicas are stand-ins
 // in this process that decode the request and answer a fixed response,
 // so the difference is the bridge. The platform runs without a trainer
 // agent: the stand-ins' endpoint records are the deployments' replicas.
@@ -96,6 +100,26 @@ func BenchmarkBridge(b *testing.B) {
 	b.Run("grpc-to-rest-1row-c1", func(b *testing.B) { load(1, window, to("viarest", small)).report(b) })
 	b.Run("grpc-to-grpc-1row-c32", func(b *testing.B) { load(32, window, to("viagrpc", small)).report(b) })
 	b.Run("grpc-to-rest-1row-c32", func(b *testing.B) { load(32, window, to("viarest", small)).report(b) })
+	// REST clients: decoded and sent as protobuf to the gRPC replica,
+	// passed through as they came to the REST one.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
+	restBody := []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[1,4],"data":[0,0.5,1,1.5]}]}`)
+	rest := func(model string) func() error {
+		return func() error {
+			r, err := hc.Post(c.HTTP+"/v2/models/"+model+"/infer", "application/json", bytes.NewReader(restBody))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, r.Body)
+			_ = r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d", r.StatusCode)
+			}
+			return nil
+		}
+	}
+	b.Run("rest-to-grpc-1row-c32", func(b *testing.B) { load(32, window, rest("viagrpc")).report(b) })
+	b.Run("rest-to-rest-1row-c32", func(b *testing.B) { load(32, window, rest("viarest")).report(b) })
 	b.Run("grpc-to-grpc-64KiB-c1", func(b *testing.B) { load(1, window, to("viagrpc", large)).report(b) })
 	b.Run("grpc-to-rest-64KiB-c1", func(b *testing.B) { load(1, window, to("viarest", large)).report(b) })
 	b.Run("grpc-to-grpc-64KiB-c8", func(b *testing.B) { load(8, window, to("viagrpc", large)).report(b) })
