@@ -137,14 +137,14 @@ func TestDeploymentShowsWhyItWaits(t *testing.T) {
 			Message:          "waiting for a replica: replica 01J QUEUED: Unschedulable: needs 64 CPUs",
 			ReplicaResources: &schedulerv1.Resources{CpuMillis: 250, CpuLimitMillis: 1000, MemoryBytes: 256 << 20},
 			Replicas: []*gatewayv1.Replica{{Id: "01J", Version: 1, JobState: "JOB_STATE_QUEUED",
-				Reason: "Unschedulable: needs 64 CPUs"}}}}
+				Reason: "Unschedulable: needs 64 CPUs", Restarts: 2}}}}
 	var out strings.Builder
 	cmd := &cobra.Command{}
 	cmd.SetOut(&out)
 	require.NoError(t, printDeployment(&globals{output: "table"}, cmd, d))
 	require.Regexp(t, `SCALE TO ZERO\s+idle 4[2-4]s, scales to zero after 60s`, out.String())
 	require.Regexp(t, `RESOURCES\s+cpu 0.25 \(bursts to 1\), memory 256 MiB`, out.String())
-	require.Regexp(t, `01J\s+1\s+-\s+-\s+false\s+QUEUED\s+Unschedulable: needs 64 CPUs`, out.String())
+	require.Regexp(t, `01J\s+1\s+-\s+-\s+false\s+QUEUED\s+2\s+Unschedulable: needs 64 CPUs`, out.String(), "with its restarts")
 
 	d.MinReplicas, d.ScaleToZeroSeconds = 1, 0
 	out.Reset()
