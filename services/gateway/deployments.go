@@ -140,23 +140,32 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 	if err := s.normalize(d); err != nil {
 		return nil, err
 	}
-	mv, rt, err := s.versionRuntime(ctx, d)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		mv, rt, err := s.versionRuntime(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		now := timestamppb.New(s.now())
+		d.State, d.CreateTime, d.UpdateTime, d.Etag = "CREATING", now, now, ""
+		d.Status = &gatewayv1.DeploymentStatus{Version: mv.GetVersion(), Runtime: rt.Name}
+		conds, ops := useRuntime(rt)
+		rev, err := s.st.Commit(ctx, append([]store.Cond{{Key: deploymentKey(d.Name)}}, conds...),
+			append([]store.Op{store.Put(deploymentKey(d.Name), d)}, ops...)...)
+		if store.IsStale(err) {
+			if _, _, gerr := s.get(ctx, d.Name); gerr == nil {
+				return nil, apierr.AlreadyExists("deployment", d.Name)
+			}
+			if attempt < 10 {
+				continue // the runtime changed (or is being deleted): pick again
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.Etag = store.Etag(rev)
+		s.kick()
+		return fillDeployment(d), nil
 	}
-	now := timestamppb.New(s.now())
-	d.State, d.CreateTime, d.UpdateTime, d.Etag = "CREATING", now, now, ""
-	d.Status = &gatewayv1.DeploymentStatus{Version: mv.GetVersion(), Runtime: rt.Name}
-	rev, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(d.Name)}}, store.Put(deploymentKey(d.Name), d))
-	if store.IsStale(err) {
-		return nil, apierr.AlreadyExists("deployment", d.Name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	d.Etag = store.Etag(rev)
-	s.kick()
-	return fillDeployment(d), nil
 }
 
 // Get returns a deployment with its etag.

@@ -194,35 +194,69 @@ func parseRuntimeToken(token string) (int, string, error) {
 	return 0, "", apierr.Invalid("page_token", "malformed page token")
 }
 
+// useRuntime is what a deployment's write adds when it takes a stored
+// runtime: the condition that the runtime is as it was read, and a write
+// of it as it is, which moves its revision. A DeleteRuntime that listed
+// the deployments before that write then fails its own condition and
+// looks again; a built-in runtime needs neither.
+func useRuntime(rt *gatewayv1.Runtime) ([]store.Cond, []store.Op) {
+	rev, err := store.ParseEtag("runtime.etag", rt.GetEtag())
+	if rt.GetBuiltin() || err != nil || rev == 0 {
+		return nil, nil
+	}
+	same := proto.Clone(rt).(*gatewayv1.Runtime)
+	same.Etag = ""
+	return []store.Cond{{Key: runtimeKey(rt.Name), Rev: rev}}, []store.Op{store.Put(runtimeKey(rt.Name), same)}
+}
+
 // DeleteRuntime removes a stored runtime; it refuses while a deployment
-// names it or runs it, and for the built-in ones.
+// names it or runs it, and for the built-in ones. It first writes the
+// runtime as it is, then lists the deployments, then deletes it on the
+// condition that nothing wrote it meanwhile: a deployment that takes it
+// concurrently (useRuntime) makes it look again.
 func (s *Service) DeleteRuntime(ctx context.Context, name string) error {
 	if runtimes.Builtin(name) {
 		return apierr.Precondition("runtime %q is built in and cannot be deleted", name)
 	}
-	_, rev, err := s.getRuntime(ctx, name)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		r, rev, err := s.getRuntime(ctx, name)
+		if err != nil {
+			return err
+		}
+		r.Etag = ""
+		rev, err = s.st.Commit(ctx, []store.Cond{{Key: runtimeKey(name), Rev: rev}}, store.Put(runtimeKey(name), r))
+		if store.IsStale(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.unused(ctx, name); err != nil {
+			return err
+		}
+		_, err = s.st.Commit(ctx, []store.Cond{{Key: runtimeKey(name), Rev: rev}}, store.Delete(runtimeKey(name)))
+		if store.IsStale(err) && attempt < 10 {
+			continue
+		}
 		return err
 	}
+}
+
+// unused is a FailedPrecondition naming the deployments that name the
+// runtime or run it, nil when none does.
+func (s *Service) unused(ctx context.Context, name string) error {
 	deps, _, err := store.List(ctx, s.st, deploymentKey(""), 10000, "",
 		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} },
 		func(d *gatewayv1.Deployment) bool { return d.Runtime == name || d.GetStatus().GetRuntime() == name })
-	if err != nil {
+	if err != nil || len(deps) == 0 {
 		return err
 	}
-	if len(deps) > 0 {
-		names := make([]string, len(deps))
-		for i, d := range deps {
-			names[i] = d.Msg.Name
-		}
-		return apierr.Precondition("runtime %q is used by deployment %s; delete them or move them to another runtime first",
-			name, strings.Join(names, ", "))
+	names := make([]string, len(deps))
+	for i, d := range deps {
+		names[i] = d.Msg.Name
 	}
-	_, err = s.st.Commit(ctx, []store.Cond{{Key: runtimeKey(name), Rev: rev}}, store.Delete(runtimeKey(name)))
-	if store.IsStale(err) {
-		return apierr.Conflict("runtime %q changed while it was deleted; try again", name)
-	}
-	return err
+	return apierr.Precondition("runtime %q is used by deployment %s; delete them or move them to another runtime first",
+		name, strings.Join(names, ", "))
 }
 
 // allRuntimes returns the built-in runtimes and the stored ones.

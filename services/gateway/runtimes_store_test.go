@@ -82,3 +82,52 @@ func TestRuntimesInTheStore(t *testing.T) {
 	require.Equal(t, codes.NotFound, apierr.Code(err))
 	require.Equal(t, codes.NotFound, apierr.Code(s.DeleteRuntime(ctx, "a-second")))
 }
+
+// TestRuntimeInUseRacesDelete: a deployment's write that takes a runtime
+// (useRuntime) and DeleteRuntime's touch, list and delete exclude each
+// other by the runtime's revision, so no deployment is left on a deleted
+// runtime.
+func TestRuntimeInUseRacesDelete(t *testing.T) {
+	t.Parallel()
+	s := &Service{st: store.New(testenv.EtcdClient(t)), now: time.Now}
+	ctx := context.Background()
+	_, err := s.CreateRuntime(ctx, torchRuntime())
+	require.NoError(t, err)
+	read, err := s.GetRuntime(ctx, "torch-v2")
+	require.NoError(t, err)
+	dep := &gatewayv1.Deployment{Name: "bc", Status: &gatewayv1.DeploymentStatus{Runtime: "torch-v2"}}
+
+	// A delete touches the runtime after the deployment read it: the
+	// deployment's write fails and it reads again.
+	touched, err := s.st.Commit(ctx, nil, store.Put(runtimeKey("torch-v2"), torchRuntime()))
+	require.NoError(t, err)
+	conds, ops := useRuntime(read)
+	_, err = s.st.Commit(ctx, conds, append(ops, store.Put(deploymentKey("bc"), dep))...)
+	require.True(t, store.IsStale(err), "%v", err)
+
+	// The deployment wins the next round: the delete, which listed no
+	// deployment, fails its condition.
+	read, err = s.GetRuntime(ctx, "torch-v2")
+	require.NoError(t, err)
+	conds, ops = useRuntime(read)
+	_, err = s.st.Commit(ctx, conds, append(ops, store.Put(deploymentKey("bc"), dep))...)
+	require.NoError(t, err)
+	_, err = s.st.Commit(ctx, []store.Cond{{Key: runtimeKey("torch-v2"), Rev: touched}}, store.Delete(runtimeKey("torch-v2")))
+	require.True(t, store.IsStale(err), "%v", err)
+	require.Equal(t, codes.FailedPrecondition, apierr.Code(s.DeleteRuntime(ctx, "torch-v2")))
+
+	got, err := s.GetRuntime(ctx, "torch-v2")
+	require.NoError(t, err)
+	require.Equal(t, "/usr/bin/python3", got.GetServer().GetCommand(), "a use rewrites the runtime as it was")
+	conds, ops = useRuntime(runtimesBuiltin(t, "onnx"))
+	require.Empty(t, conds, "a built-in runtime has no record")
+	require.Empty(t, ops)
+}
+
+func runtimesBuiltin(t *testing.T, name string) *gatewayv1.Runtime {
+	t.Helper()
+	s := &Service{}
+	r, err := s.GetRuntime(context.Background(), name)
+	require.NoError(t, err)
+	return r
+}
