@@ -282,3 +282,40 @@ func TestJSONIntegersAreExact(t *testing.T) {
 	require.Equal(t, []int64{math.MaxInt64, -3, 1000}, req.Inputs[0].Contents.Int64Contents)
 	require.Equal(t, []uint64{math.MaxUint64}, req.Inputs[1].Contents.Uint64Contents)
 }
+
+// FuzzDecodeInferRequestBinary: any body and header length either
+// decode into a request that marshals, or fail with an error; nothing
+// panics, whatever the sizes say.
+func FuzzDecodeInferRequestBinary(f *testing.F) {
+	body, hl := serving.AppendInferRequest(nil, mixedRequest(), 1)
+	f.Add(body, hl)
+	f.Add([]byte(`{"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":5}}]}`+"\x01\x00\x00\x00a"), 93)
+	f.Add([]byte(`{"inputs":[{"name":"x","datatype":"FP16","shape":[1],"parameters":{"binary_data_size":2}}]}`+"\x00\x3c"), 92)
+	f.Fuzz(func(t *testing.T, body []byte, hl int) {
+		var req inference.ModelInferRequest
+		if err := serving.DecodeInferRequestBinary(body, hl, &req); err != nil {
+			return
+		}
+		if _, err := proto.Marshal(&req); err != nil {
+			t.Fatalf("decoded request does not marshal: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeInferResponse: any answer a replica sends either decodes or
+// fails with an error; nothing panics.
+func FuzzDecodeInferResponse(f *testing.F) {
+	body, hl := serving.AppendInferResponseBinary(nil, mixedResponse(), func(name string) bool { return name != "f64" })
+	f.Add(body, hl)
+	body, hl = serving.AppendInferResponseBinary(nil, mixedResponse(), nil)
+	f.Add(body, hl)
+	f.Fuzz(func(t *testing.T, body []byte, hl int) {
+		var resp inference.ModelInferResponse
+		if err := serving.DecodeInferResponse(body, hl, &resp); err != nil {
+			return
+		}
+		if _, err := proto.Marshal(&resp); err != nil {
+			t.Fatalf("decoded response does not marshal: %v", err)
+		}
+	})
+}
