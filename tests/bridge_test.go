@@ -47,6 +47,10 @@ func (r *restReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.auth, r.last = append(r.auth, req.Header.Get("Authorization")), body
 	r.mu.Unlock()
+	if req.URL.Path == "/v2" {
+		_, _ = io.WriteString(w, `{"name":"rest-replica","version":"1","extensions":["binary_tensor_data"]}`)
+		return
+	}
 	name := strings.Split(strings.TrimPrefix(req.URL.Path, "/v2/models/"), "/")[0]
 	if req.Method == http.MethodGet {
 		_, _ = io.WriteString(w, `{"name":"`+name+`","versions":["1"],"platform":"rest-replica","inputs":[{"name":"x","datatype":"FP32","shape":[-1]}],"outputs":[]}`)
@@ -193,6 +197,9 @@ func TestGatewayBridgesToV2RESTReplicas(t *testing.T) {
 	auth := slices.Clone(rep.auth)
 	rep.mu.Unlock()
 	require.NotEmpty(t, auth)
+	code, body = httpDo(t, c, "GET", "/v2", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), `"extensions":["binary_tensor_data"]`, "the gateway says it takes binary data")
 	for _, a := range auth {
 		require.Equal(t, "Bearer replica-token", a, "the replica gets its own token, never the cluster's")
 	}

@@ -137,10 +137,14 @@ func wide(n int) *inference.ModelInferRequest {
 		Name: "input", Datatype: "FP32", Shape: []int64{1, int64(n)}}}, RawInputContents: [][]byte{serving.AppendRaw(nil, "FP32", c)}}
 }
 
-// restStandIn is a v2 REST replica that decodes each request and answers
-// out.
+// restStandIn is a v2 REST replica that takes binary data (its server
+// metadata says so), decodes each request and answers out.
 func restStandIn(out *inference.ModelInferResponse) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" {
+			_, _ = io.WriteString(w, `{"name":"standin","version":"1","extensions":["binary_tensor_data"]}`)
+			return
+		}
 		body := make([]byte, max(r.ContentLength, 0))
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			w.WriteHeader(http.StatusBadRequest)

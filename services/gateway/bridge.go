@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -27,14 +29,18 @@ import (
 
 // A replica that speaks KServe v2 REST and not v2 gRPC is bridged: a
 // gRPC ModelInfer is decoded, sent as a v2 REST request (tensors of
-// bridgeBinaryMin bytes or more as binary data), and the JSON answer is
-// encoded back into a ModelInferResponse frame. REST clients reach such
+// bridgeBinaryMin bytes or more as binary data when the replica's server
+// metadata lists the binary_tensor_data extension), and the JSON answer
+// is encoded back into a ModelInferResponse frame. REST clients reach such
 // a replica through the same path (Service.Infer), their JSON decoded
 // once and encoded once on the way.
 const (
 	// bridgeBinaryMin is the size from which an input goes to a v2 REST
 	// replica as binary data rather than JSON numbers.
 	bridgeBinaryMin = 1024
+	// binaryExtension is the server metadata's name of the binary tensor
+	// data extension.
+	binaryExtension = "binary_tensor_data"
 	// maxReplicaAnswer bounds a replica's HTTP answer, as gRPC's receive
 	// limit bounds a gRPC replica's.
 	maxReplicaAnswer = 64 << 20
@@ -53,6 +59,50 @@ type httpReplica struct {
 	auth   string // Bearer <token>
 	tr     *http.Transport
 	client *http.Client
+	// binary is whether the server takes binary tensor data: 0 not
+	// known yet, binaryYes or binaryNo once its metadata answered.
+	binary atomic.Int32
+}
+
+const (
+	binaryYes = 1
+	binaryNo  = 2
+)
+
+// binaryMin is the tensor size from which the replica gets binary data:
+// 0 (none) unless its server metadata (GET /v2, asked once) lists the
+// extension. A metadata call that gets no answer decides nothing: JSON
+// this time, the question again next time.
+func (h *httpReplica) binaryMin(ctx context.Context, dep string) int {
+	switch h.binary.Load() {
+	case binaryYes:
+		return bridgeBinaryMin
+	case binaryNo:
+		return 0
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v2", nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", h.auth)
+	rb, _, err := h.do(ctx, req, dep)
+	if err != nil {
+		if status.Code(err) != codes.Unavailable && ctx.Err() == nil {
+			// It answered, without metadata.
+			h.binary.Store(binaryNo)
+		}
+		return 0
+	}
+	defer bufPool.Put(rb)
+	var md struct {
+		Extensions []string `json:"extensions"`
+	}
+	if json.Unmarshal(*rb, &md) == nil && slices.Contains(md.Extensions, binaryExtension) {
+		h.binary.Store(binaryYes)
+		return bridgeBinaryMin
+	}
+	h.binary.Store(binaryNo)
+	return 0
 }
 
 func newHTTPReplica(addr, token string) *httpReplica {
@@ -99,7 +149,7 @@ func (s *Service) bridgeInferCall(ctx context.Context, b *backend, frame *grpcsr
 	// A fresh buffer, not a pooled one: the transport may still read a
 	// body after Do returns, and a *bytes.Reader lets it write the
 	// headers and the body in one write.
-	body, headerLen := serving.AppendInferRequest(make([]byte, 0, 256+2*frame.Len()), req, bridgeBinaryMin)
+	body, headerLen := serving.AppendInferRequest(make([]byte, 0, 256+2*frame.Len()), req, b.http.binaryMin(ctx, b.ep.Deployment))
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+modelPath(req.ModelName, req.ModelVersion)+"/infer", bytes.NewReader(body))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)

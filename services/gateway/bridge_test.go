@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +36,9 @@ import (
 // names answer errors.
 type v2Replica struct {
 	srv *httptest.Server
-	mu  sync.Mutex
+	// noBinary leaves the binary data extension out of its metadata.
+	noBinary bool
+	mu       sync.Mutex
 	// calls records each call: method, path, authorization and whether
 	// its body had binary data; bodies, the bodies.
 	calls  []replicaCall
@@ -56,6 +59,13 @@ func newV2Replica(t *testing.T) *v2Replica {
 
 func (r *v2Replica) addr() string { return strings.TrimPrefix(r.srv.URL, "http://") }
 
+// lastBody is the body of the last call.
+func (r *v2Replica) lastBody() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bodies[len(r.bodies)-1]
+}
+
 func (r *v2Replica) last() replicaCall {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -72,6 +82,14 @@ func (r *v2Replica) serve(w http.ResponseWriter, req *http.Request) {
 	r.calls = append(r.calls, replicaCall{method: req.Method, path: req.URL.Path, auth: req.Header.Get("Authorization"), binary: hl < len(body)})
 	r.bodies = append(r.bodies, body)
 	r.mu.Unlock()
+	if req.URL.Path == "/v2" {
+		ext := `["binary_tensor_data"]`
+		if r.noBinary {
+			ext = `[]`
+		}
+		_, _ = io.WriteString(w, `{"name":"test","version":"1","extensions":`+ext+`}`)
+		return
+	}
 	name := strings.Split(strings.TrimPrefix(req.URL.Path, "/v2/models/"), "/")[0]
 	fail := func(code int, body string) {
 		w.WriteHeader(code)
@@ -220,7 +238,8 @@ func outputContents(t *testing.T, resp *inference.ModelInferResponse, i int) *in
 
 // gRPC ModelInfer to a replica that speaks v2 REST only: small tensors go
 // as JSON and come back as contents; large ones (and raw contents) go as
-// binary data and come back as raw contents; FP32, FP64, INT64 and BYTES
+// binary data and come back as raw contents when the server's metadata
+// lists the extension, as JSON when not; FP32, FP64, INT64 and BYTES
 // keep their values; the replica gets its own token and the pinned
 // version's path.
 func TestBridgeInferJSONAndBinary(t *testing.T) {
@@ -279,6 +298,28 @@ func TestBridgeInferJSONAndBinary(t *testing.T) {
 	require.Equal(t, []float64{-2.5}, outputContents(t, resp, 2).Fp64Contents)
 	require.Equal(t, [][]byte{[]byte("z!")}, outputContents(t, resp, 3).BytesContents)
 	require.Equal(t, 2.0, testutil.ToFloat64(s.met.httpOK))
+	metadataCalls := 0
+	rep.mu.Lock()
+	calls := slices.Clone(rep.calls)
+	rep.mu.Unlock()
+	for _, c := range calls {
+		if c.path == "/v2" {
+			metadataCalls++
+		}
+	}
+	require.Equal(t, 1, metadataCalls, "the server metadata is asked once")
+
+	// A server whose metadata does not list the extension gets JSON
+	// whatever the size, and the same numbers back.
+	plain := newV2Replica(t)
+	plain.noBinary = true
+	s, b = bridgeTo(plain.addr(), "v2-rest")
+	resp, err = inferVia(t, s, b, big)
+	require.NoError(t, err)
+	require.Equal(t, replicaCall{method: "POST", path: "/v2/models/m/versions/3/infer", auth: "Bearer tok"}, plain.last())
+	require.Empty(t, resp.RawOutputContents)
+	require.Equal(t, got, resp.Outputs[0].Contents.Fp32Contents)
+	require.Equal(t, gotIDs, resp.Outputs[1].Contents.Int64Contents)
 }
 
 // A replica's HTTP errors reach the client with the gRPC code of whose

@@ -36,7 +36,8 @@ func (p *dataPlane) ServerMetadata(context.Context, *inference.ServerMetadataReq
 }
 
 func serverMetadata() *inference.ServerMetadataResponse {
-	return &inference.ServerMetadataResponse{Name: "bmaas-gateway", Version: serving.ServerVersion, Extensions: []string{}}
+	// REST takes and answers binary tensor data (rest.go).
+	return &inference.ServerMetadataResponse{Name: "bmaas-gateway", Version: serving.ServerVersion, Extensions: []string{binaryExtension}}
 }
 
 func (p *dataPlane) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {

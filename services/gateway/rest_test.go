@@ -237,7 +237,7 @@ func TestRESTPassThroughToV2RESTReplica(t *testing.T) {
 	body := append([]byte(header), 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40) // 1, 2
 	w := restDo(t, mux, "POST", "/v2/models/m/versions/4/infer", body, len(header))
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
-	require.Equal(t, body, rep.bodies[len(rep.bodies)-1], "the body reaches the replica as it came")
+	require.Equal(t, body, rep.lastBody(), "the body reaches the replica as it came")
 	require.Equal(t, replicaCall{method: "POST", path: "/v2/models/m/versions/4/infer", auth: "Bearer tok", binary: true}, rep.last())
 
 	dr, err := http.NewRequest("POST", rep.srv.URL+"/v2/models/m/versions/4/infer", bytes.NewReader(body))
