@@ -359,6 +359,7 @@ func TestBridgeErrors(t *testing.T) {
 	s, b = bridgeTo(gone, "v2-rest")
 	_, err = inferVia(t, s, b, req("m"))
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.Zero(t, b.http.binary.Load(), "an unanswered metadata call decides nothing")
 
 	// A replica that speaks only OpenAI's API serves no KServe v2 call.
 	s, b = bridgeTo(rep.addr(), "openai")
