@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/serving"
 )
 
 // A body over the limit is a 413 in KServe v2's shape on /v2 and in the
@@ -121,6 +122,8 @@ func restOutputs(t *testing.T, w *httptest.ResponseRecorder) map[string][]any {
 			switch o.Datatype {
 			case "FP32":
 				vs, i = append(vs, float64(math.Float32frombits(le.Uint32(raw[i:])))), i+4
+			case "FP64":
+				vs, i = append(vs, math.Float64frombits(le.Uint64(raw[i:]))), i+8
 			case "INT64":
 				vs, i = append(vs, float64(int64(le.Uint64(raw[i:])))), i+8
 			case "BYTES":
@@ -257,4 +260,55 @@ func TestRESTPassThroughToV2RESTReplica(t *testing.T) {
 	require.Contains(t, w.Body.String(), "input x is too short")
 	require.Equal(t, 1.0, testutil.ToFloat64(s.met.httpOK))
 	require.Equal(t, 1.0, testutil.ToFloat64(s.met.httpErr))
+}
+
+// modelDP is a data plane of one model served in this process, as a
+// built-in replica serves it.
+type modelDP struct{ m *serving.Model }
+
+func (d modelDP) Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	return d.m.Infer(ctx, req)
+}
+
+func (d modelDP) ModelMetadata(context.Context, string, string) (*inference.ModelMetadataResponse, error) {
+	return nil, nil
+}
+
+func (d modelDP) ModelReady(context.Context, string, string) (bool, error) { return true, nil }
+
+// REST binary data to a built-in replica (an ONNX classifier): the rows
+// sent as binary data answer the labels and probabilities the same rows
+// answer as JSON, as JSON or as binary data.
+func TestRESTBinaryDataToABuiltinModel(t *testing.T) {
+	t.Parallel()
+	m, err := serving.Load("../../examples/models/logreg-v1.onnx", serving.Options{Name: "bc", Version: 1, Format: serving.FormatONNX,
+		Classes: []string{"benign", "malignant"}})
+	require.NoError(t, err)
+	t.Cleanup(m.Close)
+	mux := http.NewServeMux()
+	restAPI{dp: modelDP{m}, maxBytes: 1 << 20}.register(mux, http.NotFoundHandler())
+
+	x := make([]float32, 3*30)
+	for i := range x {
+		x[i] = float32(i%11) * 0.05
+	}
+	jb, err := json.Marshal(map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "FP32", "shape": []int{3, 30}, "data": x}}})
+	require.NoError(t, err)
+	w := restDo(t, mux, "POST", "/v2/models/bc/infer", jb, -1)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	want := restOutputs(t, w)
+	require.Len(t, want["predictions"], 3)
+	require.Len(t, want["probabilities"], 6)
+
+	var bin []byte
+	for _, v := range x {
+		bin = binary.LittleEndian.AppendUint32(bin, math.Float32bits(v))
+	}
+	for _, params := range []string{"", `"parameters":{"binary_data_output":true},`} {
+		h := `{` + params + `"inputs":[{"name":"input","datatype":"FP32","shape":[3,30],"parameters":{"binary_data_size":360}}]}`
+		w := restDo(t, mux, "POST", "/v2/models/bc/infer", append([]byte(h), bin...), len(h))
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		require.Equal(t, want, restOutputs(t, w), params)
+		require.Equal(t, params != "", w.Header().Get("Inference-Header-Content-Length") != "", params)
+	}
 }
