@@ -36,9 +36,10 @@ type backend struct {
 // router keeps the ready endpoints of every deployment, from etcd, with
 // one client connection (and one lane client) per replica address and
 // token, or one HTTP client per HTTP address and token for a replica
-// that speaks HTTP and not gRPC. Each replica is called with its own token from its endpoint
-// record, never the cluster's: a listener that is not a replica of this
-// cluster learns nothing it could use elsewhere.
+// that speaks HTTP and not gRPC. Each replica is called with its own
+// token from its endpoint record, never the cluster's: a listener that
+// is not a replica of this cluster learns nothing it could use
+// elsewhere.
 type router struct {
 	cli     *clientv3.Client
 	log     *slog.Logger
