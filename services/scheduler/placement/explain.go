@@ -15,6 +15,9 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 	// Nodes that pass pool and selector, and the most GPUs among them, so
 	// that a GPU request on a cluster without (enough) GPUs says how many.
 	staticNodes, staticGPU := 0, 0
+	// For a share: the largest matching GPU, and the most any has free now.
+	var largestGPU, mostFree int64
+	share := r.GPUs == 0 && r.GPUMemory > 0
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		if !static(n, r) {
@@ -25,18 +28,32 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 			g = bits.OnesCount64(modelMask(n, model))
 		}
 		staticNodes, staticGPU = staticNodes+1, max(staticGPU, g)
-		if r.GPUs > 0 && g == 0 {
+		if (r.GPUs > 0 || share) && g == 0 {
 			continue
 		}
 		matching++
 		maxCPU, maxMem, maxGPU = max(maxCPU, n.CPU), max(maxMem, n.Memory), max(maxGPU, g)
+		if share {
+			shares := 0
+			for p, gpu := range n.GPUs {
+				if model == "" || contains(n.models[p], model) {
+					largestGPU, mostFree = max(largestGPU, gpu.Memory), max(mostFree, n.gpuFree(p))
+					shares += int(gpu.Memory / r.GPUMemory)
+				}
+			}
+			g = shares
+		}
 		slots += workersFit(n.CPU, n.Memory, g, r)
 	}
 	switch {
+	case matching == 0 && staticNodes > 0 && share && model == "":
+		return fmt.Sprintf("Unschedulable: needs %s on one GPU, no matching node has a GPU", bytesText(r.GPUMemory)), true
 	case matching == 0 && staticNodes > 0 && r.GPUs > 0 && model == "":
 		return fmt.Sprintf("Unschedulable: needs %d %s, largest node has %d", r.GPUs, gpuNoun(r), staticGPU), true
 	case matching == 0:
 		return "Unschedulable: " + noMatch(r), true
+	case share && r.GPUMemory > largestGPU:
+		return fmt.Sprintf("Unschedulable: needs %s on one GPU, the largest GPU has %s", bytesText(r.GPUMemory), bytesText(largestGPU)), true
 	case int64(r.GPUs) > int64(maxGPU):
 		return fmt.Sprintf("Unschedulable: needs %d %s, largest node has %d", r.GPUs, gpuNoun(r), maxGPU), true
 	case r.CPU > maxCPU:
@@ -47,6 +64,9 @@ func (c *Cluster) explain(r *Request, model string) (reason string, never bool) 
 		return fmt.Sprintf("Unschedulable: no node has %s at once", need(r)), true
 	case slots < r.Workers:
 		return fmt.Sprintf("Unschedulable: needs %d workers of %s, the matching nodes hold %d even when empty", r.Workers, need(r), slots), true
+	}
+	if share && mostFree < r.GPUMemory {
+		return fmt.Sprintf("Waiting for capacity: needs %s on one GPU, the most free on any GPU is %s", bytesText(r.GPUMemory), bytesText(mostFree)), false
 	}
 	return fmt.Sprintf("Waiting for capacity: needs %d worker(s) of %s on %d matching node(s)", r.Workers, need(r), matching), false
 }
@@ -62,6 +82,8 @@ func workersFit(cpu, mem int64, gpus int, r *Request) int {
 	}
 	if r.GPUs > 0 {
 		n = min(n, gpus/r.GPUs)
+	} else if r.GPUMemory > 0 {
+		n = min(n, gpus) // gpus counts the shares the node's GPUs hold
 	}
 	return min(n, r.Workers)
 }
@@ -78,7 +100,7 @@ func noMatch(r *Request) string {
 		}
 		parts = append(parts, "node_selector "+strings.Join(sorted(kv), ","))
 	}
-	if r.GPUs > 0 {
+	if r.GPUs > 0 || r.GPUMemory > 0 {
 		parts = append(parts, gpuNoun(r))
 	}
 	if len(parts) == 0 {
@@ -98,6 +120,8 @@ func need(r *Request) string {
 	s := fmt.Sprintf("%s CPU, %s memory", millis(r.CPU), bytesText(r.Memory))
 	if r.GPUs > 0 {
 		s += fmt.Sprintf(", %d %s", r.GPUs, gpuNoun(r))
+	} else if r.GPUMemory > 0 {
+		s += fmt.Sprintf(", %s on one GPU", bytesText(r.GPUMemory))
 	}
 	return s
 }

@@ -49,13 +49,22 @@ func (c *Cluster) tryPlace(r *Request, model string) ([]Alloc, bool) {
 				continue
 			}
 			var gpus uint64
-			if r.GPUs > 0 {
-				gpus = pickGPUs(n, n.freeGPUs, r.GPUs, model)
+			shareLeft := 0.0
+			switch {
+			case r.GPUs > 0:
+				gpus = pickGPUs(n, n.wholeFree(), r.GPUs, model)
 				if gpus == 0 {
 					continue
 				}
+			case r.GPUMemory > 0:
+				p := pickShare(n, r.GPUMemory, model)
+				if p < 0 {
+					continue
+				}
+				gpus = 1 << p
+				shareLeft = frac(n.gpuFree(p)-r.GPUMemory, n.GPUs[p].Memory)
 			}
-			s := c.score(n, r)
+			s := c.score(n, r, shareLeft)
 			if best < 0 || s < bestScore {
 				best, bestScore, bestGPUs = i, s, gpus
 			}
@@ -67,6 +76,9 @@ func (c *Cluster) tryPlace(r *Request, model string) ([]Alloc, bool) {
 			return nil, false
 		}
 		a := Alloc{Node: best, CPU: r.CPU, Memory: r.Memory, GPUs: bestGPUs}
+		if r.GPUs == 0 {
+			a.GPUMemory = r.GPUMemory
+		}
 		c.take(a)
 		c.scratch = append(c.scratch, a)
 	}
@@ -105,6 +117,28 @@ func pickGPUs(n *Node, free uint64, want int, model string) uint64 {
 	return out
 }
 
+// pickShare returns the position of the GPU of n (of the model, when one
+// is asked) that holds mem and is left fullest by it (best fit, the lowest
+// position among equals), or -1 when none holds it.
+func pickShare(n *Node, mem int64, model string) int {
+	cand := n.freeGPUs
+	if model != "" {
+		cand &= modelMask(n, model)
+	}
+	best, bestLeft := -1, int64(0)
+	for ; cand != 0; cand &= cand - 1 {
+		p := bits.TrailingZeros64(cand)
+		left := n.gpuFree(p) - mem
+		if left < 0 {
+			continue
+		}
+		if best < 0 || left < bestLeft {
+			best, bestLeft = p, left
+		}
+	}
+	return best
+}
+
 func modelMask(n *Node, model string) uint64 {
 	var m uint64
 	for i, got := range n.models {
@@ -125,17 +159,21 @@ func contains(s, sub string) bool {
 }
 
 // score is lower for a better node: the room left after placing one
-// worker of r (bin packing) or its opposite (spread). A job without GPUs
-// is steered away from GPU nodes either way.
-func (c *Cluster) score(n *Node, r *Request) float64 {
+// worker of r (bin packing) or its opposite (spread). shareLeft is the
+// fraction of its GPU's memory a share leaves free. A job without GPUs is
+// steered away from GPU nodes either way.
+func (c *Cluster) score(n *Node, r *Request, shareLeft float64) float64 {
 	left := frac(n.freeCPU-r.CPU, n.CPU) + frac(n.freeMem-r.Memory, n.Memory)
 	if len(n.GPUs) > 0 {
-		left += 2 * frac(int64(bits.OnesCount64(n.freeGPUs)-r.GPUs), int64(len(n.GPUs)))
+		left += 2 * frac(int64(bits.OnesCount64(n.wholeFree())-r.GPUs), int64(len(n.GPUs)))
+	}
+	if r.GPUMemory > 0 && r.GPUs == 0 {
+		left += 2 * shareLeft
 	}
 	if c.Strategy == Spread {
 		left = -left
 	}
-	if r.GPUs == 0 && len(n.GPUs) > 0 {
+	if r.GPUs == 0 && r.GPUMemory == 0 && len(n.GPUs) > 0 {
 		left += 10
 	}
 	return left

@@ -9,6 +9,11 @@
 // several workers is placed worker by worker and rolled back unless every
 // worker fits, so nothing is ever half allocated. When a request does not
 // fit, lower-priority preemptible jobs may be evicted to make room.
+//
+// A request may ask for a share of one GPU by memory instead of whole
+// GPUs: shares are packed onto the fullest GPU that still holds them (best
+// fit), never beyond the GPU's memory, and a whole-GPU request takes only
+// a GPU that holds no share.
 package placement
 
 import (
@@ -30,6 +35,8 @@ const (
 type GPU struct {
 	Index int32
 	Model string
+	// Memory in bytes; shares of the GPU add up to at most this.
+	Memory int64
 }
 
 // Node is a machine: its capacity, identity and, once in a Cluster, what
@@ -44,8 +51,10 @@ type Node struct {
 	GPUs []GPU
 
 	freeCPU, freeMem int64
-	freeGPUs         uint64 // bit i: GPUs[i] is free
+	freeGPUs         uint64 // bit i: GPUs[i] is not held whole
 	allGPUs          uint64
+	shared           []int64  // memory shares hold, by position
+	sharedGPUs       uint64   // bit i: GPUs[i] holds a share
 	models           []string // lower-cased GPU models, by position
 }
 
@@ -59,8 +68,10 @@ type Request struct {
 	Memory   int64
 	GPUs     int
 	GPUModel string
-	Pool     string
-	Selector map[string]string
+	// GPUMemory asks for a share of one GPU by memory (GPUs must be 0).
+	GPUMemory int64
+	Pool      string
+	Selector  map[string]string
 	// Preemptible jobs may be evicted for jobs of higher priority.
 	Preemptible bool
 }
@@ -71,6 +82,8 @@ type Alloc struct {
 	CPU    int64
 	Memory int64
 	GPUs   uint64 // positions in Node.GPUs
+	// GPUMemory is a share of the one GPU in GPUs; 0: GPUs are held whole.
+	GPUMemory int64
 }
 
 // GPUIndices returns the device indices of the alloc's GPUs on node n.
@@ -121,6 +134,7 @@ func NewCluster(nodes []Node, s Strategy) *Cluster {
 			n.allGPUs = ^uint64(0)
 		}
 		n.freeGPUs = n.allGPUs
+		n.shared, n.sharedGPUs = make([]int64, len(n.GPUs)), 0
 		n.models = make([]string, len(n.GPUs))
 		for j, g := range n.GPUs {
 			n.models[j] = lower(g.Model)
@@ -129,10 +143,33 @@ func NewCluster(nodes []Node, s Strategy) *Cluster {
 	return c
 }
 
-// Free reports what is free on node i.
+// Free reports what is free on node i: CPU, memory and the GPUs that
+// neither a whole-GPU job nor a share holds.
 func (c *Cluster) Free(i int) (cpu, mem int64, gpus int) {
 	n := &c.Nodes[i]
-	return n.freeCPU, n.freeMem, bits.OnesCount64(n.freeGPUs)
+	return n.freeCPU, n.freeMem, bits.OnesCount64(n.wholeFree())
+}
+
+// GPUAllocated reports the memory held on the GPU at position p of node i:
+// the shares on it, or all of its memory when a job holds it whole.
+func (c *Cluster) GPUAllocated(i, p int) int64 {
+	n := &c.Nodes[i]
+	if n.freeGPUs&(1<<p) == 0 {
+		return n.GPUs[p].Memory
+	}
+	return n.shared[p]
+}
+
+// wholeFree is the GPUs a whole-GPU request may take: held by nothing.
+func (n *Node) wholeFree() uint64 { return n.freeGPUs &^ n.sharedGPUs }
+
+// gpuFree is the memory left for shares on the GPU at position p (0 when
+// it is held whole).
+func (n *Node) gpuFree(p int) int64 {
+	if n.freeGPUs&(1<<p) == 0 {
+		return 0
+	}
+	return n.GPUs[p].Memory - n.shared[p]
 }
 
 // Bind records a job already placed (from live assignments): its allocs
@@ -177,14 +214,32 @@ func (c *Cluster) take(a Alloc) {
 	n := &c.Nodes[a.Node]
 	n.freeCPU -= a.CPU
 	n.freeMem -= a.Memory
-	n.freeGPUs &^= a.GPUs
+	if a.GPUMemory == 0 {
+		n.freeGPUs &^= a.GPUs
+		return
+	}
+	for m := a.GPUs & n.allGPUs; m != 0; m &= m - 1 {
+		p := bits.TrailingZeros64(m)
+		n.shared[p] += a.GPUMemory
+		n.sharedGPUs |= 1 << p
+	}
 }
 
 func (c *Cluster) release(a Alloc) {
 	n := &c.Nodes[a.Node]
 	n.freeCPU += a.CPU
 	n.freeMem += a.Memory
-	n.freeGPUs |= a.GPUs & n.allGPUs
+	if a.GPUMemory == 0 {
+		n.freeGPUs |= a.GPUs & n.allGPUs
+		return
+	}
+	for m := a.GPUs & n.allGPUs; m != 0; m &= m - 1 {
+		p := bits.TrailingZeros64(m)
+		if n.shared[p] -= a.GPUMemory; n.shared[p] <= 0 {
+			n.shared[p] = 0
+			n.sharedGPUs &^= 1 << p
+		}
+	}
 }
 
 // groupByNode orders allocs so that workers on one node are adjacent, nodes
