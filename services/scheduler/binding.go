@@ -25,7 +25,16 @@ func request(j *schedulerv1.Job) placement.Request {
 	s, r := j.GetSpec(), j.GetSpec().GetResources()
 	return placement.Request{Job: j.Id, Priority: s.GetPriority(), Workers: int(max(s.GetWorkers(), 1)),
 		CPU: r.GetCpuMillis(), Memory: r.GetMemoryBytes(), GPUs: int(r.GetGpus()), GPUModel: r.GetGpuModel(),
-		Pool: s.GetPool(), Selector: s.GetNodeSelector(), Preemptible: s.GetPreemptible()}
+		GPUMemory: r.GetGpuMemoryBytes(), Pool: s.GetPool(), Selector: s.GetNodeSelector(), Preemptible: s.GetPreemptible()}
+}
+
+// shareOf is the GPU memory share r asks for (0 when it asks for whole
+// GPUs).
+func shareOf(r *schedulerv1.Resources) int64 {
+	if r.GetGpus() > 0 {
+		return 0
+	}
+	return r.GetGpuMemoryBytes()
 }
 
 // cluster builds the placement state from the view: the nodes, and every
@@ -44,7 +53,7 @@ func (l *leader) cluster(touched map[string]bool) (*placement.Cluster, map[strin
 		index[name] = i
 		nodes[i] = placement.Node{Name: name, Pool: n.Pool, Labels: n.Labels, CPU: n.CpuMillis, Memory: n.MemoryBytes}
 		for _, g := range n.Gpus {
-			nodes[i].GPUs = append(nodes[i].GPUs, placement.GPU{Index: g.Index, Model: g.Model})
+			nodes[i].GPUs = append(nodes[i].GPUs, placement.GPU{Index: g.Index, Model: g.Model, Memory: g.MemoryBytes})
 		}
 	}
 	c := placement.NewCluster(nodes, l.strategy)
@@ -57,7 +66,7 @@ func (l *leader) cluster(touched map[string]bool) (*placement.Cluster, map[strin
 			}
 			r := a.a.GetSpec().GetResources()
 			allocs = append(allocs, placement.Alloc{Node: i, CPU: r.GetCpuMillis(), Memory: r.GetMemoryBytes(),
-				GPUs: c.GPUPositions(i, a.a.GpuIndices)})
+				GPUs: c.GPUPositions(i, a.a.GpuIndices), GPUMemory: shareOf(r)})
 		}
 		je := l.v.jobs[job]
 		live := je != nil && (je.job.State == stScheduled || je.job.State == stRunning)

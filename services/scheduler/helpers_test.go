@@ -23,6 +23,9 @@ import (
 
 const waitFor = 15 * time.Second
 
+// gpuMemGiB is the memory of every test node's GPUs.
+const gpuMemGiB = 16
+
 // env is one embedded etcd and NATS, a registry with model "m" and
 // dataset "toy", and schedulers started on demand.
 type env struct {
@@ -94,15 +97,15 @@ func (s *sched) stop() {
 	<-s.done
 }
 
-// node registers a node under a lease of its own, as an agent does; the
-// returned function makes it vanish.
+// node registers a node under a lease of its own, as an agent does, its
+// GPUs of gpuMemGiB each; the returned function makes it vanish.
 func (e *env) node(name string, cpu int64, memGiB int64, gpus int) func() {
 	t := e.t
 	lease, err := e.cli.Grant(t.Context(), 30)
 	require.NoError(t, err)
 	n := &schedulerv1.Node{Name: name, Address: "10.0.0.1:7000", Host: name + ".local", CpuMillis: cpu, MemoryBytes: memGiB << 30}
 	for i := range gpus {
-		n.Gpus = append(n.Gpus, &schedulerv1.Gpu{Index: int32(i), Model: "Fake T4", Fake: true})
+		n.Gpus = append(n.Gpus, &schedulerv1.Gpu{Index: int32(i), Model: "Fake T4", Fake: true, MemoryBytes: gpuMemGiB << 30})
 	}
 	b, err := proto.Marshal(n)
 	require.NoError(t, err)

@@ -62,10 +62,43 @@ func (s *Scheduler) GetNode(ctx context.Context, name string) (*schedulerv1.Node
 type usage struct {
 	cpu, mem int64
 	gpus     int32
+	// whole GPUs by index, and the memory shares hold per GPU index.
+	whole  map[int32]bool
+	shares map[int32]int64
 }
 
+// fill sets what n's assignments hold: CPU, memory, whole GPUs, and per
+// GPU the memory reserved (all of it for a whole GPU, else the shares).
 func fill(n *schedulerv1.Node, u usage) {
 	n.AllocatedCpuMillis, n.AllocatedMemoryBytes, n.AllocatedGpus = u.cpu, u.mem, u.gpus
+	for _, g := range n.Gpus {
+		g.AllocatedMemoryBytes = u.shares[g.Index]
+		if u.whole[g.Index] {
+			g.AllocatedMemoryBytes = g.MemoryBytes
+		}
+	}
+}
+
+// add counts one assignment in u.
+func (u *usage) add(a *schedulerv1.Assignment) {
+	r := a.GetSpec().GetResources()
+	u.cpu += r.GetCpuMillis()
+	u.mem += r.GetMemoryBytes()
+	share := shareOf(r)
+	for _, idx := range a.GpuIndices {
+		if share > 0 {
+			if u.shares == nil {
+				u.shares = map[int32]int64{}
+			}
+			u.shares[idx] += share
+			continue
+		}
+		if u.whole == nil {
+			u.whole = map[int32]bool{}
+		}
+		u.whole[idx] = true
+		u.gpus++
+	}
 }
 
 // allocated reads the assignments under prefix and sums them per node.
@@ -81,10 +114,7 @@ func (s *Scheduler) allocated(ctx context.Context, prefix string) (map[string]us
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		u := out[a.Node]
-		r := a.GetSpec().GetResources()
-		u.cpu += r.GetCpuMillis()
-		u.mem += r.GetMemoryBytes()
-		u.gpus += int32(len(a.GpuIndices))
+		u.add(&a)
 		out[a.Node] = u
 	}
 	return out, nil

@@ -148,8 +148,12 @@ func (s *Scheduler) checkResources(spec *schedulerv1.JobSpec) error {
 		return apierr.Invalid("spec.resources.memory_bytes", "must be within 0 and %d, got %d", int64(maxMemoryBytes), r.MemoryBytes)
 	case r.Gpus < 0 || r.Gpus > maxGPUs:
 		return apierr.Invalid("spec.resources.gpus", "must be within 0 and %d, got %d", maxGPUs, r.Gpus)
-	case r.GpuModel != "" && r.Gpus == 0:
-		return apierr.Invalid("spec.resources.gpu_model", "set with gpus = 0")
+	case r.GpuMemoryBytes < 0:
+		return apierr.Invalid("spec.resources.gpu_memory_bytes", "must not be negative, got %d", r.GpuMemoryBytes)
+	case r.GpuMemoryBytes > 0 && r.Gpus > 0:
+		return apierr.Invalid("spec.resources.gpu_memory_bytes", "a share of one GPU is asked with gpus = 0, got gpus = %d", r.Gpus)
+	case r.GpuModel != "" && r.Gpus == 0 && r.GpuMemoryBytes == 0:
+		return apierr.Invalid("spec.resources.gpu_model", "set with gpus = 0 and gpu_memory_bytes = 0")
 	}
 	if r.CpuMillis == 0 {
 		r.CpuMillis = s.cfg.DefaultCPUMillis
