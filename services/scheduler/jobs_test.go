@@ -45,7 +45,7 @@ func TestSubmitValidation(t *testing.T) {
 		{"absurd gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.Gpus = 1000 }), codes.InvalidArgument, "spec.resources.gpus"},
 		{"gpu model without gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.GpuModel = "T4" }), codes.InvalidArgument, "spec.resources.gpu_model"},
 		{"negative gpu memory", spec(func(s *schedulerv1.JobSpec) { s.Resources.GpuMemoryBytes = -1 }), codes.InvalidArgument, "spec.resources.gpu_memory_bytes: must not be negative"},
-		{"gpu memory with whole gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.Gpus, s.Resources.GpuMemoryBytes = 1, 1 << 30 }), codes.InvalidArgument, "spec.resources.gpu_memory_bytes: a share of one GPU"},
+		{"gpu memory with whole gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.Gpus, s.Resources.GpuMemoryBytes = 1, 1<<30 }), codes.InvalidArgument, "spec.resources.gpu_memory_bytes: a share of one GPU"},
 		{"negative workers", spec(func(s *schedulerv1.JobSpec) { s.Workers = -2 }), codes.InvalidArgument, "spec.workers"},
 		{"priority", spec(func(s *schedulerv1.JobSpec) { s.Priority = 1 << 20 }), codes.InvalidArgument, "spec.priority"},
 		{"negative termination grace", spec(func(s *schedulerv1.JobSpec) { s.TerminationGraceSeconds = -1 }), codes.InvalidArgument, "spec.termination_grace_seconds"},
