@@ -79,5 +79,30 @@ func (n *NVML) Usage(index int) (Usage, error) {
 	return Usage{Utilization: float64(u.Gpu) / 100, MemoryUsedBytes: int64(mem.Used)}, nil
 }
 
+// Processes lists the compute processes on a GPU with the memory each
+// holds (0 where the driver does not say, as under some virtualisation).
+func (n *NVML) Processes(index int) ([]Process, error) {
+	d, ret := n.lib.DeviceGetHandleByIndex(index)
+	if ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("nvml device %d: %s", index, nvml.ErrorString(ret))
+	}
+	ps, ret := d.GetComputeRunningProcesses()
+	if ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("nvml device %d processes: %s", index, nvml.ErrorString(ret))
+	}
+	out := make([]Process, len(ps))
+	for i, p := range ps {
+		out[i] = Process{PID: p.Pid}
+		if p.UsedGpuMemory != notAvailable {
+			out[i].MemoryBytes = int64(p.UsedGpuMemory)
+		}
+	}
+	return out, nil
+}
+
+// notAvailable is NVML_VALUE_NOT_AVAILABLE, what a process's memory reads
+// when the driver cannot say.
+const notAvailable = ^uint64(0)
+
 // Close shuts NVML down.
 func (n *NVML) Close() { _ = n.lib.Shutdown() }

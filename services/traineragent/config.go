@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
+	"github.com/bmaas/bmaas/pkg/gpu"
 	"github.com/bmaas/bmaas/pkg/sandbox"
 )
 
@@ -29,6 +33,8 @@ type Config struct {
 	Pool   string `yaml:"pool"`
 	// FakeGPUs simulates this many GPUs instead of asking NVML.
 	FakeGPUs int `yaml:"fake_gpus"`
+	// FakeGPUMemory is each simulated GPU's memory in bytes.
+	FakeGPUMemory int64 `yaml:"fake_gpu_memory"`
 	// WorkDir holds the tasks' files (default: <data dir>/agent).
 	WorkDir string `yaml:"work_dir"`
 	// DataDir is the process's data directory, set by the caller.
@@ -94,6 +100,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Labels, "trainer-agent.labels", "", "node labels, k=v,k=v")
 	fs.StringVar(&c.Pool, "trainer-agent.pool", "default", "pool the node belongs to")
 	fs.IntVar(&c.FakeGPUs, "trainer-agent.fake-gpus", 0, "simulate this many GPUs instead of using NVML")
+	c.FakeGPUMemory = gpu.DefaultFakeMemory
+	fs.Func("trainer-agent.fake-gpu-memory", "memory of each simulated GPU: bytes, or with a unit (24Gi, 16GiB, 80GB) (default 16Gi)",
+		func(v string) error {
+			b, err := humanize.ParseBytes(v)
+			if err != nil || b > math.MaxInt64 {
+				return fmt.Errorf("expected bytes with an optional unit (24Gi, 16GiB), got %q", v)
+			}
+			c.FakeGPUMemory = int64(b)
+			return nil
+		})
 	fs.StringVar(&c.WorkDir, "trainer-agent.work-dir", "", "directory for task files (default <data-dir>/agent)")
 	fs.StringVar(&c.Python, "trainer-agent.python", "/usr/bin/python3", "interpreter for commands named python or python3")
 	fs.DurationVar(&c.CheckpointInterval, "trainer-agent.checkpoint-interval", 5*time.Second,
@@ -132,6 +148,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer-agent.memory-bytes: must be positive, got %d", c.MemoryBytes)
 	case c.FakeGPUs < 0:
 		return fmt.Errorf("trainer-agent.fake-gpus: must not be negative, got %d", c.FakeGPUs)
+	case c.FakeGPUs > 0 && c.FakeGPUMemory <= 0:
+		return fmt.Errorf("trainer-agent.fake-gpu-memory: must be positive, got %d", c.FakeGPUMemory)
 	case c.CheckpointInterval <= 0:
 		return fmt.Errorf("trainer-agent.checkpoint-interval: must be positive, got %s", c.CheckpointInterval)
 	case c.FlushInterval <= 0:

@@ -23,6 +23,7 @@ func (s *Service) node() *schedulerv1.Node {
 		n.Gpus = append(n.Gpus, &schedulerv1.Gpu{Index: int32(g.Index), Uuid: g.UUID, Model: g.Model,
 			MemoryBytes: g.MemoryBytes, Fake: g.Fake})
 	}
+	fillGPUUsage(s.src, n.Gpus)
 	return n
 }
 

@@ -99,7 +99,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.cache = cache
-	src, isNVML, err := gpu.Discover(cfg.Node, cfg.FakeGPUs, s.log)
+	src, isNVML, err := gpu.Discover(cfg.Node, cfg.FakeGPUs, cfg.FakeGPUMemory, s.log)
 	if err != nil {
 		s.log.Warn("gpu discovery; running without gpus", "err", err)
 	}
@@ -110,7 +110,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 		s.src = src
 		if isNVML && deps.Registerer != nil {
-			if err := deps.Registerer.Register(gpu.NewCollector(src, cfg.Node, s.gpus)); err != nil {
+			if err := deps.Registerer.Register(gpu.NewCollector(src, cfg.Node, s.gpus).WithOwner(gpu.CgroupOwner(cfg.Node))); err != nil {
 				s.log.Warn("register gpu metrics", "err", err)
 			}
 		}
@@ -156,6 +156,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runNode(ctx) })
 	wg.Go(func() { s.watch(ctx) })
+	wg.Go(func() { s.reportGPUUsage(ctx) })
 	wg.Wait()
 	stop, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), s.longestGrace()+time.Second)
 	defer cancelStop()
