@@ -33,7 +33,7 @@ func nodeListCommand(g *globals) *cobra.Command {
 	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List nodes with their capacity, what is allocated, GPUs, pool and labels",
+		Short: "List nodes with their capacity, what is allocated, GPUs, pool and labels, then each GPU's use",
 		Args:  args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
@@ -47,7 +47,10 @@ func nodeListCommand(g *globals) *cobra.Command {
 					return err
 				}
 				all := &schedulerv1.ListNodesResponse{Nodes: items}
-				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) { nodeRows(t, all.GetNodes()) })
+				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
+					nodeRows(t, all.GetNodes())
+					gpuRows(t, all.GetNodes(), true)
+				})
 			})
 		},
 	}
@@ -58,7 +61,7 @@ func nodeListCommand(g *globals) *cobra.Command {
 func nodeGetCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get NAME",
-		Short: "Show one node and its GPUs",
+		Short: "Show one node and its GPUs: model, memory, what is allocated, used and utilisation",
 		Args:  args("NAME", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
@@ -71,18 +74,45 @@ func nodeGetCommand(g *globals) *cobra.Command {
 				n := resp.GetNode()
 				return g.printer(cmd.OutOrStdout()).print(n, func(t *table) {
 					nodeRows(t, []*schedulerv1.Node{n})
-					t.row("")
-					t.row("GPU", "MODEL", "MEMORY", "UUID")
-					for _, gpu := range n.GetGpus() {
-						model := gpu.GetModel()
-						if gpu.GetFake() {
-							model += " (fake)"
-						}
-						t.row(fmt.Sprint(gpu.GetIndex()), model, humanSize(gpu.GetMemoryBytes()), orDash(gpu.GetUuid()))
-					}
+					gpuRows(t, []*schedulerv1.Node{n}, false)
 				})
 			})
 		},
+	}
+}
+
+// gpuRows prints, after a blank line, one row per GPU of nodes: model,
+// memory, the memory assignments hold on it (whole GPU or shares), the
+// memory in use and the utilisation the agent last reported; the node's
+// name first when withNode, the UUID last otherwise. Nothing without GPUs.
+func gpuRows(t *table, nodes []*schedulerv1.Node, withNode bool) {
+	head := []string{"GPU", "MODEL", "MEMORY", "ALLOCATED", "USED", "UTIL"}
+	if withNode {
+		head = append([]string{"NODE"}, head...)
+	} else {
+		head = append(head, "UUID")
+	}
+	printed := false
+	for _, n := range nodes {
+		for _, gpu := range n.GetGpus() {
+			if !printed {
+				t.row("")
+				t.row(head...)
+				printed = true
+			}
+			model := gpu.GetModel()
+			if gpu.GetFake() {
+				model += " (fake)"
+			}
+			row := []string{fmt.Sprint(gpu.GetIndex()), model, humanSize(gpu.GetMemoryBytes()),
+				humanSize(gpu.GetAllocatedMemoryBytes()), humanSize(gpu.GetUsedMemoryBytes()), fmt.Sprintf("%d%%", gpu.GetUtilizationPercent())}
+			if withNode {
+				row = append([]string{n.GetName()}, row...)
+			} else {
+				row = append(row, orDash(gpu.GetUuid()))
+			}
+			t.row(row...)
+		}
 	}
 }
 
@@ -93,6 +123,13 @@ func nodeRows(t *table, nodes []*schedulerv1.Node) {
 		alloc := fmt.Sprintf("cpu %s, mem %s", formatCPU(n.GetAllocatedCpuMillis()), humanSize(n.GetAllocatedMemoryBytes()))
 		if len(n.GetGpus()) > 0 {
 			alloc += fmt.Sprintf(", gpu %d/%d", n.GetAllocatedGpus(), len(n.GetGpus()))
+			var held, total int64
+			for _, gpu := range n.GetGpus() {
+				held, total = held+gpu.GetAllocatedMemoryBytes(), total+gpu.GetMemoryBytes()
+			}
+			if held > 0 {
+				alloc += fmt.Sprintf(", gpu mem %s/%s", humanSize(held), humanSize(total))
+			}
 		}
 		t.row(n.GetName(), orDash(n.GetPool()), formatCPU(n.GetCpuMillis()), humanSize(n.GetMemoryBytes()),
 			gpuSummary(n.GetGpus()), alloc, joinMap(n.GetLabels()), formatTime(n.GetRegisterTime()))

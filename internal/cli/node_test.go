@@ -1,11 +1,25 @@
 package cli
 
 import (
+	"context"
 	"testing"
 
-	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 )
+
+// GetNode answers one of the fake scheduler's nodes.
+func (f *fakeScheduler) GetNode(_ context.Context, req *schedulerv1.GetNodeRequest) (*schedulerv1.GetNodeResponse, error) {
+	for _, n := range f.nodes {
+		if n.Name == req.Name {
+			return &schedulerv1.GetNodeResponse{Node: n}, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "node %q not found", req.Name)
+}
 
 func TestParseCPU(t *testing.T) {
 	t.Parallel()
@@ -51,18 +65,31 @@ func TestGPUSummary(t *testing.T) {
 func TestNodeListTable(t *testing.T) {
 	t.Parallel()
 	g, _, sch := startPlatform(t)
-	gpu := &schedulerv1.Gpu{Model: "H100", MemoryBytes: 80 << 30, Fake: true}
+	whole := &schedulerv1.Gpu{Index: 0, Model: "H100", MemoryBytes: 80 << 30, Fake: true, AllocatedMemoryBytes: 80 << 30}
+	shared := &schedulerv1.Gpu{Index: 1, Model: "H100", MemoryBytes: 80 << 30, Fake: true, AllocatedMemoryBytes: 20 << 30,
+		UsedMemoryBytes: 3 << 29, UtilizationPercent: 42}
 	sch.nodes = []*schedulerv1.Node{
-		{Name: "gpu-1", Pool: "train", CpuMillis: 16000, MemoryBytes: 64 << 30, Gpus: []*schedulerv1.Gpu{gpu, gpu},
+		{Name: "gpu-1", Pool: "train", CpuMillis: 16000, MemoryBytes: 64 << 30, Gpus: []*schedulerv1.Gpu{whole, shared},
 			AllocatedCpuMillis: 1500, AllocatedMemoryBytes: 2 << 30, AllocatedGpus: 1, Labels: map[string]string{"zone": "a"}},
 		{Name: "cpu-1", CpuMillis: 2000, MemoryBytes: 4 << 30},
 	}
 	out, _, err := run(t, g, "node", "list")
 	require.NoError(t, err)
 	require.Equal(t, ""+
-		"NAME    POOL    CPU   MEMORY   GPUS                  ALLOCATED                     LABELS   REGISTERED\n"+
-		"gpu-1   train   16    64 GiB   2x H100 80GB (fake)   cpu 1.5, mem 2 GiB, gpu 1/2   zone=a   -\n"+
-		"cpu-1   -       2     4 GiB    -                     cpu 0, mem 0 B                -        -\n", out)
+		"NAME    POOL    CPU   MEMORY   GPUS                  ALLOCATED                                              LABELS   REGISTERED\n"+
+		"gpu-1   train   16    64 GiB   2x H100 80GB (fake)   cpu 1.5, mem 2 GiB, gpu 1/2, gpu mem 100 GiB/160 GiB   zone=a   -\n"+
+		"cpu-1   -       2     4 GiB    -                     cpu 0, mem 0 B                                         -        -\n"+
+		"\n"+
+		"NODE    GPU   MODEL         MEMORY   ALLOCATED   USED      UTIL\n"+
+		"gpu-1   0     H100 (fake)   80 GiB   80 GiB      0 B       0%\n"+
+		"gpu-1   1     H100 (fake)   80 GiB   20 GiB      1.5 GiB   42%\n", out)
+
+	out, _, err = run(t, g, "node", "get", "gpu-1")
+	require.NoError(t, err)
+	require.Contains(t, out, ""+
+		"GPU   MODEL         MEMORY   ALLOCATED   USED      UTIL   UUID\n"+
+		"0     H100 (fake)   80 GiB   80 GiB      0 B       0%     -\n"+
+		"1     H100 (fake)   80 GiB   20 GiB      1.5 GiB   42%    -\n")
 
 	out, _, err = run(t, g, "-o", "yaml", "node", "list")
 	require.NoError(t, err)
