@@ -60,7 +60,11 @@
 //     the host of its Address, else its name) and master_port (the lowest free
 //     port of scheduler.master-port-min..max on that node), world_size, its
 //     node_rank and local_rank, and gpu_indices (Gpu.index values, free ones,
-//     the lowest first).
+//     the lowest first). A job asking a share of one GPU by memory
+//     (resources.gpu_memory_bytes) gets the one GPU, of those with no whole-GPU
+//     job, that its share leaves fullest without going beyond its memory;
+//     a whole-GPU job takes only a GPU without shares. GetNode and ListNodes
+//     fill each Gpu's allocated_memory_bytes (its shares, or all of it).
 //   - A job that cannot fit may preempt running jobs of lower priority marked
 //     preemptible: they go back to QUEUED (preemptions+1, a new attempt, their
 //     checkpoint_step kept) in the same transaction that places it; their

@@ -1,8 +1,10 @@
 // Package traineragent is the trainer agent: one per node, it registers
-// the node (CPU, memory, labels, GPUs) under an etcd lease, watches the
-// node's assignments and runs each as a worker with a runtime (builtin:
-// the native engine; process: any command), reporting TaskStatus, logs
-// and metrics as services/scheduler's contract says.
+// the node (CPU, memory, labels, GPUs with the memory in use and the
+// utilisation NVML reads, written again at a heartbeat when they move)
+// under an etcd lease, watches the node's assignments and runs each as a
+// worker with a runtime (builtin: the native engine; process: any
+// command), reporting TaskStatus, logs and metrics as services/scheduler's
+// contract says.
 //
 // # Reconciling from state
 //
