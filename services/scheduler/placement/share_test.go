@@ -63,13 +63,16 @@ func TestSharesPackTwoOnOneGPUAndWaitWithTheReason(t *testing.T) {
 func TestShareBestFitTakesTheFullestGPUThatHoldsIt(t *testing.T) {
 	t.Parallel()
 	c := NewCluster([]Node{gpuNode("a", 3, 24)}, BinPack)
-	c.Bind("x", 0, false, []Alloc{{Node: 0, CPU: 100, GPUs: 1 << 0, GPUMemory: 20 * gib}}) // 4 GiB free
-	c.Bind("y", 0, false, []Alloc{{Node: 0, CPU: 100, GPUs: 1 << 1, GPUMemory: 12 * gib}}) // 12 GiB free
-	// 24 GiB free on GPU 2: 8 GiB goes to GPU 1, the fullest that holds it.
+	c.Bind("x", 0, false, []Alloc{{Node: 0, CPU: 100, GPUs: 1 << 0, GPUMemory: 12 * gib}}) // 12 GiB free
+	c.Bind("y", 0, false, []Alloc{{Node: 0, CPU: 100, GPUs: 1 << 1, GPUMemory: 14 * gib}}) // 10 GiB free
+	// 24 GiB free on GPU 2: 8 GiB goes to GPU 1, the fullest that holds
+	// it, not to the first that does.
 	require.Equal(t, int32(1), gpuOf(t, c, c.Place(share("a", 8), false)))
-	// 4 GiB fits exactly on GPU 0.
-	require.Equal(t, int32(0), gpuOf(t, c, c.Place(share("b", 4), false)))
+	require.Equal(t, int64(22*gib), c.GPUAllocated(0, 1))
+	// 12 GiB fits exactly on GPU 0.
+	require.Equal(t, int32(0), gpuOf(t, c, c.Place(share("b", 12), false)))
 	require.Equal(t, int64(24*gib), c.GPUAllocated(0, 0))
+	require.Zero(t, c.GPUAllocated(0, 2))
 }
 
 func TestSharesPreferTheFullestGPUAcrossNodes(t *testing.T) {
