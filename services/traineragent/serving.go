@@ -25,6 +25,9 @@ import (
 // a replica binary is configured, else it runs in the agent's process. A
 // serving task never succeeds; it ends when its job is cancelled.
 func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, error) {
+	if rt.GetServer() != nil {
+		return w.runProcessServer(sk, rt) // a runtime's own server (runtimeproc.go)
+	}
 	model := w.a.GetSpec().GetModel()
 	v, path, err := w.downloadModel(model, rt.Version)
 	if err != nil {

@@ -118,3 +118,19 @@ func (w *worker) running() {
 func (w *worker) checkpointed(step int64) {
 	w.update(func(st *schedulerv1.TaskStatus) { st.CheckpointStep = max(st.CheckpointStep, step) })
 }
+
+// serving marks a process server's task RUNNING once it is ready, with
+// the restarts it took, and writes it at once.
+func (w *worker) serving(restarts int32) {
+	w.update(func(st *schedulerv1.TaskStatus) {
+		st.State, st.Restarts, st.Message = schedulerv1.TaskState_TASK_STATE_RUNNING, restarts, ""
+	})
+	w.flush()
+}
+
+// restarting records a process server's restart: how many so far, and
+// the last exit and the next try; written at once.
+func (w *worker) restarting(restarts int32, msg string) {
+	w.update(func(st *schedulerv1.TaskStatus) { st.Restarts, st.Message = restarts, msg })
+	w.flush()
+}
