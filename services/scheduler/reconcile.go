@@ -103,14 +103,20 @@ func (l *leader) lifecycle(id string, now time.Time) (*txn, error) {
 	var running, succeeded int32
 	var failed, lost *schedulerv1.TaskStatus
 	var seen bool
+	var restarts int32
+	var note *schedulerv1.TaskStatus // a running task that says why (its server restarts)
 	for _, ts := range tasks {
 		if ts.Attempt != j.Attempt {
 			continue // an older run's status
 		}
 		seen = true
+		restarts += ts.Restarts
 		switch ts.State {
 		case schedulerv1.TaskState_TASK_STATE_RUNNING:
 			running++
+			if ts.Message != "" && (note == nil || ts.Rank < note.Rank) {
+				note = ts
+			}
 		case schedulerv1.TaskState_TASK_STATE_SUCCEEDED:
 			succeeded++
 		case schedulerv1.TaskState_TASK_STATE_FAILED:
@@ -154,12 +160,31 @@ func (l *leader) lifecycle(id string, now time.Time) (*txn, error) {
 		move(next, stRunning, fmt.Sprintf("all %d workers running", world), now)
 		return l.write(je, next, "running")
 	}
-	if rank0 != nil && (rank0.Step != j.Step || rank0.CheckpointStep != j.CheckpointStep || !maps.Equal(rank0.Metrics, j.Metrics)) {
+	reason := runningReason(j, note)
+	if rank0 != nil && (rank0.Step != j.Step || rank0.CheckpointStep != j.CheckpointStep || !maps.Equal(rank0.Metrics, j.Metrics)) ||
+		restarts != j.TaskRestarts || reason != j.Reason {
 		next := l.clone(je)
 		progress(next, rank0)
+		next.TaskRestarts, next.Reason = restarts, reason
 		return l.write(je, next, "")
 	}
 	return nil, nil
+}
+
+// runningReason is a running job's reason: the message of a running task
+// that has one (its server restarts: "server exited with status 1;
+// restart 3 in 4s"), else the reason of its last transition.
+func runningReason(j *schedulerv1.Job, note *schedulerv1.TaskStatus) string {
+	if j.State != stRunning {
+		return j.Reason
+	}
+	if note != nil {
+		return note.Message
+	}
+	if n := len(j.History); n > 0 {
+		return j.History[n-1].Reason
+	}
+	return j.Reason
 }
 
 // progress copies the newest step, checkpoint and metrics of rank 0.
