@@ -102,6 +102,10 @@ func (w *worker) prepareServer(sk *sink, rt *schedulerv1.ServingRuntime) (*serve
 	}
 	if runtimes.Speaks(s.Protocols, runtimes.ProtocolV2GRPC) {
 		ep.Address = joinPort(host, grpcPort)
+	} else {
+		// An endpoint record always has an address (endpointkeys); the
+		// protocols say that this one is HTTP.
+		ep.Address = ep.HttpAddress
 	}
 	p := &serverProc{rt: rt, probe: runtimes.ProbeDefaults(s.ReadinessProbe), ep: ep,
 		key: endpointkeys.Key(rt.Deployment, w.a.JobId), closeFn: func() {}}
