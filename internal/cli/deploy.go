@@ -22,7 +22,7 @@ func deployCommand(g *globals) *cobra.Command {
 		Short:   "Serve model versions: create, list, inspect, scale, roll back and delete deployments",
 	}
 	cmd.AddCommand(deployCreateCommand(g), deployListCommand(g), deployGetCommand(g),
-		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g))
+		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g), deployLogsCommand(g))
 	return cmd
 }
 
