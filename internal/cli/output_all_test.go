@@ -24,6 +24,7 @@ var outputExempt = map[string]string{
 	"serve":                  "runs services; prints a banner, no result",
 	"replica":                "a model-server process the agent starts",
 	"job logs":               "a job's log is text, printed as it is",
+	"deploy logs":            "a replica's log is text, printed as it is",
 	"dataset download":       "-o is the file written; the data are the file",
 	"model version download": "-o is the file written; the data are the file",
 	"predict":                "needs a ready replica; TestPredictCSVHeader runs its -o json path",
