@@ -164,6 +164,22 @@ func TestProcessReplicaServesRestartsAndComesBack(t *testing.T) {
 		return resp.StatusCode == http.StatusUnauthorized // it asks for the replica's token
 	})
 	require.Nil(t, endpointOf(t, c, "echo", id), "an endpoint before the probe passed")
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	require.Equal(t, "echo", env["BMAAS_MODEL_NAME"])
+	require.Equal(t, strconv.FormatInt(v, 10), env["BMAAS_MODEL_VERSION"])
+	require.Equal(t, port, env["BMAAS_HTTP_PORT"])
+	require.NotEmpty(t, env["BMAAS_GRPC_PORT"])
+	require.NotEqual(t, port, env["BMAAS_GRPC_PORT"])
+	require.Equal(t, `{"tag":"`+es.tag+`"}`, env["BMAAS_PARAMS"])
+	require.Contains(t, env, "CUDA_VISIBLE_DEVICES")
+	require.Empty(t, env["CUDA_VISIBLE_DEVICES"], "no GPUs assigned")
+	require.NotContains(t, env, "BMAAS_DATA_DIR", "nothing of the agent's")
 	require.Equal(t, schedulerv1.JobState_JOB_STATE_SCHEDULED, getJob(t, sc, id).State)
 
 	require.NoError(t, os.WriteFile(es.readyFile, nil, 0o644))
