@@ -216,7 +216,8 @@ func TestProcessReplicaServesRestartsAndComesBack(t *testing.T) {
 
 // A probe that never passes fails the replica with the probe's last
 // answer, its process stopped; a command that does not exist fails it
-// naming runtime.server.command.
+// naming runtime.server.command; a server that exits before its first
+// readiness fails it with its exit.
 func TestProcessReplicaFailures(t *testing.T) {
 	t.Parallel()
 	_, sc, v := startProcessReplicaCluster(t)
@@ -226,6 +227,9 @@ func TestProcessReplicaFailures(t *testing.T) {
 	missing := es.server("/v2/health/ready")
 	missing.Command = "/no/such/server"
 	lost := submitReplica(t, sc, "lost", v, missing, map[string]string{"tag": "none"})
+	quits := es.server("/v2/health/ready")
+	quits.Command, quits.Args = "/bin/sh", []string{"-c", "echo cannot load >&2; exit 3"}
+	quit := submitReplica(t, sc, "quits", v, quits, nil)
 
 	j := waitJob(t, sc, nope, time.Minute)
 	require.Equal(t, schedulerv1.JobState_JOB_STATE_FAILED, j.State, "reason: %s", j.Reason)
@@ -238,6 +242,14 @@ func TestProcessReplicaFailures(t *testing.T) {
 	t.Logf("reason: %s", strings.SplitN(j.Reason, "\n", 2)[0])
 	require.Contains(t, j.Reason, "runtime.server.command")
 	require.Contains(t, j.Reason, "/no/such/server")
+
+	// A server that exits before it was ever ready fails the replica (no
+	// restarts): its exit and its last words.
+	j = waitJob(t, sc, quit, time.Minute)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_FAILED, j.State, "reason: %s", j.Reason)
+	require.Contains(t, j.Reason, "server exited with status 3")
+	require.Contains(t, j.Reason, "cannot load")
+	require.Zero(t, j.TaskRestarts)
 }
 
 type echoOutput struct {
