@@ -14,9 +14,9 @@ import (
 
 func server() *schedulerv1.ProcessServer {
 	return &schedulerv1.ProcessServer{Command: "/usr/bin/python3",
-		Args:      []string{"server.py", "--model", "{{.ModelDir}}/model.pt", "--port={{.HTTPPort}}", "--threads={{.Params.threads}}"},
-		Env:       map[string]string{"OMP_NUM_THREADS": "{{.Params.threads}}", "NAME": "{{.ModelName}}"},
-		Protocols: []string{ProtocolV2REST},
+		Args:           []string{"server.py", "--model", "{{.ModelDir}}/model.pt", "--port={{.HTTPPort}}", "--threads={{.Params.threads}}"},
+		Env:            map[string]string{"OMP_NUM_THREADS": "{{.Params.threads}}", "NAME": "{{.ModelName}}"},
+		Protocols:      []string{ProtocolV2REST},
 		ReadinessProbe: &schedulerv1.ReadinessProbe{HttpPath: "/v2/health/ready", InitialDelay: durationpb.New(time.Second)}}
 }
 
