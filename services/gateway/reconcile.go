@@ -52,7 +52,7 @@ func (s *Service) reconcileAll(ctx context.Context, a *autoscaler) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := s.replicaJobs(ctx, sch)
+	jobs, failed, err := s.replicaJobs(ctx, sch)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (s *Service) reconcileAll(ctx context.Context, a *autoscaler) error {
 	for _, it := range items {
 		d := it.Msg
 		seen[d.Name] = true
-		if err := s.reconcile(ctx, sch, a, d, it.Rev, jobs[d.Name], rts); err != nil && ctx.Err() == nil {
+		if err := s.reconcile(ctx, sch, a, d, it.Rev, jobs[d.Name], failed[d.Name], rts); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile deployment", "deployment", d.Name, "err", err)
 		}
 	}
@@ -77,24 +77,27 @@ func (s *Service) reconcileAll(ctx context.Context, a *autoscaler) error {
 	return nil
 }
 
-// replicaJobs lists the live replica jobs by deployment.
-func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServiceClient) (map[string][]*schedulerv1.Job, error) {
-	out := map[string][]*schedulerv1.Job{}
+// replicaJobs lists the live replica jobs by deployment, and the failed
+// ones.
+func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServiceClient) (live, failed map[string][]*schedulerv1.Job, err error) {
+	live, failed = map[string][]*schedulerv1.Job{}, map[string][]*schedulerv1.Job{}
 	token := ""
 	for {
 		resp, err := sch.ListJobs(ctx, &schedulerv1.ListJobsRequest{PageSize: 500, PageToken: token, LabelSelector: labelDeployment})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, j := range resp.Jobs {
+			dep := j.GetSpec().GetLabels()[labelDeployment]
 			switch j.State {
 			case schedulerv1.JobState_JOB_STATE_QUEUED, schedulerv1.JobState_JOB_STATE_SCHEDULED, schedulerv1.JobState_JOB_STATE_RUNNING:
-				dep := j.GetSpec().GetLabels()[labelDeployment]
-				out[dep] = append(out[dep], j)
+				live[dep] = append(live[dep], j)
+			case schedulerv1.JobState_JOB_STATE_FAILED:
+				failed[dep] = append(failed[dep], j)
 			}
 		}
 		if token = resp.NextPageToken; token == "" {
-			return out, nil
+			return live, failed, nil
 		}
 	}
 }
@@ -103,8 +106,9 @@ func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServ
 // resolved version (surge first, then drain the old), the canary, and
 // the autoscaler's count. rts are the runtimes to choose from: the
 // runtime is picked per version, so an alias moved to a version of
-// another format picks again.
-func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServiceClient, a *autoscaler, d *gatewayv1.Deployment, rev int64, jobs []*schedulerv1.Job, rts []*gatewayv1.Runtime) error {
+// another format picks again. failed are its failed replica jobs: a
+// version whose replicas fail is started again with back-off.
+func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServiceClient, a *autoscaler, d *gatewayv1.Deployment, rev int64, jobs, failed []*schedulerv1.Job, rts []*gatewayv1.Runtime) error {
 	st := proto.Clone(d.GetStatus()).(*gatewayv1.DeploymentStatus)
 	if st == nil {
 		st = &gatewayv1.DeploymentStatus{}
@@ -141,9 +145,14 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 	for _, j := range jobs {
 		byVersion[j.GetSpec().GetServing().GetVersion()] = append(byVersion[j.GetSpec().GetServing().GetVersion()], j)
 	}
+	now := s.now()
 	for v, want := range wantBy {
 		have := byVersion[v]
-		for i := len(have); i < want; i++ {
+		fails := recentFailures(failed, v, now)
+		if readyBy[v] == 0 && st.Message == "" {
+			st.Message = fails.message(now)
+		}
+		for i := len(have); i < want && !fails.holds(now); i++ {
 			err := s.submit(ctx, sch, d, v, rts)
 			var fe *apierr.FieldError
 			if errors.As(err, &fe) || errors.Is(err, apierr.ErrNotFound) {
