@@ -149,6 +149,7 @@ func TestRuntimesOverGRPCRESTAndCLI(t *testing.T) {
 		{"runtime.server.readiness_probe.http_path", func(r *gatewayv1.Runtime) { r.Server.Protocols = []string{"v2-grpc"} }},
 		{"runtime.formats[1].name", func(r *gatewayv1.Runtime) { r.Formats = append(r.Formats, &gatewayv1.RuntimeFormat{Name: "tf"}) }},
 		{"runtime.name", func(r *gatewayv1.Runtime) { r.Name = "native" }},
+		{"runtime.server.code_bundle_sha256", func(r *gatewayv1.Runtime) { r.Server.CodeBundleSha256 = strings.Repeat("0", 64) }},
 	} {
 		r := &gatewayv1.Runtime{Name: "bad-rt", Formats: []*gatewayv1.RuntimeFormat{{Name: "pytorch"}}, Server: torchServer()}
 		bad.edit(r)

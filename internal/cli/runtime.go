@@ -207,10 +207,10 @@ func runtimeCreateCommand(g *globals) *cobra.Command {
 			"BMAAS_HTTP_PORT, BMAAS_GRPC_PORT, BMAAS_PARAMS, BMAAS_TOKEN and CUDA_VISIBLE_DEVICES.\n" +
 			"--protocol is what it speaks: v2-rest, v2-grpc, openai. --code DIR uploads DIR as a code\n" +
 			"bundle the server runs in (as `bmaas train --bundle` does).",
-		Example: "  bmaas runtime create torch-v2 --format pytorch:10 --code examples/runtimes/torch \\\n" +
-			"    --command python3 --arg serve.py --arg --port={{.HTTPPort}} --protocol v2-rest \\\n" +
-			"    --probe-http /v2/health/ready --startup-timeout 5m --memory 2Gi --grace 30s\n" +
-			"  bmaas runtime create -f examples/runtimes/torch/runtime.json",
+		Example: "  bmaas runtime create torch-v2 --format pytorch:10 --code examples/runtimes/torch-v2 \\\n" +
+			"    --command /usr/bin/python3 --arg server.py --protocol v2-rest \\\n" +
+			"    --probe-http /v2/health/ready --startup-timeout 2m --memory 2Gi --grace 10s\n" +
+			"  bmaas runtime create -f examples/runtimes/torch-v2/runtime.json --code examples/runtimes/torch-v2",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			name := ""

@@ -9,11 +9,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -69,6 +73,9 @@ func validateRuntime(r *gatewayv1.Runtime) error {
 // CreateRuntime stores a new serving runtime.
 func (s *Service) CreateRuntime(ctx context.Context, r *gatewayv1.Runtime) (*gatewayv1.Runtime, error) {
 	if err := validateRuntime(r); err != nil {
+		return nil, err
+	}
+	if err := s.checkBundle(ctx, r.GetServer().GetCodeBundleSha256()); err != nil {
 		return nil, err
 	}
 	r = proto.Clone(r).(*gatewayv1.Runtime)
@@ -329,4 +336,29 @@ func servedFormats(all []*gatewayv1.Runtime) string {
 		parts[i] = fmt.Sprintf("%s (%s)", r.Name, formatNames(r))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// checkBundle refuses a runtime whose code bundle the registry does not
+// hold: every replica of it would fail.
+func (s *Service) checkBundle(ctx context.Context, sha string) error {
+	if sha == "" {
+		return nil
+	}
+	reg, err := s.registry()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel() // ends the download after its first message
+	st, err := reg.DownloadBundle(ctx, &registryv1.DownloadBundleRequest{Sha256: sha})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	switch status.Code(err) {
+	case codes.OK:
+		return nil
+	case codes.NotFound, codes.InvalidArgument:
+		return apierr.Invalid("runtime.server.code_bundle_sha256", "no code bundle %s in the registry (bmaas runtime create --code DIR uploads one)", sha)
+	}
+	return err
 }

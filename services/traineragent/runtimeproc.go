@@ -140,7 +140,7 @@ func (w *worker) serverDir(sk *sink, s *schedulerv1.ProcessServer) (string, erro
 		defer cancel()
 		reg := w.s.registry()
 		if err := w.fetchArchive(dir, func(f *os.File) error { return reg.downloadBundle(ctx, s.CodeBundleSha256, f) }); err != nil {
-			return "", fmt.Errorf("code bundle %s: %w", s.CodeBundleSha256, err)
+			return "", apierr.Invalid(serverField+".code_bundle_sha256", "code bundle %s: %v", s.CodeBundleSha256, err)
 		}
 		sk.logf("code bundle %s extracted", s.CodeBundleSha256)
 		return dir, nil
