@@ -29,7 +29,7 @@ echo "== Evaluation of 100,000 rows: through a serving runtime (ONNX) vs in proc
 go test -run '^$' -bench . -benchtime 3x ./bench/evaluation/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
-echo "== Serving: gateway vs raw grpc-go echo, added latency, REST vs gRPC, dynamic batching (bench/serving/README.md)"
+echo "== Serving: gateway vs raw grpc-go echo, added latency, REST vs gRPC, dynamic batching, protocol bridging, a torch-v2 replica direct vs through the gateway (bench/serving/README.md)"
 go test -run '^$' -bench . -benchtime 1x ./bench/serving/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
