@@ -10,6 +10,27 @@
 // (LoadSubject), so the leader autoscales on the traffic through all of
 // them, not only its own.
 //
+// # Protocols
+//
+// A client speaks KServe v2 gRPC or REST whatever the replica speaks
+// (its endpoint's protocols). gRPC to a v2 gRPC replica and REST to a v2
+// REST one pass through as they came (raw gRPC frames; the HTTP body,
+// binary tensor data included). gRPC to a v2 REST replica is translated
+// (bridge.go): the request to v2 JSON, tensors of 1 KiB or more as the
+// binary tensor data extension when the replica's server metadata lists
+// it (asked once per replica), and the answer back to protobuf. REST to a
+// gRPC replica is decoded once at the edge. Replica HTTP errors map to
+// gRPC codes by pkg/apierr's table, and a refused or reset connection is
+// Unavailable, which forward (dataplane.go) retries on another replica.
+//
+// # Failing replicas
+//
+// A replica job that fails (failures.go) is not replaced at once: the
+// next replica of that version waits 5 s after the first failure,
+// doubling per failure within 30 minutes up to 5 minutes, and while no
+// replica of the version is ready the deployment's status message is
+// the failed replica's reason and when the next one starts.
+//
 // # Reconciling from state
 //
 // The gateway acts on etcd and API state, never on a message alone:

@@ -6,6 +6,40 @@
 // command), reporting TaskStatus, logs and metrics as services/scheduler's
 // contract says.
 //
+// # Serving replicas
+//
+// A serving assignment runs one replica. A built-in runtime (native,
+// onnx) runs as `bmaas replica`, the agent's own binary in the sandbox.
+// A runtime that names a process server (runtimeproc.go) runs its
+// command under the serving contract: BMAAS_MODEL_DIR (the version's
+// artifact from the node's model cache, archives unpacked once and
+// shared read-only by every replica of the digest), BMAAS_MODEL_NAME,
+// BMAAS_MODEL_VERSION, BMAAS_HTTP_PORT, BMAAS_GRPC_PORT (two free
+// ports), BMAAS_PARAMS, BMAAS_TOKEN and CUDA_VISIBLE_DEVICES, its
+// arguments rendered from the same values, its working directory its
+// code bundle or its workdir. The agent probes it (probe.go: an HTTP path
+// or the v2 gRPC ServerReady, from initial_delay, every period, until
+// startup_timeout), writes the endpoint (with the protocols it speaks and
+// its HTTP address) only once the probe passes, and removes it when the
+// server exits. A server that exits after it was ready is started again
+// in place with back-off from 1 s to 30 s (restart.go); each restart is
+// counted in the task's status, which the scheduler folds into
+// Job.task_restarts and the gateway shows as the replica's restarts. A
+// server that never passes its probe, a command that does not exist or a
+// bundle that does not unpack fails the replica with a reason naming the
+// runtime's field. Stopping sends SIGTERM and waits the runtime's
+// termination grace. The server's stdout and stderr are the replica's
+// logs (bmaas deploy logs).
+//
+// # The model cache
+//
+// Artifacts are fetched into pkg/modelcache (modelfetch.go): by sha256,
+// verified, one download per digest however many tasks ask at once,
+// bounded by trainer-agent.model-cache-bytes with least-recently-used
+// eviction of the entries no task holds. Training inputs, evaluation and
+// serving replicas share it; the fetch starts as soon as the assignment
+// reaches the agent.
+//
 // # Reconciling from state
 //
 // The agent consumes no event: it follows its node's assignments in etcd
