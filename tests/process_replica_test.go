@@ -62,6 +62,21 @@ func (e echoServer) server(probePath string) *schedulerv1.ProcessServer {
 // from its command line; 0 when it is not running.
 func (e echoServer) pid(t *testing.T) (pid int, port string) {
 	t.Helper()
+	pid, args := findProcess(t, func(args, _ []string) bool {
+		return strings.HasPrefix(filepath.Base(args[0]), "python") && slices.Contains(args, "--tag="+e.tag)
+	})
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--port="); ok {
+			port = v
+		}
+	}
+	return pid, port
+}
+
+// findProcess is the first host process whose command line and
+// environment match, with its command line; 0 when none does.
+func findProcess(t *testing.T, match func(args, env []string) bool) (int, []string) {
+	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	require.NoError(t, err)
 	for _, ent := range ents {
@@ -70,21 +85,16 @@ func (e echoServer) pid(t *testing.T) (pid int, port string) {
 			continue
 		}
 		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		if err != nil {
+		if err != nil || len(cmd) == 0 {
 			continue
 		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p))
 		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "python") || !slices.Contains(args, "--tag="+e.tag) {
-			continue
+		if match(args, strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")) {
+			return p, args
 		}
-		for _, a := range args {
-			if v, ok := strings.CutPrefix(a, "--port="); ok {
-				port = v
-			}
-		}
-		return p, port
 	}
-	return 0, ""
+	return 0, nil
 }
 
 // startProcessReplicaCluster runs the registry, the scheduler and the

@@ -8,7 +8,6 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -398,24 +397,11 @@ func requireProbabilities(t *testing.T, want [][]float64, got []float64, over st
 // dep (BMAAS_MODEL_NAME), 0 when none runs.
 func replicaServerPID(t *testing.T, dep string) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	require.NoError(t, err)
-	for _, ent := range ents {
-		p, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		if err != nil || !strings.HasPrefix(filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]), "python") ||
-			!strings.Contains(string(cmd), "server.py") {
-			continue
-		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p))
-		if err == nil && slices.Contains(strings.Split(string(env), "\x00"), "BMAAS_MODEL_NAME="+dep) {
-			return p
-		}
-	}
-	return 0
+	pid, _ := findProcess(t, func(args, env []string) bool {
+		return strings.HasPrefix(filepath.Base(args[0]), "python") && slices.Contains(args, "server.py") &&
+			slices.Contains(env, "BMAAS_MODEL_NAME="+dep)
+	})
+	return pid
 }
 
 // uploadBundle stores data as a code bundle and returns its digest.

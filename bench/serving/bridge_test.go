@@ -1,11 +1,9 @@
 package serving
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -102,21 +100,10 @@ func BenchmarkBridge(b *testing.B) {
 	b.Run("grpc-to-rest-1row-c32", func(b *testing.B) { load(32, window, to("viarest", small)).report(b) })
 	// REST clients: decoded and sent as protobuf to the gRPC replica,
 	// passed through as they came to the REST one.
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
+	hc := restClient()
 	restBody := []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[1,4],"data":[0,0.5,1,1.5]}]}`)
 	rest := func(model string) func() error {
-		return func() error {
-			r, err := hc.Post(c.HTTP+"/v2/models/"+model+"/infer", "application/json", bytes.NewReader(restBody))
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, r.Body)
-			_ = r.Body.Close()
-			if r.StatusCode != http.StatusOK {
-				return fmt.Errorf("status %d", r.StatusCode)
-			}
-			return nil
-		}
+		return restPost(hc, c.HTTP+"/v2/models/"+model+"/infer", "", restBody)
 	}
 	b.Run("rest-to-grpc-1row-c32", func(b *testing.B) { load(32, window, rest("viagrpc")).report(b) })
 	b.Run("rest-to-rest-1row-c32", func(b *testing.B) { load(32, window, rest("viarest")).report(b) })

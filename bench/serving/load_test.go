@@ -1,8 +1,12 @@
 package serving
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"syscall"
@@ -121,4 +125,35 @@ func dial(b *testing.B, addr string) inference.GRPCInferenceServiceClient {
 	}
 	b.Cleanup(func() { _ = conn.Close() })
 	return inference.NewGRPCInferenceServiceClient(conn)
+}
+
+// restClient keeps a connection per call in flight, as a load balancer
+// in front of the gateway would.
+func restClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
+}
+
+// restPost POSTs a JSON body to url (with a bearer token when token is
+// set) and reads the whole answer; any status but 200 is an error.
+func restPost(hc *http.Client, url, token string, body []byte) func() error {
+	return func() error {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		r, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", r.StatusCode)
+		}
+		return nil
+	}
 }

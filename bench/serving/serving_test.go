@@ -8,14 +8,10 @@
 package serving
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -71,19 +67,7 @@ func BenchmarkServing(b *testing.B) {
 	}
 	restBody, _ := json.Marshal(map[string]any{"inputs": []any{map[string]any{
 		"name": "input", "datatype": "FP64", "shape": []int{1, 4}, "data": req.Inputs[0].Contents.Fp64Contents}}})
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
-	restCall := func() error {
-		r, err := hc.Post(c.HTTP+"/v2/models/iris/infer", "application/json", bytes.NewReader(restBody))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		_ = r.Body.Close()
-		if r.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", r.StatusCode)
-		}
-		return nil
-	}
+	restCall := restPost(restClient(), c.HTTP+"/v2/models/iris/infer", "", restBody)
 
 	b.Run("echo-grpc-c64", func(b *testing.B) { load(64, window, grpcCall(raw, req)).report(b) })
 	b.Run("gateway-grpc-c64", func(b *testing.B) { load(64, window, grpcCall(gw, req)).report(b) })

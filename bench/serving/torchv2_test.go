@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,31 +67,9 @@ func BenchmarkTorchV2(b *testing.B) {
 	}
 
 	body := []byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}`)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
-	post := func(url, auth string) func() error {
-		return func() error {
-			req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if auth != "" {
-				req.Header.Set("Authorization", "Bearer "+auth)
-			}
-			r, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, r.Body)
-			_ = r.Body.Close()
-			if r.StatusCode != http.StatusOK {
-				return fmt.Errorf("status %d", r.StatusCode)
-			}
-			return nil
-		}
-	}
-	direct := post("http://"+addr+"/v2/models/torchv2/infer", token)
-	viaREST := post(c.HTTP+"/v2/models/torchv2/infer", c.Token)
+	hc := restClient()
+	direct := restPost(hc, "http://"+addr+"/v2/models/torchv2/infer", token, body)
+	viaREST := restPost(hc, c.HTTP+"/v2/models/torchv2/infer", c.Token, body)
 	gw := inference.NewGRPCInferenceServiceClient(c.Conn)
 	req := &inference.ModelInferRequest{ModelName: "torchv2", Inputs: []*inference.ModelInferRequest_InferInputTensor{{
 		Name: "input", Datatype: "FP32", Shape: []int64{1, 4},
