@@ -105,6 +105,12 @@ func BenchmarkBridge(b *testing.B) {
 	rest := func(model string) func() error {
 		return restPost(hc, c.HTTP+"/v2/models/"+model+"/infer", "", restBody)
 	}
+	// The REST replica called directly against through the gateway: what
+	// a pass-through hop adds.
+	b.Run("rest-direct-1row-c1", func(b *testing.B) {
+		load(1, window, restPost(hc, "http://"+hl.Addr().String()+"/v2/models/viarest/infer", "", restBody)).report(b)
+	})
+	b.Run("rest-to-rest-1row-c1", func(b *testing.B) { load(1, window, rest("viarest")).report(b) })
 	b.Run("rest-to-grpc-1row-c32", func(b *testing.B) { load(32, window, rest("viagrpc")).report(b) })
 	b.Run("rest-to-rest-1row-c32", func(b *testing.B) { load(32, window, rest("viarest")).report(b) })
 	b.Run("grpc-to-grpc-64KiB-c1", func(b *testing.B) { load(1, window, to("viagrpc", large)).report(b) })
