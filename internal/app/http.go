@@ -158,10 +158,12 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 }
 
 // routeKind tells the edge what a state-changing request's route does
-// with its body: raw uploads stream, KServe v2 and :predict are bounded by
-// the gateway, the rest of the REST API takes JSON.
+// with its body: raw uploads stream, KServe v2, the OpenAI routes and
+// :predict are bounded by the gateway, the rest of the REST API takes
+// JSON.
 func routeKind(mux *http.ServeMux, r *http.Request) httpedge.Kind {
-	if p := r.URL.Path; strings.HasPrefix(p, "/v2/") || (strings.HasPrefix(p, "/v1/models/") && strings.HasSuffix(p, ":predict")) {
+	if p := r.URL.Path; strings.HasPrefix(p, "/v2/") || strings.HasPrefix(p, "/openai/") ||
+		(strings.HasPrefix(p, "/v1/models/") && strings.HasSuffix(p, ":predict")) {
 		return httpedge.Inference
 	}
 	if _, pattern := mux.Handler(r); registry.IsUploadRoute(pattern) {

@@ -33,20 +33,13 @@ import (
 //
 // Every error answer takes its HTTP status from apierr.HTTPStatus and its
 // body from apierr: google.rpc.Status JSON on the REST API, KServe v2's
-// {"error": "..."} under /v2.
-
-// kserve reports whether a path is a KServe v2 route, which keeps its
-// protocol's error body.
-func kserve(p string) bool { return p == "/v2" || strings.HasPrefix(p, "/v2/") }
+// {"error": "..."} under /v2, the OpenAI API's {"error": {...}} under
+// /openai (apierr.WriteRouteStatus).
 
 // writeHTTPError answers s with the HTTP status code in the shape of the
 // route of r.
 func writeHTTPError(w http.ResponseWriter, r *http.Request, code int, s *status.Status) {
-	if kserve(r.URL.Path) {
-		apierr.WriteKServeStatus(w, code, s.Message())
-		return
-	}
-	apierr.WriteHTTPStatus(w, code, s)
+	apierr.WriteRouteStatus(w, r.URL.Path, code, s)
 }
 
 // restError is grpc-gateway's error handler: the status of the gRPC

@@ -2,7 +2,9 @@ package apierr
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -103,4 +105,86 @@ func WriteKServeStatus(w http.ResponseWriter, code int, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// WriteOpenAI answers err on an OpenAI-compatible route (/openai/v1/...):
+// the HTTP status of its code, in the OpenAI API's error body
+// {"error": {"message", "type", "param", "code"}}. param is the field a
+// FieldError names; code is set where the OpenAI API sets one.
+func WriteOpenAI(w http.ResponseWriter, err error) {
+	param := ""
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		param = fe.Field
+	}
+	s := status.Convert(ToStatus(err))
+	code := ""
+	switch s.Code() {
+	case codes.NotFound:
+		code = "model_not_found"
+	case codes.DeadlineExceeded:
+		code = "timeout"
+	}
+	WriteOpenAIStatus(w, HTTPStatus(s.Code()), s.Message(), openAIType(s.Code()), param, code)
+}
+
+// WriteOpenAIStatus answers an OpenAI-shaped error with the status,
+// message, type, param and code given (empty param and code are null).
+func WriteOpenAIStatus(w http.ResponseWriter, httpCode int, msg, typ, param, code string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(httpCode)
+	_, _ = w.Write(OpenAIBody(msg, typ, param, code))
+}
+
+// OpenAIBody is the OpenAI API's error body.
+func OpenAIBody(msg, typ, param, code string) []byte {
+	null := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": null(param), "code": null(code)}})
+	return append(b, '\n')
+}
+
+// openAIType is the OpenAI API's error type of a gRPC code.
+func openAIType(c codes.Code) string {
+	switch c {
+	case codes.Unauthenticated:
+		return "authentication_error"
+	case codes.PermissionDenied:
+		return "permission_error"
+	case codes.NotFound:
+		return "not_found_error"
+	case codes.ResourceExhausted:
+		return "invalid_request_error"
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return "service_unavailable"
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return "server_error"
+	}
+	if HTTPStatus(c) < 500 {
+		return "invalid_request_error"
+	}
+	return "server_error"
+}
+
+// WriteRouteStatus answers s with the HTTP status given, in the error
+// shape of the protocol of the route at path: KServe v2's under /v2, the
+// OpenAI API's under /openai/, else the REST API's google.rpc.Status.
+func WriteRouteStatus(w http.ResponseWriter, path string, httpCode int, s *status.Status) {
+	switch {
+	case path == "/v2" || strings.HasPrefix(path, "/v2/"):
+		WriteKServeStatus(w, httpCode, s.Message())
+	case strings.HasPrefix(path, "/openai/"):
+		if s.Code() == codes.Unauthenticated {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		WriteOpenAIStatus(w, httpCode, s.Message(), openAIType(s.Code()), "", "")
+	default:
+		WriteHTTPStatus(w, httpCode, s)
+	}
 }

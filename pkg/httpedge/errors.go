@@ -2,7 +2,6 @@ package httpedge
 
 import (
 	"net/http"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,9 +22,5 @@ const (
 // /v2, else the REST API's google.rpc.Status ({"code", "message",
 // "details"}), as every route of the API answers its errors.
 func writeError(w http.ResponseWriter, r *http.Request, httpStatus int, code codes.Code, msg string) {
-	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-		apierr.WriteKServeStatus(w, httpStatus, msg)
-		return
-	}
-	apierr.WriteHTTPStatus(w, httpStatus, status.New(code, msg))
+	apierr.WriteRouteStatus(w, r.URL.Path, httpStatus, status.New(code, msg))
 }

@@ -12,6 +12,9 @@ type Config struct {
 	// RequestTimeout bounds one inference request (unless the caller's
 	// deadline is shorter).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// GenerationTimeout bounds one request on the OpenAI-compatible
+	// routes, a whole stream included.
+	GenerationTimeout time.Duration `yaml:"generation_timeout"`
 	// MaxRequestBytes caps a REST request body.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// ColdStartTimeout is how long a request to a deployment without a
@@ -49,6 +52,7 @@ type Config struct {
 // the only defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "gateway.request-timeout", 30*time.Second, "deadline of one inference request")
+	fs.DurationVar(&c.GenerationTimeout, "gateway.generation-timeout", 10*time.Minute, "deadline of one request on the OpenAI-compatible routes (/openai/v1), streams included")
 	fs.Int64Var(&c.MaxRequestBytes, "gateway.max-request-bytes", 16<<20, "largest REST inference request body")
 	fs.DurationVar(&c.ColdStartTimeout, "gateway.cold-start-timeout", 60*time.Second, "how long a request waits for a deployment scaled to zero")
 	fs.DurationVar(&c.ReconcileInterval, "gateway.reconcile-interval", time.Second, "interval of the leader's deployment reconcile")
@@ -69,6 +73,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("gateway.request-timeout: must be positive, got %s", c.RequestTimeout)
+	case c.GenerationTimeout <= 0:
+		return fmt.Errorf("gateway.generation-timeout: must be positive, got %s", c.GenerationTimeout)
 	case c.MaxRequestBytes < 1<<10:
 		return fmt.Errorf("gateway.max-request-bytes: must be at least 1 KiB, got %d", c.MaxRequestBytes)
 	case c.ColdStartTimeout <= 0:

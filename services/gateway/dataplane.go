@@ -132,9 +132,15 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 // deployment whose replicas cannot be placed answers Unavailable at once.
 // Either way the answer says why there is no replica.
 func (s *Service) forward(ctx context.Context, name, version string, call func(context.Context, *backend) error) error {
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.cfg.RequestTimeout {
+	return s.forwardWithin(ctx, s.cfg.RequestTimeout, name, version, call)
+}
+
+// forwardWithin is forward with a bound of its own on the request
+// (generation routes take longer than one inference).
+func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name, version string, call func(context.Context, *backend) error) error {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	want, err := s.versionOf(ctx, name, version)

@@ -29,17 +29,20 @@ type restAPI struct {
 	maxBytes int64
 }
 
-// RegisterHTTP mounts the KServe v2 REST protocol (/v2/...) and the
-// convenience POST /v1/models/{name}:predict on mux; other POSTs under
+// RegisterHTTP mounts the KServe v2 REST protocol (/v2/...), the
+// convenience POST /v1/models/{name}:predict and the OpenAI-compatible
+// routes (/openai/v1/..., openai.go) on mux; other POSTs under
 // /v1/models/ go to fallback (the REST API of the other services).
 func (s *Service) RegisterHTTP(mux *http.ServeMux, fallback http.Handler) {
 	restAPI{dp: s, maxBytes: s.cfg.MaxRequestBytes}.register(mux, fallback)
+	s.registerOpenAI(mux)
 }
 
 // RegisterRemoteHTTP mounts the same REST protocol in a process that does
 // not run the gateway: every call goes to the gateway over c.
 func RegisterRemoteHTTP(mux *http.ServeMux, fallback http.Handler, c inference.GRPCInferenceServiceClient, maxRequestBytes int64) {
 	restAPI{dp: remote{c}, maxBytes: maxRequestBytes}.register(mux, fallback)
+	registerRemoteOpenAI(mux)
 }
 
 func (a restAPI) register(mux *http.ServeMux, fallback http.Handler) {

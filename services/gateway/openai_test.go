@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bmaas/bmaas/pkg/apierr"
+)
+
+// The gateway reads only model and stream; each bad one names its field,
+// and a pinned version is rewritten to the deployment's name.
+func TestParseOpenAI(t *testing.T) {
+	for _, bad := range []struct{ body, field string }{
+		{`[1]`, "body"},
+		{`not json`, "body"},
+		{`{"messages":[]}`, "model"},
+		{`{"model":7}`, "model"},
+		{`{"model":""}`, "model"},
+		{`{"model":"chat@latest"}`, "model"},
+		{`{"model":"chat@0"}`, "model"},
+		{`{"model":"chat","stream":"yes"}`, "stream"},
+	} {
+		_, err := parseOpenAI([]byte(bad.body))
+		var fe *apierr.FieldError
+		require.ErrorAs(t, err, &fe, bad.body)
+		require.Equal(t, bad.field, fe.Field, bad.body)
+	}
+	body := []byte(`{"model":"chat","stream":true,"max_tokens":5}`)
+	req, err := parseOpenAI(body)
+	require.NoError(t, err)
+	require.Equal(t, "chat", req.name)
+	require.Empty(t, req.version)
+	require.True(t, req.stream)
+	require.Equal(t, body, req.body, "sent as it came")
+
+	req, err = parseOpenAI([]byte(`{"model":"chat@3","messages":[{"role":"user","content":"hi"}],"stream":null}`))
+	require.NoError(t, err)
+	require.Equal(t, "chat", req.name)
+	require.Equal(t, "3", req.version)
+	require.False(t, req.stream)
+	var sent map[string]any
+	require.NoError(t, json.Unmarshal(req.body, &sent))
+	require.Equal(t, "chat", sent["model"], "the replica serves the deployment's name")
+	require.Equal(t, []any{map[string]any{"role": "user", "content": "hi"}}, sent["messages"])
+}
+
+// A stream is relayed chunk by chunk: the client reads each event before
+// the replica writes the next. A client that goes away cancels the
+// replica's request.
+func TestRelayStreamsEachChunkAndCancelsOnDisconnect(t *testing.T) {
+	next := make(chan struct{})
+	cancelled := make(chan struct{})
+	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "Bearer tok", r.Header.Get("Authorization"))
+		require.Equal(t, "/v1/chat/completions", r.URL.Path)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"x"}}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				close(cancelled)
+				return
+			}
+		}
+	}))
+	defer replica.Close()
+	s, b := bridgeTo(strings.TrimPrefix(replica.URL, "http://"), "openai")
+	o := openAI{s: s}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answered, err := o.relay(r.Context(), w, b, "chat/completions", &openAIRequest{name: "m", stream: true, body: []byte(`{"model":"m","stream":true}`)})
+		require.True(t, answered)
+		require.NoError(t, err)
+	}))
+	defer gw.Close()
+
+	resp, err := http.Post(gw.URL, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	rd := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(line, "data: "), line)
+		blank, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "\n", blank)
+		if i < 2 {
+			next <- struct{}{} // only now does the replica write the next event
+		}
+	}
+	require.NoError(t, resp.Body.Close())
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the replica's request was not cancelled when the client went away")
+	}
+}
+
+// A replica that refuses the connection is Unavailable (forward tries
+// another); its error answers pass through as they came.
+func TestRelayErrors(t *testing.T) {
+	s, b := bridgeTo("127.0.0.1:1", "openai")
+	rec := httptest.NewRecorder()
+	answered, err := openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)})
+	require.False(t, answered)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+
+	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":{"message":"max_tokens: too many","type":"invalid_request_error","param":"max_tokens","code":null}}`)
+	}))
+	defer replica.Close()
+	s, b = bridgeTo(strings.TrimPrefix(replica.URL, "http://"), "openai")
+	rec = httptest.NewRecorder()
+	answered, err = openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)})
+	require.True(t, answered)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Contains(t, rec.Body.String(), `"param":"max_tokens"`)
+}
