@@ -29,6 +29,7 @@ var outputExempt = map[string]string{
 	"model version download": "-o is the file written; the data are the file",
 	"predict":                "needs a ready replica; TestPredictCSVHeader runs its -o json path",
 	"deploy rollback":        "needs a rollout to roll back; TestDeployAndPredict runs it",
+	"generate":               "needs a language model deployment; TestGenerateStreamsAndPrintsJSON runs its -o json path",
 }
 
 // outputQuiet are the commands that print nothing with -o json|yaml: they

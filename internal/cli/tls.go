@@ -30,6 +30,16 @@ func (f *tlsFlags) credentials(secure bool) (credentials.TransportCredentials, e
 	if f.ca == "" && f.cert == "" && !secure {
 		return insecure.NewCredentials(), nil
 	}
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// config is the TLS configuration of the flags: the CA to trust (the
+// system's without --tls-ca) and the client certificate.
+func (f *tlsFlags) config() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.ca != "" {
 		b, err := os.ReadFile(f.ca)
@@ -51,7 +61,7 @@ func (f *tlsFlags) credentials(secure bool) (credentials.TransportCredentials, e
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // hint says, for an unreachable server, which TLS flag may be missing.
