@@ -11,6 +11,7 @@ import (
 // KServe v2 REST only) and outcome.
 type metrics struct {
 	laneOK, laneErr, grpcOK, grpcErr, httpOK, httpErr prometheus.Counter
+	llm                                               *llmMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return &metrics{laneOK: vec.WithLabelValues("lane", "ok"), laneErr: vec.WithLabelValues("lane", "error"),
 		grpcOK: vec.WithLabelValues("grpc", "ok"), grpcErr: vec.WithLabelValues("grpc", "error"),
-		httpOK: vec.WithLabelValues("http", "ok"), httpErr: vec.WithLabelValues("http", "error")}
+		httpOK: vec.WithLabelValues("http", "ok"), httpErr: vec.WithLabelValues("http", "error"), llm: newLLMMetrics(reg)}
 }
 
 // count records one forwarded call.

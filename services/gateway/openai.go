@@ -143,6 +143,7 @@ type openAIRequest struct {
 	name, version string
 	stream        bool
 	body          []byte
+	start         time.Time // its arrival, for the time to first token
 }
 
 // parseOpenAI reads the model and stream fields; the replica checks the
@@ -184,6 +185,7 @@ func parseOpenAI(body []byte) (*openAIRequest, error) {
 
 // call forwards one POST route to a replica of the deployment.
 func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
+	start := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.maxBytes))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -203,6 +205,7 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 		apierr.WriteOpenAI(w, err)
 		return
 	}
+	req.start = start
 	answered := false
 	err = o.s.forwardWithin(r.Context(), o.s.cfg.GenerationTimeout, req.name, req.version, func(ctx context.Context, b *backend) error {
 		if b.http == nil || !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolOpenAI) {
@@ -267,10 +270,15 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 			h.Set(k, v)
 		}
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if stream {
 		h.Set("X-Accel-Buffering", "no") // nor any proxy in front
 	}
 	w.WriteHeader(resp.StatusCode)
+	gen := &generation{start: req.start, stream: stream, itl: o.s.met.llm.itl.WithLabelValues(b.ep.Deployment)}
+	if resp.StatusCode == http.StatusOK {
+		defer gen.observe(o.s.met.llm, b.ep.Deployment)
+	}
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
@@ -280,12 +288,13 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 				return true, nil // the client went away; ctx ends the replica's request
 			}
 			_ = rc.Flush()
+			gen.feed(buf[:n], time.Now())
 		}
 		if rerr == io.EOF {
 			return true, nil
 		}
 		if rerr != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && stream {
 				// The deadline ends a stream cleanly: an error event the
 				// clients read, then the end of the stream.
 				msg := fmt.Sprintf("the request ran past its deadline of %s (gateway.generation-timeout)", o.s.cfg.GenerationTimeout)
