@@ -100,7 +100,7 @@ func (g *generation) feed(b []byte, now time.Time) {
 // chunk is what the gateway reads of a chunk or an answer.
 type chunk struct {
 	Choices []struct {
-		Text    string `json:"text"`
+		Text    string                    `json:"text"`
 		Delta   *struct{ Content string } `json:"delta"`
 		Message *struct{ Content string } `json:"message"`
 	} `json:"choices"`
