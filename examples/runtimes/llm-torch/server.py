@@ -71,6 +71,8 @@ class ApiError(Exception):
 
     def __init__(self, status, param, msg, code=None, kind="invalid_request_error"):
         super().__init__("%s: %s" % (param, msg) if param else msg)
+        if code is None and status == 400 and param:
+            code = "invalid_value"
         self.status, self.param, self.code, self.kind = status, param, code, kind
 
     def body(self):
