@@ -33,7 +33,7 @@ func (c *client) deployments() gatewayv1.DeploymentServiceClient {
 // deployFlags are the flags of `bmaas deploy create`.
 type deployFlags struct {
 	model, name, canary, cpu, memory string
-	runtime, gpuMemory               string
+	runtime, gpuMemory, routing      string
 	params                           []string
 	min, max, concurrency, batch     int32
 	canaryPercent, gpus              int32
@@ -85,6 +85,9 @@ func (f *deployFlags) deployment(changed func(string) bool) (*gatewayv1.Deployme
 		return nil, err
 	}
 	d.Runtime = f.runtime
+	if d.Routing, err = routingArg(f.routing); err != nil {
+		return nil, err
+	}
 	if d.Parameters, err = parseKV("param", f.params); err != nil {
 		return nil, err
 	}
@@ -135,7 +138,31 @@ func deployCreateCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.runtime, "runtime", "", "the serving runtime (see bmaas runtime list); default: the highest priority one for the version's format")
 	fl.StringArrayVar(&f.params, "param", nil, "k=v handed to a process runtime's server: {{.Params.k}} and BMAAS_PARAMS (repeatable)")
 	fl.BoolVar(&f.noAutoscaling, "no-autoscaling", false, "keep --min replicas whatever the load")
+	fl.StringVar(&f.routing, "routing", "", "how a request picks a replica: round-robin, least-loaded or prefix (default: the less loaded of two at random; prefix on the OpenAI routes)")
 	return cmd
+}
+
+// routings are --routing's values.
+var routings = map[string]gatewayv1.Routing{"": gatewayv1.Routing_ROUTING_UNSPECIFIED,
+	"round-robin": gatewayv1.Routing_ROUTING_ROUND_ROBIN, "least-loaded": gatewayv1.Routing_ROUTING_LEAST_LOADED,
+	"prefix": gatewayv1.Routing_ROUTING_PREFIX}
+
+func routingArg(s string) (gatewayv1.Routing, error) {
+	r, ok := routings[s]
+	if !ok {
+		return 0, usageErrorf("--routing must be round-robin, least-loaded or prefix, not %q", s)
+	}
+	return r, nil
+}
+
+// routingString is a deployment's routing as --routing spells it.
+func routingString(r gatewayv1.Routing) string {
+	for k, v := range routings {
+		if v == r && k != "" {
+			return k
+		}
+	}
+	return "default (the less loaded of two; prefix on the OpenAI routes)"
 }
 
 func deployListCommand(g *globals) *cobra.Command {
@@ -205,6 +232,7 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		}
 		t.row("BATCHING", batching)
 		t.row("CANARY", canaryString(d))
+		t.row("ROUTING", routingString(d.GetRouting()))
 		if r := st.GetReplicaResources(); r != nil {
 			t.row("RESOURCES", resourcesString(r)+" per replica")
 		} else if r := d.GetResources(); r != nil {

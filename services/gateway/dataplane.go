@@ -132,12 +132,13 @@ func (s *Service) versionOf(ctx context.Context, name, version string) (int64, e
 // deployment whose replicas cannot be placed answers Unavailable at once.
 // Either way the answer says why there is no replica.
 func (s *Service) forward(ctx context.Context, name, version string, call func(context.Context, *backend) error) error {
-	return s.forwardWithin(ctx, s.cfg.RequestTimeout, name, version, call)
+	return s.forwardWithin(ctx, s.cfg.RequestTimeout, name, version, nil, call)
 }
 
 // forwardWithin is forward with a bound of its own on the request
-// (generation routes take longer than one inference).
-func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name, version string, call func(context.Context, *backend) error) error {
+// (generation routes take longer than one inference) and the prompt's
+// prefix hashes for prefix routing (routing.go; nil for none).
+func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name, version string, blocks []uint64, call func(context.Context, *backend) error) error {
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -160,9 +161,9 @@ func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name
 		if want == 0 {
 			v, avoid = s.split(ctx, name, bs)
 		}
-		b := pick(bs, v, avoid, tried)
+		b := s.choose(ctx, name, bs, v, avoid, tried, blocks)
 		if b == nil && v != want {
-			b = pick(bs, want, 0, tried)
+			b = s.choose(ctx, name, bs, want, 0, tried, blocks)
 		}
 		if b == nil {
 			if want != 0 && len(bs) > 0 && pick(bs, want, 0, nil) == nil {

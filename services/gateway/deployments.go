@@ -68,6 +68,8 @@ func (s *Service) normalize(d *gatewayv1.Deployment) error {
 		return apierr.Invalid("deployment.max_replicas", "must be at least min_replicas (%d), got %d", d.MinReplicas, d.MaxReplicas)
 	case d.TargetConcurrency < 0:
 		return apierr.Invalid("deployment.target_concurrency", "must not be negative, got %d", d.TargetConcurrency)
+	case gatewayv1.Routing_name[int32(d.Routing)] == "":
+		return apierr.Invalid("deployment.routing", "unknown value %d (ROUTING_ROUND_ROBIN, ROUTING_LEAST_LOADED or ROUTING_PREFIX)", d.Routing)
 	case d.MaxBatchSize < 0 || d.MaxBatchSize > 1<<16:
 		return apierr.Invalid("deployment.max_batch_size", "must be within 0 and 65536, got %d", d.MaxBatchSize)
 	case d.MaxQueueDelayMicros < 0 || d.MaxQueueDelayMicros > 10_000_000:

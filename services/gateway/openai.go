@@ -144,6 +144,7 @@ type openAIRequest struct {
 	stream        bool
 	body          []byte
 	start         time.Time // its arrival, for the time to first token
+	blocks        []uint64  // its prompt's prefix hashes (routing.go)
 }
 
 // parseOpenAI reads the model and stream fields; the replica checks the
@@ -161,7 +162,7 @@ func parseOpenAI(body []byte) (*openAIRequest, error) {
 	if err := json.Unmarshal(raw, &model); err != nil || model == "" {
 		return nil, apierr.Invalid("model", "must be the name of a deployment, got %s", raw)
 	}
-	req := &openAIRequest{body: body}
+	req := &openAIRequest{body: body, blocks: promptBlocks(fields)}
 	if s, ok := fields["stream"]; ok && string(s) != "null" {
 		if err := json.Unmarshal(s, &req.stream); err != nil {
 			return nil, apierr.Invalid("stream", "must be true or false, got %s", s)
@@ -207,7 +208,7 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 	}
 	req.start = start
 	answered := false
-	err = o.s.forwardWithin(r.Context(), o.s.cfg.GenerationTimeout, req.name, req.version, func(ctx context.Context, b *backend) error {
+	err = o.s.forwardWithin(r.Context(), o.s.cfg.GenerationTimeout, req.name, req.version, req.blocks, func(ctx context.Context, b *backend) error {
 		if b.http == nil || !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolOpenAI) {
 			return apierr.Invalid("model", "deployment %s is served by a runtime that does not speak the OpenAI API (its replicas speak %s)",
 				req.name, strings.Join(protocolsOf(b), ", "))

@@ -56,6 +56,7 @@ type Service struct {
 	loads  *loads
 	wake   chan struct{}
 	cache  *store.Cache[*gatewayv1.Deployment]
+	route  *routingState
 }
 
 // New builds the service.
@@ -78,7 +79,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil {
 		deps.Store = store.New(deps.Etcd)
 	}
-	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1),
+		route: newRoutingState()}
 	s.stats = newStats(deps.Now)
 	s.met = newMetrics(deps.Registerer)
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)

@@ -25,6 +25,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Routing is how the gateway picks a ready replica for a request.
+type Routing int32
+
+const (
+	// The default: the less loaded of two replicas picked at random on
+	// KServe v2 requests, and ROUTING_PREFIX on the OpenAI routes.
+	Routing_ROUTING_UNSPECIFIED Routing = 0
+	// Each replica in turn.
+	Routing_ROUTING_ROUND_ROBIN Routing = 1
+	// The replica with the fewest requests in flight through this gateway.
+	Routing_ROUTING_LEAST_LOADED Routing = 2
+	// On the OpenAI routes, the replica that most recently served the
+	// longest prefix of the prompt (so its prefix cache holds it), among
+	// the replicas whose load is within a bound of the least loaded one;
+	// least loaded elsewhere.
+	Routing_ROUTING_PREFIX Routing = 3
+)
+
+// Enum value maps for Routing.
+var (
+	Routing_name = map[int32]string{
+		0: "ROUTING_UNSPECIFIED",
+		1: "ROUTING_ROUND_ROBIN",
+		2: "ROUTING_LEAST_LOADED",
+		3: "ROUTING_PREFIX",
+	}
+	Routing_value = map[string]int32{
+		"ROUTING_UNSPECIFIED":  0,
+		"ROUTING_ROUND_ROBIN":  1,
+		"ROUTING_LEAST_LOADED": 2,
+		"ROUTING_PREFIX":       3,
+	}
+)
+
+func (x Routing) Enum() *Routing {
+	p := new(Routing)
+	*p = x
+	return p
+}
+
+func (x Routing) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Routing) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_gateway_v1_deployment_proto_enumTypes[0].Descriptor()
+}
+
+func (Routing) Type() protoreflect.EnumType {
+	return &file_bmaas_gateway_v1_deployment_proto_enumTypes[0]
+}
+
+func (x Routing) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Routing.Descriptor instead.
+func (Routing) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{0}
+}
+
 // DeploymentState is where a deployment stands.
 type DeploymentState int32
 
@@ -76,11 +137,11 @@ func (x DeploymentState) String() string {
 }
 
 func (DeploymentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bmaas_gateway_v1_deployment_proto_enumTypes[0].Descriptor()
+	return file_bmaas_gateway_v1_deployment_proto_enumTypes[1].Descriptor()
 }
 
 func (DeploymentState) Type() protoreflect.EnumType {
-	return &file_bmaas_gateway_v1_deployment_proto_enumTypes[0]
+	return &file_bmaas_gateway_v1_deployment_proto_enumTypes[1]
 }
 
 func (x DeploymentState) Number() protoreflect.EnumNumber {
@@ -89,7 +150,7 @@ func (x DeploymentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeploymentState.Descriptor instead.
 func (DeploymentState) EnumDescriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{0}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
 }
 
 // Deployment serves one model reference on a set of replicas. A
@@ -138,7 +199,9 @@ type Deployment struct {
 	Runtime string `protobuf:"bytes,19,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	// Handed to a process runtime's server: BMAAS_PARAMS (a JSON object)
 	// and {{.Params.<name>}} in its arguments.
-	Parameters    map[string]string `protobuf:"bytes,20,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Parameters map[string]string `protobuf:"bytes,20,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How a request picks among the ready replicas.
+	Routing       Routing `protobuf:"varint,21,opt,name=routing,proto3,enum=bmaas.gateway.v1.Routing" json:"routing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -312,6 +375,13 @@ func (x *Deployment) GetParameters() map[string]string {
 		return x.Parameters
 	}
 	return nil
+}
+
+func (x *Deployment) GetRouting() Routing {
+	if x != nil {
+		return x.Routing
+	}
+	return Routing_ROUTING_UNSPECIFIED
 }
 
 // DeploymentStatus is what the gateway's leader observed and decided.
@@ -1253,7 +1323,7 @@ var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
-	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xb3\a\n" +
+	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xe8\a\n" +
 	"\n" +
 	"Deployment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1281,7 +1351,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\aruntime\x18\x13 \x01(\tR\aruntime\x12L\n" +
 	"\n" +
 	"parameters\x18\x14 \x03(\v2,.bmaas.gateway.v1.Deployment.ParametersEntryR\n" +
-	"parameters\x1a=\n" +
+	"parameters\x123\n" +
+	"\arouting\x18\x15 \x01(\x0e2\x19.bmaas.gateway.v1.RoutingR\arouting\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x03\n" +
@@ -1360,7 +1431,12 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"deployment\"-\n" +
 	"\x17DeleteDeploymentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18DeleteDeploymentResponse*\xe6\x01\n" +
+	"\x18DeleteDeploymentResponse*i\n" +
+	"\aRouting\x12\x17\n" +
+	"\x13ROUTING_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ROUTING_ROUND_ROBIN\x10\x01\x12\x18\n" +
+	"\x14ROUTING_LEAST_LOADED\x10\x02\x12\x12\n" +
+	"\x0eROUTING_PREFIX\x10\x03*\xe6\x01\n" +
 	"\x0fDeploymentState\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DEPLOYMENT_STATE_CREATING\x10\x01\x12\x1a\n" +
@@ -1391,68 +1467,70 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 	return file_bmaas_gateway_v1_deployment_proto_rawDescData
 }
 
-var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
-	(DeploymentState)(0),               // 0: bmaas.gateway.v1.DeploymentState
-	(*Deployment)(nil),                 // 1: bmaas.gateway.v1.Deployment
-	(*DeploymentStatus)(nil),           // 2: bmaas.gateway.v1.DeploymentStatus
-	(*Replica)(nil),                    // 3: bmaas.gateway.v1.Replica
-	(*Endpoint)(nil),                   // 4: bmaas.gateway.v1.Endpoint
-	(*CreateDeploymentRequest)(nil),    // 5: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),   // 6: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),       // 7: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),      // 8: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),     // 9: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),    // 10: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),    // 11: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),  // 12: bmaas.gateway.v1.RollbackDeploymentRequest
-	(*RollbackDeploymentResponse)(nil), // 13: bmaas.gateway.v1.RollbackDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),   // 14: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),    // 15: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil),   // 16: bmaas.gateway.v1.DeleteDeploymentResponse
-	nil,                                // 17: bmaas.gateway.v1.Deployment.ParametersEntry
-	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 19: bmaas.scheduler.v1.Resources
-	(v1.JobState)(0),                   // 20: bmaas.scheduler.v1.JobState
-	(*fieldmaskpb.FieldMask)(nil),      // 21: google.protobuf.FieldMask
+	(Routing)(0),                       // 0: bmaas.gateway.v1.Routing
+	(DeploymentState)(0),               // 1: bmaas.gateway.v1.DeploymentState
+	(*Deployment)(nil),                 // 2: bmaas.gateway.v1.Deployment
+	(*DeploymentStatus)(nil),           // 3: bmaas.gateway.v1.DeploymentStatus
+	(*Replica)(nil),                    // 4: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 5: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 6: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 7: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 8: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 9: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 10: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 11: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 12: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 13: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 14: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 15: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 16: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 17: bmaas.gateway.v1.DeleteDeploymentResponse
+	nil,                                // 18: bmaas.gateway.v1.Deployment.ParametersEntry
+	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 20: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 21: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 22: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	18, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	19, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
-	2,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	18, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
-	17, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
-	3,  // 6: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	18, // 7: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	19, // 8: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	20, // 9: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
-	1,  // 10: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 11: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 12: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 13: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 14: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	21, // 15: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 16: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	1,  // 17: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	5,  // 18: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	7,  // 19: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	9,  // 20: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	11, // 21: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	15, // 22: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	12, // 23: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	6,  // 24: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	8,  // 25: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	10, // 26: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	14, // 27: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	16, // 28: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	13, // 29: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	19, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	20, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	3,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
+	19, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
+	18, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
+	0,  // 6: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
+	4,  // 7: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	19, // 8: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	20, // 9: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	21, // 10: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	2,  // 11: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 12: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 13: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 14: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 15: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	22, // 16: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 17: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 18: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 19: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	8,  // 20: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	10, // 21: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	12, // 22: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	16, // 23: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	13, // 24: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	7,  // 25: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	9,  // 26: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	11, // 27: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	15, // 28: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	17, // 29: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	14, // 30: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -1465,7 +1543,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
