@@ -268,28 +268,35 @@ class Metrics:
 
 # ---------------------------------------------------------------- sampling
 
-def sample(logits, temperature, top_p, gen):
-    """One token from a row of logits (CPU): the most likely at temperature
-    0, else drawn with the sequence's generator from the softmax at the
-    temperature, cut to the smallest set of tokens whose probability
-    reaches top_p."""
-    if temperature == 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1:
-        sorted_p, order = probs.sort(descending=True)
-        drop = (sorted_p.cumsum(0) - sorted_p) >= top_p
-        drop[0] = False
-        probs = torch.zeros_like(probs).scatter_(0, order[~drop], sorted_p[~drop])
-    return int(torch.multinomial(probs, 1, generator=gen))
+def sample(rows, seqs):
+    """The next token of each sequence from its row of logits [B, V] (CPU),
+    for the whole batch at once: the most likely at temperature 0, else
+    drawn from the softmax at the sequence's temperature, cut to the
+    smallest set of most likely tokens whose probability reaches top_p,
+    by the sequence's next uniform number. A row's token depends on its
+    row and its sequence alone, never on the rest of the batch."""
+    best = rows.argmax(dim=1)
+    if all(s.req.temperature == 0 for s in seqs):
+        return best.tolist()
+    temps = torch.tensor([s.req.temperature or 1.0 for s in seqs])
+    top_p = torch.tensor([s.req.top_p for s in seqs])
+    u = torch.tensor([s.uniform() for s in seqs])
+    probs, order = torch.softmax(rows / temps[:, None], dim=1).sort(dim=1, descending=True)
+    drop = (probs.cumsum(dim=1) - probs) >= top_p[:, None]
+    drop[:, 0] = False
+    cdf = probs.masked_fill(drop, 0).cumsum(dim=1)
+    pick = (cdf < u[:, None] * cdf[:, -1:]).sum(dim=1).clamp(max=rows.shape[1] - 1)
+    drawn = order.gather(1, pick[:, None])[:, 0]
+    return [b if s.req.temperature == 0 else d for s, b, d in zip(seqs, best.tolist(), drawn.tolist())]
 
 
-def generator(seed, index):
-    """A choice's own random generator: seed + index when the request has a
-    seed (the same text whatever else runs), else a random one."""
+def uniforms(seed, index, count):
+    """A choice's uniform numbers, one a token, from its own
+    torch.Generator: seeded seed + index when the request has a seed (the
+    same text whatever else runs), else at random."""
     g = torch.Generator()
     g.manual_seed(((seed + index) if seed is not None else secrets.randbits(63)) % (1 << 64))
-    return g
+    return torch.rand(count, generator=g, dtype=torch.float64).tolist()
 
 
 # ------------------------------------------------------------------ engine
@@ -324,7 +331,7 @@ class Sequence:
 
     def __init__(self, req, index, strip_space):
         self.req, self.index = req, index
-        self.gen = generator(req.seed, index)
+        self.draws = uniforms(req.seed, index, req.max_tokens) if req.temperature > 0 else None
         self.fed = 0  # tokens in the key/value cache (the next token's position)
         self.last = None  # the token sampled and not yet fed
         self.generated = 0
@@ -333,6 +340,10 @@ class Sequence:
         self.strip_space = strip_space
         self.finish_reason = None
         self.last_time = None
+
+    def uniform(self):
+        """The uniform number that draws this choice's next token."""
+        return self.draws[self.generated] if self.draws else 0.0
 
     def push(self, token, eot):
         """Takes a sampled token; returns the text now safe to send and the
@@ -580,7 +591,7 @@ class Engine:
         req.seqs = [Sequence(req, i, req.kind == "chat.completion") for i in range(req.n)]
         for s in req.seqs:
             s.fed = len(ids)
-            self._accept(s, sample(last, req.temperature, req.top_p, s.gen), now)
+        self._accept(req.seqs, sample(last[None].expand(req.n, -1), req.seqs), now)
         going = [s for s in req.seqs if s.finish_reason is None]
         if going:
             self.batch.join(going, present, len(ids))
@@ -591,31 +602,29 @@ class Engine:
         rows = self.batch.forward(self.model).float().cpu()
         with self.metrics.lock:
             self.metrics.batch.observe(len(seqs))
-        best = rows.argmax(dim=1).tolist()
-        now = time.monotonic()
-        for i, s in enumerate(seqs):
-            r = s.req
-            tok = best[i] if r.temperature == 0 else sample(rows[i], r.temperature, r.top_p, s.gen)
-            self._accept(s, tok, now)
+        self._accept(seqs, sample(rows, seqs), time.monotonic())
         keep = [i for i, s in enumerate(seqs) if s.finish_reason is None]
         if len(keep) < len(seqs):
             self.batch.keep(keep)
 
-    def _accept(self, s, tok, now):
-        """A sampled token: its text to the client, and the choice's end."""
-        req = s.req
-        delta, reason = s.push(tok, self.eot)
-        req.completion_tokens += 1
+    def _accept(self, seqs, tokens, now):
+        """Sampled tokens: their text to the clients, and the choices that
+        end with them."""
         with self.metrics.lock:
-            self.metrics.generation_tokens += 1
-            if s.last_time is not None:
-                self.metrics.tpot.observe(now - s.last_time)
-        s.last_time = now
-        if req.stream and delta:
-            req.events.put(("delta", s.index, delta))
-        if reason is not None:
-            s.finish_reason = reason
-            self._finished(s, reason, now)
+            self.metrics.generation_tokens += len(seqs)
+            for s in seqs:
+                if s.last_time is not None:
+                    self.metrics.tpot.observe(now - s.last_time)
+        for s, tok in zip(seqs, tokens):
+            req = s.req
+            delta, reason = s.push(tok, self.eot)
+            req.completion_tokens += 1
+            s.last_time = now
+            if req.stream and delta:
+                req.events.put(("delta", s.index, delta))
+            if reason is not None:
+                s.finish_reason = reason
+                self._finished(s, reason, now)
 
     def _finished(self, s, reason, now):
         req = s.req
@@ -1049,49 +1058,55 @@ class Handler(BaseHTTPRequestHandler):
                              "choices": choices, "usage": usage(req)})
 
     def stream(self, req):
-        """Server-Sent Events, one chunk a token (or a few when a
-        character spans tokens), each written at once."""
+        """Server-Sent Events: a chunk a token (or a few tokens when a
+        character spans them), written as soon as the engine makes it;
+        the events that queued while the last write went out go in the
+        next write together."""
         self.wfile.write(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
                           "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
         chat = req.kind == "chat.completion"
-        obj = "chat.completion.chunk" if chat else "text_completion"
-        head = {"id": req.id, "object": obj, "created": req.created, "model": self.server.app.cfg["name"]}
-
-        def chunk(choices, **extra):
-            c = dict(head, choices=choices, **extra)
-            if req.include_usage and "usage" not in extra:
-                c["usage"] = None
-            self.event(json.dumps(c, separators=(",", ":")))
-
-        def choice(index, text, finish=None):
-            if chat:
-                delta = {} if text is None else {"content": text}
-                return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
-
+        head = json.dumps({"id": req.id, "object": "chat.completion.chunk" if chat else "text_completion",
+                           "created": req.created, "model": self.server.app.cfg["name"]}, separators=(",", ":"))[:-1]
+        tail = ',"usage":null}\n\n' if req.include_usage else "}\n\n"
         if chat:
-            for i in range(req.n):
-                chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
-        while True:
-            kind, index, text = self.next_event(req)
-            if kind == "delta":
-                chunk([choice(index, text)])
-            elif kind == "finish":
-                chunk([choice(index, None, text)])
-            elif kind == "error":
-                self.event(json.dumps(ApiError(500, None, text, kind="server_error").body()))
-                break
-            elif kind == "done":
-                if req.include_usage:
-                    chunk([], usage=usage(req))
-                break
-        self.event("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
+            delta = '{"index":%d,"delta":{"content":%s},"logprobs":null,"finish_reason":null}'
+            finish = '{"index":%d,"delta":{},"logprobs":null,"finish_reason":"%s"}'
+        else:
+            delta = '{"index":%d,"text":%s,"logprobs":null,"finish_reason":null}'
+            finish = '{"index":%d,"text":"","logprobs":null,"finish_reason":"%s"}'
 
-    def event(self, data):
-        """One SSE event in its own HTTP chunk."""
-        payload = ("data: %s\n\n" % data).encode()
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        def chunk(choice):
+            return "data: " + head + ',"choices":[' + choice + "]" + tail
+
+        out = []
+        if chat:
+            out += [chunk('{"index":%d,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}' % i)
+                    for i in range(req.n)]
+        ended = False
+        while not ended:
+            events = [self.next_event(req)]
+            while True:
+                try:
+                    events.append(req.events.get_nowait())
+                except queue.Empty:
+                    break
+            for kind, index, text in events:
+                if kind == "delta":
+                    out.append(chunk(delta % (index, json.dumps(text))))
+                elif kind == "finish":
+                    out.append(chunk(finish % (index, text)))
+                elif kind == "error":
+                    out.append("data: %s\n\n" % json.dumps(ApiError(500, None, text, kind="server_error").body()))
+                    ended = True
+                elif kind == "done":
+                    if req.include_usage:
+                        out.append("data: " + head + ',"choices":[],"usage":' + json.dumps(usage(req), separators=(",", ":")) + "}\n\n")
+                    ended = True
+            if ended:
+                out.append("data: [DONE]\n\n")
+            payload = "".join(out).encode()
+            out = []
+            self.wfile.write(b"%x\r\n%s\r\n%s" % (len(payload), payload, b"0\r\n\r\n" if ended else b""))
 
 
 def usage(req):
