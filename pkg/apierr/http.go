@@ -157,8 +157,6 @@ func openAIType(c codes.Code) string {
 		return "authentication_error"
 	case codes.PermissionDenied:
 		return "permission_error"
-	case codes.NotFound:
-		return "not_found_error"
 	case codes.ResourceExhausted:
 		return "invalid_request_error"
 	case codes.Unavailable, codes.DeadlineExceeded:

@@ -22,7 +22,7 @@ func TestWriteOpenAI(t *testing.T) {
 	WriteOpenAI(rec, NotFound("deployment", "chat"))
 	require.Equal(t, http.StatusNotFound, rec.Code)
 	require.Contains(t, rec.Body.String(), `"code":"model_not_found"`)
-	require.Contains(t, rec.Body.String(), `"type":"not_found_error"`)
+	require.Contains(t, rec.Body.String(), `"type":"invalid_request_error"`)
 
 	rec = httptest.NewRecorder()
 	WriteRouteStatus(rec, "/openai/v1/models", http.StatusUnauthorized, status.New(codes.Unauthenticated, "missing or invalid bearer token"))

@@ -219,17 +219,14 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 	})
 	if err != nil && !answered {
 		if apierr.Code(err) == codes.NotFound {
-			err = notFoundModel(err, req)
+			// A deployment or version that does not exist: the model field.
+			msg := status.Convert(apierr.ToStatus(err)).Message()
+			apierr.WriteOpenAIStatus(w, http.StatusNotFound, fmt.Sprintf("model: %s (GET %s/models lists the deployments that serve the OpenAI API)",
+				msg, openAIPrefix), "invalid_request_error", "model", "model_not_found")
+			return
 		}
 		apierr.WriteOpenAI(w, err)
 	}
-}
-
-// notFoundModel names the model field in a deployment's or version's
-// NotFound.
-func notFoundModel(err error, req *openAIRequest) error {
-	msg := status.Convert(apierr.ToStatus(err)).Message()
-	return status.Error(codes.NotFound, fmt.Sprintf("model: %s (GET %s/models lists the deployments that serve the OpenAI API)", msg, openAIPrefix))
 }
 
 // protocolsOf is what a replica speaks; the built-in runtimes speak v2
