@@ -63,6 +63,7 @@ MAX_STOPS = 4
 MAX_N = 128
 MAX_EMBEDDING_INPUTS = 2048
 DEFAULT_COMPLETION_TOKENS = 16  # as api.openai.com for /v1/completions
+DRAIN_SECONDS = 20  # under runtime.json's termination_grace_seconds
 
 
 class ApiError(Exception):
@@ -519,6 +520,12 @@ class Engine:
             self.waiting.append(req)
             self.metrics.waiting = len(self.waiting)
             self.cond.notify()
+
+    def drain(self, seconds):
+        """Waits up to seconds for the queued and running requests to end."""
+        deadline = time.monotonic() + seconds
+        while (self.waiting or self.batch.seqs) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def stop(self):
         with self.cond:
@@ -1148,6 +1155,9 @@ def main():
             cfg["prefix_block"], cfg["max_prefix_cache_tokens"], cfg["kv_cache_tokens"], cfg["threads"],
             "required" if cfg["token"] else "not required"))
     httpd.serve_forever()
+    # Stopped listening: what is in flight ends (within the runtime's
+    # termination grace), then the rest is refused.
+    engine.drain(DRAIN_SECONDS)
     engine.stop()
     httpd.server_close()
     log("stopped")

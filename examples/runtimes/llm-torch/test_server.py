@@ -585,6 +585,26 @@ class LLMTorchTest(unittest.TestCase):
         self.assertLess(after[m("vllm:generation_tokens_total")] - before[m("vllm:generation_tokens_total")], 1000)
         self.assertEqual(after[m("vllm:kv_cache_usage_perc")], 0)
 
+    def test_sigterm_lets_running_requests_finish(self):
+        s = Server(os.path.join(self.tmp, "long"), {})
+        try:
+            s.wait_ready()
+            conn = s.connect()
+            conn.request("POST", "/v1/completions", body=json.dumps({
+                "model": NAME, "prompt": "It was", "max_tokens": 300, "temperature": 0, "stream": True}).encode(),
+                headers=s.headers())
+            r = conn.getresponse()
+            first = r.readline()
+            self.assertTrue(first.startswith(b"data: "))
+            s.proc.terminate()
+            texts, finish, _ = stream_text([first[len(b"data: "):].decode().strip()] + read_events(r))
+            conn.close()
+            self.assertEqual(finish, {0: "length"})
+            self.assertEqual(s.proc.wait(10), 0)
+            self.assertIn("stopped", s.output())
+        finally:
+            s.stop()
+
     # ----------------------------------------------------------- batching
 
     def test_concurrent_streams_are_batched(self):
