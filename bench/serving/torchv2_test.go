@@ -43,7 +43,7 @@ func BenchmarkTorchV2(b *testing.B) {
 	modelDir := trainTorchScript(b)
 	port := freePort(b)
 	const token = "bench-token"
-	startTorchV2(b, runtimes.Vars{ModelDir: modelDir, ModelName: "torchv2", ModelVersion: 1, HTTPPort: port,
+	startRuntime(b, "torch-v2", runtimes.Vars{ModelDir: modelDir, ModelName: "torchv2", ModelVersion: 1, HTTPPort: port,
 		GRPCPort: freePort(b), Token: token, Params: map[string]string{}})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
@@ -106,11 +106,11 @@ func trainTorchScript(b *testing.B) string {
 	return out
 }
 
-// startTorchV2 runs examples/runtimes/torch-v2 as the agent runs it and
-// waits for its readiness probe.
-func startTorchV2(b *testing.B, v runtimes.Vars) {
+// startRuntime runs examples/runtimes/NAME as the agent runs it and waits
+// for its readiness probe; it returns a function that stops it.
+func startRuntime(b *testing.B, name string, v runtimes.Vars) (stop func()) {
 	b.Helper()
-	dir := "../../examples/runtimes/torch-v2"
+	dir := "../../examples/runtimes/" + name
 	raw, err := os.ReadFile(filepath.Join(dir, "runtime.json"))
 	if err != nil {
 		b.Fatal(err)
@@ -132,24 +132,25 @@ func startTorchV2(b *testing.B, v runtimes.Vars) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
+	stop = func() {
 		cancel()
 		_ = cmd.Wait()
 		if b.Failed() {
-			b.Logf("torch-v2 log:\n%s", log.String())
+			b.Logf("%s log:\n%s", name, log.String())
 		}
-	})
+	}
+	b.Cleanup(stop)
 	probe := fmt.Sprintf("http://127.0.0.1:%d%s", v.HTTPPort, runtimes.ProbeDefaults(rt.Server.ReadinessProbe).HTTPPath)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if resp, err := http.Get(probe); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return stop
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("torch-v2 never passed its probe:\n%s", log.String())
+			b.Fatalf("%s never passed its probe:\n%s", name, log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
