@@ -367,7 +367,7 @@ class LLMTorchTest(unittest.TestCase):
     # --------------------------------------------------------------- chat
 
     def test_chat(self):
-        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who?"},
+        messages = [{"role": "system", "content": "Answer shortly."}, {"role": "user", "content": "Who?"},
                     {"role": "assistant", "content": "Holmes."}, {"role": "user", "content": "Where?"}]
         req = {"model": NAME, "messages": messages, "temperature": 0, "seed": 1}
         code, body = self.main.post("/v1/chat/completions", req)
@@ -378,7 +378,7 @@ class LLMTorchTest(unittest.TestCase):
         choice = body["choices"][0]
         self.assertEqual(set(choice), {"index", "message", "logprobs", "finish_reason"})
         self.assertEqual(choice["message"]["role"], "assistant")
-        prompt = "System: Be brief.\n\nUser: Who?\nAssistant: Holmes.\nUser: Where?\nAssistant:"
+        prompt = "System: Answer shortly.\n\nUser: Who?\nAssistant: Holmes.\nUser: Where?\nAssistant:"
         self.assertEqual(server.chat_prompt(messages), prompt)
         self.assertEqual(body["usage"]["prompt_tokens"], len(prompt))
         # max_tokens defaults to the rest of the context.
