@@ -39,8 +39,9 @@ INTEGRATION_TESTS = $(shell sed -nE 's/^func ((Test|Example|Fuzz)[A-Za-z0-9_]*)[
 
 test: test-python test-unit test-integration ## the Python SDK's tests, then Go's unit and integration tiers
 
-test-python: ## the Python SDK's tests (standard library unittest)
-	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests && $(PYTHON) -m unittest discover -s examples/runtimes/torch-v2; \
+test-python: ## the Python SDK's and the example runtimes' and trainers' tests (standard library unittest)
+	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests && $(PYTHON) -m unittest discover -s examples/runtimes/torch-v2 && \
+	  $(PYTHON) -m unittest discover -s examples/llm && $(PYTHON) -m unittest discover -s examples/runtimes/llm-torch; \
 	  else echo "skipping the Python SDK tests: $(PYTHON) not found"; fi
 
 test-unit: ## Go unit tests: no etcd, NATS, cluster or bmaas process (go test ./...)

@@ -25,6 +25,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 	"github.com/bmaas/bmaas/tests/harness"
 )
@@ -182,7 +183,10 @@ func TestLanguageModelEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		t.Skip("no bwrap (Debian's bubblewrap; .ci/run installs it)")
 	}
-	c := harness.Start(t, withFastGateway())
+	c := harness.Start(t, withFastGateway(), func(cfg *app.Config) {
+		cfg.Gateway.StreamKeepAlive = 200 * time.Millisecond
+		cfg.Gateway.MaxHeldRequests = 1
+	})
 	ctx := t.Context()
 	sc := schedulerv1.NewSchedulerServiceClient(c.Conn)
 	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
@@ -284,7 +288,7 @@ func TestLanguageModelEndToEnd(t *testing.T) {
 		}
 		return ""
 	}
-	long := post(t, gw, c.Token, chatBody("holmes", prompt, true, map[string]any{"max_tokens": 200, "temperature": 1, "seed": 2}))
+	long := post(t, gw, c.Token, chatBody("holmes", prompt, true, map[string]any{"max_tokens": 200}))
 	require.Equal(t, http.StatusOK, long.StatusCode)
 	rd := bufio.NewReader(long.Body)
 	_, err = rd.ReadString('\n')
@@ -327,4 +331,32 @@ func TestLanguageModelEndToEnd(t *testing.T) {
 	code, body = httpDo(t, c, http.MethodGet, "/openai/v1/models", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), `"id":"holmes"`)
+
+	// A cold start: a stream to a deployment at zero is held with SSE
+	// comments until a replica is ready, then streams; a request beyond
+	// gateway.max-held-requests (1 here) is refused with Retry-After.
+	_, err = dc.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
+		Name: "holmes-cold", Model: "tiny-gpt@latest", Runtime: "llm-torch", MinReplicas: 0, MaxReplicas: 1, ScaleToZeroSeconds: 1,
+		Resources: &schedulerv1.Resources{CpuMillis: 250, MemoryBytes: 1 << 30}}})
+	require.NoError(t, err)
+	eventually(t, 30*time.Second, "idle at zero", func() bool {
+		d, err := dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "holmes-cold"})
+		require.NoError(t, err)
+		return d.Deployment.GetState() == "IDLE"
+	})
+	cold := post(t, gw, c.Token, chatBody("holmes-cold", prompt, true, nil))
+	require.Equal(t, http.StatusOK, cold.StatusCode)
+	crd := bufio.NewReader(cold.Body)
+	first, err := crd.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, ": waiting for a replica\n", first, "a keep-alive while the replica starts")
+	refused := post(t, gw, c.Token, chatBody("holmes-cold", prompt, false, nil))
+	code, _, msg := openAIError(t, refused)
+	require.Equal(t, http.StatusTooManyRequests, code, msg)
+	require.Equal(t, "1", refused.Header.Get("Retry-After"))
+	coldText, coldChunks, _ := streamText(t, &http.Response{StatusCode: http.StatusOK, Header: cold.Header,
+		Body: io.NopCloser(crd)})
+	require.NoError(t, cold.Body.Close())
+	require.Equal(t, whole, coldText, "the held stream gets the same text")
+	require.Greater(t, coldChunks, 1)
 }

@@ -20,6 +20,14 @@ type Config struct {
 	// ColdStartTimeout is how long a request to a deployment without a
 	// ready replica is held while one starts.
 	ColdStartTimeout time.Duration `yaml:"cold_start_timeout"`
+	// MaxHeldRequests bounds the requests one deployment keeps waiting
+	// for a replica; more are refused (429 with Retry-After on the OpenAI
+	// routes, Unavailable elsewhere).
+	MaxHeldRequests int `yaml:"max_held_requests"`
+	// StreamKeepAlive is how often a streamed request on the OpenAI routes
+	// that waits for a replica gets an SSE comment, so that clients and
+	// proxies do not time it out.
+	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
 	// ReconcileInterval is how often the leader reconciles deployments.
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 	// StableWindow and PanicWindow average in-flight concurrency for the
@@ -55,6 +63,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GenerationTimeout, "gateway.generation-timeout", 10*time.Minute, "deadline of one request on the OpenAI-compatible routes (/openai/v1), streams included")
 	fs.Int64Var(&c.MaxRequestBytes, "gateway.max-request-bytes", 16<<20, "largest REST inference request body")
 	fs.DurationVar(&c.ColdStartTimeout, "gateway.cold-start-timeout", 60*time.Second, "how long a request waits for a deployment scaled to zero")
+	fs.IntVar(&c.MaxHeldRequests, "gateway.max-held-requests", 1000, "most requests one deployment keeps waiting for a replica; more are refused")
+	fs.DurationVar(&c.StreamKeepAlive, "gateway.stream-keepalive", 5*time.Second, "how often a stream waiting for a replica gets an SSE comment")
 	fs.DurationVar(&c.ReconcileInterval, "gateway.reconcile-interval", time.Second, "interval of the leader's deployment reconcile")
 	fs.DurationVar(&c.StableWindow, "gateway.stable-window", 60*time.Second, "autoscaler stable window")
 	fs.DurationVar(&c.PanicWindow, "gateway.panic-window", 6*time.Second, "autoscaler panic window")
@@ -79,6 +89,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway.max-request-bytes: must be at least 1 KiB, got %d", c.MaxRequestBytes)
 	case c.ColdStartTimeout <= 0:
 		return fmt.Errorf("gateway.cold-start-timeout: must be positive, got %s", c.ColdStartTimeout)
+	case c.MaxHeldRequests < 1:
+		return fmt.Errorf("gateway.max-held-requests: must be at least 1, got %d", c.MaxHeldRequests)
+	case c.StreamKeepAlive <= 0:
+		return fmt.Errorf("gateway.stream-keepalive: must be positive, got %s", c.StreamKeepAlive)
 	case c.ReconcileInterval <= 0:
 		return fmt.Errorf("gateway.reconcile-interval: must be positive, got %s", c.ReconcileInterval)
 	case c.PanicWindow <= 0 || c.StableWindow < c.PanicWindow:

@@ -170,7 +170,11 @@ func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name
 				return apierr.NotFound("model version", name+"/"+version)
 			}
 			if h == nil {
-				h = s.newHold(ctx, name)
+				var err error
+				if h, err = s.newHold(ctx, name); err != nil {
+					return err
+				}
+				defer h.release()
 			}
 			tried = tried[:0]
 			if err := h.wait(ctx, changed); err != nil {

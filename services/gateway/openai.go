@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -208,15 +209,33 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 	}
 	req.start = start
 	answered := false
+	var ka *keepAlive
+	if req.stream {
+		// A stream that waits for a replica (a cold start) gets SSE
+		// comments, so that clients and proxies do not give up on it.
+		ka = startKeepAlive(w, o.s.cfg.StreamKeepAlive)
+		defer ka.stop()
+	}
 	err = o.s.forwardWithin(r.Context(), o.s.cfg.GenerationTimeout, req.name, req.version, req.blocks, func(ctx context.Context, b *backend) error {
 		if b.http == nil || !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolOpenAI) {
 			return apierr.Invalid("model", "deployment %s is served by a runtime that does not speak the OpenAI API (its replicas speak %s)",
 				req.name, strings.Join(protocolsOf(b), ", "))
 		}
 		var err error
-		answered, err = o.relay(ctx, w, b, route, req)
+		answered, err = o.relay(ctx, w, b, route, req, ka)
 		return err
 	})
+	if err != nil && !answered && ka.stop() {
+		// The stream has begun with keep-alives: the error is its event.
+		writeStreamError(w, err)
+		return
+	}
+	var tm *tooManyHeld
+	if err != nil && !answered && errors.As(err, &tm) {
+		w.Header().Set("Retry-After", "1")
+		apierr.WriteOpenAIStatus(w, http.StatusTooManyRequests, tm.Error(), "rate_limit_error", "", "too_many_requests")
+		return
+	}
 	if err != nil && !answered {
 		if apierr.Code(err) == codes.NotFound {
 			// A deployment or version that does not exist: the model field.
@@ -241,7 +260,7 @@ func protocolsOf(b *backend) []string {
 // relay sends the request to one replica and its answer to w. answered
 // says whether w has been written to: after that the request cannot go
 // to another replica.
-func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, route string, req *openAIRequest) (answered bool, err error) {
+func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, route string, req *openAIRequest, ka *keepAlive) (answered bool, err error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+"/v1/"+route, bytes.NewReader(req.body))
 	if err != nil {
 		return false, status.Errorf(codes.Internal, "openai request: %v", err)
@@ -262,6 +281,17 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 		return false, status.Errorf(codes.Unavailable, "a replica of %s did not answer: %v", b.ep.Deployment, err)
 	}
 	defer resp.Body.Close()
+	if ka.stop() {
+		// The stream began with keep-alives: its status and headers are
+		// sent; an error answer becomes the stream's error event.
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", bytes.TrimSpace(b))
+			_ = http.NewResponseController(w).Flush()
+			return true, nil
+		}
+		return true, o.copyStream(ctx, w, resp, b.ep.Deployment, req, true)
+	}
 	h := w.Header()
 	for _, k := range []string{"Content-Type", "Cache-Control", "X-Request-Id"} {
 		if v := resp.Header.Get(k); v != "" {
@@ -273,9 +303,18 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 		h.Set("X-Accel-Buffering", "no") // nor any proxy in front
 	}
 	w.WriteHeader(resp.StatusCode)
-	gen := &generation{start: req.start, stream: stream, itl: o.s.met.llm.itl.WithLabelValues(b.ep.Deployment)}
+	if resp.StatusCode != http.StatusOK {
+		stream = false // an error answer is watched for nothing
+	}
+	return true, o.copyStream(ctx, w, resp, b.ep.Deployment, req, stream)
+}
+
+// copyStream copies the replica's answer to w as it comes, each read
+// flushed at once, measuring it (llmmetrics.go) when it is a 200.
+func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *http.Response, dep string, req *openAIRequest, stream bool) error {
+	gen := &generation{start: req.start, stream: stream, itl: o.s.met.llm.itl.WithLabelValues(dep)}
 	if resp.StatusCode == http.StatusOK {
-		defer gen.observe(o.s.met.llm, b.ep.Deployment)
+		defer gen.observe(o.s.met.llm, dep)
 	}
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
@@ -283,13 +322,13 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return true, nil // the client went away; ctx ends the replica's request
+				return nil // the client went away; ctx ends the replica's request
 			}
 			_ = rc.Flush()
 			gen.feed(buf[:n], time.Now())
 		}
 		if rerr == io.EOF {
-			return true, nil
+			return nil
 		}
 		if rerr != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) && stream {
@@ -300,7 +339,74 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 				_, _ = io.WriteString(w, "data: [DONE]\n\n")
 				_ = rc.Flush()
 			}
-			return true, nil
+			return nil
 		}
 	}
+}
+
+// keepAlive writes SSE comments to a stream that waits for a replica,
+// every interval, its status and headers with the first; stop ends it.
+type keepAlive struct {
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	sent    bool // the status and headers are written
+	stopped bool
+	done    chan struct{}
+}
+
+func startKeepAlive(w http.ResponseWriter, every time.Duration) *keepAlive {
+	ka := &keepAlive{w: w, done: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ka.done:
+				return
+			case <-t.C:
+			}
+			ka.mu.Lock()
+			if !ka.stopped {
+				if !ka.sent {
+					h := w.Header()
+					h.Set("Content-Type", "text/event-stream")
+					h.Set("Cache-Control", "no-cache")
+					h.Set("X-Accel-Buffering", "no")
+					w.WriteHeader(http.StatusOK)
+					ka.sent = true
+				}
+				_, _ = io.WriteString(w, ": waiting for a replica\n\n")
+				_ = http.NewResponseController(w).Flush()
+			}
+			ka.mu.Unlock()
+		}
+	}()
+	return ka
+}
+
+// stop ends the keep-alives (nil: there are none) and says whether the
+// stream has begun.
+func (ka *keepAlive) stop() bool {
+	if ka == nil {
+		return false
+	}
+	ka.mu.Lock()
+	defer ka.mu.Unlock()
+	if !ka.stopped {
+		ka.stopped = true
+		close(ka.done)
+	}
+	return ka.sent
+}
+
+// writeStreamError ends a begun stream with err as its error event.
+func writeStreamError(w http.ResponseWriter, err error) {
+	param := ""
+	var fe *apierr.FieldError
+	if errors.As(err, &fe) {
+		param = fe.Field
+	}
+	st := status.Convert(apierr.ToStatus(err))
+	_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", bytes.TrimSpace(apierr.OpenAIBody(st.Message(), "service_unavailable", param, "")))
+	_ = http.NewResponseController(w).Flush()
 }

@@ -80,7 +80,7 @@ func TestRelayStreamsEachChunkAndCancelsOnDisconnect(t *testing.T) {
 	s, b := bridgeTo(strings.TrimPrefix(replica.URL, "http://"), "openai")
 	o := openAI{s: s}
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		answered, err := o.relay(r.Context(), w, b, "chat/completions", &openAIRequest{name: "m", stream: true, body: []byte(`{"model":"m","stream":true}`)})
+		answered, err := o.relay(r.Context(), w, b, "chat/completions", &openAIRequest{name: "m", stream: true, body: []byte(`{"model":"m","stream":true}`)}, nil)
 		require.True(t, answered)
 		require.NoError(t, err)
 	}))
@@ -114,7 +114,7 @@ func TestRelayStreamsEachChunkAndCancelsOnDisconnect(t *testing.T) {
 func TestRelayErrors(t *testing.T) {
 	s, b := bridgeTo("127.0.0.1:1", "openai")
 	rec := httptest.NewRecorder()
-	answered, err := openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)})
+	answered, err := openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)}, nil)
 	require.False(t, answered)
 	require.Equal(t, codes.Unavailable, status.Code(err))
 
@@ -126,9 +126,32 @@ func TestRelayErrors(t *testing.T) {
 	defer replica.Close()
 	s, b = bridgeTo(strings.TrimPrefix(replica.URL, "http://"), "openai")
 	rec = httptest.NewRecorder()
-	answered, err = openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)})
+	answered, err = openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)}, nil)
 	require.True(t, answered)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	require.Contains(t, rec.Body.String(), `"param":"max_tokens"`)
+}
+
+// A stream that waits gets SSE comments, its status and headers with the
+// first; once stopped, nothing more is written.
+func TestKeepAlive(t *testing.T) {
+	rec := httptest.NewRecorder()
+	ka := startKeepAlive(rec, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		ka.mu.Lock()
+		defer ka.mu.Unlock()
+		return strings.Count(rec.Body.String(), ": waiting for a replica\n\n") >= 2
+	}, 5*time.Second, 5*time.Millisecond)
+	require.True(t, ka.stop())
+	require.Equal(t, "text/event-stream", rec.Header().Get("Content-Type"))
+	n := rec.Body.Len()
+	time.Sleep(30 * time.Millisecond)
+	require.Equal(t, n, rec.Body.Len(), "nothing after stop")
+	require.True(t, ka.stop(), "stop again says the same")
+
+	quiet := httptest.NewRecorder()
+	require.False(t, startKeepAlive(quiet, time.Hour).stop(), "stopped before its first comment")
+	require.Zero(t, quiet.Body.Len())
+	require.False(t, (*keepAlive)(nil).stop())
 }

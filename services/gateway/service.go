@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,6 +58,7 @@ type Service struct {
 	wake   chan struct{}
 	cache  *store.Cache[*gatewayv1.Deployment]
 	route  *routingState
+	held   sync.Map // deployment name -> *atomic.Int64, its held requests
 }
 
 // New builds the service.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -28,13 +29,20 @@ type hold struct {
 	start    time.Time
 	until    time.Time
 	fromZero bool
+	count    *atomic.Int64 // the deployment's held requests
 }
 
 // newHold starts holding a request to name: until the cold-start timeout,
 // or shortly before the request's deadline so that the caller learns why.
 // It asks the leader (when it is this gateway) to reconcile now.
-func (s *Service) newHold(ctx context.Context, name string) *hold {
-	h := &hold{s: s, name: name, start: s.now()}
+func (s *Service) newHold(ctx context.Context, name string) (*hold, error) {
+	n, _ := s.held.LoadOrStore(name, new(atomic.Int64))
+	count := n.(*atomic.Int64)
+	if count.Add(1) > int64(s.cfg.MaxHeldRequests) {
+		count.Add(-1)
+		return nil, &tooManyHeld{name: name, max: s.cfg.MaxHeldRequests}
+	}
+	h := &hold{s: s, name: name, start: s.now(), count: count}
 	h.until = h.start.Add(s.cfg.ColdStartTimeout)
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -45,8 +53,25 @@ func (s *Service) newHold(ctx context.Context, name string) *hold {
 	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
 	h.fromZero = err == nil && atZero(d)
 	s.kick()
-	return h
+	return h, nil
 }
+
+// release ends the hold.
+func (h *hold) release() { h.count.Add(-1) }
+
+// tooManyHeld refuses a request to a deployment that holds
+// gateway.max-held-requests already.
+type tooManyHeld struct {
+	name string
+	max  int
+}
+
+func (e *tooManyHeld) Error() string {
+	return fmt.Sprintf("deployment %q holds %d requests waiting for a replica already (gateway.max-held-requests): try again shortly", e.name, e.max)
+}
+
+// GRPCStatus makes it Unavailable, which clients retry.
+func (e *tooManyHeld) GRPCStatus() *status.Status { return status.New(codes.Unavailable, e.Error()) }
 
 // wait returns nil when the ready replicas changed or it is time to look
 // again, and the error that answers the request when there is no point
