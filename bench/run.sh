@@ -33,6 +33,10 @@ echo "== Serving: gateway vs raw grpc-go echo, added latency, REST vs gRPC, dyna
 go test -run '^$' -bench . -benchtime 1x ./bench/serving/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Continuous batching in the llm-torch runtime: 16 streams, max_num_seqs 16 vs 1 (BenchmarkLLM in bench/serving runs the routing and streaming figures)"
+/usr/bin/python3 examples/runtimes/llm-torch/bench.py
+
+echo
 echo "== Node model cache: replica start on a download vs a cache hit, registry loopback download in the same run (BMAAS_BENCH_ARTIFACT_MIB, default 256)"
 go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/modelcache/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)|start_test'
 
