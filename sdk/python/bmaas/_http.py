@@ -58,6 +58,10 @@ def parse_error(body, reason, path=""):
         doc = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         doc = None
+    if isinstance(doc, dict) and path.startswith("/openai/") and isinstance(doc.get("error"), dict):
+        e = doc["error"]  # the OpenAI API's shape
+        if isinstance(e.get("message"), str) and e["message"]:
+            return e["message"], e.get("code"), []
     if isinstance(doc, dict):
         key = "error" if kserve(path) else "message"
         if isinstance(doc.get(key), str) and doc[key]:
@@ -132,3 +136,33 @@ class Transport:
             return json.loads(payload.decode("utf-8"))
         except ValueError:
             raise BmaasError(0, "the server answered something other than JSON", method, path) from None
+
+    def stream(self, path, body, timeout=None):
+        """POSTs body as JSON to a route that answers Server-Sent Events
+        and yields each event's data decoded from JSON, up to [DONE]. An
+        error event raises BmaasError."""
+        headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(self.url + path, data=json.dumps(body, allow_nan=False).encode("utf-8"),
+                                     method="POST", headers=headers)
+        try:
+            resp = self._open(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            msg, code, details = parse_error(e.read() or b"", e.reason, path)
+            raise BmaasError(e.code, msg, "POST", path, code, details) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            raise BmaasError(0, "cannot reach the bmaas server at %s: %s" % (self.url, getattr(e, "reason", e)), "POST", path) from None
+        with resp:
+            for line in resp:
+                line = line.decode("utf-8").rstrip("\r\n")
+                if not line.startswith("data:"):
+                    continue  # comments (keep-alives) and the blank lines between events
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if isinstance(event, dict) and isinstance(event.get("error"), dict):
+                    raise BmaasError(0, event["error"].get("message", "the stream failed"), "POST", path, event["error"].get("code"))
+                yield event
+        raise BmaasError(0, "the stream ended without [DONE]", "POST", path)

@@ -72,6 +72,26 @@ class Client(EvaluatorCalls):
     def _do(self, method, path, body=None, **kw):
         return self._t.request(method, path, body=body, **kw)
 
+    # Language models (the gateway's OpenAI-compatible routes).
+
+    def chat(self, deployment, messages, stream=False, **params):
+        """POST /openai/v1/chat/completions to a deployment whose runtime
+        speaks the OpenAI API. messages is a list of {"role", "content"},
+        or one string (a user message); params are the API's (max_tokens,
+        temperature, top_p, stop, seed, n, ...). Without stream, the
+        answer (a dict, as OpenAI's "chat.completion"); with stream=True,
+        an iterator over the text as it is generated (the first choice's),
+        whose usage is in the iterator's .usage once it is exhausted."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        body = dict(params, model=deployment, messages=messages)
+        path = "/openai/v1/chat/completions"
+        if not stream:
+            return self._do("POST", path, body=body)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return _TextStream(self._t.stream(path, body))
+
     # Inference (KServe v2 REST).
 
     def infer(self, deployment, inputs, version=None, outputs=None, request_id=None):
@@ -298,3 +318,27 @@ class Client(EvaluatorCalls):
             token = resp.get("next_page_token")
             if not token:
                 return items
+
+
+class _TextStream:
+    """The text of a streamed chat completion, chunk by chunk; .usage
+    (prompt_tokens, completion_tokens, total_tokens) once it ends and
+    .finish_reason."""
+
+    def __init__(self, events):
+        self._events = events
+        self.usage = None
+        self.finish_reason = None
+
+    def __iter__(self):
+        for ev in self._events:
+            if ev.get("usage"):
+                self.usage = ev["usage"]
+            for choice in ev.get("choices") or []:
+                if choice.get("index", 0) != 0:
+                    continue
+                if choice.get("finish_reason"):
+                    self.finish_reason = choice["finish_reason"]
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    yield text

@@ -225,3 +225,50 @@ class ClientTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ChatTest(unittest.TestCase):
+    def test_chat_whole_and_streamed(self):
+        answer = {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Elementary."}}]}
+        c, fake = client((200, answer), token="t")
+        self.assertEqual(c.chat("holmes", "Who?", max_tokens=5)["choices"][0]["message"]["content"], "Elementary.")
+        method, url, body, headers = fake.requests[0]
+        self.assertEqual((method, url), ("POST", "http://127.0.0.1:8080/openai/v1/chat/completions"))
+        self.assertEqual(body, {"model": "holmes", "messages": [{"role": "user", "content": "Who?"}], "max_tokens": 5})
+        self.assertEqual(headers["Authorization"], "Bearer t")
+
+        events = [
+            b": waiting for a replica\n", b"\n",
+            b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n', b"\n",
+            b'data: {"choices":[{"index":0,"delta":{"content":"Elementary,"}}]}\n', b"\n",
+            b'data: {"choices":[{"index":0,"delta":{"content":" Watson"},"finish_reason":"length"}]}\n', b"\n",
+            b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}\n', b"\n",
+            b"data: [DONE]\n", b"\n"]
+        c, fake = client((200, b"".join(events)))
+        s = c.chat("holmes", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who?"}], stream=True, seed=1)
+        self.assertEqual(list(s), ["Elementary,", " Watson"])
+        self.assertEqual(s.usage["completion_tokens"], 2)
+        self.assertEqual(s.finish_reason, "length")
+        body = fake.requests[0][2]
+        self.assertEqual(body["stream"], True)
+        self.assertEqual(body["stream_options"], {"include_usage": True})
+        self.assertEqual(body["seed"], 1)
+
+    def test_chat_errors(self):
+        err = {"error": {"message": "model: deployment \"x\" not found", "type": "invalid_request_error", "param": "model",
+                         "code": "model_not_found"}}
+        c, _ = client((404, err))
+        with self.assertRaises(BmaasError) as cm:
+            list(c.chat("x", "Who?", stream=True))
+        self.assertEqual(cm.exception.status, 404)
+        self.assertIn('deployment "x" not found', cm.exception.message)
+        self.assertEqual(cm.exception.code, "model_not_found")
+
+        c, _ = client((200, b'data: {"error":{"message":"the request ran past its deadline","code":"timeout"}}\n\n'))
+        with self.assertRaises(BmaasError) as cm:
+            list(c.chat("x", "Who?", stream=True))
+        self.assertIn("deadline", cm.exception.message)
+        c, _ = client((200, b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'))
+        with self.assertRaises(BmaasError) as cm:
+            list(c.chat("x", "Who?", stream=True))
+        self.assertIn("without [DONE]", cm.exception.message)
