@@ -38,13 +38,13 @@ func TestGPUCheckScriptRunsOnCPU(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "bench", "gpu", "check.sh"))
 	cmd.Env = append(os.Environ(), "GPU_CHECK_CPU_ONLY=1", "PYTHON=/usr/bin/python3", "BMAAS_BIN="+harness.Binary(t),
-		"GRPC_PORT="+port(), "HTTP_PORT="+port(), "OUT="+out)
+		"GRPC_PORT="+port(), "HTTP_PORT="+port(), "OUT="+out, "LLM_STEPS=20")
 	log, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", tail(string(log), 6000))
 	report, err := os.ReadFile(filepath.Join(out, "gpu-check.txt"))
 	require.NoError(t, err)
 	for _, want := range []string{"GPU 0 Fake GPU", "trained 30 epochs of 455 rows on cpu", "concurrency 32:",
-		"accuracy", "runs on job:", "== gpu-check passed"} {
+		"accuracy", "runs on job:", "language model:", "time to first token p50", "16 concurrent streams:", "== gpu-check passed"} {
 		require.Contains(t, string(report), want)
 	}
 }

@@ -8,7 +8,10 @@
 #   2. the PyTorch example trains with --gpus 1 on CUDA (samples/s);
 #   3. the torch-v2 runtime serves that version on CUDA, through the
 #      gateway (latency at concurrency 1, throughput at 32);
-#   4. evaluation through the runtime on the GPU.
+#   4. evaluation through the runtime on the GPU;
+#   5. the language model of examples/llm trains on CUDA and llm-torch
+#      serves it there, through the gateway's OpenAI routes (tokens/s,
+#      time to first token).
 #
 # Figures go to stdout and to $OUT/gpu-check.txt when OUT is set.
 #
@@ -120,4 +123,56 @@ say "== 4. evaluation through the runtime"
 "$BIN" evaluate --model bc-torch@latest --job "$job" -o json >"$work/eval.json" || fail "evaluate"
 "$PY" -c 'import json,sys; e=json.load(open(sys.argv[1])); e=e.get("evaluation", e); print("accuracy %.4f on %s rows, runs on %s" % (e["metrics"]["accuracy"], e["rows"], e["runs_on"]))' "$work/eval.json" \
   | tee -a ${report:-/dev/null}
+say "== 5. the language model on CUDA: trained, served by llm-torch"
+"$BIN" deploy delete bc-torch >/dev/null || fail "deploy delete bc-torch (frees the GPU)"
+"$BIN" train --model tiny-gpt --bundle examples/llm --command "$PY" --gpus 1 --memory 8Gi \
+  --param steps="${LLM_STEPS:-600}" --param batch_size=32 --param eval_interval=100 --wait -o json -- train.py \
+  >"$work/llm-job.json" || fail "training the language model on the GPU"
+llmjob=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/llm-job.json")
+"$BIN" job logs "$llmjob" >"$work/llm-job.log"
+[ -n "$cpu_only" ] || grep -q " on cuda" "$work/llm-job.log" || fail "the language model did not train on cuda"
+"$PY" - "$work/llm-job.log" <<'PY' | tee -a ${report:-/dev/null}
+import re, sys
+log = open(sys.argv[1]).read()
+rates = [float(r) for r in re.findall(r"(\d+) tokens/s", log)]
+losses = re.findall(r"validation loss ([\d.]+)", log)
+print("language model: %s tokens/s in training (median of %d progress lines), validation loss %s -> %s"
+      % (sorted(rates)[len(rates) // 2] if rates else "?", len(rates), losses[0] if losses else "?", losses[-1] if losses else "?"))
+PY
+sed "s#\"/usr/bin/python3\"#\"$PY\"#" examples/runtimes/llm-torch/runtime.json >"$work/llm-runtime.json"
+"$BIN" runtime create -f "$work/llm-runtime.json" --code examples/runtimes/llm-torch >/dev/null || fail "runtime create llm-torch"
+"$BIN" deploy create --model tiny-gpt@latest --runtime llm-torch --gpus 1 --memory 8Gi --min 1 --max 1 >/dev/null \
+  || fail "deploy create tiny-gpt"
+for _ in $(seq 240); do
+  "$BIN" deploy get tiny-gpt -o json | grep -q '"ready_replicas": *1' && break
+  sleep 0.5
+done
+"$BIN" deploy get tiny-gpt -o json | grep -q '"ready_replicas": *1' || { "$BIN" deploy get tiny-gpt; fail "no ready llm-torch replica"; }
+"$BIN" deploy logs tiny-gpt >"$work/llm-replica.log" 2>&1 || true
+[ -n "$cpu_only" ] || grep -qi "cuda" "$work/llm-replica.log" || fail "the llm-torch replica does not say it runs on cuda"
+"$PY" - "$http" <<'PY' | tee -a ${report:-/dev/null}
+import concurrent.futures, json, statistics, sys, time, urllib.request
+url = "http://%s/openai/v1/chat/completions" % sys.argv[1]
+def stream(i, tokens=64):
+    body = json.dumps({"model": "tiny-gpt", "messages": [{"role": "user", "content": "Tell me of case %d." % i}],
+                       "max_tokens": tokens, "temperature": 0, "stream": True}).encode()
+    t = time.perf_counter()
+    first, n = None, 0
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        for line in r:
+            if line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
+                n += 1
+                first = first or time.perf_counter() - t
+    return first, n, time.perf_counter() - t
+stream(0)
+one = [stream(i) for i in range(10)]
+ttft = sorted(f for f, _, _ in one)
+print("llm-torch through the gateway, one stream: time to first token p50 %.1f ms, %.0f tokens/s per stream"
+      % (1e3 * ttft[5], statistics.median(n / (e - f) for f, n, e in one if e > f)))
+t = time.perf_counter()
+with concurrent.futures.ThreadPoolExecutor(16) as ex:
+    many = list(ex.map(stream, range(32)))
+print("16 concurrent streams: %.0f output tokens/s in all" % (sum(n for _, n, _ in many) / (time.perf_counter() - t)))
+PY
 say "== gpu-check passed"
