@@ -239,6 +239,9 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 			t.row("RESOURCES", resourcesString(r)+" per replica")
 		}
 		t.row("CONCURRENCY", formatFloat(st.GetConcurrency()))
+		if l := st.GetLlm(); l.GetRequests() > 0 {
+			t.row("LLM", llmString(l))
+		}
 		t.row("CREATED", formatTime(d.GetCreateTime()))
 		t.row("UPDATED", formatTime(d.GetUpdateTime()))
 		if st.GetMessage() != "" {
@@ -313,4 +316,22 @@ func paramsString(p map[string]string) string {
 		out = append(out, k+"="+p[k])
 	}
 	return strings.Join(out, " ")
+}
+
+// llmString says what the gateway measured of a language model's
+// requests: "12 requests in 5m0s: first token after 45ms, 210 tokens/s a
+// stream, 1234 prompt + 5678 completion tokens".
+func llmString(l *gatewayv1.LLMStats) string {
+	noun := "requests"
+	if l.GetRequests() == 1 {
+		noun = "request"
+	}
+	out := fmt.Sprintf("%d %s in %s:", l.GetRequests(), noun, (time.Duration(l.GetWindowSeconds()) * time.Second).Round(time.Second))
+	if l.GetTimeToFirstTokenSeconds() > 0 {
+		out += fmt.Sprintf(" first token after %s,", time.Duration(l.GetTimeToFirstTokenSeconds()*float64(time.Second)).Round(time.Millisecond))
+	}
+	if l.GetOutputTokensPerSecond() > 0 {
+		out += fmt.Sprintf(" %.0f tokens/s a stream,", l.GetOutputTokensPerSecond())
+	}
+	return out + fmt.Sprintf(" %d prompt + %d completion tokens", l.GetPromptTokens(), l.GetCompletionTokens())
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 )
 
 // fakeOpenAI is a gateway's /openai/v1 that records the last request and
@@ -91,4 +93,12 @@ func TestGenerateStreamsAndPrintsJSON(t *testing.T) {
 	_, _, err = run(t, &globals{}, "generate", "--url", "localhost:8080", "--deployment", "h", "Who?")
 	require.ErrorContains(t, err, "--url must start with http://")
 	require.True(t, strings.HasPrefix(DefaultURL, "http://"))
+}
+
+func TestLLMString(t *testing.T) {
+	require.Equal(t, "12 requests in 5m0s: first token after 45ms, 210 tokens/s a stream, 1234 prompt + 5678 completion tokens",
+		llmString(&gatewayv1.LLMStats{Requests: 12, WindowSeconds: 300, TimeToFirstTokenSeconds: 0.0451, OutputTokensPerSecond: 210.4,
+			PromptTokens: 1234, CompletionTokens: 5678}))
+	require.Equal(t, "1 request in 42s: 3 prompt + 4 completion tokens",
+		llmString(&gatewayv1.LLMStats{Requests: 1, WindowSeconds: 42.7, PromptTokens: 3, CompletionTokens: 4}))
 }

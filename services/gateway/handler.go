@@ -20,11 +20,16 @@ func (h *handler) CreateDeployment(ctx context.Context, req *gatewayv1.CreateDep
 
 func (h *handler) GetDeployment(ctx context.Context, req *gatewayv1.GetDeploymentRequest) (*gatewayv1.GetDeploymentResponse, error) {
 	d, err := h.s.Get(ctx, req.GetName())
+	h.s.withLLM(d)
 	return &gatewayv1.GetDeploymentResponse{Deployment: d}, err
 }
 
 func (h *handler) ListDeployments(ctx context.Context, req *gatewayv1.ListDeploymentsRequest) (*gatewayv1.ListDeploymentsResponse, error) {
-	return h.s.List(ctx, req)
+	resp, err := h.s.List(ctx, req)
+	for _, d := range resp.GetDeployments() {
+		h.s.withLLM(d)
+	}
+	return resp, err
 }
 
 func (h *handler) UpdateDeployment(ctx context.Context, req *gatewayv1.UpdateDeploymentRequest) (*gatewayv1.UpdateDeploymentResponse, error) {

@@ -147,8 +147,10 @@ func (g *generation) read(c *chunk) {
 	}
 }
 
-// observe records the answer's figures for deployment dep.
-func (g *generation) observe(m *llmMetrics, dep string) {
+// observe records the answer's figures for deployment dep, and returns
+// them.
+func (g *generation) observe(m *llmMetrics, dep string) llmRecord {
+	rec := llmRecord{at: g.last}
 	if !g.stream {
 		var c chunk
 		if json.Unmarshal(g.carry, &c) == nil {
@@ -158,16 +160,20 @@ func (g *generation) observe(m *llmMetrics, dep string) {
 	if g.usage {
 		m.prompt.WithLabelValues(dep).Add(float64(g.prompt))
 		m.completion.WithLabelValues(dep).Add(float64(g.completion))
+		rec.prompt, rec.completion = g.prompt, g.completion
 	}
 	if !g.stream || g.chunks == 0 {
-		return
+		return rec
 	}
-	m.ttft.WithLabelValues(dep).Observe(g.first.Sub(g.start).Seconds())
+	rec.ttft = g.first.Sub(g.start).Seconds()
+	m.ttft.WithLabelValues(dep).Observe(rec.ttft)
 	tokens := g.chunks
 	if g.usage {
 		tokens = g.completion
 	}
 	if span := g.last.Sub(g.first); tokens > 1 && span > 0 {
-		m.tps.WithLabelValues(dep).Observe(float64(tokens-1) / span.Seconds())
+		rec.tps = float64(tokens-1) / span.Seconds()
+		m.tps.WithLabelValues(dep).Observe(rec.tps)
 	}
+	return rec
 }

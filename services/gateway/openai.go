@@ -314,7 +314,13 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *http.Response, dep string, req *openAIRequest, stream bool) error {
 	gen := &generation{start: req.start, stream: stream, itl: o.s.met.llm.itl.WithLabelValues(dep)}
 	if resp.StatusCode == http.StatusOK {
-		defer gen.observe(o.s.met.llm, dep)
+		defer func() {
+			rec := gen.observe(o.s.met.llm, dep)
+			if rec.at.IsZero() {
+				rec.at = time.Now()
+			}
+			o.s.llm.add(dep, rec)
+		}()
 	}
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)

@@ -59,6 +59,7 @@ type Service struct {
 	cache  *store.Cache[*gatewayv1.Deployment]
 	route  *routingState
 	held   sync.Map // deployment name -> *atomic.Int64, its held requests
+	llm    *llmWindows
 }
 
 // New builds the service.
@@ -83,6 +84,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1),
 		route: newRoutingState()}
+	s.llm = newLLMWindows(time.Now)
 	s.stats = newStats(deps.Now)
 	s.met = newMetrics(deps.Registerer)
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)

@@ -408,7 +408,12 @@ type DeploymentStatus struct {
 	// resources with the gateway's defaults filled in.
 	ReplicaResources *v1.Resources `protobuf:"bytes,9,opt,name=replica_resources,json=replicaResources,proto3" json:"replica_resources,omitempty"`
 	// The runtime the current version's replicas run.
-	Runtime       string `protobuf:"bytes,10,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	Runtime string `protobuf:"bytes,10,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	// Output only, not stored: what the gateway that answered the read
+	// measured of the deployment's requests on the OpenAI routes over its
+	// last five minutes (with several gateways, each its own traffic; the
+	// Prometheus metrics bmaas_llm_* of every gateway add up to the whole).
+	Llm           *LLMStats `protobuf:"bytes,11,opt,name=llm,proto3" json:"llm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +518,103 @@ func (x *DeploymentStatus) GetRuntime() string {
 	return ""
 }
 
+func (x *DeploymentStatus) GetLlm() *LLMStats {
+	if x != nil {
+		return x.Llm
+	}
+	return nil
+}
+
+// LLMStats are what users of a language model watch, over a window.
+type LLMStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Requests answered over the window.
+	Requests int64 `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Mean time from a streamed request's arrival to its first generated
+	// text.
+	TimeToFirstTokenSeconds float64 `protobuf:"fixed64,2,opt,name=time_to_first_token_seconds,json=timeToFirstTokenSeconds,proto3" json:"time_to_first_token_seconds,omitempty"`
+	// Mean completion tokens per second of a stream after its first token.
+	OutputTokensPerSecond float64 `protobuf:"fixed64,3,opt,name=output_tokens_per_second,json=outputTokensPerSecond,proto3" json:"output_tokens_per_second,omitempty"`
+	PromptTokens          int64   `protobuf:"varint,4,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens      int64   `protobuf:"varint,5,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// The window: five minutes, or since the gateway started.
+	WindowSeconds float64 `protobuf:"fixed64,6,opt,name=window_seconds,json=windowSeconds,proto3" json:"window_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LLMStats) Reset() {
+	*x = LLMStats{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LLMStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LLMStats) ProtoMessage() {}
+
+func (x *LLMStats) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LLMStats.ProtoReflect.Descriptor instead.
+func (*LLMStats) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LLMStats) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *LLMStats) GetTimeToFirstTokenSeconds() float64 {
+	if x != nil {
+		return x.TimeToFirstTokenSeconds
+	}
+	return 0
+}
+
+func (x *LLMStats) GetOutputTokensPerSecond() float64 {
+	if x != nil {
+		return x.OutputTokensPerSecond
+	}
+	return 0
+}
+
+func (x *LLMStats) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *LLMStats) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *LLMStats) GetWindowSeconds() float64 {
+	if x != nil {
+		return x.WindowSeconds
+	}
+	return 0
+}
+
 // Replica is one serving job of a deployment.
 type Replica struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -543,7 +645,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +657,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +670,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Replica) GetId() string {
@@ -664,7 +766,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +778,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +791,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Endpoint) GetDeployment() string {
@@ -771,7 +873,7 @@ type CreateDeploymentRequest struct {
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +885,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +898,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateDeploymentRequest) GetDeployment() *Deployment {
@@ -815,7 +917,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +929,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +942,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -859,7 +961,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +973,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +986,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetDeploymentRequest) GetName() string {
@@ -903,7 +1005,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1017,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1030,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -948,7 +1050,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1062,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1075,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListDeploymentsRequest) GetPageSize() int32 {
@@ -1000,7 +1102,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1114,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1127,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -1065,7 +1167,7 @@ type UpdateDeploymentRequest struct {
 
 func (x *UpdateDeploymentRequest) Reset() {
 	*x = UpdateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1179,7 @@ func (x *UpdateDeploymentRequest) String() string {
 func (*UpdateDeploymentRequest) ProtoMessage() {}
 
 func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1192,7 @@ func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateDeploymentRequest) GetDeployment() *Deployment {
@@ -1116,7 +1218,7 @@ type RollbackDeploymentRequest struct {
 
 func (x *RollbackDeploymentRequest) Reset() {
 	*x = RollbackDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1230,7 @@ func (x *RollbackDeploymentRequest) String() string {
 func (*RollbackDeploymentRequest) ProtoMessage() {}
 
 func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1243,7 @@ func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RollbackDeploymentRequest) GetName() string {
@@ -1160,7 +1262,7 @@ type RollbackDeploymentResponse struct {
 
 func (x *RollbackDeploymentResponse) Reset() {
 	*x = RollbackDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1274,7 @@ func (x *RollbackDeploymentResponse) String() string {
 func (*RollbackDeploymentResponse) ProtoMessage() {}
 
 func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1287,7 @@ func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RollbackDeploymentResponse) GetDeployment() *Deployment {
@@ -1204,7 +1306,7 @@ type UpdateDeploymentResponse struct {
 
 func (x *UpdateDeploymentResponse) Reset() {
 	*x = UpdateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1318,7 @@ func (x *UpdateDeploymentResponse) String() string {
 func (*UpdateDeploymentResponse) ProtoMessage() {}
 
 func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1331,7 @@ func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateDeploymentResponse) GetDeployment() *Deployment {
@@ -1248,7 +1350,7 @@ type DeleteDeploymentRequest struct {
 
 func (x *DeleteDeploymentRequest) Reset() {
 	*x = DeleteDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1362,7 @@ func (x *DeleteDeploymentRequest) String() string {
 func (*DeleteDeploymentRequest) ProtoMessage() {}
 
 func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1375,7 @@ func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteDeploymentRequest) GetName() string {
@@ -1291,7 +1393,7 @@ type DeleteDeploymentResponse struct {
 
 func (x *DeleteDeploymentResponse) Reset() {
 	*x = DeleteDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1405,7 @@ func (x *DeleteDeploymentResponse) String() string {
 func (*DeleteDeploymentResponse) ProtoMessage() {}
 
 func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1418,7 @@ func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{16}
 }
 
 var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
@@ -1355,7 +1457,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\arouting\x18\x15 \x01(\x0e2\x19.bmaas.gateway.v1.RoutingR\arouting\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x03\n" +
 	"\x10DeploymentStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\x03R\x0fpreviousVersion\x12)\n" +
@@ -1367,7 +1469,15 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x11last_request_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRequestTime\x12J\n" +
 	"\x11replica_resources\x18\t \x01(\v2\x1d.bmaas.scheduler.v1.ResourcesR\x10replicaResources\x12\x18\n" +
 	"\aruntime\x18\n" +
-	" \x01(\tR\aruntime\"\x92\x02\n" +
+	" \x01(\tR\aruntime\x12,\n" +
+	"\x03llm\x18\v \x01(\v2\x1a.bmaas.gateway.v1.LLMStatsR\x03llm\"\x96\x02\n" +
+	"\bLLMStats\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\x03R\brequests\x12<\n" +
+	"\x1btime_to_first_token_seconds\x18\x02 \x01(\x01R\x17timeToFirstTokenSeconds\x127\n" +
+	"\x18output_tokens_per_second\x18\x03 \x01(\x01R\x15outputTokensPerSecond\x12#\n" +
+	"\rprompt_tokens\x18\x04 \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x05 \x01(\x03R\x10completionTokens\x12%\n" +
+	"\x0ewindow_seconds\x18\x06 \x01(\x01R\rwindowSeconds\"\x92\x02\n" +
 	"\aReplica\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
@@ -1468,69 +1578,71 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
 	(Routing)(0),                       // 0: bmaas.gateway.v1.Routing
 	(DeploymentState)(0),               // 1: bmaas.gateway.v1.DeploymentState
 	(*Deployment)(nil),                 // 2: bmaas.gateway.v1.Deployment
 	(*DeploymentStatus)(nil),           // 3: bmaas.gateway.v1.DeploymentStatus
-	(*Replica)(nil),                    // 4: bmaas.gateway.v1.Replica
-	(*Endpoint)(nil),                   // 5: bmaas.gateway.v1.Endpoint
-	(*CreateDeploymentRequest)(nil),    // 6: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),   // 7: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),       // 8: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),      // 9: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),     // 10: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),    // 11: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),    // 12: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),  // 13: bmaas.gateway.v1.RollbackDeploymentRequest
-	(*RollbackDeploymentResponse)(nil), // 14: bmaas.gateway.v1.RollbackDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),   // 15: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),    // 16: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil),   // 17: bmaas.gateway.v1.DeleteDeploymentResponse
-	nil,                                // 18: bmaas.gateway.v1.Deployment.ParametersEntry
-	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 20: bmaas.scheduler.v1.Resources
-	(v1.JobState)(0),                   // 21: bmaas.scheduler.v1.JobState
-	(*fieldmaskpb.FieldMask)(nil),      // 22: google.protobuf.FieldMask
+	(*LLMStats)(nil),                   // 4: bmaas.gateway.v1.LLMStats
+	(*Replica)(nil),                    // 5: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 6: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 7: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 8: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 9: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 10: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 11: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 12: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 13: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 14: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 15: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 16: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 17: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 18: bmaas.gateway.v1.DeleteDeploymentResponse
+	nil,                                // 19: bmaas.gateway.v1.Deployment.ParametersEntry
+	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 21: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 22: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 23: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	19, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	20, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	20, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	21, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
 	3,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	19, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	20, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
-	18, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
+	19, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
 	0,  // 6: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
-	4,  // 7: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	19, // 8: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	20, // 9: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	21, // 10: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
-	2,  // 11: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 12: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 13: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 14: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 15: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	22, // 16: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 17: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 18: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 19: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	8,  // 20: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	10, // 21: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	12, // 22: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	16, // 23: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	13, // 24: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	7,  // 25: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	9,  // 26: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	11, // 27: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	15, // 28: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	17, // 29: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	14, // 30: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	5,  // 7: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	20, // 8: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	21, // 9: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	4,  // 10: bmaas.gateway.v1.DeploymentStatus.llm:type_name -> bmaas.gateway.v1.LLMStats
+	22, // 11: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	2,  // 12: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 13: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 14: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 15: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 16: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	23, // 17: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 18: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	2,  // 19: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 20: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	9,  // 21: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	11, // 22: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	13, // 23: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	17, // 24: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	14, // 25: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	8,  // 26: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	10, // 27: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	12, // 28: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	16, // 29: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	18, // 30: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	15, // 31: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -1544,7 +1656,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
