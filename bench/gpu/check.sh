@@ -32,6 +32,15 @@ export BMAAS_SERVER=$grpc BMAAS_URL=http://$http
 report=${OUT:+$OUT/gpu-check.txt}
 say() { echo "$*"; [ -z "$report" ] || echo "$*" >>"$report"; }
 fail() { say "FAILED: $*"; tail -40 "$work/up.log" || true; exit 1; }
+# wait_ready DEPLOYMENT waits up to 2 minutes for its one replica.
+wait_ready() {
+  for _ in $(seq 240); do
+    "$BIN" deploy get "$1" -o json | grep -q '"ready_replicas": *1' && return 0
+    sleep 0.5
+  done
+  "$BIN" deploy get "$1"
+  fail "no ready replica of $1"
+}
 cpu_only=${GPU_CHECK_CPU_ONLY:-}
 fake=()
 [ -z "$cpu_only" ] || fake=(--trainer-agent.fake-gpus 1)
@@ -89,11 +98,7 @@ sed "s#\"/usr/bin/python3\"#\"$PY\"#" examples/runtimes/torch-v2/runtime.json >"
 "$BIN" runtime create -f "$work/runtime.json" --code examples/runtimes/torch-v2 >/dev/null || fail "runtime create"
 "$BIN" deploy create --model bc-torch@latest --runtime torch-v2 --gpus 1 --memory 8Gi --min 1 --max 1 >/dev/null \
   || fail "deploy create"
-for _ in $(seq 240); do
-  "$BIN" deploy get bc-torch -o json | grep -q '"ready_replicas": *1' && break
-  sleep 0.5
-done
-"$BIN" deploy get bc-torch -o json | grep -q '"ready_replicas": *1' || { "$BIN" deploy get bc-torch; fail "no ready replica"; }
+wait_ready bc-torch
 "$BIN" deploy logs bc-torch >"$work/replica.log" 2>&1 || true
 [ -n "$cpu_only" ] || grep -qi "cuda" "$work/replica.log" || fail "the replica does not say it runs on cuda: $(head -3 "$work/replica.log")"
 "$PY" - "$http" <<'PY' | tee -a ${report:-/dev/null}
@@ -143,11 +148,7 @@ sed "s#\"/usr/bin/python3\"#\"$PY\"#" examples/runtimes/llm-torch/runtime.json >
 "$BIN" runtime create -f "$work/llm-runtime.json" --code examples/runtimes/llm-torch >/dev/null || fail "runtime create llm-torch"
 "$BIN" deploy create --model tiny-gpt@latest --runtime llm-torch --gpus 1 --memory 8Gi --min 1 --max 1 >/dev/null \
   || fail "deploy create tiny-gpt"
-for _ in $(seq 240); do
-  "$BIN" deploy get tiny-gpt -o json | grep -q '"ready_replicas": *1' && break
-  sleep 0.5
-done
-"$BIN" deploy get tiny-gpt -o json | grep -q '"ready_replicas": *1' || { "$BIN" deploy get tiny-gpt; fail "no ready llm-torch replica"; }
+wait_ready tiny-gpt
 "$BIN" deploy logs tiny-gpt >"$work/llm-replica.log" 2>&1 || true
 [ -n "$cpu_only" ] || grep -qi "cuda" "$work/llm-replica.log" || fail "the llm-torch replica does not say it runs on cuda"
 "$PY" - "$http" <<'PY' | tee -a ${report:-/dev/null}
