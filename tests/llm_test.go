@@ -274,30 +274,37 @@ func TestLanguageModelEndToEnd(t *testing.T) {
 		t.Logf("the OpenAI Node client is not installed (cd tests/openai-node && npm ci): skipped")
 	}
 
-	// A client that leaves mid-stream stops the replica's generation.
-	running := func() string {
+	// A client that leaves mid-stream stops the replica's generation: the
+	// running gauge drops and the choice counts as aborted, not finished.
+	metric := func(prefix string) string {
 		resp, err := http.Get("http://" + ep.HttpAddress + "/metrics")
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "vllm:num_requests_running") {
+			if strings.HasPrefix(line, prefix) {
 				return line[strings.LastIndex(line, " ")+1:]
 			}
 		}
-		return ""
+		return "0"
 	}
-	long := post(t, gw, c.Token, chatBody("holmes", prompt, true, map[string]any{"max_tokens": 200}))
+	const running, aborted = "vllm:num_requests_running", `vllm:request_success_total{model_name="holmes",finished_reason="abort"}`
+	require.Equal(t, "0", metric(aborted))
+	// A raw completion (no chat turn to stop at), as long as the context
+	// allows.
+	long := post(t, c.HTTP+"/openai/v1/completions", c.Token, map[string]any{"model": "holmes", "prompt": "Holmes",
+		"max_tokens": 240, "temperature": 0, "stream": true})
 	require.Equal(t, http.StatusOK, long.StatusCode)
 	rd := bufio.NewReader(long.Body)
 	_, err = rd.ReadString('\n')
 	require.NoError(t, err)
-	require.Equal(t, "1", running(), "generating")
+	eventually(t, 5*time.Second, "the generation running", func() bool { return metric(running) == "1" })
 	require.NoError(t, long.Body.Close())
 	left := time.Now()
-	eventually(t, 5*time.Second, "the generation stopped", func() bool { return running() == "0" })
+	eventually(t, 5*time.Second, "the generation stopped", func() bool { return metric(running) == "0" })
 	t.Logf("generation stopped %s after the client left", time.Since(left).Round(time.Millisecond))
+	require.Equal(t, "1", metric(aborted), "cut short, not finished")
 
 	// Bad input: the OpenAI error shape, the field named; the replica
 	// keeps serving.
