@@ -155,6 +155,9 @@ func (s *Service) bridgeInferCall(ctx context.Context, b *backend, frame *grpcsr
 		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
 	}
 	hreq.Header.Set("Authorization", b.http.auth)
+	if id := requestIDOf(ctx); id != "" {
+		hreq.Header.Set(requestIDHeader, id)
+	}
 	if headerLen < len(body) {
 		hreq.Header.Set("Content-Type", "application/octet-stream")
 		hreq.Header.Set(serving.HeaderContentLength, strconv.Itoa(headerLen))
@@ -403,6 +406,9 @@ func (h *httpReplica) pass(ctx context.Context, dep string, rc *restCall) (*rest
 		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
 	}
 	hreq.Header.Set("Authorization", h.auth)
+	if id := requestIDOf(ctx); id != "" {
+		hreq.Header.Set(requestIDHeader, id)
+	}
 	ct := rc.header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"

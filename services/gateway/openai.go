@@ -47,7 +47,7 @@ func (s *Service) registerOpenAI(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+openAIPrefix+"/models", o.models)
 	mux.HandleFunc("GET "+openAIPrefix+"/models/{model}", o.model)
 	for _, route := range openAIRoutes {
-		mux.HandleFunc("POST "+openAIPrefix+"/"+route, func(w http.ResponseWriter, r *http.Request) { o.call(w, r, route) })
+		mux.HandleFunc("POST "+openAIPrefix+"/"+route, withRequestID(func(w http.ResponseWriter, r *http.Request) { o.call(w, r, route) }))
 	}
 	mux.HandleFunc(openAIPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		apierr.WriteOpenAIStatus(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such route of the OpenAI API here (%s)",
@@ -267,6 +267,9 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 	}
 	hreq.Header.Set("Authorization", b.http.auth)
 	hreq.Header.Set("Content-Type", "application/json")
+	if id := requestIDOf(ctx); id != "" {
+		hreq.Header.Set(requestIDHeader, id)
+	}
 	if req.stream {
 		hreq.Header.Set("Accept", "text/event-stream")
 	}
@@ -293,7 +296,7 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 		return true, o.copyStream(ctx, w, resp, b.ep.Deployment, req, true)
 	}
 	h := w.Header()
-	for _, k := range []string{"Content-Type", "Cache-Control", "X-Request-Id"} {
+	for _, k := range []string{"Content-Type", "Cache-Control"} { // X-Request-Id is the gateway's
 		if v := resp.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}

@@ -119,18 +119,22 @@ func TestRelayErrors(t *testing.T) {
 	require.Equal(t, codes.Unavailable, status.Code(err))
 
 	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "rid-1", r.Header.Get("X-Request-Id"), "the replica gets the request's id")
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "the replica's own")
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = io.WriteString(w, `{"error":{"message":"max_tokens: too many","type":"invalid_request_error","param":"max_tokens","code":null}}`)
 	}))
 	defer replica.Close()
 	s, b = bridgeTo(strings.TrimPrefix(replica.URL, "http://"), "openai")
 	rec = httptest.NewRecorder()
-	answered, err = openAI{s: s}.relay(context.Background(), rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)}, nil)
+	ctx := context.WithValue(context.Background(), requestIDCtxKey{}, "rid-1")
+	answered, err = openAI{s: s}.relay(ctx, rec, b, "completions", &openAIRequest{name: "m", body: []byte(`{}`)}, nil)
 	require.True(t, answered)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	require.Contains(t, rec.Body.String(), `"param":"max_tokens"`)
+	require.Empty(t, rec.Header().Get("X-Request-Id"), "the gateway's id, not the replica's")
 }
 
 // A stream that waits gets SSE comments, its status and headers with the

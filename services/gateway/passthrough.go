@@ -60,6 +60,7 @@ func modelInferRaw(srv any, ctx context.Context, dec func(any) error, intercepto
 // version off the frame and hands the frame to the routing core.
 func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
 	defer req.Free()
+	ctx = grpcRequestID(ctx)
 	name, version, err := grpcsrv.ScanStrings(req.Bytes(), fieldModelName, fieldModelVersion)
 	if err != nil {
 		return nil, apierr.Invalid("request", "not a ModelInferRequest: %v", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/serving"
@@ -59,7 +61,7 @@ func (a restAPI) register(mux *http.ServeMux, fallback http.Handler) {
 	for _, base := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
 		mux.HandleFunc("GET "+base, a.restMetadata)
 		mux.HandleFunc("GET "+base+"/ready", a.restReady)
-		mux.HandleFunc("POST "+base+"/infer", a.restInfer)
+		mux.HandleFunc("POST "+base+"/infer", withRequestID(a.restInfer))
 	}
 	mux.HandleFunc("POST /v1/models/{call}", func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutSuffix(r.PathValue("call"), ":predict")
@@ -67,7 +69,7 @@ func (a restAPI) register(mux *http.ServeMux, fallback http.Handler) {
 			fallback.ServeHTTP(w, r)
 			return
 		}
-		a.restPredict(w, r, name)
+		withRequestID(func(w http.ResponseWriter, r *http.Request) { a.restPredict(w, r, name) })(w, r)
 	})
 }
 
@@ -77,6 +79,9 @@ type remote struct {
 }
 
 func (r remote) Infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	if id := requestIDOf(ctx); id != "" { // the gateway keeps the edge's id
+		ctx = metadata.AppendToOutgoingContext(ctx, requestIDKey, id)
+	}
 	return r.c.ModelInfer(ctx, req)
 }
 
