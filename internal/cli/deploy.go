@@ -22,7 +22,8 @@ func deployCommand(g *globals) *cobra.Command {
 		Short:   "Serve model versions: create, list, inspect, scale, roll back and delete deployments",
 	}
 	cmd.AddCommand(deployCreateCommand(g), deployListCommand(g), deployGetCommand(g),
-		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g), deployLogsCommand(g))
+		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g), deployLogsCommand(g),
+		deployPayloadsCommand(g))
 	return cmd
 }
 
@@ -34,6 +35,9 @@ func (c *client) deployments() gatewayv1.DeploymentServiceClient {
 type deployFlags struct {
 	model, name, canary, cpu, memory string
 	runtime, gpuMemory, routing      string
+	payloadSample                    float64
+	payloadParts                     []string
+	logPayloads                      bool
 	params                           []string
 	min, max, concurrency, batch     int32
 	canaryPercent, gpus              int32
@@ -88,6 +92,9 @@ func (f *deployFlags) deployment(changed func(string) bool) (*gatewayv1.Deployme
 	if d.Routing, err = routingArg(f.routing); err != nil {
 		return nil, err
 	}
+	if d.PayloadLogging, err = f.payloadLogging(changed); err != nil {
+		return nil, err
+	}
 	if d.Parameters, err = parseKV("param", f.params); err != nil {
 		return nil, err
 	}
@@ -138,6 +145,9 @@ func deployCreateCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.runtime, "runtime", "", "the serving runtime (see bmaas runtime list); default: the highest priority one for the version's format")
 	fl.StringArrayVar(&f.params, "param", nil, "k=v handed to a process runtime's server: {{.Params.k}} and BMAAS_PARAMS (repeatable)")
 	fl.BoolVar(&f.noAutoscaling, "no-autoscaling", false, "keep --min replicas whatever the load")
+	fl.BoolVar(&f.logPayloads, "log-payloads", false, "log requests and responses to the payload stream (see bmaas deploy payloads)")
+	fl.Float64Var(&f.payloadSample, "payload-sample-rate", 1, "with --log-payloads, the share of requests logged (0 to 1)")
+	fl.StringSliceVar(&f.payloadParts, "payload-parts", []string{"request", "response"}, "with --log-payloads, what is logged: request, response")
 	fl.StringVar(&f.routing, "routing", "", "how a request picks a replica: round-robin, least-loaded or prefix (default: the less loaded of two at random; prefix on the OpenAI routes)")
 	return cmd
 }
@@ -233,6 +243,16 @@ func printDeployment(g *globals, cmd *cobra.Command, d *gatewayv1.Deployment) er
 		t.row("BATCHING", batching)
 		t.row("CANARY", canaryString(d))
 		t.row("ROUTING", routingString(d.GetRouting()))
+		if pl := d.GetPayloadLogging(); pl.GetSampleRate() > 0 {
+			parts := []string{}
+			if pl.GetRequest() || !pl.GetResponse() {
+				parts = append(parts, "requests")
+			}
+			if pl.GetResponse() || !pl.GetRequest() {
+				parts = append(parts, "responses")
+			}
+			t.row("PAYLOAD LOG", fmt.Sprintf("%s of %g%% (bmaas deploy payloads %s)", strings.Join(parts, " and "), 100*pl.GetSampleRate(), d.GetName()))
+		}
 		if r := st.GetReplicaResources(); r != nil {
 			t.row("RESOURCES", resourcesString(r)+" per replica")
 		} else if r := d.GetResources(); r != nil {
@@ -334,4 +354,32 @@ func llmString(l *gatewayv1.LLMStats) string {
 		out += fmt.Sprintf(" %.0f tokens/s a stream,", l.GetOutputTokensPerSecond())
 	}
 	return out + fmt.Sprintf(" %d prompt + %d completion tokens", l.GetPromptTokens(), l.GetCompletionTokens())
+}
+
+// payloadLogging is --log-payloads with its sample rate and parts.
+func (f *deployFlags) payloadLogging(changed func(string) bool) (*gatewayv1.PayloadLogging, error) {
+	if !f.logPayloads {
+		if changed("payload-sample-rate") || changed("payload-parts") {
+			return nil, usageErrorf("--payload-sample-rate and --payload-parts need --log-payloads")
+		}
+		return nil, nil
+	}
+	if f.payloadSample <= 0 || f.payloadSample > 1 {
+		return nil, usageErrorf("--payload-sample-rate must be above 0 and at most 1, got %g", f.payloadSample)
+	}
+	pl := &gatewayv1.PayloadLogging{SampleRate: f.payloadSample}
+	for _, p := range f.payloadParts {
+		switch p {
+		case "request":
+			pl.Request = true
+		case "response":
+			pl.Response = true
+		default:
+			return nil, usageErrorf("--payload-parts: %q is not request or response", p)
+		}
+	}
+	if !pl.Request && !pl.Response {
+		return nil, usageErrorf("--payload-parts: name request, response or both")
+	}
+	return pl, nil
 }

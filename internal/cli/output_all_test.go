@@ -141,6 +141,7 @@ template: {algorithm: logistic, dataset: iris, target_column: target}
 	step("deploy", "list")
 	step("deploy", "get", "iris")
 	step("deploy", "scale", "iris", "--max", "2")
+	step("deploy", "payloads", "iris")
 	step("deploy", "delete", "iris")
 
 	step("runtime", "create", "echo-v2", "--format", "other", "--command", "python3", "--arg", "serve.py",

@@ -28,6 +28,10 @@ type Config struct {
 	// that waits for a replica gets an SSE comment, so that clients and
 	// proxies do not time it out.
 	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
+	// PayloadMaxAge and PayloadMaxBytes bound the stream of logged
+	// requests and responses (BMAAS_PAYLOADS); the oldest go first.
+	PayloadMaxAge   time.Duration `yaml:"payload_max_age"`
+	PayloadMaxBytes int64         `yaml:"payload_max_bytes"`
 	// ReconcileInterval is how often the leader reconciles deployments.
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 	// StableWindow and PanicWindow average in-flight concurrency for the
@@ -65,6 +69,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ColdStartTimeout, "gateway.cold-start-timeout", 60*time.Second, "how long a request waits for a deployment scaled to zero")
 	fs.IntVar(&c.MaxHeldRequests, "gateway.max-held-requests", 1000, "most requests one deployment keeps waiting for a replica; more are refused")
 	fs.DurationVar(&c.StreamKeepAlive, "gateway.stream-keepalive", 5*time.Second, "how often a stream waiting for a replica gets an SSE comment")
+	fs.DurationVar(&c.PayloadMaxAge, "gateway.payload-max-age", 7*24*time.Hour, "how long logged requests and responses are kept")
+	fs.Int64Var(&c.PayloadMaxBytes, "gateway.payload-max-bytes", 1<<30, "most bytes of logged requests and responses kept (the oldest go first)")
 	fs.DurationVar(&c.ReconcileInterval, "gateway.reconcile-interval", time.Second, "interval of the leader's deployment reconcile")
 	fs.DurationVar(&c.StableWindow, "gateway.stable-window", 60*time.Second, "autoscaler stable window")
 	fs.DurationVar(&c.PanicWindow, "gateway.panic-window", 6*time.Second, "autoscaler panic window")
@@ -93,6 +99,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway.max-held-requests: must be at least 1, got %d", c.MaxHeldRequests)
 	case c.StreamKeepAlive <= 0:
 		return fmt.Errorf("gateway.stream-keepalive: must be positive, got %s", c.StreamKeepAlive)
+	case c.PayloadMaxAge <= 0:
+		return fmt.Errorf("gateway.payload-max-age: must be positive, got %s", c.PayloadMaxAge)
+	case c.PayloadMaxBytes < 1<<20:
+		return fmt.Errorf("gateway.payload-max-bytes: must be at least 1 MiB, got %d", c.PayloadMaxBytes)
 	case c.ReconcileInterval <= 0:
 		return fmt.Errorf("gateway.reconcile-interval: must be positive, got %s", c.ReconcileInterval)
 	case c.PanicWindow <= 0 || c.StableWindow < c.PanicWindow:

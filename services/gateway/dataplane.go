@@ -185,6 +185,9 @@ func (s *Service) forwardWithin(ctx context.Context, timeout time.Duration, name
 			}
 			continue
 		}
+		if sv, ok := ctx.Value(servedKey{}).(*int64); ok {
+			*sv = b.ep.Version // for the payload log
+		}
 		b.inflight.Add(1)
 		err := call(ctx, b)
 		b.inflight.Add(-1)

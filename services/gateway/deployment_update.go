@@ -20,6 +20,7 @@ var updatableFields = []string{
 	"model", "min_replicas", "max_replicas", "target_concurrency", "max_batch_size",
 	"max_queue_delay_micros", "autoscaling", "resources", "canary_version", "canary_percent",
 	"scale_to_zero_seconds", "runtime", "parameters", "routing",
+	"payload_logging",
 }
 
 // ignoredFields are the key and the output only fields: a mask may name

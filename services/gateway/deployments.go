@@ -68,6 +68,8 @@ func (s *Service) normalize(d *gatewayv1.Deployment) error {
 		return apierr.Invalid("deployment.max_replicas", "must be at least min_replicas (%d), got %d", d.MinReplicas, d.MaxReplicas)
 	case d.TargetConcurrency < 0:
 		return apierr.Invalid("deployment.target_concurrency", "must not be negative, got %d", d.TargetConcurrency)
+	case d.GetPayloadLogging().GetSampleRate() < 0 || d.GetPayloadLogging().GetSampleRate() > 1:
+		return apierr.Invalid("deployment.payload_logging.sample_rate", "must be within 0 and 1, got %g", d.GetPayloadLogging().GetSampleRate())
 	case gatewayv1.Routing_name[int32(d.Routing)] == "":
 		return apierr.Invalid("deployment.routing", "unknown value %d (ROUTING_ROUND_ROBIN, ROUTING_LEAST_LOADED or ROUTING_PREFIX)", d.Routing)
 	case d.MaxBatchSize < 0 || d.MaxBatchSize > 1<<16:

@@ -31,6 +31,15 @@
 // replica of the version is ready the deployment's status message is
 // the failed replica's reason and when the next one starts.
 //
+// # Request ids and payload logging
+//
+// Every inference request has an id (requestid.go), the client's
+// X-Request-Id when usable, answered back and sent on to HTTP replicas.
+// A deployment's payload_logging samples requests and responses into the
+// JetStream stream BMAAS_PAYLOADS (payloads.go): the request path hands a
+// record to a bounded queue, one goroutine publishes, a full queue drops
+// and counts; ListPayloads reads a deployment's subject back.
+//
 // # Reconciling from state
 //
 // The gateway acts on etcd and API state, never on a message alone:

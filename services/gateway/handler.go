@@ -45,3 +45,7 @@ func (h *handler) RollbackDeployment(ctx context.Context, req *gatewayv1.Rollbac
 	d, err := h.s.Rollback(ctx, req.GetName())
 	return &gatewayv1.RollbackDeploymentResponse{Deployment: d}, err
 }
+
+func (h *handler) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsRequest) (*gatewayv1.ListPayloadsResponse, error) {
+	return h.s.ListPayloads(ctx, req)
+}

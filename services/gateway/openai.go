@@ -146,6 +146,7 @@ type openAIRequest struct {
 	body          []byte
 	start         time.Time // its arrival, for the time to first token
 	blocks        []uint64  // its prompt's prefix hashes (routing.go)
+	log           *payloadCall
 }
 
 // parseOpenAI reads the model and stream fields; the replica checks the
@@ -208,6 +209,7 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 		return
 	}
 	req.start = start
+	req.log = o.s.payloadFor(r.Context(), req.name, "openai", body)
 	answered := false
 	var ka *keepAlive
 	if req.stream {
@@ -216,7 +218,8 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 		ka = startKeepAlive(w, o.s.cfg.StreamKeepAlive)
 		defer ka.stop()
 	}
-	err = o.s.forwardWithin(r.Context(), o.s.cfg.GenerationTimeout, req.name, req.version, req.blocks, func(ctx context.Context, b *backend) error {
+	defer func() { req.log.done(err) }()
+	err = o.s.forwardWithin(req.log.withServed(r.Context()), o.s.cfg.GenerationTimeout, req.name, req.version, req.blocks, func(ctx context.Context, b *backend) error {
 		if b.http == nil || !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolOpenAI) {
 			return apierr.Invalid("model", "deployment %s is served by a runtime that does not speak the OpenAI API (its replicas speak %s)",
 				req.name, strings.Join(protocolsOf(b), ", "))
@@ -315,6 +318,7 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 // copyStream copies the replica's answer to w as it comes, each read
 // flushed at once, measuring it (llmmetrics.go) when it is a 200.
 func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *http.Response, dep string, req *openAIRequest, stream bool) error {
+	req.log.answered(resp.StatusCode, nil)
 	gen := &generation{start: req.start, stream: stream, itl: o.s.met.llm.itl.WithLabelValues(dep)}
 	if resp.StatusCode == http.StatusOK {
 		defer func() {
@@ -335,6 +339,7 @@ func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *htt
 			}
 			_ = rc.Flush()
 			gen.feed(buf[:n], time.Now())
+			req.log.appendResponse(buf[:n])
 		}
 		if rerr == io.EOF {
 			return nil

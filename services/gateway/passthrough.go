@@ -68,7 +68,13 @@ func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv
 	if name == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
-	return s.infer(ctx, name, version, req)
+	pc := s.payloadFor(ctx, name, "v2-grpc", req.Bytes())
+	resp, err := s.infer(pc.withServed(ctx), name, version, req)
+	if err == nil {
+		pc.answered(200, resp.Bytes())
+	}
+	pc.done(err)
+	return resp, err
 }
 
 // infer is the routing core of ModelInfer, gRPC's and REST's: forward

@@ -195,6 +195,14 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, version := r.PathValue("name"), r.PathValue("version")
+	var pc *payloadCall
+	if pl, ok := a.dp.(interface {
+		payloadFor(context.Context, string, string, []byte) *payloadCall
+	}); ok {
+		pc = pl.payloadFor(r.Context(), name, "v2-rest", *bp)
+		r = r.WithContext(pc.withServed(r.Context()))
+	}
+	defer func() { pc.done(err) }()
 	decode := func() (*inference.ModelInferRequest, error) {
 		req := &inference.ModelInferRequest{ModelName: name, ModelVersion: version}
 		return req, serving.DecodeInferRequestBinary(*bp, headerLen, req)
@@ -221,6 +229,7 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 			if rc.pass.headerLen != "" {
 				w.Header().Set(serving.HeaderContentLength, rc.pass.headerLen)
 			}
+			pc.answered(http.StatusOK, *rc.pass.body)
 			_, _ = w.Write(*rc.pass.body)
 			return
 		}
@@ -247,6 +256,7 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("Content-Type", "application/json")
 	}
+	pc.answered(http.StatusOK, out)
 	_, _ = w.Write(out)
 	*ob = out
 }

@@ -60,6 +60,9 @@ type Service struct {
 	route  *routingState
 	held   sync.Map // deployment name -> *atomic.Int64, its held requests
 	llm    *llmWindows
+	// payloads logs sampled requests and responses; its stream exists
+	// only with NATS.
+	payloads *payloadLog
 }
 
 // New builds the service.
@@ -85,6 +88,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, st: deps.Store, now: deps.Now, wake: make(chan struct{}, 1),
 		route: newRoutingState()}
 	s.llm = newLLMWindows(time.Now)
+	s.payloads = newPayloadLog(deps.Registerer)
 	s.stats = newStats(deps.Now)
 	s.met = newMetrics(deps.Registerer)
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
@@ -117,6 +121,9 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("subscribe to load reports: %w", err)
 		}
 		go s.reportLoad(ctx)
+		if err := s.payloads.start(ctx, s.deps.NATS, s.cfg); err != nil {
+			return fmt.Errorf("payload log: %w", err)
+		}
 	}
 	go s.router.run(ctx)
 	go func() { _ = s.cache.Run(ctx) }()

@@ -153,6 +153,311 @@ func (DeploymentState) EnumDescriptor() ([]byte, []int) {
 	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
 }
 
+// PayloadLogging says which requests of a deployment the gateway logs,
+// off the request path, to the JetStream stream BMAAS_PAYLOADS (bounded
+// by gateway.payload-max-age and gateway.payload-max-bytes).
+type PayloadLogging struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The share of requests logged, 0 to 1; 0 logs none.
+	SampleRate float64 `protobuf:"fixed64,1,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
+	// Log the request's body, and the response's. With neither set and a
+	// sample rate, both.
+	Request       bool `protobuf:"varint,2,opt,name=request,proto3" json:"request,omitempty"`
+	Response      bool `protobuf:"varint,3,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayloadLogging) Reset() {
+	*x = PayloadLogging{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayloadLogging) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayloadLogging) ProtoMessage() {}
+
+func (x *PayloadLogging) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayloadLogging.ProtoReflect.Descriptor instead.
+func (*PayloadLogging) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PayloadLogging) GetSampleRate() float64 {
+	if x != nil {
+		return x.SampleRate
+	}
+	return 0
+}
+
+func (x *PayloadLogging) GetRequest() bool {
+	if x != nil {
+		return x.Request
+	}
+	return false
+}
+
+func (x *PayloadLogging) GetResponse() bool {
+	if x != nil {
+		return x.Response
+	}
+	return false
+}
+
+// PayloadRecord is one logged request.
+type PayloadRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's id (X-Request-Id, as the client got it back).
+	RequestId  string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Deployment string `protobuf:"bytes,2,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// The version that answered.
+	Version int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Time    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// How it came: v2-rest, v2-grpc, openai.
+	Protocol string `protobuf:"bytes,5,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// The bodies as they came and went: JSON on v2-rest and openai (a
+	// stream's events as sent), a ModelInferRequest and ModelInferResponse
+	// in protobuf on v2-grpc.
+	Request  []byte `protobuf:"bytes,6,opt,name=request,proto3" json:"request,omitempty"`
+	Response []byte `protobuf:"bytes,7,opt,name=response,proto3" json:"response,omitempty"`
+	// The answer's HTTP status (200 for a gRPC OK).
+	Status int32 `protobuf:"varint,8,opt,name=status,proto3" json:"status,omitempty"`
+	// From the request's arrival to its answer's end.
+	LatencySeconds float64 `protobuf:"fixed64,9,opt,name=latency_seconds,json=latencySeconds,proto3" json:"latency_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PayloadRecord) Reset() {
+	*x = PayloadRecord{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayloadRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayloadRecord) ProtoMessage() {}
+
+func (x *PayloadRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayloadRecord.ProtoReflect.Descriptor instead.
+func (*PayloadRecord) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PayloadRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PayloadRecord) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *PayloadRecord) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PayloadRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PayloadRecord) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *PayloadRecord) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *PayloadRecord) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *PayloadRecord) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *PayloadRecord) GetLatencySeconds() float64 {
+	if x != nil {
+		return x.LatencySeconds
+	}
+	return 0
+}
+
+type ListPayloadsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deployment string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// The records logged at or after this time (default: all kept).
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// At most this many (default 100, at most 1000).
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPayloadsRequest) Reset() {
+	*x = ListPayloadsRequest{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPayloadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPayloadsRequest) ProtoMessage() {}
+
+func (x *ListPayloadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPayloadsRequest.ProtoReflect.Descriptor instead.
+func (*ListPayloadsRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListPayloadsRequest) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *ListPayloadsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListPayloadsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPayloadsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListPayloadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*PayloadRecord       `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPayloadsResponse) Reset() {
+	*x = ListPayloadsResponse{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPayloadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPayloadsResponse) ProtoMessage() {}
+
+func (x *ListPayloadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPayloadsResponse.ProtoReflect.Descriptor instead.
+func (*ListPayloadsResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListPayloadsResponse) GetRecords() []*PayloadRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ListPayloadsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // Deployment serves one model reference on a set of replicas. A
 // deployment is a named resource: `name` is its key (see docs/api.md).
 type Deployment struct {
@@ -201,14 +506,16 @@ type Deployment struct {
 	// and {{.Params.<name>}} in its arguments.
 	Parameters map[string]string `protobuf:"bytes,20,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// How a request picks among the ready replicas.
-	Routing       Routing `protobuf:"varint,21,opt,name=routing,proto3,enum=bmaas.gateway.v1.Routing" json:"routing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Routing Routing `protobuf:"varint,21,opt,name=routing,proto3,enum=bmaas.gateway.v1.Routing" json:"routing,omitempty"`
+	// Which requests and responses the gateway logs (off: none).
+	PayloadLogging *PayloadLogging `protobuf:"bytes,22,opt,name=payload_logging,json=payloadLogging,proto3" json:"payload_logging,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[0]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +527,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[0]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +540,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{0}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Deployment) GetName() string {
@@ -384,6 +691,13 @@ func (x *Deployment) GetRouting() Routing {
 	return Routing_ROUTING_UNSPECIFIED
 }
 
+func (x *Deployment) GetPayloadLogging() *PayloadLogging {
+	if x != nil {
+		return x.PayloadLogging
+	}
+	return nil
+}
+
 // DeploymentStatus is what the gateway's leader observed and decided.
 type DeploymentStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -420,7 +734,7 @@ type DeploymentStatus struct {
 
 func (x *DeploymentStatus) Reset() {
 	*x = DeploymentStatus{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +746,7 @@ func (x *DeploymentStatus) String() string {
 func (*DeploymentStatus) ProtoMessage() {}
 
 func (x *DeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +759,7 @@ func (x *DeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploymentStatus.ProtoReflect.Descriptor instead.
 func (*DeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeploymentStatus) GetVersion() int64 {
@@ -545,7 +859,7 @@ type LLMStats struct {
 
 func (x *LLMStats) Reset() {
 	*x = LLMStats{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +871,7 @@ func (x *LLMStats) String() string {
 func (*LLMStats) ProtoMessage() {}
 
 func (x *LLMStats) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +884,7 @@ func (x *LLMStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LLMStats.ProtoReflect.Descriptor instead.
 func (*LLMStats) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LLMStats) GetRequests() int64 {
@@ -645,7 +959,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +971,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +984,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Replica) GetId() string {
@@ -766,7 +1080,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +1092,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +1105,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Endpoint) GetDeployment() string {
@@ -873,7 +1187,7 @@ type CreateDeploymentRequest struct {
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1199,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1212,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateDeploymentRequest) GetDeployment() *Deployment {
@@ -917,7 +1231,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1243,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1256,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -961,7 +1275,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1287,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1300,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetDeploymentRequest) GetName() string {
@@ -1005,7 +1319,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1331,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1344,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -1050,7 +1364,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1376,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1389,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDeploymentsRequest) GetPageSize() int32 {
@@ -1102,7 +1416,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1428,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1441,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -1167,7 +1481,7 @@ type UpdateDeploymentRequest struct {
 
 func (x *UpdateDeploymentRequest) Reset() {
 	*x = UpdateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1493,7 @@ func (x *UpdateDeploymentRequest) String() string {
 func (*UpdateDeploymentRequest) ProtoMessage() {}
 
 func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1506,7 @@ func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateDeploymentRequest) GetDeployment() *Deployment {
@@ -1218,7 +1532,7 @@ type RollbackDeploymentRequest struct {
 
 func (x *RollbackDeploymentRequest) Reset() {
 	*x = RollbackDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1544,7 @@ func (x *RollbackDeploymentRequest) String() string {
 func (*RollbackDeploymentRequest) ProtoMessage() {}
 
 func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1557,7 @@ func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RollbackDeploymentRequest) GetName() string {
@@ -1262,7 +1576,7 @@ type RollbackDeploymentResponse struct {
 
 func (x *RollbackDeploymentResponse) Reset() {
 	*x = RollbackDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1588,7 @@ func (x *RollbackDeploymentResponse) String() string {
 func (*RollbackDeploymentResponse) ProtoMessage() {}
 
 func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1601,7 @@ func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RollbackDeploymentResponse) GetDeployment() *Deployment {
@@ -1306,7 +1620,7 @@ type UpdateDeploymentResponse struct {
 
 func (x *UpdateDeploymentResponse) Reset() {
 	*x = UpdateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1632,7 @@ func (x *UpdateDeploymentResponse) String() string {
 func (*UpdateDeploymentResponse) ProtoMessage() {}
 
 func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1645,7 @@ func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateDeploymentResponse) GetDeployment() *Deployment {
@@ -1350,7 +1664,7 @@ type DeleteDeploymentRequest struct {
 
 func (x *DeleteDeploymentRequest) Reset() {
 	*x = DeleteDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1676,7 @@ func (x *DeleteDeploymentRequest) String() string {
 func (*DeleteDeploymentRequest) ProtoMessage() {}
 
 func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1689,7 @@ func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteDeploymentRequest) GetName() string {
@@ -1393,7 +1707,7 @@ type DeleteDeploymentResponse struct {
 
 func (x *DeleteDeploymentResponse) Reset() {
 	*x = DeleteDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1719,7 @@ func (x *DeleteDeploymentResponse) String() string {
 func (*DeleteDeploymentResponse) ProtoMessage() {}
 
 func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,14 +1732,43 @@ func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{20}
 }
 
 var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
-	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"\xe8\a\n" +
+	"!bmaas/gateway/v1/deployment.proto\x12\x10bmaas.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\"g\n" +
+	"\x0ePayloadLogging\x12\x1f\n" +
+	"\vsample_rate\x18\x01 \x01(\x01R\n" +
+	"sampleRate\x12\x18\n" +
+	"\arequest\x18\x02 \x01(\bR\arequest\x12\x1a\n" +
+	"\bresponse\x18\x03 \x01(\bR\bresponse\"\xab\x02\n" +
+	"\rPayloadRecord\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x02 \x01(\tR\n" +
+	"deployment\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
+	"\bprotocol\x18\x05 \x01(\tR\bprotocol\x12\x18\n" +
+	"\arequest\x18\x06 \x01(\fR\arequest\x12\x1a\n" +
+	"\bresponse\x18\a \x01(\fR\bresponse\x12\x16\n" +
+	"\x06status\x18\b \x01(\x05R\x06status\x12'\n" +
+	"\x0flatency_seconds\x18\t \x01(\x01R\x0elatencySeconds\"\xa3\x01\n" +
+	"\x13ListPayloadsRequest\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\tR\n" +
+	"deployment\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"y\n" +
+	"\x14ListPayloadsResponse\x129\n" +
+	"\arecords\x18\x01 \x03(\v2\x1f.bmaas.gateway.v1.PayloadRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb3\b\n" +
 	"\n" +
 	"Deployment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1454,7 +1797,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\n" +
 	"parameters\x18\x14 \x03(\v2,.bmaas.gateway.v1.Deployment.ParametersEntryR\n" +
 	"parameters\x123\n" +
-	"\arouting\x18\x15 \x01(\x0e2\x19.bmaas.gateway.v1.RoutingR\arouting\x1a=\n" +
+	"\arouting\x18\x15 \x01(\x0e2\x19.bmaas.gateway.v1.RoutingR\arouting\x12I\n" +
+	"\x0fpayload_logging\x18\x16 \x01(\v2 .bmaas.gateway.v1.PayloadLoggingR\x0epayloadLogging\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf8\x03\n" +
@@ -1554,7 +1898,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x18DEPLOYMENT_STATE_SCALING\x10\x03\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_ROLLING_OUT\x10\x04\x12\x19\n" +
 	"\x15DEPLOYMENT_STATE_IDLE\x10\x05\x12\x1b\n" +
-	"\x17DEPLOYMENT_STATE_FAILED\x10\x062\xf5\x06\n" +
+	"\x17DEPLOYMENT_STATE_FAILED\x10\x062\x84\b\n" +
 	"\x11DeploymentService\x12\x8e\x01\n" +
 	"\x10CreateDeployment\x12).bmaas.gateway.v1.CreateDeploymentRequest\x1a*.bmaas.gateway.v1.CreateDeploymentResponse\"#\x82\xd3\xe4\x93\x02\x1d:\n" +
 	"deployment\"\x0f/v1/deployments\x12\x80\x01\n" +
@@ -1563,7 +1907,8 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\x10UpdateDeployment\x12).bmaas.gateway.v1.UpdateDeploymentRequest\x1a*.bmaas.gateway.v1.UpdateDeploymentResponse\"5\x82\xd3\xe4\x93\x02/:\n" +
 	"deployment2!/v1/deployments/{deployment.name}\x12\x89\x01\n" +
 	"\x10DeleteDeployment\x12).bmaas.gateway.v1.DeleteDeploymentRequest\x1a*.bmaas.gateway.v1.DeleteDeploymentResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/deployments/{name}\x12\x9b\x01\n" +
-	"\x12RollbackDeployment\x12+.bmaas.gateway.v1.RollbackDeploymentRequest\x1a,.bmaas.gateway.v1.RollbackDeploymentResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/deployments/{name}:rollbackB7Z5github.com/bmaas/bmaas/api/bmaas/gateway/v1;gatewayv1b\x06proto3"
+	"\x12RollbackDeployment\x12+.bmaas.gateway.v1.RollbackDeploymentRequest\x1a,.bmaas.gateway.v1.RollbackDeploymentResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/deployments/{name}:rollback\x12\x8c\x01\n" +
+	"\fListPayloads\x12%.bmaas.gateway.v1.ListPayloadsRequest\x1a&.bmaas.gateway.v1.ListPayloadsResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/deployments/{deployment}/payloadsB7Z5github.com/bmaas/bmaas/api/bmaas/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_bmaas_gateway_v1_deployment_proto_rawDescOnce sync.Once
@@ -1578,71 +1923,81 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
 	(Routing)(0),                       // 0: bmaas.gateway.v1.Routing
 	(DeploymentState)(0),               // 1: bmaas.gateway.v1.DeploymentState
-	(*Deployment)(nil),                 // 2: bmaas.gateway.v1.Deployment
-	(*DeploymentStatus)(nil),           // 3: bmaas.gateway.v1.DeploymentStatus
-	(*LLMStats)(nil),                   // 4: bmaas.gateway.v1.LLMStats
-	(*Replica)(nil),                    // 5: bmaas.gateway.v1.Replica
-	(*Endpoint)(nil),                   // 6: bmaas.gateway.v1.Endpoint
-	(*CreateDeploymentRequest)(nil),    // 7: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),   // 8: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),       // 9: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),      // 10: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),     // 11: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),    // 12: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),    // 13: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),  // 14: bmaas.gateway.v1.RollbackDeploymentRequest
-	(*RollbackDeploymentResponse)(nil), // 15: bmaas.gateway.v1.RollbackDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),   // 16: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),    // 17: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil),   // 18: bmaas.gateway.v1.DeleteDeploymentResponse
-	nil,                                // 19: bmaas.gateway.v1.Deployment.ParametersEntry
-	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 21: bmaas.scheduler.v1.Resources
-	(v1.JobState)(0),                   // 22: bmaas.scheduler.v1.JobState
-	(*fieldmaskpb.FieldMask)(nil),      // 23: google.protobuf.FieldMask
+	(*PayloadLogging)(nil),             // 2: bmaas.gateway.v1.PayloadLogging
+	(*PayloadRecord)(nil),              // 3: bmaas.gateway.v1.PayloadRecord
+	(*ListPayloadsRequest)(nil),        // 4: bmaas.gateway.v1.ListPayloadsRequest
+	(*ListPayloadsResponse)(nil),       // 5: bmaas.gateway.v1.ListPayloadsResponse
+	(*Deployment)(nil),                 // 6: bmaas.gateway.v1.Deployment
+	(*DeploymentStatus)(nil),           // 7: bmaas.gateway.v1.DeploymentStatus
+	(*LLMStats)(nil),                   // 8: bmaas.gateway.v1.LLMStats
+	(*Replica)(nil),                    // 9: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 10: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 11: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 12: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 13: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 14: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 15: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 16: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 17: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 18: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 19: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 20: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 21: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 22: bmaas.gateway.v1.DeleteDeploymentResponse
+	nil,                                // 23: bmaas.gateway.v1.Deployment.ParametersEntry
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 25: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 26: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 27: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	20, // 0: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	21, // 1: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
-	3,  // 2: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	20, // 3: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
-	19, // 5: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
-	0,  // 6: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
-	5,  // 7: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	20, // 8: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	21, // 9: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	4,  // 10: bmaas.gateway.v1.DeploymentStatus.llm:type_name -> bmaas.gateway.v1.LLMStats
-	22, // 11: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
-	2,  // 12: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 13: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 14: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 15: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 16: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	23, // 17: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 18: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	2,  // 19: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	7,  // 20: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	9,  // 21: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	11, // 22: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	13, // 23: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	17, // 24: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	14, // 25: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	8,  // 26: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	10, // 27: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	12, // 28: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	16, // 29: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	18, // 30: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	15, // 31: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	26, // [26:32] is the sub-list for method output_type
-	20, // [20:26] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	24, // 0: bmaas.gateway.v1.PayloadRecord.time:type_name -> google.protobuf.Timestamp
+	24, // 1: bmaas.gateway.v1.ListPayloadsRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 2: bmaas.gateway.v1.ListPayloadsResponse.records:type_name -> bmaas.gateway.v1.PayloadRecord
+	24, // 3: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	25, // 4: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	7,  // 5: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
+	24, // 6: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
+	23, // 8: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
+	0,  // 9: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
+	2,  // 10: bmaas.gateway.v1.Deployment.payload_logging:type_name -> bmaas.gateway.v1.PayloadLogging
+	9,  // 11: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	24, // 12: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	25, // 13: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	8,  // 14: bmaas.gateway.v1.DeploymentStatus.llm:type_name -> bmaas.gateway.v1.LLMStats
+	26, // 15: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	6,  // 16: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 17: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 18: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 19: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 20: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	27, // 21: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 22: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	6,  // 23: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	11, // 24: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	13, // 25: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	15, // 26: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	17, // 27: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	21, // 28: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	18, // 29: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	4,  // 30: bmaas.gateway.v1.DeploymentService.ListPayloads:input_type -> bmaas.gateway.v1.ListPayloadsRequest
+	12, // 31: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	14, // 32: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	16, // 33: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	20, // 34: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	22, // 35: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	19, // 36: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	5,  // 37: bmaas.gateway.v1.DeploymentService.ListPayloads:output_type -> bmaas.gateway.v1.ListPayloadsResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -1656,7 +2011,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

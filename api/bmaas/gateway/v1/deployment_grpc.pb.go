@@ -25,6 +25,7 @@ const (
 	DeploymentService_UpdateDeployment_FullMethodName   = "/bmaas.gateway.v1.DeploymentService/UpdateDeployment"
 	DeploymentService_DeleteDeployment_FullMethodName   = "/bmaas.gateway.v1.DeploymentService/DeleteDeployment"
 	DeploymentService_RollbackDeployment_FullMethodName = "/bmaas.gateway.v1.DeploymentService/RollbackDeployment"
+	DeploymentService_ListPayloads_FullMethodName       = "/bmaas.gateway.v1.DeploymentService/ListPayloads"
 )
 
 // DeploymentServiceClient is the client API for DeploymentService service.
@@ -41,6 +42,9 @@ type DeploymentServiceClient interface {
 	// RollbackDeployment pins the deployment to the version it served
 	// before its last rollout.
 	RollbackDeployment(ctx context.Context, in *RollbackDeploymentRequest, opts ...grpc.CallOption) (*RollbackDeploymentResponse, error)
+	// ListPayloads reads the logged requests and responses of a deployment
+	// (its payload_logging), oldest first.
+	ListPayloads(ctx context.Context, in *ListPayloadsRequest, opts ...grpc.CallOption) (*ListPayloadsResponse, error)
 }
 
 type deploymentServiceClient struct {
@@ -111,6 +115,16 @@ func (c *deploymentServiceClient) RollbackDeployment(ctx context.Context, in *Ro
 	return out, nil
 }
 
+func (c *deploymentServiceClient) ListPayloads(ctx context.Context, in *ListPayloadsRequest, opts ...grpc.CallOption) (*ListPayloadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPayloadsResponse)
+	err := c.cc.Invoke(ctx, DeploymentService_ListPayloads_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeploymentServiceServer is the server API for DeploymentService service.
 // All implementations must embed UnimplementedDeploymentServiceServer
 // for forward compatibility.
@@ -125,6 +139,9 @@ type DeploymentServiceServer interface {
 	// RollbackDeployment pins the deployment to the version it served
 	// before its last rollout.
 	RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error)
+	// ListPayloads reads the logged requests and responses of a deployment
+	// (its payload_logging), oldest first.
+	ListPayloads(context.Context, *ListPayloadsRequest) (*ListPayloadsResponse, error)
 	mustEmbedUnimplementedDeploymentServiceServer()
 }
 
@@ -152,6 +169,9 @@ func (UnimplementedDeploymentServiceServer) DeleteDeployment(context.Context, *D
 }
 func (UnimplementedDeploymentServiceServer) RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RollbackDeployment not implemented")
+}
+func (UnimplementedDeploymentServiceServer) ListPayloads(context.Context, *ListPayloadsRequest) (*ListPayloadsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListPayloads not implemented")
 }
 func (UnimplementedDeploymentServiceServer) mustEmbedUnimplementedDeploymentServiceServer() {}
 func (UnimplementedDeploymentServiceServer) testEmbeddedByValue()                           {}
@@ -282,6 +302,24 @@ func _DeploymentService_RollbackDeployment_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeploymentService_ListPayloads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPayloadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentServiceServer).ListPayloads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentService_ListPayloads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentServiceServer).ListPayloads(ctx, req.(*ListPayloadsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeploymentService_ServiceDesc is the grpc.ServiceDesc for DeploymentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -312,6 +350,10 @@ var DeploymentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackDeployment",
 			Handler:    _DeploymentService_RollbackDeployment_Handler,
+		},
+		{
+			MethodName: "ListPayloads",
+			Handler:    _DeploymentService_ListPayloads_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+)
+
+// Payload logging (Deployment.payload_logging): a sampled share of a
+// deployment's requests and responses, as they came and went, goes to
+// the JetStream stream BMAAS_PAYLOADS on the subject
+// bmaas.payloads.<deployment>, bounded by age and bytes (the oldest go
+// first). The request path only hands a record to a bounded queue; one
+// goroutine publishes. A full queue drops the record and counts it
+// (bmaas_gateway_payloads_dropped_total): logging never slows or fails a
+// request.
+const (
+	payloadStream  = "BMAAS_PAYLOADS"
+	payloadSubject = "bmaas.payloads."
+	payloadQueue   = 4096
+)
+
+type payloadLog struct {
+	js        jetstream.JetStream
+	q         chan *gatewayv1.PayloadRecord
+	published prometheus.Counter
+	dropped   prometheus.Counter
+}
+
+func newPayloadLog(reg prometheus.Registerer) *payloadLog {
+	p := &payloadLog{q: make(chan *gatewayv1.PayloadRecord, payloadQueue),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_logged_total",
+			Help: "Request and response records the gateway published to BMAAS_PAYLOADS."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_dropped_total",
+			Help: "Payload records dropped: the publishing queue was full or the stream refused them."})}
+	if reg != nil {
+		p.published = register(reg, p.published)
+		p.dropped = register(reg, p.dropped)
+	}
+	return p
+}
+
+// start creates or updates the stream and publishes until ctx ends.
+func (p *payloadLog) start(ctx context.Context, nc *nats.Conn, cfg Config) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: payloadStream,
+		Description: "bmaas deployments' logged requests and responses", Subjects: []string{payloadSubject + ">"},
+		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld,
+		MaxAge: cfg.PayloadMaxAge, MaxBytes: cfg.PayloadMaxBytes}); err != nil {
+		return fmt.Errorf("stream %s: %w", payloadStream, err)
+	}
+	p.js = js
+	go p.run(ctx)
+	return nil
+}
+
+func (p *payloadLog) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.q:
+			b, err := proto.Marshal(r)
+			if err == nil {
+				_, err = p.js.PublishAsync(payloadSubject+r.Deployment, b)
+			}
+			if err != nil {
+				p.dropped.Inc()
+				continue
+			}
+			p.published.Inc()
+		}
+	}
+}
+
+// sampled says whether a request to d is logged, and what of it.
+func sampled(d *gatewayv1.Deployment) (request, response bool) {
+	pl := d.GetPayloadLogging()
+	if pl.GetSampleRate() <= 0 || (pl.GetSampleRate() < 1 && rand.Float64() >= pl.GetSampleRate()) {
+		return false, false
+	}
+	if !pl.GetRequest() && !pl.GetResponse() {
+		return true, true
+	}
+	return pl.GetRequest(), pl.GetResponse()
+}
+
+// payloadCall is one request being logged; nil when it is not.
+type payloadCall struct {
+	p         *payloadLog
+	rec       *gatewayv1.PayloadRecord
+	start     time.Time
+	keepResp  bool
+	keepReq   bool
+	responded bool
+}
+
+// payloadFor starts logging a request to deployment name when its
+// sampling says so (nil otherwise; every method of a nil call does
+// nothing).
+func (s *Service) payloadFor(ctx context.Context, name, protocol string, request []byte) *payloadCall {
+	if s.payloads == nil || s.payloads.js == nil {
+		return nil
+	}
+	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
+	if err != nil {
+		return nil
+	}
+	req, resp := sampled(d)
+	if !req && !resp {
+		return nil
+	}
+	c := &payloadCall{p: s.payloads, start: time.Now(), keepReq: req, keepResp: resp,
+		rec: &gatewayv1.PayloadRecord{RequestId: requestIDOf(ctx), Deployment: name, Protocol: protocol, Time: timestamppb.Now()}}
+	if req {
+		c.rec.Request = append([]byte(nil), request...)
+	}
+	return c
+}
+
+// answered records the answer (the version is forward's, withServed).
+func (c *payloadCall) answered(status int, response []byte) {
+	if c == nil {
+		return
+	}
+	c.rec.Status = int32(status)
+	if c.keepResp {
+		c.rec.Response = append(c.rec.Response[:0], response...)
+	}
+	c.responded = true
+}
+
+// appendResponse adds a piece of a streamed answer.
+func (c *payloadCall) appendResponse(b []byte) {
+	if c != nil && c.keepResp && len(c.rec.Response)+len(b) <= maxWatchedBody {
+		c.rec.Response = append(c.rec.Response, b...)
+	}
+}
+
+// done queues the record, or drops it when the queue is full.
+func (c *payloadCall) done(err error) {
+	if c == nil {
+		return
+	}
+	if !c.responded {
+		c.rec.Status = int32(apierr.HTTPStatus(apierr.Code(err)))
+	}
+	c.rec.LatencySeconds = time.Since(c.start).Seconds()
+	select {
+	case c.p.q <- c.rec:
+	default:
+		c.p.dropped.Inc()
+	}
+}
+
+// ListPayloads reads a deployment's records, oldest first, from since;
+// the page token is the stream sequence to go on from.
+func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsRequest) (*gatewayv1.ListPayloadsResponse, error) {
+	if req.GetDeployment() == "" {
+		return nil, apierr.Invalid("deployment", "required")
+	}
+	n := int(req.GetPageSize())
+	switch {
+	case n < 0 || n > 1000:
+		return nil, apierr.Invalid("page_size", "must be within 0 and 1000, got %d", n)
+	case n == 0:
+		n = 100
+	}
+	if s.payloads == nil || s.payloads.js == nil {
+		return nil, apierr.Precondition("payload logging needs NATS JetStream, which this gateway has not")
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{payloadSubject + req.GetDeployment()}}
+	switch {
+	case req.GetPageToken() != "":
+		seq, err := strconv.ParseUint(req.GetPageToken(), 10, 64)
+		if err != nil || seq == 0 {
+			return nil, apierr.Invalid("page_token", "not a token of this list")
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+	case req.GetSince() != nil:
+		t := req.GetSince().AsTime()
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	stream, err := s.payloads.js.Stream(ctx, payloadStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(payloadSubject+req.GetDeployment()))
+	if err != nil {
+		return nil, err
+	}
+	out := &gatewayv1.ListPayloadsResponse{}
+	if info.State.Subjects[payloadSubject+req.GetDeployment()] == 0 {
+		return out, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	last := info.State.LastSeq
+	for len(out.Records) < n {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		r := &gatewayv1.PayloadRecord{}
+		if err := proto.Unmarshal(msg.Data(), r); err == nil {
+			out.Records = append(out.Records, r)
+		}
+		if md.Sequence.Stream >= last {
+			return out, nil
+		}
+		if len(out.Records) == n {
+			out.NextPageToken = strconv.FormatUint(md.Sequence.Stream+1, 10)
+		}
+	}
+	return out, nil
+}
+
+// servedKey holds, in a logged request's context, where forward writes
+// the version of the replica it called.
+type servedKey struct{}
+
+// withServed is ctx with a place for the version that answers.
+func (c *payloadCall) withServed(ctx context.Context) context.Context {
+	if c == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, servedKey{}, &c.rec.Version)
+}
