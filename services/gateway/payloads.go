@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +31,8 @@ const (
 	payloadStream  = "BMAAS_PAYLOADS"
 	payloadSubject = "bmaas.payloads."
 	payloadQueue   = 4096
+	payloadBatch   = 64
+	payloadLinger  = 20 * time.Millisecond
 )
 
 type payloadLog struct {
@@ -69,21 +72,49 @@ func (p *payloadLog) start(ctx context.Context, nc *nats.Conn, cfg Config) error
 	return nil
 }
 
+// run publishes the queued records, a deployment's gathered into one
+// message of at most payloadBatch records, each batch sent within
+// payloadLinger of its first record: one JetStream message costs about
+// as much as one record, so batching keeps the stream's cost off the
+// gateway's throughput.
 func (p *payloadLog) run(ctx context.Context) {
+	pending := map[string]*gatewayv1.PayloadBatch{}
+	flush := func(dep string) {
+		b := pending[dep]
+		delete(pending, dep)
+		data, err := proto.Marshal(b)
+		if err == nil {
+			_, err = p.js.PublishAsync(payloadSubject+dep, data)
+		}
+		if err != nil {
+			p.dropped.Add(float64(len(b.Records)))
+			return
+		}
+		p.published.Add(float64(len(b.Records)))
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-p.q:
-			b, err := proto.Marshal(r)
-			if err == nil {
-				_, err = p.js.PublishAsync(payloadSubject+r.Deployment, b)
+			b := pending[r.Deployment]
+			if b == nil {
+				b = &gatewayv1.PayloadBatch{}
+				pending[r.Deployment] = b
+				if len(pending) == 1 {
+					t.Reset(payloadLinger)
+				}
 			}
-			if err != nil {
-				p.dropped.Inc()
-				continue
+			b.Records = append(b.Records, r)
+			if len(b.Records) >= payloadBatch {
+				flush(r.Deployment)
 			}
-			p.published.Inc()
+		case <-t.C:
+			for dep := range pending {
+				flush(dep)
+			}
 		}
 	}
 }
@@ -169,7 +200,8 @@ func (c *payloadCall) done(err error) {
 }
 
 // ListPayloads reads a deployment's records, oldest first, from since;
-// the page token is the stream sequence to go on from.
+// the page token is the stream sequence and the index in its batch to go
+// on from.
 func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsRequest) (*gatewayv1.ListPayloadsResponse, error) {
 	if req.GetDeployment() == "" {
 		return nil, apierr.Invalid("deployment", "required")
@@ -184,28 +216,35 @@ func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsR
 	if s.payloads == nil || s.payloads.js == nil {
 		return nil, apierr.Precondition("payload logging needs NATS JetStream, which this gateway has not")
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{payloadSubject + req.GetDeployment()}}
+	subject := payloadSubject + req.GetDeployment()
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}
+	skip := 0
+	var since time.Time
 	switch {
 	case req.GetPageToken() != "":
-		seq, err := strconv.ParseUint(req.GetPageToken(), 10, 64)
-		if err != nil || seq == 0 {
+		seqS, idxS, ok := strings.Cut(req.GetPageToken(), ":")
+		seq, err1 := strconv.ParseUint(seqS, 10, 64)
+		idx, err2 := strconv.Atoi(idxS)
+		if !ok || err1 != nil || err2 != nil || seq == 0 || idx < 0 {
 			return nil, apierr.Invalid("page_token", "not a token of this list")
 		}
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+		cfg.DeliverPolicy, cfg.OptStartSeq, skip = jetstream.DeliverByStartSequencePolicy, seq, idx
 	case req.GetSince() != nil:
-		t := req.GetSince().AsTime()
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		since = req.GetSince().AsTime()
+		// A batch is published within payloadLinger of its first record.
+		start := since.Add(-time.Second)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
 	stream, err := s.payloads.js.Stream(ctx, payloadStream)
 	if err != nil {
 		return nil, err
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(payloadSubject+req.GetDeployment()))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		return nil, err
 	}
 	out := &gatewayv1.ListPayloadsResponse{}
-	if info.State.Subjects[payloadSubject+req.GetDeployment()] == 0 {
+	if info.State.Subjects[subject] == 0 {
 		return out, nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
@@ -213,7 +252,7 @@ func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsR
 		return nil, err
 	}
 	last := info.State.LastSeq
-	for len(out.Records) < n {
+	for {
 		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
 		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
 			return out, nil
@@ -225,18 +264,24 @@ func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsR
 		if err != nil {
 			return nil, err
 		}
-		r := &gatewayv1.PayloadRecord{}
-		if err := proto.Unmarshal(msg.Data(), r); err == nil {
-			out.Records = append(out.Records, r)
+		batch := &gatewayv1.PayloadBatch{}
+		if proto.Unmarshal(msg.Data(), batch) == nil {
+			for i, r := range batch.Records {
+				if i < skip || (!since.IsZero() && r.GetTime().AsTime().Before(since)) {
+					continue
+				}
+				if len(out.Records) == n {
+					out.NextPageToken = fmt.Sprintf("%d:%d", md.Sequence.Stream, i)
+					return out, nil
+				}
+				out.Records = append(out.Records, r)
+			}
 		}
+		skip = 0
 		if md.Sequence.Stream >= last {
 			return out, nil
 		}
-		if len(out.Records) == n {
-			out.NextPageToken = strconv.FormatUint(md.Sequence.Stream+1, 10)
-		}
 	}
-	return out, nil
 }
 
 // servedKey holds, in a logged request's context, where forward writes

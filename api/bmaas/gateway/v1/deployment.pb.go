@@ -336,6 +336,53 @@ func (x *PayloadRecord) GetLatencySeconds() float64 {
 	return 0
 }
 
+// PayloadBatch is one message of the stream BMAAS_PAYLOADS: the records
+// of one deployment the gateway gathered over a few milliseconds (at most
+// 64), oldest first.
+type PayloadBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*PayloadRecord       `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayloadBatch) Reset() {
+	*x = PayloadBatch{}
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayloadBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayloadBatch) ProtoMessage() {}
+
+func (x *PayloadBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayloadBatch.ProtoReflect.Descriptor instead.
+func (*PayloadBatch) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PayloadBatch) GetRecords() []*PayloadRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 type ListPayloadsRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Deployment string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
@@ -350,7 +397,7 @@ type ListPayloadsRequest struct {
 
 func (x *ListPayloadsRequest) Reset() {
 	*x = ListPayloadsRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +409,7 @@ func (x *ListPayloadsRequest) String() string {
 func (*ListPayloadsRequest) ProtoMessage() {}
 
 func (x *ListPayloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[2]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +422,7 @@ func (x *ListPayloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPayloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListPayloadsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListPayloadsRequest) GetDeployment() string {
@@ -416,7 +463,7 @@ type ListPayloadsResponse struct {
 
 func (x *ListPayloadsResponse) Reset() {
 	*x = ListPayloadsResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +475,7 @@ func (x *ListPayloadsResponse) String() string {
 func (*ListPayloadsResponse) ProtoMessage() {}
 
 func (x *ListPayloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[3]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +488,7 @@ func (x *ListPayloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPayloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListPayloadsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListPayloadsResponse) GetRecords() []*PayloadRecord {
@@ -515,7 +562,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +574,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[4]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +587,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Deployment) GetName() string {
@@ -734,7 +781,7 @@ type DeploymentStatus struct {
 
 func (x *DeploymentStatus) Reset() {
 	*x = DeploymentStatus{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +793,7 @@ func (x *DeploymentStatus) String() string {
 func (*DeploymentStatus) ProtoMessage() {}
 
 func (x *DeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[5]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +806,7 @@ func (x *DeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploymentStatus.ProtoReflect.Descriptor instead.
 func (*DeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeploymentStatus) GetVersion() int64 {
@@ -859,7 +906,7 @@ type LLMStats struct {
 
 func (x *LLMStats) Reset() {
 	*x = LLMStats{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +918,7 @@ func (x *LLMStats) String() string {
 func (*LLMStats) ProtoMessage() {}
 
 func (x *LLMStats) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[6]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +931,7 @@ func (x *LLMStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LLMStats.ProtoReflect.Descriptor instead.
 func (*LLMStats) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LLMStats) GetRequests() int64 {
@@ -959,7 +1006,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1018,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[7]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1031,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Replica) GetId() string {
@@ -1080,7 +1127,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1139,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[8]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1152,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Endpoint) GetDeployment() string {
@@ -1187,7 +1234,7 @@ type CreateDeploymentRequest struct {
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1246,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[9]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1259,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateDeploymentRequest) GetDeployment() *Deployment {
@@ -1231,7 +1278,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1290,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[10]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1303,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -1275,7 +1322,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1334,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[11]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1347,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDeploymentRequest) GetName() string {
@@ -1319,7 +1366,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1378,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[12]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1391,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -1364,7 +1411,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1423,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[13]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1436,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDeploymentsRequest) GetPageSize() int32 {
@@ -1416,7 +1463,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1475,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[14]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1488,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -1481,7 +1528,7 @@ type UpdateDeploymentRequest struct {
 
 func (x *UpdateDeploymentRequest) Reset() {
 	*x = UpdateDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1540,7 @@ func (x *UpdateDeploymentRequest) String() string {
 func (*UpdateDeploymentRequest) ProtoMessage() {}
 
 func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[15]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1553,7 @@ func (x *UpdateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateDeploymentRequest) GetDeployment() *Deployment {
@@ -1532,7 +1579,7 @@ type RollbackDeploymentRequest struct {
 
 func (x *RollbackDeploymentRequest) Reset() {
 	*x = RollbackDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1591,7 @@ func (x *RollbackDeploymentRequest) String() string {
 func (*RollbackDeploymentRequest) ProtoMessage() {}
 
 func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[16]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1604,7 @@ func (x *RollbackDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RollbackDeploymentRequest) GetName() string {
@@ -1576,7 +1623,7 @@ type RollbackDeploymentResponse struct {
 
 func (x *RollbackDeploymentResponse) Reset() {
 	*x = RollbackDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1635,7 @@ func (x *RollbackDeploymentResponse) String() string {
 func (*RollbackDeploymentResponse) ProtoMessage() {}
 
 func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[17]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1648,7 @@ func (x *RollbackDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*RollbackDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RollbackDeploymentResponse) GetDeployment() *Deployment {
@@ -1620,7 +1667,7 @@ type UpdateDeploymentResponse struct {
 
 func (x *UpdateDeploymentResponse) Reset() {
 	*x = UpdateDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1679,7 @@ func (x *UpdateDeploymentResponse) String() string {
 func (*UpdateDeploymentResponse) ProtoMessage() {}
 
 func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[18]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1692,7 @@ func (x *UpdateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateDeploymentResponse) GetDeployment() *Deployment {
@@ -1664,7 +1711,7 @@ type DeleteDeploymentRequest struct {
 
 func (x *DeleteDeploymentRequest) Reset() {
 	*x = DeleteDeploymentRequest{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1723,7 @@ func (x *DeleteDeploymentRequest) String() string {
 func (*DeleteDeploymentRequest) ProtoMessage() {}
 
 func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[19]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1736,7 @@ func (x *DeleteDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteDeploymentRequest) GetName() string {
@@ -1707,7 +1754,7 @@ type DeleteDeploymentResponse struct {
 
 func (x *DeleteDeploymentResponse) Reset() {
 	*x = DeleteDeploymentResponse{}
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1766,7 @@ func (x *DeleteDeploymentResponse) String() string {
 func (*DeleteDeploymentResponse) ProtoMessage() {}
 
 func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[20]
+	mi := &file_bmaas_gateway_v1_deployment_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1779,7 @@ func (x *DeleteDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_gateway_v1_deployment_proto_rawDescGZIP(), []int{21}
 }
 
 var File_bmaas_gateway_v1_deployment_proto protoreflect.FileDescriptor
@@ -1757,7 +1804,9 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\arequest\x18\x06 \x01(\fR\arequest\x12\x1a\n" +
 	"\bresponse\x18\a \x01(\fR\bresponse\x12\x16\n" +
 	"\x06status\x18\b \x01(\x05R\x06status\x12'\n" +
-	"\x0flatency_seconds\x18\t \x01(\x01R\x0elatencySeconds\"\xa3\x01\n" +
+	"\x0flatency_seconds\x18\t \x01(\x01R\x0elatencySeconds\"I\n" +
+	"\fPayloadBatch\x129\n" +
+	"\arecords\x18\x01 \x03(\v2\x1f.bmaas.gateway.v1.PayloadRecordR\arecords\"\xa3\x01\n" +
 	"\x13ListPayloadsRequest\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1923,81 +1972,83 @@ func file_bmaas_gateway_v1_deployment_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_gateway_v1_deployment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_bmaas_gateway_v1_deployment_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_bmaas_gateway_v1_deployment_proto_goTypes = []any{
 	(Routing)(0),                       // 0: bmaas.gateway.v1.Routing
 	(DeploymentState)(0),               // 1: bmaas.gateway.v1.DeploymentState
 	(*PayloadLogging)(nil),             // 2: bmaas.gateway.v1.PayloadLogging
 	(*PayloadRecord)(nil),              // 3: bmaas.gateway.v1.PayloadRecord
-	(*ListPayloadsRequest)(nil),        // 4: bmaas.gateway.v1.ListPayloadsRequest
-	(*ListPayloadsResponse)(nil),       // 5: bmaas.gateway.v1.ListPayloadsResponse
-	(*Deployment)(nil),                 // 6: bmaas.gateway.v1.Deployment
-	(*DeploymentStatus)(nil),           // 7: bmaas.gateway.v1.DeploymentStatus
-	(*LLMStats)(nil),                   // 8: bmaas.gateway.v1.LLMStats
-	(*Replica)(nil),                    // 9: bmaas.gateway.v1.Replica
-	(*Endpoint)(nil),                   // 10: bmaas.gateway.v1.Endpoint
-	(*CreateDeploymentRequest)(nil),    // 11: bmaas.gateway.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),   // 12: bmaas.gateway.v1.CreateDeploymentResponse
-	(*GetDeploymentRequest)(nil),       // 13: bmaas.gateway.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),      // 14: bmaas.gateway.v1.GetDeploymentResponse
-	(*ListDeploymentsRequest)(nil),     // 15: bmaas.gateway.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),    // 16: bmaas.gateway.v1.ListDeploymentsResponse
-	(*UpdateDeploymentRequest)(nil),    // 17: bmaas.gateway.v1.UpdateDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),  // 18: bmaas.gateway.v1.RollbackDeploymentRequest
-	(*RollbackDeploymentResponse)(nil), // 19: bmaas.gateway.v1.RollbackDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),   // 20: bmaas.gateway.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentRequest)(nil),    // 21: bmaas.gateway.v1.DeleteDeploymentRequest
-	(*DeleteDeploymentResponse)(nil),   // 22: bmaas.gateway.v1.DeleteDeploymentResponse
-	nil,                                // 23: bmaas.gateway.v1.Deployment.ParametersEntry
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
-	(*v1.Resources)(nil),               // 25: bmaas.scheduler.v1.Resources
-	(v1.JobState)(0),                   // 26: bmaas.scheduler.v1.JobState
-	(*fieldmaskpb.FieldMask)(nil),      // 27: google.protobuf.FieldMask
+	(*PayloadBatch)(nil),               // 4: bmaas.gateway.v1.PayloadBatch
+	(*ListPayloadsRequest)(nil),        // 5: bmaas.gateway.v1.ListPayloadsRequest
+	(*ListPayloadsResponse)(nil),       // 6: bmaas.gateway.v1.ListPayloadsResponse
+	(*Deployment)(nil),                 // 7: bmaas.gateway.v1.Deployment
+	(*DeploymentStatus)(nil),           // 8: bmaas.gateway.v1.DeploymentStatus
+	(*LLMStats)(nil),                   // 9: bmaas.gateway.v1.LLMStats
+	(*Replica)(nil),                    // 10: bmaas.gateway.v1.Replica
+	(*Endpoint)(nil),                   // 11: bmaas.gateway.v1.Endpoint
+	(*CreateDeploymentRequest)(nil),    // 12: bmaas.gateway.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),   // 13: bmaas.gateway.v1.CreateDeploymentResponse
+	(*GetDeploymentRequest)(nil),       // 14: bmaas.gateway.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),      // 15: bmaas.gateway.v1.GetDeploymentResponse
+	(*ListDeploymentsRequest)(nil),     // 16: bmaas.gateway.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),    // 17: bmaas.gateway.v1.ListDeploymentsResponse
+	(*UpdateDeploymentRequest)(nil),    // 18: bmaas.gateway.v1.UpdateDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),  // 19: bmaas.gateway.v1.RollbackDeploymentRequest
+	(*RollbackDeploymentResponse)(nil), // 20: bmaas.gateway.v1.RollbackDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),   // 21: bmaas.gateway.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentRequest)(nil),    // 22: bmaas.gateway.v1.DeleteDeploymentRequest
+	(*DeleteDeploymentResponse)(nil),   // 23: bmaas.gateway.v1.DeleteDeploymentResponse
+	nil,                                // 24: bmaas.gateway.v1.Deployment.ParametersEntry
+	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*v1.Resources)(nil),               // 26: bmaas.scheduler.v1.Resources
+	(v1.JobState)(0),                   // 27: bmaas.scheduler.v1.JobState
+	(*fieldmaskpb.FieldMask)(nil),      // 28: google.protobuf.FieldMask
 }
 var file_bmaas_gateway_v1_deployment_proto_depIdxs = []int32{
-	24, // 0: bmaas.gateway.v1.PayloadRecord.time:type_name -> google.protobuf.Timestamp
-	24, // 1: bmaas.gateway.v1.ListPayloadsRequest.since:type_name -> google.protobuf.Timestamp
-	3,  // 2: bmaas.gateway.v1.ListPayloadsResponse.records:type_name -> bmaas.gateway.v1.PayloadRecord
-	24, // 3: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	25, // 4: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
-	7,  // 5: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
-	24, // 6: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
-	23, // 8: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
-	0,  // 9: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
-	2,  // 10: bmaas.gateway.v1.Deployment.payload_logging:type_name -> bmaas.gateway.v1.PayloadLogging
-	9,  // 11: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
-	24, // 12: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
-	25, // 13: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
-	8,  // 14: bmaas.gateway.v1.DeploymentStatus.llm:type_name -> bmaas.gateway.v1.LLMStats
-	26, // 15: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
-	6,  // 16: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 17: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 18: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 19: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 20: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
-	27, // 21: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,  // 22: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	6,  // 23: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
-	11, // 24: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
-	13, // 25: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
-	15, // 26: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
-	17, // 27: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
-	21, // 28: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
-	18, // 29: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
-	4,  // 30: bmaas.gateway.v1.DeploymentService.ListPayloads:input_type -> bmaas.gateway.v1.ListPayloadsRequest
-	12, // 31: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
-	14, // 32: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
-	16, // 33: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
-	20, // 34: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
-	22, // 35: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
-	19, // 36: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
-	5,  // 37: bmaas.gateway.v1.DeploymentService.ListPayloads:output_type -> bmaas.gateway.v1.ListPayloadsResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 0: bmaas.gateway.v1.PayloadRecord.time:type_name -> google.protobuf.Timestamp
+	3,  // 1: bmaas.gateway.v1.PayloadBatch.records:type_name -> bmaas.gateway.v1.PayloadRecord
+	25, // 2: bmaas.gateway.v1.ListPayloadsRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 3: bmaas.gateway.v1.ListPayloadsResponse.records:type_name -> bmaas.gateway.v1.PayloadRecord
+	25, // 4: bmaas.gateway.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	26, // 5: bmaas.gateway.v1.Deployment.resources:type_name -> bmaas.scheduler.v1.Resources
+	8,  // 6: bmaas.gateway.v1.Deployment.status:type_name -> bmaas.gateway.v1.DeploymentStatus
+	25, // 7: bmaas.gateway.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: bmaas.gateway.v1.Deployment.state_kind:type_name -> bmaas.gateway.v1.DeploymentState
+	24, // 9: bmaas.gateway.v1.Deployment.parameters:type_name -> bmaas.gateway.v1.Deployment.ParametersEntry
+	0,  // 10: bmaas.gateway.v1.Deployment.routing:type_name -> bmaas.gateway.v1.Routing
+	2,  // 11: bmaas.gateway.v1.Deployment.payload_logging:type_name -> bmaas.gateway.v1.PayloadLogging
+	10, // 12: bmaas.gateway.v1.DeploymentStatus.replicas:type_name -> bmaas.gateway.v1.Replica
+	25, // 13: bmaas.gateway.v1.DeploymentStatus.last_request_time:type_name -> google.protobuf.Timestamp
+	26, // 14: bmaas.gateway.v1.DeploymentStatus.replica_resources:type_name -> bmaas.scheduler.v1.Resources
+	9,  // 15: bmaas.gateway.v1.DeploymentStatus.llm:type_name -> bmaas.gateway.v1.LLMStats
+	27, // 16: bmaas.gateway.v1.Replica.job_state_kind:type_name -> bmaas.scheduler.v1.JobState
+	7,  // 17: bmaas.gateway.v1.CreateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 18: bmaas.gateway.v1.CreateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 19: bmaas.gateway.v1.GetDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 20: bmaas.gateway.v1.ListDeploymentsResponse.deployments:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 21: bmaas.gateway.v1.UpdateDeploymentRequest.deployment:type_name -> bmaas.gateway.v1.Deployment
+	28, // 22: bmaas.gateway.v1.UpdateDeploymentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,  // 23: bmaas.gateway.v1.RollbackDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	7,  // 24: bmaas.gateway.v1.UpdateDeploymentResponse.deployment:type_name -> bmaas.gateway.v1.Deployment
+	12, // 25: bmaas.gateway.v1.DeploymentService.CreateDeployment:input_type -> bmaas.gateway.v1.CreateDeploymentRequest
+	14, // 26: bmaas.gateway.v1.DeploymentService.GetDeployment:input_type -> bmaas.gateway.v1.GetDeploymentRequest
+	16, // 27: bmaas.gateway.v1.DeploymentService.ListDeployments:input_type -> bmaas.gateway.v1.ListDeploymentsRequest
+	18, // 28: bmaas.gateway.v1.DeploymentService.UpdateDeployment:input_type -> bmaas.gateway.v1.UpdateDeploymentRequest
+	22, // 29: bmaas.gateway.v1.DeploymentService.DeleteDeployment:input_type -> bmaas.gateway.v1.DeleteDeploymentRequest
+	19, // 30: bmaas.gateway.v1.DeploymentService.RollbackDeployment:input_type -> bmaas.gateway.v1.RollbackDeploymentRequest
+	5,  // 31: bmaas.gateway.v1.DeploymentService.ListPayloads:input_type -> bmaas.gateway.v1.ListPayloadsRequest
+	13, // 32: bmaas.gateway.v1.DeploymentService.CreateDeployment:output_type -> bmaas.gateway.v1.CreateDeploymentResponse
+	15, // 33: bmaas.gateway.v1.DeploymentService.GetDeployment:output_type -> bmaas.gateway.v1.GetDeploymentResponse
+	17, // 34: bmaas.gateway.v1.DeploymentService.ListDeployments:output_type -> bmaas.gateway.v1.ListDeploymentsResponse
+	21, // 35: bmaas.gateway.v1.DeploymentService.UpdateDeployment:output_type -> bmaas.gateway.v1.UpdateDeploymentResponse
+	23, // 36: bmaas.gateway.v1.DeploymentService.DeleteDeployment:output_type -> bmaas.gateway.v1.DeleteDeploymentResponse
+	20, // 37: bmaas.gateway.v1.DeploymentService.RollbackDeployment:output_type -> bmaas.gateway.v1.RollbackDeploymentResponse
+	6,  // 38: bmaas.gateway.v1.DeploymentService.ListPayloads:output_type -> bmaas.gateway.v1.ListPayloadsResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_deployment_proto_init() }
@@ -2011,7 +2062,7 @@ func file_bmaas_gateway_v1_deployment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_deployment_proto_rawDesc), len(file_bmaas_gateway_v1_deployment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
