@@ -62,12 +62,21 @@ func TestPayloadLogging(t *testing.T) {
 			Contents: &inference.InferTensorContents{Fp64Contents: []float64{6.7, 3.0, 5.2, 2.3}}}}})
 	require.NoError(t, err)
 
+	preq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.HTTP+"/v1/models/iris:predict", bytes.NewReader([]byte(`{"instances":[[5.9,3.0,5.1,1.8]]}`)))
+	require.NoError(t, err)
+	preq.Header.Set("Content-Type", "application/json")
+	preq.Header.Set("X-Request-Id", "predict-1")
+	presp, err := http.DefaultClient.Do(preq)
+	require.NoError(t, err)
+	require.NoError(t, presp.Body.Close())
+	require.Equal(t, http.StatusOK, presp.StatusCode)
+
 	var recs []*gatewayv1.PayloadRecord
-	eventually(t, 10*time.Second, "three records", func() bool {
+	eventually(t, 10*time.Second, "four records", func() bool {
 		resp, err := dc.ListPayloads(ctx, &gatewayv1.ListPayloadsRequest{Deployment: "iris"})
 		require.NoError(t, err)
 		recs = resp.GetRecords()
-		return len(recs) == 3
+		return len(recs) == 4
 	})
 	byID := map[string]*gatewayv1.PayloadRecord{}
 	for _, r := range recs {
@@ -84,6 +93,8 @@ func TestPayloadLogging(t *testing.T) {
 	require.NoError(t, json.Unmarshal(byID["rest-2"].GetResponse(), &answer))
 	require.Contains(t, answer, "outputs")
 	require.Equal(t, "v2-grpc", byID["grpc-1"].GetProtocol())
+	require.Equal(t, "v1-predict", byID["predict-1"].GetProtocol())
+	require.Contains(t, string(byID["predict-1"].GetResponse()), `"predictions"`)
 
 	// Pages, REST and the CLI.
 	page, err := dc.ListPayloads(ctx, &gatewayv1.ListPayloadsRequest{Deployment: "iris", PageSize: 2})
@@ -92,7 +103,8 @@ func TestPayloadLogging(t *testing.T) {
 	require.NotEmpty(t, page.GetNextPageToken())
 	rest, err := dc.ListPayloads(ctx, &gatewayv1.ListPayloadsRequest{Deployment: "iris", PageToken: page.GetNextPageToken()})
 	require.NoError(t, err)
-	require.Len(t, rest.GetRecords(), 1)
+	require.Len(t, rest.GetRecords(), 2)
+	require.Equal(t, recs[2:], rest.GetRecords(), "the page goes on where the first ended")
 	require.Empty(t, rest.GetNextPageToken())
 	code, b := httpDo(t, c, http.MethodGet, "/v1/deployments/iris/payloads?page_size=10", nil)
 	require.Equal(t, http.StatusOK, code, "%s", b)
@@ -120,5 +132,5 @@ func TestPayloadLogging(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	after, err := dc.ListPayloads(ctx, &gatewayv1.ListPayloadsRequest{Deployment: "iris"})
 	require.NoError(t, err)
-	require.Len(t, after.GetRecords(), 3)
+	require.Len(t, after.GetRecords(), 4)
 }

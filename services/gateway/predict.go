@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -41,6 +42,15 @@ func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string
 		}
 		x = append(x, row...)
 	}
+	// Logged once the request is known to be one (payload_logging).
+	var pc *payloadCall
+	if pl, ok := a.dp.(interface {
+		payloadFor(context.Context, string, string, []byte) *payloadCall
+	}); ok {
+		pc = pl.payloadFor(r.Context(), name, "v1-predict", *bp)
+		r = r.WithContext(pc.withServed(r.Context()))
+	}
+	defer func() { pc.done(err) }()
 	resp, err := a.dp.Infer(r.Context(), &inference.ModelInferRequest{ModelName: name,
 		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP64",
 			Shape: []int64{int64(rows), int64(cols)}, Contents: &inference.InferTensorContents{Fp64Contents: x}}}})
@@ -68,7 +78,14 @@ func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string
 			out[key] = reshape(c, o.Shape)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	b, err := json.Marshal(out)
+	if err != nil {
+		apierr.WriteHTTP(w, err)
+		return
+	}
+	pc.answered(http.StatusOK, b)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // reshape turns [rows, k] float contents into rows of k.
