@@ -636,8 +636,17 @@ class LLMTorchTest(unittest.TestCase):
         for i in range(n):
             _, alone = self.plain.post("/v1/completions", req(i))
             self.assertEqual(results[i][0][0], alone["choices"][0]["text"], i)
-        self.assertEqual(after[m("vllm:num_requests_running")], 0)
-        self.assertEqual(after[m("vllm:num_requests_waiting")], 0)
+        # The gauges move once a step: a client may read its [DONE] just
+        # before the step that retires its sequence publishes them.
+        deadline = time.monotonic() + 5
+        while True:
+            now = self.main.metrics()
+            idle = now[m("vllm:num_requests_running")] == 0 and now[m("vllm:num_requests_waiting")] == 0
+            if idle or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertEqual(now[m("vllm:num_requests_running")], 0)
+        self.assertEqual(now[m("vllm:num_requests_waiting")], 0)
 
     def test_prefix_cache(self):
         prompt = "To Sherlock Holmes she is always THE woman. I have seldom heard him mention her under any other name."
