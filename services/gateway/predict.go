@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -43,13 +42,7 @@ func (a restAPI) restPredict(w http.ResponseWriter, r *http.Request, name string
 		x = append(x, row...)
 	}
 	// Logged once the request is known to be one (payload_logging).
-	var pc *payloadCall
-	if pl, ok := a.dp.(interface {
-		payloadFor(context.Context, string, string, []byte) *payloadCall
-	}); ok {
-		pc = pl.payloadFor(r.Context(), name, "v1-predict", *bp)
-		r = r.WithContext(pc.withServed(r.Context()))
-	}
+	pc, r := a.logPayload(r, name, "v1-predict", *bp)
 	defer func() { pc.done(err) }()
 	resp, err := a.dp.Infer(r.Context(), &inference.ModelInferRequest{ModelName: name,
 		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP64",

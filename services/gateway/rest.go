@@ -195,13 +195,7 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, version := r.PathValue("name"), r.PathValue("version")
-	var pc *payloadCall
-	if pl, ok := a.dp.(interface {
-		payloadFor(context.Context, string, string, []byte) *payloadCall
-	}); ok {
-		pc = pl.payloadFor(r.Context(), name, "v2-rest", *bp)
-		r = r.WithContext(pc.withServed(r.Context()))
-	}
+	pc, r := a.logPayload(r, name, "v2-rest", *bp)
 	defer func() { pc.done(err) }()
 	decode := func() (*inference.ModelInferRequest, error) {
 		req := &inference.ModelInferRequest{ModelName: name, ModelVersion: version}
@@ -270,3 +264,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // writeErr answers a KServe v2 route's error: {"error": "..."} with the
 // HTTP status of its gRPC code (apierr's one table).
 func writeErr(w http.ResponseWriter, err error) { apierr.WriteKServe(w, err) }
+
+// logPayload starts the payload log of a request to deployment name when
+// the data plane is this process's gateway and the deployment samples it
+// (nil otherwise); the request's context gets the place for the version
+// that answers.
+func (a restAPI) logPayload(r *http.Request, name, protocol string, body []byte) (*payloadCall, *http.Request) {
+	pl, ok := a.dp.(interface {
+		payloadFor(context.Context, string, string, []byte) *payloadCall
+	})
+	if !ok {
+		return nil, r
+	}
+	pc := pl.payloadFor(r.Context(), name, protocol, body)
+	return pc, r.WithContext(pc.withServed(r.Context()))
+}
