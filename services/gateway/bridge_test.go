@@ -387,7 +387,8 @@ func TestBridgeMetadata(t *testing.T) {
 
 // The router gives a replica that speaks HTTP and not gRPC one HTTP
 // client per address and token, and no gRPC connection; one that speaks
-// gRPC too, or says nothing (the built-in server), is called over gRPC.
+// gRPC too is called over gRPC, with the HTTP client for what only HTTP
+// carries; one that says nothing (the built-in server) over gRPC only.
 func TestRouterBridgesHTTPOnlyReplicas(t *testing.T) {
 	t.Parallel()
 	r := newRouter(nil, slog.New(slog.DiscardHandler), false, nil)
@@ -411,8 +412,8 @@ func TestRouterBridgesHTTPOnlyReplicas(t *testing.T) {
 	require.NotNil(t, byReplica["a"].http)
 	require.Nil(t, byReplica["a"].conn)
 	require.Same(t, byReplica["a"].http, byReplica["b"].http, "one client per address and token")
-	require.Nil(t, byReplica["c"].http)
-	require.NotNil(t, byReplica["c"].conn)
+	require.NotNil(t, byReplica["c"].conn, "a replica that speaks v2 gRPC is called over gRPC")
+	require.Same(t, byReplica["a"].http, byReplica["c"].http, "and over HTTP for what only HTTP carries")
 	require.Nil(t, byReplica["e"].http)
 	require.Len(t, r.https, 1)
 }

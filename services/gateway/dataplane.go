@@ -66,7 +66,7 @@ func (s *Service) ModelReady(ctx context.Context, name, version string) (bool, e
 func (s *Service) ModelMetadata(ctx context.Context, name, version string) (*inference.ModelMetadataResponse, error) {
 	var resp *inference.ModelMetadataResponse
 	err := s.forward(ctx, name, version, func(ctx context.Context, b *backend) (err error) {
-		if b.http != nil {
+		if b.conn == nil && b.http != nil {
 			resp, err = s.bridgeMetadata(ctx, b, name, version)
 			return err
 		}

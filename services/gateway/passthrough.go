@@ -99,7 +99,7 @@ func (s *Service) infer(ctx context.Context, name, version string, req *grpcsrv.
 // gRPC, or HTTP for a replica that speaks v2 REST only (bridgeInfer),
 // and counts the call by transport and outcome.
 func (s *Service) callReplica(ctx context.Context, b *backend, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
-	if b.http != nil {
+	if b.conn == nil && b.http != nil {
 		return s.bridgeInfer(ctx, b, req)
 	}
 	if b.lane != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/lane"
 	"github.com/bmaas/bmaas/pkg/mesh"
+	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
 )
 
@@ -27,8 +28,10 @@ type backend struct {
 	cli  inference.GRPCInferenceServiceClient
 	// lane, when the replica advertises one, carries ModelInfer.
 	lane *lane.Client
-	// http, for a replica that speaks HTTP (v2-rest, openai) and not
-	// v2-grpc, carries every call; conn and cli are nil then.
+	// http, for a replica that speaks HTTP (v2-rest, openai): without
+	// v2-grpc it carries every call (conn and cli are nil then); beside
+	// v2-grpc it carries the calls only HTTP can (the OpenAI routes, v2
+	// REST passed through).
 	http     *httpReplica
 	inflight atomic.Int64
 }
@@ -157,8 +160,19 @@ func (r *router) putLocked(key string, val []byte) {
 			r.lanes[laneAddr] = lc
 		}
 	}
+	// A replica that speaks v2 gRPC and HTTP too (the OpenAI API, v2
+	// REST) is reached over HTTP for what only HTTP carries.
+	var h *httpReplica
+	if ep.HttpAddress != "" && runtimes.SpeaksHTTP(ep.Protocols) {
+		hk := connKey(ep.HttpAddress, ep.Token)
+		if h = r.https[hk]; h == nil {
+			h = newHTTPReplica(ep.HttpAddress, ep.Token)
+			r.https[hk] = h
+		}
+		delete(r.unused, hk)
+	}
 	r.deleteLocked(key)
-	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn), lane: lc})
+	r.byDep[dep] = append(r.byDep[dep], &backend{key: key, ep: ep, conn: conn, cli: inference.NewGRPCInferenceServiceClient(conn), lane: lc, http: h})
 	delete(r.unused, addr)
 	delete(r.unused, laneAddr)
 }
