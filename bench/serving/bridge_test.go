@@ -160,20 +160,26 @@ func restStandIn(out *inference.ModelInferResponse) http.Handler {
 // standInVersion registers a version the stand-ins serve (its artifact
 // is never run).
 func standInVersion(b *testing.B, c *harness.Cluster) int64 {
-	ctx := context.Background()
-	if _, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "standin"}}); err != nil {
+	if _, err := c.Registry.CreateModel(context.Background(), &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "standin"}}); err != nil {
 		b.Fatal(err)
 	}
-	data := []byte("served by stand-ins")
+	return uploadVersion(b, c, "standin", registryv1.ModelFormat_MODEL_FORMAT_NATIVE, "", []byte("served by stand-ins"))
+}
+
+// uploadVersion registers data as a new version of model, in chunks of
+// 1 MiB, and returns its number.
+func uploadVersion(b *testing.B, c *harness.Cluster, model string, format registryv1.ModelFormat, filename string, data []byte) int64 {
 	sum := sha256.Sum256(data)
-	st, err := c.Registry.CreateModelVersion(ctx)
+	st, err := c.Registry.CreateModelVersion(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
 	_ = st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: &registryv1.CreateModelVersionHeader{
-		Model: "standin", Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(data)),
-		Spec: &registryv1.ModelVersionSpec{Format: registryv1.ModelFormat_MODEL_FORMAT_NATIVE}}}})
-	_ = st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data}})
+		Model: model, Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(data)),
+		Spec: &registryv1.ModelVersionSpec{Format: format, Filename: filename}}}})
+	for off := 0; off < len(data); off += 1 << 20 {
+		_ = st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data[off:min(off+1<<20, len(data))]}})
+	}
 	resp, err := st.CloseAndRecv()
 	if err != nil {
 		b.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -112,21 +110,7 @@ gpt.save(gpt.GPT(gpt.Config(block_size=512, n_layer=8, n_head=8, n_embd=512)), s
 		b.Fatalf("a model: %v\n%s", err, out)
 	}
 	archive := tarGz(b, dir)
-	ctx := context.Background()
-	sum := sha256.Sum256(archive)
-	st, err := c.Registry.CreateModelVersion(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_ = st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: &registryv1.CreateModelVersionHeader{
-		Model: "big-gpt", Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(archive)),
-		Spec: &registryv1.ModelVersionSpec{Format: registryv1.ModelFormat_MODEL_FORMAT_PYTORCH, Filename: "model.tar.gz"}}}})
-	for off := 0; off < len(archive); off += 1 << 20 {
-		_ = st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: archive[off:min(off+1<<20, len(archive))]}})
-	}
-	if _, err := st.CloseAndRecv(); err != nil {
-		b.Fatal(err)
-	}
+	uploadVersion(b, c, "big-gpt", registryv1.ModelFormat_MODEL_FORMAT_PYTORCH, "model.tar.gz", archive)
 	return len(archive)
 }
 

@@ -110,9 +110,9 @@ gpt.save(gpt.GPT(gpt.Config(block_size=1024, n_layer=4, n_head=4, n_embd=256)), 
 			dep := "llm-" + r.name
 			addrs, stop := deploy(dep, r.routing, 2, map[string]string{"max_prefix_cache_tokens": "4608"})
 			defer stop()
-			q0, h0 := prefixCounts(addrs)
+			q0, h0 := prefixCounts(b, addrs)
 			ttft := sharedPrefixLoad(b, c.HTTP+"/openai/v1", c.Token, dep, rand.New(rand.NewPCG(7, 1)))
-			q1, h1 := prefixCounts(addrs)
+			q1, h1 := prefixCounts(b, addrs)
 			reportTTFT(b, ttft, nil)
 			b.ReportMetric(100*(h1-h0)/max(q1-q0, 1), "prefix-hit-%")
 		})
@@ -243,27 +243,10 @@ func sharedPrefixLoad(b *testing.B, base, token, model string, rng *rand.Rand) [
 }
 
 // prefixCounts sums the replicas' prefix cache queries and hits (tokens).
-func prefixCounts(addrs []string) (queries, hits float64) {
+func prefixCounts(b *testing.B, addrs []string) (queries, hits float64) {
 	for _, a := range addrs {
-		resp, err := http.Get("http://" + a + "/metrics")
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		for _, line := range strings.Split(string(body), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			x, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			switch {
-			case strings.HasPrefix(f[0], "vllm:prefix_cache_queries_total"):
-				queries += x
-			case strings.HasPrefix(f[0], "vllm:prefix_cache_hits_total"):
-				hits += x
-			}
-		}
+		queries += promValue(b, "http://"+a, "vllm:prefix_cache_queries_total")
+		hits += promValue(b, "http://"+a, "vllm:prefix_cache_hits_total")
 	}
 	return queries, hits
 }

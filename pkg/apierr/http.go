@@ -112,11 +112,7 @@ func WriteKServeStatus(w http.ResponseWriter, code int, msg string) {
 // {"error": {"message", "type", "param", "code"}}. param is the field a
 // FieldError names; code is set where the OpenAI API sets one.
 func WriteOpenAI(w http.ResponseWriter, err error) {
-	param := ""
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		param = fe.Field
-	}
+	param := FieldOf(err)
 	s := status.Convert(ToStatus(err))
 	code := ""
 	switch s.Code() {
@@ -185,4 +181,13 @@ func WriteRouteStatus(w http.ResponseWriter, path string, httpCode int, s *statu
 	default:
 		WriteHTTPStatus(w, httpCode, s)
 	}
+}
+
+// FieldOf is the field a FieldError in err names, or "".
+func FieldOf(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
 }

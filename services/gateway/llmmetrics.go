@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,20 +42,6 @@ func newLLMMetrics(reg prometheus.Registerer) *llmMetrics {
 		m.completion = register(reg, m.completion)
 	}
 	return m
-}
-
-// register registers c, or returns the one registered before it (a
-// second gateway in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(C); ok {
-				return prev
-			}
-		}
-	}
-	return c
 }
 
 // maxWatchedBody bounds what the gateway keeps of a non-streamed answer

@@ -20,12 +20,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Inference calls the gateway forwarded to replicas, by transport (lane, grpc or http) and outcome (ok or error).",
 	}, []string{"transport", "outcome"})
 	if reg != nil {
-		if err := reg.Register(vec); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				vec = are.ExistingCollector.(*prometheus.CounterVec)
-			}
-		}
+		vec = register(reg, vec)
 	}
 	return &metrics{laneOK: vec.WithLabelValues("lane", "ok"), laneErr: vec.WithLabelValues("lane", "error"),
 		grpcOK: vec.WithLabelValues("grpc", "ok"), grpcErr: vec.WithLabelValues("grpc", "error"),
@@ -53,4 +48,18 @@ func (m *metrics) countHTTP(err error) {
 	} else {
 		m.httpErr.Inc()
 	}
+}
+
+// register registers c, or returns the one registered before it (a
+// second gateway in one process, as in tests).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(C); ok {
+				return prev
+			}
+		}
+	}
+	return c
 }

@@ -292,8 +292,7 @@ func (o openAI) relay(ctx context.Context, w http.ResponseWriter, b *backend, ro
 		// sent; an error answer becomes the stream's error event.
 		if resp.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", bytes.TrimSpace(b))
-			_ = http.NewResponseController(w).Flush()
+			endStream(w, b)
 			return true, nil
 		}
 		return true, o.copyStream(ctx, w, resp, b.ep.Deployment, req, true)
@@ -349,9 +348,7 @@ func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *htt
 				// The deadline ends a stream cleanly: an error event the
 				// clients read, then the end of the stream.
 				msg := fmt.Sprintf("the request ran past its deadline of %s (gateway.generation-timeout)", o.s.cfg.GenerationTimeout)
-				_, _ = fmt.Fprintf(w, "data: %s\n\n", bytes.TrimSpace(apierr.OpenAIBody(msg, "service_unavailable", "", "timeout")))
-				_, _ = io.WriteString(w, "data: [DONE]\n\n")
-				_ = rc.Flush()
+				endStream(w, apierr.OpenAIBody(msg, "service_unavailable", "", "timeout"))
 			}
 			return nil
 		}
@@ -415,12 +412,13 @@ func (ka *keepAlive) stop() bool {
 
 // writeStreamError ends a begun stream with err as its error event.
 func writeStreamError(w http.ResponseWriter, err error) {
-	param := ""
-	var fe *apierr.FieldError
-	if errors.As(err, &fe) {
-		param = fe.Field
-	}
 	st := status.Convert(apierr.ToStatus(err))
-	_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", bytes.TrimSpace(apierr.OpenAIBody(st.Message(), "service_unavailable", param, "")))
+	endStream(w, apierr.OpenAIBody(st.Message(), "service_unavailable", apierr.FieldOf(err), ""))
+}
+
+// endStream ends a begun stream with an error event (an OpenAI error
+// body), then [DONE].
+func endStream(w http.ResponseWriter, errBody []byte) {
+	_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", bytes.TrimSpace(errBody))
 	_ = http.NewResponseController(w).Flush()
 }
