@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
@@ -113,6 +114,26 @@ func TestPayloadLogging(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out, "rest-1")
 	require.Contains(t, out, "bytes of protobuf")
+	for _, bad := range []struct {
+		req   *gatewayv1.ListPayloadsRequest
+		field string
+	}{
+		{&gatewayv1.ListPayloadsRequest{}, "deployment"},
+		{&gatewayv1.ListPayloadsRequest{Deployment: "iris", PageSize: 1001}, "page_size"},
+		{&gatewayv1.ListPayloadsRequest{Deployment: "iris", PageToken: "7"}, "page_token"},
+		{&gatewayv1.ListPayloadsRequest{Deployment: "iris", PageToken: "x:1"}, "page_token"},
+	} {
+		_, err := dc.ListPayloads(ctx, bad.req)
+		requireField(t, err, codes.InvalidArgument, bad.field)
+	}
+	_, err = runCLI(t, c, "deploy", "create", "--model", "iris@latest", "--name", "iris-2", "--payload-sample-rate", "0.5")
+	require.ErrorContains(t, err, "--payload-sample-rate and --payload-parts need --log-payloads")
+	_, err = runCLI(t, c, "deploy", "create", "--model", "iris@latest", "--name", "iris-2", "--log-payloads", "--payload-parts", "headers")
+	require.ErrorContains(t, err, `--payload-parts: "headers" is not request or response`)
+	_, err = runCLI(t, c, "deploy", "create", "--model", "iris@latest", "--name", "iris-2", "--log-payloads", "--payload-sample-rate", "0")
+	require.ErrorContains(t, err, "--payload-sample-rate must be above 0 and at most 1")
+	_, err = dc.GetDeployment(ctx, &gatewayv1.GetDeploymentRequest{Name: "iris-2"})
+	require.Equal(t, codes.NotFound, status.Code(err), "nothing created")
 	none, err := dc.ListPayloads(ctx, &gatewayv1.ListPayloadsRequest{Deployment: "nobody"})
 	require.NoError(t, err)
 	require.Empty(t, none.GetRecords())
