@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -246,9 +245,6 @@ func printStream(w, errw io.Writer, r io.Reader, start time.Time) error {
 			chunks++
 			if _, err := io.WriteString(w, text); err != nil {
 				return err
-			}
-			if f, ok := w.(*os.File); ok {
-				_ = f.Sync()
 			}
 		}
 	}
