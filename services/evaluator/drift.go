@@ -1,16 +1,11 @@
 package evaluator
 
 import (
-	"math"
-	"sort"
-
 	commonv1 "github.com/bmaas/bmaas/api/bmaas/common/v1"
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
+	"github.com/bmaas/bmaas/pkg/ml/drift"
 )
-
-// psiDrifted is the usual threshold of a significant population shift.
-const psiDrifted = 0.2
 
 // driftOf compares each input column of f with its training statistics:
 // mean and std shift, missing rates, the population stability index and a
@@ -40,10 +35,10 @@ func driftOf(train *commonv1.DatasetStats, f *dataset.Frame, inputs []string) []
 			d.Kind = "categorical"
 			p, q = categoryShares(ts, c)
 		} else {
-			p, q = binShares(ts.GetHistogram(), c.Num)
+			p, q = drift.BinShares(ts.GetHistogram(), c.Num)
 		}
-		d.Psi, d.Ks = psi(p, q), ks(p, q)
-		d.Drifted = d.Psi >= psiDrifted
+		d.Psi, d.Ks = drift.PSI(p, q), drift.MaxGap(p, q)
+		d.Drifted = d.Psi >= drift.PSIDrifted
 		out = append(out, d)
 	}
 	return out
@@ -56,94 +51,15 @@ func rate(n, total int64) float64 {
 	return float64(n) / float64(total)
 }
 
-// binShares returns the share of the training and the evaluation values
-// in each training histogram bin, with two open bins for values below and
-// above the training range.
-func binShares(h *commonv1.Histogram, xs []float64) (p, q []float64) {
-	edges, counts := h.GetEdges(), h.GetCounts()
-	if len(edges) < 2 || len(counts) != len(edges)-1 {
-		return nil, nil
-	}
-	p = make([]float64, len(counts)+2)
-	for i, n := range counts {
-		p[i+1] = float64(n)
-	}
-	q = make([]float64, len(p))
-	last := edges[len(edges)-1]
-	for _, x := range xs {
-		switch {
-		case math.IsNaN(x):
-			continue
-		case x < edges[0]:
-			q[0]++
-		case x > last:
-			q[len(q)-1]++
-		case x == last:
-			q[len(q)-2]++
-		default:
-			q[sort.SearchFloat64s(edges, math.Nextafter(x, math.Inf(1)))]++ // bin i holds [e[i], e[i+1])
-		}
-	}
-	return normalize(p), normalize(q)
-}
-
 // categoryShares returns the shares of the training top categories (and of
 // every other value) in the training and the evaluation data.
 func categoryShares(ts *commonv1.ColumnStats, c *dataset.Column) (p, q []float64) {
-	index := map[string]int{}
-	var seen int64
-	for i, cc := range ts.TopCategories {
-		index[cc.Value] = i
-		p = append(p, float64(cc.Count))
-		seen += cc.Count
-	}
-	p = append(p, float64(max(ts.Count-seen, 0)))
-	q = make([]float64, len(p))
+	values := make([]string, 0, c.Len())
 	for r := range c.Len() {
-		if c.IsMissing(r) {
-			continue
-		}
-		if i, ok := index[c.String(r)]; ok {
-			q[i]++
-		} else {
-			q[len(q)-1]++
+		if !c.IsMissing(r) {
+			values = append(values, c.String(r))
 		}
 	}
-	return normalize(p), normalize(q)
-}
-
-func normalize(xs []float64) []float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	if s == 0 {
-		return xs
-	}
-	for i := range xs {
-		xs[i] /= s
-	}
-	return xs
-}
-
-// psi is Σ (q-p) ln(q/p) with shares floored at 1e-4 so that empty bins
-// give a large but finite index.
-func psi(p, q []float64) float64 {
-	const eps = 1e-4
-	var s float64
-	for i := range p {
-		a, b := math.Max(p[i], eps), math.Max(q[i], eps)
-		s += (b - a) * math.Log(b/a)
-	}
-	return s
-}
-
-// ks is the largest gap between the two cumulative shares.
-func ks(p, q []float64) float64 {
-	var cp, cq, gap float64
-	for i := range p {
-		cp, cq = cp+p[i], cq+q[i]
-		gap = math.Max(gap, math.Abs(cp-cq))
-	}
-	return gap
+	p, q = drift.CategoryShares(ts, values)
+	return p, drift.Normalize(q)
 }

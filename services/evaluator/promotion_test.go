@@ -34,12 +34,3 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
-
-func TestPSIAndKS(t *testing.T) {
-	same := []float64{0.25, 0.25, 0.25, 0.25}
-	require.InDelta(t, 0, psi(same, same), 1e-12)
-	require.InDelta(t, 0, ks(same, same), 1e-12)
-	shifted := []float64{0, 0, 0.5, 0.5}
-	require.Greater(t, psi(same, shifted), psiDrifted)
-	require.InDelta(t, 0.5, ks(same, shifted), 1e-12)
-}
