@@ -44,6 +44,10 @@ func (h *handler) GetJobLogs(req *schedulerv1.GetJobLogsRequest, stream schedule
 	})
 }
 
+func (h *handler) ListJobMetrics(ctx context.Context, req *schedulerv1.ListJobMetricsRequest) (*schedulerv1.ListJobMetricsResponse, error) {
+	return h.s.ListMetrics(ctx, req)
+}
+
 func (h *handler) ListNodes(ctx context.Context, req *schedulerv1.ListNodesRequest) (*schedulerv1.ListNodesResponse, error) {
 	return h.s.ListNodes(ctx, req)
 }

@@ -2127,6 +2127,239 @@ func (x *GetJobLogsResponse) GetLines() []string {
 	return nil
 }
 
+// JobMetricSample is one metrics line of one worker.
+type JobMetricSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The line's step (epoch, round); has_step is false when it named none.
+	Step    int64 `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	HasStep bool  `protobuf:"varint,2,opt,name=has_step,json=hasStep,proto3" json:"has_step,omitempty"`
+	// The line's split (train, validation, test), or "" when it named none.
+	Split string `protobuf:"bytes,3,opt,name=split,proto3" json:"split,omitempty"`
+	// The line's numeric fields but step and attempt, named as the line
+	// named them (loss, accuracy): Job.metrics names them <split>_<name>.
+	Values map[string]float64 `protobuf:"bytes,4,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The worker that reported it and its run (Job.attempt).
+	Rank    int32 `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
+	Attempt int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// When the agent read the line.
+	Time *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	// The builtin trainer's final metrics of a split, after the last step.
+	Final         bool `protobuf:"varint,8,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobMetricSample) Reset() {
+	*x = JobMetricSample{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobMetricSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobMetricSample) ProtoMessage() {}
+
+func (x *JobMetricSample) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobMetricSample.ProtoReflect.Descriptor instead.
+func (*JobMetricSample) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *JobMetricSample) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *JobMetricSample) GetHasStep() bool {
+	if x != nil {
+		return x.HasStep
+	}
+	return false
+}
+
+func (x *JobMetricSample) GetSplit() string {
+	if x != nil {
+		return x.Split
+	}
+	return ""
+}
+
+func (x *JobMetricSample) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *JobMetricSample) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *JobMetricSample) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobMetricSample) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *JobMetricSample) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type ListJobMetricsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// At most this many samples (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token or resume_token of an earlier answer.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobMetricsRequest) Reset() {
+	*x = ListJobMetricsRequest{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobMetricsRequest) ProtoMessage() {}
+
+func (x *ListJobMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobMetricsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListJobMetricsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListJobMetricsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobMetricsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListJobMetricsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Samples []*JobMetricSample     `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	// Set when more samples are stored now; "" at the end.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Reads the samples stored after this answer, as a page_token: a page
+	// that follows a running job passes it to get only the new samples.
+	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobMetricsResponse) Reset() {
+	*x = ListJobMetricsResponse{}
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobMetricsResponse) ProtoMessage() {}
+
+func (x *ListJobMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobMetricsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListJobMetricsResponse) GetSamples() []*JobMetricSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *ListJobMetricsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListJobMetricsResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 // Gpu is one accelerator of a node.
 type Gpu struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -2149,7 +2382,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2394,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[23]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2407,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Gpu) GetIndex() int32 {
@@ -2257,7 +2490,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2502,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[24]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2515,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Node) GetName() string {
@@ -2379,7 +2612,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2624,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[25]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2637,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListNodesRequest) GetPageSize() int32 {
@@ -2431,7 +2664,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2676,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[26]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2689,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2482,7 +2715,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2727,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[27]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2740,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -2526,7 +2759,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2771,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[28]
+	mi := &file_bmaas_scheduler_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2784,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -2769,7 +3002,28 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"tail_lines\x18\x03 \x01(\x05R\ttailLines\"*\n" +
 	"\x12GetJobLogsResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x8f\x02\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xce\x02\n" +
+	"\x0fJobMetricSample\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\x03R\x04step\x12\x19\n" +
+	"\bhas_step\x18\x02 \x01(\bR\ahasStep\x12\x14\n" +
+	"\x05split\x18\x03 \x01(\tR\x05split\x12G\n" +
+	"\x06values\x18\x04 \x03(\v2/.bmaas.scheduler.v1.JobMetricSample.ValuesEntryR\x06values\x12\x12\n" +
+	"\x04rank\x18\x05 \x01(\x05R\x04rank\x12\x18\n" +
+	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12.\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05final\x18\b \x01(\bR\x05final\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"c\n" +
+	"\x15ListJobMetricsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xa2\x01\n" +
+	"\x16ListJobMetricsResponse\x12=\n" +
+	"\asamples\x18\x01 \x03(\v2#.bmaas.scheduler.v1.JobMetricSampleR\asamples\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\"\x8f\x02\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
@@ -2822,7 +3076,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n" +
 	"\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x052\xff\x06\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x052\x88\b\n" +
 	"\x10SchedulerService\x12p\n" +
 	"\tSubmitJob\x12$.bmaas.scheduler.v1.SubmitJobRequest\x1a%.bmaas.scheduler.v1.SubmitJobResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x04spec\"\b/v1/jobs\x12f\n" +
 	"\x06GetJob\x12!.bmaas.scheduler.v1.GetJobRequest\x1a\".bmaas.scheduler.v1.GetJobResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/jobs/{id}\x12g\n" +
@@ -2831,7 +3085,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\tCancelJob\x12$.bmaas.scheduler.v1.CancelJobRequest\x1a%.bmaas.scheduler.v1.CancelJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/jobs/{id}:cancel\x12W\n" +
 	"\bWatchJob\x12#.bmaas.scheduler.v1.WatchJobRequest\x1a$.bmaas.scheduler.v1.WatchJobResponse0\x01\x12y\n" +
 	"\n" +
-	"GetJobLogs\x12%.bmaas.scheduler.v1.GetJobLogsRequest\x1a&.bmaas.scheduler.v1.GetJobLogsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/jobs/{id}/logs0\x01\x12k\n" +
+	"GetJobLogs\x12%.bmaas.scheduler.v1.GetJobLogsRequest\x1a&.bmaas.scheduler.v1.GetJobLogsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/jobs/{id}/logs0\x01\x12\x86\x01\n" +
+	"\x0eListJobMetrics\x12).bmaas.scheduler.v1.ListJobMetricsRequest\x1a*.bmaas.scheduler.v1.ListJobMetricsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/jobs/{id}/metrics\x12k\n" +
 	"\tListNodes\x12$.bmaas.scheduler.v1.ListNodesRequest\x1a%.bmaas.scheduler.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12l\n" +
 	"\aGetNode\x12\".bmaas.scheduler.v1.GetNodeRequest\x1a#.bmaas.scheduler.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{name}B;Z9github.com/bmaas/bmaas/api/bmaas/scheduler/v1;schedulerv1b\x06proto3"
 
@@ -2848,85 +3103,89 @@ func file_bmaas_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_scheduler_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_bmaas_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_bmaas_scheduler_v1_scheduler_proto_goTypes = []any{
-	(JobState)(0),                 // 0: bmaas.scheduler.v1.JobState
-	(TaskState)(0),                // 1: bmaas.scheduler.v1.TaskState
-	(*BuiltinRuntime)(nil),        // 2: bmaas.scheduler.v1.BuiltinRuntime
-	(*ProcessRuntime)(nil),        // 3: bmaas.scheduler.v1.ProcessRuntime
-	(*ServingRuntime)(nil),        // 4: bmaas.scheduler.v1.ServingRuntime
-	(*ProcessServer)(nil),         // 5: bmaas.scheduler.v1.ProcessServer
-	(*ReadinessProbe)(nil),        // 6: bmaas.scheduler.v1.ReadinessProbe
-	(*Resources)(nil),             // 7: bmaas.scheduler.v1.Resources
-	(*JobSpec)(nil),               // 8: bmaas.scheduler.v1.JobSpec
-	(*JobTransition)(nil),         // 9: bmaas.scheduler.v1.JobTransition
-	(*Job)(nil),                   // 10: bmaas.scheduler.v1.Job
-	(*Assignment)(nil),            // 11: bmaas.scheduler.v1.Assignment
-	(*TaskStatus)(nil),            // 12: bmaas.scheduler.v1.TaskStatus
-	(*SubmitJobRequest)(nil),      // 13: bmaas.scheduler.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 14: bmaas.scheduler.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 15: bmaas.scheduler.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 16: bmaas.scheduler.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 17: bmaas.scheduler.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 18: bmaas.scheduler.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 19: bmaas.scheduler.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 20: bmaas.scheduler.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 21: bmaas.scheduler.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 22: bmaas.scheduler.v1.WatchJobResponse
-	(*GetJobLogsRequest)(nil),     // 23: bmaas.scheduler.v1.GetJobLogsRequest
-	(*GetJobLogsResponse)(nil),    // 24: bmaas.scheduler.v1.GetJobLogsResponse
-	(*Gpu)(nil),                   // 25: bmaas.scheduler.v1.Gpu
-	(*Node)(nil),                  // 26: bmaas.scheduler.v1.Node
-	(*ListNodesRequest)(nil),      // 27: bmaas.scheduler.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 28: bmaas.scheduler.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 29: bmaas.scheduler.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 30: bmaas.scheduler.v1.GetNodeResponse
-	nil,                           // 31: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	nil,                           // 32: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	nil,                           // 33: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
-	nil,                           // 34: bmaas.scheduler.v1.ServingRuntime.ParametersEntry
-	nil,                           // 35: bmaas.scheduler.v1.ProcessServer.EnvEntry
-	nil,                           // 36: bmaas.scheduler.v1.JobSpec.LabelsEntry
-	nil,                           // 37: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
-	nil,                           // 38: bmaas.scheduler.v1.Job.MetricsEntry
-	nil,                           // 39: bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	nil,                           // 40: bmaas.scheduler.v1.Node.LabelsEntry
-	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
+	(JobState)(0),                  // 0: bmaas.scheduler.v1.JobState
+	(TaskState)(0),                 // 1: bmaas.scheduler.v1.TaskState
+	(*BuiltinRuntime)(nil),         // 2: bmaas.scheduler.v1.BuiltinRuntime
+	(*ProcessRuntime)(nil),         // 3: bmaas.scheduler.v1.ProcessRuntime
+	(*ServingRuntime)(nil),         // 4: bmaas.scheduler.v1.ServingRuntime
+	(*ProcessServer)(nil),          // 5: bmaas.scheduler.v1.ProcessServer
+	(*ReadinessProbe)(nil),         // 6: bmaas.scheduler.v1.ReadinessProbe
+	(*Resources)(nil),              // 7: bmaas.scheduler.v1.Resources
+	(*JobSpec)(nil),                // 8: bmaas.scheduler.v1.JobSpec
+	(*JobTransition)(nil),          // 9: bmaas.scheduler.v1.JobTransition
+	(*Job)(nil),                    // 10: bmaas.scheduler.v1.Job
+	(*Assignment)(nil),             // 11: bmaas.scheduler.v1.Assignment
+	(*TaskStatus)(nil),             // 12: bmaas.scheduler.v1.TaskStatus
+	(*SubmitJobRequest)(nil),       // 13: bmaas.scheduler.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),      // 14: bmaas.scheduler.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),          // 15: bmaas.scheduler.v1.GetJobRequest
+	(*GetJobResponse)(nil),         // 16: bmaas.scheduler.v1.GetJobResponse
+	(*ListJobsRequest)(nil),        // 17: bmaas.scheduler.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 18: bmaas.scheduler.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),       // 19: bmaas.scheduler.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),      // 20: bmaas.scheduler.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),        // 21: bmaas.scheduler.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),       // 22: bmaas.scheduler.v1.WatchJobResponse
+	(*GetJobLogsRequest)(nil),      // 23: bmaas.scheduler.v1.GetJobLogsRequest
+	(*GetJobLogsResponse)(nil),     // 24: bmaas.scheduler.v1.GetJobLogsResponse
+	(*JobMetricSample)(nil),        // 25: bmaas.scheduler.v1.JobMetricSample
+	(*ListJobMetricsRequest)(nil),  // 26: bmaas.scheduler.v1.ListJobMetricsRequest
+	(*ListJobMetricsResponse)(nil), // 27: bmaas.scheduler.v1.ListJobMetricsResponse
+	(*Gpu)(nil),                    // 28: bmaas.scheduler.v1.Gpu
+	(*Node)(nil),                   // 29: bmaas.scheduler.v1.Node
+	(*ListNodesRequest)(nil),       // 30: bmaas.scheduler.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 31: bmaas.scheduler.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),         // 32: bmaas.scheduler.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),        // 33: bmaas.scheduler.v1.GetNodeResponse
+	nil,                            // 34: bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	nil,                            // 35: bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	nil,                            // 36: bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	nil,                            // 37: bmaas.scheduler.v1.ServingRuntime.ParametersEntry
+	nil,                            // 38: bmaas.scheduler.v1.ProcessServer.EnvEntry
+	nil,                            // 39: bmaas.scheduler.v1.JobSpec.LabelsEntry
+	nil,                            // 40: bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	nil,                            // 41: bmaas.scheduler.v1.Job.MetricsEntry
+	nil,                            // 42: bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	nil,                            // 43: bmaas.scheduler.v1.JobMetricSample.ValuesEntry
+	nil,                            // 44: bmaas.scheduler.v1.Node.LabelsEntry
+	(*durationpb.Duration)(nil),    // 45: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 46: google.protobuf.Timestamp
 }
 var file_bmaas_scheduler_v1_scheduler_proto_depIdxs = []int32{
-	31, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
-	32, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
-	33, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
+	34, // 0: bmaas.scheduler.v1.BuiltinRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.BuiltinRuntime.HyperparametersEntry
+	35, // 1: bmaas.scheduler.v1.ProcessRuntime.env:type_name -> bmaas.scheduler.v1.ProcessRuntime.EnvEntry
+	36, // 2: bmaas.scheduler.v1.ProcessRuntime.hyperparameters:type_name -> bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntry
 	5,  // 3: bmaas.scheduler.v1.ServingRuntime.server:type_name -> bmaas.scheduler.v1.ProcessServer
-	34, // 4: bmaas.scheduler.v1.ServingRuntime.parameters:type_name -> bmaas.scheduler.v1.ServingRuntime.ParametersEntry
-	35, // 5: bmaas.scheduler.v1.ProcessServer.env:type_name -> bmaas.scheduler.v1.ProcessServer.EnvEntry
+	37, // 4: bmaas.scheduler.v1.ServingRuntime.parameters:type_name -> bmaas.scheduler.v1.ServingRuntime.ParametersEntry
+	38, // 5: bmaas.scheduler.v1.ProcessServer.env:type_name -> bmaas.scheduler.v1.ProcessServer.EnvEntry
 	6,  // 6: bmaas.scheduler.v1.ProcessServer.readiness_probe:type_name -> bmaas.scheduler.v1.ReadinessProbe
-	41, // 7: bmaas.scheduler.v1.ReadinessProbe.initial_delay:type_name -> google.protobuf.Duration
-	41, // 8: bmaas.scheduler.v1.ReadinessProbe.period:type_name -> google.protobuf.Duration
-	41, // 9: bmaas.scheduler.v1.ReadinessProbe.timeout:type_name -> google.protobuf.Duration
-	41, // 10: bmaas.scheduler.v1.ReadinessProbe.startup_timeout:type_name -> google.protobuf.Duration
+	45, // 7: bmaas.scheduler.v1.ReadinessProbe.initial_delay:type_name -> google.protobuf.Duration
+	45, // 8: bmaas.scheduler.v1.ReadinessProbe.period:type_name -> google.protobuf.Duration
+	45, // 9: bmaas.scheduler.v1.ReadinessProbe.timeout:type_name -> google.protobuf.Duration
+	45, // 10: bmaas.scheduler.v1.ReadinessProbe.startup_timeout:type_name -> google.protobuf.Duration
 	2,  // 11: bmaas.scheduler.v1.JobSpec.builtin:type_name -> bmaas.scheduler.v1.BuiltinRuntime
 	3,  // 12: bmaas.scheduler.v1.JobSpec.process:type_name -> bmaas.scheduler.v1.ProcessRuntime
 	4,  // 13: bmaas.scheduler.v1.JobSpec.serving:type_name -> bmaas.scheduler.v1.ServingRuntime
 	7,  // 14: bmaas.scheduler.v1.JobSpec.resources:type_name -> bmaas.scheduler.v1.Resources
-	36, // 15: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
-	37, // 16: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
+	39, // 15: bmaas.scheduler.v1.JobSpec.labels:type_name -> bmaas.scheduler.v1.JobSpec.LabelsEntry
+	40, // 16: bmaas.scheduler.v1.JobSpec.node_selector:type_name -> bmaas.scheduler.v1.JobSpec.NodeSelectorEntry
 	0,  // 17: bmaas.scheduler.v1.JobTransition.state:type_name -> bmaas.scheduler.v1.JobState
-	42, // 18: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
+	46, // 18: bmaas.scheduler.v1.JobTransition.time:type_name -> google.protobuf.Timestamp
 	8,  // 19: bmaas.scheduler.v1.Job.spec:type_name -> bmaas.scheduler.v1.JobSpec
 	0,  // 20: bmaas.scheduler.v1.Job.state:type_name -> bmaas.scheduler.v1.JobState
 	9,  // 21: bmaas.scheduler.v1.Job.history:type_name -> bmaas.scheduler.v1.JobTransition
-	42, // 22: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	42, // 23: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	38, // 24: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
+	46, // 22: bmaas.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	46, // 23: bmaas.scheduler.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	41, // 24: bmaas.scheduler.v1.Job.metrics:type_name -> bmaas.scheduler.v1.Job.MetricsEntry
 	8,  // 25: bmaas.scheduler.v1.Assignment.spec:type_name -> bmaas.scheduler.v1.JobSpec
-	42, // 26: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
+	46, // 26: bmaas.scheduler.v1.Assignment.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 27: bmaas.scheduler.v1.TaskStatus.state:type_name -> bmaas.scheduler.v1.TaskState
-	42, // 28: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
-	42, // 29: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
-	39, // 30: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
-	42, // 31: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
+	46, // 28: bmaas.scheduler.v1.TaskStatus.start_time:type_name -> google.protobuf.Timestamp
+	46, // 29: bmaas.scheduler.v1.TaskStatus.end_time:type_name -> google.protobuf.Timestamp
+	42, // 30: bmaas.scheduler.v1.TaskStatus.metrics:type_name -> bmaas.scheduler.v1.TaskStatus.MetricsEntry
+	46, // 31: bmaas.scheduler.v1.TaskStatus.update_time:type_name -> google.protobuf.Timestamp
 	8,  // 32: bmaas.scheduler.v1.SubmitJobRequest.spec:type_name -> bmaas.scheduler.v1.JobSpec
 	10, // 33: bmaas.scheduler.v1.SubmitJobResponse.job:type_name -> bmaas.scheduler.v1.Job
 	10, // 34: bmaas.scheduler.v1.GetJobResponse.job:type_name -> bmaas.scheduler.v1.Job
@@ -2934,32 +3193,37 @@ var file_bmaas_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	10, // 36: bmaas.scheduler.v1.ListJobsResponse.jobs:type_name -> bmaas.scheduler.v1.Job
 	10, // 37: bmaas.scheduler.v1.CancelJobResponse.job:type_name -> bmaas.scheduler.v1.Job
 	10, // 38: bmaas.scheduler.v1.WatchJobResponse.job:type_name -> bmaas.scheduler.v1.Job
-	25, // 39: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
-	40, // 40: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
-	42, // 41: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	26, // 42: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
-	26, // 43: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
-	13, // 44: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
-	15, // 45: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
-	17, // 46: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
-	19, // 47: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
-	21, // 48: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
-	23, // 49: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
-	27, // 50: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
-	29, // 51: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
-	14, // 52: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
-	16, // 53: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
-	18, // 54: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
-	20, // 55: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
-	22, // 56: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
-	24, // 57: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
-	28, // 58: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
-	30, // 59: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
-	52, // [52:60] is the sub-list for method output_type
-	44, // [44:52] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	43, // 39: bmaas.scheduler.v1.JobMetricSample.values:type_name -> bmaas.scheduler.v1.JobMetricSample.ValuesEntry
+	46, // 40: bmaas.scheduler.v1.JobMetricSample.time:type_name -> google.protobuf.Timestamp
+	25, // 41: bmaas.scheduler.v1.ListJobMetricsResponse.samples:type_name -> bmaas.scheduler.v1.JobMetricSample
+	28, // 42: bmaas.scheduler.v1.Node.gpus:type_name -> bmaas.scheduler.v1.Gpu
+	44, // 43: bmaas.scheduler.v1.Node.labels:type_name -> bmaas.scheduler.v1.Node.LabelsEntry
+	46, // 44: bmaas.scheduler.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	29, // 45: bmaas.scheduler.v1.ListNodesResponse.nodes:type_name -> bmaas.scheduler.v1.Node
+	29, // 46: bmaas.scheduler.v1.GetNodeResponse.node:type_name -> bmaas.scheduler.v1.Node
+	13, // 47: bmaas.scheduler.v1.SchedulerService.SubmitJob:input_type -> bmaas.scheduler.v1.SubmitJobRequest
+	15, // 48: bmaas.scheduler.v1.SchedulerService.GetJob:input_type -> bmaas.scheduler.v1.GetJobRequest
+	17, // 49: bmaas.scheduler.v1.SchedulerService.ListJobs:input_type -> bmaas.scheduler.v1.ListJobsRequest
+	19, // 50: bmaas.scheduler.v1.SchedulerService.CancelJob:input_type -> bmaas.scheduler.v1.CancelJobRequest
+	21, // 51: bmaas.scheduler.v1.SchedulerService.WatchJob:input_type -> bmaas.scheduler.v1.WatchJobRequest
+	23, // 52: bmaas.scheduler.v1.SchedulerService.GetJobLogs:input_type -> bmaas.scheduler.v1.GetJobLogsRequest
+	26, // 53: bmaas.scheduler.v1.SchedulerService.ListJobMetrics:input_type -> bmaas.scheduler.v1.ListJobMetricsRequest
+	30, // 54: bmaas.scheduler.v1.SchedulerService.ListNodes:input_type -> bmaas.scheduler.v1.ListNodesRequest
+	32, // 55: bmaas.scheduler.v1.SchedulerService.GetNode:input_type -> bmaas.scheduler.v1.GetNodeRequest
+	14, // 56: bmaas.scheduler.v1.SchedulerService.SubmitJob:output_type -> bmaas.scheduler.v1.SubmitJobResponse
+	16, // 57: bmaas.scheduler.v1.SchedulerService.GetJob:output_type -> bmaas.scheduler.v1.GetJobResponse
+	18, // 58: bmaas.scheduler.v1.SchedulerService.ListJobs:output_type -> bmaas.scheduler.v1.ListJobsResponse
+	20, // 59: bmaas.scheduler.v1.SchedulerService.CancelJob:output_type -> bmaas.scheduler.v1.CancelJobResponse
+	22, // 60: bmaas.scheduler.v1.SchedulerService.WatchJob:output_type -> bmaas.scheduler.v1.WatchJobResponse
+	24, // 61: bmaas.scheduler.v1.SchedulerService.GetJobLogs:output_type -> bmaas.scheduler.v1.GetJobLogsResponse
+	27, // 62: bmaas.scheduler.v1.SchedulerService.ListJobMetrics:output_type -> bmaas.scheduler.v1.ListJobMetricsResponse
+	31, // 63: bmaas.scheduler.v1.SchedulerService.ListNodes:output_type -> bmaas.scheduler.v1.ListNodesResponse
+	33, // 64: bmaas.scheduler.v1.SchedulerService.GetNode:output_type -> bmaas.scheduler.v1.GetNodeResponse
+	56, // [56:65] is the sub-list for method output_type
+	47, // [47:56] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_scheduler_v1_scheduler_proto_init() }
@@ -2978,7 +3242,7 @@ func file_bmaas_scheduler_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_scheduler_v1_scheduler_proto_rawDesc), len(file_bmaas_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SchedulerService_SubmitJob_FullMethodName  = "/bmaas.scheduler.v1.SchedulerService/SubmitJob"
-	SchedulerService_GetJob_FullMethodName     = "/bmaas.scheduler.v1.SchedulerService/GetJob"
-	SchedulerService_ListJobs_FullMethodName   = "/bmaas.scheduler.v1.SchedulerService/ListJobs"
-	SchedulerService_CancelJob_FullMethodName  = "/bmaas.scheduler.v1.SchedulerService/CancelJob"
-	SchedulerService_WatchJob_FullMethodName   = "/bmaas.scheduler.v1.SchedulerService/WatchJob"
-	SchedulerService_GetJobLogs_FullMethodName = "/bmaas.scheduler.v1.SchedulerService/GetJobLogs"
-	SchedulerService_ListNodes_FullMethodName  = "/bmaas.scheduler.v1.SchedulerService/ListNodes"
-	SchedulerService_GetNode_FullMethodName    = "/bmaas.scheduler.v1.SchedulerService/GetNode"
+	SchedulerService_SubmitJob_FullMethodName      = "/bmaas.scheduler.v1.SchedulerService/SubmitJob"
+	SchedulerService_GetJob_FullMethodName         = "/bmaas.scheduler.v1.SchedulerService/GetJob"
+	SchedulerService_ListJobs_FullMethodName       = "/bmaas.scheduler.v1.SchedulerService/ListJobs"
+	SchedulerService_CancelJob_FullMethodName      = "/bmaas.scheduler.v1.SchedulerService/CancelJob"
+	SchedulerService_WatchJob_FullMethodName       = "/bmaas.scheduler.v1.SchedulerService/WatchJob"
+	SchedulerService_GetJobLogs_FullMethodName     = "/bmaas.scheduler.v1.SchedulerService/GetJobLogs"
+	SchedulerService_ListJobMetrics_FullMethodName = "/bmaas.scheduler.v1.SchedulerService/ListJobMetrics"
+	SchedulerService_ListNodes_FullMethodName      = "/bmaas.scheduler.v1.SchedulerService/ListNodes"
+	SchedulerService_GetNode_FullMethodName        = "/bmaas.scheduler.v1.SchedulerService/GetNode"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -45,6 +46,12 @@ type SchedulerServiceClient interface {
 	// Over REST the stream is newline-delimited JSON, one {"result": ...}
 	// object per message.
 	GetJobLogs(ctx context.Context, in *GetJobLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetJobLogsResponse], error)
+	// ListJobMetrics reads the metrics lines a job's workers reported (the
+	// lines a process writes to BMAAS_METRICS_FILE, the builtin trainer's
+	// epochs, rounds and final metrics), oldest first, from the JetStream
+	// stream BMAAS_METRICS, which keeps them for events.telemetry-max-age.
+	// A page that follows a running job polls with resume_token.
+	ListJobMetrics(ctx context.Context, in *ListJobMetricsRequest, opts ...grpc.CallOption) (*ListJobMetricsResponse, error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
 }
@@ -135,6 +142,16 @@ func (c *schedulerServiceClient) GetJobLogs(ctx context.Context, in *GetJobLogsR
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SchedulerService_GetJobLogsClient = grpc.ServerStreamingClient[GetJobLogsResponse]
 
+func (c *schedulerServiceClient) ListJobMetrics(ctx context.Context, in *ListJobMetricsRequest, opts ...grpc.CallOption) (*ListJobMetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobMetricsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListJobMetrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *schedulerServiceClient) ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListNodesResponse)
@@ -171,6 +188,12 @@ type SchedulerServiceServer interface {
 	// Over REST the stream is newline-delimited JSON, one {"result": ...}
 	// object per message.
 	GetJobLogs(*GetJobLogsRequest, grpc.ServerStreamingServer[GetJobLogsResponse]) error
+	// ListJobMetrics reads the metrics lines a job's workers reported (the
+	// lines a process writes to BMAAS_METRICS_FILE, the builtin trainer's
+	// epochs, rounds and final metrics), oldest first, from the JetStream
+	// stream BMAAS_METRICS, which keeps them for events.telemetry-max-age.
+	// A page that follows a running job polls with resume_token.
+	ListJobMetrics(context.Context, *ListJobMetricsRequest) (*ListJobMetricsResponse, error)
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
@@ -200,6 +223,9 @@ func (UnimplementedSchedulerServiceServer) WatchJob(*WatchJobRequest, grpc.Serve
 }
 func (UnimplementedSchedulerServiceServer) GetJobLogs(*GetJobLogsRequest, grpc.ServerStreamingServer[GetJobLogsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method GetJobLogs not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListJobMetrics(context.Context, *ListJobMetricsRequest) (*ListJobMetricsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListJobMetrics not implemented")
 }
 func (UnimplementedSchedulerServiceServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListNodes not implemented")
@@ -322,6 +348,24 @@ func _SchedulerService_GetJobLogs_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SchedulerService_GetJobLogsServer = grpc.ServerStreamingServer[GetJobLogsResponse]
 
+func _SchedulerService_ListJobMetrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobMetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListJobMetrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListJobMetrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListJobMetrics(ctx, req.(*ListJobMetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SchedulerService_ListNodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListNodesRequest)
 	if err := dec(in); err != nil {
@@ -380,6 +424,10 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelJob",
 			Handler:    _SchedulerService_CancelJob_Handler,
+		},
+		{
+			MethodName: "ListJobMetrics",
+			Handler:    _SchedulerService_ListJobMetrics_Handler,
 		},
 		{
 			MethodName: "ListNodes",
