@@ -1,8 +1,12 @@
-// Experiment views: the list, and one experiment with its trials.
+// Experiment views: the list, and one experiment with its trials and
+// their charts (the objective over time, each trial's curve, and the
+// hyperparameters against the objective).
 import { api, list, settle, enc } from './api.js';
 import {
-  h, frag, header, table, kv, section, panel, time, badge, link, part, mono, fmtNum, num, strip, action,
+  h, frag, header, table, kv, section, panel, time, badge, link, part, mono, fmtNum, num, strip, action, errorBox,
 } from './ui.js';
+import { lineChart, chartGrid, parallelCoordinates } from './charts.js';
+import { jobSamples, curveOf } from './curves.js';
 
 const xHref = (id) => `#/experiments/${enc(id)}`;
 const modelLink = (m) => (m ? link(`#/models/${enc(m)}`, m) : '');
@@ -36,6 +40,66 @@ export function sortTrials(trials, mode) {
     if (a.has_value) { const d = sign * (num(a.value) - num(b.value)); if (d) return d; }
     return num(a.seq) - num(b.seq);
   });
+}
+
+const ENDED = ['TRIAL_STATE_SUCCEEDED', 'TRIAL_STATE_STOPPED', 'TRIAL_STATE_FAILED', 'TRIAL_STATE_CANCELLED'];
+
+// MAX_CURVES bounds the trials whose curves a page reads (the newest).
+const MAX_CURVES = 40;
+
+const seconds = (ts) => new Date(ts).getTime() / 1000;
+
+// objectivePoints is each valued trial's objective at the time it was
+// reported (finished: trial id → seconds, the time of its last metrics
+// sample; else its update time), oldest first, and the best so far (by
+// mode) at each.
+export function objectivePoints(trials, mode, finished = new Map()) {
+  const done = trials.filter((t) => t.has_value && (finished.has(t.id) || t.update_time))
+    .map((t) => ({ id: t.id, x: finished.get(t.id) ?? seconds(t.update_time), y: num(t.value) }))
+    .sort((a, b) => a.x - b.x);
+  const better = (a, b) => (mode === 'min' ? a < b : a > b);
+  let best = null;
+  const bestPts = done.map((p) => {
+    if (best === null || better(p.y, best)) best = p.y;
+    return [p.x, best];
+  });
+  return { trials: done, values: done.map((p) => [p.x, p.y]), best: bestPts };
+}
+
+// trialCharts draws the objective over time, the trials' curves and a
+// parallel-coordinates plot of their parameters against the objective.
+async function trialCharts(x, trials) {
+  const metric = x.metric || 'value';
+  const mode = x.mode === 'min' ? 'min' : 'max';
+  const recent = [...trials].sort((a, b) => num(a.seq) - num(b.seq) || (a.create_time || '').localeCompare(b.create_time || '')).slice(-MAX_CURVES);
+  const read = await settle(recent.map(async (t) => {
+    const jobs = (t.job_ids || []).length ? t.job_ids : (t.job_id ? [t.job_id] : []);
+    const lists = [];
+    for (const [i, jid] of jobs.entries()) lists.push(...await jobSamples(jid, ENDED.includes(t.state) || i < jobs.length - 1));
+    const last = lists.reduce((m, s) => Math.max(m, s.time ? seconds(s.time) : 0), 0);
+    return { t, curve: curveOf(lists, metric), last };
+  }));
+  const got = read.filter((r) => r.ok).map((r) => r.value);
+  const failed = read.find((r) => !r.ok);
+  const finished = new Map(got.filter((r) => r.last > 0 && r.t.has_value).map((r) => [r.t.id, r.last]));
+
+  const obj = objectivePoints(trials, mode, finished);
+  const overTime = lineChart({ id: 'chart-objective', title: `${metric} over time`, x: 'time', y: metric, note: `each trial when it reported, the ${mode === 'min' ? 'lowest' : 'highest'} so far as a line` },
+    [{ label: metric, points: obj.values, style: 'points' }, { label: `best ${metric}`, points: obj.best, style: 'step', colour: '#1b7f4c' }]);
+
+  const drawn = got.filter((r) => r.curve.points.length);
+  const names = [...new Set(drawn.map((r) => r.curve.metric))];
+  const curveChart = lineChart({ id: 'chart-trial-curves', title: `Trial curves${names.length ? ` (${names.join(', ')})` : ''}`, x: 'step', y: names.join(', ') },
+    drawn.map((r) => ({ label: r.t.id, points: r.curve.points })));
+
+  const params = [...new Set([...(x.params || []).map((p) => p.name), ...trials.flatMap((t) => Object.keys(t.params || {}))])];
+  const rows = trials.filter((t) => t.has_value).map((t) => ({ id: t.id, values: { ...t.params, [metric]: num(t.value) } }));
+  const best = x.best_trial_id || (rows.length ? rows.reduce((a, b) => ((mode === 'min' ? b.values[metric] < a.values[metric] : b.values[metric] > a.values[metric]) ? b : a)).id : '');
+  const par = rows.length
+    ? parallelCoordinates({ id: 'chart-params', title: 'Hyperparameters against the objective', note: `darker is better ${metric}, the best trial thickest`,
+      axes: [...params, metric], rows, colourBy: metric, mode, highlight: best })
+    : h('figure', { class: 'chart wide', id: 'chart-params' }, h('figcaption', {}, 'Hyperparameters against the objective'), h('p', { class: 'muted' }, 'No trial has a value yet.'));
+  return [chartGrid(overTime, curveChart, par), failed ? errorBox(failed.error, 'Trial curves') : null];
 }
 
 export async function experiment(ctx) {
@@ -83,6 +147,7 @@ export async function experiment(ctx) {
       ['Created', time(x.create_time)],
       ['Completed', time(x.complete_time)],
     ])),
+    section('Charts', ts.ok ? await trialCharts(x, ts.value) : null),
     section('Trials', h('p', { class: 'muted' }, `Sorted by ${x.metric}, ${x.mode === 'min' ? 'lowest' : 'highest'} first.`), part(ts, trialTable, 'Trials')),
     section('Search space', table([
       { title: 'Parameter', cell: (p) => mono(p.name) },

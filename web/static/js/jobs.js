@@ -1,10 +1,12 @@
 // Job views: the list with a state filter (refreshed while any job is
-// active) and a job's page with its spec, history and a Cancel button.
+// active) and a job's page with its spec, history, training curves and a
+// Cancel button.
 import { api, list, enc, stream } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, mono,
   fmtNum, fmtBytes, fmtDuration, num, strip, cpu, json, errorBox,
 } from './ui.js';
+import { jobCurves } from './curves.js';
 
 const ACTIVE = ['JOB_STATE_QUEUED', 'JOB_STATE_SCHEDULED', 'JOB_STATE_RUNNING'];
 export const active = (j) => ACTIVE.includes(j.state);
@@ -94,6 +96,7 @@ export async function job(ctx) {
   const spec = j.spec || {};
   const live = active(j);
   if (live) ctx.refresh(2000);
+  const curveView = await jobCurves(id, live).catch((e) => errorBox(e, 'Training curves'));
   const res = spec.resources || {};
   const rt = spec.builtin || spec.process || spec.serving || {};
   const hist = [...(j.history || [])];
@@ -144,6 +147,7 @@ export async function job(ctx) {
       { title: 'State', cell: (t) => badge(t.state) },
       { title: 'Reason', cell: (t) => t.reason || '' },
     ], hist, { id: 'history', empty: 'No transitions recorded.' })),
+    section('Training curves', curveView),
     section(`Logs (the last ${LOG_LINES} lines${live ? ', refreshing' : ''})`, logView),
     section('Latest metrics', table([
       { title: 'Metric', cell: ([k]) => k }, { title: 'Value', num: true, cell: ([, x]) => fmtNum(x, 6) }],

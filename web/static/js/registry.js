@@ -5,6 +5,7 @@ import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, part, mono, short,
   fmtBytes, fmtNum, num, strip, empty, errorBox,
 } from './ui.js';
+import { lineChart, chartGrid, chartId } from './charts.js';
 
 const modelHref = (m) => `#/models/${enc(m)}`;
 const versionHref = (m, v) => `#/models/${enc(m)}/versions/${enc(v)}`;
@@ -71,6 +72,7 @@ export async function model(ctx) {
       ['Created', time(m.create_time)],
       ['Updated', time(m.update_time)],
     ])),
+    section('Metrics across versions', part(vs, (v) => versionCharts(v, ds.ok ? ds.value : [], aliases), 'Versions')),
     section('Versions', part(vs, (v) => versionTable(name, v), 'Versions')),
     section('Aliases', table([
       { title: 'Alias', cell: ([a]) => mono(a) },
@@ -78,6 +80,53 @@ export async function model(ctx) {
     ], aliases, { id: 'aliases', empty: 'No aliases.', hint: `Set one with \`bmaas model alias set ${name} production VERSION\`.` })),
     section('Promotion decisions', part(ds, decisionTable, 'Decisions')),
     section('Evaluations', part(evs, (e) => evaluationTable(name, e), 'Evaluations')));
+}
+
+const SPLITS = ['train', 'validation', 'test'];
+
+// splitName parses a version's metric name: test_accuracy is the split
+// test and the metric accuracy; a name without a known split is its own.
+export function splitName(k) {
+  const m = /^(train|validation|test)_(.+)$/.exec(k);
+  return m ? { split: m[1], metric: m[2] } : { split: '', metric: k };
+}
+
+// MAX_VERSION_CHARTS bounds the charts of a model page (the metrics
+// keyMetrics ranks first).
+const MAX_VERSION_CHARTS = 6;
+
+// versionMarkers marks the versions a decision promoted (to its alias)
+// and the versions the model's aliases point at now.
+export function versionMarkers(ds, aliases) {
+  const out = [];
+  for (const d of ds) if (d.promoted) out.push({ x: num(d.version), label: `promoted → ${d.target_alias || 'alias'}`, tone: 'promotion' });
+  for (const [a, v] of aliases) out.push({ x: num(v), label: a, tone: 'alias' });
+  return out.sort((a, b) => a.x - b.x || a.label.localeCompare(b.label));
+}
+
+// versionCharts draws each metric across the versions (x = version), a
+// series per split, with promotions and aliases marked.
+function versionCharts(vs, ds, aliases) {
+  const names = new Set(vs.flatMap((v) => Object.keys(v.metrics || {})));
+  const groups = new Map();
+  for (const k of keyMetrics(vs, names.size)) {
+    const { split, metric } = splitName(k);
+    if (!groups.has(metric)) groups.set(metric, []);
+    groups.get(metric).push({ split, key: k });
+  }
+  const markers = versionMarkers(ds, aliases);
+  const sorted = [...vs].sort((a, b) => num(a.version) - num(b.version));
+  const charts = [...groups.entries()].slice(0, MAX_VERSION_CHARTS).map(([metric, keys]) => lineChart(
+    { id: chartId(metric), title: metric, x: 'version', y: metric },
+    keys.sort((a, b) => SPLITS.indexOf(a.split) - SPLITS.indexOf(b.split)).map(({ split, key }) => ({
+      label: split || metric,
+      dash: split === 'train',
+      points: sorted.filter((v) => v.metrics && key in v.metrics).map((v) => [num(v.version), num(v.metrics[key])]),
+    })),
+    markers));
+  if (!charts.length) return empty('No version has metrics yet.');
+  return [chartGrid(...charts),
+    groups.size > MAX_VERSION_CHARTS ? h('p', { class: 'muted' }, `The first ${MAX_VERSION_CHARTS} of ${groups.size} metrics.`) : null];
 }
 
 function versionTable(name, vs) {
