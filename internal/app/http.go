@@ -104,6 +104,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		{TargetRegistry, func() error { return registryv1.RegisterRegistryServiceHandler(ctx, gw, conn) }},
 		{TargetScheduler, func() error { return schedulerv1.RegisterSchedulerServiceHandler(ctx, gw, conn) }},
 		{TargetEvaluator, func() error { return evaluatorv1.RegisterEvaluatorServiceHandler(ctx, gw, conn) }},
+		{TargetEvaluator, func() error { return evaluatorv1.RegisterMonitorServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterRuntimeServiceHandler(ctx, gw, conn) }},
 	} {

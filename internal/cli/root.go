@@ -66,7 +66,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(modelCommand(g), datasetCommand(g), mlcli.Command())
 	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
 	root.AddCommand(evaluateCommand(g), experimentCommand(g))
-	root.AddCommand(deployCommand(g), runtimeCommand(g), predictCommand(g), generateCommand(g))
+	root.AddCommand(deployCommand(g), runtimeCommand(g), predictCommand(g), generateCommand(g), alertCommand(g))
 	addServerCommands(root)
 	renameFields(root)
 	return root

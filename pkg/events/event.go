@@ -31,6 +31,7 @@ const (
 	KindExperiment = "experiment"
 	KindEvaluation = "evaluation"
 	KindAlias      = "alias"
+	KindAlert      = "alert"
 	KindMetrics    = "metrics"
 	KindLogs       = "logs"
 )
@@ -43,7 +44,7 @@ const HeaderTime = "Bmaas-Time"
 
 // EventKinds returns the kinds carried by StreamEvents.
 func EventKinds() []string {
-	return []string{KindModel, KindDataset, KindJob, KindNode, KindDeployment, KindExperiment, KindEvaluation, KindAlias}
+	return []string{KindModel, KindDataset, KindJob, KindNode, KindDeployment, KindExperiment, KindEvaluation, KindAlias, KindAlert}
 }
 
 // Event is one message on the bus.

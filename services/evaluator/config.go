@@ -3,6 +3,8 @@ package evaluator
 import (
 	"flag"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,20 @@ type Config struct {
 	ServedTimeout time.Duration `yaml:"served_timeout"`
 	// ServedBatchRows is the rows per request sent to that replica.
 	ServedBatchRows int `yaml:"served_batch_rows"`
+	// Monitoring of deployments from their payload log (monitor package).
+	MonitorWindow     time.Duration `yaml:"monitor_window"`
+	MonitorHorizon    time.Duration `yaml:"monitor_horizon"`
+	MonitorRetention  time.Duration `yaml:"monitor_retention"`
+	MonitorMaxSamples int           `yaml:"monitor_max_samples"`
+	MonitorMaxIndexed int           `yaml:"monitor_max_indexed"`
+	MonitorMinRows    int           `yaml:"monitor_min_rows"`
+	// Alert rules (alerting package): how often the leader evaluates them,
+	// how often a firing alert is sent again, and where alerts go.
+	AlertInterval time.Duration `yaml:"alert_interval"`
+	AlertResend   time.Duration `yaml:"alert_resend"`
+	Alertmanagers string        `yaml:"alertmanagers"`
+	AlertWebhooks string        `yaml:"alert_webhooks"`
+	ExternalURL   string        `yaml:"external_url"`
 }
 
 // RegisterFlags registers the flags under the `evaluator.` prefix; it holds
@@ -43,6 +59,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxModelBytes, "evaluator.max-model-bytes", 1<<30, "largest model artifact evaluated in process")
 	fs.DurationVar(&c.ServedTimeout, "evaluator.served-timeout", 10*time.Minute, "longest wait for the replica that evaluates a version through its serving runtime (ONNX, PyTorch, archives)")
 	fs.IntVar(&c.ServedBatchRows, "evaluator.served-batch-rows", 1024, "rows per request sent to the replica that evaluates a version through its serving runtime")
+	fs.DurationVar(&c.MonitorWindow, "evaluator.monitor-window", time.Minute, "length of a deployment's monitoring window (drift, data quality, traffic, live performance)")
+	fs.DurationVar(&c.MonitorHorizon, "evaluator.monitor-horizon", 6*time.Hour, "how far back the payload log is replayed on start, and how late feedback may come")
+	fs.DurationVar(&c.MonitorRetention, "evaluator.monitor-retention", 7*24*time.Hour, "how long monitoring windows are kept (JetStream bucket BMAAS_MONITOR)")
+	fs.IntVar(&c.MonitorMaxSamples, "evaluator.monitor-max-samples", 5000, "values of a column kept per window for the drift tests (a uniform sample beyond)")
+	fs.IntVar(&c.MonitorMaxIndexed, "evaluator.monitor-max-indexed", 1000000, "logged predictions remembered for joining feedback")
+	fs.IntVar(&c.MonitorMinRows, "evaluator.monitor-min-rows", 30, "rows a window needs before alert rules read its drift")
+	fs.DurationVar(&c.AlertInterval, "evaluator.alert-interval", 15*time.Second, "how often the leader evaluates the alert rules")
+	fs.DurationVar(&c.AlertResend, "evaluator.alert-resend", time.Minute, "how often a firing alert is sent again to Alertmanager")
+	fs.StringVar(&c.Alertmanagers, "evaluator.alertmanagers", "", "comma-separated base URLs of Alertmanagers (API v2) that get firing and resolved alerts")
+	fs.StringVar(&c.AlertWebhooks, "evaluator.alert-webhooks", "", "comma-separated URLs that get each firing and resolved alert as JSON")
+	fs.StringVar(&c.ExternalURL, "evaluator.external-url", "", "the platform's URL, for the links in alerts")
 }
 
 // Validate checks the configuration.
@@ -60,6 +87,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("evaluator.served-timeout: must be positive, got %s", c.ServedTimeout)
 	case c.ServedBatchRows < 1 || c.ServedBatchRows > 1<<20:
 		return fmt.Errorf("evaluator.served-batch-rows: must be between 1 and 1048576, got %d", c.ServedBatchRows)
+	case c.MonitorWindow < time.Second || c.MonitorWindow%time.Second != 0:
+		return fmt.Errorf("evaluator.monitor-window: must be a whole number of seconds, at least 1s, got %s", c.MonitorWindow)
+	case c.MonitorHorizon < c.MonitorWindow:
+		return fmt.Errorf("evaluator.monitor-horizon: must be at least evaluator.monitor-window (%s), got %s", c.MonitorWindow, c.MonitorHorizon)
+	case c.MonitorRetention < c.MonitorHorizon:
+		return fmt.Errorf("evaluator.monitor-retention: must be at least evaluator.monitor-horizon (%s), got %s", c.MonitorHorizon, c.MonitorRetention)
+	case c.MonitorMaxSamples < 10 || c.MonitorMaxIndexed < 1 || c.MonitorMinRows < 1:
+		return fmt.Errorf("evaluator.monitor-max-samples/max-indexed/min-rows: must be at least 10, 1 and 1")
+	case c.AlertInterval <= 0 || c.AlertResend <= 0:
+		return fmt.Errorf("evaluator.alert-interval/alert-resend: must be positive")
+	}
+	for _, f := range []struct{ flag, v string }{{"evaluator.alertmanagers", c.Alertmanagers}, {"evaluator.alert-webhooks", c.AlertWebhooks}} {
+		for _, u := range splitList(f.v) {
+			p, err := url.Parse(u)
+			if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return fmt.Errorf("%s: %q is not an http(s) URL", f.flag, u)
+			}
+		}
 	}
 	return nil
 }
@@ -69,4 +114,15 @@ func DefaultConfig() Config {
 	var c Config
 	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
 	return c
+}
+
+// splitList reads a comma-separated flag, skipping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -29,6 +30,8 @@ type Evaluator struct {
 	// gateway reaches the deployment API and the data plane, through
 	// which versions that are not NATIVE are evaluated (served.go).
 	gateway func() (gatewayv1.DeploymentServiceClient, inference.GRPCInferenceServiceClient, error)
+	// watch runs while leading: monitoring windows and alert rules.
+	watch func(ctx context.Context, fence clientv3.Cmp)
 }
 
 // Keys.

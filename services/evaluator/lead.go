@@ -34,6 +34,14 @@ func (e *Evaluator) lead(ctx context.Context, term int64) {
 		}()
 		defer func() { <-swept }()
 	}
+	if e.watch != nil {
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			e.watch(ctx, fence)
+		}()
+		defer func() { <-watched }()
+	}
 	t := time.NewTicker(e.cfg.Poll)
 	defer t.Stop()
 	wake := make(chan struct{}, 1)

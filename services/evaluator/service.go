@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,8 @@ import (
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
+	"github.com/bmaas/bmaas/services/evaluator/alerting"
+	"github.com/bmaas/bmaas/services/evaluator/monitor"
 )
 
 // electionService names the evaluator's election.
@@ -50,10 +53,13 @@ type Deps struct {
 // Service is the evaluator's lifecycle: every replica serves the API and
 // consumes version events; the elected one drives experiments.
 type Service struct {
-	cfg Config
-	log *slog.Logger
-	ev  *Evaluator
-	id  string
+	cfg     Config
+	log     *slog.Logger
+	ev      *Evaluator
+	id      string
+	mon     *monitor.Monitor
+	alerts  *alerting.Engine
+	leading atomic.Bool
 }
 
 // New builds the service.
@@ -109,8 +115,30 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		ic, err := deps.Dialer.Inference()
 		return dc, ic, err
 	}
-	return &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID}, nil
+	s := &Service{cfg: cfg, log: deps.Logger, ev: ev, id: deps.ID}
+	if deps.Bus != nil {
+		s.mon = monitor.New(monitor.Config{Window: cfg.MonitorWindow, Horizon: cfg.MonitorHorizon, Retention: cfg.MonitorRetention,
+			MaxSamples: cfg.MonitorMaxSamples, MaxIndexed: cfg.MonitorMaxIndexed, MinRows: cfg.MonitorMinRows},
+			monitor.Deps{JetStream: deps.Bus.JetStream(), Versions: ev.DeployedVersion, Logger: deps.Logger.With("part", "monitor"),
+				Registerer: deps.Registerer, Now: deps.Now})
+	}
+	var src alerting.Source = noWindows{}
+	if s.mon != nil {
+		src = s.mon
+	}
+	s.alerts = alerting.New(alerting.Config{Interval: cfg.AlertInterval, Resend: cfg.AlertResend,
+		Alertmanagers: splitList(cfg.Alertmanagers), Webhooks: splitList(cfg.AlertWebhooks), MinRows: int64(cfg.MonitorMinRows),
+		ExternalURL: cfg.ExternalURL},
+		alerting.Deps{Store: deps.Store, Bus: deps.Bus, Source: src, Check: ev.CheckRule, Act: ev.Retrain, Follow: ev.FollowChain,
+			Logger: deps.Logger.With("part", "alerts"), Now: deps.Now})
+	ev.watch = s.watchLoop
+	return s, nil
 }
+
+// noWindows is the alert engine's source without a monitor.
+type noWindows struct{}
+
+func (noWindows) Latest(string, int64) *evaluatorv1.MonitorWindow { return nil }
 
 // ServiceName is the gRPC service's full name (for health checks).
 func ServiceName() string { return evaluatorv1.EvaluatorService_ServiceDesc.ServiceName }
@@ -118,7 +146,11 @@ func ServiceName() string { return evaluatorv1.EvaluatorService_ServiceDesc.Serv
 // Register mounts the gRPC API.
 func (s *Service) Register(g *grpc.Server) {
 	evaluatorv1.RegisterEvaluatorServiceServer(g, &handler{e: s.ev})
+	evaluatorv1.RegisterMonitorServiceServer(g, &monitorHandler{mon: s.mon, alerts: s.alerts})
 }
+
+// Monitor is the deployment monitor (nil without a bus).
+func (s *Service) Monitor() *monitor.Monitor { return s.mon }
 
 // Evaluator is the domain object (for in-process use and tests).
 func (s *Service) Evaluator() *Evaluator { return s.ev }
@@ -130,6 +162,19 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if s.mon != nil {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := s.mon.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("deployment monitor", "err", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			s.standbyFlush(ctx)
+		}()
+	}
 	if s.cfg.AutoEvaluate && s.ev.bus != nil {
 		wg.Add(1)
 		go func() {
@@ -153,3 +198,43 @@ func (s *Service) Drain(context.Context) {}
 
 // Stop has nothing to release once Run returned.
 func (s *Service) Stop(context.Context) {}
+
+// watchLoop runs while this replica leads: every alert interval it brings
+// the monitoring windows up to date (stored, exported) and evaluates the
+// alert rules, fenced by the leader's term.
+func (s *Service) watchLoop(ctx context.Context, fence clientv3.Cmp) {
+	s.leading.Store(true)
+	defer s.leading.Store(false)
+	t := time.NewTicker(s.cfg.AlertInterval)
+	defer t.Stop()
+	for {
+		if s.mon != nil {
+			if err := s.mon.Flush(ctx, true); err != nil && ctx.Err() == nil {
+				s.log.Warn("monitor flush", "err", err)
+			}
+		}
+		s.alerts.Evaluate(ctx, fence)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// standbyFlush keeps a standby's windows bounded (sealed and forgotten
+// as the leader's are) without writing them.
+func (s *Service) standbyFlush(ctx context.Context) {
+	t := time.NewTicker(s.cfg.MonitorWindow)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !s.leading.Load() {
+				_ = s.mon.Flush(ctx, false)
+			}
+		}
+	}
+}
