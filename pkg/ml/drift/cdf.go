@@ -48,24 +48,6 @@ func (c histCDF) at(x float64) float64 {
 	return c.cum[i-1] + (c.cum[i]-c.cum[i-1])*(x-lo)/(hi-lo)
 }
 
-// ksStatistic is sup |F(x) - G(x)| for G the empirical distribution of the
-// sorted xs; F being continuous, the supremum is at a sample point, from
-// one side or the other.
-func (c histCDF) ksStatistic(sorted []float64) float64 {
-	m := float64(len(sorted))
-	var d float64
-	for i := 0; i < len(sorted); {
-		j := i
-		for j < len(sorted) && sorted[j] == sorted[i] {
-			j++
-		}
-		f := c.at(sorted[i])
-		d = math.Max(d, math.Max(math.Abs(f-float64(i)/m), math.Abs(f-float64(j)/m)))
-		i = j
-	}
-	return d
-}
-
 // wasserstein is ∫ |F(x) - G(x)| dx over the breakpoints of both
 // distributions (the edges and the sorted samples); between two of them G
 // is constant and F linear, so each piece integrates exactly.

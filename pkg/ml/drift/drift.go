@@ -67,19 +67,21 @@ func Numeric(ref *commonv1.ColumnStats, xs []float64) Result {
 		return r
 	}
 	r.Mean = sum / float64(len(cur))
-	sort.Float64s(cur)
-	cdf := newHistCDF(h)
 	p, q := BinShares(h, cur)
 	r.PSI = PSI(p, q)
 	if ref.GetCount() <= LargeReference {
+		// Over the training bins: both sides binned alike, so values that
+		// repeat (measurements rounded to a unit) do not read as a gap
+		// against the smooth histogram.
 		r.Test = TestKS
-		d := cdf.ksStatistic(cur)
+		d := MaxGap(p, q)
 		r.Score, r.PValue = d, ksPValue(d, float64(ref.GetCount()), float64(len(cur)))
 		r.Drifted = r.PValue < PValueThreshold
 		return r
 	}
 	r.Test = TestWasserstein
-	w := cdf.wasserstein(cur)
+	sort.Float64s(cur)
+	w := newHistCDF(h).wasserstein(cur)
 	if ref.GetStd() > 0 {
 		w /= ref.GetStd()
 	}

@@ -69,28 +69,27 @@ func TestStatisticsAgainstKnownValues(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	xs := normals(r, 20000, 0)
 	ref := statsOf(xs)
-	cdf := newHistCDF(ref.Histogram)
 	shifted := make([]float64, 4000)
 	for i := range shifted {
 		shifted[i] = xs[i] + 0.5
 	}
 	res := Numeric(ref, shifted)
 	require.InDelta(t, 0.5/ref.Std, res.Score, 0.05)
-	sorted := append([]float64(nil), xs[:2000]...)
-	require.Less(t, cdf.ksStatistic(sortFloats(sorted)), 0.05)
+	p, q := BinShares(ref.Histogram, xs[:2000])
+	require.Less(t, MaxGap(p, q), 0.05)
+	// Rounded values (ties) against the histogram of the same rounded
+	// values: no drift.
+	rounded := make([]float64, len(xs[:800]))
+	for i, x := range xs[:800] {
+		rounded[i] = math.Round(x*2) / 2
+	}
+	tied := Numeric(statsOf(rounded[:400]), rounded[400:])
+	require.Equal(t, TestKS, tied.Test)
+	require.False(t, tied.Drifted, "%+v", tied)
 	require.InDelta(t, 1, ksPValue(0.01, 1000, 1000), 1e-9)
 	require.Less(t, ksPValue(0.2, 1000, 1000), 1e-6)
 	// scipy.stats.kstwo asymptotics: D=0.0607 with n=m=1000 is p≈0.05.
 	require.InDelta(t, 0.05, ksPValue(0.0607, 1000, 1000), 0.01)
-}
-
-func sortFloats(xs []float64) []float64 {
-	for i := 1; i < len(xs); i++ {
-		for j := i; j > 0 && xs[j] < xs[j-1]; j-- {
-			xs[j], xs[j-1] = xs[j-1], xs[j]
-		}
-	}
-	return xs
 }
 
 func TestCategorical(t *testing.T) {

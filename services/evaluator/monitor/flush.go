@@ -174,7 +174,7 @@ func (m *Monitor) List(ctx context.Context, req *evaluatorv1.ListMonitorWindowsR
 // gauges show each deployment's latest window.
 type gauges struct {
 	drift, share, missing, outRange, accuracy, errRate, p95, requests *prometheus.GaugeVec
-	rows                                                             prometheus.Counter
+	rows                                                              prometheus.Counter
 }
 
 func newGauges(reg prometheus.Registerer) *gauges {
