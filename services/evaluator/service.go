@@ -119,7 +119,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Bus != nil {
 		s.mon = monitor.New(monitor.Config{Window: cfg.MonitorWindow, Horizon: cfg.MonitorHorizon, Retention: cfg.MonitorRetention,
 			MaxSamples: cfg.MonitorMaxSamples, MaxIndexed: cfg.MonitorMaxIndexed, MinRows: cfg.MonitorMinRows},
-			monitor.Deps{JetStream: deps.Bus.JetStream(), Versions: ev.DeployedVersion, Logger: deps.Logger.With("part", "monitor"),
+			monitor.Deps{JetStream: deps.Bus.JetStream(), Versions: ev.DeployedVersion, Replicas: ev.readyReplicas, Logger: deps.Logger.With("part", "monitor"),
 				Registerer: deps.Registerer, Now: deps.Now})
 	}
 	var src alerting.Source = noWindows{}

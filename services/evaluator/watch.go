@@ -35,6 +35,12 @@ func (e *Evaluator) deployment(ctx context.Context, name string) (*gatewayv1.Dep
 	return resp.GetDeployment(), nil
 }
 
+// readyReplicas is a deployment's ready replicas (the monitor's record).
+func (e *Evaluator) readyReplicas(ctx context.Context, name string) (int32, error) {
+	d, err := e.deployment(ctx, name)
+	return d.GetStatus().GetReadyReplicas(), err
+}
+
 // modelVersion reads model@ref from the registry.
 func (e *Evaluator) modelVersion(ctx context.Context, model, ref string) (*registryv1.ModelVersion, error) {
 	reg, err := e.registry()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
@@ -28,6 +27,20 @@ func (m *Monitor) Flush(ctx context.Context, write bool) error {
 		w   *evaluatorv1.MonitorWindow
 	}
 	var puts []put
+	replicas := map[string]int32{}
+	if write && m.replicas != nil {
+		m.mu.Lock()
+		deps := make([]string, 0, len(m.deps))
+		for d := range m.deps {
+			deps = append(deps, d)
+		}
+		m.mu.Unlock()
+		for _, d := range deps {
+			if n, err := m.replicas(ctx, d); err == nil {
+				replicas[d] = n
+			}
+		}
+	}
 	m.mu.Lock()
 	for dep, ws := range m.deps {
 		for start, w := range ws {
@@ -41,6 +54,9 @@ func (m *Monitor) Flush(ctx context.Context, write bool) error {
 			}
 			vi := m.windowVersion(dep, w)
 			res := w.compute(dep, m.cfg.Window, vi, now)
+			if n, ok := replicas[dep]; ok && !w.sealed {
+				res.ReadyReplicas = n
+			}
 			w.result, w.dirty = res, false
 			if !w.sealed && end.Add(m.cfg.Window).Before(now) {
 				w.sealed = true
@@ -235,6 +251,3 @@ func (m *Monitor) export() {
 func cloneWindow(w *evaluatorv1.MonitorWindow) *evaluatorv1.MonitorWindow {
 	return proto.Clone(w).(*evaluatorv1.MonitorWindow)
 }
-
-// now as a timestamp (for tests).
-func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

@@ -45,8 +45,10 @@ type Config struct {
 
 // Deps are the monitor's dependencies.
 type Deps struct {
-	JetStream  jetstream.JetStream
-	Versions   Versions
+	JetStream jetstream.JetStream
+	Versions  Versions
+	// Replicas reads a deployment's ready replicas (nil: not recorded).
+	Replicas   func(ctx context.Context, deployment string) (int32, error)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -61,6 +63,7 @@ type Monitor struct {
 	log      *slog.Logger
 	now      func() time.Time
 	versions versionCache
+	replicas func(ctx context.Context, deployment string) (int32, error)
 	gauges   *gauges
 
 	mu      sync.Mutex
@@ -93,7 +96,7 @@ func New(cfg Config, deps Deps) *Monitor {
 		deps.Now = time.Now
 	}
 	return &Monitor{cfg: cfg, js: deps.JetStream, log: deps.Logger, now: deps.Now,
-		versions: versionCache{get: deps.Versions}, gauges: newGauges(deps.Registerer),
+		versions: versionCache{get: deps.Versions}, replicas: deps.Replicas, gauges: newGauges(deps.Registerer),
 		deps: map[string]map[int64]*window{}, index: map[string]*prediction{}, orphans: map[string][]*evaluatorv1.Feedback{},
 		started: make(chan struct{})}
 }

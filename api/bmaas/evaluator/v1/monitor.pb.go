@@ -612,10 +612,12 @@ type MonitorWindow struct {
 	// Of the predicted labels or values, against the training target.
 	PredictionDrift *ColumnDrift `protobuf:"bytes,13,opt,name=prediction_drift,json=predictionDrift,proto3" json:"prediction_drift,omitempty"`
 	// The share of input columns that drifted.
-	DriftShare    float64                `protobuf:"fixed64,14,opt,name=drift_share,json=driftShare,proto3" json:"drift_share,omitempty"`
-	Quality       *DataQuality           `protobuf:"bytes,15,opt,name=quality,proto3" json:"quality,omitempty"`
-	Performance   *LivePerformance       `protobuf:"bytes,16,opt,name=performance,proto3" json:"performance,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	DriftShare  float64                `protobuf:"fixed64,14,opt,name=drift_share,json=driftShare,proto3" json:"drift_share,omitempty"`
+	Quality     *DataQuality           `protobuf:"bytes,15,opt,name=quality,proto3" json:"quality,omitempty"`
+	Performance *LivePerformance       `protobuf:"bytes,16,opt,name=performance,proto3" json:"performance,omitempty"`
+	UpdateTime  *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The deployment's ready replicas when the window was last updated.
+	ReadyReplicas int32 `protobuf:"varint,18,opt,name=ready_replicas,json=readyReplicas,proto3" json:"ready_replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,6 +769,13 @@ func (x *MonitorWindow) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *MonitorWindow) GetReadyReplicas() int32 {
+	if x != nil {
+		return x.ReadyReplicas
+	}
+	return 0
 }
 
 type ListMonitorWindowsRequest struct {
@@ -1935,7 +1944,7 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\x02f1\x18\x03 \x01(\x01R\x02f1\x12\x10\n" +
 	"\x03auc\x18\x04 \x01(\x01R\x03auc\x12\x12\n" +
 	"\x04rmse\x18\x05 \x01(\x01R\x04rmse\x12\x10\n" +
-	"\x03mae\x18\x06 \x01(\x01R\x03mae\"\x95\x06\n" +
+	"\x03mae\x18\x06 \x01(\x01R\x03mae\"\xbc\x06\n" +
 	"\rMonitorWindow\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1960,7 +1969,8 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\aquality\x18\x0f \x01(\v2\x1f.bmaas.evaluator.v1.DataQualityR\aquality\x12E\n" +
 	"\vperformance\x18\x10 \x01(\v2#.bmaas.evaluator.v1.LivePerformanceR\vperformance\x12;\n" +
 	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xa9\x01\n" +
+	"updateTime\x12%\n" +
+	"\x0eready_replicas\x18\x12 \x01(\x05R\rreadyReplicas\"\xa9\x01\n" +
 	"\x19ListMonitorWindowsRequest\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
