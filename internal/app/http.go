@@ -24,6 +24,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/httpedge"
 	"github.com/bmaas/bmaas/services/gateway"
@@ -42,7 +43,7 @@ var openAPI []byte
 func (a *App) startHTTP(ctx context.Context) error {
 	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(),
 		token: a.w.dialer.Token(), reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
-		gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes, log: a.log, tracer: a.w.tracer})
+		bus: a.w.bus, gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes, log: a.log, tracer: a.w.tracer})
 	if err != nil {
 		return err
 	}
@@ -65,6 +66,8 @@ type edge struct {
 	token string
 	reg   *prometheus.Registry
 	ready func() bool
+	// bus carries the control-plane events GET /v1/events:watch relays.
+	bus *events.Bus
 	// gateway serves the KServe v2 routes in a process that runs it;
 	// when nil they go to the gateway over the connection.
 	gateway       *gateway.Service
@@ -129,6 +132,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 	})
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
+	stopWatches := registerEventsWatch(mux, e.bus)
 	mux.Handle("GET /ui/", web.Handler("/ui/"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -155,6 +159,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 	}
 	srv := guard.Server(grpcsrv.HTTPAuth(e.token, publicPath, denyUnauthenticated, muxRoute(mux)))
 	srv.Handler = observe(met, tracer, mux, recoverHTTP(log, srv.Handler))
+	srv.RegisterOnShutdown(stopWatches)
 	return srv, nil
 }
 
