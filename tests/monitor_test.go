@@ -196,6 +196,35 @@ func TestFeedbackJoinsLateInTheWindowOfItsPrediction(t *testing.T) {
 		}
 		return labelled == 30 && int(right+0.5) == wantRight
 	})
+	// The CLI reads the windows and refuses bad feedback naming the flag.
+	out, err := runCLI(t, c, "deploy", "monitor", "iris", "--since", "5m")
+	require.NoError(t, err)
+	require.Contains(t, out, "ACCURACY/RMSE")
+	_, err = runCLI(t, c, "deploy", "feedback", "iris", "--request-id", "late-0", "--label", "1")
+	require.ErrorContains(t, err, "--request-id: ")
+	_, err = runCLI(t, c, "deploy", "feedback", "iris", "--request-id", "nope", "--label", "1")
+	require.ErrorContains(t, err, "--request-id: ")
+
+	// The logged rows with their feedback become a dataset version.
+	_, err = runCLI(t, c, "dataset", "create-from-payloads", "iris-live", "--deployment", "nope", "--since", "5m")
+	require.ErrorContains(t, err, "no request with feedback")
+	out, err = runCLI(t, c, "dataset", "create-from-payloads", "iris-live", "--deployment", "iris", "--since", "5m")
+	require.NoError(t, err)
+	require.Contains(t, out, "30 rows (30 with feedback) of 10 logged requests")
+	csvFile := filepath.Join(t.TempDir(), "live.csv")
+	_, err = runCLI(t, c, "dataset", "download", "iris-live", "-o", csvFile)
+	require.NoError(t, err)
+	data, err := os.ReadFile(csvFile)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	require.Equal(t, "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,target", lines[0])
+	require.Len(t, lines, 31)
+	first := strings.Split(lines[1], ",")
+	require.Equal(t, fb[0].Labels[0], first[4])
+	x0, err := strconv.ParseFloat(first[0], 64)
+	require.NoError(t, err)
+	require.Equal(t, xs[0][0], x0)
+
 	// Over REST too, in the window of the prediction.
 	code, body := httpDo(t, c, "GET", "/v1/deployments/iris/monitoring?since="+sent.Add(-2*time.Second).UTC().Format(time.RFC3339Nano), nil)
 	require.Equal(t, http.StatusOK, code, "%s", body)

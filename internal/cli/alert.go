@@ -71,12 +71,13 @@ func parseWhen(s string) (*evaluatorv1.AlertRule, error) {
 var alertRuleFields = fieldNames{"rule.name": "NAME", "rule.deployment": "--deployment", "rule.series": "--when",
 	"rule.column": "--when", "rule.comparison": "--when", "rule.for": "--for", "rule.labels": "--label",
 	"rule.annotations": "--annotation", "rule.action": "--retrain", "rule.action.kind": "--retrain",
-	"rule.action.dataset": "--retrain-dataset", "rule.action.cool_down": "--cool-down"}
+	"rule.action.dataset": "--retrain-dataset", "rule.action.cool_down": "--cool-down",
+	"rule.action.payload_window": "--retrain-from-payloads"}
 
 func alertRuleCreateCommand(g *globals) *cobra.Command {
 	var deployment, when, dataset string
 	var labels, annotations []string
-	var forD, cool time.Duration
+	var forD, cool, fromPayloads time.Duration
 	var retrain bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --deployment NAME --when 'SERIES OP THRESHOLD' [--for 5m] [--retrain [--retrain-dataset DS]]",
@@ -112,11 +113,14 @@ func alertRuleCreateCommand(g *globals) *cobra.Command {
 			if r.Annotations, err = parseKV("annotation", annotations); err != nil {
 				return err
 			}
-			if !retrain && (dataset != "" || cmd.Flags().Changed("cool-down")) {
-				return usageErrorf("--retrain-dataset and --cool-down go with --retrain")
+			if !retrain && (dataset != "" || cmd.Flags().Changed("cool-down") || fromPayloads != 0) {
+				return usageErrorf("--retrain-dataset, --retrain-from-payloads and --cool-down go with --retrain")
 			}
 			if retrain {
 				r.Action = &evaluatorv1.AlertAction{Kind: "retrain", Dataset: dataset, CoolDown: durationpb.New(cool)}
+				if fromPayloads != 0 {
+					r.Action.PayloadWindow = durationpb.New(fromPayloads)
+				}
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
 				ctx, cancel := c.call(ctx)
@@ -138,6 +142,7 @@ func alertRuleCreateCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&retrain, "retrain", false, "when firing, run the deployed version's training job again")
 	fl.StringVar(&dataset, "retrain-dataset", "", "the dataset to retrain on, NAME or NAME@VERSION (default: the job's own)")
 	fl.DurationVar(&cool, "cool-down", time.Hour, "no second retraining within this long")
+	fl.DurationVar(&fromPayloads, "retrain-from-payloads", 0, "retrain on a dataset made of this long of logged requests with feedback (a new version of --retrain-dataset, default DEPLOYMENT-feedback)")
 	return cmd
 }
 

@@ -18,7 +18,7 @@ func datasetCommand(g *globals) *cobra.Command {
 		Short:   "Manage datasets (CSV files with an inferred schema)",
 	}
 	cmd.AddCommand(datasetUploadCommand(g), datasetListCommand(g), datasetGetCommand(g),
-		datasetDownloadCommand(g), datasetDeleteCommand(g))
+		datasetDownloadCommand(g), datasetDeleteCommand(g), datasetFromPayloadsCommand(g))
 	return cmd
 }
 

@@ -23,7 +23,7 @@ func deployCommand(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(deployCreateCommand(g), deployListCommand(g), deployGetCommand(g),
 		deployScaleCommand(g), deployRollbackCommand(g), deployDeleteCommand(g), deployLogsCommand(g),
-		deployPayloadsCommand(g))
+		deployPayloadsCommand(g), deployFeedbackCommand(g), deployMonitorCommand(g))
 	return cmd
 }
 

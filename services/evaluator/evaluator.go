@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
@@ -32,6 +33,9 @@ type Evaluator struct {
 	gateway func() (gatewayv1.DeploymentServiceClient, inference.GRPCInferenceServiceClient, error)
 	// watch runs while leading: monitoring windows and alert rules.
 	watch func(ctx context.Context, fence clientv3.Cmp)
+	// exportPayloads makes a dataset of a deployment's payloads and
+	// feedback (the monitor's; nil without one).
+	exportPayloads func(ctx context.Context, req *evaluatorv1.CreateDatasetFromPayloadsRequest) (*evaluatorv1.CreateDatasetFromPayloadsResponse, error)
 }
 
 // Keys.

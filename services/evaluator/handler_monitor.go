@@ -15,6 +15,14 @@ type monitorHandler struct {
 	evaluatorv1.UnimplementedMonitorServiceServer
 	mon    *monitor.Monitor
 	alerts *alerting.Engine
+	export func(ctx context.Context, req *evaluatorv1.CreateDatasetFromPayloadsRequest) (*evaluatorv1.CreateDatasetFromPayloadsResponse, error)
+}
+
+func (h *monitorHandler) CreateDatasetFromPayloads(ctx context.Context, req *evaluatorv1.CreateDatasetFromPayloadsRequest) (*evaluatorv1.CreateDatasetFromPayloadsResponse, error) {
+	if h.export == nil {
+		return nil, errNoJetStream
+	}
+	return h.export(ctx, req)
 }
 
 // errNoJetStream answers the monitoring calls of an evaluator without a bus.

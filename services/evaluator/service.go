@@ -132,6 +132,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		alerting.Deps{Store: deps.Store, Bus: deps.Bus, Source: src, Check: ev.CheckRule, Act: ev.Retrain, Follow: ev.FollowChain,
 			Logger: deps.Logger.With("part", "alerts"), Now: deps.Now})
 	ev.watch = s.watchLoop
+	if s.mon != nil {
+		ev.exportPayloads = func(ctx context.Context, req *evaluatorv1.CreateDatasetFromPayloadsRequest) (*evaluatorv1.CreateDatasetFromPayloadsResponse, error) {
+			return s.mon.Export(ctx, req, ev.UploadDataset)
+		}
+	}
 	return s, nil
 }
 
@@ -146,7 +151,7 @@ func ServiceName() string { return evaluatorv1.EvaluatorService_ServiceDesc.Serv
 // Register mounts the gRPC API.
 func (s *Service) Register(g *grpc.Server) {
 	evaluatorv1.RegisterEvaluatorServiceServer(g, &handler{e: s.ev})
-	evaluatorv1.RegisterMonitorServiceServer(g, &monitorHandler{mon: s.mon, alerts: s.alerts})
+	evaluatorv1.RegisterMonitorServiceServer(g, &monitorHandler{mon: s.mon, alerts: s.alerts, export: s.ev.exportPayloads})
 }
 
 // Monitor is the deployment monitor (nil without a bus).

@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -127,6 +129,38 @@ func parseDatasetRef(s string) (*retrainDataset, error) {
 	return ref, nil
 }
 
+// UploadDataset stores data as a new version of dataset name.
+func (e *Evaluator) UploadDataset(ctx context.Context, name, filename string, data []byte) (int64, error) {
+	reg, err := e.registry()
+	if err != nil {
+		return 0, err
+	}
+	st, err := reg.UploadDataset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.Sum256(data)
+	msgs := []*registryv1.UploadDatasetRequest{{Payload: &registryv1.UploadDatasetRequest_Header{Header: &registryv1.UploadDatasetHeader{
+		Name: name, Filename: filename, Description: "made of logged requests and their feedback"}}}}
+	for rest := data; len(rest) > 0; {
+		n := min(256<<10, len(rest))
+		msgs = append(msgs, &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: rest[:n]}})
+		rest = rest[n:]
+	}
+	msgs = append(msgs, &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{
+		Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(sum[:])}}})
+	for _, m := range msgs {
+		if err := st.Send(m); err != nil {
+			break // the answer says why
+		}
+	}
+	resp, err := st.CloseAndRecv()
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetVersion().GetVersion(), nil
+}
+
 // Retrain is the retrain action: the job that trained the version the
 // deployment serves runs again, on the action's dataset.
 func (e *Evaluator) Retrain(ctx context.Context, r *evaluatorv1.AlertRule, _ *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, error) {
@@ -150,6 +184,22 @@ func (e *Evaluator) Retrain(ctx context.Context, r *evaluatorv1.AlertRule, _ *ev
 	ds, err := parseDatasetRef(r.GetAction().GetDataset())
 	if err != nil {
 		return nil, err
+	}
+	var links []*evaluatorv1.AlertLink
+	if w := r.GetAction().GetPayloadWindow(); w != nil && e.exportPayloads != nil {
+		name := r.GetDeployment() + "-feedback"
+		if ds != nil {
+			name = ds.name
+		}
+		now := e.now()
+		res, err := e.exportPayloads(ctx, &evaluatorv1.CreateDatasetFromPayloadsRequest{Deployment: r.GetDeployment(), Dataset: name,
+			Since: timestamppb.New(now.Add(-w.AsDuration())), Until: timestamppb.New(now)})
+		if err != nil {
+			return nil, fmt.Errorf("dataset of the payloads: %w", err)
+		}
+		ds = &retrainDataset{name: res.GetDataset(), version: res.GetVersion()}
+		links = append(links, &evaluatorv1.AlertLink{Kind: "dataset", Ref: fmt.Sprintf("%s@%d", res.GetDataset(), res.GetVersion()),
+			Time: timestamppb.New(now), Message: fmt.Sprintf("%d rows with feedback of %d logged requests over %s", res.GetLabelledRows(), res.GetRequests(), w.AsDuration())})
 	}
 	switch rt := spec.GetRuntime().(type) {
 	case *schedulerv1.JobSpec_Builtin:
@@ -175,10 +225,13 @@ func (e *Evaluator) Retrain(ctx context.Context, r *evaluatorv1.AlertRule, _ *ev
 	}
 	on := "its own dataset"
 	if ds != nil {
-		on = "dataset " + r.GetAction().GetDataset()
+		on = "dataset " + ds.name
+		if ds.version > 0 {
+			on += "@" + strconv.FormatInt(ds.version, 10)
+		}
 	}
-	return []*evaluatorv1.AlertLink{{Kind: "job", Ref: sub.GetJob().GetId(), Time: timestamppb.New(e.now()),
-		Message: fmt.Sprintf("retraining model %s (job %s of version %d again) on %s", v.GetModel(), jr.GetJob().GetId(), v.GetVersion(), on)}}, nil
+	return append(links, &evaluatorv1.AlertLink{Kind: "job", Ref: sub.GetJob().GetId(), Time: timestamppb.New(e.now()),
+		Message: fmt.Sprintf("retraining model %s (job %s of version %d again) on %s", v.GetModel(), jr.GetJob().GetId(), v.GetVersion(), on)}), nil
 }
 
 // FollowChain extends an alert's chain from its job: the version the job

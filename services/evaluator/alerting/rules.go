@@ -66,6 +66,8 @@ func validate(r *evaluatorv1.AlertRule) error {
 			return apierr.Invalid("rule.action.kind", "unknown action %q; the one action is retrain", a.GetKind())
 		case a.GetCoolDown().AsDuration() < 0:
 			return apierr.Invalid("rule.action.cool_down", "must not be negative, got %s", a.GetCoolDown().AsDuration())
+		case a.GetPayloadWindow().AsDuration() < 0:
+			return apierr.Invalid("rule.action.payload_window", "must not be negative, got %s", a.GetPayloadWindow().AsDuration())
 		}
 	}
 	return nil

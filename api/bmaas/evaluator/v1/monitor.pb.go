@@ -255,6 +255,162 @@ func (x *SubmitFeedbackRequest) GetFeedback() []*Feedback {
 	return nil
 }
 
+type CreateDatasetFromPayloadsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deployment string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// The dataset a version is added to (created when new).
+	Dataset string `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	// The requests logged in [since, until) (default: the last hour, to now).
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// Keep the rows without feedback too, with an empty target.
+	IncludeUnlabelled bool `protobuf:"varint,5,opt,name=include_unlabelled,json=includeUnlabelled,proto3" json:"include_unlabelled,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CreateDatasetFromPayloadsRequest) Reset() {
+	*x = CreateDatasetFromPayloadsRequest{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDatasetFromPayloadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDatasetFromPayloadsRequest) ProtoMessage() {}
+
+func (x *CreateDatasetFromPayloadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDatasetFromPayloadsRequest.ProtoReflect.Descriptor instead.
+func (*CreateDatasetFromPayloadsRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateDatasetFromPayloadsRequest) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *CreateDatasetFromPayloadsRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *CreateDatasetFromPayloadsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *CreateDatasetFromPayloadsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *CreateDatasetFromPayloadsRequest) GetIncludeUnlabelled() bool {
+	if x != nil {
+		return x.IncludeUnlabelled
+	}
+	return false
+}
+
+type CreateDatasetFromPayloadsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Dataset string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Version int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The requests read, the rows written, and those with feedback.
+	Requests      int64 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	Rows          int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	LabelledRows  int64 `protobuf:"varint,5,opt,name=labelled_rows,json=labelledRows,proto3" json:"labelled_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDatasetFromPayloadsResponse) Reset() {
+	*x = CreateDatasetFromPayloadsResponse{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDatasetFromPayloadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDatasetFromPayloadsResponse) ProtoMessage() {}
+
+func (x *CreateDatasetFromPayloadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDatasetFromPayloadsResponse.ProtoReflect.Descriptor instead.
+func (*CreateDatasetFromPayloadsResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateDatasetFromPayloadsResponse) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *CreateDatasetFromPayloadsResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CreateDatasetFromPayloadsResponse) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *CreateDatasetFromPayloadsResponse) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *CreateDatasetFromPayloadsResponse) GetLabelledRows() int64 {
+	if x != nil {
+		return x.LabelledRows
+	}
+	return 0
+}
+
 type SubmitFeedbackResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The rows whose ground truth was recorded.
@@ -265,7 +421,7 @@ type SubmitFeedbackResponse struct {
 
 func (x *SubmitFeedbackResponse) Reset() {
 	*x = SubmitFeedbackResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[2]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +433,7 @@ func (x *SubmitFeedbackResponse) String() string {
 func (*SubmitFeedbackResponse) ProtoMessage() {}
 
 func (x *SubmitFeedbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[2]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +446,7 @@ func (x *SubmitFeedbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitFeedbackResponse.ProtoReflect.Descriptor instead.
 func (*SubmitFeedbackResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SubmitFeedbackResponse) GetRows() int64 {
@@ -331,7 +487,7 @@ type ColumnDrift struct {
 
 func (x *ColumnDrift) Reset() {
 	*x = ColumnDrift{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[3]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +499,7 @@ func (x *ColumnDrift) String() string {
 func (*ColumnDrift) ProtoMessage() {}
 
 func (x *ColumnDrift) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[3]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +512,7 @@ func (x *ColumnDrift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnDrift.ProtoReflect.Descriptor instead.
 func (*ColumnDrift) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ColumnDrift) GetColumn() string {
@@ -445,7 +601,7 @@ type DataQuality struct {
 
 func (x *DataQuality) Reset() {
 	*x = DataQuality{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[4]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +613,7 @@ func (x *DataQuality) String() string {
 func (*DataQuality) ProtoMessage() {}
 
 func (x *DataQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[4]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +626,7 @@ func (x *DataQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataQuality.ProtoReflect.Descriptor instead.
 func (*DataQuality) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DataQuality) GetMissingRate() float64 {
@@ -520,7 +676,7 @@ type LivePerformance struct {
 
 func (x *LivePerformance) Reset() {
 	*x = LivePerformance{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[5]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +688,7 @@ func (x *LivePerformance) String() string {
 func (*LivePerformance) ProtoMessage() {}
 
 func (x *LivePerformance) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[5]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +701,7 @@ func (x *LivePerformance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LivePerformance.ProtoReflect.Descriptor instead.
 func (*LivePerformance) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LivePerformance) GetLabelledRows() int64 {
@@ -624,7 +780,7 @@ type MonitorWindow struct {
 
 func (x *MonitorWindow) Reset() {
 	*x = MonitorWindow{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[6]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +792,7 @@ func (x *MonitorWindow) String() string {
 func (*MonitorWindow) ProtoMessage() {}
 
 func (x *MonitorWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[6]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +805,7 @@ func (x *MonitorWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonitorWindow.ProtoReflect.Descriptor instead.
 func (*MonitorWindow) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MonitorWindow) GetDeployment() string {
@@ -792,7 +948,7 @@ type ListMonitorWindowsRequest struct {
 
 func (x *ListMonitorWindowsRequest) Reset() {
 	*x = ListMonitorWindowsRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[7]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +960,7 @@ func (x *ListMonitorWindowsRequest) String() string {
 func (*ListMonitorWindowsRequest) ProtoMessage() {}
 
 func (x *ListMonitorWindowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[7]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +973,7 @@ func (x *ListMonitorWindowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMonitorWindowsRequest.ProtoReflect.Descriptor instead.
 func (*ListMonitorWindowsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListMonitorWindowsRequest) GetDeployment() string {
@@ -858,7 +1014,7 @@ type ListMonitorWindowsResponse struct {
 
 func (x *ListMonitorWindowsResponse) Reset() {
 	*x = ListMonitorWindowsResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[8]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1026,7 @@ func (x *ListMonitorWindowsResponse) String() string {
 func (*ListMonitorWindowsResponse) ProtoMessage() {}
 
 func (x *ListMonitorWindowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[8]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1039,7 @@ func (x *ListMonitorWindowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMonitorWindowsResponse.ProtoReflect.Descriptor instead.
 func (*ListMonitorWindowsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListMonitorWindowsResponse) GetWindows() []*MonitorWindow {
@@ -911,14 +1067,19 @@ type AlertAction struct {
 	// The dataset to train on, name@version or name (its latest version).
 	Dataset string `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// No second action within this long of the last (default 1h).
-	CoolDown      *durationpb.Duration `protobuf:"bytes,3,opt,name=cool_down,json=coolDown,proto3" json:"cool_down,omitempty"`
+	CoolDown *durationpb.Duration `protobuf:"bytes,3,opt,name=cool_down,json=coolDown,proto3" json:"cool_down,omitempty"`
+	// When set, the dataset is first made of the deployment's payloads of
+	// this long before the alert, joined with their feedback (as
+	// CreateDatasetFromPayloads does), as a new version of `dataset`
+	// (default: <deployment>-feedback), and the job trains on it.
+	PayloadWindow *durationpb.Duration `protobuf:"bytes,4,opt,name=payload_window,json=payloadWindow,proto3" json:"payload_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AlertAction) Reset() {
 	*x = AlertAction{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[9]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1091,7 @@ func (x *AlertAction) String() string {
 func (*AlertAction) ProtoMessage() {}
 
 func (x *AlertAction) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[9]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1104,7 @@ func (x *AlertAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertAction.ProtoReflect.Descriptor instead.
 func (*AlertAction) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AlertAction) GetKind() string {
@@ -963,6 +1124,13 @@ func (x *AlertAction) GetDataset() string {
 func (x *AlertAction) GetCoolDown() *durationpb.Duration {
 	if x != nil {
 		return x.CoolDown
+	}
+	return nil
+}
+
+func (x *AlertAction) GetPayloadWindow() *durationpb.Duration {
+	if x != nil {
+		return x.PayloadWindow
 	}
 	return nil
 }
@@ -1002,7 +1170,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[10]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1182,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[10]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1195,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AlertRule) GetName() string {
@@ -1159,7 +1327,7 @@ type AlertLink struct {
 
 func (x *AlertLink) Reset() {
 	*x = AlertLink{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1339,7 @@ func (x *AlertLink) String() string {
 func (*AlertLink) ProtoMessage() {}
 
 func (x *AlertLink) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1352,7 @@ func (x *AlertLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertLink.ProtoReflect.Descriptor instead.
 func (*AlertLink) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AlertLink) GetKind() string {
@@ -1237,7 +1405,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1417,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1430,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Alert) GetId() string {
@@ -1351,7 +1519,7 @@ type CreateAlertRuleRequest struct {
 
 func (x *CreateAlertRuleRequest) Reset() {
 	*x = CreateAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1531,7 @@ func (x *CreateAlertRuleRequest) String() string {
 func (*CreateAlertRuleRequest) ProtoMessage() {}
 
 func (x *CreateAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1544,7 @@ func (x *CreateAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateAlertRuleRequest) GetRule() *AlertRule {
@@ -1395,7 +1563,7 @@ type CreateAlertRuleResponse struct {
 
 func (x *CreateAlertRuleResponse) Reset() {
 	*x = CreateAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1575,7 @@ func (x *CreateAlertRuleResponse) String() string {
 func (*CreateAlertRuleResponse) ProtoMessage() {}
 
 func (x *CreateAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1588,7 @@ func (x *CreateAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateAlertRuleResponse) GetRule() *AlertRule {
@@ -1439,7 +1607,7 @@ type GetAlertRuleRequest struct {
 
 func (x *GetAlertRuleRequest) Reset() {
 	*x = GetAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1619,7 @@ func (x *GetAlertRuleRequest) String() string {
 func (*GetAlertRuleRequest) ProtoMessage() {}
 
 func (x *GetAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1632,7 @@ func (x *GetAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetAlertRuleRequest) GetName() string {
@@ -1483,7 +1651,7 @@ type GetAlertRuleResponse struct {
 
 func (x *GetAlertRuleResponse) Reset() {
 	*x = GetAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1663,7 @@ func (x *GetAlertRuleResponse) String() string {
 func (*GetAlertRuleResponse) ProtoMessage() {}
 
 func (x *GetAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1676,7 @@ func (x *GetAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetAlertRuleResponse) GetRule() *AlertRule {
@@ -1528,7 +1696,7 @@ type ListAlertRulesRequest struct {
 
 func (x *ListAlertRulesRequest) Reset() {
 	*x = ListAlertRulesRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1708,7 @@ func (x *ListAlertRulesRequest) String() string {
 func (*ListAlertRulesRequest) ProtoMessage() {}
 
 func (x *ListAlertRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1721,7 @@ func (x *ListAlertRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertRulesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListAlertRulesRequest) GetPageSize() int32 {
@@ -1580,7 +1748,7 @@ type ListAlertRulesResponse struct {
 
 func (x *ListAlertRulesResponse) Reset() {
 	*x = ListAlertRulesResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1760,7 @@ func (x *ListAlertRulesResponse) String() string {
 func (*ListAlertRulesResponse) ProtoMessage() {}
 
 func (x *ListAlertRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1773,7 @@ func (x *ListAlertRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertRulesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListAlertRulesResponse) GetRules() []*AlertRule {
@@ -1631,7 +1799,7 @@ type DeleteAlertRuleRequest struct {
 
 func (x *DeleteAlertRuleRequest) Reset() {
 	*x = DeleteAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1811,7 @@ func (x *DeleteAlertRuleRequest) String() string {
 func (*DeleteAlertRuleRequest) ProtoMessage() {}
 
 func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1824,7 @@ func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteAlertRuleRequest) GetName() string {
@@ -1674,7 +1842,7 @@ type DeleteAlertRuleResponse struct {
 
 func (x *DeleteAlertRuleResponse) Reset() {
 	*x = DeleteAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1854,7 @@ func (x *DeleteAlertRuleResponse) String() string {
 func (*DeleteAlertRuleResponse) ProtoMessage() {}
 
 func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1867,7 @@ func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{22}
 }
 
 type ListAlertsRequest struct {
@@ -1714,7 +1882,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1894,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1907,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAlertsRequest) GetRule() string {
@@ -1773,7 +1941,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1953,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1966,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -1824,7 +1992,7 @@ type GetAlertRequest struct {
 
 func (x *GetAlertRequest) Reset() {
 	*x = GetAlertRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2004,7 @@ func (x *GetAlertRequest) String() string {
 func (*GetAlertRequest) ProtoMessage() {}
 
 func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2017,7 @@ func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetAlertRequest) GetId() string {
@@ -1868,7 +2036,7 @@ type GetAlertResponse struct {
 
 func (x *GetAlertResponse) Reset() {
 	*x = GetAlertResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2048,7 @@ func (x *GetAlertResponse) String() string {
 func (*GetAlertResponse) ProtoMessage() {}
 
 func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2061,7 @@ func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetAlertResponse) GetAlert() *Alert {
@@ -1917,7 +2085,21 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
 	"deployment\x128\n" +
-	"\bfeedback\x18\x02 \x03(\v2\x1c.bmaas.evaluator.v1.FeedbackR\bfeedback\",\n" +
+	"\bfeedback\x18\x02 \x03(\v2\x1c.bmaas.evaluator.v1.FeedbackR\bfeedback\"\xef\x01\n" +
+	" CreateDatasetFromPayloadsRequest\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\tR\n" +
+	"deployment\x12\x18\n" +
+	"\adataset\x18\x02 \x01(\tR\adataset\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12-\n" +
+	"\x12include_unlabelled\x18\x05 \x01(\bR\x11includeUnlabelled\"\xac\x01\n" +
+	"!CreateDatasetFromPayloadsResponse\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x03R\brequests\x12\x12\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12#\n" +
+	"\rlabelled_rows\x18\x05 \x01(\x03R\flabelledRows\",\n" +
 	"\x16SubmitFeedbackResponse\x12\x12\n" +
 	"\x04rows\x18\x01 \x01(\x03R\x04rows\"\xf1\x01\n" +
 	"\vColumnDrift\x12\x16\n" +
@@ -1981,11 +2163,12 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x81\x01\n" +
 	"\x1aListMonitorWindowsResponse\x12;\n" +
 	"\awindows\x18\x01 \x03(\v2!.bmaas.evaluator.v1.MonitorWindowR\awindows\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
 	"\vAlertAction\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\adataset\x18\x02 \x01(\tR\adataset\x126\n" +
-	"\tcool_down\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bcoolDown\"\xe3\x06\n" +
+	"\tcool_down\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bcoolDown\x12@\n" +
+	"\x0epayload_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rpayloadWindow\"\xe3\x06\n" +
 	"\tAlertRule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -2086,9 +2269,11 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\x14ALERT_STATE_INACTIVE\x10\x01\x12\x17\n" +
 	"\x13ALERT_STATE_PENDING\x10\x02\x12\x16\n" +
 	"\x12ALERT_STATE_FIRING\x10\x03\x12\x18\n" +
-	"\x14ALERT_STATE_RESOLVED\x10\x042\xd4\b\n" +
+	"\x14ALERT_STATE_RESOLVED\x10\x042\x9b\n" +
+	"\n" +
 	"\x0eMonitorService\x12\x99\x01\n" +
-	"\x0eSubmitFeedback\x12).bmaas.evaluator.v1.SubmitFeedbackRequest\x1a*.bmaas.evaluator.v1.SubmitFeedbackResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/deployments/{deployment}/feedback\x12\xa4\x01\n" +
+	"\x0eSubmitFeedback\x12).bmaas.evaluator.v1.SubmitFeedbackRequest\x1a*.bmaas.evaluator.v1.SubmitFeedbackResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/deployments/{deployment}/feedback\x12\xc4\x01\n" +
+	"\x19CreateDatasetFromPayloads\x124.bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest\x1a5.bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/deployments/{deployment}/payloads:toDataset\x12\xa4\x01\n" +
 	"\x12ListMonitorWindows\x12-.bmaas.evaluator.v1.ListMonitorWindowsRequest\x1a..bmaas.evaluator.v1.ListMonitorWindowsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/deployments/{deployment}/monitoring\x12\x89\x01\n" +
 	"\x0fCreateAlertRule\x12*.bmaas.evaluator.v1.CreateAlertRuleRequest\x1a+.bmaas.evaluator.v1.CreateAlertRuleResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x04rule\"\x0f/v1/alert-rules\x12\x81\x01\n" +
 	"\fGetAlertRule\x12'.bmaas.evaluator.v1.GetAlertRuleRequest\x1a(.bmaas.evaluator.v1.GetAlertRuleResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/alert-rules/{name}\x12\x80\x01\n" +
@@ -2112,98 +2297,105 @@ func file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_evaluator_v1_monitor_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_bmaas_evaluator_v1_monitor_proto_goTypes = []any{
-	(Comparison)(0),                    // 0: bmaas.evaluator.v1.Comparison
-	(AlertState)(0),                    // 1: bmaas.evaluator.v1.AlertState
-	(*Feedback)(nil),                   // 2: bmaas.evaluator.v1.Feedback
-	(*SubmitFeedbackRequest)(nil),      // 3: bmaas.evaluator.v1.SubmitFeedbackRequest
-	(*SubmitFeedbackResponse)(nil),     // 4: bmaas.evaluator.v1.SubmitFeedbackResponse
-	(*ColumnDrift)(nil),                // 5: bmaas.evaluator.v1.ColumnDrift
-	(*DataQuality)(nil),                // 6: bmaas.evaluator.v1.DataQuality
-	(*LivePerformance)(nil),            // 7: bmaas.evaluator.v1.LivePerformance
-	(*MonitorWindow)(nil),              // 8: bmaas.evaluator.v1.MonitorWindow
-	(*ListMonitorWindowsRequest)(nil),  // 9: bmaas.evaluator.v1.ListMonitorWindowsRequest
-	(*ListMonitorWindowsResponse)(nil), // 10: bmaas.evaluator.v1.ListMonitorWindowsResponse
-	(*AlertAction)(nil),                // 11: bmaas.evaluator.v1.AlertAction
-	(*AlertRule)(nil),                  // 12: bmaas.evaluator.v1.AlertRule
-	(*AlertLink)(nil),                  // 13: bmaas.evaluator.v1.AlertLink
-	(*Alert)(nil),                      // 14: bmaas.evaluator.v1.Alert
-	(*CreateAlertRuleRequest)(nil),     // 15: bmaas.evaluator.v1.CreateAlertRuleRequest
-	(*CreateAlertRuleResponse)(nil),    // 16: bmaas.evaluator.v1.CreateAlertRuleResponse
-	(*GetAlertRuleRequest)(nil),        // 17: bmaas.evaluator.v1.GetAlertRuleRequest
-	(*GetAlertRuleResponse)(nil),       // 18: bmaas.evaluator.v1.GetAlertRuleResponse
-	(*ListAlertRulesRequest)(nil),      // 19: bmaas.evaluator.v1.ListAlertRulesRequest
-	(*ListAlertRulesResponse)(nil),     // 20: bmaas.evaluator.v1.ListAlertRulesResponse
-	(*DeleteAlertRuleRequest)(nil),     // 21: bmaas.evaluator.v1.DeleteAlertRuleRequest
-	(*DeleteAlertRuleResponse)(nil),    // 22: bmaas.evaluator.v1.DeleteAlertRuleResponse
-	(*ListAlertsRequest)(nil),          // 23: bmaas.evaluator.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),         // 24: bmaas.evaluator.v1.ListAlertsResponse
-	(*GetAlertRequest)(nil),            // 25: bmaas.evaluator.v1.GetAlertRequest
-	(*GetAlertResponse)(nil),           // 26: bmaas.evaluator.v1.GetAlertResponse
-	nil,                                // 27: bmaas.evaluator.v1.AlertRule.LabelsEntry
-	nil,                                // 28: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
-	nil,                                // 29: bmaas.evaluator.v1.Alert.LabelsEntry
-	nil,                                // 30: bmaas.evaluator.v1.Alert.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 32: google.protobuf.Duration
+	(Comparison)(0),                           // 0: bmaas.evaluator.v1.Comparison
+	(AlertState)(0),                           // 1: bmaas.evaluator.v1.AlertState
+	(*Feedback)(nil),                          // 2: bmaas.evaluator.v1.Feedback
+	(*SubmitFeedbackRequest)(nil),             // 3: bmaas.evaluator.v1.SubmitFeedbackRequest
+	(*CreateDatasetFromPayloadsRequest)(nil),  // 4: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
+	(*CreateDatasetFromPayloadsResponse)(nil), // 5: bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
+	(*SubmitFeedbackResponse)(nil),            // 6: bmaas.evaluator.v1.SubmitFeedbackResponse
+	(*ColumnDrift)(nil),                       // 7: bmaas.evaluator.v1.ColumnDrift
+	(*DataQuality)(nil),                       // 8: bmaas.evaluator.v1.DataQuality
+	(*LivePerformance)(nil),                   // 9: bmaas.evaluator.v1.LivePerformance
+	(*MonitorWindow)(nil),                     // 10: bmaas.evaluator.v1.MonitorWindow
+	(*ListMonitorWindowsRequest)(nil),         // 11: bmaas.evaluator.v1.ListMonitorWindowsRequest
+	(*ListMonitorWindowsResponse)(nil),        // 12: bmaas.evaluator.v1.ListMonitorWindowsResponse
+	(*AlertAction)(nil),                       // 13: bmaas.evaluator.v1.AlertAction
+	(*AlertRule)(nil),                         // 14: bmaas.evaluator.v1.AlertRule
+	(*AlertLink)(nil),                         // 15: bmaas.evaluator.v1.AlertLink
+	(*Alert)(nil),                             // 16: bmaas.evaluator.v1.Alert
+	(*CreateAlertRuleRequest)(nil),            // 17: bmaas.evaluator.v1.CreateAlertRuleRequest
+	(*CreateAlertRuleResponse)(nil),           // 18: bmaas.evaluator.v1.CreateAlertRuleResponse
+	(*GetAlertRuleRequest)(nil),               // 19: bmaas.evaluator.v1.GetAlertRuleRequest
+	(*GetAlertRuleResponse)(nil),              // 20: bmaas.evaluator.v1.GetAlertRuleResponse
+	(*ListAlertRulesRequest)(nil),             // 21: bmaas.evaluator.v1.ListAlertRulesRequest
+	(*ListAlertRulesResponse)(nil),            // 22: bmaas.evaluator.v1.ListAlertRulesResponse
+	(*DeleteAlertRuleRequest)(nil),            // 23: bmaas.evaluator.v1.DeleteAlertRuleRequest
+	(*DeleteAlertRuleResponse)(nil),           // 24: bmaas.evaluator.v1.DeleteAlertRuleResponse
+	(*ListAlertsRequest)(nil),                 // 25: bmaas.evaluator.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),                // 26: bmaas.evaluator.v1.ListAlertsResponse
+	(*GetAlertRequest)(nil),                   // 27: bmaas.evaluator.v1.GetAlertRequest
+	(*GetAlertResponse)(nil),                  // 28: bmaas.evaluator.v1.GetAlertResponse
+	nil,                                       // 29: bmaas.evaluator.v1.AlertRule.LabelsEntry
+	nil,                                       // 30: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	nil,                                       // 31: bmaas.evaluator.v1.Alert.LabelsEntry
+	nil,                                       // 32: bmaas.evaluator.v1.Alert.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil),             // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 34: google.protobuf.Duration
 }
 var file_bmaas_evaluator_v1_monitor_proto_depIdxs = []int32{
 	2,  // 0: bmaas.evaluator.v1.SubmitFeedbackRequest.feedback:type_name -> bmaas.evaluator.v1.Feedback
-	31, // 1: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
-	31, // 2: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: bmaas.evaluator.v1.MonitorWindow.drift:type_name -> bmaas.evaluator.v1.ColumnDrift
-	5,  // 4: bmaas.evaluator.v1.MonitorWindow.prediction_drift:type_name -> bmaas.evaluator.v1.ColumnDrift
-	6,  // 5: bmaas.evaluator.v1.MonitorWindow.quality:type_name -> bmaas.evaluator.v1.DataQuality
-	7,  // 6: bmaas.evaluator.v1.MonitorWindow.performance:type_name -> bmaas.evaluator.v1.LivePerformance
-	31, // 7: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
-	31, // 8: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
-	8,  // 9: bmaas.evaluator.v1.ListMonitorWindowsResponse.windows:type_name -> bmaas.evaluator.v1.MonitorWindow
-	32, // 10: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
-	0,  // 11: bmaas.evaluator.v1.AlertRule.comparison:type_name -> bmaas.evaluator.v1.Comparison
-	32, // 12: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
-	27, // 13: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
-	28, // 14: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
-	11, // 15: bmaas.evaluator.v1.AlertRule.action:type_name -> bmaas.evaluator.v1.AlertAction
-	1,  // 16: bmaas.evaluator.v1.AlertRule.state:type_name -> bmaas.evaluator.v1.AlertState
-	31, // 17: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
-	31, // 18: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
-	31, // 19: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
-	31, // 20: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
-	1,  // 21: bmaas.evaluator.v1.Alert.state:type_name -> bmaas.evaluator.v1.AlertState
-	29, // 22: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
-	30, // 23: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
-	31, // 24: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
-	31, // 25: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
-	31, // 26: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
-	13, // 27: bmaas.evaluator.v1.Alert.links:type_name -> bmaas.evaluator.v1.AlertLink
-	12, // 28: bmaas.evaluator.v1.CreateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	12, // 29: bmaas.evaluator.v1.CreateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	12, // 30: bmaas.evaluator.v1.GetAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	12, // 31: bmaas.evaluator.v1.ListAlertRulesResponse.rules:type_name -> bmaas.evaluator.v1.AlertRule
-	14, // 32: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
-	14, // 33: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
-	3,  // 34: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
-	9,  // 35: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
-	15, // 36: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
-	17, // 37: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
-	19, // 38: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
-	21, // 39: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
-	23, // 40: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
-	25, // 41: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
-	4,  // 42: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
-	10, // 43: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
-	16, // 44: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
-	18, // 45: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
-	20, // 46: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
-	22, // 47: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
-	24, // 48: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
-	26, // 49: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
-	42, // [42:50] is the sub-list for method output_type
-	34, // [34:42] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	33, // 1: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.since:type_name -> google.protobuf.Timestamp
+	33, // 2: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.until:type_name -> google.protobuf.Timestamp
+	33, // 3: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
+	33, // 4: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: bmaas.evaluator.v1.MonitorWindow.drift:type_name -> bmaas.evaluator.v1.ColumnDrift
+	7,  // 6: bmaas.evaluator.v1.MonitorWindow.prediction_drift:type_name -> bmaas.evaluator.v1.ColumnDrift
+	8,  // 7: bmaas.evaluator.v1.MonitorWindow.quality:type_name -> bmaas.evaluator.v1.DataQuality
+	9,  // 8: bmaas.evaluator.v1.MonitorWindow.performance:type_name -> bmaas.evaluator.v1.LivePerformance
+	33, // 9: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
+	33, // 10: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 11: bmaas.evaluator.v1.ListMonitorWindowsResponse.windows:type_name -> bmaas.evaluator.v1.MonitorWindow
+	34, // 12: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
+	34, // 13: bmaas.evaluator.v1.AlertAction.payload_window:type_name -> google.protobuf.Duration
+	0,  // 14: bmaas.evaluator.v1.AlertRule.comparison:type_name -> bmaas.evaluator.v1.Comparison
+	34, // 15: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
+	29, // 16: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
+	30, // 17: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	13, // 18: bmaas.evaluator.v1.AlertRule.action:type_name -> bmaas.evaluator.v1.AlertAction
+	1,  // 19: bmaas.evaluator.v1.AlertRule.state:type_name -> bmaas.evaluator.v1.AlertState
+	33, // 20: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
+	33, // 21: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
+	33, // 22: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
+	33, // 23: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
+	1,  // 24: bmaas.evaluator.v1.Alert.state:type_name -> bmaas.evaluator.v1.AlertState
+	31, // 25: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
+	32, // 26: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
+	33, // 27: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
+	33, // 28: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
+	33, // 29: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
+	15, // 30: bmaas.evaluator.v1.Alert.links:type_name -> bmaas.evaluator.v1.AlertLink
+	14, // 31: bmaas.evaluator.v1.CreateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	14, // 32: bmaas.evaluator.v1.CreateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	14, // 33: bmaas.evaluator.v1.GetAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	14, // 34: bmaas.evaluator.v1.ListAlertRulesResponse.rules:type_name -> bmaas.evaluator.v1.AlertRule
+	16, // 35: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
+	16, // 36: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
+	3,  // 37: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
+	4,  // 38: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:input_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
+	11, // 39: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
+	17, // 40: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
+	19, // 41: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
+	21, // 42: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
+	23, // 43: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
+	25, // 44: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
+	27, // 45: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
+	6,  // 46: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
+	5,  // 47: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:output_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
+	12, // 48: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
+	18, // 49: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
+	20, // 50: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
+	22, // 51: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
+	24, // 52: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
+	26, // 53: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
+	28, // 54: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
+	46, // [46:55] is the sub-list for method output_type
+	37, // [37:46] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_monitor_proto_init() }
@@ -2217,7 +2409,7 @@ func file_bmaas_evaluator_v1_monitor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_monitor_proto_rawDesc), len(file_bmaas_evaluator_v1_monitor_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

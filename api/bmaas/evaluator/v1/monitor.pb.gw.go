@@ -80,6 +80,51 @@ func local_request_MonitorService_SubmitFeedback_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
+func request_MonitorService_CreateDatasetFromPayloads_0(ctx context.Context, marshaler runtime.Marshaler, client MonitorServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateDatasetFromPayloadsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["deployment"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "deployment")
+	}
+	protoReq.Deployment, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "deployment", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateDatasetFromPayloads(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_MonitorService_CreateDatasetFromPayloads_0(ctx context.Context, marshaler runtime.Marshaler, server MonitorServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateDatasetFromPayloadsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["deployment"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "deployment")
+	}
+	protoReq.Deployment, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "deployment", err)
+	}
+	msg, err := server.CreateDatasetFromPayloads(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_MonitorService_ListMonitorWindows_0 = &utilities.DoubleArray{Encoding: map[string]int{"deployment": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
 func request_MonitorService_ListMonitorWindows_0(ctx context.Context, marshaler runtime.Marshaler, client MonitorServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -373,6 +418,26 @@ func RegisterMonitorServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 		}
 		forward_MonitorService_SubmitFeedback_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MonitorService_CreateDatasetFromPayloads_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bmaas.evaluator.v1.MonitorService/CreateDatasetFromPayloads", runtime.WithHTTPPathPattern("/v1/deployments/{deployment}/payloads:toDataset"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_MonitorService_CreateDatasetFromPayloads_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MonitorService_CreateDatasetFromPayloads_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_MonitorService_ListMonitorWindows_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -570,6 +635,23 @@ func RegisterMonitorServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_MonitorService_SubmitFeedback_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MonitorService_CreateDatasetFromPayloads_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bmaas.evaluator.v1.MonitorService/CreateDatasetFromPayloads", runtime.WithHTTPPathPattern("/v1/deployments/{deployment}/payloads:toDataset"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_MonitorService_CreateDatasetFromPayloads_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MonitorService_CreateDatasetFromPayloads_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_MonitorService_ListMonitorWindows_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -693,23 +775,25 @@ func RegisterMonitorServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 }
 
 var (
-	pattern_MonitorService_SubmitFeedback_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "deployments", "deployment", "feedback"}, ""))
-	pattern_MonitorService_ListMonitorWindows_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "deployments", "deployment", "monitoring"}, ""))
-	pattern_MonitorService_CreateAlertRule_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alert-rules"}, ""))
-	pattern_MonitorService_GetAlertRule_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alert-rules", "name"}, ""))
-	pattern_MonitorService_ListAlertRules_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alert-rules"}, ""))
-	pattern_MonitorService_DeleteAlertRule_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alert-rules", "name"}, ""))
-	pattern_MonitorService_ListAlerts_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alerts"}, ""))
-	pattern_MonitorService_GetAlert_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alerts", "id"}, ""))
+	pattern_MonitorService_SubmitFeedback_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "deployments", "deployment", "feedback"}, ""))
+	pattern_MonitorService_CreateDatasetFromPayloads_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "deployments", "deployment", "payloads"}, "toDataset"))
+	pattern_MonitorService_ListMonitorWindows_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "deployments", "deployment", "monitoring"}, ""))
+	pattern_MonitorService_CreateAlertRule_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alert-rules"}, ""))
+	pattern_MonitorService_GetAlertRule_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alert-rules", "name"}, ""))
+	pattern_MonitorService_ListAlertRules_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alert-rules"}, ""))
+	pattern_MonitorService_DeleteAlertRule_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alert-rules", "name"}, ""))
+	pattern_MonitorService_ListAlerts_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "alerts"}, ""))
+	pattern_MonitorService_GetAlert_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "alerts", "id"}, ""))
 )
 
 var (
-	forward_MonitorService_SubmitFeedback_0     = runtime.ForwardResponseMessage
-	forward_MonitorService_ListMonitorWindows_0 = runtime.ForwardResponseMessage
-	forward_MonitorService_CreateAlertRule_0    = runtime.ForwardResponseMessage
-	forward_MonitorService_GetAlertRule_0       = runtime.ForwardResponseMessage
-	forward_MonitorService_ListAlertRules_0     = runtime.ForwardResponseMessage
-	forward_MonitorService_DeleteAlertRule_0    = runtime.ForwardResponseMessage
-	forward_MonitorService_ListAlerts_0         = runtime.ForwardResponseMessage
-	forward_MonitorService_GetAlert_0           = runtime.ForwardResponseMessage
+	forward_MonitorService_SubmitFeedback_0            = runtime.ForwardResponseMessage
+	forward_MonitorService_CreateDatasetFromPayloads_0 = runtime.ForwardResponseMessage
+	forward_MonitorService_ListMonitorWindows_0        = runtime.ForwardResponseMessage
+	forward_MonitorService_CreateAlertRule_0           = runtime.ForwardResponseMessage
+	forward_MonitorService_GetAlertRule_0              = runtime.ForwardResponseMessage
+	forward_MonitorService_ListAlertRules_0            = runtime.ForwardResponseMessage
+	forward_MonitorService_DeleteAlertRule_0           = runtime.ForwardResponseMessage
+	forward_MonitorService_ListAlerts_0                = runtime.ForwardResponseMessage
+	forward_MonitorService_GetAlert_0                  = runtime.ForwardResponseMessage
 )

@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MonitorService_SubmitFeedback_FullMethodName     = "/bmaas.evaluator.v1.MonitorService/SubmitFeedback"
-	MonitorService_ListMonitorWindows_FullMethodName = "/bmaas.evaluator.v1.MonitorService/ListMonitorWindows"
-	MonitorService_CreateAlertRule_FullMethodName    = "/bmaas.evaluator.v1.MonitorService/CreateAlertRule"
-	MonitorService_GetAlertRule_FullMethodName       = "/bmaas.evaluator.v1.MonitorService/GetAlertRule"
-	MonitorService_ListAlertRules_FullMethodName     = "/bmaas.evaluator.v1.MonitorService/ListAlertRules"
-	MonitorService_DeleteAlertRule_FullMethodName    = "/bmaas.evaluator.v1.MonitorService/DeleteAlertRule"
-	MonitorService_ListAlerts_FullMethodName         = "/bmaas.evaluator.v1.MonitorService/ListAlerts"
-	MonitorService_GetAlert_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/GetAlert"
+	MonitorService_SubmitFeedback_FullMethodName            = "/bmaas.evaluator.v1.MonitorService/SubmitFeedback"
+	MonitorService_CreateDatasetFromPayloads_FullMethodName = "/bmaas.evaluator.v1.MonitorService/CreateDatasetFromPayloads"
+	MonitorService_ListMonitorWindows_FullMethodName        = "/bmaas.evaluator.v1.MonitorService/ListMonitorWindows"
+	MonitorService_CreateAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/CreateAlertRule"
+	MonitorService_GetAlertRule_FullMethodName              = "/bmaas.evaluator.v1.MonitorService/GetAlertRule"
+	MonitorService_ListAlertRules_FullMethodName            = "/bmaas.evaluator.v1.MonitorService/ListAlertRules"
+	MonitorService_DeleteAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/DeleteAlertRule"
+	MonitorService_ListAlerts_FullMethodName                = "/bmaas.evaluator.v1.MonitorService/ListAlerts"
+	MonitorService_GetAlert_FullMethodName                  = "/bmaas.evaluator.v1.MonitorService/GetAlert"
 )
 
 // MonitorServiceClient is the client API for MonitorService service.
@@ -43,6 +44,11 @@ type MonitorServiceClient interface {
 	// request id; it counts in the window of the prediction however late it
 	// comes. All or nothing: an unknown request id refuses the whole call.
 	SubmitFeedback(ctx context.Context, in *SubmitFeedbackRequest, opts ...grpc.CallOption) (*SubmitFeedbackResponse, error)
+	// CreateDatasetFromPayloads makes a dataset version of a deployment's
+	// logged requests over a time range, joined with their feedback: the
+	// version's input columns and the target (the feedback's labels or
+	// values), one row per input row.
+	CreateDatasetFromPayloads(ctx context.Context, in *CreateDatasetFromPayloadsRequest, opts ...grpc.CallOption) (*CreateDatasetFromPayloadsResponse, error)
 	// ListMonitorWindows reads a deployment's monitoring windows, oldest
 	// first.
 	ListMonitorWindows(ctx context.Context, in *ListMonitorWindowsRequest, opts ...grpc.CallOption) (*ListMonitorWindowsResponse, error)
@@ -68,6 +74,16 @@ func (c *monitorServiceClient) SubmitFeedback(ctx context.Context, in *SubmitFee
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitFeedbackResponse)
 	err := c.cc.Invoke(ctx, MonitorService_SubmitFeedback_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *monitorServiceClient) CreateDatasetFromPayloads(ctx context.Context, in *CreateDatasetFromPayloadsRequest, opts ...grpc.CallOption) (*CreateDatasetFromPayloadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateDatasetFromPayloadsResponse)
+	err := c.cc.Invoke(ctx, MonitorService_CreateDatasetFromPayloads_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +174,11 @@ type MonitorServiceServer interface {
 	// request id; it counts in the window of the prediction however late it
 	// comes. All or nothing: an unknown request id refuses the whole call.
 	SubmitFeedback(context.Context, *SubmitFeedbackRequest) (*SubmitFeedbackResponse, error)
+	// CreateDatasetFromPayloads makes a dataset version of a deployment's
+	// logged requests over a time range, joined with their feedback: the
+	// version's input columns and the target (the feedback's labels or
+	// values), one row per input row.
+	CreateDatasetFromPayloads(context.Context, *CreateDatasetFromPayloadsRequest) (*CreateDatasetFromPayloadsResponse, error)
 	// ListMonitorWindows reads a deployment's monitoring windows, oldest
 	// first.
 	ListMonitorWindows(context.Context, *ListMonitorWindowsRequest) (*ListMonitorWindowsResponse, error)
@@ -181,6 +202,9 @@ type UnimplementedMonitorServiceServer struct{}
 
 func (UnimplementedMonitorServiceServer) SubmitFeedback(context.Context, *SubmitFeedbackRequest) (*SubmitFeedbackResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SubmitFeedback not implemented")
+}
+func (UnimplementedMonitorServiceServer) CreateDatasetFromPayloads(context.Context, *CreateDatasetFromPayloadsRequest) (*CreateDatasetFromPayloadsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateDatasetFromPayloads not implemented")
 }
 func (UnimplementedMonitorServiceServer) ListMonitorWindows(context.Context, *ListMonitorWindowsRequest) (*ListMonitorWindowsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListMonitorWindows not implemented")
@@ -238,6 +262,24 @@ func _MonitorService_SubmitFeedback_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MonitorServiceServer).SubmitFeedback(ctx, req.(*SubmitFeedbackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MonitorService_CreateDatasetFromPayloads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateDatasetFromPayloadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).CreateDatasetFromPayloads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_CreateDatasetFromPayloads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).CreateDatasetFromPayloads(ctx, req.(*CreateDatasetFromPayloadsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -378,6 +420,10 @@ var MonitorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitFeedback",
 			Handler:    _MonitorService_SubmitFeedback_Handler,
+		},
+		{
+			MethodName: "CreateDatasetFromPayloads",
+			Handler:    _MonitorService_CreateDatasetFromPayloads_Handler,
 		},
 		{
 			MethodName: "ListMonitorWindows",
