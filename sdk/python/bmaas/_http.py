@@ -101,15 +101,16 @@ class Transport:
             ctx = tls_context(ca_file, cert_file, key_file)
             self._open = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx)).open
 
-    def request(self, method, path, body=None, query=None, raw=None, content_type=None, timeout=None):
+    def request(self, method, path, body=None, query=None, raw=None, content_type=None, timeout=None, headers=None):
         """Sends one request and returns the decoded JSON answer (None when
-        empty). ``body`` is sent as JSON, ``raw`` as bytes."""
+        empty). ``body`` is sent as JSON, ``raw`` as bytes; ``headers`` are
+        added."""
         url = self.url + path
         if query:
             q = {k: v for k, v in query.items() if v is not None and v != ""}
             if q:
                 url += "?" + urllib.parse.urlencode(q, doseq=True)
-        headers = {"Accept": "application/json"}
+        headers = dict(headers or {}, Accept="application/json")
         data = None
         if raw is not None:
             data = raw

@@ -16,6 +16,7 @@ import os
 import time
 
 from ._evaluator import EvaluatorCalls
+from ._monitor import MonitorCalls
 from ._http import BmaasError, Transport, quote
 
 __all__ = ["Client", "BmaasError"]
@@ -49,7 +50,7 @@ def _reshape(output):
     return data
 
 
-class Client(EvaluatorCalls):
+class Client(EvaluatorCalls, MonitorCalls):
     """Talks to the HTTP edge of `bmaas up` (or a gateway)."""
 
     def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None):
@@ -96,16 +97,20 @@ class Client(EvaluatorCalls):
 
     def infer(self, deployment, inputs, version=None, outputs=None, request_id=None):
         """POST /v2/models/{name}[/versions/{v}]/infer with the protocol's
-        JSON: inputs is a list of {"name", "datatype", "shape", "data"}."""
+        JSON: inputs is a list of {"name", "datatype", "shape", "data"}.
+        request_id also goes as X-Request-Id: the id the payload log and
+        feedback (Client.feedback) know the request by."""
         path = "/v2/models/" + quote(deployment)
         if version:
             path += "/versions/" + quote(version)
         body = {"inputs": inputs}
         if outputs:
             body["outputs"] = [{"name": n} for n in outputs]
+        headers = None
         if request_id:
             body["id"] = request_id
-        return self._do("POST", path + "/infer", body)
+            headers = {"X-Request-Id": request_id}
+        return self._do("POST", path + "/infer", body, headers=headers)
 
     def model_metadata(self, deployment, version=None):
         """GET /v2/models/{name}: the input and output tensors."""

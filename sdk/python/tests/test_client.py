@@ -272,3 +272,46 @@ class ChatTest(unittest.TestCase):
         with self.assertRaises(BmaasError) as cm:
             list(c.chat("x", "Who?", stream=True))
         self.assertIn("without [DONE]", cm.exception.message)
+
+
+class MonitorTest(unittest.TestCase):
+    def test_infer_sends_the_request_id_header(self):
+        c, fake = client((200, {"outputs": []}))
+        c.infer("iris", [{"name": "input", "datatype": "FP64", "shape": [1, 1], "data": [1.0]}], request_id="r-1")
+        method, url, body, headers = fake.requests[0]
+        self.assertEqual(headers.get("X-request-id"), "r-1")
+        self.assertEqual(body["id"], "r-1")
+
+    def test_feedback(self):
+        c, fake = client((200, {"rows": "2"}))
+        self.assertEqual(c.feedback("iris", "r-1", labels=[1, "2"]), 2)
+        method, url, body, _ = fake.requests[0]
+        self.assertEqual((method, url), ("POST", "http://127.0.0.1:8080/v1/deployments/iris/feedback"))
+        self.assertEqual(body, {"feedback": [{"request_id": "r-1", "labels": ["1", "2"]}]})
+        with self.assertRaisesRegex(ValueError, r"feedback\[0\]: give labels"):
+            c.feedback("iris", "r-1", labels=["1"], values=[1.0])
+        with self.assertRaisesRegex(ValueError, r"feedback\[0\].request_id"):
+            c.feedback("iris", "", labels=["1"])
+
+    def test_alert_rule_and_when(self):
+        c, fake = client((200, {"name": "d"}))
+        c.create_alert_rule("d", "iris", "drift_score{petal_length_cm} >= 0.3", for_seconds=60,
+                            retrain=True, retrain_dataset="iris-2", cool_down_seconds=3600)
+        _, url, body, _ = fake.requests[0]
+        self.assertTrue(url.endswith("/v1/alert-rules"))
+        self.assertEqual(body, {"name": "d", "deployment": "iris", "series": "drift_score", "column": "petal_length_cm",
+                                "comparison": "COMPARISON_GREATER_OR_EQUAL", "threshold": 0.3, "for": "60s",
+                                "action": {"kind": "retrain", "dataset": "iris-2", "cool_down": "3600s"}})
+        for bad, msg in [("drift_share 0.3", "expected SERIES OP THRESHOLD"), ("drift_share ~ 0.3", "operator"),
+                         ("drift_share > x", "not a number"), ("drift_score{ > 1", "braces")]:
+            with self.assertRaisesRegex(ValueError, msg):
+                c.create_alert_rule("d", "iris", bad)
+        with self.assertRaisesRegex(ValueError, "go with retrain"):
+            c.create_alert_rule("d", "iris", "drift_share > 0.3", retrain_dataset="x")
+
+    def test_monitoring_pages(self):
+        c, fake = client((200, {"windows": [{"rows": "1"}], "next_page_token": "9"}), (200, {"windows": [{"rows": "2"}]}))
+        ws = c.monitoring("iris", since_seconds=60)
+        self.assertEqual([w["rows"] for w in ws], ["1", "2"])
+        self.assertIn("since=", fake.requests[0][1])
+        self.assertIn("page_token=9", fake.requests[1][1])
