@@ -137,3 +137,23 @@ export async function download(path, filename) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+// upload sends a file as the raw body of a PUT (the registry's upload
+// routes stream any size) with the token, and returns the JSON answer.
+export async function upload(path, file, contentType) {
+  const headers = { Accept: 'application/json', 'Content-Type': contentType };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  let resp;
+  try {
+    resp = await fetch(path, { method: 'PUT', headers, body: file, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the server: ${e.message}`);
+  }
+  const text = await resp.text();
+  if (!resp.ok) {
+    const { msg, code, details } = statusOf(text, resp.statusText);
+    throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg, code, details);
+  }
+  try { return JSON.parse(text); } catch { return {}; }
+}

@@ -1,12 +1,15 @@
-// The console's shell: hash routing, auto-refresh, the sign-in form and
-// the overview page.
+// The console's shell: hash routing, redrawing a view when the events it
+// watches arrive (live.js) or on its timer, the sign-in form and the
+// overview page.
 import { list, settle, token, AuthError } from './api.js';
+import { live } from './live.js';
 import { h, frag, header, table, time, badge, link, part, empty, num, errorBox } from './ui.js';
 import * as reg from './registry.js';
 import * as jobs from './jobs.js';
 import * as experimentViews from './experiments.js';
 import * as deploymentViews from './deployments.js';
 import * as nodeViews from './nodes.js';
+import * as alertViews from './alerts.js';
 
 const routes = [
   ['overview', /^$/, overview],
@@ -22,13 +25,23 @@ const routes = [
   ['deployments', /^deployments$/, deploymentViews.deployments],
   ['deployments', /^deployments\/([^/]+)$/, deploymentViews.deployment],
   ['nodes', /^nodes$/, nodeViews.nodes],
+  ['alerts', /^alerts$/, alertViews.alerts],
+  ['alerts', /^alerts\/([^/]+)$/, alertViews.alert],
 ];
+
+// FALLBACK_MS is how often a view that watches events is drawn again
+// while the events stream is down.
+const FALLBACK_MS = 30000;
 
 const main = document.getElementById('main');
 const status = document.getElementById('status');
 const signout = document.getElementById('signout');
 let seq = 0;
 let timer;
+// watching holds the event kinds of the view on screen, period its own
+// timer's (0: none).
+let watching = new Set();
+let period = 0;
 
 function parse() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -41,16 +54,26 @@ function parse() {
   return { name: '', view: notFound, params: [clean], query: new URLSearchParams() };
 }
 
-// render draws the current route. A view returns its DOM and may ask, by
-// ctx.refresh(ms), to be drawn again while its data is live.
-async function render(auto = false) {
+// render draws the current route. A view returns its DOM and may ask to
+// be drawn again: by ctx.watch(kinds...) when an event of those kinds
+// arrives (every 30 s while the events stream is down), by
+// ctx.refresh(ms) on a timer for what no event announces (monitoring
+// windows, training curves). cause says why it draws (the pages keep it
+// in main's data-cause).
+async function render(auto = false, cause = 'route') {
   clearTimeout(timer);
   const my = ++seq;
   const route = parse();
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === route.name);
   signout.hidden = !token.get();
   let every = 0;
-  const ctx = { ...route, refresh: (ms) => { every = ms; }, rerender: () => render(true) };
+  const kinds = new Set();
+  const ctx = {
+    ...route,
+    refresh: (ms) => { every = ms; },
+    watch: (...ks) => { for (const k of ks) kinds.add(k); },
+    rerender: () => render(true, 'action'),
+  };
   let node;
   try {
     node = await route.view(ctx);
@@ -65,22 +88,49 @@ async function render(auto = false) {
   if (my !== seq) return;
   const y = window.scrollY;
   main.replaceChildren(node);
+  main.dataset.cause = cause;
+  main.dataset.renders = String(Number(main.dataset.renders || 0) + 1);
   if (auto) window.scrollTo(0, y);
   status.textContent = `updated ${new Date().toLocaleTimeString()}`;
-  if (every) timer = setTimeout(() => tick(my), every);
+  watching = kinds;
+  period = every;
+  schedule(my, every);
+}
+
+// schedule sets the view's timer: its own period, else the slow poll of
+// a watching view while the events stream is down.
+function schedule(my, every) {
+  clearTimeout(timer);
+  if (every) timer = setTimeout(() => tick(my, 'timer'), every);
+  else if (watching.size && !live.open) timer = setTimeout(() => tick(my, 'poll'), FALLBACK_MS);
 }
 
 // tick redraws unless the user is busy with a control of the page.
-function tick(my) {
+function tick(my, cause) {
   if (my !== seq) return;
   const el = document.activeElement;
   const busy = document.hidden || (main.contains(el) && el.matches('input, select, textarea'));
   if (busy) {
-    timer = setTimeout(() => tick(my), 1000);
+    timer = setTimeout(() => tick(my, cause), 1000);
     return;
   }
-  render(true);
+  render(true, cause);
 }
+
+// Events redraw the view that watches their kind; a stream that comes
+// back redraws it too (events may have been missed), and one that goes
+// starts the slow poll.
+let wasOpen = false;
+live.on((batch, state) => {
+  const my = seq;
+  if (batch) {
+    if (batch.some((e) => watching.has(e.kind))) tick(my, 'event');
+    return;
+  }
+  if (state === 'open' && wasOpen && watching.size) tick(my, 'reconnect');
+  else if (state === 'closed' && watching.size) schedule(my, period);
+  if (state === 'open') wasOpen = true;
+});
 
 function signIn(err) {
   document.title = 'Sign in · bmaas';
@@ -92,6 +142,7 @@ function signIn(err) {
     onsubmit: (ev) => {
       ev.preventDefault();
       token.set(input.value);
+      live.restart();
       render();
     },
   }, h('label', { for: 'token' }, 'Token'), input, h('button', { class: 'btn primary', type: 'submit' }, 'Sign in'));
@@ -110,7 +161,7 @@ async function notFound(ctx) {
 }
 
 async function overview(ctx) {
-  ctx.refresh(5000);
+  ctx.watch('model', 'dataset', 'job', 'experiment', 'deployment', 'node');
   const [models, datasets, js, xs, deps, nodes] = await settle([
     list('/v1/models', 'models'), list('/v1/datasets', 'datasets'), list('/v1/jobs', 'jobs'),
     list('/v1/experiments', 'experiments'), list('/v1/deployments', 'deployments'), list('/v1/nodes', 'nodes')]);
@@ -140,7 +191,8 @@ async function overview(ctx) {
     ], v, { empty: 'No deployments yet. Create one with `bmaas deploy create`.' }), 'Deployments'));
 }
 
-signout.addEventListener('click', () => { token.clear(); render(); });
+signout.addEventListener('click', () => { token.clear(); live.restart(); render(); });
 window.addEventListener('hashchange', () => render());
 render();
+live.start();
 

@@ -9,7 +9,9 @@ import { h, fmtNum, fmtTime } from './ui.js';
 export const PALETTE = ['#2f5bd3', '#d9480f', '#2b8a3e', '#862e9c', '#c2255c', '#0b7285', '#e67700', '#5c940d', '#364fc7', '#a61e4d'];
 export const colour = (i) => PALETTE[i % PALETTE.length];
 
-const MARKER_TONES = { promotion: '#1b7f4c', alias: '#2f5bd3', event: '#9a6700' };
+const MARKER_TONES = {
+  promotion: '#1b7f4c', alias: '#2f5bd3', event: '#9a6700', pending: '#e67700', firing: '#b42318', resolved: '#1b7f4c',
+};
 
 // chartId turns a metric or other name into a DOM id: chart-<name>.
 export const chartId = (name) => `chart-${String(name).toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`;

@@ -1,8 +1,11 @@
-// Deployment views: the list, and one deployment with its replicas.
+// Deployment views: the list with a form to deploy a version, and one
+// deployment with its monitoring charts, alert rules and replicas.
 import { api, list, enc } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, mono, fmtNum, fmtBytes, num, cpu, action,
 } from './ui.js';
+import { createForm, compact } from './forms.js';
+import { monitorSection, RANGES, rangeMinutes } from './monitor.js';
 
 const depHref = (n) => `#/deployments/${enc(n)}`;
 const modelLink = (m) => (m ? link(`#/models/${enc(m)}`, m) : '');
@@ -12,11 +15,35 @@ export const scaleMask = 'min_replicas,max_replicas';
 
 const canary = (d) => (num(d.canary_version) ? `v${d.canary_version} @ ${d.canary_percent || 0}%` : '');
 
+// deployForm creates a deployment (POST /v1/deployments, the body being
+// the Deployment) and opens its page.
+function deployForm() {
+  return createForm({
+    id: 'deploy-form',
+    title: 'Deploy a version',
+    fields: [
+      { name: 'name', label: 'Name', placeholder: 'iris', hint: 'the v2 model name; empty: the model\'s' },
+      { name: 'model', label: 'Model', placeholder: 'iris@production', required: true, hint: 'name@version or name@alias' },
+      { name: 'min_replicas', label: 'Min replicas', type: 'number', value: 1, min: 0 },
+      { name: 'max_replicas', label: 'Max replicas', type: 'number', value: 1, min: 1 },
+      { name: 'autoscaling', label: 'Autoscaling', type: 'checkbox', value: false },
+      { name: 'sample_rate', label: 'Log payloads', type: 'number', value: 0, min: 0, step: 'any', hint: 'share of requests logged for monitoring, 0 to 1' },
+    ],
+    submit: (v) => api('/v1/deployments', { method: 'POST', body: compact({
+      name: v.name, model: v.model, min_replicas: v.min_replicas, max_replicas: v.max_replicas, autoscaling: v.autoscaling || undefined,
+      payload_logging: v.sample_rate ? { sample_rate: v.sample_rate } : undefined,
+    }) }),
+    done: (r) => { if (r.deployment?.name) location.hash = depHref(r.deployment.name); },
+  });
+}
+
 export async function deployments(ctx) {
   const ds = await list('/v1/deployments', 'deployments');
-  ctx.refresh(3000);
+  // Replicas are serving jobs: their transitions change the list too.
+  ctx.watch('deployment', 'job');
   return frag(
     header('Deployments', `${ds.length} total`),
+    deployForm(),
     table([
       { title: 'Name', cell: (d) => link(depHref(d.name), d.name) },
       { title: 'Model', cell: (d) => mono(d.model) },
@@ -32,8 +59,14 @@ export async function deployments(ctx) {
 
 export async function deployment(ctx) {
   const [name] = ctx.params;
-  const d = (await api(`/v1/deployments/${enc(name)}`)).deployment;
-  ctx.refresh(3000);
+  const range = RANGES.some(([k]) => k === ctx.query.get('range')) ? ctx.query.get('range') : '1h';
+  const [d, monitoring] = await Promise.all([
+    api(`/v1/deployments/${enc(name)}`).then((r) => r.deployment),
+    monitorSection(name, rangeMinutes(range)),
+  ]);
+  ctx.watch('deployment', 'job', 'alert', 'model');
+  // Monitoring windows fill without an event.
+  ctx.refresh(5000);
   const st = d.status || {};
   const res = d.resources || {};
   const model = d.model.split('@')[0];
@@ -69,6 +102,12 @@ export async function deployment(ctx) {
       ['Updated', time(d.update_time)],
       ['Inference', mono(`POST /v2/models/${d.name}/infer`)],
     ])),
+    h('section', {},
+      h('div', { class: 'head' }, h('h2', {}, 'Monitoring'),
+        h('span', { class: 'toolbar ranges' }, RANGES.map(([k]) => (k === range
+          ? h('span', { class: 'chip active' }, k)
+          : link(`${depHref(d.name)}?range=${k}`, k, { class: 'chip', id: `range-${k}` }))))),
+      monitoring),
     section('Replicas', table([
       { title: 'Replica', cell: (r) => link(`#/jobs/${enc(r.id)}`, r.id, { class: 'mono' }) },
       { title: 'Version', cell: (r) => `v${r.version}` },

@@ -15,7 +15,7 @@ const paused = (x) => x.state === 'EXPERIMENT_STATE_PAUSED';
 
 export async function experiments(ctx) {
   const xs = (await list('/v1/experiments', 'experiments')).sort((a, b) => (b.create_time || '').localeCompare(a.create_time || ''));
-  if (xs.some(running)) ctx.refresh(3000);
+  ctx.watch('experiment');
   return frag(
     header('Experiments', `${xs.length} total`),
     table([
@@ -106,7 +106,8 @@ export async function experiment(ctx) {
   const [id] = ctx.params;
   const x = (await api(`/v1/experiments/${enc(id)}`)).experiment;
   const [ts] = await settle([list(`/v1/experiments/${enc(id)}/trials`, 'trials')]);
-  if (running(x)) ctx.refresh(3000);
+  ctx.watch('experiment', 'job');
+  if (running(x)) ctx.refresh(3000); // trial curves come without an event
   const tpl = x.template || {};
   const params = x.params || [];
   const trialTable = (trials) => {

@@ -7,6 +7,7 @@ import {
   fmtNum, fmtBytes, fmtDuration, num, strip, cpu, json, errorBox,
 } from './ui.js';
 import { jobCurves } from './curves.js';
+import { createForm, compact, pairs } from './forms.js';
 
 const ACTIVE = ['JOB_STATE_QUEUED', 'JOB_STATE_SCHEDULED', 'JOB_STATE_RUNNING'];
 export const active = (j) => ACTIVE.includes(j.state);
@@ -41,6 +42,30 @@ export function jobTable(js, emptyMsg, hint) {
   ], js, { id: 'jobs', empty: emptyMsg, hint, rowData: (j) => ({ job: j.id, state: strip(j.state) }) });
 }
 
+// ALGORITHMS are the builtin runtime's.
+const ALGORITHMS = ['logistic', 'linear', 'ridge', 'mlp', 'gbdt'];
+
+// trainForm submits a builtin training job (POST /v1/jobs, the body
+// being the JobSpec) and opens its page.
+function trainForm() {
+  return createForm({
+    id: 'job-form',
+    title: 'Train a model',
+    fields: [
+      { name: 'model', label: 'Model', placeholder: 'iris', required: true, hint: 'the new version goes to this model' },
+      { name: 'algorithm', label: 'Algorithm', type: 'select', value: 'logistic', options: ALGORITHMS.map((a) => [a, a]) },
+      { name: 'dataset', label: 'Dataset', placeholder: 'iris', required: true },
+      { name: 'target_column', label: 'Target column', placeholder: 'empty: the last column' },
+      { name: 'hyperparameters', label: 'Hyperparameters', placeholder: 'epochs=20, lr=0.01' },
+    ],
+    submit: (v) => api('/v1/jobs', { method: 'POST', body: compact({
+      model: v.model,
+      builtin: { algorithm: v.algorithm, dataset: v.dataset, target_column: v.target_column, hyperparameters: pairs(v.hyperparameters, 'spec.builtin.hyperparameters') },
+    }) }),
+    done: (r) => { if (r.job?.id) location.hash = jobHref(r.job.id); },
+  });
+}
+
 const FILTERS = [['', 'All states'], ['active', 'Active'], ...['QUEUED', 'SCHEDULED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'].map((s) => [s, s.toLowerCase()])];
 const KINDS = [['', 'All kinds'], ['train', 'Training'], ['process', 'Process'], ['serve', 'Serving']];
 
@@ -49,7 +74,9 @@ export async function jobs(ctx) {
   const st = ctx.query.get('state') || '';
   const kd = ctx.query.get('kind') || '';
   const q = (ctx.query.get('q') || '').toLowerCase();
-  if (all.some(active)) ctx.refresh(2000);
+  ctx.watch('job');
+  // Steps and durations move without an event.
+  if (all.some(active)) ctx.refresh(10000);
   const shown = all.filter((j) => {
     if (st === 'active' ? !active(j) : st && strip(j.state) !== st) return false;
     if (kd && !kind(j.spec).startsWith(kd)) return false;
@@ -67,7 +94,8 @@ export async function jobs(ctx) {
     onchange: (e) => go('q', e.target.value.trim()) });
   const running = all.filter(active).length;
   return frag(
-    header('Jobs', `${all.length} total, ${running} active${running ? ' · refreshing' : ''}`),
+    header('Jobs', `${all.length} total, ${running} active`),
+    trainForm(),
     h('div', { class: 'toolbar' }, select('job-state', 'state', FILTERS, st), select('job-kind', 'kind', KINDS, kd), search,
       h('span', { class: 'muted' }, `${shown.length} shown`)),
     jobTable(shown, all.length ? 'No job matches the filter.' : 'No jobs yet.', all.length ? null : 'Submit one with `bmaas train`.'));
@@ -95,7 +123,8 @@ export async function job(ctx) {
   const [j, logView] = await Promise.all([api(`/v1/jobs/${enc(id)}`).then((r) => r.job), logs(id)]);
   const spec = j.spec || {};
   const live = active(j);
-  if (live) ctx.refresh(2000);
+  ctx.watch('job');
+  if (live) ctx.refresh(2000); // curves and logs come without an event
   const curveView = await jobCurves(id, live).catch((e) => errorBox(e, 'Training curves'));
   const res = spec.resources || {};
   const rt = spec.builtin || spec.process || spec.serving || {};

@@ -13,7 +13,7 @@ function gpus(n) {
 
 export async function nodes(ctx) {
   const ns = (await list('/v1/nodes', 'nodes')).sort((a, b) => a.name.localeCompare(b.name));
-  ctx.refresh(5000);
+  ctx.watch('node', 'job');
   return frag(
     header('Nodes', `${ns.length} registered`),
     table([

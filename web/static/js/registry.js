@@ -1,11 +1,12 @@
 // Registry views: models, a model with its versions, aliases, decisions
 // and evaluations, one version, datasets and a dataset with its versions.
-import { api, list, settle, enc, download } from './api.js';
+import { api, list, settle, enc, download, upload } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, part, mono, short,
   fmtBytes, fmtNum, num, strip, empty, errorBox,
 } from './ui.js';
 import { lineChart, chartGrid, chartId } from './charts.js';
+import { createForm } from './forms.js';
 
 const modelHref = (m) => `#/models/${enc(m)}`;
 const versionHref = (m, v) => `#/models/${enc(m)}/versions/${enc(v)}`;
@@ -36,7 +37,8 @@ function keyMetrics(versions, n = 4) {
   return [...names].sort((a, b) => rank(a) - rank(b) || score(a) - score(b) || a.localeCompare(b)).slice(0, n);
 }
 
-export async function models() {
+export async function models(ctx) {
+  ctx.watch('model', 'alias');
   const ms = await list('/v1/models', 'models');
   return frag(
     header('Models', `${ms.length} registered`),
@@ -60,6 +62,7 @@ export async function model(ctx) {
     list(`/v1/models/${enc(name)}/decisions`, 'decisions'),
     list(`/v1/evaluations?model=${enc(name)}`, 'evaluations', 200),
   ]);
+  ctx.watch('model', 'alias', 'evaluation');
   if (vs.ok && vs.value.some((v) => v.status === 'VERSION_STATUS_PENDING')) ctx.refresh(3000);
   const aliases = Object.entries(m.aliases || {}).sort();
   return frag(
@@ -241,7 +244,30 @@ function columnTable(cols) {
   ], cols);
 }
 
-export async function datasets() {
+// uploadForm uploads a CSV file as a new version of a dataset (PUT
+// /v1/datasets/{name}/csv, the raw bytes) and opens the dataset's page.
+function uploadForm() {
+  return createForm({
+    id: 'dataset-form',
+    title: 'Upload a dataset',
+    fields: [
+      { name: 'name', label: 'Name', placeholder: 'iris', required: true, hint: 'a new dataset, or a new version of one' },
+      { name: 'file', label: 'CSV file', type: 'file' },
+      { name: 'description', label: 'Description' },
+    ],
+    submit: (v) => {
+      if (!v.name) throw new Error('name: a dataset name is required');
+      if (!v.file) throw new Error('file: choose a CSV file');
+      const q = new URLSearchParams({ filename: v.file.name });
+      if (v.description) q.set('description', v.description);
+      return upload(`/v1/datasets/${enc(v.name)}/csv?${q}`, v.file, 'text/csv');
+    },
+    done: (r, v) => { location.hash = datasetHref(v.name); },
+  });
+}
+
+export async function datasets(ctx) {
+  ctx.watch('dataset');
   const ds = await list('/v1/datasets', 'datasets');
   // The list does not carry the newest version's statistics; fetch them.
   const full = await settle(ds.slice(0, 100).map((d) => api(`/v1/datasets/${enc(d.name)}`)));
@@ -249,6 +275,7 @@ export async function datasets() {
   const stat = (d, f) => { const l = latest.get(d.name); return l ? f(l) : ''; };
   return frag(
     header('Datasets', `${ds.length} registered`),
+    uploadForm(),
     table([
       { title: 'Name', cell: (d) => link(datasetHref(d.name), d.name) },
       { title: 'Versions', num: true, cell: (d) => num(d.latest_version) },
@@ -263,6 +290,7 @@ export async function datasets() {
 
 export async function dataset(ctx) {
   const [name] = ctx.params;
+  ctx.watch('dataset');
   const d = (await api(`/v1/datasets/${enc(name)}`)).dataset;
   const [vs] = await settle([list(`/v1/datasets/${enc(name)}/versions`, 'versions')]);
   const l = d.latest;
