@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/tests/harness"
 )
 
@@ -324,4 +326,51 @@ func TestConsoleMonitoring(t *testing.T) {
 	var ds registryv1.GetDatasetResponse
 	restGet(t, c, "/v1/datasets/irisweb", &ds)
 	require.EqualValues(t, 150, ds.Dataset.Latest.GetStats().GetRows())
+}
+
+// TestConsoleLiveWithToken: with auth on, the console's events stream
+// opens once signed in (it sends the bearer token as the API calls do),
+// the deploy and training forms show the API's error (naming the field)
+// beside them, and the training form submits a job and opens its page.
+func TestConsoleLiveWithToken(t *testing.T) {
+	t.Parallel()
+	chromium(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600))
+	c := harness.Start(t, harness.WithTokenFile(tokenFile))
+	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
+
+	p := openConsole(t, c)
+	p.run(chromedp.Navigate(c.HTTP + "/ui/#/deployments"))
+	p.waitText("main", "Sign in")
+	p.run(chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"), chromedp.Click(chromedp.CSS(`#signin button`)))
+	p.waitText("main", "No deployments yet.")
+	p.waitLive()
+
+	p.run(chromedp.Click(chromedp.CSS(`#deploy-form-box summary`)),
+		chromedp.SetValue(chromedp.CSS(`#deploy-form-model`), "nope@1"),
+		chromedp.Click(chromedp.CSS(`#deploy-form-submit`)))
+	p.waitText("#deploy-form-out", "HTTP", "nope")
+	code, body := httpDo(t, c, "GET", "/v1/deployments", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, string(body), "nope", "a refused deployment is not stored")
+
+	p.route("#/jobs")
+	p.run(chromedp.Click(chromedp.CSS(`#job-form-box summary`)),
+		chromedp.SetValue(chromedp.CSS(`#job-form-model`), "flowers"),
+		chromedp.SetValue(chromedp.CSS(`#job-form-dataset`), "iris"),
+		chromedp.SetValue(chromedp.CSS(`#job-form-hyperparameters`), "max_iter=50"),
+		chromedp.Click(chromedp.CSS(`#job-form-submit`)))
+	p.waitText("#job-form-out", "HTTP 400", "spec.model", `model "flowers" not found`)
+	_, err := c.Registry.CreateModel(t.Context(), &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "flowers"}})
+	require.NoError(t, err)
+	p.run(chromedp.Click(chromedp.CSS(`#job-form-submit`)))
+	p.waitText("main", "Job ", "train · logistic")
+	id := p.eval(`decodeURIComponent(location.hash.replace("#/jobs/", ""))`)
+	var job schedulerv1.GetJobResponse
+	restGet(t, c, "/v1/jobs/"+id, &job)
+	require.Equal(t, "flowers", job.Job.Spec.Model)
+	require.Equal(t, "logistic", job.Job.Spec.GetBuiltin().GetAlgorithm())
+	require.Equal(t, "iris", job.Job.Spec.GetBuiltin().GetDataset())
+	require.Equal(t, map[string]string{"max_iter": "50"}, job.Job.Spec.GetBuiltin().GetHyperparameters())
 }
