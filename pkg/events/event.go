@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,11 +114,11 @@ func streamForKind(kind string) (string, error) {
 		return StreamMetrics, nil
 	case KindLogs:
 		return StreamLogs, nil
-	case KindModel, KindDataset, KindJob, KindNode, KindDeployment, KindExperiment, KindEvaluation, KindAlias:
-		return StreamEvents, nil
-	default:
-		return "", fmt.Errorf("%w: unknown kind %q", ErrInvalidEvent, kind)
 	}
+	if slices.Contains(EventKinds(), kind) {
+		return StreamEvents, nil
+	}
+	return "", fmt.Errorf("%w: unknown kind %q", ErrInvalidEvent, kind)
 }
 
 // toMsg encodes a validated event with its ID and Time set.

@@ -133,3 +133,17 @@ func BenchmarkDeduper(b *testing.B) {
 		i++
 	}
 }
+
+// Every kind the events stream carries can be published: one list says
+// which, so a new kind cannot be in the stream's subjects and refused.
+func TestEveryEventKindHasTheEventsStream(t *testing.T) {
+	for _, k := range EventKinds() {
+		s, err := streamForKind(k)
+		if err != nil || s != StreamEvents {
+			t.Fatalf("kind %s: stream %q, %v", k, s, err)
+		}
+	}
+	if _, err := streamForKind("nope"); err == nil {
+		t.Fatal("an unknown kind has a stream")
+	}
+}
