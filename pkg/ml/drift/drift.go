@@ -105,15 +105,19 @@ func Categorical(ref *commonv1.ColumnStats, values []string) Result {
 	}
 	r.PSI = PSI(p, q)
 	if ref.GetCount() <= LargeReference {
+		// Expected counts from the training shares with half a count added
+		// to each category (Jeffreys' smoothing), so that one value the
+		// training data lacked is not by itself a drift.
 		r.Test = TestChiSquare
 		var chi float64
 		df := -1
+		n, k := float64(ref.GetCount()), float64(len(p))
 		for i := range p {
 			if p[i] == 0 && counts[i] == 0 {
 				continue
 			}
 			df++
-			e := math.Max(p[i], 1e-4) * float64(len(values))
+			e := (p[i]*n + 0.5) / (n + 0.5*k) * float64(len(values))
 			chi += (counts[i] - e) * (counts[i] - e) / e
 		}
 		r.Score = chi
