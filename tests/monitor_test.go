@@ -531,3 +531,42 @@ func hasKind(a *evaluatorv1.Alert, kind string) bool {
 	}
 	return false
 }
+
+// TestNodeUsageRecorded: the leader records each node's capacity and
+// allocation over time, read oldest first in pages over gRPC and REST.
+func TestNodeUsageRecorded(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t, func(cfg *app.Config) { cfg.Evaluator.NodeUsageInterval = 100 * time.Millisecond })
+	ctx := t.Context()
+	mc := evaluatorv1.NewMonitorServiceClient(c.Conn)
+	start := time.Now()
+	var all []*evaluatorv1.NodeUsage
+	eventually(t, 30*time.Second, "five samples of the node", func() bool {
+		resp, err := mc.ListNodeUsage(ctx, &evaluatorv1.ListNodeUsageRequest{Since: timestamppb.New(start)})
+		require.NoError(t, err)
+		all = resp.Samples
+		return len(all) >= 5
+	})
+	node := all[0].Node
+	require.Positive(t, all[0].CpuMillis)
+	require.Positive(t, all[0].MemoryBytes)
+	for i := 1; i < len(all); i++ {
+		require.False(t, all[i].Time.AsTime().Before(all[i-1].Time.AsTime()), "oldest first")
+	}
+	page, err := mc.ListNodeUsage(ctx, &evaluatorv1.ListNodeUsageRequest{Node: node, Since: timestamppb.New(start), PageSize: 2})
+	require.NoError(t, err)
+	require.Len(t, page.Samples, 2)
+	require.NotEmpty(t, page.NextPageToken)
+	next, err := mc.ListNodeUsage(ctx, &evaluatorv1.ListNodeUsageRequest{Node: node, PageSize: 2, PageToken: page.NextPageToken})
+	require.NoError(t, err)
+	require.Equal(t, all[2].Time.AsTime(), next.Samples[0].Time.AsTime())
+	none, err := mc.ListNodeUsage(ctx, &evaluatorv1.ListNodeUsageRequest{Node: "no-such-node"})
+	require.NoError(t, err)
+	require.Empty(t, none.Samples)
+	_, err = mc.ListNodeUsage(ctx, &evaluatorv1.ListNodeUsageRequest{PageSize: 5000})
+	requireField(t, err, codes.InvalidArgument, "page_size")
+	code, body := httpDo(t, c, "GET", "/v1/node-usage?node="+node+"&page_size=1", nil)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	require.Contains(t, string(body), `"cpu_millis":"`)
+	require.Contains(t, string(body), `"next_page_token"`)
+}

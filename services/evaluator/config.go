@@ -42,6 +42,8 @@ type Config struct {
 	// Alert rules (alerting package): how often the leader evaluates them,
 	// how often a firing alert is sent again, and where alerts go.
 	AlertInterval time.Duration `yaml:"alert_interval"`
+	// NodeUsageInterval is how often the leader records the nodes' use.
+	NodeUsageInterval time.Duration `yaml:"node_usage_interval"`
 	AlertResend   time.Duration `yaml:"alert_resend"`
 	Alertmanagers string        `yaml:"alertmanagers"`
 	AlertWebhooks string        `yaml:"alert_webhooks"`
@@ -66,6 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MonitorMaxIndexed, "evaluator.monitor-max-indexed", 1000000, "logged predictions remembered for joining feedback")
 	fs.IntVar(&c.MonitorMinRows, "evaluator.monitor-min-rows", 30, "rows a window needs before alert rules read its drift")
 	fs.DurationVar(&c.AlertInterval, "evaluator.alert-interval", 15*time.Second, "how often the leader evaluates the alert rules")
+	fs.DurationVar(&c.NodeUsageInterval, "evaluator.node-usage-interval", 30*time.Second, "how often the leader records every node's capacity, allocation and GPU use (the console's node charts)")
 	fs.DurationVar(&c.AlertResend, "evaluator.alert-resend", time.Minute, "how often a firing alert is sent again to Alertmanager")
 	fs.StringVar(&c.Alertmanagers, "evaluator.alertmanagers", "", "comma-separated base URLs of Alertmanagers (API v2) that get firing and resolved alerts")
 	fs.StringVar(&c.AlertWebhooks, "evaluator.alert-webhooks", "", "comma-separated URLs that get each firing and resolved alert as JSON")
@@ -95,8 +98,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("evaluator.monitor-retention: must be at least evaluator.monitor-horizon (%s), got %s", c.MonitorHorizon, c.MonitorRetention)
 	case c.MonitorMaxSamples < 10 || c.MonitorMaxIndexed < 1 || c.MonitorMinRows < 1:
 		return fmt.Errorf("evaluator.monitor-max-samples/max-indexed/min-rows: must be at least 10, 1 and 1")
-	case c.AlertInterval <= 0 || c.AlertResend <= 0:
-		return fmt.Errorf("evaluator.alert-interval/alert-resend: must be positive")
+	case c.AlertInterval <= 0 || c.AlertResend <= 0 || c.NodeUsageInterval <= 0:
+		return fmt.Errorf("evaluator.alert-interval/alert-resend/node-usage-interval: must be positive")
 	}
 	for _, f := range []struct{ flag, v string }{{"evaluator.alertmanagers", c.Alertmanagers}, {"evaluator.alert-webhooks", c.AlertWebhooks}} {
 		for _, u := range splitList(f.v) {

@@ -69,3 +69,10 @@ func (h *monitorHandler) GetAlert(ctx context.Context, req *evaluatorv1.GetAlert
 	a, err := h.alerts.Alert(ctx, req.GetId())
 	return &evaluatorv1.GetAlertResponse{Alert: a}, err
 }
+
+func (h *monitorHandler) ListNodeUsage(ctx context.Context, req *evaluatorv1.ListNodeUsageRequest) (*evaluatorv1.ListNodeUsageResponse, error) {
+	if h.mon == nil {
+		return nil, errNoJetStream
+	}
+	return h.mon.ListNodeUsage(ctx, req)
+}

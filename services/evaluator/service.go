@@ -212,6 +212,9 @@ func (s *Service) watchLoop(ctx context.Context, fence clientv3.Cmp) {
 	defer s.leading.Store(false)
 	t := time.NewTicker(s.cfg.AlertInterval)
 	defer t.Stop()
+	if s.mon != nil {
+		go s.recordNodes(ctx)
+	}
 	for {
 		if s.mon != nil {
 			if err := s.mon.Flush(ctx, true); err != nil && ctx.Err() == nil {
@@ -219,6 +222,25 @@ func (s *Service) watchLoop(ctx context.Context, fence clientv3.Cmp) {
 			}
 		}
 		s.alerts.Evaluate(ctx, fence)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// recordNodes samples the nodes' use every node-usage interval while
+// this replica leads.
+func (s *Service) recordNodes(ctx context.Context) {
+	t := time.NewTicker(s.cfg.NodeUsageInterval)
+	defer t.Stop()
+	for {
+		if nodes, err := s.ev.listNodes(ctx); err == nil {
+			if err := s.mon.RecordNodes(ctx, nodes); err != nil && ctx.Err() == nil {
+				s.log.Warn("record node usage", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -43,6 +43,26 @@ func (e *Evaluator) readyReplicas(ctx context.Context, name string) (int32, erro
 	return d.GetStatus().GetReadyReplicas(), err
 }
 
+// listNodes reads every node from the scheduler.
+func (e *Evaluator) listNodes(ctx context.Context) ([]*schedulerv1.Node, error) {
+	sc, err := e.scheduler()
+	if err != nil {
+		return nil, err
+	}
+	var out []*schedulerv1.Node
+	token := ""
+	for {
+		resp, err := sc.ListNodes(ctx, &schedulerv1.ListNodesRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.GetNodes()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
+}
+
 // modelVersion reads model@ref from the registry.
 func (e *Evaluator) modelVersion(ctx context.Context, model, ref string) (*registryv1.ModelVersion, error) {
 	reg, err := e.registry()

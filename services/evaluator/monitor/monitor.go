@@ -115,6 +115,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("bucket %s: %w", WindowBucket, err)
 	}
 	m.kv = kv
+	if _, err := m.nodeStream(ctx); err != nil {
+		return fmt.Errorf("stream %s: %w", NodeUsageStream, err)
+	}
 	close(m.started)
 	from := m.now().Add(-m.cfg.Horizon)
 	var wg sync.WaitGroup

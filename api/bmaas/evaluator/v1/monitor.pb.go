@@ -1056,6 +1056,299 @@ func (x *ListMonitorWindowsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GpuUsage is one GPU of a node at a sample's time.
+type GpuUsage struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Index                int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	MemoryBytes          int64                  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	UsedMemoryBytes      int64                  `protobuf:"varint,3,opt,name=used_memory_bytes,json=usedMemoryBytes,proto3" json:"used_memory_bytes,omitempty"`
+	AllocatedMemoryBytes int64                  `protobuf:"varint,4,opt,name=allocated_memory_bytes,json=allocatedMemoryBytes,proto3" json:"allocated_memory_bytes,omitempty"`
+	UtilizationPercent   int32                  `protobuf:"varint,5,opt,name=utilization_percent,json=utilizationPercent,proto3" json:"utilization_percent,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *GpuUsage) Reset() {
+	*x = GpuUsage{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GpuUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GpuUsage) ProtoMessage() {}
+
+func (x *GpuUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GpuUsage.ProtoReflect.Descriptor instead.
+func (*GpuUsage) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GpuUsage) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *GpuUsage) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *GpuUsage) GetUsedMemoryBytes() int64 {
+	if x != nil {
+		return x.UsedMemoryBytes
+	}
+	return 0
+}
+
+func (x *GpuUsage) GetAllocatedMemoryBytes() int64 {
+	if x != nil {
+		return x.AllocatedMemoryBytes
+	}
+	return 0
+}
+
+func (x *GpuUsage) GetUtilizationPercent() int32 {
+	if x != nil {
+		return x.UtilizationPercent
+	}
+	return 0
+}
+
+// NodeUsage is one node's capacity and use at one time.
+type NodeUsage struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Node                 string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Time                 *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	CpuMillis            int64                  `protobuf:"varint,3,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	AllocatedCpuMillis   int64                  `protobuf:"varint,4,opt,name=allocated_cpu_millis,json=allocatedCpuMillis,proto3" json:"allocated_cpu_millis,omitempty"`
+	MemoryBytes          int64                  `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	AllocatedMemoryBytes int64                  `protobuf:"varint,6,opt,name=allocated_memory_bytes,json=allocatedMemoryBytes,proto3" json:"allocated_memory_bytes,omitempty"`
+	Gpus                 []*GpuUsage            `protobuf:"bytes,7,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *NodeUsage) Reset() {
+	*x = NodeUsage{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeUsage) ProtoMessage() {}
+
+func (x *NodeUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeUsage.ProtoReflect.Descriptor instead.
+func (*NodeUsage) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *NodeUsage) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeUsage) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *NodeUsage) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetAllocatedCpuMillis() int64 {
+	if x != nil {
+		return x.AllocatedCpuMillis
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetAllocatedMemoryBytes() int64 {
+	if x != nil {
+		return x.AllocatedMemoryBytes
+	}
+	return 0
+}
+
+func (x *NodeUsage) GetGpus() []*GpuUsage {
+	if x != nil {
+		return x.Gpus
+	}
+	return nil
+}
+
+type ListNodeUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One node's samples (default: every node's).
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The samples at or after this time (default: the last hour).
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// At most this many (default 100, at most 1000).
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeUsageRequest) Reset() {
+	*x = ListNodeUsageRequest{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeUsageRequest) ProtoMessage() {}
+
+func (x *ListNodeUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeUsageRequest.ProtoReflect.Descriptor instead.
+func (*ListNodeUsageRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListNodeUsageRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ListNodeUsageRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListNodeUsageRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListNodeUsageRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListNodeUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Samples       []*NodeUsage           `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeUsageResponse) Reset() {
+	*x = ListNodeUsageResponse{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeUsageResponse) ProtoMessage() {}
+
+func (x *ListNodeUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeUsageResponse.ProtoReflect.Descriptor instead.
+func (*ListNodeUsageResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListNodeUsageResponse) GetSamples() []*NodeUsage {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *ListNodeUsageResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // AlertAction is what the platform does when a rule fires.
 type AlertAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1079,7 +1372,7 @@ type AlertAction struct {
 
 func (x *AlertAction) Reset() {
 	*x = AlertAction{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1384,7 @@ func (x *AlertAction) String() string {
 func (*AlertAction) ProtoMessage() {}
 
 func (x *AlertAction) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[11]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1397,7 @@ func (x *AlertAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertAction.ProtoReflect.Descriptor instead.
 func (*AlertAction) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AlertAction) GetKind() string {
@@ -1170,7 +1463,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1475,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[12]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1488,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AlertRule) GetName() string {
@@ -1327,7 +1620,7 @@ type AlertLink struct {
 
 func (x *AlertLink) Reset() {
 	*x = AlertLink{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1632,7 @@ func (x *AlertLink) String() string {
 func (*AlertLink) ProtoMessage() {}
 
 func (x *AlertLink) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[13]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1645,7 @@ func (x *AlertLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertLink.ProtoReflect.Descriptor instead.
 func (*AlertLink) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AlertLink) GetKind() string {
@@ -1405,7 +1698,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1710,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[14]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1723,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Alert) GetId() string {
@@ -1519,7 +1812,7 @@ type CreateAlertRuleRequest struct {
 
 func (x *CreateAlertRuleRequest) Reset() {
 	*x = CreateAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1824,7 @@ func (x *CreateAlertRuleRequest) String() string {
 func (*CreateAlertRuleRequest) ProtoMessage() {}
 
 func (x *CreateAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[15]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1837,7 @@ func (x *CreateAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateAlertRuleRequest) GetRule() *AlertRule {
@@ -1563,7 +1856,7 @@ type CreateAlertRuleResponse struct {
 
 func (x *CreateAlertRuleResponse) Reset() {
 	*x = CreateAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1868,7 @@ func (x *CreateAlertRuleResponse) String() string {
 func (*CreateAlertRuleResponse) ProtoMessage() {}
 
 func (x *CreateAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[16]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1881,7 @@ func (x *CreateAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateAlertRuleResponse) GetRule() *AlertRule {
@@ -1607,7 +1900,7 @@ type GetAlertRuleRequest struct {
 
 func (x *GetAlertRuleRequest) Reset() {
 	*x = GetAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1912,7 @@ func (x *GetAlertRuleRequest) String() string {
 func (*GetAlertRuleRequest) ProtoMessage() {}
 
 func (x *GetAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[17]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1925,7 @@ func (x *GetAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetAlertRuleRequest) GetName() string {
@@ -1651,7 +1944,7 @@ type GetAlertRuleResponse struct {
 
 func (x *GetAlertRuleResponse) Reset() {
 	*x = GetAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1956,7 @@ func (x *GetAlertRuleResponse) String() string {
 func (*GetAlertRuleResponse) ProtoMessage() {}
 
 func (x *GetAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[18]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1969,7 @@ func (x *GetAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetAlertRuleResponse) GetRule() *AlertRule {
@@ -1696,7 +1989,7 @@ type ListAlertRulesRequest struct {
 
 func (x *ListAlertRulesRequest) Reset() {
 	*x = ListAlertRulesRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +2001,7 @@ func (x *ListAlertRulesRequest) String() string {
 func (*ListAlertRulesRequest) ProtoMessage() {}
 
 func (x *ListAlertRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[19]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +2014,7 @@ func (x *ListAlertRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertRulesRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAlertRulesRequest) GetPageSize() int32 {
@@ -1748,7 +2041,7 @@ type ListAlertRulesResponse struct {
 
 func (x *ListAlertRulesResponse) Reset() {
 	*x = ListAlertRulesResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +2053,7 @@ func (x *ListAlertRulesResponse) String() string {
 func (*ListAlertRulesResponse) ProtoMessage() {}
 
 func (x *ListAlertRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[20]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +2066,7 @@ func (x *ListAlertRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertRulesResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListAlertRulesResponse) GetRules() []*AlertRule {
@@ -1799,7 +2092,7 @@ type DeleteAlertRuleRequest struct {
 
 func (x *DeleteAlertRuleRequest) Reset() {
 	*x = DeleteAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2104,7 @@ func (x *DeleteAlertRuleRequest) String() string {
 func (*DeleteAlertRuleRequest) ProtoMessage() {}
 
 func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[21]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2117,7 @@ func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteAlertRuleRequest) GetName() string {
@@ -1842,7 +2135,7 @@ type DeleteAlertRuleResponse struct {
 
 func (x *DeleteAlertRuleResponse) Reset() {
 	*x = DeleteAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2147,7 @@ func (x *DeleteAlertRuleResponse) String() string {
 func (*DeleteAlertRuleResponse) ProtoMessage() {}
 
 func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[22]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2160,7 @@ func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{26}
 }
 
 type ListAlertsRequest struct {
@@ -1882,7 +2175,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2187,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[23]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2200,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListAlertsRequest) GetRule() string {
@@ -1941,7 +2234,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2246,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[24]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2259,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -1992,7 +2285,7 @@ type GetAlertRequest struct {
 
 func (x *GetAlertRequest) Reset() {
 	*x = GetAlertRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2297,7 @@ func (x *GetAlertRequest) String() string {
 func (*GetAlertRequest) ProtoMessage() {}
 
 func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2310,7 @@ func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAlertRequest) GetId() string {
@@ -2036,7 +2329,7 @@ type GetAlertResponse struct {
 
 func (x *GetAlertResponse) Reset() {
 	*x = GetAlertResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2341,7 @@ func (x *GetAlertResponse) String() string {
 func (*GetAlertResponse) ProtoMessage() {}
 
 func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2354,7 @@ func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAlertResponse) GetAlert() *Alert {
@@ -2163,6 +2456,30 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x81\x01\n" +
 	"\x1aListMonitorWindowsResponse\x12;\n" +
 	"\awindows\x18\x01 \x03(\v2!.bmaas.evaluator.v1.MonitorWindowR\awindows\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd6\x01\n" +
+	"\bGpuUsage\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12!\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12*\n" +
+	"\x11used_memory_bytes\x18\x03 \x01(\x03R\x0fusedMemoryBytes\x124\n" +
+	"\x16allocated_memory_bytes\x18\x04 \x01(\x03R\x14allocatedMemoryBytes\x12/\n" +
+	"\x13utilization_percent\x18\x05 \x01(\x05R\x12utilizationPercent\"\xab\x02\n" +
+	"\tNodeUsage\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\x03 \x01(\x03R\tcpuMillis\x120\n" +
+	"\x14allocated_cpu_millis\x18\x04 \x01(\x03R\x12allocatedCpuMillis\x12!\n" +
+	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x124\n" +
+	"\x16allocated_memory_bytes\x18\x06 \x01(\x03R\x14allocatedMemoryBytes\x120\n" +
+	"\x04gpus\x18\a \x03(\v2\x1c.bmaas.evaluator.v1.GpuUsageR\x04gpus\"\x98\x01\n" +
+	"\x14ListNodeUsageRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"x\n" +
+	"\x15ListNodeUsageResponse\x127\n" +
+	"\asamples\x18\x01 \x03(\v2\x1d.bmaas.evaluator.v1.NodeUsageR\asamples\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
 	"\vAlertAction\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
@@ -2269,12 +2586,12 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\x14ALERT_STATE_INACTIVE\x10\x01\x12\x17\n" +
 	"\x13ALERT_STATE_PENDING\x10\x02\x12\x16\n" +
 	"\x12ALERT_STATE_FIRING\x10\x03\x12\x18\n" +
-	"\x14ALERT_STATE_RESOLVED\x10\x042\x9b\n" +
-	"\n" +
+	"\x14ALERT_STATE_RESOLVED\x10\x042\x99\v\n" +
 	"\x0eMonitorService\x12\x99\x01\n" +
 	"\x0eSubmitFeedback\x12).bmaas.evaluator.v1.SubmitFeedbackRequest\x1a*.bmaas.evaluator.v1.SubmitFeedbackResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/deployments/{deployment}/feedback\x12\xc4\x01\n" +
 	"\x19CreateDatasetFromPayloads\x124.bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest\x1a5.bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/deployments/{deployment}/payloads:toDataset\x12\xa4\x01\n" +
-	"\x12ListMonitorWindows\x12-.bmaas.evaluator.v1.ListMonitorWindowsRequest\x1a..bmaas.evaluator.v1.ListMonitorWindowsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/deployments/{deployment}/monitoring\x12\x89\x01\n" +
+	"\x12ListMonitorWindows\x12-.bmaas.evaluator.v1.ListMonitorWindowsRequest\x1a..bmaas.evaluator.v1.ListMonitorWindowsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/deployments/{deployment}/monitoring\x12|\n" +
+	"\rListNodeUsage\x12(.bmaas.evaluator.v1.ListNodeUsageRequest\x1a).bmaas.evaluator.v1.ListNodeUsageResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/node-usage\x12\x89\x01\n" +
 	"\x0fCreateAlertRule\x12*.bmaas.evaluator.v1.CreateAlertRuleRequest\x1a+.bmaas.evaluator.v1.CreateAlertRuleResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x04rule\"\x0f/v1/alert-rules\x12\x81\x01\n" +
 	"\fGetAlertRule\x12'.bmaas.evaluator.v1.GetAlertRuleRequest\x1a(.bmaas.evaluator.v1.GetAlertRuleResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/alert-rules/{name}\x12\x80\x01\n" +
 	"\x0eListAlertRules\x12).bmaas.evaluator.v1.ListAlertRulesRequest\x1a*.bmaas.evaluator.v1.ListAlertRulesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/alert-rules\x12\x8a\x01\n" +
@@ -2297,7 +2614,7 @@ func file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_evaluator_v1_monitor_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_bmaas_evaluator_v1_monitor_proto_goTypes = []any{
 	(Comparison)(0),                           // 0: bmaas.evaluator.v1.Comparison
 	(AlertState)(0),                           // 1: bmaas.evaluator.v1.AlertState
@@ -2312,90 +2629,100 @@ var file_bmaas_evaluator_v1_monitor_proto_goTypes = []any{
 	(*MonitorWindow)(nil),                     // 10: bmaas.evaluator.v1.MonitorWindow
 	(*ListMonitorWindowsRequest)(nil),         // 11: bmaas.evaluator.v1.ListMonitorWindowsRequest
 	(*ListMonitorWindowsResponse)(nil),        // 12: bmaas.evaluator.v1.ListMonitorWindowsResponse
-	(*AlertAction)(nil),                       // 13: bmaas.evaluator.v1.AlertAction
-	(*AlertRule)(nil),                         // 14: bmaas.evaluator.v1.AlertRule
-	(*AlertLink)(nil),                         // 15: bmaas.evaluator.v1.AlertLink
-	(*Alert)(nil),                             // 16: bmaas.evaluator.v1.Alert
-	(*CreateAlertRuleRequest)(nil),            // 17: bmaas.evaluator.v1.CreateAlertRuleRequest
-	(*CreateAlertRuleResponse)(nil),           // 18: bmaas.evaluator.v1.CreateAlertRuleResponse
-	(*GetAlertRuleRequest)(nil),               // 19: bmaas.evaluator.v1.GetAlertRuleRequest
-	(*GetAlertRuleResponse)(nil),              // 20: bmaas.evaluator.v1.GetAlertRuleResponse
-	(*ListAlertRulesRequest)(nil),             // 21: bmaas.evaluator.v1.ListAlertRulesRequest
-	(*ListAlertRulesResponse)(nil),            // 22: bmaas.evaluator.v1.ListAlertRulesResponse
-	(*DeleteAlertRuleRequest)(nil),            // 23: bmaas.evaluator.v1.DeleteAlertRuleRequest
-	(*DeleteAlertRuleResponse)(nil),           // 24: bmaas.evaluator.v1.DeleteAlertRuleResponse
-	(*ListAlertsRequest)(nil),                 // 25: bmaas.evaluator.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),                // 26: bmaas.evaluator.v1.ListAlertsResponse
-	(*GetAlertRequest)(nil),                   // 27: bmaas.evaluator.v1.GetAlertRequest
-	(*GetAlertResponse)(nil),                  // 28: bmaas.evaluator.v1.GetAlertResponse
-	nil,                                       // 29: bmaas.evaluator.v1.AlertRule.LabelsEntry
-	nil,                                       // 30: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
-	nil,                                       // 31: bmaas.evaluator.v1.Alert.LabelsEntry
-	nil,                                       // 32: bmaas.evaluator.v1.Alert.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil),             // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 34: google.protobuf.Duration
+	(*GpuUsage)(nil),                          // 13: bmaas.evaluator.v1.GpuUsage
+	(*NodeUsage)(nil),                         // 14: bmaas.evaluator.v1.NodeUsage
+	(*ListNodeUsageRequest)(nil),              // 15: bmaas.evaluator.v1.ListNodeUsageRequest
+	(*ListNodeUsageResponse)(nil),             // 16: bmaas.evaluator.v1.ListNodeUsageResponse
+	(*AlertAction)(nil),                       // 17: bmaas.evaluator.v1.AlertAction
+	(*AlertRule)(nil),                         // 18: bmaas.evaluator.v1.AlertRule
+	(*AlertLink)(nil),                         // 19: bmaas.evaluator.v1.AlertLink
+	(*Alert)(nil),                             // 20: bmaas.evaluator.v1.Alert
+	(*CreateAlertRuleRequest)(nil),            // 21: bmaas.evaluator.v1.CreateAlertRuleRequest
+	(*CreateAlertRuleResponse)(nil),           // 22: bmaas.evaluator.v1.CreateAlertRuleResponse
+	(*GetAlertRuleRequest)(nil),               // 23: bmaas.evaluator.v1.GetAlertRuleRequest
+	(*GetAlertRuleResponse)(nil),              // 24: bmaas.evaluator.v1.GetAlertRuleResponse
+	(*ListAlertRulesRequest)(nil),             // 25: bmaas.evaluator.v1.ListAlertRulesRequest
+	(*ListAlertRulesResponse)(nil),            // 26: bmaas.evaluator.v1.ListAlertRulesResponse
+	(*DeleteAlertRuleRequest)(nil),            // 27: bmaas.evaluator.v1.DeleteAlertRuleRequest
+	(*DeleteAlertRuleResponse)(nil),           // 28: bmaas.evaluator.v1.DeleteAlertRuleResponse
+	(*ListAlertsRequest)(nil),                 // 29: bmaas.evaluator.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),                // 30: bmaas.evaluator.v1.ListAlertsResponse
+	(*GetAlertRequest)(nil),                   // 31: bmaas.evaluator.v1.GetAlertRequest
+	(*GetAlertResponse)(nil),                  // 32: bmaas.evaluator.v1.GetAlertResponse
+	nil,                                       // 33: bmaas.evaluator.v1.AlertRule.LabelsEntry
+	nil,                                       // 34: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	nil,                                       // 35: bmaas.evaluator.v1.Alert.LabelsEntry
+	nil,                                       // 36: bmaas.evaluator.v1.Alert.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil),             // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 38: google.protobuf.Duration
 }
 var file_bmaas_evaluator_v1_monitor_proto_depIdxs = []int32{
 	2,  // 0: bmaas.evaluator.v1.SubmitFeedbackRequest.feedback:type_name -> bmaas.evaluator.v1.Feedback
-	33, // 1: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.since:type_name -> google.protobuf.Timestamp
-	33, // 2: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.until:type_name -> google.protobuf.Timestamp
-	33, // 3: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
-	33, // 4: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
+	37, // 1: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 2: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.until:type_name -> google.protobuf.Timestamp
+	37, // 3: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
+	37, // 4: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
 	7,  // 5: bmaas.evaluator.v1.MonitorWindow.drift:type_name -> bmaas.evaluator.v1.ColumnDrift
 	7,  // 6: bmaas.evaluator.v1.MonitorWindow.prediction_drift:type_name -> bmaas.evaluator.v1.ColumnDrift
 	8,  // 7: bmaas.evaluator.v1.MonitorWindow.quality:type_name -> bmaas.evaluator.v1.DataQuality
 	9,  // 8: bmaas.evaluator.v1.MonitorWindow.performance:type_name -> bmaas.evaluator.v1.LivePerformance
-	33, // 9: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
-	33, // 10: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 9: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
+	37, // 10: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
 	10, // 11: bmaas.evaluator.v1.ListMonitorWindowsResponse.windows:type_name -> bmaas.evaluator.v1.MonitorWindow
-	34, // 12: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
-	34, // 13: bmaas.evaluator.v1.AlertAction.payload_window:type_name -> google.protobuf.Duration
-	0,  // 14: bmaas.evaluator.v1.AlertRule.comparison:type_name -> bmaas.evaluator.v1.Comparison
-	34, // 15: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
-	29, // 16: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
-	30, // 17: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
-	13, // 18: bmaas.evaluator.v1.AlertRule.action:type_name -> bmaas.evaluator.v1.AlertAction
-	1,  // 19: bmaas.evaluator.v1.AlertRule.state:type_name -> bmaas.evaluator.v1.AlertState
-	33, // 20: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
-	33, // 21: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
-	33, // 22: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
-	33, // 23: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
-	1,  // 24: bmaas.evaluator.v1.Alert.state:type_name -> bmaas.evaluator.v1.AlertState
-	31, // 25: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
-	32, // 26: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
-	33, // 27: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
-	33, // 28: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
-	33, // 29: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
-	15, // 30: bmaas.evaluator.v1.Alert.links:type_name -> bmaas.evaluator.v1.AlertLink
-	14, // 31: bmaas.evaluator.v1.CreateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	14, // 32: bmaas.evaluator.v1.CreateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	14, // 33: bmaas.evaluator.v1.GetAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
-	14, // 34: bmaas.evaluator.v1.ListAlertRulesResponse.rules:type_name -> bmaas.evaluator.v1.AlertRule
-	16, // 35: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
-	16, // 36: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
-	3,  // 37: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
-	4,  // 38: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:input_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
-	11, // 39: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
-	17, // 40: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
-	19, // 41: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
-	21, // 42: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
-	23, // 43: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
-	25, // 44: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
-	27, // 45: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
-	6,  // 46: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
-	5,  // 47: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:output_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
-	12, // 48: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
-	18, // 49: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
-	20, // 50: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
-	22, // 51: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
-	24, // 52: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
-	26, // 53: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
-	28, // 54: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
-	46, // [46:55] is the sub-list for method output_type
-	37, // [37:46] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	37, // 12: bmaas.evaluator.v1.NodeUsage.time:type_name -> google.protobuf.Timestamp
+	13, // 13: bmaas.evaluator.v1.NodeUsage.gpus:type_name -> bmaas.evaluator.v1.GpuUsage
+	37, // 14: bmaas.evaluator.v1.ListNodeUsageRequest.since:type_name -> google.protobuf.Timestamp
+	14, // 15: bmaas.evaluator.v1.ListNodeUsageResponse.samples:type_name -> bmaas.evaluator.v1.NodeUsage
+	38, // 16: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
+	38, // 17: bmaas.evaluator.v1.AlertAction.payload_window:type_name -> google.protobuf.Duration
+	0,  // 18: bmaas.evaluator.v1.AlertRule.comparison:type_name -> bmaas.evaluator.v1.Comparison
+	38, // 19: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
+	33, // 20: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
+	34, // 21: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	17, // 22: bmaas.evaluator.v1.AlertRule.action:type_name -> bmaas.evaluator.v1.AlertAction
+	1,  // 23: bmaas.evaluator.v1.AlertRule.state:type_name -> bmaas.evaluator.v1.AlertState
+	37, // 24: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
+	37, // 25: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
+	37, // 26: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
+	37, // 27: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
+	1,  // 28: bmaas.evaluator.v1.Alert.state:type_name -> bmaas.evaluator.v1.AlertState
+	35, // 29: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
+	36, // 30: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
+	37, // 31: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
+	37, // 32: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
+	37, // 33: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
+	19, // 34: bmaas.evaluator.v1.Alert.links:type_name -> bmaas.evaluator.v1.AlertLink
+	18, // 35: bmaas.evaluator.v1.CreateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	18, // 36: bmaas.evaluator.v1.CreateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	18, // 37: bmaas.evaluator.v1.GetAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	18, // 38: bmaas.evaluator.v1.ListAlertRulesResponse.rules:type_name -> bmaas.evaluator.v1.AlertRule
+	20, // 39: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
+	20, // 40: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
+	3,  // 41: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
+	4,  // 42: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:input_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
+	11, // 43: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
+	15, // 44: bmaas.evaluator.v1.MonitorService.ListNodeUsage:input_type -> bmaas.evaluator.v1.ListNodeUsageRequest
+	21, // 45: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
+	23, // 46: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
+	25, // 47: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
+	27, // 48: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
+	29, // 49: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
+	31, // 50: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
+	6,  // 51: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
+	5,  // 52: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:output_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
+	12, // 53: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
+	16, // 54: bmaas.evaluator.v1.MonitorService.ListNodeUsage:output_type -> bmaas.evaluator.v1.ListNodeUsageResponse
+	22, // 55: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
+	24, // 56: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
+	26, // 57: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
+	28, // 58: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
+	30, // 59: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
+	32, // 60: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
+	51, // [51:61] is the sub-list for method output_type
+	41, // [41:51] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_monitor_proto_init() }
@@ -2409,7 +2736,7 @@ func file_bmaas_evaluator_v1_monitor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_monitor_proto_rawDesc), len(file_bmaas_evaluator_v1_monitor_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

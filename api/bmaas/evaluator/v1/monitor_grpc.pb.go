@@ -22,6 +22,7 @@ const (
 	MonitorService_SubmitFeedback_FullMethodName            = "/bmaas.evaluator.v1.MonitorService/SubmitFeedback"
 	MonitorService_CreateDatasetFromPayloads_FullMethodName = "/bmaas.evaluator.v1.MonitorService/CreateDatasetFromPayloads"
 	MonitorService_ListMonitorWindows_FullMethodName        = "/bmaas.evaluator.v1.MonitorService/ListMonitorWindows"
+	MonitorService_ListNodeUsage_FullMethodName             = "/bmaas.evaluator.v1.MonitorService/ListNodeUsage"
 	MonitorService_CreateAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/CreateAlertRule"
 	MonitorService_GetAlertRule_FullMethodName              = "/bmaas.evaluator.v1.MonitorService/GetAlertRule"
 	MonitorService_ListAlertRules_FullMethodName            = "/bmaas.evaluator.v1.MonitorService/ListAlertRules"
@@ -52,6 +53,9 @@ type MonitorServiceClient interface {
 	// ListMonitorWindows reads a deployment's monitoring windows, oldest
 	// first.
 	ListMonitorWindows(ctx context.Context, in *ListMonitorWindowsRequest, opts ...grpc.CallOption) (*ListMonitorWindowsResponse, error)
+	// ListNodeUsage reads the nodes' recorded use over time (a sample
+	// every evaluator.node-usage-interval), oldest first.
+	ListNodeUsage(ctx context.Context, in *ListNodeUsageRequest, opts ...grpc.CallOption) (*ListNodeUsageResponse, error)
 	CreateAlertRule(ctx context.Context, in *CreateAlertRuleRequest, opts ...grpc.CallOption) (*CreateAlertRuleResponse, error)
 	GetAlertRule(ctx context.Context, in *GetAlertRuleRequest, opts ...grpc.CallOption) (*GetAlertRuleResponse, error)
 	ListAlertRules(ctx context.Context, in *ListAlertRulesRequest, opts ...grpc.CallOption) (*ListAlertRulesResponse, error)
@@ -94,6 +98,16 @@ func (c *monitorServiceClient) ListMonitorWindows(ctx context.Context, in *ListM
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListMonitorWindowsResponse)
 	err := c.cc.Invoke(ctx, MonitorService_ListMonitorWindows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *monitorServiceClient) ListNodeUsage(ctx context.Context, in *ListNodeUsageRequest, opts ...grpc.CallOption) (*ListNodeUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNodeUsageResponse)
+	err := c.cc.Invoke(ctx, MonitorService_ListNodeUsage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +196,9 @@ type MonitorServiceServer interface {
 	// ListMonitorWindows reads a deployment's monitoring windows, oldest
 	// first.
 	ListMonitorWindows(context.Context, *ListMonitorWindowsRequest) (*ListMonitorWindowsResponse, error)
+	// ListNodeUsage reads the nodes' recorded use over time (a sample
+	// every evaluator.node-usage-interval), oldest first.
+	ListNodeUsage(context.Context, *ListNodeUsageRequest) (*ListNodeUsageResponse, error)
 	CreateAlertRule(context.Context, *CreateAlertRuleRequest) (*CreateAlertRuleResponse, error)
 	GetAlertRule(context.Context, *GetAlertRuleRequest) (*GetAlertRuleResponse, error)
 	ListAlertRules(context.Context, *ListAlertRulesRequest) (*ListAlertRulesResponse, error)
@@ -208,6 +225,9 @@ func (UnimplementedMonitorServiceServer) CreateDatasetFromPayloads(context.Conte
 }
 func (UnimplementedMonitorServiceServer) ListMonitorWindows(context.Context, *ListMonitorWindowsRequest) (*ListMonitorWindowsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListMonitorWindows not implemented")
+}
+func (UnimplementedMonitorServiceServer) ListNodeUsage(context.Context, *ListNodeUsageRequest) (*ListNodeUsageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListNodeUsage not implemented")
 }
 func (UnimplementedMonitorServiceServer) CreateAlertRule(context.Context, *CreateAlertRuleRequest) (*CreateAlertRuleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateAlertRule not implemented")
@@ -298,6 +318,24 @@ func _MonitorService_ListMonitorWindows_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MonitorServiceServer).ListMonitorWindows(ctx, req.(*ListMonitorWindowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MonitorService_ListNodeUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNodeUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).ListNodeUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_ListNodeUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).ListNodeUsage(ctx, req.(*ListNodeUsageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -428,6 +466,10 @@ var MonitorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMonitorWindows",
 			Handler:    _MonitorService_ListMonitorWindows_Handler,
+		},
+		{
+			MethodName: "ListNodeUsage",
+			Handler:    _MonitorService_ListNodeUsage_Handler,
 		},
 		{
 			MethodName: "CreateAlertRule",

@@ -1,0 +1,136 @@
+package monitor
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+)
+
+// The nodes' use over time: the leader records every node's capacity and
+// allocation (and its GPUs' use) every evaluator.node-usage-interval, one
+// message per node on bmaas.nodeusage.<hex of the node's name> in the
+// stream BMAAS_NODE_USAGE, kept as long as the windows.
+const (
+	NodeUsageStream  = "BMAAS_NODE_USAGE"
+	nodeUsageSubject = "bmaas.nodeusage."
+)
+
+func nodeSubject(node string) string { return nodeUsageSubject + hex.EncodeToString([]byte(node)) }
+
+// nodeStream creates the stream (once Run has started).
+func (m *Monitor) nodeStream(ctx context.Context) (jetstream.Stream, error) {
+	return m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: NodeUsageStream,
+		Description: "bmaas nodes' capacity and use over time", Subjects: []string{nodeUsageSubject + ">"},
+		Storage: jetstream.FileStorage, MaxAge: m.cfg.Retention, Discard: jetstream.DiscardOld})
+}
+
+// RecordNodes stores one sample of each node, at now.
+func (m *Monitor) RecordNodes(ctx context.Context, nodes []*schedulerv1.Node) error {
+	select {
+	case <-m.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	now := timestamppb.New(m.now())
+	for _, n := range nodes {
+		u := &evaluatorv1.NodeUsage{Node: n.GetName(), Time: now, CpuMillis: n.GetCpuMillis(),
+			AllocatedCpuMillis: n.GetAllocatedCpuMillis(), MemoryBytes: n.GetMemoryBytes(), AllocatedMemoryBytes: n.GetAllocatedMemoryBytes()}
+		for _, g := range n.GetGpus() {
+			u.Gpus = append(u.Gpus, &evaluatorv1.GpuUsage{Index: g.GetIndex(), MemoryBytes: g.GetMemoryBytes(),
+				UsedMemoryBytes: g.GetUsedMemoryBytes(), AllocatedMemoryBytes: g.GetAllocatedMemoryBytes(), UtilizationPercent: g.GetUtilizationPercent()})
+		}
+		data, err := proto.Marshal(u)
+		if err != nil {
+			return err
+		}
+		if _, err := m.js.Publish(ctx, nodeSubject(n.GetName()), data); err != nil {
+			return fmt.Errorf("record node %s: %w", n.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// ListNodeUsage reads the samples of one node (or all) from since, oldest
+// first; the page token is the stream sequence to go on from.
+func (m *Monitor) ListNodeUsage(ctx context.Context, req *evaluatorv1.ListNodeUsageRequest) (*evaluatorv1.ListNodeUsageResponse, error) {
+	n := int(req.GetPageSize())
+	switch {
+	case n < 0 || n > 1000:
+		return nil, apierr.Invalid("page_size", "must be within 0 and 1000, got %d", n)
+	case n == 0:
+		n = 100
+	}
+	subject := nodeUsageSubject + ">"
+	if req.GetNode() != "" {
+		subject = nodeSubject(req.GetNode())
+	}
+	since := m.now().Add(-time.Hour)
+	if req.GetSince() != nil {
+		since = req.GetSince().AsTime()
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
+	if t := req.GetPageToken(); t != "" {
+		seq, err := strconv.ParseUint(t, 10, 64)
+		if err != nil || seq == 0 {
+			return nil, apierr.Invalid("page_token", "not a token of this list")
+		}
+		cfg = jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq}
+	}
+	out := &evaluatorv1.ListNodeUsageResponse{}
+	select {
+	case <-m.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	st, err := m.js.Stream(ctx, NodeUsageStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, err
+	}
+	if len(info.State.Subjects) == 0 {
+		return out, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		if len(out.Samples) == n {
+			out.NextPageToken = strconv.FormatUint(md.Sequence.Stream, 10)
+			return out, nil
+		}
+		u := &evaluatorv1.NodeUsage{}
+		if proto.Unmarshal(msg.Data(), u) == nil {
+			out.Samples = append(out.Samples, u)
+		}
+		if md.Sequence.Stream >= info.State.LastSeq {
+			return out, nil
+		}
+	}
+}
