@@ -44,10 +44,10 @@ type Config struct {
 	AlertInterval time.Duration `yaml:"alert_interval"`
 	// NodeUsageInterval is how often the leader records the nodes' use.
 	NodeUsageInterval time.Duration `yaml:"node_usage_interval"`
-	AlertResend   time.Duration `yaml:"alert_resend"`
-	Alertmanagers string        `yaml:"alertmanagers"`
-	AlertWebhooks string        `yaml:"alert_webhooks"`
-	ExternalURL   string        `yaml:"external_url"`
+	AlertResend       time.Duration `yaml:"alert_resend"`
+	Alertmanagers     string        `yaml:"alertmanagers"`
+	AlertWebhooks     string        `yaml:"alert_webhooks"`
+	ExternalURL       string        `yaml:"external_url"`
 }
 
 // RegisterFlags registers the flags under the `evaluator.` prefix; it holds
