@@ -41,4 +41,9 @@ echo "== Node model cache: replica start on a download vs a cache hit, registry 
 go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/modelcache/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)|start_test'
 
 echo
+echo "== Live monitoring: the monitor's rows per second on one core (decode, window, drift tests), and a drift test alone"
+go test -run '^$' -bench BenchmarkDriftRows -benchtime 2s -cpu 1 ./services/evaluator/monitor/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+go test -run '^$' -bench BenchmarkNumeric -benchtime 1s -cpu 1 ./pkg/ml/drift/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+
+echo
 bench/ml/run.sh

@@ -156,3 +156,30 @@ func TestSamplesStayBounded(t *testing.T) {
 	require.InDelta(t, 2.5, quantile([]float64{1, 2, 3, 4}, 0.5), 1e-9)
 	require.False(t, math.IsNaN(quantile([]float64{7}, 0.99)))
 }
+
+// BenchmarkDriftRows is the monitor's work per logged row on one core:
+// decoding a v2 REST request and its answer (8 rows of the test
+// version), counting them in a window, and each window's drift tests and
+// quality over its rows (a window per 1,000 records).
+func BenchmarkDriftRows(b *testing.B) {
+	v := testVersion()
+	rec := &gatewayv1.PayloadRecord{Protocol: "v2-rest", Status: 200,
+		Request:  []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[8,2],"data":[1.5,0,9,1,2,1,3,0,4.5,1,6,0,7,1,8.5,0]}]}`),
+		Response: []byte(`{"outputs":[{"name":"predictions","datatype":"BYTES","shape":[8],"data":["0","1","1","0","1","0","1","0"]}]}`)}
+	w := newWindow(time.Unix(0, 0))
+	b.ReportAllocs()
+	rows := 0
+	for i := 0; b.Loop(); i++ {
+		d, err := decode(rec, v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.add(d, v, 5000)
+		rows += d.rows
+		if i%1000 == 999 {
+			w.compute("dep", time.Minute, v, time.Unix(60, 0))
+			w = newWindow(time.Unix(0, 0))
+		}
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
