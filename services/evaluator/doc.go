@@ -97,6 +97,23 @@
 //	                                         one transaction fenced by its term.
 //	/bmaas/v1/trials/<experiment>/<trial>    Trial.
 //	/bmaas/v1/leader/evaluator/<lease>       the election keys (pkg/election).
+//	/bmaas/v1/alert-rules/<name>             AlertRule: the spec written by the API,
+//	                                         its state by the leader (compare-and-swap
+//	                                         on the key, fenced by its term).
+//	/bmaas/v1/alerts/<id>                    Alert, one per episode of a rule that
+//	                                         fired (ids sort by time), with its links.
+//
+// # Monitoring (the monitor and alerting packages)
+//
+// Monitoring data is not control-plane state and stays out of etcd. Every
+// replica follows the gateway's payload log (BMAAS_PAYLOADS) and the
+// feedback stream (BMAAS_FEEDBACK, which SubmitFeedback writes) from the
+// monitor's horizon, keeping recent windows and the predictions that
+// feedback can still join in memory; a restarted or new leader rebuilds
+// them by replaying both streams. The leader alone writes each window's
+// result to the JetStream bucket BMAAS_MONITOR (<deployment>.<start>),
+// records the nodes' use on BMAAS_NODE_USAGE, sets the bmaas_monitor_*
+// gauges, and evaluates the alert rules every alert interval.
 //
 // # Events
 //
@@ -105,7 +122,8 @@
 // evaluation: the leader's sweep finds what a lost event would have
 // caused); experiments are driven from etcd (watch and poll) and consume
 // no event. It publishes bmaas.evaluation.<id>.completed,
-// bmaas.model.<name>.promoted, bmaas.model.<name>.promotion.rejected and
-// bmaas.experiment.<id>.<state>, after the change is committed; a lost one
-// is logged.
+// bmaas.model.<name>.promoted, bmaas.model.<name>.promotion.rejected,
+// bmaas.experiment.<id>.<state> and bmaas.alert.<rule>.firing|resolved,
+// after the change is committed; a lost one is logged (an alert's is
+// also a link of kind error on the alert).
 package evaluator
