@@ -33,6 +33,8 @@ const (
 	payloadQueue   = 4096
 	payloadBatch   = 64
 	payloadLinger  = 20 * time.Millisecond
+	// payloadHeadroom is left in a message for its headers and framing.
+	payloadHeadroom = 16 << 10
 )
 
 type payloadLog struct {
@@ -40,6 +42,11 @@ type payloadLog struct {
 	q         chan *gatewayv1.PayloadRecord
 	published prometheus.Counter
 	dropped   prometheus.Counter
+	truncated prometheus.Counter
+	// maxMsg is the most a batch message may hold: the NATS server's
+	// max_payload less room for the headers (or less, when set before
+	// start).
+	maxMsg int
 }
 
 func newPayloadLog(reg prometheus.Registerer) *payloadLog {
@@ -47,10 +54,13 @@ func newPayloadLog(reg prometheus.Registerer) *payloadLog {
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_logged_total",
 			Help: "Request and response records the gateway published to BMAAS_PAYLOADS."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_dropped_total",
-			Help: "Payload records dropped: the publishing queue was full or the stream refused them."})}
+			Help: "Payload records dropped: the publishing queue was full or the stream refused them."}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_truncated_total",
+			Help: "Payload records logged without their bodies: with them a record was larger than a NATS message may be."})}
 	if reg != nil {
 		p.published = register(reg, p.published)
 		p.dropped = register(reg, p.dropped)
+		p.truncated = register(reg, p.truncated)
 	}
 	return p
 }
@@ -68,6 +78,12 @@ func (p *payloadLog) start(ctx context.Context, nc *nats.Conn, cfg Config) error
 		return fmt.Errorf("stream %s: %w", payloadStream, err)
 	}
 	p.js = js
+	if m := int(nc.MaxPayload()); m > 0 && (p.maxMsg == 0 || m-payloadHeadroom < p.maxMsg) {
+		p.maxMsg = max(m-payloadHeadroom, m/2)
+	}
+	if p.maxMsg == 0 {
+		p.maxMsg = 1 << 20
+	}
 	go p.run(ctx)
 	return nil
 }
@@ -78,19 +94,19 @@ func (p *payloadLog) start(ctx context.Context, nc *nats.Conn, cfg Config) error
 // as much as one record, so batching keeps the stream's cost off the
 // gateway's throughput.
 func (p *payloadLog) run(ctx context.Context) {
-	pending := map[string]*gatewayv1.PayloadBatch{}
+	pending := map[string]*pendingBatch{}
 	flush := func(dep string) {
 		b := pending[dep]
 		delete(pending, dep)
-		data, err := proto.Marshal(b)
+		data, err := proto.Marshal(b.batch)
 		if err == nil {
 			_, err = p.js.PublishAsync(payloadSubject+dep, data)
 		}
 		if err != nil {
-			p.dropped.Add(float64(len(b.Records)))
+			p.dropped.Add(float64(len(b.batch.Records)))
 			return
 		}
-		p.published.Add(float64(len(b.Records)))
+		p.published.Add(float64(len(b.batch.Records)))
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -99,16 +115,22 @@ func (p *payloadLog) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case r := <-p.q:
+			size := p.fit(r)
 			b := pending[r.Deployment]
+			if b != nil && b.size+size > p.maxMsg {
+				flush(r.Deployment)
+				b = nil
+			}
 			if b == nil {
-				b = &gatewayv1.PayloadBatch{}
+				b = &pendingBatch{batch: &gatewayv1.PayloadBatch{}}
 				pending[r.Deployment] = b
 				if len(pending) == 1 {
 					t.Reset(payloadLinger)
 				}
 			}
-			b.Records = append(b.Records, r)
-			if len(b.Records) >= payloadBatch {
+			b.batch.Records = append(b.batch.Records, r)
+			b.size += size
+			if len(b.batch.Records) >= payloadBatch {
 				flush(r.Deployment)
 			}
 		case <-t.C:
@@ -117,6 +139,26 @@ func (p *payloadLog) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// pendingBatch is a deployment's records gathered for one message, and
+// their encoded size.
+type pendingBatch struct {
+	batch *gatewayv1.PayloadBatch
+	size  int
+}
+
+// fit returns r's encoded size within a batch, first leaving its bodies
+// out (and saying so) when with them it could not go in any message: a
+// record too large is logged without its bodies rather than lost.
+func (p *payloadLog) fit(r *gatewayv1.PayloadRecord) int {
+	size := proto.Size(r) + 8 // the field's tag and length in the batch
+	if size > p.maxMsg {
+		r.Request, r.Response, r.Truncated = nil, nil, true
+		p.truncated.Inc()
+		size = proto.Size(r) + 8
+	}
+	return size
 }
 
 // sampled says whether a request to d is logged, and what of it.

@@ -239,8 +239,11 @@ type PayloadRecord struct {
 	Status int32 `protobuf:"varint,8,opt,name=status,proto3" json:"status,omitempty"`
 	// From the request's arrival to its answer's end.
 	LatencySeconds float64 `protobuf:"fixed64,9,opt,name=latency_seconds,json=latencySeconds,proto3" json:"latency_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The bodies were left out: with them the record was larger than one
+	// NATS message may be (the server's max_payload).
+	Truncated     bool `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PayloadRecord) Reset() {
@@ -334,6 +337,13 @@ func (x *PayloadRecord) GetLatencySeconds() float64 {
 		return x.LatencySeconds
 	}
 	return 0
+}
+
+func (x *PayloadRecord) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 // PayloadBatch is one message of the stream BMAAS_PAYLOADS: the records
@@ -1791,7 +1801,7 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\vsample_rate\x18\x01 \x01(\x01R\n" +
 	"sampleRate\x12\x18\n" +
 	"\arequest\x18\x02 \x01(\bR\arequest\x12\x1a\n" +
-	"\bresponse\x18\x03 \x01(\bR\bresponse\"\xab\x02\n" +
+	"\bresponse\x18\x03 \x01(\bR\bresponse\"\xc9\x02\n" +
 	"\rPayloadRecord\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
@@ -1804,7 +1814,9 @@ const file_bmaas_gateway_v1_deployment_proto_rawDesc = "" +
 	"\arequest\x18\x06 \x01(\fR\arequest\x12\x1a\n" +
 	"\bresponse\x18\a \x01(\fR\bresponse\x12\x16\n" +
 	"\x06status\x18\b \x01(\x05R\x06status\x12'\n" +
-	"\x0flatency_seconds\x18\t \x01(\x01R\x0elatencySeconds\"I\n" +
+	"\x0flatency_seconds\x18\t \x01(\x01R\x0elatencySeconds\x12\x1c\n" +
+	"\ttruncated\x18\n" +
+	" \x01(\bR\ttruncated\"I\n" +
 	"\fPayloadBatch\x129\n" +
 	"\arecords\x18\x01 \x03(\v2\x1f.bmaas.gateway.v1.PayloadRecordR\arecords\"\xa3\x01\n" +
 	"\x13ListPayloadsRequest\x12\x1e\n" +
