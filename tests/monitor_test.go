@@ -570,3 +570,46 @@ func TestNodeUsageRecorded(t *testing.T) {
 	require.Contains(t, string(body), `"cpu_millis":"`)
 	require.Contains(t, string(body), `"next_page_token"`)
 }
+
+// TestRetrainRuleNeedsATrainingJob: a retrain rule on a deployment whose
+// version was uploaded, not trained here, is refused naming the action
+// (the flag on the CLI), and nothing is stored.
+func TestRetrainRuleNeedsATrainingJob(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t)
+	ctx := t.Context()
+	data, err := os.ReadFile(filepath.Join("..", "examples", "models", "logreg-v1.onnx"))
+	require.NoError(t, err)
+	_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "uploaded"}})
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.HTTP+"/v1/models/uploaded/artifact?filename=model.onnx", bytes.NewReader(data))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Less(t, resp.StatusCode, 300)
+	dc := gatewayv1.NewDeploymentServiceClient(c.Conn)
+	_, err = dc.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
+		Name: "uploaded", Model: "uploaded@latest", MinReplicas: 0, MaxReplicas: 1}})
+	require.NoError(t, err)
+	mc := evaluatorv1.NewMonitorServiceClient(c.Conn)
+	_, err = mc.CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: &evaluatorv1.AlertRule{Name: "u", Deployment: "uploaded",
+		Series: "drift_share", Comparison: evaluatorv1.Comparison_COMPARISON_GREATER, Threshold: 0.5,
+		Action: &evaluatorv1.AlertAction{Kind: "retrain"}}})
+	requireField(t, err, codes.InvalidArgument, "rule.action")
+	require.Contains(t, err.Error(), "no training job")
+	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5", "--retrain")
+	require.ErrorContains(t, err, "--retrain: ")
+	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5", "--for", "-1s")
+	require.ErrorContains(t, err, "--for must not be negative")
+	out, err := runCLI(t, c, "alert", "rule", "list")
+	require.NoError(t, err)
+	require.NotContains(t, out, "uploaded")
+	// Without the action the rule is fine.
+	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5")
+	require.NoError(t, err)
+	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5")
+	require.ErrorContains(t, err, "already exists")
+	_, err = runCLI(t, c, "alert", "rule", "delete", "u")
+	require.NoError(t, err)
+}
