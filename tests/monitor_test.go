@@ -225,6 +225,33 @@ func TestFeedbackJoinsLateInTheWindowOfItsPrediction(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, xs[0][0], x0)
 
+	// A rule that fires at once retrains on a dataset made of the logged
+	// requests that got feedback.
+	_, err = runCLI(t, c, "alert", "rule", "create", "busy", "--deployment", "iris", "--when", "requests >= 1",
+		"--retrain", "--retrain-from-payloads", "10m")
+	require.NoError(t, err)
+	for i := range 3 {
+		code, _ := inferRows(t, c, "iris", fmt.Sprintf("busy-%d", i), xs[:1])
+		require.Equal(t, http.StatusOK, code)
+	}
+	var fired *evaluatorv1.Alert
+	eventually(t, 30*time.Second, "the busy rule fires and retrains", func() bool {
+		resp, err := mc.ListAlerts(ctx, &evaluatorv1.ListAlertsRequest{Rule: "busy"})
+		require.NoError(t, err)
+		if len(resp.Alerts) == 0 || !hasKind(resp.Alerts[0], "job") {
+			return false
+		}
+		fired = resp.Alerts[0]
+		return true
+	})
+	for _, l := range fired.Links {
+		if l.Kind == "dataset" {
+			require.Regexp(t, `^iris-feedback@1$`, l.Ref)
+			require.Contains(t, l.Message, "30 rows with feedback")
+		}
+	}
+	require.True(t, hasKind(fired, "dataset"), "%v", fired.Links)
+
 	// Over REST too, in the window of the prediction.
 	code, body := httpDo(t, c, "GET", "/v1/deployments/iris/monitoring?since="+sent.Add(-2*time.Second).UTC().Format(time.RFC3339Nano), nil)
 	require.Equal(t, http.StatusOK, code, "%s", body)
