@@ -29,6 +29,7 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/app"
 	"github.com/bmaas/bmaas/tests/harness"
 )
@@ -639,4 +640,43 @@ func TestRetrainRuleNeedsATrainingJob(t *testing.T) {
 	require.ErrorContains(t, err, "already exists")
 	_, err = runCLI(t, c, "alert", "rule", "delete", "u")
 	require.NoError(t, err)
+}
+
+// TestPlatformRuleOnJobFailures: a rule over a platform series (no
+// deployment) fires when a job fails and resolves once the failure is
+// older than the window.
+func TestPlatformRuleOnJobFailures(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t, withFastMonitor(2*time.Second))
+	ctx := t.Context()
+	mc := evaluatorv1.NewMonitorServiceClient(c.Conn)
+	_, err := runCLI(t, c, "alert", "rule", "create", "jobs-failing", "--deployment", "x", "--when", "job_failures >= 1")
+	require.ErrorContains(t, err, "--deployment: ")
+	_, err = runCLI(t, c, "alert", "rule", "create", "jobs-failing", "--when", "job_failures >= 1", "--label", "severity=page")
+	require.NoError(t, err)
+	sc := schedulerv1.NewSchedulerServiceClient(c.Conn)
+	_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "failing"}})
+	require.NoError(t, err)
+	sub, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{Model: "failing",
+		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "/bin/sh", Args: []string{"-c", "exit 3"}}}}})
+	require.NoError(t, err)
+	job := waitJob(t, sc, sub.Job.Id, time.Minute)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_FAILED, job.State)
+	var alert *evaluatorv1.Alert
+	eventually(t, 20*time.Second, "the rule fires", func() bool {
+		resp, err := mc.ListAlerts(ctx, &evaluatorv1.ListAlertsRequest{Rule: "jobs-failing"})
+		require.NoError(t, err)
+		if len(resp.Alerts) == 0 || resp.Alerts[0].FiringTime == nil {
+			return false
+		}
+		alert = resp.Alerts[0]
+		return true
+	})
+	require.Equal(t, "page", alert.Labels["severity"])
+	require.NotContains(t, alert.Labels, "deployment")
+	eventually(t, 20*time.Second, "the rule resolves", func() bool {
+		a, err := mc.GetAlert(ctx, &evaluatorv1.GetAlertRequest{Id: alert.Id})
+		require.NoError(t, err)
+		return a.Alert.State == evaluatorv1.AlertState_ALERT_STATE_RESOLVED
+	})
 }

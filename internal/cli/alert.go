@@ -80,22 +80,22 @@ func alertRuleCreateCommand(g *globals) *cobra.Command {
 	var forD, cool, fromPayloads time.Duration
 	var retrain bool
 	cmd := &cobra.Command{
-		Use:   "create NAME --deployment NAME --when 'SERIES OP THRESHOLD' [--for 5m] [--retrain [--retrain-dataset DS]]",
-		Short: "Create an alert rule over a deployment's monitoring series",
-		Long: "SERIES is one of drift_score (with a column in braces, or the largest), drift_share,\n" +
-			"drifted_columns, prediction_drift, missing_rate, out_of_range_rate, unseen_category_rate,\n" +
-			"schema_violations, accuracy, f1, auc, rmse, mae (from feedback), requests, error_rate,\n" +
-			"latency_p95_seconds; OP is >, >=, < or <=. --retrain runs the training job of the deployed\n" +
+		Use:   "create NAME [--deployment NAME] --when 'SERIES OP THRESHOLD' [--for 5m] [--retrain [--retrain-dataset DS]]",
+		Short: "Create an alert rule over a deployment's monitoring series or the platform's",
+		Long: "A deployment's SERIES is one of drift_score (with a column in braces, or the largest),\n" +
+			"drift_share, drifted_columns, prediction_drift, missing_rate, out_of_range_rate,\n" +
+			"unseen_category_rate, schema_violations, accuracy, f1, auc, rmse, mae (from feedback),\n" +
+			"requests, error_rate, latency_p95_seconds; the platform's (no --deployment) are job_failures\n" +
+			"(over the last monitoring window), queued_jobs and gpu_idle (GPUs held while under 5% busy).\n" +
+			"OP is >, >=, < or <=. --retrain runs the training job of the deployed\n" +
 			"version again (on --retrain-dataset) when the rule fires, at most once per --cool-down; the\n" +
 			"model's promotion policy decides whether the new version is deployed.",
 		Example: "  bmaas alert rule create iris-drift --deployment iris --when 'drifted_columns >= 1' --for 5m \\\n" +
 			"    --label team=ml --retrain --retrain-dataset iris-2026-12\n" +
-			"  bmaas alert rule create iris-accuracy --deployment iris --when 'accuracy < 0.9' --for 30m",
+			"  bmaas alert rule create iris-accuracy --deployment iris --when 'accuracy < 0.9' --for 30m\n" +
+			"  bmaas alert rule create jobs-failing --when 'job_failures >= 3' --label severity=page",
 		Args: args("NAME", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if deployment == "" {
-				return usageErrorf("--deployment is required: the deployment whose series the rule watches")
-			}
 			if when == "" {
 				return usageErrorf("--when is required, e.g. --when 'drift_share > 0.3'")
 			}
@@ -134,7 +134,7 @@ func alertRuleCreateCommand(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&deployment, "deployment", "", "the deployment watched")
+	fl.StringVar(&deployment, "deployment", "", "the deployment watched (none for the platform's series)")
 	fl.StringVar(&when, "when", "", "the condition: SERIES OP THRESHOLD (e.g. 'drift_score{petal_length_cm} > 0.3')")
 	fl.DurationVar(&forD, "for", 0, "how long the condition holds before the rule fires")
 	fl.StringArrayVar(&labels, "label", nil, "a label of the alert, KEY=VALUE (repeatable)")

@@ -130,7 +130,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Alertmanagers: splitList(cfg.Alertmanagers), Webhooks: splitList(cfg.AlertWebhooks), MinRows: int64(cfg.MonitorMinRows),
 		ExternalURL: cfg.ExternalURL},
 		alerting.Deps{Store: deps.Store, Bus: deps.Bus, Source: src, Check: ev.CheckRule, Act: ev.Retrain, Follow: ev.FollowChain,
-			Logger: deps.Logger.With("part", "alerts"), Now: deps.Now})
+			Platform: ev.PlatformSeries,
+			Logger:   deps.Logger.With("part", "alerts"), Now: deps.Now})
 	ev.watch = s.watchLoop
 	if s.mon != nil {
 		ev.exportPayloads = func(ctx context.Context, req *evaluatorv1.CreateDatasetFromPayloadsRequest) (*evaluatorv1.CreateDatasetFromPayloadsResponse, error) {

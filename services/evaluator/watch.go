@@ -43,6 +43,54 @@ func (e *Evaluator) readyReplicas(ctx context.Context, name string) (int32, erro
 	return d.GetStatus().GetReadyReplicas(), err
 }
 
+// PlatformSeries reads a platform series for the alert rules:
+// job_failures (jobs that failed over the last monitoring window),
+// queued_jobs (jobs waiting for a place) and gpu_idle (GPUs a task holds
+// memory on while under 5% busy).
+func (e *Evaluator) PlatformSeries(ctx context.Context, series string) (float64, error) {
+	switch series {
+	case "job_failures", "queued_jobs":
+		state, since := schedulerv1.JobState_JOB_STATE_FAILED, e.now().Add(-e.cfg.MonitorWindow)
+		if series == "queued_jobs" {
+			state = schedulerv1.JobState_JOB_STATE_QUEUED
+		}
+		sc, err := e.scheduler()
+		if err != nil {
+			return 0, err
+		}
+		n, token := 0, ""
+		for {
+			resp, err := sc.ListJobs(ctx, &schedulerv1.ListJobsRequest{State: state, PageSize: 1000, PageToken: token})
+			if err != nil {
+				return 0, err
+			}
+			for _, j := range resp.GetJobs() {
+				if series == "queued_jobs" || !j.GetUpdateTime().AsTime().Before(since) {
+					n++
+				}
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				return float64(n), nil
+			}
+		}
+	case "gpu_idle":
+		nodes, err := e.listNodes(ctx)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, node := range nodes {
+			for _, g := range node.GetGpus() {
+				if g.GetAllocatedMemoryBytes() > 0 && g.GetUtilizationPercent() < 5 {
+					n++
+				}
+			}
+		}
+		return float64(n), nil
+	}
+	return 0, fmt.Errorf("no platform series %q", series)
+}
+
 // listNodes reads every node from the scheduler.
 func (e *Evaluator) listNodes(ctx context.Context) ([]*schedulerv1.Node, error) {
 	sc, err := e.scheduler()

@@ -48,8 +48,10 @@ type Deps struct {
 	Check  func(ctx context.Context, r *evaluatorv1.AlertRule) error
 	Act    func(ctx context.Context, r *evaluatorv1.AlertRule, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, error)
 	Follow func(ctx context.Context, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, bool)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Platform reads a platform series (PlatformSeries) now.
+	Platform func(ctx context.Context, series string) (float64, error)
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine keeps alert rules and, on the leader, evaluates them.
@@ -61,6 +63,7 @@ type Engine struct {
 	check  func(ctx context.Context, r *evaluatorv1.AlertRule) error
 	act    func(ctx context.Context, r *evaluatorv1.AlertRule, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, error)
 	follow func(ctx context.Context, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, bool)
+	plat   func(ctx context.Context, series string) (float64, error)
 	log    *slog.Logger
 	now    func() time.Time
 	notify *notifier
@@ -76,7 +79,7 @@ func New(cfg Config, deps Deps) *Engine {
 		deps.Now = time.Now
 	}
 	return &Engine{cfg: cfg, st: deps.Store, bus: deps.Bus, src: deps.Source, check: deps.Check, act: deps.Act,
-		follow: deps.Follow, log: deps.Logger, now: deps.Now, notify: newNotifier(cfg, deps.Bus, deps.Logger),
+		follow: deps.Follow, plat: deps.Platform, log: deps.Logger, now: deps.Now, notify: newNotifier(cfg, deps.Bus, deps.Logger),
 		sent: map[string]time.Time{}}
 }
 
@@ -108,8 +111,18 @@ func (e *Engine) step(ctx context.Context, fence clientv3.Cmp, r *evaluatorv1.Al
 	}
 	var v float64
 	var ok bool
-	if w := e.src.Latest(r.GetDeployment(), minRows); w != nil && (!s.drift || w.GetRows() >= minRows) {
-		v, ok = s.value(w, r.GetColumn())
+	switch {
+	case s.platform && e.plat != nil:
+		var err error
+		if v, err = e.plat(ctx, r.GetSeries()); err != nil {
+			return err // the rule stays as it is until the series reads
+		}
+		ok = true
+	case s.platform:
+	default:
+		if w := e.src.Latest(r.GetDeployment(), minRows); w != nil && (!s.drift || w.GetRows() >= minRows) {
+			v, ok = s.value(w, r.GetColumn())
+		}
 	}
 	cond := ok && holds(r.GetComparison(), v, r.GetThreshold())
 	next := proto.Clone(r).(*evaluatorv1.AlertRule)
@@ -191,7 +204,10 @@ func (e *Engine) step(ctx context.Context, fence clientv3.Cmp, r *evaluatorv1.Al
 
 // newAlert starts an episode of r.
 func (e *Engine) newAlert(r *evaluatorv1.AlertRule, v float64, now time.Time) *evaluatorv1.Alert {
-	labels := map[string]string{"alertname": r.GetName(), "deployment": r.GetDeployment(), "series": r.GetSeries()}
+	labels := map[string]string{"alertname": r.GetName(), "series": r.GetSeries()}
+	if r.GetDeployment() != "" {
+		labels["deployment"] = r.GetDeployment()
+	}
 	if r.GetColumn() != "" {
 		labels["column"] = r.GetColumn()
 	}

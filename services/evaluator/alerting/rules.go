@@ -34,8 +34,6 @@ func validate(r *evaluatorv1.AlertRule) error {
 	switch {
 	case !ruleName.MatchString(r.GetName()):
 		return apierr.Invalid("rule.name", "%q must match [a-z0-9][a-z0-9-]{0,62}", r.GetName())
-	case r.GetDeployment() == "":
-		return apierr.Invalid("rule.deployment", "required")
 	case r.GetSeries() == "":
 		return apierr.Invalid("rule.series", "required; one of %s", seriesNames())
 	}
@@ -43,6 +41,12 @@ func validate(r *evaluatorv1.AlertRule) error {
 	switch {
 	case !ok:
 		return apierr.Invalid("rule.series", "unknown series %q; one of %s", r.GetSeries(), seriesNames())
+	case s.platform && r.GetDeployment() != "":
+		return apierr.Invalid("rule.deployment", "series %s is the platform's, of no deployment", r.GetSeries())
+	case !s.platform && r.GetDeployment() == "":
+		return apierr.Invalid("rule.deployment", "required: series %s is a deployment's", r.GetSeries())
+	case s.platform && r.GetAction() != nil:
+		return apierr.Invalid("rule.action", "series %s is the platform's: there is no deployed model to retrain", r.GetSeries())
 	case r.GetColumn() != "" && !s.perColumn:
 		return apierr.Invalid("rule.column", "series %s has no columns", r.GetSeries())
 	case r.GetComparison() == evaluatorv1.Comparison_COMPARISON_UNSPECIFIED:
@@ -79,7 +83,7 @@ func (e *Engine) Create(ctx context.Context, r *evaluatorv1.AlertRule) (*evaluat
 	if err := validate(r); err != nil {
 		return nil, err
 	}
-	if e.check != nil {
+	if e.check != nil && r.GetDeployment() != "" {
 		if err := e.check(ctx, r); err != nil {
 			return nil, err
 		}
@@ -194,5 +198,8 @@ func coolDown(r *evaluatorv1.AlertRule) time.Duration {
 }
 
 func describe(r *evaluatorv1.AlertRule) string {
+	if r.GetDeployment() == "" {
+		return Condition(r) + " on the platform"
+	}
 	return fmt.Sprintf("%s on deployment %s", Condition(r), r.GetDeployment())
 }

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		Comparison: evaluatorv1.Comparison_COMPARISON_GREATER, Threshold: 0.3, For: durationpb.New(time.Minute),
 		Labels: map[string]string{"team": "ml"}, Action: &evaluatorv1.AlertAction{Kind: "retrain"}}
 	require.NoError(t, validate(good))
+	require.NoError(t, validate(&evaluatorv1.AlertRule{Name: "jobs", Series: "job_failures",
+		Comparison: evaluatorv1.Comparison_COMPARISON_GREATER_OR_EQUAL, Threshold: 1}), "a platform series takes no deployment")
 	for field, bad := range map[string]func(r *evaluatorv1.AlertRule){
 		"rule.name":                  func(r *evaluatorv1.AlertRule) { r.Name = "Drift!" },
 		"rule.deployment":            func(r *evaluatorv1.AlertRule) { r.Deployment = "" },
+		"rule.deployment ":           func(r *evaluatorv1.AlertRule) { r.Series, r.Column, r.Action = "job_failures", "", nil },
+		"rule.action":                func(r *evaluatorv1.AlertRule) { r.Series, r.Column, r.Deployment = "gpu_idle", "", "" },
 		"rule.series":                func(r *evaluatorv1.AlertRule) { r.Series = "drfit" },
 		"rule.column":                func(r *evaluatorv1.AlertRule) { r.Series = "error_rate" },
 		"rule.comparison":            func(r *evaluatorv1.AlertRule) { r.Comparison = 0 },
@@ -33,7 +38,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		bad(r)
 		var fe *apierr.FieldError
 		require.ErrorAs(t, validate(r), &fe, field)
-		require.Equal(t, field, fe.Field)
+		require.Equal(t, strings.TrimSpace(field), fe.Field)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 // series reads one value of a monitoring window. perColumn series take a
 // rule's column (or, without one, the largest over the columns).
 type series struct {
+	// platform series are the cluster's, of no deployment (Deps.Platform).
+	platform  bool
 	perColumn bool
 	// drift marks series that need a window's minimum rows to be read.
 	drift bool
@@ -68,7 +70,15 @@ var seriesTable = map[string]series{
 	"latency_p95_seconds": {value: func(w *evaluatorv1.MonitorWindow, _ string) (float64, bool) {
 		return w.GetLatencyP95Seconds(), w.GetRequests() > 0
 	}},
+	// The platform's: jobs that failed over the last monitoring window,
+	// jobs waiting for a place, GPUs held by a task while under 5% busy.
+	"job_failures": {platform: true},
+	"queued_jobs":  {platform: true},
+	"gpu_idle":     {platform: true},
 }
+
+// PlatformSeries are the series of no deployment.
+func PlatformSeries(name string) bool { return seriesTable[name].platform }
 
 func perf(f func(*evaluatorv1.LivePerformance) float64) func(*evaluatorv1.MonitorWindow, string) (float64, bool) {
 	return func(w *evaluatorv1.MonitorWindow, _ string) (float64, bool) {
