@@ -51,6 +51,8 @@ var Layouts = map[string]string{
 	"experiments":         "services/evaluator",
 	"experiment-states":   "services/evaluator",
 	"trials":              "services/evaluator",
+	"alert-rules":         "services/evaluator/alerting",
+	"alerts":              "services/evaluator/alerting",
 }
 
 // LayoutPackages are the packages whose exported names are key prefixes
