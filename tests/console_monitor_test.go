@@ -118,32 +118,9 @@ func TestConsoleMonitoring(t *testing.T) {
 	chromium(t)
 	c := harness.Start(t, withFastGateway(), withFastMonitor(time.Second))
 	ctx := t.Context()
-	ec := evaluatorv1.NewEvaluatorServiceClient(c.Conn)
 	mc := evaluatorv1.NewMonitorServiceClient(c.Conn)
 	xs, ys := irisRows(t)
-	header := readExampleCSV(t, "iris.csv")[0]
-	shiftedCSV := [][]string{header}
-	for i, r := range shifted(xs) {
-		row := make([]string, 0, 5)
-		for _, v := range r {
-			row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
-		}
-		shiftedCSV = append(shiftedCSV, append(row, ys[i]))
-	}
-	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
-	uploadCSV(t, c.Registry, "irisshift", shiftedCSV)
-	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
-	_, err = ec.SetEvaluationPolicy(ctx, &evaluatorv1.SetEvaluationPolicyRequest{Policy: &evaluatorv1.EvaluationPolicy{
-		Model: "iris", Datasets: []*evaluatorv1.DatasetRef{{Dataset: "irisshift"}},
-		Promotion: &evaluatorv1.PromotionPolicy{TargetAlias: "production", PrimaryMetric: "eval_irisshift_accuracy",
-			Direction: evaluatorv1.Direction_DIRECTION_MAXIMIZE, MinImprovement: 0.05, Enabled: true}}})
-	require.NoError(t, err)
-	v1 := trainVersion(t, c, "iris", "iris", "logistic")
-	eventually(t, 30*time.Second, "version 1 promoted", func() bool {
-		v, err := c.Registry.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "iris", Version: "production"})
-		return err == nil && v.Version.Version == v1
-	})
+	irisWithShiftPolicy(t, c)
 
 	// Server push: with the deployments page open, a deployment created
 	// through the API shows by an event (its replica's job), not a poll.
@@ -152,7 +129,7 @@ func TestConsoleMonitoring(t *testing.T) {
 	p.waitText("main", "No deployments yet.")
 	p.waitLive()
 	created := time.Now()
-	_, err = gatewayv1.NewDeploymentServiceClient(c.Conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
+	_, err := gatewayv1.NewDeploymentServiceClient(c.Conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
 		Name: "iris", Model: "iris@production", MinReplicas: 1, MaxReplicas: 1, PayloadLogging: &gatewayv1.PayloadLogging{SampleRate: 1}}})
 	require.NoError(t, err)
 	p.waitText("#deployments", "iris", "iris@production")

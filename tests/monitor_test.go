@@ -360,32 +360,9 @@ func TestDriftAlertRetrainsPromotesAndResolves(t *testing.T) {
 		cfg.Evaluator.Alertmanagers = am.url
 	})
 	ctx := t.Context()
-	ec := evaluatorv1.NewEvaluatorServiceClient(c.Conn)
 	mc := evaluatorv1.NewMonitorServiceClient(c.Conn)
-	xs, ys := irisRows(t)
-	header := readExampleCSV(t, "iris.csv")[0]
-	shiftedCSV := [][]string{header}
-	for i, r := range shifted(xs) {
-		row := make([]string, 0, 5)
-		for _, v := range r {
-			row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
-		}
-		shiftedCSV = append(shiftedCSV, append(row, ys[i]))
-	}
-	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
-	uploadCSV(t, c.Registry, "irisshift", shiftedCSV)
-	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
-	_, err = ec.SetEvaluationPolicy(ctx, &evaluatorv1.SetEvaluationPolicyRequest{Policy: &evaluatorv1.EvaluationPolicy{
-		Model: "iris", Datasets: []*evaluatorv1.DatasetRef{{Dataset: "irisshift"}},
-		Promotion: &evaluatorv1.PromotionPolicy{TargetAlias: "production", PrimaryMetric: "eval_irisshift_accuracy",
-			Direction: evaluatorv1.Direction_DIRECTION_MAXIMIZE, MinImprovement: 0.05, Enabled: true}}})
-	require.NoError(t, err)
-	v1 := trainVersion(t, c, "iris", "iris", "logistic")
-	eventually(t, 30*time.Second, "version 1 promoted", func() bool {
-		v, err := c.Registry.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "iris", Version: "production"})
-		return err == nil && v.Version.Version == v1
-	})
+	xs, _ := irisRows(t)
+	v1 := irisWithShiftPolicy(t, c)
 	deployLogged(t, c, "iris", "iris@production")
 
 	// Bad rules name their field and store nothing.
@@ -549,6 +526,41 @@ func TestDriftAlertRetrainsPromotesAndResolves(t *testing.T) {
 	out, err = runCLI(t, c, "alert", "list")
 	require.NoError(t, err)
 	require.Contains(t, out, alert.Id)
+}
+
+// irisWithShiftPolicy uploads iris and its shifted copy (irisshift),
+// gives model iris a policy that promotes to production the version with
+// the best accuracy on irisshift, and trains version 1 on iris, waiting
+// until it holds production; it returns that version.
+func irisWithShiftPolicy(t *testing.T, c *harness.Cluster) int64 {
+	t.Helper()
+	ctx := t.Context()
+	ec := evaluatorv1.NewEvaluatorServiceClient(c.Conn)
+	xs, ys := irisRows(t)
+	header := readExampleCSV(t, "iris.csv")[0]
+	shiftedCSV := [][]string{header}
+	for i, r := range shifted(xs) {
+		row := make([]string, 0, 5)
+		for _, v := range r {
+			row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+		shiftedCSV = append(shiftedCSV, append(row, ys[i]))
+	}
+	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
+	uploadCSV(t, c.Registry, "irisshift", shiftedCSV)
+	_, err := c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
+	require.NoError(t, err)
+	_, err = ec.SetEvaluationPolicy(ctx, &evaluatorv1.SetEvaluationPolicyRequest{Policy: &evaluatorv1.EvaluationPolicy{
+		Model: "iris", Datasets: []*evaluatorv1.DatasetRef{{Dataset: "irisshift"}},
+		Promotion: &evaluatorv1.PromotionPolicy{TargetAlias: "production", PrimaryMetric: "eval_irisshift_accuracy",
+			Direction: evaluatorv1.Direction_DIRECTION_MAXIMIZE, MinImprovement: 0.05, Enabled: true}}})
+	require.NoError(t, err)
+	v1 := trainVersion(t, c, "iris", "iris", "logistic")
+	eventually(t, 30*time.Second, "version 1 promoted", func() bool {
+		v, err := c.Registry.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "iris", Version: "production"})
+		return err == nil && v.Version.Version == v1
+	})
+	return v1
 }
 
 func hasKind(a *evaluatorv1.Alert, kind string) bool {
