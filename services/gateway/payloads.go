@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/events"
 )
 
 // Payload logging (Deployment.payload_logging): a sampled share of a
@@ -259,7 +259,7 @@ func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsR
 		return nil, apierr.Precondition("payload logging needs NATS JetStream, which this gateway has not")
 	}
 	subject := payloadSubject + req.GetDeployment()
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}
+	cfg := jetstream.OrderedConsumerConfig{}
 	skip := 0
 	var since time.Time
 	switch {
@@ -277,53 +277,28 @@ func (s *Service) ListPayloads(ctx context.Context, req *gatewayv1.ListPayloadsR
 		start := since.Add(-time.Second)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	stream, err := s.payloads.js.Stream(ctx, payloadStream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return nil, err
-	}
 	out := &gatewayv1.ListPayloadsResponse{}
-	if info.State.Subjects[subject] == 0 {
-		return out, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	last := info.State.LastSeq
-	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, err
-		}
+	err := events.ReadRange(ctx, s.payloads.js, payloadStream, subject, cfg, func(data []byte, seq uint64) (bool, error) {
 		batch := &gatewayv1.PayloadBatch{}
-		if proto.Unmarshal(msg.Data(), batch) == nil {
+		if proto.Unmarshal(data, batch) == nil {
 			for i, r := range batch.Records {
 				if i < skip || (!since.IsZero() && r.GetTime().AsTime().Before(since)) {
 					continue
 				}
 				if len(out.Records) == n {
-					out.NextPageToken = fmt.Sprintf("%d:%d", md.Sequence.Stream, i)
-					return out, nil
+					out.NextPageToken = fmt.Sprintf("%d:%d", seq, i)
+					return false, nil
 				}
 				out.Records = append(out.Records, r)
 			}
 		}
 		skip = 0
-		if md.Sequence.Stream >= last {
-			return out, nil
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // servedKey holds, in a logged request's context, where forward writes

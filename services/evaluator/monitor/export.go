@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/events"
 )
 
 // Upload stores data as a new version of dataset name and returns it.
@@ -167,41 +166,8 @@ func cell(d *decoded, c string, row int) string {
 // publishes a batch within milliseconds of its first record) to the last
 // message there now, handing each message to fn until it says stop.
 func (m *Monitor) scan(ctx context.Context, stream, subject string, since time.Time, fn func([]byte) bool) error {
-	st, err := m.js.Stream(ctx, stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return err
-	}
-	if info.State.Subjects[subject] == 0 {
-		return nil
-	}
 	start := since.Add(-time.Second)
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
-	if err != nil {
-		return err
-	}
-	last := info.State.LastSeq
-	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return err
-		}
-		if !fn(msg.Data()) || md.Sequence.Stream >= last {
-			return nil
-		}
-	}
+	return events.ReadRange(ctx, m.js, stream, subject,
+		jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start},
+		func(data []byte, _ uint64) (bool, error) { return fn(data), nil })
 }

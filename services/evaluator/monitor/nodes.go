@@ -3,12 +3,10 @@ package monitor
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,6 +14,7 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/events"
 )
 
 // The nodes' use over time: the leader records every node's capacity and
@@ -80,13 +79,13 @@ func (m *Monitor) ListNodeUsage(ctx context.Context, req *evaluatorv1.ListNodeUs
 	if req.GetSince() != nil {
 		since = req.GetSince().AsTime()
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
 	if t := req.GetPageToken(); t != "" {
 		seq, err := strconv.ParseUint(t, 10, 64)
 		if err != nil || seq == 0 {
 			return nil, apierr.Invalid("page_token", "not a token of this list")
 		}
-		cfg = jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq}
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq}
 	}
 	out := &evaluatorv1.ListNodeUsageResponse{}
 	select {
@@ -94,43 +93,19 @@ func (m *Monitor) ListNodeUsage(ctx context.Context, req *evaluatorv1.ListNodeUs
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	st, err := m.js.Stream(ctx, NodeUsageStream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return nil, err
-	}
-	if len(info.State.Subjects) == 0 {
-		return out, nil
-	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, err
-		}
+	err := events.ReadRange(ctx, m.js, NodeUsageStream, subject, cfg, func(data []byte, seq uint64) (bool, error) {
 		if len(out.Samples) == n {
-			out.NextPageToken = strconv.FormatUint(md.Sequence.Stream, 10)
-			return out, nil
+			out.NextPageToken = strconv.FormatUint(seq, 10)
+			return false, nil
 		}
 		u := &evaluatorv1.NodeUsage{}
-		if proto.Unmarshal(msg.Data(), u) == nil {
+		if proto.Unmarshal(data, u) == nil {
 			out.Samples = append(out.Samples, u)
 		}
-		if md.Sequence.Stream >= info.State.LastSeq {
-			return out, nil
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
