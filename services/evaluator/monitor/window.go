@@ -45,13 +45,14 @@ func newWindow(start time.Time) *window {
 	return &window{start: start, versions: map[int64]int64{}, num: map[string]*samples{}, cat: map[string]*strSamples{}}
 }
 
-// samples is a reservoir of at most max values (every value when fewer).
-type samples struct {
-	xs   []float64
+// reservoir is a uniform sample of at most max values (every value when
+// fewer).
+type reservoir[T any] struct {
+	xs   []T
 	seen int
 }
 
-func (s *samples) add(x float64, max int) {
+func (s *reservoir[T]) add(x T, max int) {
 	s.seen++
 	if len(s.xs) < max {
 		s.xs = append(s.xs, x)
@@ -60,19 +61,10 @@ func (s *samples) add(x float64, max int) {
 	}
 }
 
-type strSamples struct {
-	xs   []string
-	seen int
-}
-
-func (s *strSamples) add(x string, max int) {
-	s.seen++
-	if len(s.xs) < max {
-		s.xs = append(s.xs, x)
-	} else if i := rand.IntN(s.seen); i < max {
-		s.xs[i] = x
-	}
-}
+type (
+	samples    = reservoir[float64]
+	strSamples = reservoir[string]
+)
 
 // labelled is the window's predictions that got feedback.
 type labelled struct {
