@@ -38,9 +38,10 @@ const status = document.getElementById('status');
 const signout = document.getElementById('signout');
 let seq = 0;
 let timer;
-// watching holds the event kinds of the view on screen, period its own
-// timer's (0: none).
+// watching holds the event kinds of the view on screen, keyed the keys
+// it watches of a kind, period its own timer's (0: none).
 let watching = new Set();
+let keyed = new Map();
 let period = 0;
 
 function parse() {
@@ -56,7 +57,10 @@ function parse() {
 
 // render draws the current route. A view returns its DOM and may ask to
 // be drawn again: by ctx.watch(kinds...) when an event of those kinds
-// arrives (every 30 s while the events stream is down), by
+// arrives, by ctx.watchKey(kind, key) when one of that kind about that
+// object arrives (a model's page, not every model's: events of other
+// models would refetch it for nothing); every 30 s while the events
+// stream is down; by
 // ctx.refresh(ms) on a timer for what no event announces (monitoring
 // windows, training curves). cause says why it draws (the pages keep it
 // in main's data-cause).
@@ -68,10 +72,12 @@ async function render(auto = false, cause = 'route') {
   signout.hidden = !token.get();
   let every = 0;
   const kinds = new Set();
+  const keys = new Map();
   const ctx = {
     ...route,
     refresh: (ms) => { every = ms; },
     watch: (...ks) => { for (const k of ks) kinds.add(k); },
+    watchKey: (kind, key) => { if (!keys.has(kind)) keys.set(kind, new Set()); keys.get(kind).add(key); },
     rerender: () => render(true, 'action'),
   };
   let node;
@@ -93,6 +99,7 @@ async function render(auto = false, cause = 'route') {
   if (auto) window.scrollTo(0, y);
   status.textContent = `updated ${new Date().toLocaleTimeString()}`;
   watching = kinds;
+  keyed = keys;
   period = every;
   schedule(my, every);
 }
@@ -102,7 +109,7 @@ async function render(auto = false, cause = 'route') {
 function schedule(my, every) {
   clearTimeout(timer);
   if (every) timer = setTimeout(() => tick(my, 'timer'), every);
-  else if (watching.size && !live.open) timer = setTimeout(() => tick(my, 'poll'), FALLBACK_MS);
+  else if (watches() && !live.open) timer = setTimeout(() => tick(my, 'poll'), FALLBACK_MS);
 }
 
 // tick redraws unless the user is busy with a control of the page.
@@ -117,18 +124,21 @@ function tick(my, cause) {
   render(true, cause);
 }
 
-// Events redraw the view that watches their kind; a stream that comes
-// back redraws it too (events may have been missed), and one that goes
+const watches = () => watching.size > 0 || keyed.size > 0;
+const wanted = (e) => watching.has(e.kind) || !!keyed.get(e.kind)?.has(e.key);
+
+// Events redraw the view that watches their kind (or key); a stream that
+// comes back redraws it too (events may have been missed), and one that goes
 // starts the slow poll.
 let wasOpen = false;
 live.on((batch, state) => {
   const my = seq;
   if (batch) {
-    if (batch.some((e) => watching.has(e.kind))) tick(my, 'event');
+    if (batch.some(wanted)) tick(my, 'event');
     return;
   }
-  if (state === 'open' && wasOpen && watching.size) tick(my, 'reconnect');
-  else if (state === 'closed' && watching.size) schedule(my, period);
+  if (state === 'open' && wasOpen && watches()) tick(my, 'reconnect');
+  else if (state === 'closed' && watches()) schedule(my, period);
   if (state === 'open') wasOpen = true;
 });
 

@@ -3,7 +3,7 @@
 import { api, list, settle, enc, download, upload } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, part, mono, short,
-  fmtBytes, fmtNum, num, strip, empty, errorBox,
+  fmtBytes, fmtNum, num, strip, empty, errorBox, paged,
 } from './ui.js';
 import { lineChart, chartGrid, chartId } from './charts.js';
 import { createForm } from './forms.js';
@@ -37,11 +37,26 @@ function keyMetrics(versions, n = 4) {
   return [...names].sort((a, b) => rank(a) - rank(b) || score(a) - score(b) || a.localeCompare(b)).slice(0, n);
 }
 
+// modelMatches: q (lower case) is in the model's name, description or
+// one of its labels (key=value).
+const modelMatches = (m, q) => !q || [m.name, m.description, ...Object.entries(m.labels || {}).map(([k, v]) => `${k}=${v}`)]
+  .some((s) => s && s.toLowerCase().includes(q));
+
+// models lists the models a page at a time (all are read, for the count
+// and the search; a page of rows is drawn).
 export async function models(ctx) {
   ctx.watch('model', 'alias');
   const ms = await list('/v1/models', 'models');
+  const q = (ctx.query.get('q') || '').trim().toLowerCase();
+  const go = (params) => `#/models${params.toString() ? `?${params}` : ''}`;
+  const href = (page) => { const p = new URLSearchParams(ctx.query); p.set('page', page); return go(p); };
+  const search = h('input', { type: 'search', id: 'model-search', placeholder: 'name, description, label', value: q || null,
+    onchange: (e) => { const p = new URLSearchParams(ctx.query); p.delete('page'); if (e.target.value.trim()) p.set('q', e.target.value.trim()); else p.delete('q'); location.hash = go(p); } });
+  const match = ms.filter((m) => modelMatches(m, q));
+  const page = paged(match, ctx.query.get('page'), href, 'models-pager');
   return frag(
     header('Models', `${ms.length} registered`),
+    h('div', { class: 'toolbar' }, search, q ? h('span', { class: 'muted' }, `${match.length} match`) : null),
     table([
       { title: 'Name', cell: (m) => link(modelHref(m.name), m.name) },
       { title: 'Task', cell: (m) => strip(m.task_type).replaceAll('_', ' ').toLowerCase() },
@@ -51,7 +66,9 @@ export async function models(ctx) {
       { title: 'Labels', cell: (m) => chips(m.labels) },
       { title: 'Description', cell: (m) => m.description || '' },
       { title: 'Updated', cell: (m) => time(m.update_time || m.create_time) },
-    ], ms, { id: 'models', empty: 'No models yet.', hint: 'Create one with `bmaas model create NAME` or train one with `bmaas train`.' }));
+    ], page.rows, ms.length ? { id: 'models', empty: 'No model matches the search.' }
+      : { id: 'models', empty: 'No models yet.', hint: 'Create one with `bmaas model create NAME` or train one with `bmaas train`.' }),
+    page.nav);
 }
 
 export async function model(ctx) {
@@ -62,7 +79,10 @@ export async function model(ctx) {
     list(`/v1/models/${enc(name)}/decisions`, 'decisions'),
     list(`/v1/evaluations?model=${enc(name)}`, 'evaluations', 200),
   ]);
-  ctx.watch('model', 'alias', 'evaluation');
+  // This model's events only (versions, aliases, decisions): another
+  // model's would read its versions again for nothing.
+  ctx.watchKey('model', name);
+  ctx.watch('evaluation');
   if (vs.ok && vs.value.some((v) => v.status === 'VERSION_STATUS_PENDING')) ctx.refresh(3000);
   const aliases = Object.entries(m.aliases || {}).sort();
   return frag(
@@ -76,7 +96,7 @@ export async function model(ctx) {
       ['Updated', time(m.update_time)],
     ])),
     section('Metrics across versions', part(vs, (v) => versionCharts(v, ds.ok ? ds.value : [], aliases), 'Versions')),
-    section('Versions', part(vs, (v) => versionTable(name, v), 'Versions')),
+    section('Versions', part(vs, (v) => versionTable(name, v, ctx), 'Versions')),
     section('Aliases', table([
       { title: 'Alias', cell: ([a]) => mono(a) },
       { title: 'Version', cell: ([, v]) => link(versionHref(name, v), `v${v}`) },
@@ -132,10 +152,14 @@ function versionCharts(vs, ds, aliases) {
     groups.size > MAX_VERSION_CHARTS ? h('p', { class: 'muted' }, `The first ${MAX_VERSION_CHARTS} of ${groups.size} metrics.`) : null];
 }
 
-function versionTable(name, vs) {
+// versionTable lists the versions, newest first, a page at a time (the
+// charts above hold them all).
+function versionTable(name, vs, ctx) {
   vs = [...vs].sort((a, b) => num(b.version) - num(a.version));
   const metrics = keyMetrics(vs);
-  return table([
+  const href = (p) => `${modelHref(name)}?versions=${p}`;
+  const page = paged(vs, ctx.query.get('versions'), href, 'versions-pager');
+  return [table([
     { title: 'Version', cell: (v) => link(versionHref(name, v.version), `v${v.version}`) },
     { title: 'State', cell: (v) => badge(v.status, v.status_message) },
     { title: 'Format', cell: (v) => strip(v.format).toLowerCase() },
@@ -144,7 +168,8 @@ function versionTable(name, vs) {
     ...metrics.map((k) => ({ title: k, name: true, num: true, cell: (v) => fmtNum(v.metrics?.[k]) })),
     { title: 'Source', cell: (v) => (v.lineage?.job_id ? link(`#/jobs/${enc(v.lineage.job_id)}`, v.lineage.experiment_id ? 'trial job' : 'job') : v.filename || '') },
     { title: 'Created', cell: (v) => time(v.create_time) },
-  ], vs, { id: 'versions', empty: 'No versions yet.', hint: 'Upload one with `bmaas model version upload` or train one.', rowData: (v) => ({ version: v.version }) });
+  ], page.rows, { id: 'versions', empty: 'No versions yet.', hint: 'Upload one with `bmaas model version upload` or train one.', rowData: (v) => ({ version: v.version }) }),
+  page.nav];
 }
 
 function decisionTable(ds) {

@@ -157,3 +157,22 @@ export function action(id, label, out, call, ctx, cls = 'btn') {
     }
   } }, label);
 }
+
+// PAGE_ROWS is how many rows a long table draws at once: a table of
+// 1,000 rows holds the browser's main thread for about a second.
+export const PAGE_ROWS = 100;
+
+// paged picks page n (from 1; clamped, so a stale link still shows
+// rows) of rows, and a pager: the rows shown of how many, with links
+// (href(page)) to the pages before and after.
+export function paged(rows, n, href, id) {
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  const p = Math.min(Math.max(1, Number.parseInt(n, 10) || 1), pages);
+  const from = (p - 1) * PAGE_ROWS;
+  const shown = rows.slice(from, from + PAGE_ROWS);
+  const nav = pages < 2 ? null : h('div', { class: 'toolbar pager', id, dataset: { page: String(p), pages: String(pages) } },
+    p > 1 ? link(href(p - 1), '← previous', { class: 'chip', rel: 'prev' }) : null,
+    h('span', { class: 'muted' }, `${from + 1}–${from + shown.length} of ${rows.length}`),
+    p < pages ? link(href(p + 1), 'next →', { class: 'chip', rel: 'next' }) : null);
+  return { rows: shown, nav };
+}
