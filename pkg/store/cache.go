@@ -184,6 +184,31 @@ func (c *Cache[T]) Peek(ctx context.Context, key string) (T, int64, error) {
 	return m, rev, err
 }
 
+// View calls fn with the cached message at key, without copying it, as
+// Peek reads it (etcd when it is not cached): fn must only read it and
+// keep nothing of it. It is for the hot paths that read a field or two.
+func (c *Cache[T]) View(ctx context.Context, key string, fn func(T)) error {
+	select {
+	case <-c.ready:
+		c.mu.RLock()
+		it, ok := c.items[key]
+		if ok {
+			fn(it.msg)
+		}
+		c.mu.RUnlock()
+		if ok {
+			return nil
+		}
+	default:
+	}
+	m := c.newMsg()
+	if _, err := c.st.Get(ctx, key, m); err != nil {
+		return err
+	}
+	fn(m)
+	return nil
+}
+
 // Has reports whether key exists, as Peek would, without copying its
 // message when it is cached.
 func (c *Cache[T]) Has(ctx context.Context, key string) (bool, error) {

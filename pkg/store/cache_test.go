@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -53,5 +54,30 @@ func TestCacheReadsItsWrites(t *testing.T) {
 	require.NoError(t, err)
 	c.Observe(rev)
 	_, _, err = c.Get(ctx, Key("models", "m"))
+	require.ErrorIs(t, err, apierr.ErrNotFound)
+}
+
+// View reads the cached message in place, or etcd's when the key is not
+// cached, and says when there is none.
+func TestCacheView(t *testing.T) {
+	t.Parallel()
+	s := New(testenv.EtcdClient(t))
+	ctx := t.Context()
+	c := NewCache(s, Key("models")+"/", func() *registryv1.Model { return &registryv1.Model{} }, slog.New(slog.DiscardHandler))
+	_, err := s.Commit(ctx, nil, Put(Key("models", "a"), &registryv1.Model{Name: "a", Description: "before load"}))
+	require.NoError(t, err)
+	var desc string
+	require.NoError(t, c.View(ctx, Key("models", "a"), func(m *registryv1.Model) { desc = m.Description }), "not loaded: read from etcd")
+	require.Equal(t, "before load", desc)
+	go func() { _ = c.Run(ctx) }()
+	<-c.Ready()
+	rev, err := s.Commit(ctx, nil, Put(Key("models", "a"), &registryv1.Model{Name: "a", Description: "cached"}))
+	require.NoError(t, err)
+	c.Observe(rev)
+	require.Eventually(t, func() bool {
+		_ = c.View(ctx, Key("models", "a"), func(m *registryv1.Model) { desc = m.Description })
+		return desc == "cached"
+	}, 5*time.Second, 5*time.Millisecond)
+	err = c.View(ctx, Key("models", "none"), func(*registryv1.Model) { t.Fatal("called for a missing key") })
 	require.ErrorIs(t, err, apierr.ErrNotFound)
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
@@ -210,12 +211,16 @@ func (s *Service) split(ctx context.Context, name string, bs []*backend) (versio
 	if len(bs) < 2 {
 		return 0, 0
 	}
-	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
-	if err != nil || d.GetCanaryPercent() <= 0 || d.GetCanaryVersion() <= 0 {
+	var percent int32
+	var canary int64
+	err := s.depCache().View(ctx, deploymentKey(name), func(d *gatewayv1.Deployment) {
+		percent, canary = d.GetCanaryPercent(), d.GetCanaryVersion()
+	})
+	if err != nil || percent <= 0 || canary <= 0 {
 		return 0, 0
 	}
-	if rand.IntN(100) < int(d.CanaryPercent) {
-		return d.CanaryVersion, 0
+	if rand.IntN(100) < int(percent) {
+		return canary, 0
 	}
-	return 0, d.CanaryVersion
+	return 0, canary
 }

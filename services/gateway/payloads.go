@@ -190,11 +190,10 @@ func (s *Service) payloadFor(ctx context.Context, name, protocol string, request
 	if s.payloads == nil || s.payloads.js == nil {
 		return nil
 	}
-	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
-	if err != nil {
+	var req, resp bool
+	if err := s.depCache().View(ctx, deploymentKey(name), func(d *gatewayv1.Deployment) { req, resp = sampled(d) }); err != nil {
 		return nil
 	}
-	req, resp := sampled(d)
 	if !req && !resp {
 		return nil
 	}

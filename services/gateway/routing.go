@@ -63,11 +63,9 @@ func (t *prefixTable) put(h uint64, key string) {
 
 // routing is the deployment's routing; UNSPECIFIED when it is unknown.
 func (s *Service) routing(ctx context.Context, name string) gatewayv1.Routing {
-	d, _, err := s.depCache().Peek(ctx, deploymentKey(name))
-	if err != nil {
-		return gatewayv1.Routing_ROUTING_UNSPECIFIED
-	}
-	return d.GetRouting()
+	r := gatewayv1.Routing_ROUTING_UNSPECIFIED
+	_ = s.depCache().View(ctx, deploymentKey(name), func(d *gatewayv1.Deployment) { r = d.GetRouting() })
+	return r
 }
 
 // choose picks a replica of bs for a request (version v unless 0, not
