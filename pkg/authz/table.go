@@ -1,0 +1,124 @@
+package authz
+
+import (
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+)
+
+// rule is an entry without a refinement.
+func rule(resource string, v Verb) Rule { return Rule{Permission: Permission{resource, v}} }
+
+// svc prefixes the methods of one service.
+func svc(name string, rules map[string]Rule) map[string]Rule {
+	out := make(map[string]Rule, len(rules))
+	for m, r := range rules {
+		out["/"+name+"/"+m] = r
+	}
+	return out
+}
+
+// jobNeeds is a job's permission: exec when it runs a command.
+func jobNeeds(req any) Permission {
+	if r, ok := req.(*schedulerv1.SubmitJobRequest); ok && r.GetSpec().GetProcess() != nil {
+		return Permission{"jobs", Exec}
+	}
+	return Permission{"jobs", Write}
+}
+
+// experimentNeeds is an experiment's: exec when its trials run a command.
+func experimentNeeds(req any) Permission {
+	if r, ok := req.(*evaluatorv1.CreateExperimentRequest); ok && r.GetExperiment().GetTemplate().GetProcess() != nil {
+		return Permission{"experiments", Exec}
+	}
+	return Permission{"experiments", Write}
+}
+
+// methods is the table of every gRPC method of the API.
+var methods = merge(
+	svc("bmaas.registry.v1.RegistryService", map[string]Rule{
+		"CreateModel": rule("models", Write), "GetModel": rule("models", Read), "ListModels": rule("models", Read),
+		"UpdateModel": rule("models", Write), "DeleteModel": rule("models", Write),
+		"CreateModelVersion": rule("models", Write), "ImportModelVersion": rule("models", Write),
+		"GetModelVersion": rule("models", Read), "ListModelVersions": rule("models", Read),
+		"UpdateModelVersion": rule("models", Write), "DownloadModelVersion": rule("models", Read),
+		"DeleteModelVersion": rule("models", Write),
+		"SetAlias":           rule("models", Write), "GetAlias": rule("models", Read), "DeleteAlias": rule("models", Write),
+		"UploadDataset": rule("datasets", Write), "GetDataset": rule("datasets", Read), "ListDatasets": rule("datasets", Read),
+		"GetDatasetVersion": rule("datasets", Read), "ListDatasetVersions": rule("datasets", Read),
+		"DownloadDataset": rule("datasets", Read), "DeleteDataset": rule("datasets", Write),
+		"UploadCheckpoint": rule("jobs", Write), "GetCheckpoint": rule("jobs", Read), "DownloadCheckpoint": rule("jobs", Read),
+		// A code bundle is what a process job or runtime runs.
+		"UploadBundle": rule("bundles", Exec), "DownloadBundle": rule("bundles", Read),
+	}),
+	svc("bmaas.scheduler.v1.SchedulerService", map[string]Rule{
+		"SubmitJob": {Permission: Permission{"jobs", Write}, Refine: jobNeeds},
+		"GetJob":    rule("jobs", Read), "ListJobs": rule("jobs", Read), "CancelJob": rule("jobs", Write),
+		"WatchJob": rule("jobs", Read), "GetJobLogs": rule("jobs", Read), "ListJobMetrics": rule("jobs", Read),
+		"ListNodes": rule("nodes", Read), "GetNode": rule("nodes", Read),
+	}),
+	svc("bmaas.evaluator.v1.EvaluatorService", map[string]Rule{
+		"CreateEvaluation": rule("evaluations", Write), "GetEvaluation": rule("evaluations", Read),
+		"ListEvaluations": rule("evaluations", Read),
+		// A policy moves aliases, and so what deployments serve.
+		"SetEvaluationPolicy": rule("policies", Exec), "GetEvaluationPolicy": rule("policies", Read),
+		"ListDecisions":    rule("policies", Read),
+		"CreateExperiment": {Permission: Permission{"experiments", Write}, Refine: experimentNeeds},
+		"GetExperiment":    rule("experiments", Read), "ListExperiments": rule("experiments", Read),
+		"PauseExperiment": rule("experiments", Write), "ResumeExperiment": rule("experiments", Write),
+		"CancelExperiment": rule("experiments", Write), "ListTrials": rule("experiments", Read),
+		"GetBestTrial": rule("experiments", Read),
+	}),
+	svc("bmaas.evaluator.v1.MonitorService", map[string]Rule{
+		"SubmitFeedback": rule("deployments", Invoke), "CreateDatasetFromPayloads": rule("datasets", Write),
+		"ListMonitorWindows": rule("deployments", Read), "ListNodeUsage": rule("nodes", Read),
+		"CreateAlertRule": rule("alert-rules", Write), "GetAlertRule": rule("alert-rules", Read),
+		"ListAlertRules": rule("alert-rules", Read), "DeleteAlertRule": rule("alert-rules", Write),
+		"ListAlerts": rule("alert-rules", Read), "GetAlert": rule("alert-rules", Read),
+	}),
+	svc("bmaas.gateway.v1.DeploymentService", map[string]Rule{
+		"CreateDeployment": rule("deployments", Write), "GetDeployment": rule("deployments", Read),
+		"ListDeployments": rule("deployments", Read), "UpdateDeployment": rule("deployments", Write),
+		"DeleteDeployment": rule("deployments", Write), "RollbackDeployment": rule("deployments", Write),
+		// Payloads are what clients sent: as sensitive as the data itself.
+		"ListPayloads": rule("payloads", Read),
+	}),
+	svc("bmaas.gateway.v1.RuntimeService", map[string]Rule{
+		// A runtime is a command every node may run: the cluster's.
+		"CreateRuntime": rule("runtimes", Admin), "GetRuntime": rule("runtimes", Read),
+		"ListRuntimes": rule("runtimes", Read), "DeleteRuntime": rule("runtimes", Admin),
+	}),
+	svc("bmaas.agent.v1.AgentService", map[string]Rule{"GetAgentStatus": rule("nodes", Read)}),
+	svc("inference.GRPCInferenceService", map[string]Rule{
+		"ServerLive": rule("inference", Read), "ServerReady": rule("inference", Read),
+		"ModelReady": rule("inference", Read), "ServerMetadata": rule("inference", Read),
+		"ModelMetadata": rule("inference", Read), "ModelInfer": rule("inference", Invoke),
+		"RepositoryModelLoad": rule("inference", Admin), "RepositoryModelUnload": rule("inference", Admin),
+	}),
+)
+
+func merge(ms ...map[string]Rule) map[string]Rule {
+	out := map[string]Rule{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// routes is the table of the HTTP edge's hand-written routes (the
+// generated /v1 routes call the gRPC methods above).
+var routes = map[string]Permission{
+	"GET /v2": {"inference", Read}, "GET /v2/health/live": {"inference", Read}, "GET /v2/health/ready": {"inference", Read},
+	"GET /v2/models/{name}": {"inference", Read}, "GET /v2/models/{name}/ready": {"inference", Read},
+	"POST /v2/models/{name}/infer":                    {"inference", Invoke},
+	"GET /v2/models/{name}/versions/{version}":        {"inference", Read},
+	"GET /v2/models/{name}/versions/{version}/ready":  {"inference", Read},
+	"POST /v2/models/{name}/versions/{version}/infer": {"inference", Invoke},
+	"POST /v1/models/{call}":                          {"inference", Invoke},
+	"GET /openai/v1/models":                           {"inference", Read}, "GET /openai/v1/models/{model}": {"inference", Read},
+	"POST /openai/v1/completions": {"inference", Invoke}, "POST /openai/v1/chat/completions": {"inference", Invoke},
+	"POST /openai/v1/embeddings": {"inference", Invoke},
+	"GET /v1/events:watch":       {"events", Read},
+	"GET /metrics":               {"metrics", Read},
+}
