@@ -44,7 +44,10 @@ func front(b *testing.B, files fs.FS, edge string) string {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
-	b.Cleanup(srv.Close)
+	b.Cleanup(func() {
+		srv.CloseClientConnections() // the page's events stream
+		srv.Close()
+	})
 	return srv.URL
 }
 
@@ -87,6 +90,7 @@ func gitConsole(b *testing.B, rev string) (fs.FS, error) {
 // (performance.now(), from the navigation's start; epoch, in Unix ms)
 // and when the frame after the one that drew it begins (painted).
 const probe = `(() => {
+  performance.setResourceTimingBufferSize(100000);
   const b = window.__bench = { want: new Set(new URLSearchParams(location.search).getAll('probe')), seen: {}, epoch: {}, painted: {} };
   b.expect = (sel) => { delete b.seen[sel]; delete b.epoch[sel]; delete b.painted[sel]; b.want.add(sel); check(); return ''; };
   const check = () => {
@@ -225,18 +229,22 @@ func (p *browser) wait(sel string) paint {
 }
 
 // apiUse sums the page's REST calls (not the events stream): how many,
-// the bytes of their bodies, and when the last one ended.
+// the bytes of their bodies, when the last one ended, and the slowest.
 type apiUse struct {
-	Calls int     `json:"calls"`
-	Bytes float64 `json:"bytes"`
-	End   float64 `json:"end"`
+	Calls     int     `json:"calls"`
+	Bytes     float64 `json:"bytes"`
+	End       float64 `json:"end"`
+	Slowest   string  `json:"slowest"`
+	SlowestMs float64 `json:"slowestMs"`
 }
 
 func (p *browser) api() apiUse {
 	p.b.Helper()
 	var u apiUse
 	p.eval(`performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/') && !e.name.includes('events:watch'))
-		.reduce((a, e) => ({ calls: a.calls + 1, bytes: a.bytes + e.decodedBodySize, end: Math.max(a.end, e.responseEnd) }), { calls: 0, bytes: 0, end: 0 })`, &u)
+		.reduce((a, e) => ({ calls: a.calls + 1, bytes: a.bytes + e.decodedBodySize, end: Math.max(a.end, e.responseEnd),
+			...(e.duration > a.slowestMs ? { slowest: new URL(e.name).pathname, slowestMs: e.duration } : { slowest: a.slowest, slowestMs: a.slowestMs }) }),
+		{ calls: 0, bytes: 0, end: 0, slowest: '', slowestMs: 0 })`, &u)
 	return u
 }
 

@@ -61,7 +61,7 @@ func seed(b *testing.B, c *harness.Cluster) seedStats {
 			n = bigVersions
 		}
 		for v := 1; v <= n; v++ {
-			if err := uploadVersion(ctx, c, modelName(i), v); err != nil {
+			if _, err := uploadVersion(ctx, c, modelName(i), v); err != nil {
 				return err
 			}
 			done.Add(1)
@@ -105,10 +105,10 @@ func parallel(b *testing.B, n int, fn func(i int) error) {
 
 var columns = []string{"sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"}
 
-// uploadVersion uploads version v of model: a tiny artifact of its own,
-// and metrics that move with v so the charts across versions have a
-// shape.
-func uploadVersion(ctx context.Context, c *harness.Cluster, model string, v int) error {
+// uploadVersion uploads a version of model, the v-th: a tiny artifact of
+// its own, and metrics that move with v so the charts across versions
+// have a shape. It returns the version's number.
+func uploadVersion(ctx context.Context, c *harness.Cluster, model string, v int) (int64, error) {
 	data := fmt.Appendf(nil, "%-64s", fmt.Sprintf("%s v%d", model, v))
 	sum := sha256.Sum256(data)
 	acc := 0.80 + 0.15*float64(v%50)/50
@@ -128,17 +128,17 @@ func uploadVersion(ctx context.Context, c *harness.Cluster, model string, v int)
 	}
 	st, err := c.Registry.CreateModelVersion(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: &registryv1.CreateModelVersionHeader{
 		Model: model, Spec: spec, Sha256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(data))}}}); err != nil {
-		return err
+		return 0, err
 	}
 	if err := st.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data}}); err != nil {
-		return err
+		return 0, err
 	}
-	_, err = st.CloseAndRecv()
-	return err
+	resp, err := st.CloseAndRecv()
+	return resp.GetVersion().GetVersion(), err
 }
 
 // trainingStats is the statistics of a 150-row, 5-column training set
