@@ -46,4 +46,8 @@ go test -run '^$' -bench BenchmarkDriftRows -benchtime 2s -cpu 1 ./services/eval
 go test -run '^$' -bench BenchmarkNumeric -benchtime 1s -cpu 1 ./pkg/ml/drift/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
 
 echo
+echo "== Console with 1,000 models and 10,000 versions: first paint and update latency in headless Chromium (BMAAS_BENCH_CONSOLE_BEFORE=REV serves an older console beside it)"
+go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/console/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)|console_test'
+
+echo
 bench/ml/run.sh
