@@ -203,6 +203,10 @@ func TestFeedbackJoinsLateInTheWindowOfItsPrediction(t *testing.T) {
 	require.Contains(t, out, "ACCURACY/RMSE")
 	_, err = runCLI(t, c, "deploy", "feedback", "iris", "--request-id", "late-0", "--label", "1")
 	require.ErrorContains(t, err, "--request-id: ")
+	fbFile := filepath.Join(t.TempDir(), "fb.jsonl")
+	require.NoError(t, os.WriteFile(fbFile, []byte(`{"request_id": "late-extra", "labels": ["0"]}`+"\n"), 0o600))
+	_, err = runCLI(t, c, "-o", "json", "deploy", "feedback", "iris", "-f", fbFile)
+	require.ErrorContains(t, err, "feedback[0].request_id: ")
 	_, err = runCLI(t, c, "deploy", "feedback", "iris", "--request-id", "nope", "--label", "1")
 	require.ErrorContains(t, err, "--request-id: ")
 
@@ -212,6 +216,11 @@ func TestFeedbackJoinsLateInTheWindowOfItsPrediction(t *testing.T) {
 	out, err = runCLI(t, c, "dataset", "create-from-payloads", "iris-live", "--deployment", "iris", "--since", "5m")
 	require.NoError(t, err)
 	require.Contains(t, out, "30 rows (30 with feedback) of 10 logged requests")
+	out, err = runCLI(t, c, "-o", "json", "dataset", "create-from-payloads", "iris-live", "--deployment", "iris", "--since", "5m")
+	require.NoError(t, err)
+	var made map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &made), "%s", out)
+	require.Equal(t, "2", made["version"])
 	csvFile := filepath.Join(t.TempDir(), "live.csv")
 	_, err = runCLI(t, c, "dataset", "download", "iris-live", "-o", csvFile)
 	require.NoError(t, err)
@@ -252,6 +261,11 @@ func TestFeedbackJoinsLateInTheWindowOfItsPrediction(t *testing.T) {
 		}
 	}
 	require.True(t, hasKind(fired, "dataset"), "%v", fired.Links)
+	out, err = runCLI(t, c, "-o", "json", "deploy", "feedback", "iris", "--request-id", "busy-0", "--label", ys[0])
+	require.NoError(t, err)
+	var given map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &given), "%s", out)
+	require.Equal(t, "1", given["rows"])
 
 	// Over REST too, in the window of the prediction.
 	code, body := httpDo(t, c, "GET", "/v1/deployments/iris/monitoring?since="+sent.Add(-2*time.Second).UTC().Format(time.RFC3339Nano), nil)
@@ -531,6 +545,11 @@ func TestDriftAlertRetrainsPromotesAndResolves(t *testing.T) {
 	out, err = runCLI(t, c, "alert", "list")
 	require.NoError(t, err)
 	require.Contains(t, out, alert.Id)
+	out, err = runCLI(t, c, "-o", "json", "alert", "get", alert.Id)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), "%s", out)
+	require.Equal(t, alert.Id, doc["id"])
 }
 
 // irisWithShiftPolicy uploads iris and its shifted copy (irisshift),

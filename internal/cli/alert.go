@@ -202,8 +202,7 @@ func alertRuleDeleteCommand(g *globals) *cobra.Command {
 				if _, err := c.monitor().DeleteAlertRule(ctx, &evaluatorv1.DeleteAlertRuleRequest{Name: a[0]}); err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "alert rule %s deleted\n", a[0])
-				return err
+				return done(g, cmd, "alert rule %s deleted", a[0])
 			})
 		},
 	}

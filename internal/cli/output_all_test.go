@@ -20,23 +20,26 @@ import (
 // run, with the reason. Every other leaf command must appear in the steps
 // of TestEveryCommandHonoursOutputJSON.
 var outputExempt = map[string]string{
-	"up":                     "runs the platform; prints a banner, no result",
-	"serve":                  "runs services; prints a banner, no result",
-	"replica":                "a model-server process the agent starts",
-	"job logs":               "a job's log is text, printed as it is",
-	"deploy logs":            "a replica's log is text, printed as it is",
-	"dataset download":       "-o is the file written; the data are the file",
-	"model version download": "-o is the file written; the data are the file",
-	"predict":                "needs a ready replica; TestPredictCSVHeader runs its -o json path",
-	"deploy rollback":        "needs a rollout to roll back; TestDeployAndPredict runs it",
-	"generate":               "needs a language model deployment; TestGenerateStreamsAndPrintsJSON runs its -o json path",
+	"up":                           "runs the platform; prints a banner, no result",
+	"serve":                        "runs services; prints a banner, no result",
+	"replica":                      "a model-server process the agent starts",
+	"job logs":                     "a job's log is text, printed as it is",
+	"deploy logs":                  "a replica's log is text, printed as it is",
+	"dataset download":             "-o is the file written; the data are the file",
+	"model version download":       "-o is the file written; the data are the file",
+	"predict":                      "needs a ready replica; TestPredictCSVHeader runs its -o json path",
+	"deploy rollback":              "needs a rollout to roll back; TestDeployAndPredict runs it",
+	"generate":                     "needs a language model deployment; TestGenerateStreamsAndPrintsJSON runs its -o json path",
+	"deploy feedback":              "needs a logged request; TestFeedbackJoinsLateInTheWindowOfItsPrediction runs its -o json path",
+	"dataset create-from-payloads": "needs logged requests with feedback; TestFeedbackJoinsLateInTheWindowOfItsPrediction runs its -o json path",
+	"alert get":                    "needs a fired alert; TestDriftAlertRetrainsPromotesAndResolves runs its -o json path",
 }
 
 // outputQuiet are the commands that print nothing with -o json|yaml: they
 // confirm a deletion, and have no data to give.
 var outputQuiet = map[string]bool{
 	"dataset delete": true, "model delete": true, "model version delete": true,
-	"deploy delete": true, "runtime delete": true,
+	"deploy delete": true, "runtime delete": true, "alert rule delete": true,
 }
 
 // TestEveryCommandHonoursOutputJSON runs every leaf command with -o json
@@ -142,6 +145,12 @@ template: {algorithm: logistic, dataset: iris, target_column: target}
 	step("deploy", "get", "iris")
 	step("deploy", "scale", "iris", "--max", "2")
 	step("deploy", "payloads", "iris")
+	step("deploy", "monitor", "iris")
+	step("alert", "rule", "create", "iris-drift", "--deployment", "iris", "--when", "drift_share > 0.5", "--for", "5m")
+	step("alert", "rule", "list")
+	step("alert", "rule", "get", "iris-drift")
+	step("alert", "list")
+	step("alert", "rule", "delete", "iris-drift")
 	step("deploy", "delete", "iris")
 
 	step("runtime", "create", "echo-v2", "--format", "other", "--command", "python3", "--arg", "serve.py",
