@@ -32,43 +32,58 @@ type decoded struct {
 	values []float64
 	proba  []float64
 	k      int
+	// read says the inputs were read (num and cat hold them).
+	read bool
 }
 
 // decode reads a record's bodies against the version's signature and
-// training statistics. Records of protocols that carry no tensors (the
-// OpenAI routes) decode to no rows.
-func decode(rec *gatewayv1.PayloadRecord, v *versionInfo) (*decoded, error) {
+// training statistics: always its answer (the predictions, which
+// feedback joins), and its inputs when withInputs says so or the answer
+// does not give the rows. Records of protocols that carry no tensors
+// (the OpenAI routes) decode to no rows.
+func decode(rec *gatewayv1.PayloadRecord, v *versionInfo, withInputs bool) (*decoded, error) {
 	if len(rec.GetRequest()) == 0 {
 		return &decoded{}, nil
 	}
-	req := &inference.ModelInferRequest{}
+	var unmarshalReq func(*inference.ModelInferRequest) error
 	resp := &inference.ModelInferResponse{}
 	var respErr error
 	switch rec.GetProtocol() {
 	case "v2-rest":
-		if err := serving.DecodeInferRequest(rec.GetRequest(), req); err != nil {
-			return nil, fmt.Errorf("%w: %v", errSchema, err)
-		}
+		unmarshalReq = func(req *inference.ModelInferRequest) error { return serving.DecodeInferRequest(rec.GetRequest(), req) }
+		respErr = errNoAnswer
 		if len(rec.GetResponse()) > 0 {
 			respErr = serving.DecodeInferResponse(rec.GetResponse(), len(rec.GetResponse()), resp)
 		}
 	case "v2-grpc":
-		if err := proto.Unmarshal(rec.GetRequest(), req); err != nil {
-			return nil, fmt.Errorf("%w: %v", errSchema, err)
+		unmarshalReq = func(req *inference.ModelInferRequest) error { return proto.Unmarshal(rec.GetRequest(), req) }
+		respErr = errNoAnswer
+		if len(rec.GetResponse()) > 0 {
+			respErr = proto.Unmarshal(rec.GetResponse(), resp)
 		}
-		respErr = proto.Unmarshal(rec.GetResponse(), resp)
 	default:
 		return &decoded{}, nil
 	}
 	d := &decoded{num: map[string][]float64{}, cat: map[string][]string{}}
-	if err := d.inputs(req, v); err != nil {
-		return nil, err
-	}
 	if respErr == nil && rec.GetStatus() < 400 {
 		d.outputs(resp)
 	}
+	if !withInputs && d.rows > 0 {
+		return d, nil
+	}
+	req := &inference.ModelInferRequest{}
+	if err := unmarshalReq(req); err != nil {
+		return nil, fmt.Errorf("%w: %v", errSchema, err)
+	}
+	if err := d.inputs(req, v); err != nil {
+		return nil, err
+	}
+	d.read = true
 	return d, nil
 }
+
+// errNoAnswer marks a record logged without its response.
+var errNoAnswer = errors.New("no response logged")
 
 // inputs reads the request's tensors: one [rows, columns] tensor per
 // input of the signature that names columns, or one tensor per column.
@@ -191,9 +206,10 @@ func flatten(datatype string, c *inference.InferTensorContents) ([]float64, []st
 	return out, nil
 }
 
-// outputs reads the answer's "predictions" (labels or values) and
-// "probabilities"; a count that does not match the rows is left out.
+// outputs reads the answer's "predictions" (labels or values, one per
+// row: they give the rows) and "probabilities" (rows x classes).
 func (d *decoded) outputs(resp *inference.ModelInferResponse) {
+	var probas []float64
 	for i, out := range resp.GetOutputs() {
 		contents := out.GetContents()
 		if i < len(resp.GetRawOutputContents()) {
@@ -206,15 +222,17 @@ func (d *decoded) outputs(resp *inference.ModelInferResponse) {
 		nums, strs := flatten(out.GetDatatype(), contents)
 		switch out.GetName() {
 		case "predictions":
-			if strs != nil && len(strs) == d.rows {
+			if strs != nil && len(strs) > 0 {
 				d.labels = strs
-			} else if len(nums) == d.rows {
+			} else if len(nums) > 0 {
 				d.values = nums
 			}
 		case "probabilities":
-			if d.rows > 0 && len(nums)%d.rows == 0 && len(nums) > 0 {
-				d.proba, d.k = nums, len(nums)/d.rows
-			}
+			probas = nums
 		}
+	}
+	d.rows = max(len(d.labels), len(d.values))
+	if d.rows > 0 && len(probas) > 0 && len(probas)%d.rows == 0 {
+		d.proba, d.k = probas, len(probas)/d.rows
 	}
 }

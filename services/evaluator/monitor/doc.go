@@ -3,8 +3,11 @@
 // Every logged record (BMAAS_PAYLOADS, one message per batch of a
 // deployment's records) is counted in the window of its time
 // (Config.Window long): requests, errors, latencies, the version that
-// answered, and, decoded against that version's signature, its input rows
-// (a bounded uniform sample of each column) and predictions. A window
+// answered, and, decoded against that version's signature, its
+// predictions and input rows (a bounded uniform sample of each column:
+// once a window holds Config.MaxSamples rows, only a matching share of
+// the records have their inputs decoded at all, so the monitor's cost
+// stays bounded as traffic grows). A window
 // sums up to a MonitorWindow: the drift of every input column against the
 // version's training statistics and of the predictions against the
 // training target (pkg/ml/drift, the tests Evidently chooses by default),

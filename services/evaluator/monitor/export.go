@@ -83,7 +83,7 @@ func (m *Monitor) Export(ctx context.Context, req *evaluatorv1.CreateDatasetFrom
 			if err != nil {
 				continue
 			}
-			d, err := decode(r, vi)
+			d, err := decode(r, vi, true)
 			if err != nil || d.rows == 0 {
 				continue
 			}

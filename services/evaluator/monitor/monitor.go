@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,6 +207,22 @@ func (m *Monitor) windowOf(deployment string, start int64) *window {
 	return w
 }
 
+// readInputs says whether a record of deployment's window at start has
+// its inputs read: every record until the window has MaxSamples rows,
+// then a uniform share of them (MaxSamples over the rows so far), since
+// the drift tests keep no more values than that. The answers are always
+// read: they count the rows and feedback joins them.
+func (m *Monitor) readInputs(deployment string, start int64) bool {
+	m.mu.Lock()
+	var rows int64
+	if w := m.deps[deployment][start]; w != nil {
+		rows = w.rows
+	}
+	m.mu.Unlock()
+	max := int64(m.cfg.MaxSamples)
+	return rows < max || rand.Int64N(rows) < max
+}
+
 // ingest counts one record in its window and remembers its predictions
 // for feedback.
 func (m *Monitor) ingest(ctx context.Context, r *gatewayv1.PayloadRecord) {
@@ -216,16 +233,16 @@ func (m *Monitor) ingest(ctx context.Context, r *gatewayv1.PayloadRecord) {
 	var d *decoded
 	var vi *versionInfo
 	schemaErr := false
+	start := m.windowStart(t)
 	if len(r.GetRequest()) > 0 && r.GetVersion() > 0 {
 		var err error
 		if vi, err = m.versions.lookup(ctx, r.GetDeployment(), r.GetVersion()); err != nil {
 			m.log.Warn("monitor version", "deployment", r.GetDeployment(), "version", r.GetVersion(), "err", err)
-		} else if d, err = decode(r, vi); err != nil {
+		} else if d, err = decode(r, vi, m.readInputs(r.GetDeployment(), start)); err != nil {
 			schemaErr = true
 			d = nil
 		}
 	}
-	start := m.windowStart(t)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.windowOf(r.GetDeployment(), start)

@@ -45,7 +45,7 @@ func TestDecodeRESTAndGRPC(t *testing.T) {
 	rest := &gatewayv1.PayloadRecord{Protocol: "v2-rest", Status: 200,
 		Request:  []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[2,2],"data":[1.5,0,9,1]}]}`),
 		Response: []byte(`{"outputs":[{"name":"predictions","datatype":"BYTES","shape":[2],"data":["0","1"]},{"name":"probabilities","datatype":"FP64","shape":[2,2],"data":[0.9,0.1,0.2,0.8]}]}`)}
-	d, err := decode(rest, v)
+	d, err := decode(rest, v, true)
 	require.NoError(t, err)
 	require.Equal(t, 2, d.rows)
 	require.Equal(t, []float64{1.5, 9}, d.num["x"])
@@ -61,7 +61,7 @@ func TestDecodeRESTAndGRPC(t *testing.T) {
 		{Name: "predictions", Datatype: "BYTES", Shape: []int64{1}, Contents: &inference.InferTensorContents{BytesContents: [][]byte{[]byte("1")}}}}}
 	reqB, _ := proto.Marshal(req)
 	respB, _ := proto.Marshal(resp)
-	d, err = decode(&gatewayv1.PayloadRecord{Protocol: "v2-grpc", Status: 200, Request: reqB, Response: respB}, v)
+	d, err = decode(&gatewayv1.PayloadRecord{Protocol: "v2-grpc", Status: 200, Request: reqB, Response: respB}, v, true)
 	require.NoError(t, err)
 	require.Equal(t, []float64{3}, d.num["x"])
 	require.Equal(t, []string{"b"}, d.cat["c"])
@@ -69,11 +69,11 @@ func TestDecodeRESTAndGRPC(t *testing.T) {
 
 	// A body that does not fit the signature is a schema violation.
 	for _, body := range []string{`{"inputs":[{"name":"input","datatype":"FP64","shape":[1,3],"data":[1,2,3]}]}`, `not json`} {
-		_, err = decode(&gatewayv1.PayloadRecord{Protocol: "v2-rest", Request: []byte(body)}, v)
+		_, err = decode(&gatewayv1.PayloadRecord{Protocol: "v2-rest", Request: []byte(body)}, v, true)
 		require.True(t, errors.Is(err, errSchema), "%s: %v", body, err)
 	}
 	// The OpenAI routes carry no tensors: traffic only.
-	d, err = decode(&gatewayv1.PayloadRecord{Protocol: "openai", Request: []byte(`{"prompt":"x"}`)}, v)
+	d, err = decode(&gatewayv1.PayloadRecord{Protocol: "openai", Request: []byte(`{"prompt":"x"}`)}, v, true)
 	require.NoError(t, err)
 	require.Zero(t, d.rows)
 }
@@ -170,7 +170,7 @@ func BenchmarkDriftRows(b *testing.B) {
 	b.ReportAllocs()
 	rows := 0
 	for i := 0; b.Loop(); i++ {
-		d, err := decode(rec, v)
+		d, err := decode(rec, v, true)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -182,4 +182,36 @@ func BenchmarkDriftRows(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// Past MaxSamples rows in a window a record's inputs are read with
+// probability MaxSamples over the rows so far; its answer always is.
+func TestInputsAreSampledAnswersAlwaysRead(t *testing.T) {
+	v := testVersion()
+	rec := &gatewayv1.PayloadRecord{Protocol: "v2-rest", Status: 200,
+		Request:  []byte(`{"inputs":[{"name":"input","datatype":"FP64","shape":[2,2],"data":[1.5,0,9,1]}]}`),
+		Response: []byte(`{"outputs":[{"name":"predictions","datatype":"BYTES","shape":[2],"data":["0","1"]}]}`)}
+	d, err := decode(rec, v, false)
+	require.NoError(t, err)
+	require.Equal(t, 2, d.rows, "the answer gives the rows")
+	require.Equal(t, []string{"0", "1"}, d.labels)
+	require.False(t, d.read)
+	require.Empty(t, d.num)
+	noAnswer := &gatewayv1.PayloadRecord{Protocol: "v2-rest", Status: 200, Request: rec.Request}
+	d, err = decode(noAnswer, v, false)
+	require.NoError(t, err)
+	require.True(t, d.read, "without an answer the inputs give the rows")
+	require.Equal(t, 2, d.rows)
+
+	m := New(Config{MaxSamples: 100}, Deps{})
+	m.deps["d"] = map[int64]*window{0: {rows: 50}, 60: {rows: 10000}}
+	require.True(t, m.readInputs("d", 0))
+	require.True(t, m.readInputs("new", 0))
+	n := 0
+	for range 20000 {
+		if m.readInputs("d", 60) {
+			n++
+		}
+	}
+	require.InDelta(t, 200, n, 80, "1% of the records")
 }

@@ -74,7 +74,9 @@ type labelled struct {
 	predV       []float64
 }
 
-// add counts one decoded record in the window.
+// add counts one decoded record in the window: its rows and predictions,
+// and its input values when they were read (the quality rates are over
+// the values read).
 func (w *window) add(d *decoded, v *versionInfo, max int) {
 	w.rows += int64(d.rows)
 	for c, xs := range d.num {

@@ -585,7 +585,10 @@ func (x *ColumnDrift) GetTrainMean() float64 {
 	return 0
 }
 
-// DataQuality is what was wrong with a window's inputs.
+// DataQuality is what was wrong with a window's inputs. The inputs of
+// every request are read until a window has evaluator.monitor-max-samples
+// rows, a uniform share of the requests after: the shares and the count
+// are of the requests read.
 type DataQuality struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Shares of the window's input values: missing, outside the training
