@@ -59,13 +59,21 @@ func openConsole(t *testing.T, c *harness.Cluster) *console {
 	return &console{t: t, ctx: ctx, base: c.HTTP}
 }
 
-// run runs browser actions with a bound, so a missing element fails the
-// test instead of hanging it.
+// run runs browser actions one by one with a bound, so a missing element
+// fails the test instead of hanging it. A step whose element a live
+// redraw replaced between its query and its action (the browser's "No
+// node with given id") did nothing, and runs again on the new element.
 func (p *console) run(steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
-	require.NoError(p.t, chromedp.Do(ctx, steps...))
+	for _, step := range steps {
+		err := chromedp.Do(ctx, step)
+		for try := 0; err != nil && strings.Contains(err.Error(), "given id") && try < 5 && ctx.Err() == nil; try++ {
+			err = chromedp.Do(ctx, step)
+		}
+		require.NoError(p.t, err)
+	}
 }
 
 func (p *console) eval(js string) string {
