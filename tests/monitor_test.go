@@ -22,8 +22,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
@@ -669,9 +671,30 @@ func TestRetrainRuleNeedsATrainingJob(t *testing.T) {
 	out, err := runCLI(t, c, "alert", "rule", "list")
 	require.NoError(t, err)
 	require.NotContains(t, out, "uploaded")
-	// Without the action the rule is fine.
-	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5")
+	// Without the action the rule is fine; an update changes what its mask
+	// names and refuses what a create would.
+	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5",
+		"--label", "team=ml")
 	require.NoError(t, err)
+	out, err = runCLI(t, c, "alert", "rule", "update", "u", "--when", "drift_score{petal_length} >= 0.3", "--for", "2m")
+	require.NoError(t, err)
+	require.Contains(t, out, "drift_score{petal_length} >= 0.3")
+	got, err := mc.GetAlertRule(ctx, &evaluatorv1.GetAlertRuleRequest{Name: "u"})
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Minute, got.Rule.For.AsDuration())
+	require.Equal(t, map[string]string{"team": "ml"}, got.Rule.Labels, "what the mask does not name is kept")
+	_, err = runCLI(t, c, "alert", "rule", "update", "u", "--when", "drift_scroe > 1")
+	require.ErrorContains(t, err, "--when: ")
+	_, err = runCLI(t, c, "alert", "rule", "update", "u", "--retrain-dataset", "x")
+	require.ErrorContains(t, err, "has no action")
+	_, err = mc.UpdateAlertRule(ctx, &evaluatorv1.UpdateAlertRuleRequest{Rule: &evaluatorv1.AlertRule{Name: "u",
+		Action: &evaluatorv1.AlertAction{Kind: "retrain"}}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"action"}}})
+	requireField(t, err, codes.InvalidArgument, "rule.action")
+	_, err = mc.UpdateAlertRule(ctx, &evaluatorv1.UpdateAlertRuleRequest{Rule: &evaluatorv1.AlertRule{Name: "u"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state_kind"}}})
+	requireField(t, err, codes.InvalidArgument, "update_mask")
+	_, err = mc.UpdateAlertRule(ctx, &evaluatorv1.UpdateAlertRuleRequest{Rule: &evaluatorv1.AlertRule{Name: "nope"}})
+	require.Equal(t, codes.NotFound, status.Code(err))
 	_, err = runCLI(t, c, "alert", "rule", "create", "u", "--deployment", "uploaded", "--when", "drift_share > 0.5")
 	require.ErrorContains(t, err, "already exists")
 	_, err = runCLI(t, c, "alert", "rule", "delete", "u")

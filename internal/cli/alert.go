@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 )
@@ -25,7 +26,8 @@ func alertCommand(g *globals) *cobra.Command {
 			"`bmaas alert get ID` an alert's chain of actions.",
 	}
 	rule := &cobra.Command{Use: "rule", Aliases: []string{"rules"}, Short: "Alert rules (create, list, get, delete)"}
-	rule.AddCommand(alertRuleCreateCommand(g), alertRuleListCommand(g), alertRuleGetCommand(g), alertRuleDeleteCommand(g))
+	rule.AddCommand(alertRuleCreateCommand(g), alertRuleListCommand(g), alertRuleGetCommand(g), alertRuleUpdateCommand(g),
+		alertRuleDeleteCommand(g))
 	cmd.AddCommand(rule, alertListCommand(g), alertGetCommand(g))
 	return cmd
 }
@@ -188,6 +190,100 @@ func alertRuleGetCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+func alertRuleUpdateCommand(g *globals) *cobra.Command {
+	var when, dataset string
+	var labels, annotations []string
+	var forD, cool time.Duration
+	var noAction bool
+	cmd := &cobra.Command{
+		Use:   "update NAME [--when 'SERIES OP THRESHOLD'] [--for 5m] [--label K=V]... [--annotation K=V]... [--retrain-dataset DS] [--cool-down 1h] [--no-action]",
+		Short: "Change an alert rule's condition, labels, annotations or action (only what the flags name)",
+		Long: "Change what the flags name and keep the rest: --when replaces the condition, --label and\n" +
+			"--annotation the whole set of labels or annotations, --retrain-dataset and --cool-down the\n" +
+			"retrain action's (the rule must have one), --no-action removes the action. Where the rule\n" +
+			"stands is kept; its next evaluation reads the new condition.",
+		Example: "  bmaas alert rule update iris-drift --when 'drifted_columns >= 2' --for 10m",
+		Args:    args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			fl := cmd.Flags()
+			r := &evaluatorv1.AlertRule{Name: a[0]}
+			var paths []string
+			if fl.Changed("when") {
+				w, err := parseWhen(when)
+				if err != nil {
+					return err
+				}
+				r.Series, r.Column, r.Comparison, r.Threshold = w.Series, w.Column, w.Comparison, w.Threshold
+				paths = append(paths, "series", "column", "comparison", "threshold")
+			}
+			if fl.Changed("for") {
+				if forD < 0 {
+					return usageErrorf("--for must not be negative, got %s", forD)
+				}
+				r.For, paths = durationpb.New(forD), append(paths, "for")
+			}
+			var err error
+			if fl.Changed("label") {
+				if r.Labels, err = parseKV("label", labels); err != nil {
+					return err
+				}
+				paths = append(paths, "labels")
+			}
+			if fl.Changed("annotation") {
+				if r.Annotations, err = parseKV("annotation", annotations); err != nil {
+					return err
+				}
+				paths = append(paths, "annotations")
+			}
+			changesAction := fl.Changed("retrain-dataset") || fl.Changed("cool-down")
+			switch {
+			case noAction && changesAction:
+				return usageErrorf("--no-action removes the action: give no --retrain-dataset or --cool-down")
+			case noAction:
+				paths = append(paths, "action")
+			}
+			if len(paths) == 0 && !changesAction {
+				return usageErrorf("nothing to change: give --when, --for, --label, --annotation, --retrain-dataset, --cool-down or --no-action")
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				if changesAction {
+					cur, err := c.monitor().GetAlertRule(ctx, &evaluatorv1.GetAlertRuleRequest{Name: a[0]})
+					if err != nil {
+						return err
+					}
+					if cur.GetRule().GetAction() == nil {
+						return usageErrorf("rule %s has no action: --retrain-dataset and --cool-down change a retrain action (create the rule with --retrain)", a[0])
+					}
+					r.Action = cur.GetRule().GetAction()
+					if fl.Changed("retrain-dataset") {
+						r.Action.Dataset = dataset
+					}
+					if fl.Changed("cool-down") {
+						r.Action.CoolDown = durationpb.New(cool)
+					}
+					paths = append(paths, "action")
+				}
+				resp, err := c.monitor().UpdateAlertRule(ctx, &evaluatorv1.UpdateAlertRuleRequest{Rule: r, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+				if err != nil {
+					return alertRuleFields.rename(err, a)
+				}
+				return printAlertRule(g, cmd, resp.GetRule())
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&when, "when", "", "the new condition: SERIES OP THRESHOLD")
+	fl.DurationVar(&forD, "for", 0, "how long the condition holds before the rule fires")
+	fl.StringArrayVar(&labels, "label", nil, "the alert's labels, KEY=VALUE (repeatable; replaces them all)")
+	fl.StringArrayVar(&annotations, "annotation", nil, "the alert's annotations, KEY=VALUE (repeatable; replaces them all)")
+	fl.StringVar(&dataset, "retrain-dataset", "", "the dataset the retrain action trains on")
+	fl.DurationVar(&cool, "cool-down", time.Hour, "no second retraining within this long")
+	fl.BoolVar(&noAction, "no-action", false, "remove the rule's action")
+	return cmd
 }
 
 func alertRuleDeleteCommand(g *globals) *cobra.Command {

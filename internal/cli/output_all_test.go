@@ -149,6 +149,7 @@ template: {algorithm: logistic, dataset: iris, target_column: target}
 	step("alert", "rule", "create", "iris-drift", "--deployment", "iris", "--when", "drift_share > 0.5", "--for", "5m")
 	step("alert", "rule", "list")
 	step("alert", "rule", "get", "iris-drift")
+	step("alert", "rule", "update", "iris-drift", "--for", "10m")
 	step("alert", "list")
 	step("alert", "rule", "delete", "iris-drift")
 	step("deploy", "delete", "iris")

@@ -73,7 +73,8 @@ var methods = merge(
 		"ListMonitorWindows": rule("deployments", Read), "ListNodeUsage": rule("nodes", Read),
 		"CreateAlertRule": rule("alert-rules", Write), "GetAlertRule": rule("alert-rules", Read),
 		"ListAlertRules": rule("alert-rules", Read), "DeleteAlertRule": rule("alert-rules", Write),
-		"ListAlerts": rule("alert-rules", Read), "GetAlert": rule("alert-rules", Read),
+		"UpdateAlertRule": rule("alert-rules", Write),
+		"ListAlerts":      rule("alert-rules", Read), "GetAlert": rule("alert-rules", Read),
 	}),
 	svc("bmaas.gateway.v1.DeploymentService", map[string]Rule{
 		"CreateDeployment": rule("deployments", Write), "GetDeployment": rule("deployments", Read),

@@ -57,6 +57,11 @@ func (h *monitorHandler) ListAlertRules(ctx context.Context, req *evaluatorv1.Li
 	return h.alerts.List(ctx, req)
 }
 
+func (h *monitorHandler) UpdateAlertRule(ctx context.Context, req *evaluatorv1.UpdateAlertRuleRequest) (*evaluatorv1.UpdateAlertRuleResponse, error) {
+	r, err := h.alerts.Update(ctx, req.GetRule(), req.GetUpdateMask())
+	return &evaluatorv1.UpdateAlertRuleResponse{Rule: r}, err
+}
+
 func (h *monitorHandler) DeleteAlertRule(ctx context.Context, req *evaluatorv1.DeleteAlertRuleRequest) (*evaluatorv1.DeleteAlertRuleResponse, error) {
 	return &evaluatorv1.DeleteAlertRuleResponse{}, h.alerts.Delete(ctx, req.GetName())
 }

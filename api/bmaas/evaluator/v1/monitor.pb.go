@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2086,6 +2087,106 @@ func (x *ListAlertRulesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type UpdateAlertRuleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rule.name selects the rule.
+	Rule *AlertRule `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The fields to change: series, column, comparison, threshold, for,
+	// labels, annotations, action. A named field takes the request's value
+	// (unset clears it); the others keep theirs. Empty or `*`: all of them.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAlertRuleRequest) Reset() {
+	*x = UpdateAlertRuleRequest{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAlertRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAlertRuleRequest) ProtoMessage() {}
+
+func (x *UpdateAlertRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAlertRuleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAlertRuleRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UpdateAlertRuleRequest) GetRule() *AlertRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+func (x *UpdateAlertRuleRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateAlertRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *AlertRule             `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAlertRuleResponse) Reset() {
+	*x = UpdateAlertRuleResponse{}
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAlertRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAlertRuleResponse) ProtoMessage() {}
+
+func (x *UpdateAlertRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAlertRuleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAlertRuleResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpdateAlertRuleResponse) GetRule() *AlertRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
 type DeleteAlertRuleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2095,7 +2196,7 @@ type DeleteAlertRuleRequest struct {
 
 func (x *DeleteAlertRuleRequest) Reset() {
 	*x = DeleteAlertRuleRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2208,7 @@ func (x *DeleteAlertRuleRequest) String() string {
 func (*DeleteAlertRuleRequest) ProtoMessage() {}
 
 func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[25]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2221,7 @@ func (x *DeleteAlertRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteAlertRuleRequest) GetName() string {
@@ -2138,7 +2239,7 @@ type DeleteAlertRuleResponse struct {
 
 func (x *DeleteAlertRuleResponse) Reset() {
 	*x = DeleteAlertRuleResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2251,7 @@ func (x *DeleteAlertRuleResponse) String() string {
 func (*DeleteAlertRuleResponse) ProtoMessage() {}
 
 func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[26]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2264,7 @@ func (x *DeleteAlertRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlertRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAlertRuleResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{28}
 }
 
 type ListAlertsRequest struct {
@@ -2178,7 +2279,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2291,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[27]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2304,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{27}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAlertsRequest) GetRule() string {
@@ -2237,7 +2338,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2350,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[28]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2363,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{28}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -2288,7 +2389,7 @@ type GetAlertRequest struct {
 
 func (x *GetAlertRequest) Reset() {
 	*x = GetAlertRequest{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2401,7 @@ func (x *GetAlertRequest) String() string {
 func (*GetAlertRequest) ProtoMessage() {}
 
 func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[29]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2414,7 @@ func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{29}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetAlertRequest) GetId() string {
@@ -2332,7 +2433,7 @@ type GetAlertResponse struct {
 
 func (x *GetAlertResponse) Reset() {
 	*x = GetAlertResponse{}
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2445,7 @@ func (x *GetAlertResponse) String() string {
 func (*GetAlertResponse) ProtoMessage() {}
 
 func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[30]
+	mi := &file_bmaas_evaluator_v1_monitor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2458,7 @@ func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{30}
+	return file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAlertResponse) GetAlert() *Alert {
@@ -2371,7 +2472,7 @@ var File_bmaas_evaluator_v1_monitor_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\n" +
-	" bmaas/evaluator/v1/monitor.proto\x12\x12bmaas.evaluator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n" +
+	" bmaas/evaluator/v1/monitor.proto\x12\x12bmaas.evaluator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n" +
 	"\bFeedback\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -2560,7 +2661,13 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"u\n" +
 	"\x16ListAlertRulesResponse\x123\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1d.bmaas.evaluator.v1.AlertRuleR\x05rules\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x01\n" +
+	"\x16UpdateAlertRuleRequest\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.bmaas.evaluator.v1.AlertRuleR\x04rule\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"L\n" +
+	"\x17UpdateAlertRuleResponse\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.bmaas.evaluator.v1.AlertRuleR\x04rule\",\n" +
 	"\x16DeleteAlertRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x19\n" +
 	"\x17DeleteAlertRuleResponse\"c\n" +
@@ -2589,7 +2696,7 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\x14ALERT_STATE_INACTIVE\x10\x01\x12\x17\n" +
 	"\x13ALERT_STATE_PENDING\x10\x02\x12\x16\n" +
 	"\x12ALERT_STATE_FIRING\x10\x03\x12\x18\n" +
-	"\x14ALERT_STATE_RESOLVED\x10\x042\x99\v\n" +
+	"\x14ALERT_STATE_RESOLVED\x10\x042\xb1\f\n" +
 	"\x0eMonitorService\x12\x99\x01\n" +
 	"\x0eSubmitFeedback\x12).bmaas.evaluator.v1.SubmitFeedbackRequest\x1a*.bmaas.evaluator.v1.SubmitFeedbackResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/deployments/{deployment}/feedback\x12\xc4\x01\n" +
 	"\x19CreateDatasetFromPayloads\x124.bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest\x1a5.bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/deployments/{deployment}/payloads:toDataset\x12\xa4\x01\n" +
@@ -2597,7 +2704,8 @@ const file_bmaas_evaluator_v1_monitor_proto_rawDesc = "" +
 	"\rListNodeUsage\x12(.bmaas.evaluator.v1.ListNodeUsageRequest\x1a).bmaas.evaluator.v1.ListNodeUsageResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/node-usage\x12\x89\x01\n" +
 	"\x0fCreateAlertRule\x12*.bmaas.evaluator.v1.CreateAlertRuleRequest\x1a+.bmaas.evaluator.v1.CreateAlertRuleResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x04rule\"\x0f/v1/alert-rules\x12\x81\x01\n" +
 	"\fGetAlertRule\x12'.bmaas.evaluator.v1.GetAlertRuleRequest\x1a(.bmaas.evaluator.v1.GetAlertRuleResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/alert-rules/{name}\x12\x80\x01\n" +
-	"\x0eListAlertRules\x12).bmaas.evaluator.v1.ListAlertRulesRequest\x1a*.bmaas.evaluator.v1.ListAlertRulesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/alert-rules\x12\x8a\x01\n" +
+	"\x0eListAlertRules\x12).bmaas.evaluator.v1.ListAlertRulesRequest\x1a*.bmaas.evaluator.v1.ListAlertRulesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/alert-rules\x12\x95\x01\n" +
+	"\x0fUpdateAlertRule\x12*.bmaas.evaluator.v1.UpdateAlertRuleRequest\x1a+.bmaas.evaluator.v1.UpdateAlertRuleResponse\")\x82\xd3\xe4\x93\x02#:\x04rule2\x1b/v1/alert-rules/{rule.name}\x12\x8a\x01\n" +
 	"\x0fDeleteAlertRule\x12*.bmaas.evaluator.v1.DeleteAlertRuleRequest\x1a+.bmaas.evaluator.v1.DeleteAlertRuleResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/alert-rules/{name}\x12o\n" +
 	"\n" +
 	"ListAlerts\x12%.bmaas.evaluator.v1.ListAlertsRequest\x1a&.bmaas.evaluator.v1.ListAlertsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
@@ -2617,7 +2725,7 @@ func file_bmaas_evaluator_v1_monitor_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_evaluator_v1_monitor_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_bmaas_evaluator_v1_monitor_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_bmaas_evaluator_v1_monitor_proto_goTypes = []any{
 	(Comparison)(0),                           // 0: bmaas.evaluator.v1.Comparison
 	(AlertState)(0),                           // 1: bmaas.evaluator.v1.AlertState
@@ -2646,86 +2754,94 @@ var file_bmaas_evaluator_v1_monitor_proto_goTypes = []any{
 	(*GetAlertRuleResponse)(nil),              // 24: bmaas.evaluator.v1.GetAlertRuleResponse
 	(*ListAlertRulesRequest)(nil),             // 25: bmaas.evaluator.v1.ListAlertRulesRequest
 	(*ListAlertRulesResponse)(nil),            // 26: bmaas.evaluator.v1.ListAlertRulesResponse
-	(*DeleteAlertRuleRequest)(nil),            // 27: bmaas.evaluator.v1.DeleteAlertRuleRequest
-	(*DeleteAlertRuleResponse)(nil),           // 28: bmaas.evaluator.v1.DeleteAlertRuleResponse
-	(*ListAlertsRequest)(nil),                 // 29: bmaas.evaluator.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),                // 30: bmaas.evaluator.v1.ListAlertsResponse
-	(*GetAlertRequest)(nil),                   // 31: bmaas.evaluator.v1.GetAlertRequest
-	(*GetAlertResponse)(nil),                  // 32: bmaas.evaluator.v1.GetAlertResponse
-	nil,                                       // 33: bmaas.evaluator.v1.AlertRule.LabelsEntry
-	nil,                                       // 34: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
-	nil,                                       // 35: bmaas.evaluator.v1.Alert.LabelsEntry
-	nil,                                       // 36: bmaas.evaluator.v1.Alert.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil),             // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 38: google.protobuf.Duration
+	(*UpdateAlertRuleRequest)(nil),            // 27: bmaas.evaluator.v1.UpdateAlertRuleRequest
+	(*UpdateAlertRuleResponse)(nil),           // 28: bmaas.evaluator.v1.UpdateAlertRuleResponse
+	(*DeleteAlertRuleRequest)(nil),            // 29: bmaas.evaluator.v1.DeleteAlertRuleRequest
+	(*DeleteAlertRuleResponse)(nil),           // 30: bmaas.evaluator.v1.DeleteAlertRuleResponse
+	(*ListAlertsRequest)(nil),                 // 31: bmaas.evaluator.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),                // 32: bmaas.evaluator.v1.ListAlertsResponse
+	(*GetAlertRequest)(nil),                   // 33: bmaas.evaluator.v1.GetAlertRequest
+	(*GetAlertResponse)(nil),                  // 34: bmaas.evaluator.v1.GetAlertResponse
+	nil,                                       // 35: bmaas.evaluator.v1.AlertRule.LabelsEntry
+	nil,                                       // 36: bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	nil,                                       // 37: bmaas.evaluator.v1.Alert.LabelsEntry
+	nil,                                       // 38: bmaas.evaluator.v1.Alert.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil),             // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 40: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),             // 41: google.protobuf.FieldMask
 }
 var file_bmaas_evaluator_v1_monitor_proto_depIdxs = []int32{
 	2,  // 0: bmaas.evaluator.v1.SubmitFeedbackRequest.feedback:type_name -> bmaas.evaluator.v1.Feedback
-	37, // 1: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.since:type_name -> google.protobuf.Timestamp
-	37, // 2: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.until:type_name -> google.protobuf.Timestamp
-	37, // 3: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
-	37, // 4: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
+	39, // 1: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.since:type_name -> google.protobuf.Timestamp
+	39, // 2: bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest.until:type_name -> google.protobuf.Timestamp
+	39, // 3: bmaas.evaluator.v1.MonitorWindow.start_time:type_name -> google.protobuf.Timestamp
+	39, // 4: bmaas.evaluator.v1.MonitorWindow.end_time:type_name -> google.protobuf.Timestamp
 	7,  // 5: bmaas.evaluator.v1.MonitorWindow.drift:type_name -> bmaas.evaluator.v1.ColumnDrift
 	7,  // 6: bmaas.evaluator.v1.MonitorWindow.prediction_drift:type_name -> bmaas.evaluator.v1.ColumnDrift
 	8,  // 7: bmaas.evaluator.v1.MonitorWindow.quality:type_name -> bmaas.evaluator.v1.DataQuality
 	9,  // 8: bmaas.evaluator.v1.MonitorWindow.performance:type_name -> bmaas.evaluator.v1.LivePerformance
-	37, // 9: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
-	37, // 10: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
+	39, // 9: bmaas.evaluator.v1.MonitorWindow.update_time:type_name -> google.protobuf.Timestamp
+	39, // 10: bmaas.evaluator.v1.ListMonitorWindowsRequest.since:type_name -> google.protobuf.Timestamp
 	10, // 11: bmaas.evaluator.v1.ListMonitorWindowsResponse.windows:type_name -> bmaas.evaluator.v1.MonitorWindow
-	37, // 12: bmaas.evaluator.v1.NodeUsage.time:type_name -> google.protobuf.Timestamp
+	39, // 12: bmaas.evaluator.v1.NodeUsage.time:type_name -> google.protobuf.Timestamp
 	13, // 13: bmaas.evaluator.v1.NodeUsage.gpus:type_name -> bmaas.evaluator.v1.GpuUsage
-	37, // 14: bmaas.evaluator.v1.ListNodeUsageRequest.since:type_name -> google.protobuf.Timestamp
+	39, // 14: bmaas.evaluator.v1.ListNodeUsageRequest.since:type_name -> google.protobuf.Timestamp
 	14, // 15: bmaas.evaluator.v1.ListNodeUsageResponse.samples:type_name -> bmaas.evaluator.v1.NodeUsage
-	38, // 16: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
-	38, // 17: bmaas.evaluator.v1.AlertAction.payload_window:type_name -> google.protobuf.Duration
+	40, // 16: bmaas.evaluator.v1.AlertAction.cool_down:type_name -> google.protobuf.Duration
+	40, // 17: bmaas.evaluator.v1.AlertAction.payload_window:type_name -> google.protobuf.Duration
 	0,  // 18: bmaas.evaluator.v1.AlertRule.comparison:type_name -> bmaas.evaluator.v1.Comparison
-	38, // 19: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
-	33, // 20: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
-	34, // 21: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
+	40, // 19: bmaas.evaluator.v1.AlertRule.for:type_name -> google.protobuf.Duration
+	35, // 20: bmaas.evaluator.v1.AlertRule.labels:type_name -> bmaas.evaluator.v1.AlertRule.LabelsEntry
+	36, // 21: bmaas.evaluator.v1.AlertRule.annotations:type_name -> bmaas.evaluator.v1.AlertRule.AnnotationsEntry
 	17, // 22: bmaas.evaluator.v1.AlertRule.action:type_name -> bmaas.evaluator.v1.AlertAction
 	1,  // 23: bmaas.evaluator.v1.AlertRule.state:type_name -> bmaas.evaluator.v1.AlertState
-	37, // 24: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
-	37, // 25: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
-	37, // 26: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
-	37, // 27: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
+	39, // 24: bmaas.evaluator.v1.AlertRule.state_time:type_name -> google.protobuf.Timestamp
+	39, // 25: bmaas.evaluator.v1.AlertRule.create_time:type_name -> google.protobuf.Timestamp
+	39, // 26: bmaas.evaluator.v1.AlertRule.last_action_time:type_name -> google.protobuf.Timestamp
+	39, // 27: bmaas.evaluator.v1.AlertLink.time:type_name -> google.protobuf.Timestamp
 	1,  // 28: bmaas.evaluator.v1.Alert.state:type_name -> bmaas.evaluator.v1.AlertState
-	35, // 29: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
-	36, // 30: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
-	37, // 31: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
-	37, // 32: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
-	37, // 33: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
+	37, // 29: bmaas.evaluator.v1.Alert.labels:type_name -> bmaas.evaluator.v1.Alert.LabelsEntry
+	38, // 30: bmaas.evaluator.v1.Alert.annotations:type_name -> bmaas.evaluator.v1.Alert.AnnotationsEntry
+	39, // 31: bmaas.evaluator.v1.Alert.pending_time:type_name -> google.protobuf.Timestamp
+	39, // 32: bmaas.evaluator.v1.Alert.firing_time:type_name -> google.protobuf.Timestamp
+	39, // 33: bmaas.evaluator.v1.Alert.resolved_time:type_name -> google.protobuf.Timestamp
 	19, // 34: bmaas.evaluator.v1.Alert.links:type_name -> bmaas.evaluator.v1.AlertLink
 	18, // 35: bmaas.evaluator.v1.CreateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
 	18, // 36: bmaas.evaluator.v1.CreateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
 	18, // 37: bmaas.evaluator.v1.GetAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
 	18, // 38: bmaas.evaluator.v1.ListAlertRulesResponse.rules:type_name -> bmaas.evaluator.v1.AlertRule
-	20, // 39: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
-	20, // 40: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
-	3,  // 41: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
-	4,  // 42: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:input_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
-	11, // 43: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
-	15, // 44: bmaas.evaluator.v1.MonitorService.ListNodeUsage:input_type -> bmaas.evaluator.v1.ListNodeUsageRequest
-	21, // 45: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
-	23, // 46: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
-	25, // 47: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
-	27, // 48: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
-	29, // 49: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
-	31, // 50: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
-	6,  // 51: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
-	5,  // 52: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:output_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
-	12, // 53: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
-	16, // 54: bmaas.evaluator.v1.MonitorService.ListNodeUsage:output_type -> bmaas.evaluator.v1.ListNodeUsageResponse
-	22, // 55: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
-	24, // 56: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
-	26, // 57: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
-	28, // 58: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
-	30, // 59: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
-	32, // 60: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
-	51, // [51:61] is the sub-list for method output_type
-	41, // [41:51] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	18, // 39: bmaas.evaluator.v1.UpdateAlertRuleRequest.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	41, // 40: bmaas.evaluator.v1.UpdateAlertRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	18, // 41: bmaas.evaluator.v1.UpdateAlertRuleResponse.rule:type_name -> bmaas.evaluator.v1.AlertRule
+	20, // 42: bmaas.evaluator.v1.ListAlertsResponse.alerts:type_name -> bmaas.evaluator.v1.Alert
+	20, // 43: bmaas.evaluator.v1.GetAlertResponse.alert:type_name -> bmaas.evaluator.v1.Alert
+	3,  // 44: bmaas.evaluator.v1.MonitorService.SubmitFeedback:input_type -> bmaas.evaluator.v1.SubmitFeedbackRequest
+	4,  // 45: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:input_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsRequest
+	11, // 46: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:input_type -> bmaas.evaluator.v1.ListMonitorWindowsRequest
+	15, // 47: bmaas.evaluator.v1.MonitorService.ListNodeUsage:input_type -> bmaas.evaluator.v1.ListNodeUsageRequest
+	21, // 48: bmaas.evaluator.v1.MonitorService.CreateAlertRule:input_type -> bmaas.evaluator.v1.CreateAlertRuleRequest
+	23, // 49: bmaas.evaluator.v1.MonitorService.GetAlertRule:input_type -> bmaas.evaluator.v1.GetAlertRuleRequest
+	25, // 50: bmaas.evaluator.v1.MonitorService.ListAlertRules:input_type -> bmaas.evaluator.v1.ListAlertRulesRequest
+	27, // 51: bmaas.evaluator.v1.MonitorService.UpdateAlertRule:input_type -> bmaas.evaluator.v1.UpdateAlertRuleRequest
+	29, // 52: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:input_type -> bmaas.evaluator.v1.DeleteAlertRuleRequest
+	31, // 53: bmaas.evaluator.v1.MonitorService.ListAlerts:input_type -> bmaas.evaluator.v1.ListAlertsRequest
+	33, // 54: bmaas.evaluator.v1.MonitorService.GetAlert:input_type -> bmaas.evaluator.v1.GetAlertRequest
+	6,  // 55: bmaas.evaluator.v1.MonitorService.SubmitFeedback:output_type -> bmaas.evaluator.v1.SubmitFeedbackResponse
+	5,  // 56: bmaas.evaluator.v1.MonitorService.CreateDatasetFromPayloads:output_type -> bmaas.evaluator.v1.CreateDatasetFromPayloadsResponse
+	12, // 57: bmaas.evaluator.v1.MonitorService.ListMonitorWindows:output_type -> bmaas.evaluator.v1.ListMonitorWindowsResponse
+	16, // 58: bmaas.evaluator.v1.MonitorService.ListNodeUsage:output_type -> bmaas.evaluator.v1.ListNodeUsageResponse
+	22, // 59: bmaas.evaluator.v1.MonitorService.CreateAlertRule:output_type -> bmaas.evaluator.v1.CreateAlertRuleResponse
+	24, // 60: bmaas.evaluator.v1.MonitorService.GetAlertRule:output_type -> bmaas.evaluator.v1.GetAlertRuleResponse
+	26, // 61: bmaas.evaluator.v1.MonitorService.ListAlertRules:output_type -> bmaas.evaluator.v1.ListAlertRulesResponse
+	28, // 62: bmaas.evaluator.v1.MonitorService.UpdateAlertRule:output_type -> bmaas.evaluator.v1.UpdateAlertRuleResponse
+	30, // 63: bmaas.evaluator.v1.MonitorService.DeleteAlertRule:output_type -> bmaas.evaluator.v1.DeleteAlertRuleResponse
+	32, // 64: bmaas.evaluator.v1.MonitorService.ListAlerts:output_type -> bmaas.evaluator.v1.ListAlertsResponse
+	34, // 65: bmaas.evaluator.v1.MonitorService.GetAlert:output_type -> bmaas.evaluator.v1.GetAlertResponse
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_evaluator_v1_monitor_proto_init() }
@@ -2739,7 +2855,7 @@ func file_bmaas_evaluator_v1_monitor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_evaluator_v1_monitor_proto_rawDesc), len(file_bmaas_evaluator_v1_monitor_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	MonitorService_CreateAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/CreateAlertRule"
 	MonitorService_GetAlertRule_FullMethodName              = "/bmaas.evaluator.v1.MonitorService/GetAlertRule"
 	MonitorService_ListAlertRules_FullMethodName            = "/bmaas.evaluator.v1.MonitorService/ListAlertRules"
+	MonitorService_UpdateAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/UpdateAlertRule"
 	MonitorService_DeleteAlertRule_FullMethodName           = "/bmaas.evaluator.v1.MonitorService/DeleteAlertRule"
 	MonitorService_ListAlerts_FullMethodName                = "/bmaas.evaluator.v1.MonitorService/ListAlerts"
 	MonitorService_GetAlert_FullMethodName                  = "/bmaas.evaluator.v1.MonitorService/GetAlert"
@@ -59,6 +60,10 @@ type MonitorServiceClient interface {
 	CreateAlertRule(ctx context.Context, in *CreateAlertRuleRequest, opts ...grpc.CallOption) (*CreateAlertRuleResponse, error)
 	GetAlertRule(ctx context.Context, in *GetAlertRuleRequest, opts ...grpc.CallOption) (*GetAlertRuleResponse, error)
 	ListAlertRules(ctx context.Context, in *ListAlertRulesRequest, opts ...grpc.CallOption) (*ListAlertRulesResponse, error)
+	// UpdateAlertRule changes the fields of a rule its mask names (AIP-134);
+	// where the rule stands is kept, and the next evaluation reads the new
+	// condition.
+	UpdateAlertRule(ctx context.Context, in *UpdateAlertRuleRequest, opts ...grpc.CallOption) (*UpdateAlertRuleResponse, error)
 	DeleteAlertRule(ctx context.Context, in *DeleteAlertRuleRequest, opts ...grpc.CallOption) (*DeleteAlertRuleResponse, error)
 	// ListAlerts reads the alerts (one per episode of a rule: pending,
 	// firing, resolved), newest first.
@@ -144,6 +149,16 @@ func (c *monitorServiceClient) ListAlertRules(ctx context.Context, in *ListAlert
 	return out, nil
 }
 
+func (c *monitorServiceClient) UpdateAlertRule(ctx context.Context, in *UpdateAlertRuleRequest, opts ...grpc.CallOption) (*UpdateAlertRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateAlertRuleResponse)
+	err := c.cc.Invoke(ctx, MonitorService_UpdateAlertRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *monitorServiceClient) DeleteAlertRule(ctx context.Context, in *DeleteAlertRuleRequest, opts ...grpc.CallOption) (*DeleteAlertRuleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteAlertRuleResponse)
@@ -202,6 +217,10 @@ type MonitorServiceServer interface {
 	CreateAlertRule(context.Context, *CreateAlertRuleRequest) (*CreateAlertRuleResponse, error)
 	GetAlertRule(context.Context, *GetAlertRuleRequest) (*GetAlertRuleResponse, error)
 	ListAlertRules(context.Context, *ListAlertRulesRequest) (*ListAlertRulesResponse, error)
+	// UpdateAlertRule changes the fields of a rule its mask names (AIP-134);
+	// where the rule stands is kept, and the next evaluation reads the new
+	// condition.
+	UpdateAlertRule(context.Context, *UpdateAlertRuleRequest) (*UpdateAlertRuleResponse, error)
 	DeleteAlertRule(context.Context, *DeleteAlertRuleRequest) (*DeleteAlertRuleResponse, error)
 	// ListAlerts reads the alerts (one per episode of a rule: pending,
 	// firing, resolved), newest first.
@@ -237,6 +256,9 @@ func (UnimplementedMonitorServiceServer) GetAlertRule(context.Context, *GetAlert
 }
 func (UnimplementedMonitorServiceServer) ListAlertRules(context.Context, *ListAlertRulesRequest) (*ListAlertRulesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAlertRules not implemented")
+}
+func (UnimplementedMonitorServiceServer) UpdateAlertRule(context.Context, *UpdateAlertRuleRequest) (*UpdateAlertRuleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateAlertRule not implemented")
 }
 func (UnimplementedMonitorServiceServer) DeleteAlertRule(context.Context, *DeleteAlertRuleRequest) (*DeleteAlertRuleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteAlertRule not implemented")
@@ -394,6 +416,24 @@ func _MonitorService_ListAlertRules_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MonitorService_UpdateAlertRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAlertRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).UpdateAlertRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_UpdateAlertRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).UpdateAlertRule(ctx, req.(*UpdateAlertRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MonitorService_DeleteAlertRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteAlertRuleRequest)
 	if err := dec(in); err != nil {
@@ -482,6 +522,10 @@ var MonitorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAlertRules",
 			Handler:    _MonitorService_ListAlertRules_Handler,
+		},
+		{
+			MethodName: "UpdateAlertRule",
+			Handler:    _MonitorService_UpdateAlertRule_Handler,
 		},
 		{
 			MethodName: "DeleteAlertRule",
