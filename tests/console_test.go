@@ -78,11 +78,17 @@ func (p *console) run(steps ...chromedp.Action[chromedp.Void]) {
 
 func (p *console) eval(js string) string {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-	defer cancel()
-	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	out, err := p.tryEval(js)
 	require.NoError(p.t, err, js)
 	return out
+}
+
+// tryEval is eval for a page that may be navigating: the browser then
+// answers that the target navigated, and the caller polls again.
+func (p *console) tryEval(js string) (string, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[string](js))
 }
 
 // route moves to a hash route, as following a link of the console does.
