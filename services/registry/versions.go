@@ -242,6 +242,9 @@ func (r *Registry) ListVersions(ctx context.Context, req *registryv1.ListModelVe
 	out := &registryv1.ListModelVersionsResponse{NextPageToken: next, Versions: make([]*registryv1.ModelVersion, len(items))}
 	for i, it := range items {
 		decorate(it.Msg, m, it.Rev)
+		if req.GetView() == registryv1.VersionView_VERSION_VIEW_BASIC {
+			it.Msg.Signature, it.Msg.TrainingStats = nil, nil
+		}
 		out.Versions[i] = it.Msg
 	}
 	return out, nil

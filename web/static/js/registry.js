@@ -75,7 +75,9 @@ export async function model(ctx) {
   const [name] = ctx.params;
   const m = (await api(`/v1/models/${enc(name)}`)).model;
   const [vs, ds, evs] = await settle([
-    list(`/v1/models/${enc(name)}/versions`, 'versions'),
+    // The basic view: the table and charts need no signature or training
+    // statistics (most of a version's size; its own page reads them).
+    list(`/v1/models/${enc(name)}/versions?view=VERSION_VIEW_BASIC`, 'versions'),
     list(`/v1/models/${enc(name)}/decisions`, 'decisions'),
     list(`/v1/evaluations?model=${enc(name)}`, 'evaluations', 200),
   ]);

@@ -24,6 +24,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// VersionView is how much of a version a listing returns (AIP-157).
+type VersionView int32
+
+const (
+	// The full version.
+	VersionView_VERSION_VIEW_UNSPECIFIED VersionView = 0
+	// Without the signature and the training statistics, which are most of
+	// a version's size: what a table of versions needs.
+	VersionView_VERSION_VIEW_BASIC VersionView = 1
+	// The full version.
+	VersionView_VERSION_VIEW_FULL VersionView = 2
+)
+
+// Enum value maps for VersionView.
+var (
+	VersionView_name = map[int32]string{
+		0: "VERSION_VIEW_UNSPECIFIED",
+		1: "VERSION_VIEW_BASIC",
+		2: "VERSION_VIEW_FULL",
+	}
+	VersionView_value = map[string]int32{
+		"VERSION_VIEW_UNSPECIFIED": 0,
+		"VERSION_VIEW_BASIC":       1,
+		"VERSION_VIEW_FULL":        2,
+	}
+)
+
+func (x VersionView) Enum() *VersionView {
+	p := new(VersionView)
+	*p = x
+	return p
+}
+
+func (x VersionView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VersionView) Descriptor() protoreflect.EnumDescriptor {
+	return file_bmaas_registry_v1_registry_proto_enumTypes[0].Descriptor()
+}
+
+func (VersionView) Type() protoreflect.EnumType {
+	return &file_bmaas_registry_v1_registry_proto_enumTypes[0]
+}
+
+func (x VersionView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VersionView.Descriptor instead.
+func (VersionView) EnumDescriptor() ([]byte, []int) {
+	return file_bmaas_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
 // Checkpoint is the newest saved training state of a job.
 type Checkpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1891,10 +1945,12 @@ func (x *GetModelVersionResponse) GetVersion() *ModelVersion {
 }
 
 type ListModelVersionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Model     string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// How much of each version to return (default: all of it).
+	View          VersionView `protobuf:"varint,4,opt,name=view,proto3,enum=bmaas.registry.v1.VersionView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1948,6 +2004,13 @@ func (x *ListModelVersionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListModelVersionsRequest) GetView() VersionView {
+	if x != nil {
+		return x.View
+	}
+	return VersionView_VERSION_VIEW_UNSPECIFIED
 }
 
 type ListModelVersionsResponse struct {
@@ -3669,12 +3732,13 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"T\n" +
 	"\x17GetModelVersionResponse\x129\n" +
-	"\aversion\x18\x01 \x01(\v2\x1f.bmaas.registry.v1.ModelVersionR\aversion\"l\n" +
+	"\aversion\x18\x01 \x01(\v2\x1f.bmaas.registry.v1.ModelVersionR\aversion\"\xa0\x01\n" +
 	"\x18ListModelVersionsRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x122\n" +
+	"\x04view\x18\x04 \x01(\x0e2\x1e.bmaas.registry.v1.VersionViewR\x04view\"\x80\x01\n" +
 	"\x19ListModelVersionsResponse\x12;\n" +
 	"\bversions\x18\x01 \x03(\v2\x1f.bmaas.registry.v1.ModelVersionR\bversions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x03\n" +
@@ -3775,7 +3839,11 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\apayload\"*\n" +
 	"\x14DeleteDatasetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteDatasetResponse2\xa0\x1b\n" +
+	"\x15DeleteDatasetResponse*Z\n" +
+	"\vVersionView\x12\x1c\n" +
+	"\x18VERSION_VIEW_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12VERSION_VIEW_BASIC\x10\x01\x12\x15\n" +
+	"\x11VERSION_VIEW_FULL\x10\x022\xa0\x1b\n" +
 	"\x0fRegistryService\x12w\n" +
 	"\vCreateModel\x12%.bmaas.registry.v1.CreateModelRequest\x1a&.bmaas.registry.v1.CreateModelResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x05model\"\n" +
 	"/v1/models\x12n\n" +
@@ -3821,188 +3889,191 @@ func file_bmaas_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_bmaas_registry_v1_registry_proto_rawDescData
 }
 
+var file_bmaas_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_bmaas_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_bmaas_registry_v1_registry_proto_goTypes = []any{
-	(*Checkpoint)(nil),                   // 0: bmaas.registry.v1.Checkpoint
-	(*UploadCheckpointRequest)(nil),      // 1: bmaas.registry.v1.UploadCheckpointRequest
-	(*UploadCheckpointHeader)(nil),       // 2: bmaas.registry.v1.UploadCheckpointHeader
-	(*UploadCheckpointResponse)(nil),     // 3: bmaas.registry.v1.UploadCheckpointResponse
-	(*GetCheckpointRequest)(nil),         // 4: bmaas.registry.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),        // 5: bmaas.registry.v1.GetCheckpointResponse
-	(*DownloadCheckpointRequest)(nil),    // 6: bmaas.registry.v1.DownloadCheckpointRequest
-	(*DownloadCheckpointResponse)(nil),   // 7: bmaas.registry.v1.DownloadCheckpointResponse
-	(*Bundle)(nil),                       // 8: bmaas.registry.v1.Bundle
-	(*UploadBundleRequest)(nil),          // 9: bmaas.registry.v1.UploadBundleRequest
-	(*UploadBundleHeader)(nil),           // 10: bmaas.registry.v1.UploadBundleHeader
-	(*UploadBundleResponse)(nil),         // 11: bmaas.registry.v1.UploadBundleResponse
-	(*DownloadBundleRequest)(nil),        // 12: bmaas.registry.v1.DownloadBundleRequest
-	(*DownloadBundleResponse)(nil),       // 13: bmaas.registry.v1.DownloadBundleResponse
-	(*CreateModelRequest)(nil),           // 14: bmaas.registry.v1.CreateModelRequest
-	(*CreateModelResponse)(nil),          // 15: bmaas.registry.v1.CreateModelResponse
-	(*GetModelRequest)(nil),              // 16: bmaas.registry.v1.GetModelRequest
-	(*GetModelResponse)(nil),             // 17: bmaas.registry.v1.GetModelResponse
-	(*ListModelsRequest)(nil),            // 18: bmaas.registry.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),           // 19: bmaas.registry.v1.ListModelsResponse
-	(*UpdateModelRequest)(nil),           // 20: bmaas.registry.v1.UpdateModelRequest
-	(*UpdateModelResponse)(nil),          // 21: bmaas.registry.v1.UpdateModelResponse
-	(*DeleteModelRequest)(nil),           // 22: bmaas.registry.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),          // 23: bmaas.registry.v1.DeleteModelResponse
-	(*CreateModelVersionRequest)(nil),    // 24: bmaas.registry.v1.CreateModelVersionRequest
-	(*CreateModelVersionHeader)(nil),     // 25: bmaas.registry.v1.CreateModelVersionHeader
-	(*UploadTrailer)(nil),                // 26: bmaas.registry.v1.UploadTrailer
-	(*CreateModelVersionResponse)(nil),   // 27: bmaas.registry.v1.CreateModelVersionResponse
-	(*ImportModelVersionRequest)(nil),    // 28: bmaas.registry.v1.ImportModelVersionRequest
-	(*ImportModelVersionResponse)(nil),   // 29: bmaas.registry.v1.ImportModelVersionResponse
-	(*GetModelVersionRequest)(nil),       // 30: bmaas.registry.v1.GetModelVersionRequest
-	(*GetModelVersionResponse)(nil),      // 31: bmaas.registry.v1.GetModelVersionResponse
-	(*ListModelVersionsRequest)(nil),     // 32: bmaas.registry.v1.ListModelVersionsRequest
-	(*ListModelVersionsResponse)(nil),    // 33: bmaas.registry.v1.ListModelVersionsResponse
-	(*UpdateModelVersionRequest)(nil),    // 34: bmaas.registry.v1.UpdateModelVersionRequest
-	(*UpdateModelVersionResponse)(nil),   // 35: bmaas.registry.v1.UpdateModelVersionResponse
-	(*DownloadModelVersionRequest)(nil),  // 36: bmaas.registry.v1.DownloadModelVersionRequest
-	(*DownloadModelVersionResponse)(nil), // 37: bmaas.registry.v1.DownloadModelVersionResponse
-	(*DeleteModelVersionRequest)(nil),    // 38: bmaas.registry.v1.DeleteModelVersionRequest
-	(*DeleteModelVersionResponse)(nil),   // 39: bmaas.registry.v1.DeleteModelVersionResponse
-	(*SetAliasRequest)(nil),              // 40: bmaas.registry.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),             // 41: bmaas.registry.v1.SetAliasResponse
-	(*GetAliasRequest)(nil),              // 42: bmaas.registry.v1.GetAliasRequest
-	(*GetAliasResponse)(nil),             // 43: bmaas.registry.v1.GetAliasResponse
-	(*DeleteAliasRequest)(nil),           // 44: bmaas.registry.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),          // 45: bmaas.registry.v1.DeleteAliasResponse
-	(*UploadDatasetRequest)(nil),         // 46: bmaas.registry.v1.UploadDatasetRequest
-	(*UploadDatasetHeader)(nil),          // 47: bmaas.registry.v1.UploadDatasetHeader
-	(*UploadDatasetResponse)(nil),        // 48: bmaas.registry.v1.UploadDatasetResponse
-	(*GetDatasetRequest)(nil),            // 49: bmaas.registry.v1.GetDatasetRequest
-	(*GetDatasetResponse)(nil),           // 50: bmaas.registry.v1.GetDatasetResponse
-	(*ListDatasetsRequest)(nil),          // 51: bmaas.registry.v1.ListDatasetsRequest
-	(*ListDatasetsResponse)(nil),         // 52: bmaas.registry.v1.ListDatasetsResponse
-	(*GetDatasetVersionRequest)(nil),     // 53: bmaas.registry.v1.GetDatasetVersionRequest
-	(*GetDatasetVersionResponse)(nil),    // 54: bmaas.registry.v1.GetDatasetVersionResponse
-	(*ListDatasetVersionsRequest)(nil),   // 55: bmaas.registry.v1.ListDatasetVersionsRequest
-	(*ListDatasetVersionsResponse)(nil),  // 56: bmaas.registry.v1.ListDatasetVersionsResponse
-	(*DownloadDatasetRequest)(nil),       // 57: bmaas.registry.v1.DownloadDatasetRequest
-	(*DownloadDatasetResponse)(nil),      // 58: bmaas.registry.v1.DownloadDatasetResponse
-	(*DeleteDatasetRequest)(nil),         // 59: bmaas.registry.v1.DeleteDatasetRequest
-	(*DeleteDatasetResponse)(nil),        // 60: bmaas.registry.v1.DeleteDatasetResponse
-	nil,                                  // 61: bmaas.registry.v1.Checkpoint.MetadataEntry
-	nil,                                  // 62: bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
-	nil,                                  // 63: bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
-	nil,                                  // 64: bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
-	nil,                                  // 65: bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
-	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
-	(*Model)(nil),                        // 67: bmaas.registry.v1.Model
-	(*fieldmaskpb.FieldMask)(nil),        // 68: google.protobuf.FieldMask
-	(*ModelVersionSpec)(nil),             // 69: bmaas.registry.v1.ModelVersionSpec
-	(*ModelVersion)(nil),                 // 70: bmaas.registry.v1.ModelVersion
-	(*Dataset)(nil),                      // 71: bmaas.registry.v1.Dataset
-	(*DatasetVersion)(nil),               // 72: bmaas.registry.v1.DatasetVersion
+	(VersionView)(0),                     // 0: bmaas.registry.v1.VersionView
+	(*Checkpoint)(nil),                   // 1: bmaas.registry.v1.Checkpoint
+	(*UploadCheckpointRequest)(nil),      // 2: bmaas.registry.v1.UploadCheckpointRequest
+	(*UploadCheckpointHeader)(nil),       // 3: bmaas.registry.v1.UploadCheckpointHeader
+	(*UploadCheckpointResponse)(nil),     // 4: bmaas.registry.v1.UploadCheckpointResponse
+	(*GetCheckpointRequest)(nil),         // 5: bmaas.registry.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),        // 6: bmaas.registry.v1.GetCheckpointResponse
+	(*DownloadCheckpointRequest)(nil),    // 7: bmaas.registry.v1.DownloadCheckpointRequest
+	(*DownloadCheckpointResponse)(nil),   // 8: bmaas.registry.v1.DownloadCheckpointResponse
+	(*Bundle)(nil),                       // 9: bmaas.registry.v1.Bundle
+	(*UploadBundleRequest)(nil),          // 10: bmaas.registry.v1.UploadBundleRequest
+	(*UploadBundleHeader)(nil),           // 11: bmaas.registry.v1.UploadBundleHeader
+	(*UploadBundleResponse)(nil),         // 12: bmaas.registry.v1.UploadBundleResponse
+	(*DownloadBundleRequest)(nil),        // 13: bmaas.registry.v1.DownloadBundleRequest
+	(*DownloadBundleResponse)(nil),       // 14: bmaas.registry.v1.DownloadBundleResponse
+	(*CreateModelRequest)(nil),           // 15: bmaas.registry.v1.CreateModelRequest
+	(*CreateModelResponse)(nil),          // 16: bmaas.registry.v1.CreateModelResponse
+	(*GetModelRequest)(nil),              // 17: bmaas.registry.v1.GetModelRequest
+	(*GetModelResponse)(nil),             // 18: bmaas.registry.v1.GetModelResponse
+	(*ListModelsRequest)(nil),            // 19: bmaas.registry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),           // 20: bmaas.registry.v1.ListModelsResponse
+	(*UpdateModelRequest)(nil),           // 21: bmaas.registry.v1.UpdateModelRequest
+	(*UpdateModelResponse)(nil),          // 22: bmaas.registry.v1.UpdateModelResponse
+	(*DeleteModelRequest)(nil),           // 23: bmaas.registry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),          // 24: bmaas.registry.v1.DeleteModelResponse
+	(*CreateModelVersionRequest)(nil),    // 25: bmaas.registry.v1.CreateModelVersionRequest
+	(*CreateModelVersionHeader)(nil),     // 26: bmaas.registry.v1.CreateModelVersionHeader
+	(*UploadTrailer)(nil),                // 27: bmaas.registry.v1.UploadTrailer
+	(*CreateModelVersionResponse)(nil),   // 28: bmaas.registry.v1.CreateModelVersionResponse
+	(*ImportModelVersionRequest)(nil),    // 29: bmaas.registry.v1.ImportModelVersionRequest
+	(*ImportModelVersionResponse)(nil),   // 30: bmaas.registry.v1.ImportModelVersionResponse
+	(*GetModelVersionRequest)(nil),       // 31: bmaas.registry.v1.GetModelVersionRequest
+	(*GetModelVersionResponse)(nil),      // 32: bmaas.registry.v1.GetModelVersionResponse
+	(*ListModelVersionsRequest)(nil),     // 33: bmaas.registry.v1.ListModelVersionsRequest
+	(*ListModelVersionsResponse)(nil),    // 34: bmaas.registry.v1.ListModelVersionsResponse
+	(*UpdateModelVersionRequest)(nil),    // 35: bmaas.registry.v1.UpdateModelVersionRequest
+	(*UpdateModelVersionResponse)(nil),   // 36: bmaas.registry.v1.UpdateModelVersionResponse
+	(*DownloadModelVersionRequest)(nil),  // 37: bmaas.registry.v1.DownloadModelVersionRequest
+	(*DownloadModelVersionResponse)(nil), // 38: bmaas.registry.v1.DownloadModelVersionResponse
+	(*DeleteModelVersionRequest)(nil),    // 39: bmaas.registry.v1.DeleteModelVersionRequest
+	(*DeleteModelVersionResponse)(nil),   // 40: bmaas.registry.v1.DeleteModelVersionResponse
+	(*SetAliasRequest)(nil),              // 41: bmaas.registry.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),             // 42: bmaas.registry.v1.SetAliasResponse
+	(*GetAliasRequest)(nil),              // 43: bmaas.registry.v1.GetAliasRequest
+	(*GetAliasResponse)(nil),             // 44: bmaas.registry.v1.GetAliasResponse
+	(*DeleteAliasRequest)(nil),           // 45: bmaas.registry.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),          // 46: bmaas.registry.v1.DeleteAliasResponse
+	(*UploadDatasetRequest)(nil),         // 47: bmaas.registry.v1.UploadDatasetRequest
+	(*UploadDatasetHeader)(nil),          // 48: bmaas.registry.v1.UploadDatasetHeader
+	(*UploadDatasetResponse)(nil),        // 49: bmaas.registry.v1.UploadDatasetResponse
+	(*GetDatasetRequest)(nil),            // 50: bmaas.registry.v1.GetDatasetRequest
+	(*GetDatasetResponse)(nil),           // 51: bmaas.registry.v1.GetDatasetResponse
+	(*ListDatasetsRequest)(nil),          // 52: bmaas.registry.v1.ListDatasetsRequest
+	(*ListDatasetsResponse)(nil),         // 53: bmaas.registry.v1.ListDatasetsResponse
+	(*GetDatasetVersionRequest)(nil),     // 54: bmaas.registry.v1.GetDatasetVersionRequest
+	(*GetDatasetVersionResponse)(nil),    // 55: bmaas.registry.v1.GetDatasetVersionResponse
+	(*ListDatasetVersionsRequest)(nil),   // 56: bmaas.registry.v1.ListDatasetVersionsRequest
+	(*ListDatasetVersionsResponse)(nil),  // 57: bmaas.registry.v1.ListDatasetVersionsResponse
+	(*DownloadDatasetRequest)(nil),       // 58: bmaas.registry.v1.DownloadDatasetRequest
+	(*DownloadDatasetResponse)(nil),      // 59: bmaas.registry.v1.DownloadDatasetResponse
+	(*DeleteDatasetRequest)(nil),         // 60: bmaas.registry.v1.DeleteDatasetRequest
+	(*DeleteDatasetResponse)(nil),        // 61: bmaas.registry.v1.DeleteDatasetResponse
+	nil,                                  // 62: bmaas.registry.v1.Checkpoint.MetadataEntry
+	nil,                                  // 63: bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
+	nil,                                  // 64: bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
+	nil,                                  // 65: bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
+	nil,                                  // 66: bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
+	(*timestamppb.Timestamp)(nil),        // 67: google.protobuf.Timestamp
+	(*Model)(nil),                        // 68: bmaas.registry.v1.Model
+	(*fieldmaskpb.FieldMask)(nil),        // 69: google.protobuf.FieldMask
+	(*ModelVersionSpec)(nil),             // 70: bmaas.registry.v1.ModelVersionSpec
+	(*ModelVersion)(nil),                 // 71: bmaas.registry.v1.ModelVersion
+	(*Dataset)(nil),                      // 72: bmaas.registry.v1.Dataset
+	(*DatasetVersion)(nil),               // 73: bmaas.registry.v1.DatasetVersion
 }
 var file_bmaas_registry_v1_registry_proto_depIdxs = []int32{
-	61, // 0: bmaas.registry.v1.Checkpoint.metadata:type_name -> bmaas.registry.v1.Checkpoint.MetadataEntry
-	66, // 1: bmaas.registry.v1.Checkpoint.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 2: bmaas.registry.v1.UploadCheckpointRequest.header:type_name -> bmaas.registry.v1.UploadCheckpointHeader
-	26, // 3: bmaas.registry.v1.UploadCheckpointRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	62, // 4: bmaas.registry.v1.UploadCheckpointHeader.metadata:type_name -> bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
-	0,  // 5: bmaas.registry.v1.UploadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
-	0,  // 6: bmaas.registry.v1.GetCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
-	0,  // 7: bmaas.registry.v1.DownloadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
-	66, // 8: bmaas.registry.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
-	10, // 9: bmaas.registry.v1.UploadBundleRequest.header:type_name -> bmaas.registry.v1.UploadBundleHeader
-	26, // 10: bmaas.registry.v1.UploadBundleRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	8,  // 11: bmaas.registry.v1.UploadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
-	8,  // 12: bmaas.registry.v1.DownloadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
-	67, // 13: bmaas.registry.v1.CreateModelRequest.model:type_name -> bmaas.registry.v1.Model
-	67, // 14: bmaas.registry.v1.CreateModelResponse.model:type_name -> bmaas.registry.v1.Model
-	67, // 15: bmaas.registry.v1.GetModelResponse.model:type_name -> bmaas.registry.v1.Model
-	67, // 16: bmaas.registry.v1.ListModelsResponse.models:type_name -> bmaas.registry.v1.Model
-	67, // 17: bmaas.registry.v1.UpdateModelRequest.model:type_name -> bmaas.registry.v1.Model
-	68, // 18: bmaas.registry.v1.UpdateModelRequest.update_mask:type_name -> google.protobuf.FieldMask
-	67, // 19: bmaas.registry.v1.UpdateModelResponse.model:type_name -> bmaas.registry.v1.Model
-	25, // 20: bmaas.registry.v1.CreateModelVersionRequest.header:type_name -> bmaas.registry.v1.CreateModelVersionHeader
-	26, // 21: bmaas.registry.v1.CreateModelVersionRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	69, // 22: bmaas.registry.v1.CreateModelVersionHeader.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
-	70, // 23: bmaas.registry.v1.CreateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	69, // 24: bmaas.registry.v1.ImportModelVersionRequest.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
-	70, // 25: bmaas.registry.v1.ImportModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	70, // 26: bmaas.registry.v1.GetModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	70, // 27: bmaas.registry.v1.ListModelVersionsResponse.versions:type_name -> bmaas.registry.v1.ModelVersion
-	63, // 28: bmaas.registry.v1.UpdateModelVersionRequest.metrics:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
-	64, // 29: bmaas.registry.v1.UpdateModelVersionRequest.labels:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
-	68, // 30: bmaas.registry.v1.UpdateModelVersionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	70, // 31: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	70, // 32: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	67, // 33: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	70, // 34: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
-	67, // 35: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
-	47, // 36: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
-	26, // 37: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
-	65, // 38: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
-	71, // 39: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	72, // 40: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	71, // 41: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
-	71, // 42: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
-	72, // 43: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	72, // 44: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
-	72, // 45: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
-	14, // 46: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
-	16, // 47: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
-	18, // 48: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
-	20, // 49: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
-	22, // 50: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
-	24, // 51: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
-	28, // 52: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
-	30, // 53: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
-	32, // 54: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
-	34, // 55: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
-	36, // 56: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
-	38, // 57: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
-	40, // 58: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
-	42, // 59: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
-	44, // 60: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
-	46, // 61: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
-	49, // 62: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
-	51, // 63: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
-	53, // 64: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
-	55, // 65: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
-	57, // 66: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
-	59, // 67: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
-	1,  // 68: bmaas.registry.v1.RegistryService.UploadCheckpoint:input_type -> bmaas.registry.v1.UploadCheckpointRequest
-	4,  // 69: bmaas.registry.v1.RegistryService.GetCheckpoint:input_type -> bmaas.registry.v1.GetCheckpointRequest
-	6,  // 70: bmaas.registry.v1.RegistryService.DownloadCheckpoint:input_type -> bmaas.registry.v1.DownloadCheckpointRequest
-	9,  // 71: bmaas.registry.v1.RegistryService.UploadBundle:input_type -> bmaas.registry.v1.UploadBundleRequest
-	12, // 72: bmaas.registry.v1.RegistryService.DownloadBundle:input_type -> bmaas.registry.v1.DownloadBundleRequest
-	15, // 73: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
-	17, // 74: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
-	19, // 75: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
-	21, // 76: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
-	23, // 77: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
-	27, // 78: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
-	29, // 79: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
-	31, // 80: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
-	33, // 81: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
-	35, // 82: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
-	37, // 83: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
-	39, // 84: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
-	41, // 85: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
-	43, // 86: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
-	45, // 87: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
-	48, // 88: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
-	50, // 89: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
-	52, // 90: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
-	54, // 91: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
-	56, // 92: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
-	58, // 93: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
-	60, // 94: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
-	3,  // 95: bmaas.registry.v1.RegistryService.UploadCheckpoint:output_type -> bmaas.registry.v1.UploadCheckpointResponse
-	5,  // 96: bmaas.registry.v1.RegistryService.GetCheckpoint:output_type -> bmaas.registry.v1.GetCheckpointResponse
-	7,  // 97: bmaas.registry.v1.RegistryService.DownloadCheckpoint:output_type -> bmaas.registry.v1.DownloadCheckpointResponse
-	11, // 98: bmaas.registry.v1.RegistryService.UploadBundle:output_type -> bmaas.registry.v1.UploadBundleResponse
-	13, // 99: bmaas.registry.v1.RegistryService.DownloadBundle:output_type -> bmaas.registry.v1.DownloadBundleResponse
-	73, // [73:100] is the sub-list for method output_type
-	46, // [46:73] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	62, // 0: bmaas.registry.v1.Checkpoint.metadata:type_name -> bmaas.registry.v1.Checkpoint.MetadataEntry
+	67, // 1: bmaas.registry.v1.Checkpoint.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 2: bmaas.registry.v1.UploadCheckpointRequest.header:type_name -> bmaas.registry.v1.UploadCheckpointHeader
+	27, // 3: bmaas.registry.v1.UploadCheckpointRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	63, // 4: bmaas.registry.v1.UploadCheckpointHeader.metadata:type_name -> bmaas.registry.v1.UploadCheckpointHeader.MetadataEntry
+	1,  // 5: bmaas.registry.v1.UploadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	1,  // 6: bmaas.registry.v1.GetCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	1,  // 7: bmaas.registry.v1.DownloadCheckpointResponse.checkpoint:type_name -> bmaas.registry.v1.Checkpoint
+	67, // 8: bmaas.registry.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	11, // 9: bmaas.registry.v1.UploadBundleRequest.header:type_name -> bmaas.registry.v1.UploadBundleHeader
+	27, // 10: bmaas.registry.v1.UploadBundleRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	9,  // 11: bmaas.registry.v1.UploadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
+	9,  // 12: bmaas.registry.v1.DownloadBundleResponse.bundle:type_name -> bmaas.registry.v1.Bundle
+	68, // 13: bmaas.registry.v1.CreateModelRequest.model:type_name -> bmaas.registry.v1.Model
+	68, // 14: bmaas.registry.v1.CreateModelResponse.model:type_name -> bmaas.registry.v1.Model
+	68, // 15: bmaas.registry.v1.GetModelResponse.model:type_name -> bmaas.registry.v1.Model
+	68, // 16: bmaas.registry.v1.ListModelsResponse.models:type_name -> bmaas.registry.v1.Model
+	68, // 17: bmaas.registry.v1.UpdateModelRequest.model:type_name -> bmaas.registry.v1.Model
+	69, // 18: bmaas.registry.v1.UpdateModelRequest.update_mask:type_name -> google.protobuf.FieldMask
+	68, // 19: bmaas.registry.v1.UpdateModelResponse.model:type_name -> bmaas.registry.v1.Model
+	26, // 20: bmaas.registry.v1.CreateModelVersionRequest.header:type_name -> bmaas.registry.v1.CreateModelVersionHeader
+	27, // 21: bmaas.registry.v1.CreateModelVersionRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	70, // 22: bmaas.registry.v1.CreateModelVersionHeader.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
+	71, // 23: bmaas.registry.v1.CreateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	70, // 24: bmaas.registry.v1.ImportModelVersionRequest.spec:type_name -> bmaas.registry.v1.ModelVersionSpec
+	71, // 25: bmaas.registry.v1.ImportModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	71, // 26: bmaas.registry.v1.GetModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	0,  // 27: bmaas.registry.v1.ListModelVersionsRequest.view:type_name -> bmaas.registry.v1.VersionView
+	71, // 28: bmaas.registry.v1.ListModelVersionsResponse.versions:type_name -> bmaas.registry.v1.ModelVersion
+	64, // 29: bmaas.registry.v1.UpdateModelVersionRequest.metrics:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.MetricsEntry
+	65, // 30: bmaas.registry.v1.UpdateModelVersionRequest.labels:type_name -> bmaas.registry.v1.UpdateModelVersionRequest.LabelsEntry
+	69, // 31: bmaas.registry.v1.UpdateModelVersionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	71, // 32: bmaas.registry.v1.UpdateModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	71, // 33: bmaas.registry.v1.DownloadModelVersionResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	68, // 34: bmaas.registry.v1.SetAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	71, // 35: bmaas.registry.v1.GetAliasResponse.version:type_name -> bmaas.registry.v1.ModelVersion
+	68, // 36: bmaas.registry.v1.DeleteAliasResponse.model:type_name -> bmaas.registry.v1.Model
+	48, // 37: bmaas.registry.v1.UploadDatasetRequest.header:type_name -> bmaas.registry.v1.UploadDatasetHeader
+	27, // 38: bmaas.registry.v1.UploadDatasetRequest.trailer:type_name -> bmaas.registry.v1.UploadTrailer
+	66, // 39: bmaas.registry.v1.UploadDatasetHeader.labels:type_name -> bmaas.registry.v1.UploadDatasetHeader.LabelsEntry
+	72, // 40: bmaas.registry.v1.UploadDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	73, // 41: bmaas.registry.v1.UploadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	72, // 42: bmaas.registry.v1.GetDatasetResponse.dataset:type_name -> bmaas.registry.v1.Dataset
+	72, // 43: bmaas.registry.v1.ListDatasetsResponse.datasets:type_name -> bmaas.registry.v1.Dataset
+	73, // 44: bmaas.registry.v1.GetDatasetVersionResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	73, // 45: bmaas.registry.v1.ListDatasetVersionsResponse.versions:type_name -> bmaas.registry.v1.DatasetVersion
+	73, // 46: bmaas.registry.v1.DownloadDatasetResponse.version:type_name -> bmaas.registry.v1.DatasetVersion
+	15, // 47: bmaas.registry.v1.RegistryService.CreateModel:input_type -> bmaas.registry.v1.CreateModelRequest
+	17, // 48: bmaas.registry.v1.RegistryService.GetModel:input_type -> bmaas.registry.v1.GetModelRequest
+	19, // 49: bmaas.registry.v1.RegistryService.ListModels:input_type -> bmaas.registry.v1.ListModelsRequest
+	21, // 50: bmaas.registry.v1.RegistryService.UpdateModel:input_type -> bmaas.registry.v1.UpdateModelRequest
+	23, // 51: bmaas.registry.v1.RegistryService.DeleteModel:input_type -> bmaas.registry.v1.DeleteModelRequest
+	25, // 52: bmaas.registry.v1.RegistryService.CreateModelVersion:input_type -> bmaas.registry.v1.CreateModelVersionRequest
+	29, // 53: bmaas.registry.v1.RegistryService.ImportModelVersion:input_type -> bmaas.registry.v1.ImportModelVersionRequest
+	31, // 54: bmaas.registry.v1.RegistryService.GetModelVersion:input_type -> bmaas.registry.v1.GetModelVersionRequest
+	33, // 55: bmaas.registry.v1.RegistryService.ListModelVersions:input_type -> bmaas.registry.v1.ListModelVersionsRequest
+	35, // 56: bmaas.registry.v1.RegistryService.UpdateModelVersion:input_type -> bmaas.registry.v1.UpdateModelVersionRequest
+	37, // 57: bmaas.registry.v1.RegistryService.DownloadModelVersion:input_type -> bmaas.registry.v1.DownloadModelVersionRequest
+	39, // 58: bmaas.registry.v1.RegistryService.DeleteModelVersion:input_type -> bmaas.registry.v1.DeleteModelVersionRequest
+	41, // 59: bmaas.registry.v1.RegistryService.SetAlias:input_type -> bmaas.registry.v1.SetAliasRequest
+	43, // 60: bmaas.registry.v1.RegistryService.GetAlias:input_type -> bmaas.registry.v1.GetAliasRequest
+	45, // 61: bmaas.registry.v1.RegistryService.DeleteAlias:input_type -> bmaas.registry.v1.DeleteAliasRequest
+	47, // 62: bmaas.registry.v1.RegistryService.UploadDataset:input_type -> bmaas.registry.v1.UploadDatasetRequest
+	50, // 63: bmaas.registry.v1.RegistryService.GetDataset:input_type -> bmaas.registry.v1.GetDatasetRequest
+	52, // 64: bmaas.registry.v1.RegistryService.ListDatasets:input_type -> bmaas.registry.v1.ListDatasetsRequest
+	54, // 65: bmaas.registry.v1.RegistryService.GetDatasetVersion:input_type -> bmaas.registry.v1.GetDatasetVersionRequest
+	56, // 66: bmaas.registry.v1.RegistryService.ListDatasetVersions:input_type -> bmaas.registry.v1.ListDatasetVersionsRequest
+	58, // 67: bmaas.registry.v1.RegistryService.DownloadDataset:input_type -> bmaas.registry.v1.DownloadDatasetRequest
+	60, // 68: bmaas.registry.v1.RegistryService.DeleteDataset:input_type -> bmaas.registry.v1.DeleteDatasetRequest
+	2,  // 69: bmaas.registry.v1.RegistryService.UploadCheckpoint:input_type -> bmaas.registry.v1.UploadCheckpointRequest
+	5,  // 70: bmaas.registry.v1.RegistryService.GetCheckpoint:input_type -> bmaas.registry.v1.GetCheckpointRequest
+	7,  // 71: bmaas.registry.v1.RegistryService.DownloadCheckpoint:input_type -> bmaas.registry.v1.DownloadCheckpointRequest
+	10, // 72: bmaas.registry.v1.RegistryService.UploadBundle:input_type -> bmaas.registry.v1.UploadBundleRequest
+	13, // 73: bmaas.registry.v1.RegistryService.DownloadBundle:input_type -> bmaas.registry.v1.DownloadBundleRequest
+	16, // 74: bmaas.registry.v1.RegistryService.CreateModel:output_type -> bmaas.registry.v1.CreateModelResponse
+	18, // 75: bmaas.registry.v1.RegistryService.GetModel:output_type -> bmaas.registry.v1.GetModelResponse
+	20, // 76: bmaas.registry.v1.RegistryService.ListModels:output_type -> bmaas.registry.v1.ListModelsResponse
+	22, // 77: bmaas.registry.v1.RegistryService.UpdateModel:output_type -> bmaas.registry.v1.UpdateModelResponse
+	24, // 78: bmaas.registry.v1.RegistryService.DeleteModel:output_type -> bmaas.registry.v1.DeleteModelResponse
+	28, // 79: bmaas.registry.v1.RegistryService.CreateModelVersion:output_type -> bmaas.registry.v1.CreateModelVersionResponse
+	30, // 80: bmaas.registry.v1.RegistryService.ImportModelVersion:output_type -> bmaas.registry.v1.ImportModelVersionResponse
+	32, // 81: bmaas.registry.v1.RegistryService.GetModelVersion:output_type -> bmaas.registry.v1.GetModelVersionResponse
+	34, // 82: bmaas.registry.v1.RegistryService.ListModelVersions:output_type -> bmaas.registry.v1.ListModelVersionsResponse
+	36, // 83: bmaas.registry.v1.RegistryService.UpdateModelVersion:output_type -> bmaas.registry.v1.UpdateModelVersionResponse
+	38, // 84: bmaas.registry.v1.RegistryService.DownloadModelVersion:output_type -> bmaas.registry.v1.DownloadModelVersionResponse
+	40, // 85: bmaas.registry.v1.RegistryService.DeleteModelVersion:output_type -> bmaas.registry.v1.DeleteModelVersionResponse
+	42, // 86: bmaas.registry.v1.RegistryService.SetAlias:output_type -> bmaas.registry.v1.SetAliasResponse
+	44, // 87: bmaas.registry.v1.RegistryService.GetAlias:output_type -> bmaas.registry.v1.GetAliasResponse
+	46, // 88: bmaas.registry.v1.RegistryService.DeleteAlias:output_type -> bmaas.registry.v1.DeleteAliasResponse
+	49, // 89: bmaas.registry.v1.RegistryService.UploadDataset:output_type -> bmaas.registry.v1.UploadDatasetResponse
+	51, // 90: bmaas.registry.v1.RegistryService.GetDataset:output_type -> bmaas.registry.v1.GetDatasetResponse
+	53, // 91: bmaas.registry.v1.RegistryService.ListDatasets:output_type -> bmaas.registry.v1.ListDatasetsResponse
+	55, // 92: bmaas.registry.v1.RegistryService.GetDatasetVersion:output_type -> bmaas.registry.v1.GetDatasetVersionResponse
+	57, // 93: bmaas.registry.v1.RegistryService.ListDatasetVersions:output_type -> bmaas.registry.v1.ListDatasetVersionsResponse
+	59, // 94: bmaas.registry.v1.RegistryService.DownloadDataset:output_type -> bmaas.registry.v1.DownloadDatasetResponse
+	61, // 95: bmaas.registry.v1.RegistryService.DeleteDataset:output_type -> bmaas.registry.v1.DeleteDatasetResponse
+	4,  // 96: bmaas.registry.v1.RegistryService.UploadCheckpoint:output_type -> bmaas.registry.v1.UploadCheckpointResponse
+	6,  // 97: bmaas.registry.v1.RegistryService.GetCheckpoint:output_type -> bmaas.registry.v1.GetCheckpointResponse
+	8,  // 98: bmaas.registry.v1.RegistryService.DownloadCheckpoint:output_type -> bmaas.registry.v1.DownloadCheckpointResponse
+	12, // 99: bmaas.registry.v1.RegistryService.UploadBundle:output_type -> bmaas.registry.v1.UploadBundleResponse
+	14, // 100: bmaas.registry.v1.RegistryService.DownloadBundle:output_type -> bmaas.registry.v1.DownloadBundleResponse
+	74, // [74:101] is the sub-list for method output_type
+	47, // [47:74] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_registry_v1_registry_proto_init() }
@@ -4053,13 +4124,14 @@ func file_bmaas_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_registry_v1_registry_proto_rawDesc), len(file_bmaas_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_bmaas_registry_v1_registry_proto_goTypes,
 		DependencyIndexes: file_bmaas_registry_v1_registry_proto_depIdxs,
+		EnumInfos:         file_bmaas_registry_v1_registry_proto_enumTypes,
 		MessageInfos:      file_bmaas_registry_v1_registry_proto_msgTypes,
 	}.Build()
 	File_bmaas_registry_v1_registry_proto = out.File
