@@ -214,7 +214,12 @@ func (s *Service) watchLoop(ctx context.Context, fence clientv3.Cmp) {
 	t := time.NewTicker(s.cfg.AlertInterval)
 	defer t.Stop()
 	if s.mon != nil {
-		go s.recordNodes(ctx)
+		recorded := make(chan struct{})
+		go func() {
+			defer close(recorded)
+			s.recordNodes(ctx)
+		}()
+		defer func() { <-recorded }()
 	}
 	for {
 		if s.mon != nil {

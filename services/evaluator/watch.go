@@ -1,9 +1,8 @@
 package evaluator
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/chunkstream"
 )
 
 // The evaluator's side of watching deployments: it tells the monitor
@@ -203,26 +203,8 @@ func (e *Evaluator) UploadDataset(ctx context.Context, name, filename string, da
 	if err != nil {
 		return 0, err
 	}
-	st, err := reg.UploadDataset(ctx)
-	if err != nil {
-		return 0, err
-	}
-	sum := sha256.Sum256(data)
-	msgs := []*registryv1.UploadDatasetRequest{{Payload: &registryv1.UploadDatasetRequest_Header{Header: &registryv1.UploadDatasetHeader{
-		Name: name, Filename: filename, Description: "made of logged requests and their feedback"}}}}
-	for rest := data; len(rest) > 0; {
-		n := min(256<<10, len(rest))
-		msgs = append(msgs, &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: rest[:n]}})
-		rest = rest[n:]
-	}
-	msgs = append(msgs, &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{
-		Trailer: &registryv1.UploadTrailer{Sha256: hex.EncodeToString(sum[:])}}})
-	for _, m := range msgs {
-		if err := st.Send(m); err != nil {
-			break // the answer says why
-		}
-	}
-	resp, err := st.CloseAndRecv()
+	resp, err := chunkstream.UploadDataset(ctx, reg, &registryv1.UploadDatasetHeader{Name: name, Filename: filename,
+		Description: "made of logged requests and their feedback"}, bytes.NewReader(data))
 	if err != nil {
 		return 0, err
 	}

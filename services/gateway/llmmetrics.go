@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bmaas/bmaas/pkg/telemetry"
 )
 
 // llmMetrics are what users of language models watch, per deployment,
@@ -35,11 +37,11 @@ func newLLMMetrics(reg prometheus.Registerer) *llmMetrics {
 			Help: "Completion tokens generated, as the replicas report them (usage), by deployment."}, []string{"deployment"}),
 	}
 	if reg != nil {
-		m.ttft = register(reg, m.ttft)
-		m.itl = register(reg, m.itl)
-		m.tps = register(reg, m.tps)
-		m.prompt = register(reg, m.prompt)
-		m.completion = register(reg, m.completion)
+		m.ttft = telemetry.Register(reg, m.ttft)
+		m.itl = telemetry.Register(reg, m.itl)
+		m.tps = telemetry.Register(reg, m.tps)
+		m.prompt = telemetry.Register(reg, m.prompt)
+		m.completion = telemetry.Register(reg, m.completion)
 	}
 	return m
 }

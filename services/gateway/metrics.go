@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bmaas/bmaas/pkg/telemetry"
 )
 
 // metrics count the calls the gateway forwards to replicas, by transport
@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Inference calls the gateway forwarded to replicas, by transport (lane, grpc or http) and outcome (ok or error).",
 	}, []string{"transport", "outcome"})
 	if reg != nil {
-		vec = register(reg, vec)
+		vec = telemetry.Register(reg, vec)
 	}
 	return &metrics{laneOK: vec.WithLabelValues("lane", "ok"), laneErr: vec.WithLabelValues("lane", "error"),
 		grpcOK: vec.WithLabelValues("grpc", "ok"), grpcErr: vec.WithLabelValues("grpc", "error"),
@@ -48,18 +48,4 @@ func (m *metrics) countHTTP(err error) {
 	} else {
 		m.httpErr.Inc()
 	}
-}
-
-// register registers c, or returns the one registered before it (a
-// second gateway in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(C); ok {
-				return prev
-			}
-		}
-	}
-	return c
 }

@@ -17,6 +17,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/telemetry"
 )
 
 // Payload logging (Deployment.payload_logging): a sampled share of a
@@ -58,9 +59,9 @@ func newPayloadLog(reg prometheus.Registerer) *payloadLog {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{Name: "bmaas_gateway_payloads_truncated_total",
 			Help: "Payload records logged without their bodies: with them a record was larger than a NATS message may be."})}
 	if reg != nil {
-		p.published = register(reg, p.published)
-		p.dropped = register(reg, p.dropped)
-		p.truncated = register(reg, p.truncated)
+		p.published = telemetry.Register(reg, p.published)
+		p.dropped = telemetry.Register(reg, p.dropped)
+		p.truncated = telemetry.Register(reg, p.truncated)
 	}
 	return p
 }
@@ -148,17 +149,20 @@ type pendingBatch struct {
 	size  int
 }
 
-// fit returns r's encoded size within a batch, first leaving its bodies
-// out (and saying so) when with them it could not go in any message: a
-// record too large is logged without its bodies rather than lost.
+// fit returns a bound on r's encoded size within a batch, first leaving
+// its bodies out (and saying so) when with them it could not go in any
+// message: a record too large is logged without its bodies rather than
+// lost. The bound is the variable fields' lengths and room for the rest
+// (tags, lengths, the fixed-size fields), so no record is encoded twice.
 func (p *payloadLog) fit(r *gatewayv1.PayloadRecord) int {
-	size := proto.Size(r) + 8 // the field's tag and length in the batch
-	if size > p.maxMsg {
-		r.Request, r.Response, r.Truncated = nil, nil, true
-		p.truncated.Inc()
-		size = proto.Size(r) + 8
+	const fixed = 128
+	meta := len(r.RequestId) + len(r.Deployment) + len(r.Protocol) + fixed
+	if size := meta + len(r.Request) + len(r.Response); size <= p.maxMsg {
+		return size
 	}
-	return size
+	r.Request, r.Response, r.Truncated = nil, nil, true
+	p.truncated.Inc()
+	return meta
 }
 
 // sampled says whether a request to d is logged, and what of it.

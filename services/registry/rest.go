@@ -1,11 +1,7 @@
 package registry
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"strconv"
@@ -61,26 +57,6 @@ func writeProto(w http.ResponseWriter, code int, m proto.Message) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// pump reads r in chunks and hands each to send, hashing as it goes.
-func pump(r io.Reader, h hash.Hash, send func([]byte) error) error {
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if serr := send(buf[:n]); serr != nil {
-				return serr
-			}
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "body: %v", err)
-		}
-	}
-}
-
 func putArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
 	q := r.URL.Query()
 	spec := &registryv1.ModelVersionSpec{Filename: q.Get("filename"), Description: q.Get("description")}
@@ -101,7 +77,7 @@ func putArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 	}
 	hdr := &registryv1.CreateModelVersionHeader{Model: r.PathValue("model"), Spec: spec,
 		Sha256: r.Header.Get("X-Checksum-Sha256"), SizeBytes: max(r.ContentLength, 0)}
-	resp, err := upload(r.Body, stream, hdr.Sha256 != "",
+	resp, err := chunkstream.Send(r.Body, stream, hdr.Sha256 != "",
 		&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{Header: hdr}},
 		func(b []byte) *registryv1.CreateModelVersionRequest {
 			return &registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: b}}
@@ -114,28 +90,6 @@ func putArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 		return
 	}
 	writeProto(w, http.StatusCreated, resp.GetVersion())
-}
-
-// upload sends the header, then body in chunks, then (when the header had
-// no digest) a trailer with the digest computed on the way, and returns
-// the server's answer; a failed Send surfaces the server's error.
-func upload[Req any, Resp any](body io.Reader, stream interface {
-	Send(Req) error
-	CloseAndRecv() (Resp, error)
-}, hasDigest bool, header Req, chunk func([]byte) Req, trailer func(*registryv1.UploadTrailer) Req) (Resp, error) {
-	h := sha256.New()
-	err := stream.Send(header)
-	if err == nil {
-		err = pump(body, h, func(b []byte) error { return stream.Send(chunk(b)) })
-	}
-	if err == nil && !hasDigest {
-		err = stream.Send(trailer(&registryv1.UploadTrailer{Sha256: hex.EncodeToString(h.Sum(nil))}))
-	}
-	resp, rerr := stream.CloseAndRecv()
-	if rerr != nil {
-		return resp, rerr
-	}
-	return resp, err
 }
 
 func upper(s string) string {
@@ -173,22 +127,9 @@ func getArtifact(w http.ResponseWriter, r *http.Request, c registryv1.RegistrySe
 }
 
 func putCSV(w http.ResponseWriter, r *http.Request, c registryv1.RegistryServiceClient) {
-	stream, err := c.UploadDataset(r.Context())
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	q := r.URL.Query()
-	hdr := &registryv1.UploadDatasetHeader{Name: r.PathValue("dataset"), Filename: q.Get("filename"),
-		Description: q.Get("description"), Sha256: r.Header.Get("X-Checksum-Sha256")}
-	resp, err := upload(r.Body, stream, hdr.Sha256 != "",
-		&registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Header{Header: hdr}},
-		func(b []byte) *registryv1.UploadDatasetRequest {
-			return &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: b}}
-		},
-		func(t *registryv1.UploadTrailer) *registryv1.UploadDatasetRequest {
-			return &registryv1.UploadDatasetRequest{Payload: &registryv1.UploadDatasetRequest_Trailer{Trailer: t}}
-		})
+	resp, err := chunkstream.UploadDataset(r.Context(), c, &registryv1.UploadDatasetHeader{Name: r.PathValue("dataset"),
+		Filename: q.Get("filename"), Description: q.Get("description"), Sha256: r.Header.Get("X-Checksum-Sha256")}, r.Body)
 	if err != nil {
 		writeError(w, err)
 		return

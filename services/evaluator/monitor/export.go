@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -151,7 +152,7 @@ func label(f *evaluatorv1.Feedback, row, rows int) (string, bool) {
 // cell is column c of row as CSV text (missing is empty).
 func cell(d *decoded, c string, row int) string {
 	if xs, ok := d.num[c]; ok && row < len(xs) {
-		if xs[row] != xs[row] { // NaN
+		if math.IsNaN(xs[row]) {
 			return ""
 		}
 		return strconv.FormatFloat(xs[row], 'g', -1, 64)

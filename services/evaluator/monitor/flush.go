@@ -13,6 +13,7 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/telemetry"
 )
 
 // Flush brings every window's result up to date: a window over for one
@@ -97,9 +98,7 @@ func (m *Monitor) windowVersion(dep string, w *window) *versionInfo {
 	if best == 0 {
 		return nil
 	}
-	m.versions.mu.Lock()
-	defer m.versions.mu.Unlock()
-	return m.versions.m[fmt.Sprintf("%s@%d", dep, best)]
+	return m.versions.cached(dep, best)
 }
 
 func windowKey(dep string, start int64) string { return dep + "." + strconv.FormatInt(start, 10) }
@@ -210,11 +209,10 @@ func newGauges(reg prometheus.Registerer) *gauges {
 			Help: "Input rows of logged requests the monitor decoded."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{g.drift, g.share, g.missing, g.outRange, g.accuracy, g.errRate, g.p95, g.requests, g.rows} {
-			if err := reg.Register(c); err != nil {
-				_ = err // a second monitor in one registry (tests) shares the first's series
-			}
+		for _, v := range []**prometheus.GaugeVec{&g.drift, &g.share, &g.missing, &g.outRange, &g.accuracy, &g.errRate, &g.p95, &g.requests} {
+			*v = telemetry.Register(reg, *v)
 		}
+		g.rows = telemetry.Register(reg, g.rows)
 	}
 	return g
 }

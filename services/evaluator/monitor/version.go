@@ -89,19 +89,23 @@ type versionCache struct {
 	m   map[string]*versionInfo
 }
 
-func (c *versionCache) lookup(ctx context.Context, deployment string, version int64) (*versionInfo, error) {
-	key := fmt.Sprintf("%s@%d", deployment, version)
+// cached is the version if it was met before (nil otherwise).
+func (c *versionCache) cached(deployment string, version int64) *versionInfo {
 	c.mu.Lock()
-	vi, ok := c.m[key]
-	c.mu.Unlock()
-	if ok {
+	defer c.mu.Unlock()
+	return c.m[fmt.Sprintf("%s@%d", deployment, version)]
+}
+
+func (c *versionCache) lookup(ctx context.Context, deployment string, version int64) (*versionInfo, error) {
+	if vi := c.cached(deployment, version); vi != nil {
 		return vi, nil
 	}
+	key := fmt.Sprintf("%s@%d", deployment, version)
 	v, err := c.get(ctx, deployment, version)
 	if err != nil {
 		return nil, fmt.Errorf("version %d of deployment %s: %w", version, deployment, err)
 	}
-	vi = newVersionInfo(v)
+	vi := newVersionInfo(v)
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]*versionInfo{}
