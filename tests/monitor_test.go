@@ -478,6 +478,12 @@ func TestDriftAlertRetrainsPromotesAndResolves(t *testing.T) {
 		drifted[d.Column] = d.Drifted
 	}
 	require.Equal(t, map[string]bool{"sepal_length_cm": false, "sepal_width_cm": true, "petal_length_cm": true, "petal_width_cm": false}, drifted, "%v", hot)
+	// The latest window is exported as gauges.
+	eventually(t, 10*time.Second, "the drift gauges exported", func() bool {
+		_, body := httpDo(t, c, "GET", "/metrics", nil)
+		return strings.Contains(string(body), `bmaas_monitor_drift_share{deployment="iris"}`) &&
+			strings.Contains(string(body), `bmaas_monitor_drift_score{column="petal_length_cm",deployment="iris",test="ks"}`)
+	})
 
 	_, err = mc.CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: rule})
 	require.NoError(t, err)
