@@ -147,6 +147,8 @@ const (
 	secretsDir        = "secrets"
 	etcdPasswordName  = "etcd-root-password"
 	natsPasswordName  = "nats-password"
+	meshTokenName     = "mesh-token"
+	adminTokenName    = "admin.token"
 	embeddedNATSUser  = "bmaas"
 	runDir            = "run"
 	randomSecretBytes = 32

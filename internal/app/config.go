@@ -28,6 +28,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/httpedge"
@@ -77,6 +78,14 @@ type Config struct {
 	DevTLS bool `yaml:"dev_tls"`
 	// TLS are the process's certificate files (off when empty).
 	TLS pki.Files `yaml:"tls"`
+	// Auth (bmaas up --auth) asks a token on every call: the mesh's token
+	// is generated into <data-dir>/secrets (as --auth.token-file would
+	// name it) and a cluster-admin token for "admin" into
+	// <data-dir>/secrets/admin.token.
+	Auth bool `yaml:"auth"`
+	// AuditRetention is how long the audit trail keeps a record (0: 90
+	// days).
+	AuditRetention time.Duration `yaml:"audit_retention"`
 	// FastElection shortens the embedded etcd's heartbeat and election
 	// timing (10 ms / 100 ms): for tests and demos on one machine.
 	FastElection bool `yaml:"fast_election"`
@@ -105,6 +114,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
+	fs.DurationVar(&c.AuditRetention, "audit.retention", 90*24*time.Hour, "how long the audit trail (JetStream BMAAS_AUDIT) keeps a record")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.Shutdown.RegisterFlags(fs)
 	c.GRPC.RegisterFlags(fs)
@@ -170,6 +180,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DevTLS && c.TLS.Enabled() {
 		return errors.New("tls: --tls makes development certificates; it cannot go with --tls.cert-file")
+	}
+	if c.AuditRetention < 0 || c.AuditRetention > 0 && c.AuditRetention < time.Minute {
+		return fmt.Errorf("audit.retention: must be at least 1m, got %s", c.AuditRetention)
+	}
+	if c.Auth && !c.Embedded && c.GRPC.TokenFile == "" {
+		return errors.New("auth: a cluster of several processes shares the mesh's token: give it with --auth.token-file")
 	}
 	if !c.Embedded {
 		if len(c.EtcdEndpoints) == 0 {

@@ -25,8 +25,8 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/events"
-	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/httpedge"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/services/gateway"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/web"
@@ -42,7 +42,7 @@ var openAPI []byte
 // binds its listener.
 func (a *App) startHTTP(ctx context.Context) error {
 	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(),
-		token: a.w.dialer.Token(), reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
+		token: a.w.dialer.Token(), guard: a.w.guard, reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
 		bus: a.w.bus, gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes, log: a.log, tracer: a.w.tracer})
 	if err != nil {
 		return err
@@ -64,6 +64,9 @@ type edge struct {
 	names []string // this process's own host names
 	// token is the one every caller must present (the mesh's; "" is off).
 	token string
+	// guard authenticates the caller and authorizes the edge's own
+	// routes (nil: one made of token alone).
+	guard *iam.Guard
 	reg   *prometheus.Registry
 	ready func() bool
 	// bus carries the control-plane events GET /v1/events:watch relays.
@@ -89,9 +92,11 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
+		// The caller's Authorization goes as iam.OnBehalfOfKey (the
+		// connection's interceptors), never as the call's own.
 		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
 			if k == "Authorization" {
-				return "authorization", true
+				return "", false
 			}
 			return runtime.DefaultHeaderMatcher(k)
 		}),
@@ -157,7 +162,12 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := guard.Server(grpcsrv.HTTPAuth(e.token, publicPath, denyUnauthenticated, muxRoute(mux)))
+	g := e.guard
+	if g == nil {
+		g = iam.NewGuard(iam.NewAuthority(e.token, nil, nil, nil), nil, nil)
+	}
+	srv := guard.Server(g.HTTP(publicPath, func(r *http.Request) string { _, p := mux.Handler(r); return p },
+		writeHTTPError, muxRoute(mux)))
 	srv.Handler = observe(met, tracer, mux, recoverHTTP(log, srv.Handler))
 	srv.RegisterOnShutdown(stopWatches)
 	return srv, nil

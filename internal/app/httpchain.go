@@ -28,7 +28,8 @@ import (
 //	observe   metrics and a server span, labelled by route pattern
 //	recover   a panic is logged and answers 500 in the route's shape
 //	guard     pkg/httpedge: host, CORS, cross-site, content type, size
-//	auth      the bearer token (grpcsrv.HTTPAuth), 401 in the route's shape
+//	auth      pkg/iam's guard: the caller's token (401), and the routes of
+//	          the edge's own authorized by pkg/authz (403, 404)
 //	mux       the routes; grpc-gateway's errors go through restError
 //
 // Every error answer takes its HTTP status from apierr.HTTPStatus and its
@@ -57,11 +58,6 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 	}
 	writeHTTPError(w, r, code, s)
 }
-
-// denyUnauthenticated answers a request without the bearer token.
-var denyUnauthenticated = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	writeHTTPError(w, r, http.StatusUnauthorized, status.New(codes.Unauthenticated, "missing or invalid bearer token"))
-})
 
 // routeKey holds the *routeLabel of a request in its context.
 type routeKey struct{}

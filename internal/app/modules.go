@@ -3,15 +3,20 @@ package app
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/services/evaluator"
 	"github.com/bmaas/bmaas/services/gateway"
+	iamsvc "github.com/bmaas/bmaas/services/iam"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/services/scheduler"
 	"github.com/bmaas/bmaas/services/traineragent"
@@ -24,6 +29,7 @@ const (
 	modBlobs     = "blobs"
 	modTelemetry = "telemetry"
 	modServer    = "server"
+	modIAM       = "iam"
 	modServe     = "serve"
 	modHTTP      = "http"
 )
@@ -37,7 +43,7 @@ func (a *App) table() []*module {
 		{name: modTLS, svc: &hooks{start: a.startTLS}},
 		{name: modEtcd, deps: []string{modTLS}, svc: &hooks{start: a.startEtcd, run: a.runEtcd, stop: a.stopEtcd}},
 		{name: modNATS, svc: &hooks{start: a.startNATS, stop: a.stopNATS}},
-		{name: modServer, deps: []string{modTelemetry, modTLS}, svc: &hooks{start: a.startServer}},
+		{name: modServer, deps: []string{modTelemetry, modTLS, modEtcd, modNATS}, svc: &hooks{start: a.startServer}},
 	}
 	serveDeps := []string{modServer}
 	add := func(name string, deps []string, build func(context.Context) (Service, error)) {
@@ -51,6 +57,11 @@ func (a *App) table() []*module {
 		mods = append(mods, &module{name: modBlobs, svc: &hooks{start: a.startBlobs}})
 	}
 	add(TargetRegistry, []string{modEtcd, modNATS, modBlobs}, a.newRegistry)
+	if a.cfg.Has(TargetRegistry) {
+		// The IAM and audit API goes with the registry.
+		mods = append(mods, &module{name: modIAM, deps: []string{modEtcd, modNATS, modServer}, svc: &built{build: a.newIAM}})
+		serveDeps = append(serveDeps, modIAM)
+	}
 	add(TargetScheduler, []string{modEtcd, modNATS}, a.newScheduler)
 	add(TargetTrainerAgent, []string{modEtcd, modNATS}, a.newTrainerAgent)
 	add(TargetEvaluator, []string{modEtcd, modNATS}, a.newEvaluator)
@@ -110,8 +121,12 @@ func (a *App) stopTelemetry(ctx context.Context) {
 }
 
 func (a *App) startServer(context.Context) error {
+	a.w.guard = iam.NewGuard(a.w.authority, a.w.audit, func(method string) bool {
+		_, forward := a.route(method)
+		return !forward
+	})
 	s, err := grpcsrv.New(a.cfg.GRPC, grpcsrv.Deps{Logger: a.log, Registerer: a.reg, TracerProvider: a.w.tracer,
-		UnknownService: a.proxy, TLS: a.serverTLS()})
+		UnknownService: a.proxy, TLS: a.serverTLS(), Guard: a.w.guard, Token: a.w.dialer.Token()})
 	if err != nil {
 		return err
 	}
@@ -132,6 +147,32 @@ func (a *App) newRegistry(context.Context) (Service, error) {
 	}
 	svc.Register(a.w.server.GRPC())
 	a.w.services = append(a.w.services, registry.ServiceName())
+	return svc, nil
+}
+
+// newIAM serves projects, tokens and the audit trail, and with a token
+// asked makes the bootstrap admin token on the first start.
+func (a *App) newIAM(ctx context.Context) (Service, error) {
+	js, err := jetstream.New(a.w.nc)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := iamsvc.New(iamsvc.Deps{Logger: a.log.With("svc", "iam"), Store: a.w.store, JS: js, Auth: a.w.authority})
+	if err != nil {
+		return nil, err
+	}
+	if a.w.authority.Enabled() {
+		file := filepath.Join(a.cfg.DataDir, secretsDir, adminTokenName)
+		made, err := iamsvc.Bootstrap(ctx, a.w.store, file, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap admin token: %w", err)
+		}
+		if made {
+			a.log.Info("bootstrap admin token made", "file", file)
+		}
+	}
+	svc.Register(a.w.server.GRPC())
+	a.w.services = append(a.w.services, iamsvc.ServiceNames()...)
 	return svc, nil
 }
 
@@ -190,7 +231,7 @@ func (a *App) newGateway(context.Context) (Service, error) {
 // startServe opens the client connection the HTTP edge uses; the gRPC
 // server itself starts serving in runServe.
 func (a *App) startServe(context.Context) error {
-	// The edge checks the caller's token itself (HTTPAuth) and then calls
+	// The edge checks the caller's token itself (pkg/iam's guard) and then calls
 	// the services as the mesh does.
 	creds := insecure.NewCredentials()
 	if a.w.tls != nil {
@@ -199,7 +240,8 @@ func (a *App) startServe(context.Context) error {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.cfg.GRPC.MaxRecvMsgBytes))}
 	if tok := a.w.dialer.Token(); tok != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(tok)))
+		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(tok)),
+			grpc.WithChainUnaryInterceptor(mesh.OnBehalfUnary), grpc.WithChainStreamInterceptor(mesh.OnBehalfStream))
 	}
 	conn, err := grpc.NewClient(a.w.server.Addr(), opts...)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 // names) that serve them.
 var servicePrefixes = []struct{ prefix, service string }{
 	{"/bmaas.registry.v1.", TargetRegistry},
+	{"/bmaas.iam.v1.", TargetRegistry},
 	{"/bmaas.scheduler.v1.", TargetScheduler},
 	{"/bmaas.agent.v1.", TargetTrainerAgent},
 	{"/bmaas.evaluator.v1.", TargetEvaluator},

@@ -17,6 +17,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/blob"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -50,6 +51,12 @@ type wiring struct {
 	// with --tls.ca-key-file, issues replicas' certificates.
 	tls *pki.Reloader
 	ca  *pki.CA
+	// authority authenticates callers (the mesh token, the API tokens in
+	// etcd); audit records the trail; guard is both, with authz, at the
+	// gRPC server and the HTTP edge.
+	authority *iam.Authority
+	audit     *iam.Auditor
+	guard     *iam.Guard
 	// cleanSockets removes the embedded etcd's socket directory when it
 	// is a temporary one.
 	cleanSockets func()
@@ -73,10 +80,14 @@ func (a *App) startEtcd(ctx context.Context) error {
 	}
 	a.w.etcdCli = cli
 	a.w.store = store.New(cli)
-	token, err := a.cfg.GRPC.Token()
+	token, err := a.meshToken()
 	if err != nil {
 		_ = cli.Close()
 		return err
+	}
+	a.w.authority = iam.NewAuthority(token, a.w.store, nil, a.log.With("svc", "iam"))
+	if a.w.authority.Enabled() {
+		go func() { _ = a.w.authority.Run(ctx) }()
 	}
 	a.w.dialer = mesh.NewDialer(cli, token, a.log)
 	if _, err := a.w.dialer.WithMetrics(a.reg); err != nil {
@@ -89,6 +100,20 @@ func (a *App) startEtcd(ctx context.Context) error {
 	a.w.forward = a.w.dialer.Proxy(a.route)
 	a.setAddrs(func(ad *Addrs) { ad.EtcdEndpoints, ad.Etcd = a.cfg.EtcdEndpoints, a.cfg.Etcd })
 	return nil
+}
+
+// meshToken is the token of the platform's own calls: --auth.token-file's,
+// or with bmaas up --auth one generated into the data directory ("":
+// the platform asks no token).
+func (a *App) meshToken() (string, error) {
+	if a.cfg.Auth && a.cfg.GRPC.TokenFile == "" {
+		secrets := filepath.Join(a.cfg.DataDir, secretsDir)
+		if _, err := ensureSecret(secrets, meshTokenName); err != nil {
+			return "", fmt.Errorf("mesh token: %w", err)
+		}
+		a.cfg.GRPC.TokenFile = filepath.Join(secrets, meshTokenName)
+	}
+	return a.cfg.GRPC.Token()
 }
 
 // startEmbeddedEtcd runs etcd on unix sockets in a directory only this
@@ -181,7 +206,16 @@ func (a *App) startNATS(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("event bus: %w", err)
 	}
-	a.w.nc, a.w.bus = nc, bus
+	retention := a.cfg.AuditRetention
+	if retention == 0 {
+		retention = 90 * 24 * time.Hour
+	}
+	audit, err := iam.NewAuditor(ctx, nc, retention, a.reg, a.log.With("svc", "audit"))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	a.w.nc, a.w.bus, a.w.audit = nc, bus, audit
 	a.setAddrs(func(ad *Addrs) { ad.NATSURL, ad.NATS = a.cfg.NATSURL, a.cfg.NATS })
 	return nil
 }

@@ -86,6 +86,8 @@ func newUpCmd() *cobra.Command {
 	bindConfig(cmd, &cfg, &configFile)
 	cmd.Flags().BoolVar(&cfg.DevTLS, "tls", false,
 		"serve TLS with a development CA and certificates made in <data-dir>/tls (a client certificate for the CLI included)")
+	cmd.Flags().BoolVar(&cfg.Auth, "auth", false,
+		"ask a token on every call: a cluster-admin token for \"admin\" is made into <data-dir>/secrets/admin.token on the first start")
 	return cmd
 }
 

@@ -68,3 +68,8 @@ func Conflict(format string, args ...any) error {
 func Exhausted(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrResourceExhausted)
 }
+
+// Denied returns an ErrPermissionDenied with a message.
+func Denied(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrPermissionDenied)
+}

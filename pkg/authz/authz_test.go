@@ -11,6 +11,7 @@ import (
 	_ "github.com/bmaas/bmaas/api/bmaas/agent/v1"
 	_ "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	_ "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	_ "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	_ "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	_ "github.com/bmaas/bmaas/api/inference"

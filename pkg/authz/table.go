@@ -88,6 +88,16 @@ var methods = merge(
 		"CreateRuntime": rule("runtimes", Admin), "GetRuntime": rule("runtimes", Read),
 		"ListRuntimes": rule("runtimes", Read), "DeleteRuntime": rule("runtimes", Admin),
 	}),
+	// Who may create, see or end which token or project, and read which
+	// part of the trail, the IAM service decides per request: the table
+	// only asks an identity.
+	svc("bmaas.iam.v1.IAMService", map[string]Rule{
+		"CreateProject": rule("projects", Admin), "DeleteProject": rule("projects", Admin),
+		"GetProject": rule("projects", Read), "ListProjects": rule("projects", Read),
+		"CreateToken": rule("tokens", Read), "GetToken": rule("tokens", Read), "ListTokens": rule("tokens", Read),
+		"RevokeToken": rule("tokens", Read), "RotateToken": rule("tokens", Read), "WhoAmI": rule("self", Read),
+	}),
+	svc("bmaas.iam.v1.AuditService", map[string]Rule{"ListAuditRecords": rule("audit", Read)}),
 	svc("bmaas.agent.v1.AgentService", map[string]Rule{"GetAgentStatus": rule("nodes", Read)}),
 	svc("inference.GRPCInferenceService", map[string]Rule{
 		"ServerLive": rule("inference", Read), "ServerReady": rule("inference", Read),
@@ -96,6 +106,21 @@ var methods = merge(
 		"RepositoryModelLoad": rule("inference", Admin), "RepositoryModelUnload": rule("inference", Admin),
 	}),
 )
+
+// clusterScoped are the resources of no project: the cluster's own,
+// and those whose handlers decide per request (projects, tokens, the
+// audit trail, the caller itself).
+var clusterScoped = map[string]bool{"nodes": true, "runtimes": true, "metrics": true, "events": true,
+	"projects": true, "tokens": true, "audit": true, "self": true}
+
+// Mutates says whether a call with p changes state (and so goes in the
+// audit trail): every verb but read, inference itself excepted.
+func (p Permission) Mutates() bool {
+	return p.Verb != Read && !(p.Resource == "inference" && p.Verb == Invoke)
+}
+
+// ClusterScoped says whether p's resource belongs to no project.
+func (p Permission) ClusterScoped() bool { return clusterScoped[p.Resource] }
 
 func merge(ms ...map[string]Rule) map[string]Rule {
 	out := map[string]Rule{}

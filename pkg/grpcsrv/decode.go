@@ -55,10 +55,10 @@ func (rc *requestCheck) take(m any) error {
 
 // unary answers an undecodable request, after the caller's token is
 // checked (an unauthenticated caller learns nothing more).
-func (rc *requestCheck) unary(auth authenticator) grpc.UnaryServerInterceptor {
+func (rc *requestCheck) unary(check func(ctx context.Context, method string) error) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if err := rc.take(req); err != nil {
-			if aerr := auth.check(ctx, info.FullMethod); aerr != nil {
+			if aerr := check(ctx, info.FullMethod); aerr != nil {
 				return nil, aerr
 			}
 			return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"log/slog"
-	"net/http"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -223,26 +222,6 @@ func bearerMatches(v string, token []byte) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimLeft(tok, " ")), token) == 1
-}
-
-// HTTPAuth refuses HTTP requests without the bearer token in their
-// Authorization header, except on the paths public accepts: it sets
-// WWW-Authenticate and hands the request to deny, which answers the 401
-// in the route's error shape. With an empty token it lets every request
-// through.
-func HTTPAuth(token string, public func(path string) bool, deny, next http.Handler) http.Handler {
-	if token == "" {
-		return next
-	}
-	want := []byte(token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if public(r.URL.Path) || bearerMatches(r.Header.Get("Authorization"), want) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		deny.ServeHTTP(w, r)
-	})
 }
 
 func (a authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -20,11 +20,15 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 // Config configures the server.
@@ -85,6 +89,9 @@ type Deps struct {
 	// Token, when set, is the bearer token every call but health and
 	// reflection must carry, in place of Config.TokenFile's.
 	Token string
+	// Guard, when set, authenticates, authorizes and audits every call
+	// (pkg/iam) in place of the bearer-token check.
+	Guard *iam.Guard
 	// UnknownService, when set, handles the calls of services this
 	// server does not register (a proxy to the process that runs them);
 	// the stream interceptors (metrics, recovery, auth) run first.
@@ -126,6 +133,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		token = deps.Token
 	}
 	auth := authenticator{token: []byte(token)}
+	check, unary, stream := auth.check, grpc.UnaryServerInterceptor(auth.unary), grpc.StreamServerInterceptor(auth.stream)
+	if g := deps.Guard; g != nil {
+		check = func(ctx context.Context, method string) error {
+			if public(method) {
+				return nil
+			}
+			_, err := g.Authenticate(ctx)
+			if err != nil {
+				return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+			}
+			return nil
+		}
+		unary, stream = g.Unary, g.Stream
+	}
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("grpc metrics: %w", err)
@@ -136,8 +157,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		grpc.ForceServerCodecV2(serverCodec{Codec: NewCodec(), rc: rc}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.NumStreamWorkers(StreamWorkers),
-		grpc.ChainUnaryInterceptor(observeUnary(m, deps.Logger), recoverUnary(deps.Logger), rc.unary(auth), auth.unary, mapUnary),
-		grpc.ChainStreamInterceptor(observeStream(m, deps.Logger), recoverStream(deps.Logger), rc.stream, auth.stream, mapStream),
+		grpc.ChainUnaryInterceptor(observeUnary(m, deps.Logger), recoverUnary(deps.Logger), rc.unary(check), unary, mapUnary),
+		grpc.ChainStreamInterceptor(observeStream(m, deps.Logger), recoverStream(deps.Logger), rc.stream, stream, mapStream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),

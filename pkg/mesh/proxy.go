@@ -9,9 +9,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 // proxiedKey marks a call the mesh forwarded once already: a process
@@ -54,12 +56,13 @@ func (d *Dialer) Proxy(route Route) grpc.StreamHandler {
 		}
 		out := metadata.MD{}
 		for k, v := range in {
-			if k == "authorization" || k == "user-agent" || k == "content-type" || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
+			if k == "authorization" || k == iam.OnBehalfOfKey || k == iam.ClientAddressKey || k == "user-agent" || k == "content-type" || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
 				continue
 			}
 			out[k] = v
 		}
 		out.Set(proxiedKey, "1")
+		onBehalf(ss.Context(), out)
 		ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ss.Context(), out))
 		defer cancel()
 		cs, err := conn.NewStream(ctx, proxyDesc, method, grpc.ForceCodecV2(grpcsrv.NewCodec()), grpc.WaitForReady(false))
@@ -69,6 +72,53 @@ func (d *Dialer) Proxy(route Route) grpc.StreamHandler {
 		go forward(ss, cs, cancel)
 		return backward(cs, ss)
 	}
+}
+
+// onBehalf adds to md who the call is for: the caller the guard found
+// in ctx (its Authorization value and address), which the serving
+// process authenticates again, trusting it from the mesh only. The
+// platform's own calls go as themselves.
+func onBehalf(ctx context.Context, md metadata.MD) {
+	c := iam.CallerFrom(ctx)
+	if c == nil || c.Principal == iam.System || c.Authorization == "" {
+		return
+	}
+	md.Set(iam.OnBehalfOfKey, c.Authorization)
+	addr := c.Address
+	if addr == "" {
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			addr = p.Addr.String()
+		}
+	}
+	if addr != "" {
+		md.Set(iam.ClientAddressKey, addr)
+	}
+}
+
+// OnBehalfUnary is the client interceptor of a connection the HTTP edge
+// calls the services over with the mesh's token: each call carries the
+// caller of the request it serves (onBehalf).
+func OnBehalfUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withOnBehalf(ctx), method, req, reply, cc, opts...)
+}
+
+// OnBehalfStream is OnBehalfUnary for streams.
+func OnBehalfStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withOnBehalf(ctx), desc, cc, method, opts...)
+}
+
+func withOnBehalf(ctx context.Context) context.Context {
+	c := iam.CallerFrom(ctx)
+	if c == nil || c.Principal == iam.System || c.Authorization == "" {
+		return ctx
+	}
+	md := metadata.MD{}
+	onBehalf(ctx, md)
+	pairs := make([]string, 0, 4)
+	for k, v := range md {
+		pairs = append(pairs, k, v[0])
+	}
+	return metadata.AppendToOutgoingContext(ctx, pairs...)
 }
 
 // forward relays the caller's messages to the service, then half-closes.

@@ -253,3 +253,37 @@ func (c *Cache[T]) Get(ctx context.Context, key string) (T, int64, error) {
 	rev, err := c.st.Get(ctx, key, m)
 	return m, rev, err
 }
+
+// Cached returns the message at key as the cache holds it, without
+// copying and without reading etcd: loaded is false until the first
+// listing, ok whether the key exists. The message is shared and never
+// changed by the cache (a change replaces it): the caller must only read
+// it, and may keep it. It is for lookups that must not reach etcd on a
+// miss (a guessed token id).
+func (c *Cache[T]) Cached(key string) (msg T, ok, loaded bool) {
+	select {
+	case <-c.ready:
+	default:
+		return msg, false, false
+	}
+	c.mu.RLock()
+	it, ok := c.items[key]
+	c.mu.RUnlock()
+	return it.msg, ok, true
+}
+
+// Each calls fn with every cached message (shared, read-only) in no
+// order; loaded is false until the first listing.
+func (c *Cache[T]) Each(fn func(key string, msg T)) (loaded bool) {
+	select {
+	case <-c.ready:
+	default:
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k, it := range c.items {
+		fn(k, it.msg)
+	}
+	return true
+}

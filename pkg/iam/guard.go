@@ -1,0 +1,316 @@
+package iam
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	"github.com/bmaas/bmaas/api/inference"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
+)
+
+// Metadata the platform's own processes send along a call they make for
+// a caller (the HTTP edge, a process forwarding a call it does not
+// serve): the caller's Authorization value and address. A server trusts
+// them only from a System caller.
+const (
+	OnBehalfOfKey    = "bmaas-on-behalf-of"
+	ClientAddressKey = "bmaas-client-address"
+)
+
+// Guard authenticates every call, authorizes it by pkg/authz's table
+// and records it in the audit trail: one interceptor for gRPC, one
+// middleware for the HTTP edge's routes of their own.
+type Guard struct {
+	auth  *Authority
+	audit *Auditor
+	// local says whether this process serves a method itself; a call it
+	// forwards is authorized and audited where it is served.
+	local func(method string) bool
+}
+
+// NewGuard guards with auth, recording in audit (nil: no trail); local
+// (nil: every method) says which methods this process serves.
+func NewGuard(auth *Authority, audit *Auditor, local func(method string) bool) *Guard {
+	if local == nil {
+		local = func(string) bool { return true }
+	}
+	return &Guard{auth: auth, audit: audit, local: local}
+}
+
+// Caller is who a call comes from, as the guard found.
+type Caller struct {
+	Principal *Principal
+	// Authorization is the caller's own Authorization value, which the
+	// platform forwards as OnBehalfOfKey.
+	Authorization string
+	// Address is where the call came from (the first client's, through
+	// the edge and the mesh).
+	Address string
+}
+
+type callerKey struct{}
+
+// WithCaller is ctx carrying c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom is the caller the guard put in ctx (nil when none).
+func CallerFrom(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}
+
+// FromContext is the principal a call runs as (nil: anonymous, when the
+// platform asks no token).
+func FromContext(ctx context.Context) *Principal {
+	if c := CallerFrom(ctx); c != nil {
+		return c.Principal
+	}
+	return nil
+}
+
+// Authenticate finds the caller of a gRPC call from its metadata.
+func (g *Guard) Authenticate(ctx context.Context) (*Caller, error) {
+	c := &Caller{}
+	if !g.auth.Enabled() {
+		return c, nil
+	}
+	var err error = ErrUnauthenticated
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
+		if c.Principal, err = g.auth.Authenticate(v); err == nil {
+			c.Authorization = v
+			break
+		}
+	}
+	if err != nil {
+		return c, err
+	}
+	if c.Principal == System {
+		if v := metadata.ValueFromIncomingContext(ctx, OnBehalfOfKey); len(v) > 0 {
+			c.Authorization = v[0]
+			if a := metadata.ValueFromIncomingContext(ctx, ClientAddressKey); len(a) > 0 {
+				c.Address = a[0]
+			}
+			c.Principal, err = g.auth.Authenticate(v[0])
+		}
+	}
+	return c, err
+}
+
+// authError is the status of an authentication failure.
+func authError(err error) error {
+	if NotLoaded(err) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+}
+
+// Unary is the gRPC unary interceptor.
+func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if authz.Public(info.FullMethod) {
+		return h(ctx, req)
+	}
+	c, err := g.Authenticate(ctx)
+	if err != nil {
+		g.record(ctx, c, info.FullMethod, authz.Permission{}, "", req, codes.Unauthenticated, "")
+		return nil, authError(err)
+	}
+	ctx = WithCaller(ctx, c)
+	if !g.local(info.FullMethod) {
+		return h(ctx, req)
+	}
+	perm, project, err := g.authorize(ctx, c, info.FullMethod, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h(ctx, req)
+	if perm.Mutates() {
+		g.record(ctx, c, info.FullMethod, perm, project, req, apierr.Code(err), errMessage(err))
+	}
+	return resp, err
+}
+
+// Stream is the gRPC stream interceptor: the method's permission, as
+// its request is not read yet.
+func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if authz.Public(info.FullMethod) {
+		return h(srv, ss)
+	}
+	ctx := ss.Context()
+	c, err := g.Authenticate(ctx)
+	if err != nil {
+		g.record(ctx, c, info.FullMethod, authz.Permission{}, "", nil, codes.Unauthenticated, "")
+		return authError(err)
+	}
+	ss = callerStream{ServerStream: ss, ctx: WithCaller(ctx, c)}
+	if !g.local(info.FullMethod) {
+		return h(srv, ss)
+	}
+	perm, project, err := g.authorize(ss.Context(), c, info.FullMethod, nil)
+	if err != nil {
+		return err
+	}
+	err = h(srv, ss)
+	if perm.Mutates() {
+		g.record(ss.Context(), c, info.FullMethod, perm, project, nil, apierr.Code(err), errMessage(err))
+	}
+	return err
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s callerStream) Context() context.Context { return s.ctx }
+
+// authorize checks c may call method with req, recording a refusal.
+func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any) (authz.Permission, string, error) {
+	perm, ok := authz.For(method, req)
+	if !ok {
+		g.record(ctx, c, method, perm, "", req, codes.PermissionDenied, "no permission entry")
+		return perm, "", status.Errorf(codes.PermissionDenied, "%s has no entry in the permission table", method)
+	}
+	project := ""
+	if !perm.ClusterScoped() {
+		project = DefaultProject
+	}
+	switch c.Principal.Decide(perm, project, deploymentOf(req)) {
+	case Deny:
+		msg := fmt.Sprintf("%s may not %s in project %q", c.Principal.Name(), perm, project)
+		if project == "" {
+			msg = fmt.Sprintf("%s may not %s", c.Principal.Name(), perm)
+		}
+		g.record(ctx, c, method, perm, project, req, codes.PermissionDenied, msg)
+		return perm, project, status.Error(codes.PermissionDenied, msg)
+	case Hide:
+		g.record(ctx, c, method, perm, project, req, codes.NotFound, "no role in the project")
+		return perm, project, status.Errorf(codes.NotFound, "%s not found", describe(perm, req))
+	}
+	return perm, project, nil
+}
+
+// deploymentOf is the deployment an inference or feedback call names.
+func deploymentOf(req any) string {
+	switch r := req.(type) {
+	case *inference.ModelInferRequest:
+		return r.GetModelName()
+	case *inference.ModelMetadataRequest:
+		return r.GetName()
+	case *inference.ModelReadyRequest:
+		return r.GetName()
+	case *evaluatorv1.SubmitFeedbackRequest:
+		return r.GetDeployment()
+	}
+	return ""
+}
+
+// describe names what a hidden call was about, as a NotFound says it.
+func describe(perm authz.Permission, req any) string {
+	if m, ok := req.(proto.Message); ok {
+		if r := resourceOf(m); r != "" {
+			return strings.TrimSuffix(perm.Resource, "s") + " " + r
+		}
+	}
+	return perm.Resource
+}
+
+func errMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	return status.Convert(apierr.ToStatus(err)).Message()
+}
+
+// address is the caller's address: the one the platform forwarded, or
+// the gRPC peer's.
+func address(ctx context.Context, c *Caller) string {
+	if c != nil && c.Address != "" {
+		return c.Address
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// HTTP guards the HTTP edge: a request to a path public does not accept
+// must carry a live token (401 through deny otherwise, with
+// WWW-Authenticate); the caller goes in the request's context, for the
+// calls the edge makes on its behalf; and a route of its own (pattern
+// names it, as registered) is authorized here by authz.RouteFor, 403 or
+// 404 through deny. Generated routes are authorized by the gRPC methods
+// they call.
+func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) string,
+	deny func(http.ResponseWriter, *http.Request, int, *status.Status), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if public(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		c := &Caller{Address: r.RemoteAddr}
+		if g.auth.Enabled() {
+			p, err := g.auth.Authenticate(r.Header.Get("Authorization"))
+			if err != nil {
+				g.recordHTTP(r, c, r.Method+" "+r.URL.Path, authz.Permission{}, "", codes.Unauthenticated, "")
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				st := status.Convert(authError(err))
+				deny(w, r, apierr.HTTPStatus(st.Code()), st)
+				return
+			}
+			c.Principal, c.Authorization = p, r.Header.Get("Authorization")
+		}
+		r = r.WithContext(WithCaller(r.Context(), c))
+		route := pattern(r)
+		if perm, ok := authz.RouteFor(route); ok {
+			project := ""
+			if !perm.ClusterScoped() {
+				project = DefaultProject
+			}
+			switch c.Principal.Decide(perm, project, deploymentOfPath(r.URL.Path)) {
+			case Deny:
+				msg := fmt.Sprintf("%s may not %s", c.Principal.Name(), perm)
+				g.recordHTTP(r, c, route, perm, project, codes.PermissionDenied, msg)
+				deny(w, r, http.StatusForbidden, status.New(codes.PermissionDenied, msg))
+				return
+			case Hide:
+				g.recordHTTP(r, c, route, perm, project, codes.NotFound, "no role in the project")
+				deny(w, r, http.StatusNotFound, status.New(codes.NotFound, "not found"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deploymentOfPath is the deployment a KServe v2 or v1 predict path
+// names ("" for others: the OpenAI routes name it in their body, and
+// the gateway checks it there with MayInvoke).
+func deploymentOfPath(path string) string {
+	for _, p := range []string{"/v2/models/", "/v1/models/"} {
+		if rest, ok := strings.CutPrefix(path, p); ok {
+			name, _, _ := strings.Cut(rest, "/")
+			name, _, _ = strings.Cut(name, ":")
+			return name
+		}
+	}
+	return ""
+}
+
+// MayInvoke says whether the caller in ctx may call deployment (for
+// routes that name it in their body).
+func MayInvoke(ctx context.Context, deployment string) bool {
+	return FromContext(ctx).Decide(authz.Permission{Resource: "inference", Verb: authz.Invoke}, DefaultProject, deployment) == Allow
+}
