@@ -51,3 +51,7 @@ go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/console/ 2>&1 | gr
 
 echo
 bench/ml/run.sh
+
+echo
+echo "== Authorization: a unary gRPC call over loopback, auth off vs the mesh token vs an API token (p50)"
+go test -run '^$' -bench . -benchtime 20000x ./bench/authz/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)|round'
