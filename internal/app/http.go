@@ -95,8 +95,11 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		// The caller's Authorization goes as iam.OnBehalfOfKey (the
 		// connection's interceptors), never as the call's own.
 		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
-			if k == "Authorization" {
+			switch k {
+			case "Authorization":
 				return "", false
+			case "Bmaas-Project":
+				return iam.ProjectHeader, true
 			}
 			return runtime.DefaultHeaderMatcher(k)
 		}),

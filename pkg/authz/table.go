@@ -92,7 +92,7 @@ var methods = merge(
 	// part of the trail, the IAM service decides per request: the table
 	// only asks an identity.
 	svc("bmaas.iam.v1.IAMService", map[string]Rule{
-		"CreateProject": rule("projects", Admin), "DeleteProject": rule("projects", Admin),
+		"CreateProject": rule("projects", Admin), "DeleteProject": rule("projects", Admin), "UpdateProject": rule("projects", Admin),
 		"GetProject": rule("projects", Read), "ListProjects": rule("projects", Read),
 		"CreateToken": rule("tokens", Read), "GetToken": rule("tokens", Read), "ListTokens": rule("tokens", Read),
 		"RevokeToken": rule("tokens", Read), "RotateToken": rule("tokens", Read), "WhoAmI": rule("self", Read),
@@ -112,6 +112,15 @@ var methods = merge(
 // audit trail, the caller itself).
 var clusterScoped = map[string]bool{"nodes": true, "runtimes": true, "metrics": true, "events": true,
 	"projects": true, "tokens": true, "audit": true, "self": true}
+
+// projectAware are the resources that carry their project: a call on
+// them is authorized in the project it names (its request's, else the
+// caller's), and their handlers check the project of what they load.
+// The others all belong to the default project.
+var projectAware = map[string]bool{"jobs": true}
+
+// ProjectAware says whether p's resource carries its project.
+func (p Permission) ProjectAware() bool { return projectAware[p.Resource] }
 
 // Mutates says whether a call with p changes state (and so goes in the
 // audit trail): every verb but read, inference itself excepted.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/authz"
@@ -27,6 +28,11 @@ const (
 	OnBehalfOfKey    = "bmaas-on-behalf-of"
 	ClientAddressKey = "bmaas-client-address"
 )
+
+// ProjectHeader names the project a call works in, when its request
+// names none (as OpenAI-Project does): gRPC metadata bmaas-project, HTTP
+// header Bmaas-Project. Without it a call works in its caller's project.
+const ProjectHeader = "bmaas-project"
 
 // Guard authenticates every call, authorizes it by pkg/authz's table
 // and records it in the audit trail: one interceptor for gRPC, one
@@ -57,6 +63,36 @@ type Caller struct {
 	// Address is where the call came from (the first client's, through
 	// the edge and the mesh).
 	Address string
+	// Project is the project the call works in (resources that carry
+	// their project): its request's, else its header's, else the
+	// caller's own.
+	Project string
+}
+
+// ProjectFrom is the project a call works in.
+func ProjectFrom(ctx context.Context) string {
+	if c := CallerFrom(ctx); c != nil && c.Project != "" {
+		return c.Project
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, ProjectHeader); len(v) > 0 && v[0] != "" {
+		return v[0]
+	}
+	return FromContext(ctx).DefaultProject()
+}
+
+// projectNamer is a request that names its project.
+type projectNamer interface{ GetProject() string }
+
+// projectOf is the project a request names ("" when none): its own
+// project field, or its spec's.
+func projectOf(req any) string {
+	if r, ok := req.(projectNamer); ok {
+		return r.GetProject()
+	}
+	if r, ok := req.(interface{ GetSpec() *schedulerv1.JobSpec }); ok {
+		return r.GetSpec().GetProject()
+	}
+	return ""
 }
 
 type callerKey struct{}
@@ -184,7 +220,14 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 		return perm, "", status.Errorf(codes.PermissionDenied, "%s has no entry in the permission table", method)
 	}
 	project := ""
-	if !perm.ClusterScoped() {
+	switch {
+	case perm.ProjectAware():
+		c.Project = projectOf(req)
+		if c.Project == "" {
+			c.Project = ProjectFrom(ctx)
+		}
+		project = c.Project
+	case !perm.ClusterScoped():
 		project = DefaultProject
 	}
 	switch c.Principal.Decide(perm, project, deploymentOf(req)) {

@@ -153,5 +153,33 @@ func (p *Principal) RoleIn(project string) authz.Role {
 	return best
 }
 
+// DefaultProject is the project p's calls go to when they name none:
+// the one project its roles are on, else "default".
+func (p *Principal) DefaultProject() string {
+	if p == nil {
+		return DefaultProject
+	}
+	project := ""
+	for _, g := range p.bindings {
+		if g.project == AllProjects {
+			continue
+		}
+		if project != "" && g.project != project {
+			return DefaultProject
+		}
+		project = g.project
+	}
+	if project == "" {
+		return DefaultProject
+	}
+	return project
+}
+
+// May is Decide for a handler's check of what it loaded: may p do perm
+// in project.
+func (p *Principal) May(perm authz.Permission, project string) Decision {
+	return p.Decide(perm, project, "")
+}
+
 // ClusterAdmin says whether p may do everything.
 func (p *Principal) ClusterAdmin() bool { return p.RoleIn(AllProjects) == authz.ClusterAdmin }

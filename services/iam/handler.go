@@ -3,9 +3,11 @@ package iam
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
@@ -26,8 +28,11 @@ func (h *handler) CreateProject(ctx context.Context, req *iamv1.CreateProjectReq
 	if !nameRE.MatchString(p.GetName()) {
 		return nil, apierr.Invalid("project.name", "%q must match [a-z0-9][a-z0-9-]{0,62}", p.GetName())
 	}
+	if err := checkQuota("project.quota", p.GetQuota()); err != nil {
+		return nil, err
+	}
 	out := &iamv1.Project{Name: p.GetName(), Description: p.GetDescription(), CreateTime: timestamppb.New(h.s.now()),
-		Creator: principal(ctx).Name()}
+		Creator: principal(ctx).Name(), Quota: p.GetQuota()}
 	key := iam.ProjectKey(out.Name)
 	if _, err := h.s.st.Commit(ctx, []store.Cond{{Key: key}}, store.Put(key, out)); err != nil {
 		if store.IsStale(err) {
@@ -71,6 +76,70 @@ func (h *handler) ListProjects(ctx context.Context, req *iamv1.ListProjectsReque
 		out.Projects = append(out.Projects, it.Msg)
 	}
 	return out, nil
+}
+
+// UpdateProject changes a project's description or quota (AIP-134).
+func (h *handler) UpdateProject(ctx context.Context, req *iamv1.UpdateProjectRequest) (*iamv1.UpdateProjectResponse, error) {
+	in := req.GetProject()
+	if in.GetName() == "" {
+		return nil, apierr.Invalid("project.name", "required")
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, apierr.Invalid("update_mask", "name the fields to change: description, quota or quota.<field>")
+	}
+	if err := checkQuota("project.quota", in.GetQuota()); err != nil {
+		return nil, err
+	}
+	key := iam.ProjectKey(in.GetName())
+	for {
+		cur := &iamv1.Project{}
+		rev, err := h.s.st.Get(ctx, key, cur)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apierr.NotFound("project", in.GetName())
+		} else if err != nil {
+			return nil, err
+		}
+		for _, p := range paths {
+			switch {
+			case p == "description":
+				cur.Description = in.GetDescription()
+			case p == "quota":
+				cur.Quota = in.GetQuota()
+			case strings.HasPrefix(p, "quota."):
+				if cur.Quota == nil {
+					cur.Quota = &iamv1.Quota{}
+				}
+				fd := cur.Quota.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(strings.TrimPrefix(p, "quota.")))
+				if fd == nil {
+					return nil, apierr.Invalid("update_mask", "no field %q in a quota", p)
+				}
+				cur.Quota.ProtoReflect().Set(fd, in.GetQuota().ProtoReflect().Get(fd))
+			default:
+				return nil, apierr.Invalid("update_mask", "%q cannot be changed: description, quota or quota.<field>", p)
+			}
+		}
+		_, err = h.s.st.Commit(ctx, []store.Cond{{Key: key, Rev: rev}}, store.Put(key, cur))
+		if store.IsStale(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &iamv1.UpdateProjectResponse{Project: cur}, nil
+	}
+}
+
+// checkQuota refuses a negative limit, naming it.
+func checkQuota(field string, q *iamv1.Quota) error {
+	var err error
+	q.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if v.Int() < 0 {
+			err = apierr.Invalid(field+"."+string(fd.Name()), "must not be negative, got %d", v.Int())
+		}
+		return err == nil
+	})
+	return err
 }
 
 func (h *handler) DeleteProject(ctx context.Context, req *iamv1.DeleteProjectRequest) (*iamv1.DeleteProjectResponse, error) {

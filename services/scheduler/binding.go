@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"cmp"
 	"fmt"
 	"net"
 	"slices"
@@ -9,16 +8,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/services/scheduler/fairshare"
 	"github.com/bmaas/bmaas/services/scheduler/placement"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
-
-// queueOrder sorts by priority (highest first), then FIFO by create time.
-func queueOrder(a, b *jobEntry) int {
-	return cmp.Or(cmp.Compare(b.job.GetSpec().GetPriority(), a.job.GetSpec().GetPriority()),
-		a.job.GetCreateTime().AsTime().Compare(b.job.GetCreateTime().AsTime()), cmp.Compare(a.job.Id, b.job.Id))
-}
 
 // request turns a job spec into a placement request.
 func request(j *schedulerv1.Job) placement.Request {
@@ -80,50 +75,100 @@ func (l *leader) cluster(touched map[string]bool) (*placement.Cluster, map[strin
 	return c, index
 }
 
-// place decides where the queued jobs go and returns the transactions
-// that bind them.
+// place decides where the queued jobs go, in fair-share order within
+// the projects' quotas (services/scheduler/fairshare), and returns the
+// transactions that bind them.
 func (l *leader) place(now time.Time, touched map[string]bool) ([]*txn, error) {
-	var queue []*jobEntry
+	var queue []*fairshare.Item
 	for id, je := range l.v.jobs {
 		if je.job.State == stQueued && !touched[id] {
-			queue = append(queue, je)
+			queue = append(queue, &fairshare.Item{Req: request(je.job), Project: projectOf(je.job), Seq: seqOf(je.job)})
 		}
 	}
 	l.met.queue.Set(float64(len(queue)))
 	if len(queue) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(queue, queueOrder)
 	c, _ := l.cluster(touched)
-	ports := l.usedPorts()
-	var txns []*txn
-	for _, je := range queue {
-		r := request(je.job)
-		res := c.Place(&r, true)
-		if len(res.Allocs) == 0 {
-			if je.job.Reason != res.Reason {
-				next := l.clone(je)
-				next.Reason = res.Reason
-				t, err := l.write(je, next, "")
-				if err != nil {
-					return nil, err
-				}
-				txns = append(txns, t)
-			}
+	pass := fairshare.NewPass(c, capacity(c), l.quotas())
+	for job, as := range l.v.assigns {
+		je := l.v.jobs[job]
+		if je == nil || len(as) == 0 || (je.job.State != stScheduled && je.job.State != stRunning) {
 			continue
 		}
-		t, err := l.bind(je, c, res, ports, now)
-		if err != nil {
-			return nil, err
+		r := request(je.job)
+		pass.Running(projectOf(je.job), job, fairshare.Need(&r), seqOf(je.job))
+		if touched[job] {
+			pass.Keep(job)
 		}
-		txns = append(txns, t)
 	}
-	return txns, nil
+	ports := l.usedPorts()
+	var txns []*txn
+	var err error
+	pass.Run(queue, func(d fairshare.Decision) {
+		if err != nil {
+			return
+		}
+		je := l.v.jobs[d.Item.Req.Job]
+		res := d.Result
+		var t *txn
+		switch {
+		case len(res.Allocs) == 0 && je.job.Reason == res.Reason:
+			return
+		case len(res.Allocs) == 0:
+			next := l.clone(je)
+			next.Reason = res.Reason
+			t, err = l.write(je, next, "")
+		default:
+			why := fmt.Sprintf("preempted by job %s (priority %d)", je.job.Id, je.job.GetSpec().GetPriority())
+			if d.Reclaimed {
+				why = fmt.Sprintf("reclaimed by project %s (within its quota) for job %s", d.Item.Project, je.job.Id)
+			}
+			t, err = l.bind(je, c, res, ports, now, why)
+		}
+		if err == nil {
+			txns = append(txns, t)
+		}
+	})
+	return txns, err
+}
+
+// seqOf orders jobs of one priority and project: by submission.
+func seqOf(j *schedulerv1.Job) int64 { return j.GetCreateTime().AsTime().UnixNano() }
+
+// capacity is the cluster's total: what shares are counted against.
+func capacity(c *placement.Cluster) fairshare.Vec {
+	var v fairshare.Vec
+	for _, n := range c.Nodes {
+		v.CPU += n.CPU
+		v.Memory += n.Memory
+		v.GPUs += int64(len(n.GPUs))
+		for _, g := range n.GPUs {
+			v.GPUMemory += g.Memory
+		}
+	}
+	return v
+}
+
+// quotas are the projects' quotas, as the projects' cache has them (none
+// before it is loaded).
+func (l *leader) quotas() map[string]fairshare.Quota {
+	out := map[string]fairshare.Quota{}
+	if l.projects == nil {
+		return out
+	}
+	l.projects.Each(func(_ string, p *iamv1.Project) {
+		if q := p.GetQuota(); q != nil {
+			out[p.GetName()] = fairshare.Quota{Jobs: int(q.GetJobs()), Vec: fairshare.Vec{GPUs: q.GetGpus(),
+				GPUMemory: q.GetGpuMemoryBytes(), CPU: q.GetCpuMillis(), Memory: q.GetMemoryBytes()}}
+		}
+	})
+	return out
 }
 
 // bind writes the job SCHEDULED with one assignment per worker, and sends
 // its victims, if any, back to the queue, in one transaction.
-func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, ports map[string]map[int32]bool, now time.Time) (*txn, error) {
+func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, ports map[string]map[int32]bool, now time.Time, why string) (*txn, error) {
 	t := &txn{}
 	for _, victim := range res.Victims {
 		ve := l.v.jobs[victim]
@@ -134,7 +179,7 @@ func (l *leader) bind(je *jobEntry, c *placement.Cluster, res placement.Result, 
 		next.Attempt++
 		next.Preemptions++
 		next.Nodes = nil
-		move(next, stQueued, fmt.Sprintf("preempted by job %s (priority %d)", je.job.Id, je.job.GetSpec().GetPriority()), now)
+		move(next, stQueued, why, now)
 		if err := t.putJob(next, ve.rev, "preempted"); err != nil {
 			return nil, err
 		}

@@ -8,9 +8,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
 )
@@ -22,6 +25,9 @@ func (s *Scheduler) Submit(ctx context.Context, spec *schedulerv1.JobSpec) (*sch
 	}
 	spec = proto.Clone(spec).(*schedulerv1.JobSpec)
 	if err := s.normalize(spec); err != nil {
+		return nil, err
+	}
+	if err := s.checkProject(ctx, spec); err != nil {
 		return nil, err
 	}
 	if err := s.checkRegistry(ctx, spec); err != nil {
@@ -58,8 +64,50 @@ func (s *Scheduler) get(ctx context.Context, id string) (*schedulerv1.Job, int64
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := may(ctx, &j, authz.Read); err != nil {
+		return nil, 0, err
+	}
+	j.Spec.Project = projectOf(&j)
 	j.Etag = store.Etag(rev)
 	return &j, rev, nil
+}
+
+// projectOf is the project of a job: a job from before projects belongs
+// to the default one.
+func projectOf(j *schedulerv1.Job) string {
+	if p := j.GetSpec().GetProject(); p != "" {
+		return p
+	}
+	return iam.DefaultProject
+}
+
+// may checks the caller may do v to j in j's project: NotFound when it
+// has no role there, PermissionDenied when its role lacks v.
+func may(ctx context.Context, j *schedulerv1.Job, v authz.Verb) error {
+	switch iam.FromContext(ctx).May(authz.Permission{Resource: "jobs", Verb: v}, projectOf(j)) {
+	case iam.Hide:
+		return apierr.NotFound("job", j.GetId())
+	case iam.Deny:
+		return apierr.Denied("%s may not %s jobs in project %q", iam.FromContext(ctx).Name(), v, projectOf(j))
+	}
+	return nil
+}
+
+// checkProject puts the job in the caller's project when it names none,
+// and refuses a project that does not exist.
+func (s *Scheduler) checkProject(ctx context.Context, spec *schedulerv1.JobSpec) error {
+	if spec.Project == "" {
+		spec.Project = iam.ProjectFrom(ctx)
+	}
+	if _, err := s.st.Get(ctx, iam.ProjectKey(spec.Project), &iamv1.Project{}); errors.Is(err, store.ErrNotFound) {
+		if spec.Project == iam.DefaultProject {
+			return nil // a registry older than projects, or not started yet
+		}
+		return apierr.Invalid("spec.project", "no project %q", spec.Project)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // List pages through the jobs, oldest first, filtered.
@@ -72,8 +120,10 @@ func (s *Scheduler) List(ctx context.Context, req *schedulerv1.ListJobsRequest) 
 	if err != nil {
 		return nil, err
 	}
+	caller := iam.FromContext(ctx)
 	keep := func(j *schedulerv1.Job) bool {
-		return (req.GetState() == schedulerv1.JobState_JOB_STATE_UNSPECIFIED || j.State == req.GetState()) &&
+		return (req.GetProject() == "" || projectOf(j) == req.GetProject()) &&
+			caller.May(authz.Permission{Resource: "jobs", Verb: authz.Read}, projectOf(j)) == iam.Allow && (req.GetState() == schedulerv1.JobState_JOB_STATE_UNSPECIFIED || j.State == req.GetState()) &&
 			(req.GetModel() == "" || j.GetSpec().GetModel() == req.GetModel()) && sel.matches(j.GetSpec().GetLabels())
 	}
 	items, next, err := store.List(ctx, s.st, schedkeys.JobsPrefix, size, req.GetPageToken(),
@@ -84,6 +134,9 @@ func (s *Scheduler) List(ctx context.Context, req *schedulerv1.ListJobsRequest) 
 	out := &schedulerv1.ListJobsResponse{NextPageToken: next, Jobs: make([]*schedulerv1.Job, len(items))}
 	for i, it := range items {
 		it.Msg.Etag = store.Etag(it.Rev)
+		if it.Msg.Spec != nil {
+			it.Msg.Spec.Project = projectOf(it.Msg)
+		}
 		out.Jobs[i] = it.Msg
 	}
 	return out, nil
@@ -98,6 +151,9 @@ func (s *Scheduler) Cancel(ctx context.Context, id, reason string) (*schedulerv1
 	for {
 		j, rev, err := s.get(ctx, id)
 		if err != nil {
+			return nil, err
+		}
+		if err := may(ctx, j, authz.Write); err != nil {
 			return nil, err
 		}
 		switch j.State {

@@ -6,6 +6,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/events"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -24,6 +25,8 @@ type Scheduler struct {
 	met *metrics
 	// registry returns a registry client; nil skips the registry checks.
 	registry func() (registryv1.RegistryServiceClient, error)
+	// projects mirrors the projects (pkg/iam's keys), for their quotas.
+	projects *store.Cache[*iamv1.Project]
 }
 
 func (s *Scheduler) moved(state string) {

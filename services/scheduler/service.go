@@ -11,10 +11,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/election"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/scheduler/schedkeys"
@@ -79,6 +81,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Scheduler{cfg: cfg, cli: deps.Etcd, st: deps.Store, bus: deps.Bus, log: deps.Logger, now: deps.Now, met: met,
 		pub: publisher{bus: deps.Bus, log: deps.Logger}}
+	if deps.Store != nil {
+		s.projects = store.NewCache(deps.Store, iam.ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, deps.Logger)
+	}
 	switch {
 	case deps.Registry != nil:
 		s.registry = func() (registryv1.RegistryServiceClient, error) { return deps.Registry, nil }
@@ -113,6 +118,9 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.watchLeaders(ctx)
+	if s.sched.projects != nil {
+		go func() { _ = s.sched.projects.Run(ctx) }()
+	}
 	return election.Run(ctx, s.sched.cli, election.Config{Service: electionService, ID: s.id, TTL: s.cfg.LeaderTTL},
 		s.log, s.lead)
 }

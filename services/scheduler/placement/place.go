@@ -21,7 +21,7 @@ func (c *Cluster) Place(r *Request, preempt bool) Result {
 		return Result{Reason: reason, Unschedulable: true}
 	} else if !preempt {
 		return Result{Reason: reason}
-	} else if victims, allocs, ok := c.preempt(r, model); ok {
+	} else if victims, allocs, ok := c.preempt(r, model, c.lowerPreemptible(r)); ok {
 		return Result{Allocs: c.commit(r, allocs), Victims: victims}
 	} else {
 		return Result{Reason: reason}
@@ -194,14 +194,14 @@ func frac(a, b int64) float64 {
 // fits. It reports the victims (least valuable first) and r's allocs, or
 // changes nothing. Its cost is a few scans of the nodes, however many
 // jobs run.
-func (c *Cluster) preempt(r *Request, model string) ([]string, []Alloc, bool) {
-	if !c.hasPreemptibleBelow(r.Priority) {
+func (c *Cluster) preempt(r *Request, model string, eligible func(*running) bool) ([]string, []Alloc, bool) {
+	if eligible == nil {
 		return nil, nil, false
 	}
 	cands := c.cands[:0]
 	defer func() { c.cands = cands[:0] }()
 	for _, j := range c.running {
-		if j.preemptible && j.priority < r.Priority && c.touchesEligible(j, r) {
+		if eligible(j) && c.touchesEligible(j, r) {
 			cands = append(cands, j)
 		}
 	}
@@ -282,6 +282,38 @@ func (c *Cluster) preempt(r *Request, model string) ([]string, []Alloc, bool) {
 		c.forget(j.job)
 	}
 	return names, allocs, true
+}
+
+// lowerPreemptible is the jobs r may preempt by priority: preemptible,
+// of lower priority (nil when there are none, the common case).
+func (c *Cluster) lowerPreemptible(r *Request) func(*running) bool {
+	if !c.hasPreemptibleBelow(r.Priority) {
+		return nil
+	}
+	return func(j *running) bool { return j.preemptible && j.priority < r.Priority }
+}
+
+// PlaceReclaiming places r on free resources or, failing that, by
+// evicting some of the jobs may names (whatever their priority: capacity
+// they borrowed), as few and as little valuable as Place's preemption
+// would. When it succeeds the allocs are taken and the victims released;
+// otherwise nothing changes.
+func (c *Cluster) PlaceReclaiming(r *Request, may func(job string) bool) Result {
+	if r.Workers < 1 {
+		r.Workers = 1
+	}
+	model := lower(r.GPUModel)
+	if allocs, ok := c.tryPlace(r, model); ok {
+		return Result{Allocs: c.commit(r, allocs)}
+	}
+	reason, never := c.explain(r, model)
+	if never {
+		return Result{Reason: reason, Unschedulable: true}
+	}
+	if victims, allocs, ok := c.preempt(r, model, func(j *running) bool { return may(j.job) }); ok {
+		return Result{Allocs: c.commit(r, allocs), Victims: victims}
+	}
+	return Result{Reason: reason}
 }
 
 // touchesEligible reports whether job j holds anything on a node r may use.

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -89,7 +90,11 @@ type Project struct {
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Creator is the identity that made it.
-	Creator       string `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
+	Creator string `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
+	// Quota is what the project is guaranteed; it may borrow idle capacity
+	// beyond it, which is reclaimed when a project within its quota needs
+	// it. Unset fields: no guarantee (everything it uses is borrowed).
+	Quota         *Quota `protobuf:"bytes,5,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +157,127 @@ func (x *Project) GetCreator() string {
 	return ""
 }
 
+func (x *Project) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// Quota is a project's guaranteed share of the cluster, summed over its
+// running jobs' workers, and its limits.
+type Quota struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Gpus           int64                  `protobuf:"varint,1,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	GpuMemoryBytes int64                  `protobuf:"varint,2,opt,name=gpu_memory_bytes,json=gpuMemoryBytes,proto3" json:"gpu_memory_bytes,omitempty"`
+	CpuMillis      int64                  `protobuf:"varint,3,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	MemoryBytes    int64                  `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Jobs is the most jobs it may run at once (0: no limit); never
+	// borrowed.
+	Jobs int32 `protobuf:"varint,5,opt,name=jobs,proto3" json:"jobs,omitempty"`
+	// Deployments, replicas, storage and LLM tokens per minute: the most
+	// the project may hold (0: no limit).
+	Deployments        int32 `protobuf:"varint,6,opt,name=deployments,proto3" json:"deployments,omitempty"`
+	Replicas           int32 `protobuf:"varint,7,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	StorageBytes       int64 `protobuf:"varint,8,opt,name=storage_bytes,json=storageBytes,proto3" json:"storage_bytes,omitempty"`
+	LlmTokensPerMinute int64 `protobuf:"varint,9,opt,name=llm_tokens_per_minute,json=llmTokensPerMinute,proto3" json:"llm_tokens_per_minute,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Quota) GetGpus() int64 {
+	if x != nil {
+		return x.Gpus
+	}
+	return 0
+}
+
+func (x *Quota) GetGpuMemoryBytes() int64 {
+	if x != nil {
+		return x.GpuMemoryBytes
+	}
+	return 0
+}
+
+func (x *Quota) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *Quota) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *Quota) GetJobs() int32 {
+	if x != nil {
+		return x.Jobs
+	}
+	return 0
+}
+
+func (x *Quota) GetDeployments() int32 {
+	if x != nil {
+		return x.Deployments
+	}
+	return 0
+}
+
+func (x *Quota) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *Quota) GetStorageBytes() int64 {
+	if x != nil {
+		return x.StorageBytes
+	}
+	return 0
+}
+
+func (x *Quota) GetLlmTokensPerMinute() int64 {
+	if x != nil {
+		return x.LlmTokensPerMinute
+	}
+	return 0
+}
+
 // Binding grants a role on a project: viewer, editor or admin; or
 // cluster-admin with project "*". With a deployment, the binding grants
 // only inference on that deployment (and feedback to it), whatever the
@@ -167,7 +293,7 @@ type Binding struct {
 
 func (x *Binding) Reset() {
 	*x = Binding{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[1]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +305,7 @@ func (x *Binding) String() string {
 func (*Binding) ProtoMessage() {}
 
 func (x *Binding) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[1]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +318,7 @@ func (x *Binding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binding.ProtoReflect.Descriptor instead.
 func (*Binding) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Binding) GetProject() string {
@@ -242,7 +368,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[2]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +380,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[2]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +393,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{2}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Token) GetId() string {
@@ -352,7 +478,7 @@ type StoredToken struct {
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[3]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +490,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[3]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +503,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{3}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoredToken) GetToken() *Token {
@@ -403,7 +529,7 @@ type CreateProjectRequest struct {
 
 func (x *CreateProjectRequest) Reset() {
 	*x = CreateProjectRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[4]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +541,7 @@ func (x *CreateProjectRequest) String() string {
 func (*CreateProjectRequest) ProtoMessage() {}
 
 func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[4]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +554,7 @@ func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{4}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateProjectRequest) GetProject() *Project {
@@ -447,7 +573,7 @@ type CreateProjectResponse struct {
 
 func (x *CreateProjectResponse) Reset() {
 	*x = CreateProjectResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[5]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +585,7 @@ func (x *CreateProjectResponse) String() string {
 func (*CreateProjectResponse) ProtoMessage() {}
 
 func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[5]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +598,7 @@ func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectResponse.ProtoReflect.Descriptor instead.
 func (*CreateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{5}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateProjectResponse) GetProject() *Project {
@@ -491,7 +617,7 @@ type GetProjectRequest struct {
 
 func (x *GetProjectRequest) Reset() {
 	*x = GetProjectRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[6]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +629,7 @@ func (x *GetProjectRequest) String() string {
 func (*GetProjectRequest) ProtoMessage() {}
 
 func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[6]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +642,7 @@ func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectRequest.ProtoReflect.Descriptor instead.
 func (*GetProjectRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{6}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetProjectRequest) GetName() string {
@@ -535,7 +661,7 @@ type GetProjectResponse struct {
 
 func (x *GetProjectResponse) Reset() {
 	*x = GetProjectResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[7]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +673,7 @@ func (x *GetProjectResponse) String() string {
 func (*GetProjectResponse) ProtoMessage() {}
 
 func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[7]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +686,7 @@ func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectResponse.ProtoReflect.Descriptor instead.
 func (*GetProjectResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{7}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetProjectResponse) GetProject() *Project {
@@ -580,7 +706,7 @@ type ListProjectsRequest struct {
 
 func (x *ListProjectsRequest) Reset() {
 	*x = ListProjectsRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[8]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +718,7 @@ func (x *ListProjectsRequest) String() string {
 func (*ListProjectsRequest) ProtoMessage() {}
 
 func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[8]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +731,7 @@ func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListProjectsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{8}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListProjectsRequest) GetPageSize() int32 {
@@ -632,7 +758,7 @@ type ListProjectsResponse struct {
 
 func (x *ListProjectsResponse) Reset() {
 	*x = ListProjectsResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[9]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +770,7 @@ func (x *ListProjectsResponse) String() string {
 func (*ListProjectsResponse) ProtoMessage() {}
 
 func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[9]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +783,7 @@ func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListProjectsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{9}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListProjectsResponse) GetProjects() []*Project {
@@ -674,6 +800,104 @@ func (x *ListProjectsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type UpdateProjectRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Project *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	// UpdateMask names the fields to change: description, quota, or
+	// quota.<field>.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProjectRequest) Reset() {
+	*x = UpdateProjectRequest{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProjectRequest) ProtoMessage() {}
+
+func (x *UpdateProjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProjectRequest.ProtoReflect.Descriptor instead.
+func (*UpdateProjectRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateProjectRequest) GetProject() *Project {
+	if x != nil {
+		return x.Project
+	}
+	return nil
+}
+
+func (x *UpdateProjectRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateProjectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Project       *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProjectResponse) Reset() {
+	*x = UpdateProjectResponse{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProjectResponse) ProtoMessage() {}
+
+func (x *UpdateProjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProjectResponse.ProtoReflect.Descriptor instead.
+func (*UpdateProjectResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateProjectResponse) GetProject() *Project {
+	if x != nil {
+		return x.Project
+	}
+	return nil
+}
+
 type DeleteProjectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -683,7 +907,7 @@ type DeleteProjectRequest struct {
 
 func (x *DeleteProjectRequest) Reset() {
 	*x = DeleteProjectRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[10]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +919,7 @@ func (x *DeleteProjectRequest) String() string {
 func (*DeleteProjectRequest) ProtoMessage() {}
 
 func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[10]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +932,7 @@ func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProjectRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{10}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteProjectRequest) GetName() string {
@@ -726,7 +950,7 @@ type DeleteProjectResponse struct {
 
 func (x *DeleteProjectResponse) Reset() {
 	*x = DeleteProjectResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[11]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +962,7 @@ func (x *DeleteProjectResponse) String() string {
 func (*DeleteProjectResponse) ProtoMessage() {}
 
 func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[11]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +975,7 @@ func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProjectResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{11}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{14}
 }
 
 type CreateTokenRequest struct {
@@ -768,7 +992,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[12]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +1004,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[12]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +1017,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{12}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateTokenRequest) GetIdentity() string {
@@ -843,7 +1067,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[13]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1079,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[13]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1092,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{13}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateTokenResponse) GetToken() *Token {
@@ -894,7 +1118,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[14]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1130,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[14]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1143,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{14}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTokenRequest) GetId() string {
@@ -938,7 +1162,7 @@ type GetTokenResponse struct {
 
 func (x *GetTokenResponse) Reset() {
 	*x = GetTokenResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[15]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1174,7 @@ func (x *GetTokenResponse) String() string {
 func (*GetTokenResponse) ProtoMessage() {}
 
 func (x *GetTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[15]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1187,7 @@ func (x *GetTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetTokenResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{15}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetTokenResponse) GetToken() *Token {
@@ -987,7 +1211,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[16]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1223,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[16]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1236,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{16}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTokensRequest) GetIdentity() string {
@@ -1053,7 +1277,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[17]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1289,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[17]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1302,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{17}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1104,7 +1328,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[18]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1340,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[18]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1353,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{18}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1148,7 +1372,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[19]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1384,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[19]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1397,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{19}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeTokenResponse) GetToken() *Token {
@@ -1195,7 +1419,7 @@ type RotateTokenRequest struct {
 
 func (x *RotateTokenRequest) Reset() {
 	*x = RotateTokenRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[20]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1431,7 @@ func (x *RotateTokenRequest) String() string {
 func (*RotateTokenRequest) ProtoMessage() {}
 
 func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[20]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1444,7 @@ func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
 func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{20}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RotateTokenRequest) GetId() string {
@@ -1250,7 +1474,7 @@ type RotateTokenResponse struct {
 
 func (x *RotateTokenResponse) Reset() {
 	*x = RotateTokenResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[21]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1486,7 @@ func (x *RotateTokenResponse) String() string {
 func (*RotateTokenResponse) ProtoMessage() {}
 
 func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[21]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1499,7 @@ func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
 func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{21}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RotateTokenResponse) GetToken() *Token {
@@ -1307,7 +1531,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[22]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1543,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[22]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1556,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{22}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{25}
 }
 
 type WhoAmIResponse struct {
@@ -1350,7 +1574,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[23]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1586,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[23]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1599,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{23}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WhoAmIResponse) GetIdentity() string {
@@ -1441,7 +1665,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[24]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1677,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[24]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1690,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{24}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuditRecord) GetTime() *timestamppb.Timestamp {
@@ -1568,7 +1792,7 @@ type ListAuditRecordsRequest struct {
 
 func (x *ListAuditRecordsRequest) Reset() {
 	*x = ListAuditRecordsRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1804,7 @@ func (x *ListAuditRecordsRequest) String() string {
 func (*ListAuditRecordsRequest) ProtoMessage() {}
 
 func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1817,7 @@ func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAuditRecordsRequest) GetProject() string {
@@ -1648,7 +1872,7 @@ type ListAuditRecordsResponse struct {
 
 func (x *ListAuditRecordsResponse) Reset() {
 	*x = ListAuditRecordsResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1884,7 @@ func (x *ListAuditRecordsResponse) String() string {
 func (*ListAuditRecordsResponse) ProtoMessage() {}
 
 func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1897,7 @@ func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
@@ -1694,13 +1918,25 @@ var File_bmaas_iam_v1_iam_proto protoreflect.FileDescriptor
 
 const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\n" +
-	"\x16bmaas/iam/v1/iam.proto\x12\fbmaas.iam.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x01\n" +
+	"\x16bmaas/iam/v1/iam.proto\x12\fbmaas.iam.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n" +
 	"\aProject\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
-	"\acreator\x18\x04 \x01(\tR\acreator\"W\n" +
+	"\acreator\x18\x04 \x01(\tR\acreator\x12)\n" +
+	"\x05quota\x18\x05 \x01(\v2\x13.bmaas.iam.v1.QuotaR\x05quota\"\xb1\x02\n" +
+	"\x05Quota\x12\x12\n" +
+	"\x04gpus\x18\x01 \x01(\x03R\x04gpus\x12(\n" +
+	"\x10gpu_memory_bytes\x18\x02 \x01(\x03R\x0egpuMemoryBytes\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\x03 \x01(\x03R\tcpuMillis\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\x12\x12\n" +
+	"\x04jobs\x18\x05 \x01(\x05R\x04jobs\x12 \n" +
+	"\vdeployments\x18\x06 \x01(\x05R\vdeployments\x12\x1a\n" +
+	"\breplicas\x18\a \x01(\x05R\breplicas\x12#\n" +
+	"\rstorage_bytes\x18\b \x01(\x03R\fstorageBytes\x121\n" +
+	"\x15llm_tokens_per_minute\x18\t \x01(\x03R\x12llmTokensPerMinute\"W\n" +
 	"\aBinding\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1e\n" +
@@ -1739,7 +1975,13 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
 	"\x14ListProjectsResponse\x121\n" +
 	"\bprojects\x18\x01 \x03(\v2\x15.bmaas.iam.v1.ProjectR\bprojects\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n" +
+	"\x14UpdateProjectRequest\x12/\n" +
+	"\aproject\x18\x01 \x01(\v2\x15.bmaas.iam.v1.ProjectR\aproject\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"H\n" +
+	"\x15UpdateProjectResponse\x12/\n" +
+	"\aproject\x18\x01 \x01(\v2\x15.bmaas.iam.v1.ProjectR\aproject\"*\n" +
 	"\x14DeleteProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
 	"\x15DeleteProjectResponse\"\xe2\x01\n" +
@@ -1815,13 +2057,14 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12IDENTITY_KIND_USER\x10\x01\x12!\n" +
 	"\x1dIDENTITY_KIND_SERVICE_ACCOUNT\x10\x02\x12\x18\n" +
-	"\x14IDENTITY_KIND_SYSTEM\x10\x032\xd2\b\n" +
+	"\x14IDENTITY_KIND_SYSTEM\x10\x032\xdb\t\n" +
 	"\n" +
 	"IAMService\x12w\n" +
 	"\rCreateProject\x12\".bmaas.iam.v1.CreateProjectRequest\x1a#.bmaas.iam.v1.CreateProjectResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\aproject\"\f/v1/projects\x12l\n" +
 	"\n" +
 	"GetProject\x12\x1f.bmaas.iam.v1.GetProjectRequest\x1a .bmaas.iam.v1.GetProjectResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/projects/{name}\x12k\n" +
-	"\fListProjects\x12!.bmaas.iam.v1.ListProjectsRequest\x1a\".bmaas.iam.v1.ListProjectsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/projects\x12u\n" +
+	"\fListProjects\x12!.bmaas.iam.v1.ListProjectsRequest\x1a\".bmaas.iam.v1.ListProjectsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/projects\x12\x86\x01\n" +
+	"\rUpdateProject\x12\".bmaas.iam.v1.UpdateProjectRequest\x1a#.bmaas.iam.v1.UpdateProjectResponse\",\x82\xd3\xe4\x93\x02&:\aproject2\x1b/v1/projects/{project.name}\x12u\n" +
 	"\rDeleteProject\x12\".bmaas.iam.v1.DeleteProjectRequest\x1a#.bmaas.iam.v1.DeleteProjectResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/projects/{name}\x12i\n" +
 	"\vCreateToken\x12 .bmaas.iam.v1.CreateTokenRequest\x1a!.bmaas.iam.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/tokens\x12b\n" +
@@ -1849,93 +2092,103 @@ func file_bmaas_iam_v1_iam_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_iam_v1_iam_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bmaas_iam_v1_iam_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_bmaas_iam_v1_iam_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_bmaas_iam_v1_iam_proto_goTypes = []any{
 	(IdentityKind)(0),                // 0: bmaas.iam.v1.IdentityKind
 	(*Project)(nil),                  // 1: bmaas.iam.v1.Project
-	(*Binding)(nil),                  // 2: bmaas.iam.v1.Binding
-	(*Token)(nil),                    // 3: bmaas.iam.v1.Token
-	(*StoredToken)(nil),              // 4: bmaas.iam.v1.StoredToken
-	(*CreateProjectRequest)(nil),     // 5: bmaas.iam.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),    // 6: bmaas.iam.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),        // 7: bmaas.iam.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),       // 8: bmaas.iam.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),      // 9: bmaas.iam.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),     // 10: bmaas.iam.v1.ListProjectsResponse
-	(*DeleteProjectRequest)(nil),     // 11: bmaas.iam.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),    // 12: bmaas.iam.v1.DeleteProjectResponse
-	(*CreateTokenRequest)(nil),       // 13: bmaas.iam.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 14: bmaas.iam.v1.CreateTokenResponse
-	(*GetTokenRequest)(nil),          // 15: bmaas.iam.v1.GetTokenRequest
-	(*GetTokenResponse)(nil),         // 16: bmaas.iam.v1.GetTokenResponse
-	(*ListTokensRequest)(nil),        // 17: bmaas.iam.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),       // 18: bmaas.iam.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 19: bmaas.iam.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 20: bmaas.iam.v1.RevokeTokenResponse
-	(*RotateTokenRequest)(nil),       // 21: bmaas.iam.v1.RotateTokenRequest
-	(*RotateTokenResponse)(nil),      // 22: bmaas.iam.v1.RotateTokenResponse
-	(*WhoAmIRequest)(nil),            // 23: bmaas.iam.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),           // 24: bmaas.iam.v1.WhoAmIResponse
-	(*AuditRecord)(nil),              // 25: bmaas.iam.v1.AuditRecord
-	(*ListAuditRecordsRequest)(nil),  // 26: bmaas.iam.v1.ListAuditRecordsRequest
-	(*ListAuditRecordsResponse)(nil), // 27: bmaas.iam.v1.ListAuditRecordsResponse
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 29: google.protobuf.Duration
+	(*Quota)(nil),                    // 2: bmaas.iam.v1.Quota
+	(*Binding)(nil),                  // 3: bmaas.iam.v1.Binding
+	(*Token)(nil),                    // 4: bmaas.iam.v1.Token
+	(*StoredToken)(nil),              // 5: bmaas.iam.v1.StoredToken
+	(*CreateProjectRequest)(nil),     // 6: bmaas.iam.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),    // 7: bmaas.iam.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),        // 8: bmaas.iam.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),       // 9: bmaas.iam.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),      // 10: bmaas.iam.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),     // 11: bmaas.iam.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),     // 12: bmaas.iam.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),    // 13: bmaas.iam.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),     // 14: bmaas.iam.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),    // 15: bmaas.iam.v1.DeleteProjectResponse
+	(*CreateTokenRequest)(nil),       // 16: bmaas.iam.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 17: bmaas.iam.v1.CreateTokenResponse
+	(*GetTokenRequest)(nil),          // 18: bmaas.iam.v1.GetTokenRequest
+	(*GetTokenResponse)(nil),         // 19: bmaas.iam.v1.GetTokenResponse
+	(*ListTokensRequest)(nil),        // 20: bmaas.iam.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),       // 21: bmaas.iam.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 22: bmaas.iam.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 23: bmaas.iam.v1.RevokeTokenResponse
+	(*RotateTokenRequest)(nil),       // 24: bmaas.iam.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),      // 25: bmaas.iam.v1.RotateTokenResponse
+	(*WhoAmIRequest)(nil),            // 26: bmaas.iam.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),           // 27: bmaas.iam.v1.WhoAmIResponse
+	(*AuditRecord)(nil),              // 28: bmaas.iam.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),  // 29: bmaas.iam.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil), // 30: bmaas.iam.v1.ListAuditRecordsResponse
+	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 32: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
 }
 var file_bmaas_iam_v1_iam_proto_depIdxs = []int32{
-	28, // 0: bmaas.iam.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: bmaas.iam.v1.Token.kind:type_name -> bmaas.iam.v1.IdentityKind
-	2,  // 2: bmaas.iam.v1.Token.bindings:type_name -> bmaas.iam.v1.Binding
-	28, // 3: bmaas.iam.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	28, // 4: bmaas.iam.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 5: bmaas.iam.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: bmaas.iam.v1.StoredToken.token:type_name -> bmaas.iam.v1.Token
-	1,  // 7: bmaas.iam.v1.CreateProjectRequest.project:type_name -> bmaas.iam.v1.Project
-	1,  // 8: bmaas.iam.v1.CreateProjectResponse.project:type_name -> bmaas.iam.v1.Project
-	1,  // 9: bmaas.iam.v1.GetProjectResponse.project:type_name -> bmaas.iam.v1.Project
-	1,  // 10: bmaas.iam.v1.ListProjectsResponse.projects:type_name -> bmaas.iam.v1.Project
-	0,  // 11: bmaas.iam.v1.CreateTokenRequest.kind:type_name -> bmaas.iam.v1.IdentityKind
-	2,  // 12: bmaas.iam.v1.CreateTokenRequest.bindings:type_name -> bmaas.iam.v1.Binding
-	29, // 13: bmaas.iam.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	3,  // 14: bmaas.iam.v1.CreateTokenResponse.token:type_name -> bmaas.iam.v1.Token
-	3,  // 15: bmaas.iam.v1.GetTokenResponse.token:type_name -> bmaas.iam.v1.Token
-	3,  // 16: bmaas.iam.v1.ListTokensResponse.tokens:type_name -> bmaas.iam.v1.Token
-	3,  // 17: bmaas.iam.v1.RevokeTokenResponse.token:type_name -> bmaas.iam.v1.Token
-	29, // 18: bmaas.iam.v1.RotateTokenRequest.overlap:type_name -> google.protobuf.Duration
-	3,  // 19: bmaas.iam.v1.RotateTokenResponse.token:type_name -> bmaas.iam.v1.Token
-	3,  // 20: bmaas.iam.v1.RotateTokenResponse.previous:type_name -> bmaas.iam.v1.Token
-	0,  // 21: bmaas.iam.v1.WhoAmIResponse.kind:type_name -> bmaas.iam.v1.IdentityKind
-	2,  // 22: bmaas.iam.v1.WhoAmIResponse.bindings:type_name -> bmaas.iam.v1.Binding
-	28, // 23: bmaas.iam.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	28, // 24: bmaas.iam.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	25, // 25: bmaas.iam.v1.ListAuditRecordsResponse.records:type_name -> bmaas.iam.v1.AuditRecord
-	5,  // 26: bmaas.iam.v1.IAMService.CreateProject:input_type -> bmaas.iam.v1.CreateProjectRequest
-	7,  // 27: bmaas.iam.v1.IAMService.GetProject:input_type -> bmaas.iam.v1.GetProjectRequest
-	9,  // 28: bmaas.iam.v1.IAMService.ListProjects:input_type -> bmaas.iam.v1.ListProjectsRequest
-	11, // 29: bmaas.iam.v1.IAMService.DeleteProject:input_type -> bmaas.iam.v1.DeleteProjectRequest
-	13, // 30: bmaas.iam.v1.IAMService.CreateToken:input_type -> bmaas.iam.v1.CreateTokenRequest
-	15, // 31: bmaas.iam.v1.IAMService.GetToken:input_type -> bmaas.iam.v1.GetTokenRequest
-	17, // 32: bmaas.iam.v1.IAMService.ListTokens:input_type -> bmaas.iam.v1.ListTokensRequest
-	19, // 33: bmaas.iam.v1.IAMService.RevokeToken:input_type -> bmaas.iam.v1.RevokeTokenRequest
-	21, // 34: bmaas.iam.v1.IAMService.RotateToken:input_type -> bmaas.iam.v1.RotateTokenRequest
-	23, // 35: bmaas.iam.v1.IAMService.WhoAmI:input_type -> bmaas.iam.v1.WhoAmIRequest
-	26, // 36: bmaas.iam.v1.AuditService.ListAuditRecords:input_type -> bmaas.iam.v1.ListAuditRecordsRequest
-	6,  // 37: bmaas.iam.v1.IAMService.CreateProject:output_type -> bmaas.iam.v1.CreateProjectResponse
-	8,  // 38: bmaas.iam.v1.IAMService.GetProject:output_type -> bmaas.iam.v1.GetProjectResponse
-	10, // 39: bmaas.iam.v1.IAMService.ListProjects:output_type -> bmaas.iam.v1.ListProjectsResponse
-	12, // 40: bmaas.iam.v1.IAMService.DeleteProject:output_type -> bmaas.iam.v1.DeleteProjectResponse
-	14, // 41: bmaas.iam.v1.IAMService.CreateToken:output_type -> bmaas.iam.v1.CreateTokenResponse
-	16, // 42: bmaas.iam.v1.IAMService.GetToken:output_type -> bmaas.iam.v1.GetTokenResponse
-	18, // 43: bmaas.iam.v1.IAMService.ListTokens:output_type -> bmaas.iam.v1.ListTokensResponse
-	20, // 44: bmaas.iam.v1.IAMService.RevokeToken:output_type -> bmaas.iam.v1.RevokeTokenResponse
-	22, // 45: bmaas.iam.v1.IAMService.RotateToken:output_type -> bmaas.iam.v1.RotateTokenResponse
-	24, // 46: bmaas.iam.v1.IAMService.WhoAmI:output_type -> bmaas.iam.v1.WhoAmIResponse
-	27, // 47: bmaas.iam.v1.AuditService.ListAuditRecords:output_type -> bmaas.iam.v1.ListAuditRecordsResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	31, // 0: bmaas.iam.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 1: bmaas.iam.v1.Project.quota:type_name -> bmaas.iam.v1.Quota
+	0,  // 2: bmaas.iam.v1.Token.kind:type_name -> bmaas.iam.v1.IdentityKind
+	3,  // 3: bmaas.iam.v1.Token.bindings:type_name -> bmaas.iam.v1.Binding
+	31, // 4: bmaas.iam.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	31, // 5: bmaas.iam.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 6: bmaas.iam.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	4,  // 7: bmaas.iam.v1.StoredToken.token:type_name -> bmaas.iam.v1.Token
+	1,  // 8: bmaas.iam.v1.CreateProjectRequest.project:type_name -> bmaas.iam.v1.Project
+	1,  // 9: bmaas.iam.v1.CreateProjectResponse.project:type_name -> bmaas.iam.v1.Project
+	1,  // 10: bmaas.iam.v1.GetProjectResponse.project:type_name -> bmaas.iam.v1.Project
+	1,  // 11: bmaas.iam.v1.ListProjectsResponse.projects:type_name -> bmaas.iam.v1.Project
+	1,  // 12: bmaas.iam.v1.UpdateProjectRequest.project:type_name -> bmaas.iam.v1.Project
+	32, // 13: bmaas.iam.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 14: bmaas.iam.v1.UpdateProjectResponse.project:type_name -> bmaas.iam.v1.Project
+	0,  // 15: bmaas.iam.v1.CreateTokenRequest.kind:type_name -> bmaas.iam.v1.IdentityKind
+	3,  // 16: bmaas.iam.v1.CreateTokenRequest.bindings:type_name -> bmaas.iam.v1.Binding
+	33, // 17: bmaas.iam.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	4,  // 18: bmaas.iam.v1.CreateTokenResponse.token:type_name -> bmaas.iam.v1.Token
+	4,  // 19: bmaas.iam.v1.GetTokenResponse.token:type_name -> bmaas.iam.v1.Token
+	4,  // 20: bmaas.iam.v1.ListTokensResponse.tokens:type_name -> bmaas.iam.v1.Token
+	4,  // 21: bmaas.iam.v1.RevokeTokenResponse.token:type_name -> bmaas.iam.v1.Token
+	33, // 22: bmaas.iam.v1.RotateTokenRequest.overlap:type_name -> google.protobuf.Duration
+	4,  // 23: bmaas.iam.v1.RotateTokenResponse.token:type_name -> bmaas.iam.v1.Token
+	4,  // 24: bmaas.iam.v1.RotateTokenResponse.previous:type_name -> bmaas.iam.v1.Token
+	0,  // 25: bmaas.iam.v1.WhoAmIResponse.kind:type_name -> bmaas.iam.v1.IdentityKind
+	3,  // 26: bmaas.iam.v1.WhoAmIResponse.bindings:type_name -> bmaas.iam.v1.Binding
+	31, // 27: bmaas.iam.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	31, // 28: bmaas.iam.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	28, // 29: bmaas.iam.v1.ListAuditRecordsResponse.records:type_name -> bmaas.iam.v1.AuditRecord
+	6,  // 30: bmaas.iam.v1.IAMService.CreateProject:input_type -> bmaas.iam.v1.CreateProjectRequest
+	8,  // 31: bmaas.iam.v1.IAMService.GetProject:input_type -> bmaas.iam.v1.GetProjectRequest
+	10, // 32: bmaas.iam.v1.IAMService.ListProjects:input_type -> bmaas.iam.v1.ListProjectsRequest
+	12, // 33: bmaas.iam.v1.IAMService.UpdateProject:input_type -> bmaas.iam.v1.UpdateProjectRequest
+	14, // 34: bmaas.iam.v1.IAMService.DeleteProject:input_type -> bmaas.iam.v1.DeleteProjectRequest
+	16, // 35: bmaas.iam.v1.IAMService.CreateToken:input_type -> bmaas.iam.v1.CreateTokenRequest
+	18, // 36: bmaas.iam.v1.IAMService.GetToken:input_type -> bmaas.iam.v1.GetTokenRequest
+	20, // 37: bmaas.iam.v1.IAMService.ListTokens:input_type -> bmaas.iam.v1.ListTokensRequest
+	22, // 38: bmaas.iam.v1.IAMService.RevokeToken:input_type -> bmaas.iam.v1.RevokeTokenRequest
+	24, // 39: bmaas.iam.v1.IAMService.RotateToken:input_type -> bmaas.iam.v1.RotateTokenRequest
+	26, // 40: bmaas.iam.v1.IAMService.WhoAmI:input_type -> bmaas.iam.v1.WhoAmIRequest
+	29, // 41: bmaas.iam.v1.AuditService.ListAuditRecords:input_type -> bmaas.iam.v1.ListAuditRecordsRequest
+	7,  // 42: bmaas.iam.v1.IAMService.CreateProject:output_type -> bmaas.iam.v1.CreateProjectResponse
+	9,  // 43: bmaas.iam.v1.IAMService.GetProject:output_type -> bmaas.iam.v1.GetProjectResponse
+	11, // 44: bmaas.iam.v1.IAMService.ListProjects:output_type -> bmaas.iam.v1.ListProjectsResponse
+	13, // 45: bmaas.iam.v1.IAMService.UpdateProject:output_type -> bmaas.iam.v1.UpdateProjectResponse
+	15, // 46: bmaas.iam.v1.IAMService.DeleteProject:output_type -> bmaas.iam.v1.DeleteProjectResponse
+	17, // 47: bmaas.iam.v1.IAMService.CreateToken:output_type -> bmaas.iam.v1.CreateTokenResponse
+	19, // 48: bmaas.iam.v1.IAMService.GetToken:output_type -> bmaas.iam.v1.GetTokenResponse
+	21, // 49: bmaas.iam.v1.IAMService.ListTokens:output_type -> bmaas.iam.v1.ListTokensResponse
+	23, // 50: bmaas.iam.v1.IAMService.RevokeToken:output_type -> bmaas.iam.v1.RevokeTokenResponse
+	25, // 51: bmaas.iam.v1.IAMService.RotateToken:output_type -> bmaas.iam.v1.RotateTokenResponse
+	27, // 52: bmaas.iam.v1.IAMService.WhoAmI:output_type -> bmaas.iam.v1.WhoAmIResponse
+	30, // 53: bmaas.iam.v1.AuditService.ListAuditRecords:output_type -> bmaas.iam.v1.ListAuditRecordsResponse
+	42, // [42:54] is the sub-list for method output_type
+	30, // [30:42] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_iam_v1_iam_proto_init() }
@@ -1949,7 +2202,7 @@ func file_bmaas_iam_v1_iam_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_iam_v1_iam_proto_rawDesc), len(file_bmaas_iam_v1_iam_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

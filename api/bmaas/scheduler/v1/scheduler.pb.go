@@ -793,8 +793,12 @@ type JobSpec struct {
 	// preempted or cancelled, so that it can write a last checkpoint
 	// (0: the agent's default, --trainer-agent.stop-grace).
 	TerminationGraceSeconds int32 `protobuf:"varint,16,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Project the job belongs to: its quota and fair share, and who may see
+	// it. Empty: the caller's project (the bmaas-project header, else the
+	// project of the caller's roles, else "default").
+	Project       string `protobuf:"bytes,17,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -950,6 +954,13 @@ func (x *JobSpec) GetTerminationGraceSeconds() int32 {
 		return x.TerminationGraceSeconds
 	}
 	return 0
+}
+
+func (x *JobSpec) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
 }
 
 type isJobSpec_Runtime interface {
@@ -1717,6 +1728,9 @@ type ListJobsRequest struct {
 	State         JobState               `protobuf:"varint,3,opt,name=state,proto3,enum=bmaas.scheduler.v1.JobState" json:"state,omitempty"`
 	Model         string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
 	LabelSelector string                 `protobuf:"bytes,5,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
+	// Project, when set, lists only that project's jobs (the caller may
+	// read); otherwise every job of every project the caller may read.
+	Project       string `protobuf:"bytes,6,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1782,6 +1796,13 @@ func (x *ListJobsRequest) GetModel() string {
 func (x *ListJobsRequest) GetLabelSelector() string {
 	if x != nil {
 		return x.LabelSelector
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetProject() string {
+	if x != nil {
+		return x.Project
 	}
 	return ""
 }
@@ -2869,7 +2890,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04gpus\x18\x03 \x01(\x05R\x04gpus\x12\x1b\n" +
 	"\tgpu_model\x18\x04 \x01(\tR\bgpuModel\x12(\n" +
 	"\x10cpu_limit_millis\x18\x05 \x01(\x03R\x0ecpuLimitMillis\x12(\n" +
-	"\x10gpu_memory_bytes\x18\x06 \x01(\x03R\x0egpuMemoryBytes\"\xf1\x06\n" +
+	"\x10gpu_memory_bytes\x18\x06 \x01(\x03R\x0egpuMemoryBytes\"\x8b\a\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12>\n" +
@@ -2887,7 +2908,8 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x06labels\x18\f \x03(\v2'.bmaas.scheduler.v1.JobSpec.LabelsEntryR\x06labels\x12R\n" +
 	"\rnode_selector\x18\r \x03(\v2-.bmaas.scheduler.v1.JobSpec.NodeSelectorEntryR\fnodeSelector\x12/\n" +
 	"\x13checkpoint_interval\x18\x0e \x01(\x05R\x12checkpointInterval\x12:\n" +
-	"\x19termination_grace_seconds\x18\x10 \x01(\x05R\x17terminationGraceSeconds\x1a9\n" +
+	"\x19termination_grace_seconds\x18\x10 \x01(\x05R\x17terminationGraceSeconds\x12\x18\n" +
+	"\aproject\x18\x11 \x01(\tR\aproject\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
@@ -2976,14 +2998,15 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\rGetJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetJobResponse\x12)\n" +
-	"\x03job\x18\x01 \x01(\v2\x17.bmaas.scheduler.v1.JobR\x03job\"\xbe\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.bmaas.scheduler.v1.JobR\x03job\"\xd8\x01\n" +
 	"\x0fListJobsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x122\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x1c.bmaas.scheduler.v1.JobStateR\x05state\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12%\n" +
-	"\x0elabel_selector\x18\x05 \x01(\tR\rlabelSelector\"g\n" +
+	"\x0elabel_selector\x18\x05 \x01(\tR\rlabelSelector\x12\x18\n" +
+	"\aproject\x18\x06 \x01(\tR\aproject\"g\n" +
 	"\x10ListJobsResponse\x12+\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x17.bmaas.scheduler.v1.JobR\x04jobs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
