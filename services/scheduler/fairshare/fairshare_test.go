@@ -174,7 +174,7 @@ func TestGangIsNotStarvedBySmallJobs(t *testing.T) {
 		gang := s.submit("vision", 1, 4, 2, 5)[0] // 2 workers x 4 GPUs
 		ran, held := false, false
 		for i := range 16 {
-			s.finish(small[i]) // one small job ends...
+			s.finish(small[i])                                    // one small job ends...
 			small = append(small, s.submit("nlp", 1, 1, 1, 0)...) // ...and another comes
 			if reserve {
 				s.pass()
