@@ -36,6 +36,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/telemetry"
 	"github.com/bmaas/bmaas/services/evaluator"
 	"github.com/bmaas/bmaas/services/gateway"
+	iamsvc "github.com/bmaas/bmaas/services/iam"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/services/scheduler"
 	"github.com/bmaas/bmaas/services/traineragent"
@@ -83,6 +84,8 @@ type Config struct {
 	// name it) and a cluster-admin token for "admin" into
 	// <data-dir>/secrets/admin.token.
 	Auth bool `yaml:"auth"`
+	// OIDC signs people in with an OpenID Connect provider.
+	OIDC iamsvc.OIDCConfig `yaml:"oidc"`
 	// AuditRetention is how long the audit trail keeps a record (0: 90
 	// days).
 	AuditRetention time.Duration `yaml:"audit_retention"`
@@ -114,6 +117,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
+	c.OIDC.RegisterFlags(fs)
 	fs.DurationVar(&c.AuditRetention, "audit.retention", 90*24*time.Hour, "how long the audit trail (JetStream BMAAS_AUDIT) keeps a record")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.Shutdown.RegisterFlags(fs)
@@ -195,7 +199,7 @@ func (c *Config) Validate() error {
 			return errors.New("nats-url: required without the embedded NATS (bmaas up embeds one)")
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.Shutdown, &c.TLS, &c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
+	for _, v := range []interface{ Validate() error }{&c.OIDC, &c.Shutdown, &c.TLS, &c.Etcd, &c.NATS, &c.GRPC, &c.HTTP, &c.Telemetry, &c.Registry, &c.Scheduler,
 		&c.TrainerAgent, &c.Evaluator, &c.Gateway} {
 		if err := v.Validate(); err != nil {
 			return err

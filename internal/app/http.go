@@ -205,12 +205,12 @@ func (a *App) ownNames() []string {
 	return names
 }
 
-// publicPath: the probes, the metrics, the API description and the
-// console's static files answer without the bearer token (the console
+// publicPath: the probes, the metrics, the API description, signing in
+// and the console's static files answer without the bearer token (the console
 // asks for it and sends it on its API calls).
 func publicPath(p string) bool {
 	switch p {
-	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready":
+	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready", "/v1/auth-config", "/v1/login":
 		return true
 	}
 	// Only what resolves under /ui: /ui/../v1/models is not public.

@@ -157,7 +157,8 @@ func (a *App) newIAM(ctx context.Context) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := iamsvc.New(iamsvc.Deps{Logger: a.log.With("svc", "iam"), Store: a.w.store, JS: js, Auth: a.w.authority})
+	svc, err := iamsvc.New(iamsvc.Deps{Logger: a.log.With("svc", "iam"), Store: a.w.store, JS: js, Auth: a.w.authority,
+		OIDC: a.cfg.OIDC})
 	if err != nil {
 		return nil, err
 	}

@@ -106,9 +106,11 @@ func For(method string, req any) (Permission, bool) {
 	return r.Permission, true
 }
 
-// Public methods need no identity: health checks and reflection.
+// Public methods need no identity: health checks, reflection, and
+// signing in.
 func Public(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.") ||
+		method == "/bmaas.iam.v1.IAMService/GetAuthConfig" || method == "/bmaas.iam.v1.IAMService/Login"
 }
 
 // Methods lists the methods of the table (for tests).

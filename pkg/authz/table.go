@@ -96,6 +96,8 @@ var methods = merge(
 		"GetProject": rule("projects", Read), "ListProjects": rule("projects", Read),
 		"CreateToken": rule("tokens", Read), "GetToken": rule("tokens", Read), "ListTokens": rule("tokens", Read),
 		"RevokeToken": rule("tokens", Read), "RotateToken": rule("tokens", Read), "WhoAmI": rule("self", Read),
+		// Public (authz.Public): who signs in has no token yet.
+		"GetAuthConfig": rule("self", Read), "Login": rule("self", Read),
 	}),
 	svc("bmaas.iam.v1.AuditService", map[string]Rule{"ListAuditRecords": rule("audit", Read)}),
 	svc("bmaas.agent.v1.AgentService", map[string]Rule{"GetAgentStatus": rule("nodes", Read)}),

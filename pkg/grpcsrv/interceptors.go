@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
 )
 
 // recoverUnary turns a panic in a handler into Internal.
@@ -185,10 +186,7 @@ func mapStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.S
 }
 
 // publicMethods need no token: health checks and reflection.
-func public(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
-		strings.HasPrefix(method, "/grpc.reflection.")
-}
+func public(method string) bool { return authz.Public(method) }
 
 // authenticator checks a bearer token in the authorization metadata.
 type authenticator struct{ token []byte }

@@ -145,6 +145,12 @@ func (g *Guard) Authenticate(ctx context.Context) (*Caller, error) {
 	return c, err
 }
 
+// Check says whether the caller of the gRPC call in ctx is known.
+func (g *Guard) Check(ctx context.Context) error {
+	_, err := g.Authenticate(ctx)
+	return err
+}
+
 // authError is the status of an authentication failure.
 func authError(err error) error {
 	if NotLoaded(err) {

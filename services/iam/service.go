@@ -43,6 +43,8 @@ type Deps struct {
 	Auth *iam.Authority
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OIDC signs people in (off when its issuer is empty).
+	OIDC OIDCConfig
 }
 
 // Service is the IAM API's lifecycle.
@@ -53,6 +55,7 @@ type Service struct {
 	// auth may be nil (the platform asks no token).
 	auth *iam.Authority
 	now  func() time.Time
+	oidc *oidcLogin
 }
 
 // New builds the service.
@@ -66,7 +69,11 @@ func New(deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{log: deps.Logger, st: deps.Store, js: deps.JS, auth: deps.Auth, now: deps.Now}, nil
+	o, err := newOIDCLogin(deps.OIDC)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{log: deps.Logger, st: deps.Store, js: deps.JS, auth: deps.Auth, now: deps.Now, oidc: o}, nil
 }
 
 // ServiceNames are the gRPC services it registers.

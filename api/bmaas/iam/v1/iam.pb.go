@@ -1523,6 +1523,220 @@ func (x *RotateTokenResponse) GetPrevious() *Token {
 	return nil
 }
 
+type GetAuthConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthConfigRequest) Reset() {
+	*x = GetAuthConfigRequest{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthConfigRequest) ProtoMessage() {}
+
+func (x *GetAuthConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetAuthConfigRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{25}
+}
+
+type GetAuthConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Auth is false when the platform asks no token.
+	Auth bool `protobuf:"varint,1,opt,name=auth,proto3" json:"auth,omitempty"`
+	// OidcIssuer is empty when people do not sign in with OIDC.
+	OidcIssuer   string `protobuf:"bytes,2,opt,name=oidc_issuer,json=oidcIssuer,proto3" json:"oidc_issuer,omitempty"`
+	OidcClientId string `protobuf:"bytes,3,opt,name=oidc_client_id,json=oidcClientId,proto3" json:"oidc_client_id,omitempty"`
+	// OidcClientSecret is the client secret of a public client (the CLI's),
+	// for providers that ask one: it is not a secret.
+	OidcClientSecret string   `protobuf:"bytes,4,opt,name=oidc_client_secret,json=oidcClientSecret,proto3" json:"oidc_client_secret,omitempty"`
+	OidcScopes       []string `protobuf:"bytes,5,rep,name=oidc_scopes,json=oidcScopes,proto3" json:"oidc_scopes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetAuthConfigResponse) Reset() {
+	*x = GetAuthConfigResponse{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthConfigResponse) ProtoMessage() {}
+
+func (x *GetAuthConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetAuthConfigResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetAuthConfigResponse) GetAuth() bool {
+	if x != nil {
+		return x.Auth
+	}
+	return false
+}
+
+func (x *GetAuthConfigResponse) GetOidcIssuer() string {
+	if x != nil {
+		return x.OidcIssuer
+	}
+	return ""
+}
+
+func (x *GetAuthConfigResponse) GetOidcClientId() string {
+	if x != nil {
+		return x.OidcClientId
+	}
+	return ""
+}
+
+func (x *GetAuthConfigResponse) GetOidcClientSecret() string {
+	if x != nil {
+		return x.OidcClientSecret
+	}
+	return ""
+}
+
+func (x *GetAuthConfigResponse) GetOidcScopes() []string {
+	if x != nil {
+		return x.OidcScopes
+	}
+	return nil
+}
+
+type LoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdToken       string                 `protobuf:"bytes,1,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LoginRequest) GetIdToken() string {
+	if x != nil {
+		return x.IdToken
+	}
+	return ""
+}
+
+type LoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Token is the session token, Secret its bearer secret (shown only
+	// here).
+	Token         *Token `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LoginResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *LoginResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1531,7 +1745,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1757,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[25]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1770,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{25}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{29}
 }
 
 type WhoAmIResponse struct {
@@ -1574,7 +1788,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1800,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[26]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1813,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{26}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WhoAmIResponse) GetIdentity() string {
@@ -1665,7 +1879,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1891,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[27]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1904,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{27}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditRecord) GetTime() *timestamppb.Timestamp {
@@ -1792,7 +2006,7 @@ type ListAuditRecordsRequest struct {
 
 func (x *ListAuditRecordsRequest) Reset() {
 	*x = ListAuditRecordsRequest{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2018,7 @@ func (x *ListAuditRecordsRequest) String() string {
 func (*ListAuditRecordsRequest) ProtoMessage() {}
 
 func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[28]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2031,7 @@ func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{28}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListAuditRecordsRequest) GetProject() string {
@@ -1872,7 +2086,7 @@ type ListAuditRecordsResponse struct {
 
 func (x *ListAuditRecordsResponse) Reset() {
 	*x = ListAuditRecordsResponse{}
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2098,7 @@ func (x *ListAuditRecordsResponse) String() string {
 func (*ListAuditRecordsResponse) ProtoMessage() {}
 
 func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[29]
+	mi := &file_bmaas_iam_v1_iam_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2111,7 @@ func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{29}
+	return file_bmaas_iam_v1_iam_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
@@ -2017,7 +2231,21 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\x13RotateTokenResponse\x12)\n" +
 	"\x05token\x18\x01 \x01(\v2\x13.bmaas.iam.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12/\n" +
-	"\bprevious\x18\x03 \x01(\v2\x13.bmaas.iam.v1.TokenR\bprevious\"\x0f\n" +
+	"\bprevious\x18\x03 \x01(\v2\x13.bmaas.iam.v1.TokenR\bprevious\"\x16\n" +
+	"\x14GetAuthConfigRequest\"\xc1\x01\n" +
+	"\x15GetAuthConfigResponse\x12\x12\n" +
+	"\x04auth\x18\x01 \x01(\bR\x04auth\x12\x1f\n" +
+	"\voidc_issuer\x18\x02 \x01(\tR\n" +
+	"oidcIssuer\x12$\n" +
+	"\x0eoidc_client_id\x18\x03 \x01(\tR\foidcClientId\x12,\n" +
+	"\x12oidc_client_secret\x18\x04 \x01(\tR\x10oidcClientSecret\x12\x1f\n" +
+	"\voidc_scopes\x18\x05 \x03(\tR\n" +
+	"oidcScopes\")\n" +
+	"\fLoginRequest\x12\x19\n" +
+	"\bid_token\x18\x01 \x01(\tR\aidToken\"R\n" +
+	"\rLoginResponse\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.bmaas.iam.v1.TokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x0f\n" +
 	"\rWhoAmIRequest\"\xbe\x01\n" +
 	"\x0eWhoAmIResponse\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12.\n" +
@@ -2057,7 +2285,7 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12IDENTITY_KIND_USER\x10\x01\x12!\n" +
 	"\x1dIDENTITY_KIND_SERVICE_ACCOUNT\x10\x02\x12\x18\n" +
-	"\x14IDENTITY_KIND_SYSTEM\x10\x032\xdb\t\n" +
+	"\x14IDENTITY_KIND_SYSTEM\x10\x032\xa6\v\n" +
 	"\n" +
 	"IAMService\x12w\n" +
 	"\rCreateProject\x12\".bmaas.iam.v1.CreateProjectRequest\x1a#.bmaas.iam.v1.CreateProjectResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\aproject\"\f/v1/projects\x12l\n" +
@@ -2073,7 +2301,9 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"ListTokens\x12\x1f.bmaas.iam.v1.ListTokensRequest\x1a .bmaas.iam.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tokens\x12u\n" +
 	"\vRevokeToken\x12 .bmaas.iam.v1.RevokeTokenRequest\x1a!.bmaas.iam.v1.RevokeTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:revoke\x12u\n" +
-	"\vRotateToken\x12 .bmaas.iam.v1.RotateTokenRequest\x1a!.bmaas.iam.v1.RotateTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:rotate\x12W\n" +
+	"\vRotateToken\x12 .bmaas.iam.v1.RotateTokenRequest\x1a!.bmaas.iam.v1.RotateTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:rotate\x12q\n" +
+	"\rGetAuthConfig\x12\".bmaas.iam.v1.GetAuthConfigRequest\x1a#.bmaas.iam.v1.GetAuthConfigResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/auth-config\x12V\n" +
+	"\x05Login\x12\x1a.bmaas.iam.v1.LoginRequest\x1a\x1b.bmaas.iam.v1.LoginResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/login\x12W\n" +
 	"\x06WhoAmI\x12\x1b.bmaas.iam.v1.WhoAmIRequest\x1a\x1c.bmaas.iam.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/whoami2\x8c\x01\n" +
 	"\fAuditService\x12|\n" +
@@ -2092,7 +2322,7 @@ func file_bmaas_iam_v1_iam_proto_rawDescGZIP() []byte {
 }
 
 var file_bmaas_iam_v1_iam_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bmaas_iam_v1_iam_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_bmaas_iam_v1_iam_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_bmaas_iam_v1_iam_proto_goTypes = []any{
 	(IdentityKind)(0),                // 0: bmaas.iam.v1.IdentityKind
 	(*Project)(nil),                  // 1: bmaas.iam.v1.Project
@@ -2120,75 +2350,84 @@ var file_bmaas_iam_v1_iam_proto_goTypes = []any{
 	(*RevokeTokenResponse)(nil),      // 23: bmaas.iam.v1.RevokeTokenResponse
 	(*RotateTokenRequest)(nil),       // 24: bmaas.iam.v1.RotateTokenRequest
 	(*RotateTokenResponse)(nil),      // 25: bmaas.iam.v1.RotateTokenResponse
-	(*WhoAmIRequest)(nil),            // 26: bmaas.iam.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),           // 27: bmaas.iam.v1.WhoAmIResponse
-	(*AuditRecord)(nil),              // 28: bmaas.iam.v1.AuditRecord
-	(*ListAuditRecordsRequest)(nil),  // 29: bmaas.iam.v1.ListAuditRecordsRequest
-	(*ListAuditRecordsResponse)(nil), // 30: bmaas.iam.v1.ListAuditRecordsResponse
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 32: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
+	(*GetAuthConfigRequest)(nil),     // 26: bmaas.iam.v1.GetAuthConfigRequest
+	(*GetAuthConfigResponse)(nil),    // 27: bmaas.iam.v1.GetAuthConfigResponse
+	(*LoginRequest)(nil),             // 28: bmaas.iam.v1.LoginRequest
+	(*LoginResponse)(nil),            // 29: bmaas.iam.v1.LoginResponse
+	(*WhoAmIRequest)(nil),            // 30: bmaas.iam.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),           // 31: bmaas.iam.v1.WhoAmIResponse
+	(*AuditRecord)(nil),              // 32: bmaas.iam.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),  // 33: bmaas.iam.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil), // 34: bmaas.iam.v1.ListAuditRecordsResponse
+	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 36: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),      // 37: google.protobuf.Duration
 }
 var file_bmaas_iam_v1_iam_proto_depIdxs = []int32{
-	31, // 0: bmaas.iam.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	35, // 0: bmaas.iam.v1.Project.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 1: bmaas.iam.v1.Project.quota:type_name -> bmaas.iam.v1.Quota
 	0,  // 2: bmaas.iam.v1.Token.kind:type_name -> bmaas.iam.v1.IdentityKind
 	3,  // 3: bmaas.iam.v1.Token.bindings:type_name -> bmaas.iam.v1.Binding
-	31, // 4: bmaas.iam.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	31, // 5: bmaas.iam.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	31, // 6: bmaas.iam.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	35, // 4: bmaas.iam.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	35, // 5: bmaas.iam.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 6: bmaas.iam.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	4,  // 7: bmaas.iam.v1.StoredToken.token:type_name -> bmaas.iam.v1.Token
 	1,  // 8: bmaas.iam.v1.CreateProjectRequest.project:type_name -> bmaas.iam.v1.Project
 	1,  // 9: bmaas.iam.v1.CreateProjectResponse.project:type_name -> bmaas.iam.v1.Project
 	1,  // 10: bmaas.iam.v1.GetProjectResponse.project:type_name -> bmaas.iam.v1.Project
 	1,  // 11: bmaas.iam.v1.ListProjectsResponse.projects:type_name -> bmaas.iam.v1.Project
 	1,  // 12: bmaas.iam.v1.UpdateProjectRequest.project:type_name -> bmaas.iam.v1.Project
-	32, // 13: bmaas.iam.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 13: bmaas.iam.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 14: bmaas.iam.v1.UpdateProjectResponse.project:type_name -> bmaas.iam.v1.Project
 	0,  // 15: bmaas.iam.v1.CreateTokenRequest.kind:type_name -> bmaas.iam.v1.IdentityKind
 	3,  // 16: bmaas.iam.v1.CreateTokenRequest.bindings:type_name -> bmaas.iam.v1.Binding
-	33, // 17: bmaas.iam.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	37, // 17: bmaas.iam.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
 	4,  // 18: bmaas.iam.v1.CreateTokenResponse.token:type_name -> bmaas.iam.v1.Token
 	4,  // 19: bmaas.iam.v1.GetTokenResponse.token:type_name -> bmaas.iam.v1.Token
 	4,  // 20: bmaas.iam.v1.ListTokensResponse.tokens:type_name -> bmaas.iam.v1.Token
 	4,  // 21: bmaas.iam.v1.RevokeTokenResponse.token:type_name -> bmaas.iam.v1.Token
-	33, // 22: bmaas.iam.v1.RotateTokenRequest.overlap:type_name -> google.protobuf.Duration
+	37, // 22: bmaas.iam.v1.RotateTokenRequest.overlap:type_name -> google.protobuf.Duration
 	4,  // 23: bmaas.iam.v1.RotateTokenResponse.token:type_name -> bmaas.iam.v1.Token
 	4,  // 24: bmaas.iam.v1.RotateTokenResponse.previous:type_name -> bmaas.iam.v1.Token
-	0,  // 25: bmaas.iam.v1.WhoAmIResponse.kind:type_name -> bmaas.iam.v1.IdentityKind
-	3,  // 26: bmaas.iam.v1.WhoAmIResponse.bindings:type_name -> bmaas.iam.v1.Binding
-	31, // 27: bmaas.iam.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	31, // 28: bmaas.iam.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	28, // 29: bmaas.iam.v1.ListAuditRecordsResponse.records:type_name -> bmaas.iam.v1.AuditRecord
-	6,  // 30: bmaas.iam.v1.IAMService.CreateProject:input_type -> bmaas.iam.v1.CreateProjectRequest
-	8,  // 31: bmaas.iam.v1.IAMService.GetProject:input_type -> bmaas.iam.v1.GetProjectRequest
-	10, // 32: bmaas.iam.v1.IAMService.ListProjects:input_type -> bmaas.iam.v1.ListProjectsRequest
-	12, // 33: bmaas.iam.v1.IAMService.UpdateProject:input_type -> bmaas.iam.v1.UpdateProjectRequest
-	14, // 34: bmaas.iam.v1.IAMService.DeleteProject:input_type -> bmaas.iam.v1.DeleteProjectRequest
-	16, // 35: bmaas.iam.v1.IAMService.CreateToken:input_type -> bmaas.iam.v1.CreateTokenRequest
-	18, // 36: bmaas.iam.v1.IAMService.GetToken:input_type -> bmaas.iam.v1.GetTokenRequest
-	20, // 37: bmaas.iam.v1.IAMService.ListTokens:input_type -> bmaas.iam.v1.ListTokensRequest
-	22, // 38: bmaas.iam.v1.IAMService.RevokeToken:input_type -> bmaas.iam.v1.RevokeTokenRequest
-	24, // 39: bmaas.iam.v1.IAMService.RotateToken:input_type -> bmaas.iam.v1.RotateTokenRequest
-	26, // 40: bmaas.iam.v1.IAMService.WhoAmI:input_type -> bmaas.iam.v1.WhoAmIRequest
-	29, // 41: bmaas.iam.v1.AuditService.ListAuditRecords:input_type -> bmaas.iam.v1.ListAuditRecordsRequest
-	7,  // 42: bmaas.iam.v1.IAMService.CreateProject:output_type -> bmaas.iam.v1.CreateProjectResponse
-	9,  // 43: bmaas.iam.v1.IAMService.GetProject:output_type -> bmaas.iam.v1.GetProjectResponse
-	11, // 44: bmaas.iam.v1.IAMService.ListProjects:output_type -> bmaas.iam.v1.ListProjectsResponse
-	13, // 45: bmaas.iam.v1.IAMService.UpdateProject:output_type -> bmaas.iam.v1.UpdateProjectResponse
-	15, // 46: bmaas.iam.v1.IAMService.DeleteProject:output_type -> bmaas.iam.v1.DeleteProjectResponse
-	17, // 47: bmaas.iam.v1.IAMService.CreateToken:output_type -> bmaas.iam.v1.CreateTokenResponse
-	19, // 48: bmaas.iam.v1.IAMService.GetToken:output_type -> bmaas.iam.v1.GetTokenResponse
-	21, // 49: bmaas.iam.v1.IAMService.ListTokens:output_type -> bmaas.iam.v1.ListTokensResponse
-	23, // 50: bmaas.iam.v1.IAMService.RevokeToken:output_type -> bmaas.iam.v1.RevokeTokenResponse
-	25, // 51: bmaas.iam.v1.IAMService.RotateToken:output_type -> bmaas.iam.v1.RotateTokenResponse
-	27, // 52: bmaas.iam.v1.IAMService.WhoAmI:output_type -> bmaas.iam.v1.WhoAmIResponse
-	30, // 53: bmaas.iam.v1.AuditService.ListAuditRecords:output_type -> bmaas.iam.v1.ListAuditRecordsResponse
-	42, // [42:54] is the sub-list for method output_type
-	30, // [30:42] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	4,  // 25: bmaas.iam.v1.LoginResponse.token:type_name -> bmaas.iam.v1.Token
+	0,  // 26: bmaas.iam.v1.WhoAmIResponse.kind:type_name -> bmaas.iam.v1.IdentityKind
+	3,  // 27: bmaas.iam.v1.WhoAmIResponse.bindings:type_name -> bmaas.iam.v1.Binding
+	35, // 28: bmaas.iam.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	35, // 29: bmaas.iam.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	32, // 30: bmaas.iam.v1.ListAuditRecordsResponse.records:type_name -> bmaas.iam.v1.AuditRecord
+	6,  // 31: bmaas.iam.v1.IAMService.CreateProject:input_type -> bmaas.iam.v1.CreateProjectRequest
+	8,  // 32: bmaas.iam.v1.IAMService.GetProject:input_type -> bmaas.iam.v1.GetProjectRequest
+	10, // 33: bmaas.iam.v1.IAMService.ListProjects:input_type -> bmaas.iam.v1.ListProjectsRequest
+	12, // 34: bmaas.iam.v1.IAMService.UpdateProject:input_type -> bmaas.iam.v1.UpdateProjectRequest
+	14, // 35: bmaas.iam.v1.IAMService.DeleteProject:input_type -> bmaas.iam.v1.DeleteProjectRequest
+	16, // 36: bmaas.iam.v1.IAMService.CreateToken:input_type -> bmaas.iam.v1.CreateTokenRequest
+	18, // 37: bmaas.iam.v1.IAMService.GetToken:input_type -> bmaas.iam.v1.GetTokenRequest
+	20, // 38: bmaas.iam.v1.IAMService.ListTokens:input_type -> bmaas.iam.v1.ListTokensRequest
+	22, // 39: bmaas.iam.v1.IAMService.RevokeToken:input_type -> bmaas.iam.v1.RevokeTokenRequest
+	24, // 40: bmaas.iam.v1.IAMService.RotateToken:input_type -> bmaas.iam.v1.RotateTokenRequest
+	26, // 41: bmaas.iam.v1.IAMService.GetAuthConfig:input_type -> bmaas.iam.v1.GetAuthConfigRequest
+	28, // 42: bmaas.iam.v1.IAMService.Login:input_type -> bmaas.iam.v1.LoginRequest
+	30, // 43: bmaas.iam.v1.IAMService.WhoAmI:input_type -> bmaas.iam.v1.WhoAmIRequest
+	33, // 44: bmaas.iam.v1.AuditService.ListAuditRecords:input_type -> bmaas.iam.v1.ListAuditRecordsRequest
+	7,  // 45: bmaas.iam.v1.IAMService.CreateProject:output_type -> bmaas.iam.v1.CreateProjectResponse
+	9,  // 46: bmaas.iam.v1.IAMService.GetProject:output_type -> bmaas.iam.v1.GetProjectResponse
+	11, // 47: bmaas.iam.v1.IAMService.ListProjects:output_type -> bmaas.iam.v1.ListProjectsResponse
+	13, // 48: bmaas.iam.v1.IAMService.UpdateProject:output_type -> bmaas.iam.v1.UpdateProjectResponse
+	15, // 49: bmaas.iam.v1.IAMService.DeleteProject:output_type -> bmaas.iam.v1.DeleteProjectResponse
+	17, // 50: bmaas.iam.v1.IAMService.CreateToken:output_type -> bmaas.iam.v1.CreateTokenResponse
+	19, // 51: bmaas.iam.v1.IAMService.GetToken:output_type -> bmaas.iam.v1.GetTokenResponse
+	21, // 52: bmaas.iam.v1.IAMService.ListTokens:output_type -> bmaas.iam.v1.ListTokensResponse
+	23, // 53: bmaas.iam.v1.IAMService.RevokeToken:output_type -> bmaas.iam.v1.RevokeTokenResponse
+	25, // 54: bmaas.iam.v1.IAMService.RotateToken:output_type -> bmaas.iam.v1.RotateTokenResponse
+	27, // 55: bmaas.iam.v1.IAMService.GetAuthConfig:output_type -> bmaas.iam.v1.GetAuthConfigResponse
+	29, // 56: bmaas.iam.v1.IAMService.Login:output_type -> bmaas.iam.v1.LoginResponse
+	31, // 57: bmaas.iam.v1.IAMService.WhoAmI:output_type -> bmaas.iam.v1.WhoAmIResponse
+	34, // 58: bmaas.iam.v1.AuditService.ListAuditRecords:output_type -> bmaas.iam.v1.ListAuditRecordsResponse
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_iam_v1_iam_proto_init() }
@@ -2202,7 +2441,7 @@ func file_bmaas_iam_v1_iam_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_iam_v1_iam_proto_rawDesc), len(file_bmaas_iam_v1_iam_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

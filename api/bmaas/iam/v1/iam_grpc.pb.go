@@ -29,6 +29,8 @@ const (
 	IAMService_ListTokens_FullMethodName    = "/bmaas.iam.v1.IAMService/ListTokens"
 	IAMService_RevokeToken_FullMethodName   = "/bmaas.iam.v1.IAMService/RevokeToken"
 	IAMService_RotateToken_FullMethodName   = "/bmaas.iam.v1.IAMService/RotateToken"
+	IAMService_GetAuthConfig_FullMethodName = "/bmaas.iam.v1.IAMService/GetAuthConfig"
+	IAMService_Login_FullMethodName         = "/bmaas.iam.v1.IAMService/Login"
 	IAMService_WhoAmI_FullMethodName        = "/bmaas.iam.v1.IAMService/WhoAmI"
 )
 
@@ -61,6 +63,14 @@ type IAMServiceClient interface {
 	// and lets the old one expire after the overlap: both are valid for the
 	// overlap only.
 	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
+	// GetAuthConfig says how people sign in: the OpenID Connect provider
+	// and client that `bmaas login` and the console use. It needs no token.
+	GetAuthConfig(ctx context.Context, in *GetAuthConfigRequest, opts ...grpc.CallOption) (*GetAuthConfigResponse, error)
+	// Login exchanges an OpenID Connect ID token (verified against the
+	// provider's keys, issuer and this platform's client) for a session
+	// token of the person it names, with the roles its user name and groups
+	// are given (--auth.oidc-role). It needs no token.
+	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 	// WhoAmI says who the caller is and what it may do.
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
@@ -173,6 +183,26 @@ func (c *iAMServiceClient) RotateToken(ctx context.Context, in *RotateTokenReque
 	return out, nil
 }
 
+func (c *iAMServiceClient) GetAuthConfig(ctx context.Context, in *GetAuthConfigRequest, opts ...grpc.CallOption) (*GetAuthConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuthConfigResponse)
+	err := c.cc.Invoke(ctx, IAMService_GetAuthConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *iAMServiceClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, IAMService_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *iAMServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(WhoAmIResponse)
@@ -212,6 +242,14 @@ type IAMServiceServer interface {
 	// and lets the old one expire after the overlap: both are valid for the
 	// overlap only.
 	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
+	// GetAuthConfig says how people sign in: the OpenID Connect provider
+	// and client that `bmaas login` and the console use. It needs no token.
+	GetAuthConfig(context.Context, *GetAuthConfigRequest) (*GetAuthConfigResponse, error)
+	// Login exchanges an OpenID Connect ID token (verified against the
+	// provider's keys, issuer and this platform's client) for a session
+	// token of the person it names, with the roles its user name and groups
+	// are given (--auth.oidc-role). It needs no token.
+	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	// WhoAmI says who the caller is and what it may do.
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedIAMServiceServer()
@@ -253,6 +291,12 @@ func (UnimplementedIAMServiceServer) RevokeToken(context.Context, *RevokeTokenRe
 }
 func (UnimplementedIAMServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateToken not implemented")
+}
+func (UnimplementedIAMServiceServer) GetAuthConfig(context.Context, *GetAuthConfigRequest) (*GetAuthConfigResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetAuthConfig not implemented")
+}
+func (UnimplementedIAMServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Login not implemented")
 }
 func (UnimplementedIAMServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method WhoAmI not implemented")
@@ -458,6 +502,42 @@ func _IAMService_RotateToken_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IAMService_GetAuthConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuthConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IAMServiceServer).GetAuthConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IAMService_GetAuthConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IAMServiceServer).GetAuthConfig(ctx, req.(*GetAuthConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IAMService_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IAMServiceServer).Login(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IAMService_Login_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IAMServiceServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IAMService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(WhoAmIRequest)
 	if err := dec(in); err != nil {
@@ -522,6 +602,14 @@ var IAMService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateToken",
 			Handler:    _IAMService_RotateToken_Handler,
+		},
+		{
+			MethodName: "GetAuthConfig",
+			Handler:    _IAMService_GetAuthConfig_Handler,
+		},
+		{
+			MethodName: "Login",
+			Handler:    _IAMService_Login_Handler,
 		},
 		{
 			MethodName: "WhoAmI",
