@@ -88,18 +88,29 @@ def tls_context(ca_file=None, cert_file=None, key_file=None):
 class Transport:
     """Sends requests to one bmaas HTTP endpoint."""
 
-    def __init__(self, url, token=None, timeout=30.0, opener=None, ca_file=None, cert_file=None, key_file=None):
+    def __init__(self, url, token=None, timeout=30.0, opener=None, ca_file=None, cert_file=None, key_file=None,
+                 project=None):
+        """project, when set, goes with every request as the Bmaas-Project
+        header: the project of calls whose request names none."""
         if not url:
             raise ValueError("url must not be empty")
         if "://" not in url:
             url = ("https://" if ca_file else "http://") + url
         self.url = url.rstrip("/")
         self.token = token
+        self.project = project
         self.timeout = timeout
         self._open = opener or urllib.request.urlopen
         if opener is None and (ca_file or cert_file):
             ctx = tls_context(ca_file, cert_file, key_file)
             self._open = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx)).open
+
+    def _identify(self, headers):
+        """Adds the bearer token and the project header."""
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        if self.project:
+            headers["Bmaas-Project"] = self.project
 
     def request(self, method, path, body=None, query=None, raw=None, content_type=None, timeout=None, headers=None):
         """Sends one request and returns the decoded JSON answer (None when
@@ -118,8 +129,7 @@ class Transport:
         elif body is not None:
             data = json.dumps(body, allow_nan=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
+        self._identify(headers)
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with self._open(req, timeout=timeout or self.timeout) as resp:
@@ -143,8 +153,7 @@ class Transport:
         and yields each event's data decoded from JSON, up to [DONE]. An
         error event raises BmaasError."""
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
+        self._identify(headers)
         req = urllib.request.Request(self.url + path, data=json.dumps(body, allow_nan=False).encode("utf-8"),
                                      method="POST", headers=headers)
         try:

@@ -15,6 +15,7 @@ BmaasError with the HTTP status and the server's message.
 import os
 import time
 
+from ._config import resolve
 from ._evaluator import EvaluatorCalls
 from ._monitor import MonitorCalls
 from ._http import BmaasError, Transport, quote
@@ -53,22 +54,33 @@ def _reshape(output):
 class Client(EvaluatorCalls, MonitorCalls):
     """Talks to the HTTP edge of `bmaas up` (or a gateway)."""
 
-    def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None):
-        """url defaults to BMAAS_URL, token to BMAAS_TOKEN; over HTTPS,
-        ca_file (BMAAS_TLS_CA) is the CA that issued the server's
-        certificate (the system's roots without it), and cert_file and
-        key_file (BMAAS_TLS_CERT, BMAAS_TLS_KEY) a client certificate."""
-        url = url or os.environ.get("BMAAS_URL") or "http://127.0.0.1:8080"
-        token = token if token is not None else os.environ.get("BMAAS_TOKEN")
-        ca_file = ca_file or os.environ.get("BMAAS_TLS_CA") or None
-        cert_file = cert_file or os.environ.get("BMAAS_TLS_CERT") or None
-        key_file = key_file or os.environ.get("BMAAS_TLS_KEY") or None
-        self._t = Transport(url, token=token, timeout=timeout, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+    def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None,
+                 project=None, context=None):
+        """Each setting comes from its argument, else its environment
+        variable, else the selected context of the configuration file
+        (context, else BMAAS_CONTEXT, else its current-context; see
+        bmaas._config), else the default: url (BMAAS_URL,
+        http://127.0.0.1:8080), token (BMAAS_TOKEN, sent as a bearer
+        token), project (BMAAS_PROJECT, sent as the Bmaas-Project header
+        with every request), and over HTTPS ca_file (BMAAS_TLS_CA), the CA
+        that issued the server's certificate (the system's roots without
+        it), and cert_file and key_file (BMAAS_TLS_CERT, BMAAS_TLS_KEY), a
+        client certificate. An unknown context raises ValueError."""
+        s = resolve(url=url, token=token, project=project, ca_file=ca_file, cert_file=cert_file,
+                    key_file=key_file, context=context)
+        self.context = s.context
+        self._t = Transport(s.url, token=s.token, timeout=timeout, ca_file=s.ca_file, cert_file=s.cert_file,
+                            key_file=s.key_file, project=s.project)
         self._inputs = {}
 
     @property
     def url(self):
         return self._t.url
+
+    @property
+    def project(self):
+        """The project sent as Bmaas-Project, or None."""
+        return self._t.project
 
     def _do(self, method, path, body=None, **kw):
         return self._t.request(method, path, body=body, **kw)
