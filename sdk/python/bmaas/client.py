@@ -17,6 +17,7 @@ import time
 
 from ._config import resolve
 from ._evaluator import EvaluatorCalls
+from ._iam import IAMCalls
 from ._monitor import MonitorCalls
 from ._http import BmaasError, Transport, quote
 
@@ -51,7 +52,7 @@ def _reshape(output):
     return data
 
 
-class Client(EvaluatorCalls, MonitorCalls):
+class Client(EvaluatorCalls, IAMCalls, MonitorCalls):
     """Talks to the HTTP edge of `bmaas up` (or a gateway)."""
 
     def __init__(self, url=None, token=None, timeout=30.0, ca_file=None, cert_file=None, key_file=None,
