@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 // routeEventsWatch is the server-sent events route of the control-plane
@@ -44,10 +45,11 @@ const (
 // watchEvent is one relayed event: what changed, not its payload (the
 // client reads the object through the REST API, which checks access).
 type watchEvent struct {
-	Kind string `json:"kind"`
-	Key  string `json:"key"`
-	Type string `json:"type"`
-	Time string `json:"time"`
+	Kind    string `json:"kind"`
+	Key     string `json:"key"`
+	Type    string `json:"type"`
+	Time    string `json:"time"`
+	Project string `json:"project,omitempty"`
 }
 
 // eventsWatch relays the events of BMAAS_EVENTS published from the moment
@@ -114,7 +116,18 @@ func (h *eventsWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	got := make(chan watchEvent, 64)
-	stop, err := h.consume(ctx, subjects, got)
+	// A caller sees the events of the projects it has a role in.
+	caller := iam.FromContext(r.Context())
+	stop, err := h.consume(ctx, subjects, got, func(e watchEvent) bool {
+		if e.Kind == events.KindNode {
+			return true // the cluster's own: every identity sees them
+		}
+		project := e.Project
+		if project == "" {
+			project = iam.DefaultProject
+		}
+		return caller.RoleIn(project) > 0
+	})
 	if err != nil {
 		writeHTTPError(w, r, http.StatusServiceUnavailable, status.New(codes.Unavailable, "events: "+err.Error()))
 		return
@@ -159,7 +172,7 @@ func (h *eventsWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // consume starts an ordered consumer of the subjects from now on and
 // hands each event to got until ctx ends; stop ends the consumer.
-func (h *eventsWatch) consume(ctx context.Context, subjects []string, got chan<- watchEvent) (stop func(), err error) {
+func (h *eventsWatch) consume(ctx context.Context, subjects []string, got chan<- watchEvent, visible func(watchEvent) bool) (stop func(), err error) {
 	cons, err := h.bus.JetStream().OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
 		InactiveThreshold: watchInactive,
@@ -169,7 +182,7 @@ func (h *eventsWatch) consume(ctx context.Context, subjects []string, got chan<-
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		e, ok := toWatchEvent(m)
-		if !ok {
+		if !ok || !visible(e) {
 			return
 		}
 		select {
@@ -192,7 +205,7 @@ func toWatchEvent(m jetstream.Msg) (watchEvent, bool) {
 	if !ok || len(parts) != 3 {
 		return watchEvent{}, false
 	}
-	e := watchEvent{Kind: parts[0], Key: parts[1], Type: parts[2]}
+	e := watchEvent{Kind: parts[0], Key: parts[1], Type: parts[2], Project: m.Headers().Get(events.HeaderProject)}
 	if t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(events.HeaderTime)); err == nil {
 		e.Time = t.UTC().Format(time.RFC3339Nano)
 	} else if md, err := m.Metadata(); err == nil {

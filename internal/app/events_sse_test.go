@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 // sseStream is an open events stream read event by event.
@@ -224,4 +226,36 @@ func TestEventsWatchOnTheEdge(t *testing.T) {
 			return
 		}
 	}
+}
+
+// A caller sees the events of the projects it has a role in (an event
+// without a project is the default project's), and the nodes'.
+func TestEventsWatchShowsACallerItsProjectsOnly(t *testing.T) {
+	t.Parallel()
+	bus := watchBus(t)
+	h := newEventsWatch(bus)
+	carol, err := iam.NewPrincipal(&iamv1.Token{Identity: "carol", Bindings: []*iamv1.Binding{{Project: "vision", Role: "viewer"}}})
+	require.NoError(t, err)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(iam.WithCaller(r.Context(), &iam.Caller{Principal: carol})))
+	}))
+	t.Cleanup(srv.Close)
+	key := "p" + strings.ToLower(events.NewID())
+	s, _ := openWatch(t, t.Context(), srv.URL, nil)
+	for _, e := range []events.Event{
+		{Kind: events.KindJob, Key: key, Type: "default-project", Headers: map[string]string{events.HeaderProject: "default"}},
+		{Kind: events.KindModel, Key: key, Type: "no-project"},
+		{Kind: events.KindJob, Key: key, Type: "other-project", Headers: map[string]string{events.HeaderProject: "nlp"}},
+		{Kind: events.KindJob, Key: key, Type: "vision-project", Headers: map[string]string{events.HeaderProject: "vision"}},
+		{Kind: events.KindNode, Key: key, Type: "node"},
+	} {
+		require.NoError(t, bus.Publish(t.Context(), e))
+	}
+	var seen []string
+	for len(seen) < 2 {
+		if e := s.event(); e.Key == key {
+			seen = append(seen, e.Type)
+		}
+	}
+	require.Equal(t, []string{"vision-project", "node"}, seen)
 }

@@ -43,6 +43,11 @@ const SubjectPrefix = "bmaas"
 // HeaderTime carries Event.Time (RFC 3339 with nanoseconds).
 const HeaderTime = "Bmaas-Time"
 
+// HeaderProject names the project of the resource an event is about
+// (absent: the default project), so that a watch shows a caller only the
+// events of its projects.
+const HeaderProject = "Bmaas-Project"
+
 // EventKinds returns the kinds carried by StreamEvents.
 func EventKinds() []string {
 	return []string{KindModel, KindDataset, KindJob, KindNode, KindDeployment, KindExperiment, KindEvaluation, KindAlias, KindAlert}

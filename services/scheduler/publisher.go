@@ -29,7 +29,8 @@ func (p publisher) job(j *schedulerv1.Job, typ string) {
 		return
 	}
 	e := events.Event{Kind: events.KindJob, Key: j.Id, Type: typ, Time: j.GetUpdateTime().AsTime(), Data: data,
-		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": "bmaas.scheduler.v1.Job"}}
+		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": "bmaas.scheduler.v1.Job",
+			events.HeaderProject: projectOf(j)}}
 	if err := p.bus.PublishAsync(e); err != nil {
 		p.log.Warn("publish event", "job", j.Id, "type", typ, "err", err)
 	}
