@@ -2,14 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	"github.com/bmaas/bmaas/pkg/authz"
@@ -28,26 +34,43 @@ func projectCommand(g *globals) *cobra.Command {
 		Long: "A project holds resources and the roles granted on it (bmaas token create --role PROJECT=ROLE).\n" +
 			"The project \"default\" always exists: resources and identities that name no project use it.",
 	}
-	cmd.AddCommand(projectCreateCommand(g), projectListCommand(g), projectGetCommand(g), projectDeleteCommand(g))
+	cmd.AddCommand(projectCreateCommand(g), projectListCommand(g), projectGetCommand(g), projectUpdateCommand(g),
+		projectDeleteCommand(g))
 	return cmd
 }
 
 // projectFields name what the user typed for the fields of a project's errors.
-var projectFields = fieldNames{"project.name": "NAME", "name": "NAME", "project.description": "--description"}
+var projectFields = func() fieldNames {
+	m := fieldNames{"project.name": "NAME", "name": "NAME", "project.description": "--description", "project.quota": "--quota"}
+	for _, k := range quotaKeys {
+		m["project.quota."+k.field] = "--quota " + k.name
+	}
+	return m
+}()
+
+// projectNameRE is what a project's name must match.
+var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 func projectCreateCommand(g *globals) *cobra.Command {
 	var description string
+	var quotas []string
 	cmd := &cobra.Command{
-		Use:     "create NAME [--description D]",
-		Short:   "Create a project",
-		Example: "  bmaas project create vision --description 'image models'",
-		Args:    args("NAME", 1),
+		Use:   "create NAME [--description D] [--quota gpus=8,cpu=32,memory=256Gi,...]",
+		Short: "Create a project",
+		Long:  "Create a project, with the quota --quota gives (see bmaas project update --help for its keys).",
+		Example: "  bmaas project create vision --description 'image models'\n" +
+			"  bmaas project create nlp --quota gpus=8,cpu=32,memory=256Gi,jobs=10",
+		Args: args("NAME", 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			quota, _, err := parseQuota(quotas)
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
 				ctx, cancel := c.call(ctx)
 				defer cancel()
 				resp, err := c.iam().CreateProject(ctx, &iamv1.CreateProjectRequest{
-					Project: &iamv1.Project{Name: a[0], Description: description}})
+					Project: &iamv1.Project{Name: a[0], Description: description, Quota: quota}})
 				if err != nil {
 					return projectFields.rename(err, a)
 				}
@@ -56,7 +79,230 @@ func projectCreateCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&description, "description", "", "what the project is for")
+	cmd.Flags().StringArrayVar(&quotas, "quota", nil, "quota KEY=VALUE[,KEY=VALUE...] (repeatable): "+strings.Join(quotaKeyNames(), ", "))
 	return cmd
+}
+
+func projectUpdateCommand(g *globals) *cobra.Command {
+	var description string
+	var quotas []string
+	cmd := &cobra.Command{
+		Use:   "update NAME [--description D] [--quota KEY=VALUE,...]",
+		Short: "Change a project's description or quota (only the quota keys named change)",
+		Long: "Change a project's description, or the quota keys --quota names (the others keep their values).\n" +
+			"The quota is what the project is guaranteed; it may borrow idle capacity beyond it, which is\n" +
+			"reclaimed when a project within its quota needs it. Keys (0: no guarantee, or no limit):\n" +
+			"  gpus=8                      GPUs\n" +
+			"  gpu-memory=640Gi            GPU memory (bytes: 512Mi, 80Gi, 1Ti, 2G)\n" +
+			"  cpu=32                      CPU: cores (32, 0.5) or millicores (500m)\n" +
+			"  memory=256Gi                memory (bytes)\n" +
+			"  jobs=10                     jobs running at once (never borrowed)\n" +
+			"  deployments=5               deployments the project may hold\n" +
+			"  replicas=20                 serving replicas\n" +
+			"  storage=1Ti                 storage (bytes)\n" +
+			"  llm-tokens-per-minute=100000  language-model tokens a minute",
+		Example: "  bmaas project update vision --quota gpus=8,cpu=32,memory=256Gi\n" +
+			"  bmaas project update vision --quota jobs=10 --quota storage=1Ti --description 'image models'",
+		Args: args("NAME", 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			quota, paths, err := parseQuota(quotas)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("description") {
+				paths = append([]string{"description"}, paths...)
+			}
+			if len(paths) == 0 {
+				return usageErrorf("nothing to update: give --description or --quota KEY=VALUE")
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				ctx, cancel := c.call(ctx)
+				defer cancel()
+				resp, err := c.iam().UpdateProject(ctx, &iamv1.UpdateProjectRequest{
+					Project:    &iamv1.Project{Name: a[0], Description: description, Quota: quota},
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+				if err != nil {
+					return projectFields.rename(err, a)
+				}
+				return printProject(g, cmd, resp.GetProject())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&description, "description", "", "what the project is for")
+	cmd.Flags().StringArrayVar(&quotas, "quota", nil, "quota KEY=VALUE[,KEY=VALUE...] (repeatable): "+strings.Join(quotaKeyNames(), ", "))
+	return cmd
+}
+
+// quotaKey is one key of --quota: its field of Quota, and how its value
+// is read and written.
+type quotaKey struct {
+	name, field string
+	kind        quotaKind
+}
+
+type quotaKind int
+
+const (
+	quotaCount   quotaKind = iota // a number of things (int64)
+	quotaCount32                  // a number of things (int32)
+	quotaBytes                    // bytes with an optional unit
+	quotaCPU                      // cores or millicores, stored in millicores
+)
+
+// quotaKeys are the keys of --quota, in the order they are shown.
+var quotaKeys = []quotaKey{
+	{"gpus", "gpus", quotaCount}, {"gpu-memory", "gpu_memory_bytes", quotaBytes},
+	{"cpu", "cpu_millis", quotaCPU}, {"memory", "memory_bytes", quotaBytes},
+	{"jobs", "jobs", quotaCount32}, {"deployments", "deployments", quotaCount32},
+	{"replicas", "replicas", quotaCount32}, {"storage", "storage_bytes", quotaBytes},
+	{"llm-tokens-per-minute", "llm_tokens_per_minute", quotaCount},
+}
+
+func quotaKeyNames() []string {
+	names := make([]string, len(quotaKeys))
+	for i, k := range quotaKeys {
+		names[i] = k.name
+	}
+	return names
+}
+
+// parseQuota reads --quota values (each KEY=VALUE, or several joined by
+// commas) into a Quota and the update mask paths of the keys named, in the
+// order typed. A key given twice, an unknown key or a bad value is refused.
+func parseQuota(values []string) (*iamv1.Quota, []string, error) {
+	if len(values) == 0 {
+		return nil, nil, nil
+	}
+	q := &iamv1.Quota{}
+	var paths []string
+	seen := map[string]bool{}
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			key, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+			key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+			if !ok || key == "" || val == "" {
+				return nil, nil, usageErrorf("--quota %s: want KEY=VALUE (e.g. --quota gpus=8,cpu=32,memory=256Gi); keys: %s",
+					item, strings.Join(quotaKeyNames(), ", "))
+			}
+			i := slices.IndexFunc(quotaKeys, func(k quotaKey) bool { return k.name == key })
+			if i < 0 {
+				return nil, nil, usageErrorf("--quota %s: unknown key %q; one of %s", item, key, strings.Join(quotaKeyNames(), ", "))
+			}
+			if seen[key] {
+				return nil, nil, usageErrorf("--quota %s: %s is given twice", item, key)
+			}
+			seen[key] = true
+			k := quotaKeys[i]
+			n, err := k.parse(val)
+			if err != nil {
+				return nil, nil, usageErrorf("--quota %s: %v", item, err)
+			}
+			fd := q.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(k.field))
+			if fd.Kind() == protoreflect.Int32Kind {
+				q.ProtoReflect().Set(fd, protoreflect.ValueOfInt32(int32(n)))
+			} else {
+				q.ProtoReflect().Set(fd, protoreflect.ValueOfInt64(n))
+			}
+			paths = append(paths, "quota."+k.field)
+		}
+	}
+	return q, paths, nil
+}
+
+// parse reads one value of the key.
+func (k quotaKey) parse(s string) (int64, error) {
+	switch k.kind {
+	case quotaBytes:
+		m := quantityRE.FindStringSubmatch(s)
+		if m == nil {
+			return 0, errors.New("want bytes with an optional unit (512Mi, 256Gi, 1Ti, 2G)")
+		}
+		unit, ok := memoryUnits[m[2]]
+		if !ok {
+			return 0, fmt.Errorf("unknown unit %q: one of Ki, Mi, Gi, Ti, Pi, k, M, G, T, P", m[2])
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		b := math.Round(v * unit)
+		if b > math.MaxInt64/2 {
+			return 0, errors.New("too large")
+		}
+		return int64(b), nil
+	case quotaCPU:
+		n, err := parseCPU(s)
+		if err != nil {
+			if strings.Contains(err.Error(), "finer") {
+				return 0, errors.New("finer than a millicore")
+			}
+			return 0, errors.New("want cores (32, 0.5) or millicores (500m)")
+		}
+		return n, nil
+	}
+	limit := int64(math.MaxInt64)
+	if k.kind == quotaCount32 {
+		limit = math.MaxInt32
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"):
+		return 0, fmt.Errorf("at most %d", limit)
+	case err != nil:
+		return 0, errors.New("want a whole number (0: none)")
+	case n < 0:
+		return 0, errors.New("must not be negative")
+	case n > limit:
+		return 0, fmt.Errorf("at most %d", limit)
+	}
+	return n, nil
+}
+
+// format writes one value of the key as --quota takes it.
+func (k quotaKey) format(n int64) string {
+	switch k.kind {
+	case quotaBytes:
+		return formatBytesQuantity(n)
+	case quotaCPU:
+		if n%1000 == 0 {
+			return strconv.FormatInt(n/1000, 10)
+		}
+		return strconv.FormatInt(n, 10) + "m"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// formatBytesQuantity writes bytes in the unit that holds them exactly in
+// the fewest digits, binary first: 256Gi, 1536Mi, 2G, 1234.
+func formatBytesQuantity(n int64) string {
+	best := strconv.FormatInt(n, 10)
+	for _, u := range []string{"Pi", "Ti", "Gi", "Mi", "Ki", "P", "T", "G", "M", "k"} {
+		size := int64(memoryUnits[u])
+		if s := strconv.FormatInt(n/size, 10) + u; n != 0 && n%size == 0 && len(s) < len(best) {
+			best = s
+		}
+	}
+	return best
+}
+
+// quotaValue is the value of key in q ("-" when unset) as --quota takes it.
+func quotaValue(q *iamv1.Quota, name string) string {
+	i := slices.IndexFunc(quotaKeys, func(k quotaKey) bool { return k.name == name })
+	k := quotaKeys[i]
+	n := q.ProtoReflect().Get(q.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(k.field))).Int()
+	if n == 0 {
+		return "-"
+	}
+	return k.format(n)
+}
+
+// quotaString is the whole quota as --quota takes it: gpus=8,cpu=32; "-"
+// when none is set.
+func quotaString(q *iamv1.Quota) string {
+	var parts []string
+	for _, k := range quotaKeys {
+		if v := quotaValue(q, k.name); v != "-" {
+			parts = append(parts, k.name+"="+v)
+		}
+	}
+	return orDash(strings.Join(parts, ","))
 }
 
 func projectListCommand(g *globals) *cobra.Command {
@@ -75,9 +321,11 @@ func projectListCommand(g *globals) *cobra.Command {
 				}
 				all := &iamv1.ListProjectsResponse{Projects: items}
 				return g.printer(cmd.OutOrStdout()).print(all, func(t *table) {
-					t.row("NAME", "DESCRIPTION", "CREATOR", "CREATED")
+					t.row("NAME", "DESCRIPTION", "GPUS", "CPU", "MEMORY", "JOBS", "CREATOR", "CREATED")
 					for _, p := range items {
-						t.row(p.GetName(), orDash(p.GetDescription()), orDash(p.GetCreator()), formatTime(p.GetCreateTime()))
+						q := p.GetQuota()
+						t.row(p.GetName(), orDash(p.GetDescription()), quotaValue(q, "gpus"), quotaValue(q, "cpu"),
+							quotaValue(q, "memory"), quotaValue(q, "jobs"), orDash(p.GetCreator()), formatTime(p.GetCreateTime()))
 					}
 				})
 			})
@@ -126,6 +374,7 @@ func printProject(g *globals, cmd *cobra.Command, p *iamv1.Project) error {
 	return g.printer(cmd.OutOrStdout()).print(p, func(t *table) {
 		t.row("NAME", p.GetName())
 		t.row("DESCRIPTION", orDash(p.GetDescription()))
+		t.row("QUOTA", quotaString(p.GetQuota()))
 		t.row("CREATOR", orDash(p.GetCreator()))
 		t.row("CREATED", formatTime(p.GetCreateTime()))
 	})

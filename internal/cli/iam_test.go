@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
@@ -59,6 +60,7 @@ type fakeIAM struct {
 	whoami   *iamv1.WhoAmIResponse
 
 	lastCreate *iamv1.CreateTokenRequest
+	lastUpdate *iamv1.UpdateProjectRequest
 	lastList   *iamv1.ListTokensRequest
 	lastRotate *iamv1.RotateTokenRequest
 }
@@ -112,10 +114,60 @@ func (f *fakeIAM) CreateProject(_ context.Context, r *iamv1.CreateProjectRequest
 	if _, ok := f.projects[name]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "project %q already exists", name)
 	}
+	if err := fakeCheckQuota(r.GetProject().GetQuota()); err != nil {
+		return nil, err
+	}
 	p := &iamv1.Project{Name: name, Description: r.GetProject().GetDescription(), Creator: "admin",
-		CreateTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+		CreateTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Quota: r.GetProject().GetQuota()}
 	f.projects[name] = p
 	return &iamv1.CreateProjectResponse{Project: p}, nil
+}
+
+// fakeCheckQuota refuses a negative limit, naming it, as the server does.
+func fakeCheckQuota(q *iamv1.Quota) error {
+	var err error
+	q.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if v.Int() < 0 {
+			err = status.Errorf(codes.InvalidArgument, "project.quota.%s: must not be negative, got %d", fd.Name(), v.Int())
+		}
+		return err == nil
+	})
+	return err
+}
+
+// UpdateProject applies the update mask as the server does.
+func (f *fakeIAM) UpdateProject(_ context.Context, r *iamv1.UpdateProjectRequest) (*iamv1.UpdateProjectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastUpdate = proto.Clone(r).(*iamv1.UpdateProjectRequest)
+	in := r.GetProject()
+	if err := fakeCheckQuota(in.GetQuota()); err != nil {
+		return nil, err
+	}
+	cur, ok := f.projects[in.GetName()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "project %q not found", in.GetName())
+	}
+	cur = proto.Clone(cur).(*iamv1.Project)
+	for _, p := range r.GetUpdateMask().GetPaths() {
+		switch {
+		case p == "description":
+			cur.Description = in.GetDescription()
+		case strings.HasPrefix(p, "quota."):
+			if cur.Quota == nil {
+				cur.Quota = &iamv1.Quota{}
+			}
+			fd := cur.Quota.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(strings.TrimPrefix(p, "quota.")))
+			if fd == nil {
+				return nil, status.Errorf(codes.InvalidArgument, "update_mask: no field %q in a quota", p)
+			}
+			cur.Quota.ProtoReflect().Set(fd, in.GetQuota().ProtoReflect().Get(fd))
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "update_mask: %q cannot be changed", p)
+		}
+	}
+	f.projects[cur.GetName()] = cur
+	return &iamv1.UpdateProjectResponse{Project: cur}, nil
 }
 
 func (f *fakeIAM) GetProject(_ context.Context, r *iamv1.GetProjectRequest) (*iamv1.GetProjectResponse, error) {
@@ -277,6 +329,7 @@ func TestProjectCommands(t *testing.T) {
 	require.Equal(t, ""+
 		"NAME          vision\n"+
 		"DESCRIPTION   image models\n"+
+		"QUOTA         -\n"+
 		"CREATOR       admin\n"+
 		"CREATED       2026-01-02T03:04:05Z\n", out)
 
@@ -291,9 +344,9 @@ func TestProjectCommands(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 3, "every page:\n%s", out)
-	require.Regexp(t, `^NAME\s+DESCRIPTION\s+CREATOR\s+CREATED$`, lines[0])
-	require.Regexp(t, `^default\s+the project of every identity that names none\s+system\s+\S+Z$`, lines[1])
-	require.Regexp(t, `^vision\s+image models\s+admin\s+2026-01-02T03:04:05Z$`, lines[2])
+	require.Regexp(t, `^NAME\s+DESCRIPTION\s+GPUS\s+CPU\s+MEMORY\s+JOBS\s+CREATOR\s+CREATED$`, lines[0])
+	require.Regexp(t, `^default\s+the project of every identity that names none\s+-\s+-\s+-\s+-\s+system\s+\S+Z$`, lines[1])
+	require.Regexp(t, `^vision\s+image models\s+-\s+-\s+-\s+-\s+admin\s+2026-01-02T03:04:05Z$`, lines[2])
 
 	out, _, err = run(t, g, "-o", "json", "project", "list")
 	require.NoError(t, err)
@@ -610,4 +663,146 @@ func TestIAMHelpers(t *testing.T) {
 	}
 	require.EqualError(t, renameBindings(status.Error(codes.InvalidArgument, "bindings[0]: y"), typed), "InvalidArgument: --role a=viewer: y")
 	require.NoError(t, renameBindings(nil, typed))
+}
+
+func TestProjectQuota(t *testing.T) {
+	t.Parallel()
+	g, f := startIAM(t)
+	out, _, err := run(t, g, "project", "create", "vision", "--quota", "gpus=8,cpu=32", "--quota", "memory=256Gi")
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^QUOTA\s+gpus=8,cpu=32,memory=256Gi$`, out)
+	q := f.projects["vision"].GetQuota()
+	require.True(t, proto.Equal(&iamv1.Quota{Gpus: 8, CpuMillis: 32000, MemoryBytes: 256 << 30}, q), "%v", q)
+
+	out, _, err = run(t, g, "project", "update", "vision", "--quota", "jobs=10, cpu=500m",
+		"--quota", "gpu-memory=640Gi,deployments=5,replicas=20,storage=1Ti,llm-tokens-per-minute=100000")
+	require.NoError(t, err)
+	require.Equal(t, []string{"quota.jobs", "quota.cpu_millis", "quota.gpu_memory_bytes", "quota.deployments",
+		"quota.replicas", "quota.storage_bytes", "quota.llm_tokens_per_minute"}, f.lastUpdate.GetUpdateMask().GetPaths(),
+		"only the keys named, in the order typed")
+	require.Equal(t, "vision", f.lastUpdate.GetProject().GetName())
+	require.Regexp(t, `(?m)^QUOTA\s+gpus=8,gpu-memory=640Gi,cpu=500m,memory=256Gi,jobs=10,deployments=5,replicas=20,`+
+		`storage=1Ti,llm-tokens-per-minute=100000$`, out, "the keys not named keep their values")
+	require.Regexp(t, `(?m)^DESCRIPTION\s+-$`, out)
+
+	out, _, err = run(t, g, "project", "update", "vision", "--description", "image models")
+	require.NoError(t, err)
+	require.Equal(t, []string{"description"}, f.lastUpdate.GetUpdateMask().GetPaths())
+	require.Regexp(t, `(?m)^DESCRIPTION\s+image models$`, out)
+	require.Regexp(t, `(?m)^QUOTA\s+gpus=8,`, out)
+	_, _, err = run(t, g, "project", "update", "vision", "--description", "", "--quota", "gpus=0")
+	require.NoError(t, err)
+	require.Equal(t, []string{"description", "quota.gpus"}, f.lastUpdate.GetUpdateMask().GetPaths(), "an empty description clears it")
+	require.Zero(t, f.projects["vision"].GetQuota().GetGpus(), "0: no guarantee")
+
+	out, _, err = run(t, g, "project", "list")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Regexp(t, `^NAME\s+DESCRIPTION\s+GPUS\s+CPU\s+MEMORY\s+JOBS\s+CREATOR\s+CREATED$`, lines[0])
+	require.Regexp(t, `^vision\s+-\s+-\s+500m\s+256Gi\s+10\s+admin\s+\S+Z$`, lines[2])
+
+	out, _, err = run(t, g, "-o", "json", "project", "get", "vision")
+	require.NoError(t, err)
+	var p struct {
+		Name  string
+		Quota map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &p), out)
+	require.Equal(t, "vision", p.Name)
+	require.Equal(t, map[string]any{"gpu_memory_bytes": "687194767360", "cpu_millis": "500", "memory_bytes": "274877906944",
+		"jobs": float64(10), "deployments": float64(5), "replicas": float64(20), "storage_bytes": "1099511627776",
+		"llm_tokens_per_minute": "100000"}, p.Quota, "the whole quota")
+	out, _, err = run(t, g, "-o", "yaml", "project", "update", "vision", "--quota", "gpus=2")
+	require.NoError(t, err)
+	require.Contains(t, out, "quota:\n  gpus: \"2\"\n")
+	out, _, err = run(t, g, "-o", "id", "project", "update", "vision", "--quota", "gpus=3")
+	require.NoError(t, err)
+	require.Equal(t, "vision\n", out)
+
+	// The server's errors name the flag and the key.
+	_, _, err = run(t, g, "project", "update", "nope", "--quota", "gpus=1")
+	require.EqualError(t, err, `NotFound: project "nope" not found`)
+	f.failNext(status.Error(codes.InvalidArgument, "project.quota.cpu_millis: must not be negative, got -1"))
+	_, _, err = run(t, g, "project", "update", "vision", "--quota", "cpu=1")
+	require.EqualError(t, err, "InvalidArgument: --quota cpu: must not be negative, got -1")
+	f.failNext(status.Error(codes.InvalidArgument, "project.quota: too large for the cluster"))
+	_, _, err = run(t, g, "project", "create", "nlp", "--quota", "gpus=1000")
+	require.EqualError(t, err, "InvalidArgument: --quota: too large for the cluster")
+	f.failNext(status.Error(codes.PermissionDenied, `alice may not change project "vision": that needs its admin role`))
+	_, _, err = run(t, g, "project", "update", "vision", "--quota", "gpus=1")
+	require.Equal(t, codes.PermissionDenied, status.Code(err))
+}
+
+// TestProjectQuotaRefusesBadValues: a wrong --quota is refused before any
+// call, with an error that names --quota and what was typed.
+func TestProjectQuotaRefusesBadValues(t *testing.T) {
+	t.Parallel()
+	g, f := startIAM(t)
+	for _, tc := range []struct{ quota, want string }{
+		{"gpus", "--quota gpus: want KEY=VALUE (e.g. --quota gpus=8,cpu=32,memory=256Gi); keys: gpus, gpu-memory, cpu, memory, jobs, deployments, replicas, storage, llm-tokens-per-minute"},
+		{"gpus=", "--quota gpus=: want KEY=VALUE"},
+		{"=8", "--quota =8: want KEY=VALUE"},
+		{"gpus=8,", "--quota : want KEY=VALUE"},
+		{"gpu=8", `--quota gpu=8: unknown key "gpu"; one of gpus, gpu-memory, cpu, memory, jobs, deployments, replicas, storage, llm-tokens-per-minute`},
+		{"GPUS=8", `--quota GPUS=8: unknown key "GPUS"`},
+		{"cpu_millis=8", `--quota cpu_millis=8: unknown key "cpu_millis"`},
+		{"gpus=8,gpus=4", "--quota gpus=4: gpus is given twice"},
+		{"gpus=eight", "--quota gpus=eight: want a whole number (0: none)"},
+		{"gpus=1.5", "--quota gpus=1.5: want a whole number (0: none)"},
+		{"gpus=-1", "--quota gpus=-1: must not be negative"},
+		{"jobs=-3", "--quota jobs=-3: must not be negative"},
+		{"jobs=2147483648", "--quota jobs=2147483648: at most 2147483647"},
+		{"replicas=99999999999999999999", "--quota replicas=99999999999999999999: at most 2147483647"},
+		{"llm-tokens-per-minute=99999999999999999999", "--quota llm-tokens-per-minute=99999999999999999999: at most 9223372036854775807"},
+		{"cpu=lots", "--quota cpu=lots: want cores (32, 0.5) or millicores (500m)"},
+		{"cpu=-2", "--quota cpu=-2: want cores (32, 0.5) or millicores (500m)"},
+		{"cpu=0.0001", "--quota cpu=0.0001: finer than a millicore"},
+		{"memory=lots", "--quota memory=lots: want bytes with an optional unit (512Mi, 256Gi, 1Ti, 2G)"},
+		{"memory=-1Gi", "--quota memory=-1Gi: want bytes"},
+		{"memory=1gi", "--quota memory=1gi: want bytes"},
+		{"storage=1ki", `--quota storage=1ki: unknown unit "ki"`},
+		{"gpu-memory=99999999Pi", "--quota gpu-memory=99999999Pi: too large"},
+	} {
+		for _, cmd := range [][]string{{"project", "update", "vision"}, {"project", "create", "vision"}} {
+			_, _, err := run(t, g, append(cmd, "--quota", tc.quota)...)
+			require.Error(t, err, "%v", tc.quota)
+			require.Contains(t, err.Error(), tc.want, "%v %v", cmd, tc.quota)
+		}
+	}
+	_, _, err := run(t, g, "project", "update", "vision")
+	require.EqualError(t, err, "nothing to update: give --description or --quota KEY=VALUE")
+	_, _, err = run(t, g, "project", "update", "--quota", "gpus=1")
+	require.ErrorContains(t, err, "expected NAME (got 0 arguments)")
+	require.Zero(t, f.callCount(), "refused before any call")
+}
+
+func TestQuotaValuesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want *iamv1.Quota
+		show string
+	}{
+		{"cpu=32", &iamv1.Quota{CpuMillis: 32000}, "cpu=32"},
+		{"cpu=0.5", &iamv1.Quota{CpuMillis: 500}, "cpu=500m"},
+		{"cpu=1500m", &iamv1.Quota{CpuMillis: 1500}, "cpu=1500m"},
+		{"memory=1.5Gi", &iamv1.Quota{MemoryBytes: 1536 << 20}, "memory=1536Mi"},
+		{"memory=2G", &iamv1.Quota{MemoryBytes: 2e9}, "memory=2G"},
+		{"memory=1000", &iamv1.Quota{MemoryBytes: 1000}, "memory=1k"},
+		{"memory=1234", &iamv1.Quota{MemoryBytes: 1234}, "memory=1234"},
+		{"memory=3Ki", &iamv1.Quota{MemoryBytes: 3072}, "memory=3Ki"},
+		{"storage=1TiB", &iamv1.Quota{StorageBytes: 1 << 40}, "storage=1Ti"},
+		{"storage=2Pi", &iamv1.Quota{StorageBytes: 2 << 50}, "storage=2Pi"},
+		{"gpus=0,jobs=0", &iamv1.Quota{}, "-"},
+	} {
+		q, _, err := parseQuota([]string{tc.in})
+		require.NoError(t, err, tc.in)
+		require.True(t, proto.Equal(tc.want, q), "%s: %v", tc.in, q)
+		require.Equal(t, tc.show, quotaString(q), tc.in)
+	}
+	q, paths, err := parseQuota(nil)
+	require.NoError(t, err)
+	require.Nil(t, q, "no --quota: no quota sent")
+	require.Empty(t, paths)
+	require.Equal(t, "-", quotaString(nil))
 }
