@@ -19,8 +19,9 @@ current-context), else the default. Relative paths in a context (token-
 file and the TLS files) are relative to the file's directory.
 
 The file is read with the package's YAML subset reader (block mappings
-and sequences, plain and quoted scalars, comments), every value kept as a
-string: the SDK depends on no YAML library.
+and sequences, flow ones of one line, plain and quoted scalars,
+comments), every value kept as a string: the SDK depends on no YAML
+library. Keys it does not know are ignored.
 """
 
 import os
@@ -35,6 +36,8 @@ _ENV = {"url": "BMAAS_URL", "token": "BMAAS_TOKEN", "project": "BMAAS_PROJECT",
         "ca-file": "BMAAS_TLS_CA", "cert-file": "BMAAS_TLS_CERT", "key-file": "BMAAS_TLS_KEY"}
 _PATHS = ("token-file", "ca-file", "cert-file", "key-file")
 DEFAULT_URL = "http://127.0.0.1:8080"
+# The keys of a context; others (the CLI may write more) are ignored.
+_KEYS = ("name", "server", "url", "token", "token-file", "project", "ca-file", "cert-file", "key-file")
 
 
 def config_path(environ=None):
@@ -53,11 +56,9 @@ class _Strings(_Parser):
         raise ValueError("%s:%d: %s" % (self.name, line.no, why))
 
     def scalar_or_flow(self, s, line):
-        if s == "[]":
-            return []
-        if s == "{}":
-            return {}
-        if s[0] in "[{&*!|>%@`":
+        if s[0] in "[{":
+            return super().scalar_or_flow(s, line)  # its items come back here
+        if s[0] in "&*!|>%@`":
             self.fail(line, "unsupported YAML %r: write a plain or quoted string" % s[0])
         if s[0] in "'\"":
             return _quoted(s, line, self)
@@ -111,8 +112,8 @@ def load_config(path=None):
     for i, c in enumerate(contexts):
         if not isinstance(c, dict):
             raise ValueError("%s: contexts[%d] must be a mapping (name, url, token, ...)" % (path, i))
-        for k, v in c.items():
-            if v is not None and not isinstance(v, str):
+        for k in _KEYS:
+            if c.get(k) is not None and not isinstance(c[k], str):
                 raise ValueError("%s: contexts[%d].%s must be a string" % (path, i, k))
         name = c.get("name")
         if not name:
@@ -120,7 +121,7 @@ def load_config(path=None):
         if name in seen:
             raise ValueError("%s: context %r is defined twice" % (path, name))
         seen.add(name)
-        out.append({k: v for k, v in c.items() if v is not None})
+        out.append({k: c[k] for k in _KEYS if c.get(k) is not None})
     return {"current-context": current or None, "contexts": out}
 
 

@@ -75,6 +75,13 @@ class ConfigTest(unittest.TestCase):
         cfg = load_config(path)
         self.assertEqual((cfg["current-context"], [c["name"] for c in cfg["contexts"]]), ("b", ["a", "b"]))
 
+    def test_keys_it_does_not_know_are_ignored(self):
+        path = self.write("more.yaml", "preferences:\n  colors: [red, blue]\n  editor: {name: vi}\n"
+                                       "current-context: a\ncontexts:\n    - name: a\n      url: http://a:8080\n"
+                                       "      extensions:\n        - x: 1\n      aliases: [b, c]\n")
+        self.assertEqual(load_config(path), {"current-context": "a", "contexts": [{"name": "a", "url": "http://a:8080"}]})
+        self.assertEqual(resolve(environ=dict(CLEAN, BMAAS_CONFIG=path)).url, "http://a:8080")
+
     def test_a_missing_or_empty_file_configures_nothing(self):
         for path in (os.path.join(self.dir, "none.yaml"), self.write("empty.yaml", "# nothing yet\n")):
             self.assertEqual(load_config(path), {"current-context": None, "contexts": []})
@@ -148,14 +155,16 @@ class ConfigTest(unittest.TestCase):
 
     def test_malformed_files_name_the_file_and_line(self):
         cases = {
-            "contexts:\n  - name: a\n    url: [http://a]\n": r":3: unsupported YAML '\['",
-            "contexts:\n  - name: a\n    tls:\n      ca: x\n": r"contexts\[0\].tls must be a string",
+            "contexts:\n  - name: a\n    url: [http://a]\n": r"contexts\[0\].url must be a string",
+            "contexts:\n  - name: a\n    token:\n      file: x\n": r"contexts\[0\].token must be a string",
+            "contexts:\n  - name: a\n    url: !!str x\n": r":3: unsupported YAML '!'",
             "contexts: prod\n": "contexts must be a list",
             "contexts:\n  - prod\n": r"contexts\[0\] must be a mapping",
             "contexts:\n  - url: http://a\n": r"contexts\[0\] has no name",
             "contexts:\n  - name: a\n  - name: a\n": "context 'a' is defined twice",
             "- a\n": "expected a mapping",
-            "current-context: [a]\n": r":1: unsupported YAML",
+            "current-context: [a]\n": "current-context must be a context's name",
+            "contexts: [a, [b\n": r":1: a flow sequence must end on its line",
             "contexts:\n  - name: a\n\turl: b\n": ":3: tabs in indentation",
             "token: &anchor x\n": ":1: unsupported YAML '&'",
         }
