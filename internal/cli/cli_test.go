@@ -18,8 +18,7 @@ import (
 // run executes the CLI with args against g and returns stdout and stderr.
 func run(t *testing.T, g *globals, args ...string) (string, string, error) {
 	t.Helper()
-	dial := g.dial
-	root := newRoot(&globals{dial: dial})
+	root := newRoot(&globals{dial: g.dial, getenv: g.getenv})
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)

@@ -9,6 +9,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/bmaas/bmaas/pkg/mesh"
 )
@@ -28,6 +29,9 @@ type client struct {
 // connection is lazy: an unreachable server surfaces as Unavailable on the
 // first call.
 func (g *globals) connect() (*client, error) {
+	if err := g.settle(); err != nil {
+		return nil, err
+	}
 	target, secure := g.server, false
 	for _, scheme := range []string{"https://", "grpcs://"} {
 		if rest, ok := strings.CutPrefix(target, scheme); ok {
@@ -52,6 +56,10 @@ func (g *globals) connect() (*client, error) {
 	if g.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(mesh.Bearer(g.token)))
 	}
+	if g.project != "" {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(projectHeader(g.project).unary),
+			grpc.WithChainStreamInterceptor(projectHeader(g.project).stream))
+	}
 	if g.dial != nil {
 		target = "passthrough:///" + target
 		opts = append(opts, grpc.WithContextDialer(g.dial))
@@ -61,6 +69,23 @@ func (g *globals) connect() (*client, error) {
 		return nil, usageErrorf("--server %q: %v", g.server, err)
 	}
 	return &client{RegistryServiceClient: registryv1.NewRegistryServiceClient(conn), conn: conn, g: g}, nil
+}
+
+// projectHeaderKey is the gRPC metadata that names the caller's project
+// (HTTP: Bmaas-Project); the server uses it for requests that name none.
+const projectHeaderKey = "bmaas-project"
+
+// projectHeader sends the project with every call.
+type projectHeader string
+
+func (p projectHeader) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(metadata.AppendToOutgoingContext(ctx, projectHeaderKey, string(p)), method, req, reply, cc, opts...)
+}
+
+func (p projectHeader) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(metadata.AppendToOutgoingContext(ctx, projectHeaderKey, string(p)), desc, cc, method, opts...)
 }
 
 // withClient runs fn with a connected client and closes it afterwards.

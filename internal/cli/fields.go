@@ -58,7 +58,8 @@ var commandFields = map[string]fieldNames{
 		"spec.builtin.validation_fraction": "--validation-fraction", "spec.process.command": "--command",
 		"spec.process.dataset_version": "--dataset", "spec.resources.cpu_millis": "--cpu",
 		"spec.resources.memory_bytes": "--memory", "spec.resources.gpus": "--gpus",
-		"spec.resources.gpu_model": "--gpu-model", "spec.node_selector": "--node-selector"},
+		"spec.resources.gpu_model": "--gpu-model", "spec.node_selector": "--node-selector", "spec.project": "--project"},
+	"job list": {"project": "--project", "label_selector": "--label", "page_size": "--page-size"},
 }
 
 var (

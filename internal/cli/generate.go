@@ -124,9 +124,13 @@ func (f *generateFlags) run(cmd *cobra.Command, g *globals, prompt string) error
 	if err != nil {
 		return err
 	}
-	base := strings.TrimSuffix(f.url, "/")
+	if err := g.settle(); err != nil {
+		return err
+	}
+	url := g.url(cmd, f.url)
+	base := strings.TrimSuffix(url, "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		return usageErrorf("--url must start with http:// or https://, got %q", f.url)
+		return usageErrorf("--url must start with http:// or https://, got %q", url)
 	}
 	client := &http.Client{}
 	if strings.HasPrefix(base, "https://") || g.tls.ca != "" {
@@ -149,6 +153,9 @@ func (f *generateFlags) run(cmd *cobra.Command, g *globals, prompt string) error
 	req.Header.Set("Content-Type", "application/json")
 	if g.token != "" {
 		req.Header.Set("Authorization", "Bearer "+g.token)
+	}
+	if g.project != "" {
+		req.Header.Set("Bmaas-Project", g.project)
 	}
 	start := time.Now()
 	resp, err := client.Do(req)

@@ -50,7 +50,9 @@ func jobListCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List training jobs (all pages); filter by state, model and labels, --kind for serving replicas",
-		Args:  args("no arguments", 0),
+		Long: "List training jobs (all pages). With a project (--project, BMAAS_PROJECT or the context's), only\n" +
+			"that project's jobs; otherwise those of every project you may read.",
+		Args: args("no arguments", 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := parseJobState(state)
 			if err != nil {
@@ -65,7 +67,7 @@ func jobListCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
-				req := &schedulerv1.ListJobsRequest{PageSize: pageSize, State: st, Model: model, LabelSelector: sel}
+				req := &schedulerv1.ListJobsRequest{PageSize: pageSize, State: st, Model: model, LabelSelector: sel, Project: g.project}
 				items, err := allPages(ctx, c, func(ctx context.Context, token string) ([]*schedulerv1.Job, string, error) {
 					req.PageToken = token
 					resp, err := c.scheduler().ListJobs(ctx, req)
@@ -103,9 +105,9 @@ func jobKind(kind string) (func(*schedulerv1.Job) bool, error) {
 
 // jobRows prints the job table.
 func jobRows(t *table, jobs []*schedulerv1.Job) {
-	t.row("ID", "MODEL", "RUNTIME", "STATE", "STEP", "RESTARTS", "NODES", "VERSION", "CREATED", "REASON")
+	t.row("ID", "PROJECT", "MODEL", "RUNTIME", "STATE", "STEP", "RESTARTS", "NODES", "VERSION", "CREATED", "REASON")
 	for _, j := range jobs {
-		t.row(j.GetId(), j.GetSpec().GetModel(), runtimeName(j.GetSpec()), stateName(j.GetState()),
+		t.row(j.GetId(), orDash(j.GetSpec().GetProject()), j.GetSpec().GetModel(), runtimeName(j.GetSpec()), stateName(j.GetState()),
 			fmt.Sprint(j.GetStep()), fmt.Sprint(j.GetRestarts()), orDash(strings.Join(j.GetNodes(), ",")),
 			latestString(j.GetModelVersion()), formatTime(j.GetCreateTime()), orDash(truncate(j.GetReason(), 60)))
 	}
@@ -252,6 +254,7 @@ func printJob(p *printer, j *schedulerv1.Job) error {
 		r := s.GetResources()
 		t.row("ID:", j.GetId())
 		t.row("Name:", orDash(s.GetName()))
+		t.row("Project:", orDash(s.GetProject()))
 		t.row("Model:", s.GetModel())
 		t.row("State:", stateName(j.GetState()))
 		t.row("Reason:", orDash(j.GetReason()))

@@ -171,8 +171,8 @@ func TestJobListGetCancelLogs(t *testing.T) {
 	sch.jobs[1].Reason = "Unschedulable: needs 8 GPUs,\nlargest node has 4"
 	out, _, err := run(t, g, "job", "list", "--state", "queued", "--model", "bc", "--label", "team=ml")
 	require.NoError(t, err)
-	require.Contains(t, out, "ID      MODEL   RUNTIME            STATE    STEP   RESTARTS   NODES   VERSION   CREATED   REASON\n")
-	require.Contains(t, out, "job-1   bc      builtin:logistic   QUEUED   0      0          -       -         -         -\n")
+	require.Contains(t, out, "ID      PROJECT   MODEL   RUNTIME            STATE    STEP   RESTARTS   NODES   VERSION   CREATED   REASON\n")
+	require.Contains(t, out, "job-1   -         bc      builtin:logistic   QUEUED   0      0          -       -         -         -\n")
 	require.Contains(t, out, "Unschedulable: needs 8 GPUs, largest node has 4\n", "both pages, reason on one line")
 	require.Equal(t, schedulerv1.JobState_JOB_STATE_QUEUED, sch.lastList.GetState())
 	require.Equal(t, "bc", sch.lastList.GetModel())

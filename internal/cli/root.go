@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bmaas/bmaas/internal/cli/mlcli"
 )
@@ -25,9 +26,23 @@ type globals struct {
 	output  string
 	timeout time.Duration
 
+	// project is sent as the bmaas-project header; contextName is
+	// --context (config.go).
+	project     string
+	contextName string
+
 	// dial, when set, replaces the network dial (tests use an in-memory
 	// listener).
 	dial dialFunc
+	// getenv, when set, replaces os.Getenv (tests).
+	getenv func(string) string
+
+	// flags are the global flags; settle fills in what they did not give
+	// from the environment and the selected context, once.
+	flags     *pflag.FlagSet
+	settled   bool
+	settleErr error
+	context   *clientContext
 }
 
 // Root builds the whole `bmaas` command tree.
@@ -46,9 +61,6 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("token") {
-				g.token = os.Getenv("BMAAS_TOKEN") // read here so --help never shows it
-			}
 			return g.validate()
 		},
 	}
@@ -58,6 +70,9 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.server, "server", envOr("BMAAS_SERVER", DefaultServer),
 		"gRPC address of the bmaas server (env BMAAS_SERVER)")
 	pf.StringVar(&g.token, "token", "", "bearer token sent with every call (env BMAAS_TOKEN)")
+	pf.StringVar(&g.project, "project", "", "the project of the calls, sent as the bmaas-project header (env BMAAS_PROJECT)")
+	pf.StringVar(&g.contextName, "context", "", "the context of the configuration file to use (env BMAAS_CONTEXT; see bmaas config)")
+	g.flags = pf
 	g.tls.register(pf)
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json, yaml, or id (only the IDs or names of what the command returns, for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
@@ -67,7 +82,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
 	root.AddCommand(evaluateCommand(g), experimentCommand(g))
 	root.AddCommand(deployCommand(g), runtimeCommand(g), predictCommand(g), generateCommand(g), alertCommand(g))
-	root.AddCommand(projectCommand(g), tokenCommand(g), whoamiCommand(g), auditCommand(g))
+	root.AddCommand(projectCommand(g), tokenCommand(g), whoamiCommand(g), auditCommand(g), configCommand(g))
 	addServerCommands(root)
 	renameFields(root)
 	return root

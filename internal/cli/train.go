@@ -72,6 +72,7 @@ func trainCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client) error {
+				spec.Project = g.project // settled by the connection: --project, BMAAS_PROJECT or the context's
 				return submitTraining(ctx, g, cmd, c, &tf, spec)
 			})
 		},
