@@ -344,6 +344,22 @@ func TestTokensLifecycle(t *testing.T) {
 	})
 	require.False(t, time.Now().Before(short.GetToken().GetExpireTime().AsTime()))
 
+	// The same API over REST, through the edge.
+	code, body = httpAs(t, c, admin, "GET", "/v1/whoami", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"identity":"admin"`)
+	code, body = httpAs(t, c, admin, "POST", "/v1/projects", `{"name":"nlp","quota":{"gpus":"4"}}`)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = httpAs(t, c, admin, "PATCH", "/v1/projects/nlp?update_mask=quota.gpus", `{"quota":{"gpus":"8"}}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"gpus":"8"`)
+	code, body = httpAs(t, c, editor, "POST", "/v1/projects", `{"name":"mine"}`)
+	require.Equal(t, http.StatusForbidden, code, body)
+	code, body = httpAs(t, c, admin, "GET", "/v1/audit-records?identity=erin", "")
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = httpAs(t, c, "", "GET", "/v1/auth-config", "")
+	require.Equal(t, http.StatusOK, code, "signing in needs no token: %s", body)
+
 	// The bootstrap token is found again, not made again, on a restart
 	// (its file is kept): the admin still works (same cluster here).
 	who, err := adminIAM.WhoAmI(ctx, &iamv1.WhoAmIRequest{})

@@ -21,6 +21,7 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
@@ -118,6 +119,8 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		{TargetEvaluator, func() error { return evaluatorv1.RegisterMonitorServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterDeploymentServiceHandler(ctx, gw, conn) }},
 		{TargetGateway, func() error { return gatewayv1.RegisterRuntimeServiceHandler(ctx, gw, conn) }},
+		{TargetRegistry, func() error { return iamv1.RegisterIAMServiceHandler(ctx, gw, conn) }},
+		{TargetRegistry, func() error { return iamv1.RegisterAuditServiceHandler(ctx, gw, conn) }},
 	} {
 		if err := r.fn(); err != nil {
 			return nil, fmt.Errorf("rest %s: %w", r.target, err)

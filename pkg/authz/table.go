@@ -119,7 +119,7 @@ var clusterScoped = map[string]bool{"nodes": true, "runtimes": true, "metrics": 
 // them is authorized in the project it names (its request's, else the
 // caller's), and their handlers check the project of what they load.
 // The others all belong to the default project.
-var projectAware = map[string]bool{"jobs": true}
+var projectAware = map[string]bool{"jobs": true, "experiments": true}
 
 // ProjectAware says whether p's resource carries its project.
 func (p Permission) ProjectAware() bool { return projectAware[p.Resource] }

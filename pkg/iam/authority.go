@@ -21,6 +21,7 @@ var ErrUnauthenticated = errors.New("missing or invalid bearer token")
 // anonymous and may do everything.
 type Authority struct {
 	mesh  []byte
+	st    *store.Store
 	cache *store.Cache[*iamv1.StoredToken]
 	now   func() time.Time
 
@@ -44,7 +45,7 @@ func NewAuthority(meshToken string, st *store.Store, now func() time.Time, log *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Authority{mesh: []byte(meshToken), now: now, compiled: map[string]compiled{}}
+	a := &Authority{mesh: []byte(meshToken), st: st, now: now, compiled: map[string]compiled{}}
 	if st != nil {
 		a.cache = store.NewCache(st, TokensPrefix, func() *iamv1.StoredToken { return &iamv1.StoredToken{} }, log)
 	}
@@ -91,7 +92,14 @@ func (a *Authority) Secret(tok string) (*Principal, error) {
 	if !loaded {
 		return nil, errNotLoaded
 	}
-	if !ok || !secretMatches(tok, st.GetSecretSha256()) || st.GetToken().GetRevokeTime() != nil {
+	if !ok {
+		// Made a moment ago, before the watch brought it: etcd says.
+		st = &iamv1.StoredToken{}
+		if _, err := a.st.Get(context.Background(), TokenKey(id), st); err != nil {
+			return nil, ErrUnauthenticated
+		}
+	}
+	if !secretMatches(tok, st.GetSecretSha256()) || st.GetToken().GetRevokeTime() != nil {
 		return nil, ErrUnauthenticated
 	}
 	p, err := a.principal(id, st)

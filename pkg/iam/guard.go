@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/authz"
+	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // Metadata the platform's own processes send along a call they make for
@@ -91,6 +94,11 @@ func projectOf(req any) string {
 	}
 	if r, ok := req.(interface{ GetSpec() *schedulerv1.JobSpec }); ok {
 		return r.GetSpec().GetProject()
+	}
+	if r, ok := req.(interface {
+		GetExperiment() *evaluatorv1.Experiment
+	}); ok {
+		return r.GetExperiment().GetProject()
 	}
 	return ""
 }
@@ -362,4 +370,37 @@ func deploymentOfPath(path string) string {
 // routes that name it in their body).
 func MayInvoke(ctx context.Context, deployment string) bool {
 	return FromContext(ctx).Decide(authz.Permission{Resource: "inference", Verb: authz.Invoke}, DefaultProject, deployment) == Allow
+}
+
+// CheckIn is a handler's check of a resource it loaded: that the caller in
+// ctx may do v to resource (its kind, as the permission table names it:
+// "jobs") of project ("" is the default project). It returns nil, a
+// NotFound naming kind and id when the caller has no role in the project,
+// or a PermissionDenied.
+func CheckIn(ctx context.Context, resource, kind, id, project string, v authz.Verb) error {
+	if project == "" {
+		project = DefaultProject
+	}
+	p := FromContext(ctx)
+	switch p.May(authz.Permission{Resource: resource, Verb: v}, project) {
+	case Hide:
+		return apierr.NotFound(kind, id)
+	case Deny:
+		return apierr.Denied("%s may not %s %s in project %q", p.Name(), v, resource, project)
+	}
+	return nil
+}
+
+// ProjectExists says whether a new resource may go in project: nil, or
+// an InvalidArgument naming field (the default project always may).
+func ProjectExists(ctx context.Context, st *store.Store, field, project string) error {
+	if project == DefaultProject {
+		return nil
+	}
+	if _, err := st.Get(ctx, ProjectKey(project), &iamv1.Project{}); errors.Is(err, store.ErrNotFound) {
+		return apierr.Invalid(field, "no project %q", project)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }

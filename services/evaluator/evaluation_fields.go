@@ -132,5 +132,6 @@ func fillExperiment(x *evaluatorv1.Experiment) *evaluatorv1.Experiment {
 	}
 	bothKinds(searcherKinds, &x.SearcherKind, &x.Searcher)
 	bothKinds(directions, &x.Direction, &x.Mode)
+	x.Project = projectOfExperiment(x)
 	return x
 }

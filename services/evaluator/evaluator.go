@@ -63,6 +63,9 @@ func (e *Evaluator) publish(kind, key, typ string, msg proto.Message) {
 	}
 	ev := events.Event{Kind: kind, Key: key, Type: typ, Time: e.now(), Data: data,
 		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
+	if x, ok := msg.(*evaluatorv1.Experiment); ok {
+		ev.Headers[events.HeaderProject] = projectOfExperiment(x)
+	}
 	if err := e.bus.PublishAsync(ev); err != nil {
 		e.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)
 	}

@@ -14,7 +14,9 @@ import (
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/ml/train"
 	"github.com/bmaas/bmaas/pkg/store"
 	"github.com/bmaas/bmaas/services/evaluator/search"
@@ -73,6 +75,12 @@ func (e *Evaluator) CreateExperiment(ctx context.Context, x *evaluatorv1.Experim
 		return nil, apierr.Invalid("experiment.model", "required")
 	}
 	x = cloneExperiment(x)
+	if x.Project == "" {
+		x.Project = iam.ProjectFrom(ctx)
+	}
+	if err := iam.ProjectExists(ctx, e.st, "experiment.project", x.Project); err != nil {
+		return nil, err
+	}
 	tpl := x.Template
 	proc := tpl.GetProcess()
 	switch {
@@ -184,6 +192,15 @@ func trialParams(x *evaluatorv1.Experiment, params map[string]string, epochs int
 	return out
 }
 
+// projectOfExperiment is an experiment's project: one from before
+// projects belongs to the default one.
+func projectOfExperiment(x *evaluatorv1.Experiment) string {
+	if x.GetProject() != "" {
+		return x.GetProject()
+	}
+	return iam.DefaultProject
+}
+
 // GetExperiment reads an experiment.
 func (e *Evaluator) GetExperiment(ctx context.Context, id string) (*evaluatorv1.Experiment, error) {
 	x, _, err := e.readExperiment(ctx, id)
@@ -202,6 +219,9 @@ func (e *Evaluator) readExperiment(ctx context.Context, id string) (*evaluatorv1
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := iam.CheckIn(ctx, "experiments", "experiment", id, x.GetProject(), authz.Read); err != nil {
+		return nil, 0, err
+	}
 	return fillExperiment(x), rev, nil
 }
 
@@ -213,7 +233,10 @@ func (e *Evaluator) ListExperiments(ctx context.Context, req *evaluatorv1.ListEx
 	}
 	items, next, err := store.List(ctx, e.st, experimentsPrefix(), n, req.GetPageToken(),
 		func() *evaluatorv1.Experiment { return &evaluatorv1.Experiment{} },
-		func(x *evaluatorv1.Experiment) bool { return req.Model == "" || x.Model == req.Model })
+		func(x *evaluatorv1.Experiment) bool {
+			return (req.Model == "" || x.Model == req.Model) && (req.GetProject() == "" || projectOfExperiment(x) == req.GetProject()) &&
+				iam.CheckIn(ctx, "experiments", "experiment", x.GetId(), x.GetProject(), authz.Read) == nil
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +253,9 @@ func (e *Evaluator) SetExperimentState(ctx context.Context, id string, to evalua
 	for range 10 {
 		x, rev, err := e.readExperiment(ctx, id)
 		if err != nil {
+			return nil, err
+		}
+		if err := iam.CheckIn(ctx, "experiments", "experiment", id, x.GetProject(), authz.Write); err != nil {
 			return nil, err
 		}
 		from := x.State

@@ -53,7 +53,7 @@ func (e *Evaluator) submit(ctx context.Context, x *evaluatorv1.Experiment, rec *
 func trialSpec(x *evaluatorv1.Experiment, rec *evaluatorv1.Trial, labels map[string]string) *schedulerv1.JobSpec {
 	tpl := x.Template
 	params := trialParams(x, rec.Params, int(rec.TargetEpochs))
-	spec := &schedulerv1.JobSpec{Model: x.Model, Labels: labels, CheckpointInterval: 1, MaxRestarts: 1}
+	spec := &schedulerv1.JobSpec{Model: x.Model, Labels: labels, CheckpointInterval: 1, MaxRestarts: 1, Project: projectOfExperiment(x)}
 	if p := tpl.GetProcess(); p != nil {
 		rt := proto.CloneOf(p)
 		rt.Hyperparameters = params

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/authz"
@@ -81,16 +80,9 @@ func projectOf(j *schedulerv1.Job) string {
 	return iam.DefaultProject
 }
 
-// may checks the caller may do v to j in j's project: NotFound when it
-// has no role there, PermissionDenied when its role lacks v.
+// may checks the caller may do v to j in j's project.
 func may(ctx context.Context, j *schedulerv1.Job, v authz.Verb) error {
-	switch iam.FromContext(ctx).May(authz.Permission{Resource: "jobs", Verb: v}, projectOf(j)) {
-	case iam.Hide:
-		return apierr.NotFound("job", j.GetId())
-	case iam.Deny:
-		return apierr.Denied("%s may not %s jobs in project %q", iam.FromContext(ctx).Name(), v, projectOf(j))
-	}
-	return nil
+	return iam.CheckIn(ctx, "jobs", "job", j.GetId(), projectOf(j), v)
 }
 
 // checkProject puts the job in the caller's project when it names none,
@@ -99,15 +91,7 @@ func (s *Scheduler) checkProject(ctx context.Context, spec *schedulerv1.JobSpec)
 	if spec.Project == "" {
 		spec.Project = iam.ProjectFrom(ctx)
 	}
-	if _, err := s.st.Get(ctx, iam.ProjectKey(spec.Project), &iamv1.Project{}); errors.Is(err, store.ErrNotFound) {
-		if spec.Project == iam.DefaultProject {
-			return nil // a registry older than projects, or not started yet
-		}
-		return apierr.Invalid("spec.project", "no project %q", spec.Project)
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return iam.ProjectExists(ctx, s.st, "spec.project", spec.Project)
 }
 
 // List pages through the jobs, oldest first, filtered.

@@ -1412,10 +1412,13 @@ func (x *GetExperimentResponse) GetExperiment() *Experiment {
 }
 
 type ListExperimentsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Model     string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Project, when set, lists only that project's experiments; otherwise
+	// those of every project the caller may read.
+	Project       string `protobuf:"bytes,4,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1467,6 +1470,13 @@ func (x *ListExperimentsRequest) GetPageToken() string {
 func (x *ListExperimentsRequest) GetModel() string {
 	if x != nil {
 		return x.Model
+	}
+	return ""
+}
+
+func (x *ListExperimentsRequest) GetProject() string {
+	if x != nil {
+		return x.Project
 	}
 	return ""
 }
@@ -2097,12 +2107,13 @@ const file_bmaas_evaluator_v1_evaluator_proto_rawDesc = "" +
 	"\x15GetExperimentResponse\x12>\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x1e.bmaas.evaluator.v1.ExperimentR\n" +
-	"experiment\"j\n" +
+	"experiment\"\x84\x01\n" +
 	"\x16ListExperimentsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\"\x83\x01\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\aproject\x18\x04 \x01(\tR\aproject\"\x83\x01\n" +
 	"\x17ListExperimentsResponse\x12@\n" +
 	"\vexperiments\x18\x01 \x03(\v2\x1e.bmaas.evaluator.v1.ExperimentR\vexperiments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +

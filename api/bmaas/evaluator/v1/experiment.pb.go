@@ -324,7 +324,10 @@ type Experiment struct {
 	SearcherKind Searcher `protobuf:"varint,27,opt,name=searcher_kind,json=searcherKind,proto3,enum=bmaas.evaluator.v1.Searcher" json:"searcher_kind,omitempty"`
 	// Which way metric improves (unspecified on create: mode, else by the
 	// metric: minimise losses and errors, maximise the others).
-	Direction     Direction `protobuf:"varint,28,opt,name=direction,proto3,enum=bmaas.evaluator.v1.Direction" json:"direction,omitempty"`
+	Direction Direction `protobuf:"varint,28,opt,name=direction,proto3,enum=bmaas.evaluator.v1.Direction" json:"direction,omitempty"`
+	// Project the experiment and its trials' jobs belong to (their quota,
+	// who may see them). Empty: the caller's project, as for jobs.
+	Project       string `protobuf:"bytes,29,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +558,13 @@ func (x *Experiment) GetDirection() Direction {
 		return x.Direction
 	}
 	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *Experiment) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
 }
 
 // SearchParam is one dimension of the search space.
@@ -1012,7 +1022,7 @@ var File_bmaas_evaluator_v1_experiment_proto protoreflect.FileDescriptor
 
 const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"\n" +
-	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\b\n" +
+	"#bmaas/evaluator/v1/experiment.proto\x12\x12bmaas.evaluator.v1\x1a\x1fbmaas/evaluator/v1/policy.proto\x1a\"bmaas/scheduler/v1/scheduler.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\b\n" +
 	"\n" +
 	"Experiment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1050,7 +1060,8 @@ const file_bmaas_evaluator_v1_experiment_proto_rawDesc = "" +
 	"updateTime\x12?\n" +
 	"\rcomplete_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12A\n" +
 	"\rsearcher_kind\x18\x1b \x01(\x0e2\x1c.bmaas.evaluator.v1.SearcherR\fsearcherKind\x12;\n" +
-	"\tdirection\x18\x1c \x01(\x0e2\x1d.bmaas.evaluator.v1.DirectionR\tdirection\"\xf0\x01\n" +
+	"\tdirection\x18\x1c \x01(\x0e2\x1d.bmaas.evaluator.v1.DirectionR\tdirection\x12\x18\n" +
+	"\aproject\x18\x1d \x01(\tR\aproject\"\xf0\x01\n" +
 	"\vSearchParam\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.bmaas.evaluator.v1.ParamTypeR\x04type\x12\x10\n" +
