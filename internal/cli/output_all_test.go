@@ -39,7 +39,7 @@ var outputExempt = map[string]string{
 // confirm a deletion, and have no data to give.
 var outputQuiet = map[string]bool{
 	"dataset delete": true, "model delete": true, "model version delete": true,
-	"deploy delete": true, "runtime delete": true, "alert rule delete": true,
+	"deploy delete": true, "runtime delete": true, "alert rule delete": true, "project delete": true,
 }
 
 // TestEveryCommandHonoursOutputJSON runs every leaf command with -o json
@@ -163,6 +163,35 @@ template: {algorithm: logistic, dataset: iris, target_column: target}
 	step("ml", "train", "--data", iris, "--algorithm", "logistic", "--out", local)
 	step("ml", "evaluate", "--model", local, "--data", iris)
 	step("ml", "predict", "--model", local, "--data", iris)
+
+	step("project", "create", "vision", "--description", "image models", "--quota", "gpus=2,cpu=8,memory=32Gi")
+	step("project", "list")
+	step("project", "get", "vision")
+	require.Equal(t, "4", str(step("project", "update", "vision", "--quota", "gpus=4,jobs=3"), "quota", "gpus"))
+	tok := str(step("token", "create", "--identity", "ci", "--service-account", "--role", "vision=editor"), "token", "id")
+	step("token", "list")
+	step("token", "get", tok)
+	step("token", "rotate", tok, "--overlap", "0s")
+	step("token", "revoke", tok)
+	step("whoami")
+	step("audit", "list", "--limit", "10")
+	step("project", "delete", "vision")
+
+	// The configuration file's commands, on a file of the test's own.
+	config := filepath.Join(dir, "config.yaml")
+	configStep := func(args ...string) map[string]any {
+		t.Helper()
+		out, _, err := run(t, &globals{getenv: envOf(map[string]string{"BMAAS_CONFIG": config})}, append([]string{"-o", "json"}, args...)...)
+		require.NoError(t, err, "%v", args)
+		ran[commandPath(args)] = true
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &doc), "%v printed:\n%s", args, out)
+		return doc
+	}
+	configStep("config", "set-context", "here", "--server", addr, "--project", "default")
+	configStep("config", "use-context", "here")
+	require.Equal(t, "here", str(configStep("config", "current-context"), "current-context"))
+	require.Equal(t, "here", str(configStep("config", "get-contexts"), "contexts", "name"))
 
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
