@@ -32,3 +32,21 @@ func TestPythonSDKLive(t *testing.T) {
 	require.NotContains(t, string(out), "skipped", "%s", out)
 	t.Logf("%s", out)
 }
+
+// TestPythonSDKIdentity runs the SDK's identity tests (projects, tokens,
+// whoami, the audit trail, the project header) against the bmaas binary
+// under `bmaas up --auth`, which they start themselves.
+func TestPythonSDKIdentity(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("%s not found", python)
+	}
+	cmd := exec.CommandContext(t.Context(), python, "-m", "unittest", "discover", "-v", "-s", filepath.Join("sdk", "python", "tests"),
+		"-p", "test_iam_server.py")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "BMAAS_BIN="+harness.Binary(t), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "python identity tests:\n%s", out)
+	require.NotContains(t, string(out), "skipped", "%s", out)
+	t.Logf("%s", out)
+}
