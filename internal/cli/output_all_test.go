@@ -33,6 +33,7 @@ var outputExempt = map[string]string{
 	"deploy feedback":              "needs a logged request; TestFeedbackJoinsLateInTheWindowOfItsPrediction runs its -o json path",
 	"dataset create-from-payloads": "needs logged requests with feedback; TestFeedbackJoinsLateInTheWindowOfItsPrediction runs its -o json path",
 	"alert get":                    "needs a fired alert; TestDriftAlertRetrainsPromotesAndResolves runs its -o json path",
+	"login":                        "needs an OIDC provider and a person signing in there; TestOIDCLogin runs its -o json path",
 }
 
 // outputQuiet are the commands that print nothing with -o json|yaml: they

@@ -82,7 +82,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(trainCommand(g), jobCommand(g), nodeCommand(g))
 	root.AddCommand(evaluateCommand(g), experimentCommand(g))
 	root.AddCommand(deployCommand(g), runtimeCommand(g), predictCommand(g), generateCommand(g), alertCommand(g))
-	root.AddCommand(projectCommand(g), tokenCommand(g), whoamiCommand(g), auditCommand(g), configCommand(g))
+	root.AddCommand(projectCommand(g), tokenCommand(g), whoamiCommand(g), auditCommand(g), configCommand(g), loginCommand(g))
 	addServerCommands(root)
 	renameFields(root)
 	return root

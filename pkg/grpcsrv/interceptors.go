@@ -161,7 +161,7 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, start time
 	level := slog.LevelDebug
 	switch code {
 	case codes.OK, codes.Canceled, codes.NotFound, codes.AlreadyExists, codes.InvalidArgument,
-		codes.FailedPrecondition, codes.Aborted, codes.Unauthenticated, codes.ResourceExhausted:
+		codes.FailedPrecondition, codes.Aborted, codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
 	default:
 		level = slog.LevelWarn
 	}
