@@ -26,7 +26,7 @@ library. Keys it does not know are ignored.
 
 import os
 
-from ._spec import _Line, _Parser, _quoted, _strip_comment
+from ._spec import _Parser, _quoted, parse_yaml
 
 __all__ = ["Settings", "config_path", "load_config", "resolve"]
 
@@ -66,21 +66,7 @@ class _Strings(_Parser):
 
 
 def _parse(text, name):
-    lines = []
-    for no, raw in enumerate(text.splitlines(), 1):
-        if "\t" in raw[:len(raw) - len(raw.lstrip())]:
-            raise ValueError("%s:%d: tabs in indentation" % (name, no))
-        body = _strip_comment(raw)
-        if body.strip() in ("", "---"):
-            continue
-        lines.append(_Line(no, len(body) - len(body.lstrip()), body.strip()))
-    if not lines:
-        return None
-    p = _Strings(lines, name)
-    value = p.block(lines[0].indent)
-    if p.i < len(lines):
-        p.fail(lines[p.i], "unexpected indentation")
-    return value
+    return parse_yaml(text, name, _Strings)
 
 
 def load_config(path=None):

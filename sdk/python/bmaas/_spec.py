@@ -52,8 +52,9 @@ def _strip_comment(s):
     return s.rstrip()
 
 
-def parse_yaml(text, name="<spec>"):
-    """Parses the YAML subset described in the module's documentation."""
+def parse_yaml(text, name="<spec>", parser=None):
+    """Parses the YAML subset described in the module's documentation
+    (parser: a _Parser subclass that reads scalars its own way)."""
     lines = []
     for no, raw in enumerate(text.splitlines(), 1):
         if "\t" in raw[:len(raw) - len(raw.lstrip())]:
@@ -64,7 +65,7 @@ def parse_yaml(text, name="<spec>"):
         lines.append(_Line(no, len(body) - len(body.lstrip()), body.strip()))
     if not lines:
         return None
-    p = _Parser(lines, name)
+    p = (parser or _Parser)(lines, name)
     value = p.block(lines[0].indent)
     if p.i < len(lines):
         p.fail(lines[p.i], "unexpected indentation")
