@@ -29,6 +29,7 @@ import (
 	"github.com/bmaas/bmaas/pkg/httpedge"
 	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/services/gateway"
+	iamsvc "github.com/bmaas/bmaas/services/iam"
 	"github.com/bmaas/bmaas/services/registry"
 	"github.com/bmaas/bmaas/web"
 )
@@ -42,7 +43,14 @@ var openAPI []byte
 // connection (which forwards the calls of services it does not run) and
 // binds its listener.
 func (a *App) startHTTP(ctx context.Context) error {
-	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(),
+	iamClient := iamv1.NewIAMServiceClient(a.w.selfConn)
+	web, err := iamsvc.NewWebLogin(a.cfg.OIDC, func(ctx context.Context, idToken string) (*iamv1.LoginResponse, error) {
+		return iamClient.Login(ctx, &iamv1.LoginRequest{IdToken: idToken})
+	}, a.log.With("svc", "iam"))
+	if err != nil {
+		return err
+	}
+	srv, err := newHTTPServer(ctx, a.w.selfConn, edge{cfg: a.cfg.HTTP, names: a.ownNames(), webLogin: web,
 		token: a.w.dialer.Token(), guard: a.w.guard, reg: a.reg, ready: func() bool { return a.ready.Load() && !a.stopping.Load() },
 		bus: a.w.bus, gateway: a.w.gateway, maxInferBytes: a.cfg.Gateway.MaxRequestBytes, log: a.log, tracer: a.w.tracer})
 	if err != nil {
@@ -68,8 +76,10 @@ type edge struct {
 	// guard authenticates the caller and authorizes the edge's own
 	// routes (nil: one made of token alone).
 	guard *iam.Guard
-	reg   *prometheus.Registry
-	ready func() bool
+	// webLogin signs people in to the console with OIDC (nil: off).
+	webLogin *iamsvc.WebLogin
+	reg      *prometheus.Registry
+	ready    func() bool
 	// bus carries the control-plane events GET /v1/events:watch relays.
 	bus *events.Bus
 	// gateway serves the KServe v2 routes in a process that runs it;
@@ -129,6 +139,9 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
 	registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
+	if e.webLogin != nil {
+		e.webLogin.Register(mux)
+	}
 	if e.gateway != nil {
 		e.gateway.RegisterHTTP(mux, gw)
 	} else {
@@ -213,7 +226,8 @@ func (a *App) ownNames() []string {
 // asks for it and sends it on its API calls).
 func publicPath(p string) bool {
 	switch p {
-	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready", "/v1/auth-config", "/v1/login":
+	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready", "/v1/auth-config", "/v1/login",
+		iamsvc.WebLoginPath, iamsvc.WebCallbackPath:
 		return true
 	}
 	// Only what resolves under /ui: /ui/../v1/models is not public.

@@ -30,6 +30,13 @@ type OIDCConfig struct {
 	ClientSecret  string `yaml:"client_secret"`
 	UsernameClaim string `yaml:"username_claim"`
 	GroupsClaim   string `yaml:"groups_claim"`
+	// WebClientID and its secret's file are the console's client (the
+	// authorization code flow); WebRedirectURL, when set, is the callback
+	// the provider knows (default: this edge's /v1/login/oidc/callback as
+	// the browser reached it).
+	WebClientID         string `yaml:"web_client_id"`
+	WebClientSecretFile string `yaml:"web_client_secret_file"`
+	WebRedirectURL      string `yaml:"web_redirect_url"`
 	// Scopes the CLI and the console ask for.
 	Scopes []string `yaml:"scopes"`
 	// Roles: SUBJECT=PROJECT:ROLE, SUBJECT being user:NAME or group:NAME.
@@ -44,6 +51,9 @@ func (c *OIDCConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientSecret, "auth.oidc-client-secret", "", "client secret of that public client, for providers that ask one on the device flow (not a secret)")
 	fs.StringVar(&c.UsernameClaim, "auth.oidc-username-claim", "email", "ID token claim that names the person")
 	fs.StringVar(&c.GroupsClaim, "auth.oidc-groups-claim", "groups", "ID token claim that lists the person's groups")
+	fs.StringVar(&c.WebClientID, "auth.oidc-web-client-id", "", "OpenID Connect client id of the console (authorization code flow; off when empty)")
+	fs.StringVar(&c.WebClientSecretFile, "auth.oidc-web-client-secret-file", "", "file holding the console client's secret")
+	fs.StringVar(&c.WebRedirectURL, "auth.oidc-web-redirect-url", "", "the console's callback as the provider knows it (default: this edge's /v1/login/oidc/callback)")
 	c.Scopes = []string{oidc.ScopeOpenID, "email", "profile"}
 	fs.Func("auth.oidc-scopes", "comma-separated scopes people sign in with (default openid,email,profile; add groups where the provider asks it)",
 		func(s string) error { c.Scopes = strings.Split(s, ","); return nil })
@@ -121,12 +131,20 @@ func (o *oidcLogin) verify(ctx context.Context, raw string) (*oidc.IDToken, erro
 		if err != nil {
 			return nil, fmt.Errorf("OIDC provider %s: %w", o.cfg.Issuer, err)
 		}
-		v = p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID})
+		// The CLI's client and the console's both sign people in.
+		v = p.Verifier(&oidc.Config{SkipClientIDCheck: true})
 		o.mu.Lock()
 		o.verifier = v
 		o.mu.Unlock()
 	}
-	return v.Verify(ctx, raw)
+	tok, err := v.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return a == o.cfg.ClientID || a != "" && a == o.cfg.WebClientID }) {
+		return nil, fmt.Errorf("the token is for %v, not this platform's clients", tok.Audience)
+	}
+	return tok, nil
 }
 
 // who reads the person's name and groups from the token's claims.
@@ -173,6 +191,7 @@ func (h *handler) GetAuthConfig(context.Context, *iamv1.GetAuthConfigRequest) (*
 	out := &iamv1.GetAuthConfigResponse{Auth: h.s.auth.Enabled()}
 	if o := h.s.oidc; o != nil {
 		out.OidcIssuer, out.OidcClientId, out.OidcClientSecret = o.cfg.Issuer, o.cfg.ClientID, o.cfg.ClientSecret
+		out.OidcWebLogin = o.cfg.WebClientID != ""
 		out.OidcScopes = o.cfg.Scopes
 		if len(out.OidcScopes) == 0 {
 			out.OidcScopes = []string{oidc.ScopeOpenID, "email", "profile"}

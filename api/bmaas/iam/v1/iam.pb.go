@@ -1570,8 +1570,10 @@ type GetAuthConfigResponse struct {
 	// for providers that ask one: it is not a secret.
 	OidcClientSecret string   `protobuf:"bytes,4,opt,name=oidc_client_secret,json=oidcClientSecret,proto3" json:"oidc_client_secret,omitempty"`
 	OidcScopes       []string `protobuf:"bytes,5,rep,name=oidc_scopes,json=oidcScopes,proto3" json:"oidc_scopes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// OidcWebLogin says the console signs people in at /v1/login/oidc.
+	OidcWebLogin  bool `protobuf:"varint,6,opt,name=oidc_web_login,json=oidcWebLogin,proto3" json:"oidc_web_login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAuthConfigResponse) Reset() {
@@ -1637,6 +1639,13 @@ func (x *GetAuthConfigResponse) GetOidcScopes() []string {
 		return x.OidcScopes
 	}
 	return nil
+}
+
+func (x *GetAuthConfigResponse) GetOidcWebLogin() bool {
+	if x != nil {
+		return x.OidcWebLogin
+	}
+	return false
 }
 
 type LoginRequest struct {
@@ -2232,7 +2241,7 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\v2\x13.bmaas.iam.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12/\n" +
 	"\bprevious\x18\x03 \x01(\v2\x13.bmaas.iam.v1.TokenR\bprevious\"\x16\n" +
-	"\x14GetAuthConfigRequest\"\xc1\x01\n" +
+	"\x14GetAuthConfigRequest\"\xe7\x01\n" +
 	"\x15GetAuthConfigResponse\x12\x12\n" +
 	"\x04auth\x18\x01 \x01(\bR\x04auth\x12\x1f\n" +
 	"\voidc_issuer\x18\x02 \x01(\tR\n" +
@@ -2240,7 +2249,8 @@ const file_bmaas_iam_v1_iam_proto_rawDesc = "" +
 	"\x0eoidc_client_id\x18\x03 \x01(\tR\foidcClientId\x12,\n" +
 	"\x12oidc_client_secret\x18\x04 \x01(\tR\x10oidcClientSecret\x12\x1f\n" +
 	"\voidc_scopes\x18\x05 \x03(\tR\n" +
-	"oidcScopes\")\n" +
+	"oidcScopes\x12$\n" +
+	"\x0eoidc_web_login\x18\x06 \x01(\bR\foidcWebLogin\")\n" +
 	"\fLoginRequest\x12\x19\n" +
 	"\bid_token\x18\x01 \x01(\tR\aidToken\"R\n" +
 	"\rLoginResponse\x12)\n" +
