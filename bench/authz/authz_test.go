@@ -17,13 +17,11 @@ import (
 
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
-	"github.com/bmaas/bmaas/internal/embedded"
+	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // models answers ListModels with nothing: the call's own work is none.
@@ -38,17 +36,7 @@ func (models) ListModels(context.Context, *registryv1.ListModelsRequest) (*regis
 // authority starts etcd, stores an editor's token and follows it.
 func authority(b *testing.B) (*iam.Authority, string) {
 	b.Helper()
-	e, err := embedded.StartEtcd(b.Context(), embedded.EtcdConfig{Dir: b.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", Fast: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cli.Close() })
-	st := store.New(cli)
+	st := store.New(testenv.EtcdClient(b))
 	id, secret, sum := iam.NewSecret()
 	tok := &iamv1.StoredToken{SecretSha256: sum, Token: &iamv1.Token{Id: id, Identity: "alice",
 		Kind: iamv1.IdentityKind_IDENTITY_KIND_USER, Bindings: []*iamv1.Binding{{Project: "default", Role: "editor"}}}}

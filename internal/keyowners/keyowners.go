@@ -53,6 +53,9 @@ var Layouts = map[string]string{
 	"trials":              "services/evaluator",
 	"alert-rules":         "services/evaluator/alerting",
 	"alerts":              "services/evaluator/alerting",
+
+	"tokens":   "pkg/iam",
+	"projects": "pkg/iam",
 }
 
 // LayoutPackages are the packages whose exported names are key prefixes
@@ -64,4 +67,5 @@ var LayoutPackages = []string{
 	"services/traineragent/endpointkeys",
 	"pkg/membership",
 	"pkg/election",
+	"pkg/iam",
 }

@@ -35,6 +35,9 @@ const (
 	requestIDHeader = "x-request-id"
 )
 
+// AuditSubjects matches the records of every project.
+const AuditSubjects = AuditSubject + ">"
+
 // AuditSubjectOf is the subject of a project's records.
 func AuditSubjectOf(project string) string {
 	if project == "" {
@@ -59,7 +62,7 @@ func NewAuditor(ctx context.Context, nc *nats.Conn, retention time.Duration, reg
 		return nil, err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: AuditStream,
-		Description: "bmaas audit trail: state changes and refused calls", Subjects: []string{AuditSubject + ">"},
+		Description: "bmaas audit trail: state changes and refused calls", Subjects: []string{AuditSubjects},
 		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: retention,
 		DenyDelete: true, DenyPurge: true}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", AuditStream, err)
@@ -205,22 +208,28 @@ func nameField(pr protoreflect.Message) string {
 func fieldsOf(m proto.Message) []string {
 	pr := m.ProtoReflect()
 	var out []string
+	var mask *fieldmaskpb.FieldMask
 	pr.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
-			if mask, ok := v.Message().Interface().(*fieldmaskpb.FieldMask); ok {
-				out = append(out, mask.GetPaths()...)
-				return true
-			}
-			if fd.Message().FullName().Parent() != "google.protobuf" {
-				v.Message().Range(func(sub protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-					out = append(out, string(fd.Name())+"."+string(sub.Name()))
-					return len(out) < 64
-				})
-				return len(out) < 64
-			}
+		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() {
+			out = append(out, string(fd.Name()))
+			return len(out) < 64
 		}
-		out = append(out, string(fd.Name()))
+		if fm, ok := v.Message().Interface().(*fieldmaskpb.FieldMask); ok {
+			mask = fm
+			return false
+		}
+		if fd.Message().FullName().Parent() == "google.protobuf" {
+			out = append(out, string(fd.Name()))
+			return len(out) < 64
+		}
+		v.Message().Range(func(sub protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+			out = append(out, string(fd.Name())+"."+string(sub.Name()))
+			return len(out) < 64
+		})
 		return len(out) < 64
 	})
+	if mask != nil {
+		return mask.GetPaths()
+	}
 	return out
 }

@@ -41,7 +41,7 @@ func (h *auditHandler) ListAuditRecords(ctx context.Context, req *iamv1.ListAudi
 	if h.s.js == nil {
 		return nil, apierr.Precondition("the audit trail needs NATS JetStream, which this process has not")
 	}
-	subject := iam.AuditSubject + ">"
+	subject := iam.AuditSubjects
 	if req.GetProject() != "" {
 		subject = iam.AuditSubjectOf(req.GetProject())
 	}
