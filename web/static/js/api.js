@@ -1,14 +1,43 @@
 // The REST client of the console: every call goes to this origin's /v1
 // API, with the bearer token kept in sessionStorage when the server asks
-// for one.
+// for one, and the project chosen in the header's switcher sent as
+// Bmaas-Project (the project a call works in when its request names none).
 
 const KEY = 'bmaas.token';
+const PROJECT_KEY = 'bmaas.project';
 
 export const token = {
   get: () => sessionStorage.getItem(KEY) || '',
   set: (t) => sessionStorage.setItem(KEY, t.trim()),
   clear: () => sessionStorage.removeItem(KEY),
 };
+
+// project is the project the console works in ('': all the projects the
+// identity sees).
+export const project = {
+  get: () => sessionStorage.getItem(PROJECT_KEY) || '',
+  set: (p) => (p ? sessionStorage.setItem(PROJECT_KEY, p) : sessionStorage.removeItem(PROJECT_KEY)),
+  clear: () => sessionStorage.removeItem(PROJECT_KEY),
+};
+
+// inProject is the query that lists only the chosen project's jobs or
+// experiments (ListJobsRequest.project, ListExperimentsRequest.project),
+// '' for all of them; sep is the character before it.
+export function inProject(sep = '?') {
+  const p = project.get();
+  return p ? `${sep}project=${encodeURIComponent(p)}` : '';
+}
+
+// authHeaders are the headers every call sends: the bearer token and
+// the project, where there are.
+export function authHeaders(extra = {}) {
+  const headers = { ...extra };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const p = project.get();
+  if (p) headers['Bmaas-Project'] = p;
+  return headers;
+}
 
 // ApiError is an error answer of the API: the HTTP status and the
 // google.rpc.Status every /v1 route answers
@@ -44,9 +73,7 @@ function statusOf(text, fallback) {
 export class AuthError extends ApiError {}
 
 export async function api(path, { method = 'GET', body } = {}) {
-  const headers = { Accept: 'application/json' };
-  const t = token.get();
-  if (t) headers.Authorization = `Bearer ${t}`;
+  const headers = authHeaders({ Accept: 'application/json' });
   const init = { method, headers, cache: 'no-store' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -71,9 +98,7 @@ export async function api(path, { method = 'GET', body } = {}) {
 // one {"result": ...} or {"error": ...} object per line) and returns its
 // results.
 export async function stream(path) {
-  const headers = { Accept: 'application/json' };
-  const t = token.get();
-  if (t) headers.Authorization = `Bearer ${t}`;
+  const headers = authHeaders({ Accept: 'application/json' });
   let resp;
   try {
     resp = await fetch(path, { headers, cache: 'no-store' });
@@ -120,10 +145,7 @@ export const enc = encodeURIComponent;
 
 // download fetches a file with the token and hands it to the browser.
 export async function download(path, filename) {
-  const headers = {};
-  const t = token.get();
-  if (t) headers.Authorization = `Bearer ${t}`;
-  const resp = await fetch(path, { headers });
+  const resp = await fetch(path, { headers: authHeaders() });
   if (!resp.ok) {
     const { msg, code, details } = statusOf(await resp.text(), resp.statusText);
     throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg, code, details);
@@ -141,9 +163,7 @@ export async function download(path, filename) {
 // upload sends a file as the raw body of a PUT (the registry's upload
 // routes stream any size) with the token, and returns the JSON answer.
 export async function upload(path, file, contentType) {
-  const headers = { Accept: 'application/json', 'Content-Type': contentType };
-  const t = token.get();
-  if (t) headers.Authorization = `Bearer ${t}`;
+  const headers = authHeaders({ Accept: 'application/json', 'Content-Type': contentType });
   let resp;
   try {
     resp = await fetch(path, { method: 'PUT', headers, body: file, cache: 'no-store' });
@@ -156,4 +176,30 @@ export async function upload(path, file, contentType) {
     throw new (resp.status === 401 ? AuthError : ApiError)(resp.status, msg, code, details);
   }
   try { return JSON.parse(text); } catch { return {}; }
+}
+
+// authConfig is how the server signs people in (GET /v1/auth-config, which
+// needs no token and is asked without one, so that a stale token cannot
+// hide the sign-in's choices): {auth, oidc_issuer, oidc_web_login, ...}.
+// It is read once per page load.
+let configOnce = null;
+export function authConfig() {
+  if (!configOnce) {
+    configOnce = (async () => {
+      let resp;
+      try {
+        resp = await fetch('/v1/auth-config', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      } catch (e) {
+        throw new ApiError(0, `cannot reach the server: ${e.message}`);
+      }
+      const text = await resp.text();
+      if (!resp.ok) {
+        const { msg, code, details } = statusOf(text, resp.statusText);
+        throw new ApiError(resp.status, msg, code, details);
+      }
+      try { return JSON.parse(text); } catch { return {}; }
+    })();
+    configOnce.catch(() => { configOnce = null; });
+  }
+  return configOnce;
 }

@@ -1,7 +1,7 @@
 // Experiment views: the list, and one experiment with its trials and
 // their charts (the objective over time, each trial's curve, and the
 // hyperparameters against the objective).
-import { api, list, settle, enc } from './api.js';
+import { api, list, settle, enc, project, inProject } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, part, mono, fmtNum, num, strip, action, errorBox,
 } from './ui.js';
@@ -13,11 +13,14 @@ const modelLink = (m) => (m ? link(`#/models/${enc(m)}`, m) : '');
 const running = (x) => x.state === 'EXPERIMENT_STATE_RUNNING';
 const paused = (x) => x.state === 'EXPERIMENT_STATE_PAUSED';
 
+// experiments lists the experiments of the project chosen in the header
+// (all the projects the identity sees when none is).
 export async function experiments(ctx) {
-  const xs = (await list('/v1/experiments', 'experiments')).sort((a, b) => (b.create_time || '').localeCompare(a.create_time || ''));
+  const proj = project.get();
+  const xs = (await list(`/v1/experiments${inProject()}`, 'experiments')).sort((a, b) => (b.create_time || '').localeCompare(a.create_time || ''));
   ctx.watch('experiment');
   return frag(
-    header('Experiments', `${xs.length} total`),
+    header('Experiments', `${xs.length} total${proj ? ` in project ${proj}` : ''}`),
     table([
       { title: 'ID', cell: (x) => link(xHref(x.id), x.id, { class: 'mono' }) },
       { title: 'Name', cell: (x) => (x.name && x.name !== x.id ? x.name : '') },

@@ -1,7 +1,7 @@
 // Job views: the list with a state filter (refreshed while any job is
 // active) and a job's page with its spec, history, training curves and a
 // Cancel button.
-import { api, list, enc, stream } from './api.js';
+import { api, list, enc, stream, project, inProject } from './api.js';
 import {
   h, frag, header, table, kv, section, panel, time, badge, link, chips, mono,
   fmtNum, fmtBytes, fmtDuration, num, strip, cpu, json, errorBox,
@@ -69,8 +69,11 @@ function trainForm() {
 const FILTERS = [['', 'All states'], ['active', 'Active'], ...['QUEUED', 'SCHEDULED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'].map((s) => [s, s.toLowerCase()])];
 const KINDS = [['', 'All kinds'], ['train', 'Training'], ['process', 'Process'], ['serve', 'Serving']];
 
+// jobs lists the jobs of the project chosen in the header (all the
+// projects the identity sees when none is).
 export async function jobs(ctx) {
-  const all = await list('/v1/jobs', 'jobs');
+  const all = await list(`/v1/jobs${inProject()}`, 'jobs');
+  const proj = project.get();
   const st = ctx.query.get('state') || '';
   const kd = ctx.query.get('kind') || '';
   const q = (ctx.query.get('q') || '').toLowerCase();
@@ -94,7 +97,7 @@ export async function jobs(ctx) {
     onchange: (e) => go('q', e.target.value.trim()) });
   const running = all.filter(active).length;
   return frag(
-    header('Jobs', `${all.length} total, ${running} active`),
+    header('Jobs', `${all.length} total, ${running} active${proj ? ` in project ${proj}` : ''}`),
     trainForm(),
     h('div', { class: 'toolbar' }, select('job-state', 'state', FILTERS, st), select('job-kind', 'kind', KINDS, kd), search,
       h('span', { class: 'muted' }, `${shown.length} shown`)),

@@ -1,11 +1,12 @@
 // Server push: one stream of the platform's control-plane events
 // (GET /v1/events:watch, text/event-stream: {kind, key, type, time} each)
 // tells the shell which views to draw again. It is read with fetch,
-// which sends the bearer token as every API call does (an EventSource
-// cannot send one, and a token in the URL would end up in logs); the
-// request goes to this origin only. A stream that breaks is opened again
-// after a growing delay; meanwhile the shell polls slowly.
-import { token } from './api.js';
+// which sends the bearer token and the project as every API call does
+// (an EventSource cannot send headers, and a token in the URL would end
+// up in logs); the request goes to this origin only. A stream that
+// breaks is opened again after a growing delay; meanwhile the shell
+// polls slowly.
+import { authHeaders } from './api.js';
 
 const PATH = '/v1/events:watch';
 // DEBOUNCE_MS gathers a burst of events (a rollout's job transitions)
@@ -101,9 +102,7 @@ class Live {
     };
     this.setState('connecting');
     try {
-      const headers = { Accept: 'text/event-stream' };
-      const t = token.get();
-      if (t) headers.Authorization = `Bearer ${t}`;
+      const headers = authHeaders({ Accept: 'text/event-stream' });
       arm();
       const resp = await fetch(PATH, { headers, cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
       if (!resp.ok || !resp.body) {
