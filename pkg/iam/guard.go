@@ -331,7 +331,7 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 		}
 		r = r.WithContext(WithCaller(r.Context(), c))
 		route := pattern(r)
-		if perm, ok := authz.RouteFor(route); ok {
+		if perm, ok := authz.RouteFor(route); ok && !(perm.Verb == authz.Invoke && bodyNamesDeployment(route) && c.Principal.scopedToDeployments()) {
 			project := ""
 			if !perm.ClusterScoped() {
 				project = DefaultProject
@@ -351,6 +351,11 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 		next.ServeHTTP(w, r)
 	})
 }
+
+// bodyNamesDeployment says whether a route names its deployment in its
+// body (the OpenAI API's model): a token scoped to deployments is checked
+// by the route's handler, with MayInvoke.
+func bodyNamesDeployment(route string) bool { return strings.HasPrefix(route, "POST /openai/") }
 
 // deploymentOfPath is the deployment a KServe v2 or v1 predict path
 // names ("" for others: the OpenAI routes name it in their body, and

@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,23 @@ func TestResourceAndFieldsOfARequest(t *testing.T) {
 	require.Equal(t, "t1", resourceOf(&iamv1.RevokeTokenRequest{Id: "t1"}))
 	req.UpdateMask = &fieldmaskpb.FieldMask{Paths: []string{"quota.gpus"}}
 	require.Equal(t, []string{"quota.gpus"}, fieldsOf(req), "the mask says what changes")
+}
+
+// A token scoped to one deployment calls it through routes that name it
+// in their body (the OpenAI API's), checked by their handler; the edge
+// leaves those routes to it.
+func TestDeploymentTokenOnBodyRoutes(t *testing.T) {
+	app := principal(t, &iamv1.Binding{Project: "default", Role: "viewer", Deployment: "llm"})
+	ctx := WithCaller(context.Background(), &Caller{Principal: app})
+	require.True(t, MayInvoke(ctx, "llm"))
+	require.False(t, MayInvoke(ctx, "other"))
+	require.True(t, app.scopedToDeployments())
+	require.True(t, bodyNamesDeployment("POST /openai/v1/chat/completions"))
+	require.False(t, bodyNamesDeployment("POST /v2/models/{name}/infer"))
+	viewer := principal(t, &iamv1.Binding{Project: "default", Role: "viewer"})
+	require.False(t, viewer.scopedToDeployments())
+	require.False(t, MayInvoke(WithCaller(context.Background(), &Caller{Principal: viewer}), "llm"), "a viewer may not call")
+	require.True(t, MayInvoke(context.Background(), "llm"), "anonymous, when the platform asks no token")
+	require.Equal(t, "llm", deploymentOfPath("/v2/models/llm/infer"))
+	require.Equal(t, "iris", deploymentOfPath("/v1/models/iris:predict"))
 }

@@ -181,5 +181,19 @@ func (p *Principal) May(perm authz.Permission, project string) Decision {
 	return p.Decide(perm, project, "")
 }
 
+// scopedToDeployments says whether some of p's bindings are to
+// deployments alone.
+func (p *Principal) scopedToDeployments() bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range p.bindings {
+		if g.deployment != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // ClusterAdmin says whether p may do everything.
 func (p *Principal) ClusterAdmin() bool { return p.RoleIn(AllProjects) == authz.ClusterAdmin }

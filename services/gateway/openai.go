@@ -18,6 +18,7 @@ import (
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 )
 
@@ -206,6 +207,13 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 	req, err := parseOpenAI(body)
 	if err != nil {
 		apierr.WriteOpenAI(w, err)
+		return
+	}
+	// The body names the deployment: a token scoped to deployments is
+	// checked here (the edge let it through to be).
+	if !iam.MayInvoke(r.Context(), req.name) {
+		apierr.WriteOpenAIStatus(w, http.StatusNotFound, fmt.Sprintf("model: deployment %q not found", req.name),
+			"invalid_request_error", "model", "model_not_found")
 		return
 	}
 	req.start = start
