@@ -46,7 +46,6 @@ func (p people) ExampleClientID() string { return "service" }
 // people, alice (given a role) and mallory (given none).
 func oidcProvider(t *testing.T) *httptest.Server {
 	t.Helper()
-	storage.RegisterClients(storage.DeviceClient("bmaas", "cli-secret"))
 	dir := people{
 		"alice@example.com":   {ID: "alice@example.com", Username: "alice@example.com", Password: "pw-alice", Email: "alice@example.com", EmailVerified: true},
 		"mallory@example.com": {ID: "mallory@example.com", Username: "mallory@example.com", Password: "pw-mallory", Email: "mallory@example.com"},
@@ -54,7 +53,7 @@ func oidcProvider(t *testing.T) *httptest.Server {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	issuer := srv.URL
-	srv.Config.Handler = exampleop.SetupServer(issuer, storage.NewStorage(dir), slog.New(slog.DiscardHandler), false)
+	srv.Config.Handler = exampleop.SetupServer(issuer, storage.NewStorageWithClients(dir, map[string]*storage.Client{"bmaas": storage.DeviceClient("bmaas", "cli-secret")}), slog.New(slog.DiscardHandler), false)
 	t.Cleanup(srv.Close)
 	return srv
 }
