@@ -17,11 +17,26 @@ import (
 // BenchmarkPayloadLogging measures gRPC inference through the gateway to
 // one native replica (iris, one row) at 32 in flight, with the
 // deployment's payload logging off, then at 100% sampling of requests and
-// responses to BMAAS_PAYLOADS, side by side in one run.
+// responses to BMAAS_PAYLOADS, side by side in one run: the whole platform
+// in one process, the evaluator's monitor decoding every record on the
+// same cores.
 //
 //	go test -run '^$' -bench PayloadLogging -benchtime 1x ./bench/serving/
-func BenchmarkPayloadLogging(b *testing.B) {
-	c := harness.Start(b, func(cfg *app.Config) { cfg.Gateway.ReconcileInterval = 100 * time.Millisecond }, replicaMode, roomy)
+func BenchmarkPayloadLogging(b *testing.B) { payloadLogging(b, app.AllTargets) }
+
+// BenchmarkPayloadLoggingGateway is the same with no evaluator in the
+// process: the gateway's own cost (the copies, the batches, the
+// JetStream store of the embedded NATS), as in a cluster where the
+// evaluator's monitor runs on another machine.
+func BenchmarkPayloadLoggingGateway(b *testing.B) {
+	payloadLogging(b, []string{app.TargetRegistry, app.TargetScheduler, app.TargetTrainerAgent, app.TargetGateway})
+}
+
+func payloadLogging(b *testing.B, targets []string) {
+	c := harness.Start(b, func(cfg *app.Config) {
+		cfg.Gateway.ReconcileInterval = 100 * time.Millisecond
+		cfg.Targets = targets
+	}, replicaMode, roomy)
 	upload(b, c, "iris", "iris.csv")
 	train(b, c, "iris", "logistic", nil)
 	deploy(b, c, "iris", "iris@1", 0, 0)
