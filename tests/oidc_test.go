@@ -156,6 +156,21 @@ func TestOIDCLogin(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "mallory@example.com has no role")
 
+	// The sign-ins are in the trail: alice's as hers, mallory's refused.
+	audit := iamv1.NewAuditServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	eventually(t, 10*time.Second, "the sign-ins are in the trail", func() bool {
+		resp, err := audit.ListAuditRecords(ctx, &iamv1.ListAuditRecordsRequest{PageSize: 1000})
+		require.NoError(t, err)
+		var ok, refused bool
+		for _, r := range resp.GetRecords() {
+			if strings.HasSuffix(r.GetMethod(), "/Login") {
+				ok = ok || r.GetIdentity() == "alice@example.com" && r.GetCode() == "OK" && r.GetTokenId() != ""
+				refused = refused || r.GetCode() == "PermissionDenied" && strings.Contains(r.GetMessage(), "mallory")
+			}
+		}
+		return ok && refused
+	})
+
 	_, err = anon.Login(ctx, &iamv1.LoginRequest{IdToken: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "id_token")

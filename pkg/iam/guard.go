@@ -169,6 +169,9 @@ func authError(err error) error {
 
 // Unary is the gRPC unary interceptor.
 func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == loginMethod {
+		return g.signIn(ctx, req, h)
+	}
 	if authz.Public(info.FullMethod) {
 		return h(ctx, req)
 	}
@@ -217,6 +220,21 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		g.record(ss.Context(), c, info.FullMethod, perm, project, nil, apierr.Code(err), errMessage(err))
 	}
 	return err
+}
+
+const loginMethod = "/bmaas.iam.v1.IAMService/Login"
+
+// signIn runs a sign-in (public: who signs in has no token yet) and
+// records it in the trail as the person it names, or as refused.
+func (g *Guard) signIn(ctx context.Context, req any, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	c := &Caller{}
+	if r, ok := resp.(*iamv1.LoginResponse); ok && err == nil {
+		c.Principal, _ = NewPrincipal(r.GetToken())
+	}
+	perm := authz.Permission{Resource: "tokens", Verb: authz.Write}
+	g.record(ctx, c, loginMethod, perm, "", nil, apierr.Code(err), errMessage(err))
+	return resp, err
 }
 
 type callerStream struct {
