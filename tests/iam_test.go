@@ -22,8 +22,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/authz"
@@ -403,6 +405,22 @@ func TestDeploymentToken(t *testing.T) {
 	req := &registryv1.ListModelsRequest{}
 	_, err = registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, caller)).ListModels(ctx, req)
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
+	// The default project's quota of deployments and replicas holds.
+	_, err = adminIAM.UpdateProject(ctx, &iamv1.UpdateProjectRequest{Project: &iamv1.Project{Name: "default",
+		Quota: &iamv1.Quota{Deployments: 1, Replicas: 2}}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota.deployments", "quota.replicas"}}})
+	require.NoError(t, err)
+	deps := gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err = deps.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris2", Model: "iris@1"}})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "over quota: project default holds 1 of 1 deployments")
+	_, err = deps.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris", MaxReplicas: 3},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"max_replicas"}}})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "of 2 replicas")
+	_, err = deps.UpdateDeployment(ctx, &gatewayv1.UpdateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris", MaxReplicas: 2},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"max_replicas"}}})
+	require.NoError(t, err, "within the quota")
 	_ = proto.Clone
 }
 

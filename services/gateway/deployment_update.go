@@ -98,6 +98,11 @@ func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment, mask *fie
 		if err := s.normalize(next); err != nil {
 			return err
 		}
+		if mostReplicas(next) > mostReplicas(cur) {
+			if err := s.checkQuota(ctx, next); err != nil {
+				return err
+			}
+		}
 		if slices.Contains(paths, "model") || slices.Contains(paths, "runtime") {
 			if _, _, err := s.versionRuntime(ctx, next); err != nil {
 				return err

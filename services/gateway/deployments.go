@@ -144,6 +144,9 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 	if err := s.normalize(d); err != nil {
 		return nil, err
 	}
+	if err := s.checkQuota(ctx, d); err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		mv, rt, err := s.versionRuntime(ctx, d)
 		if err != nil {

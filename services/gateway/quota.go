@@ -1,0 +1,55 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// checkQuota refuses d (new, or replacing the deployment of its name)
+// when it would take its project over the project's quota of
+// deployments or of replicas (each deployment counting its most
+// replicas). Deployments all belong to the default project. Two changes
+// at the same moment may pass together: the quota bounds what is asked,
+// not a race.
+func (s *Service) checkQuota(ctx context.Context, d *gatewayv1.Deployment) error {
+	p := &iamv1.Project{}
+	if _, err := s.st.Get(ctx, iam.ProjectKey(iam.DefaultProject), p); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	q := p.GetQuota()
+	if q.GetDeployments() == 0 && q.GetReplicas() == 0 {
+		return nil
+	}
+	items, _, err := store.List(ctx, s.st, deploymentKey(""), store.MaxPageSize*100, "",
+		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
+	if err != nil {
+		return err
+	}
+	count, replicas := int32(1), mostReplicas(d)
+	for _, it := range items {
+		if it.Msg.GetName() != d.GetName() {
+			count++
+			replicas += mostReplicas(it.Msg)
+		}
+	}
+	if n := q.GetDeployments(); n > 0 && count > n {
+		return apierr.Exhausted("over quota: project %s holds %d of %d deployments", p.GetName(), count-1, n)
+	}
+	if n := q.GetReplicas(); n > 0 && replicas > n {
+		return apierr.Exhausted("over quota: project %s would run up to %d of %d replicas (deployment.max_replicas)", p.GetName(), replicas, n)
+	}
+	return nil
+}
+
+// mostReplicas is the most replicas a deployment may run.
+func mostReplicas(d *gatewayv1.Deployment) int32 {
+	return max(d.GetMinReplicas(), d.GetMaxReplicas(), 1)
+}
