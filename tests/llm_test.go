@@ -21,8 +21,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/app"
@@ -369,4 +371,22 @@ func TestLanguageModelEndToEnd(t *testing.T) {
 	require.NoError(t, cold.Body.Close())
 	require.Equal(t, whole, coldText, "the held stream gets the same text")
 	require.Greater(t, coldChunks, 1)
+
+	// The project's quota of language-model tokens a minute: once used,
+	// requests are refused (429) until the minute passes.
+	_, err = iamv1.NewIAMServiceClient(c.Conn).UpdateProject(ctx, &iamv1.UpdateProjectRequest{
+		Project:    &iamv1.Project{Name: "default", Quota: &iamv1.Quota{LlmTokensPerMinute: int64(completion)}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota.llm_tokens_per_minute"}}})
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "the quota refuses", func() bool {
+		resp := post(t, gw, c.Token, chatBody("holmes", prompt, false, nil))
+		if resp.StatusCode == http.StatusOK {
+			_ = resp.Body.Close()
+			return false
+		}
+		code, _, msg := openAIError(t, resp)
+		require.Equal(t, http.StatusTooManyRequests, code, msg)
+		require.Contains(t, msg, "over quota: project default used")
+		return true
+	})
 }

@@ -216,6 +216,11 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 			"invalid_request_error", "model", "model_not_found")
 		return
 	}
+	if err := o.s.tokens.check(iam.DefaultProject); err != nil {
+		w.Header().Set("Retry-After", "60")
+		apierr.WriteOpenAIStatus(w, http.StatusTooManyRequests, err.Error(), "rate_limit_error", "", "quota_exceeded")
+		return
+	}
 	req.start = start
 	req.log = o.s.payloadFor(r.Context(), req.name, "openai", body)
 	answered := false
@@ -334,6 +339,7 @@ func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *htt
 				rec.at = time.Now()
 			}
 			o.s.llm.add(dep, rec)
+			o.s.tokens.add(iam.DefaultProject, int64(rec.prompt+rec.completion))
 		}()
 	}
 	rc := http.NewResponseController(w)

@@ -17,11 +17,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/election"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -60,6 +62,10 @@ type Service struct {
 	route  *routingState
 	held   sync.Map // deployment name -> *atomic.Int64, its held requests
 	llm    *llmWindows
+	// projects mirrors the projects (their quotas); tokens counts the
+	// language-model tokens they use a minute.
+	projects *store.Cache[*iamv1.Project]
+	tokens   *tokenQuota
 	// payloads logs sampled requests and responses; its stream exists
 	// only with NATS.
 	payloads *payloadLog
@@ -94,6 +100,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
 	s.router = newRouter(deps.Etcd, deps.Logger, cfg.ReplicaLane, deps.Dialer.TLS())
 	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
+	s.projects = store.NewCache(deps.Store, iam.ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, deps.Logger)
+	s.tokens = newTokenQuota(func(project string) int64 {
+		p, ok, _ := s.projects.Cached(iam.ProjectKey(project))
+		if !ok {
+			return 0
+		}
+		return p.GetQuota().GetLlmTokensPerMinute()
+	}, nil)
 	return s, nil
 }
 
@@ -127,6 +141,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	go s.router.run(ctx)
 	go func() { _ = s.cache.Run(ctx) }()
+	go func() { _ = s.projects.Run(ctx) }()
 	for _, ready := range []<-chan struct{}{s.router.ready, s.cache.Ready()} {
 		select {
 		case <-ready:
