@@ -4,7 +4,9 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -362,6 +364,20 @@ func TestTokensLifecycle(t *testing.T) {
 	code, body = httpAs(t, c, "", "GET", "/v1/auth-config", "")
 	require.Equal(t, http.StatusOK, code, "signing in needs no token: %s", body)
 
+	// The default project's storage quota: an upload that would go over
+	// it is refused, saying so, and stores nothing.
+	csv, err := os.ReadFile(filepath.Join("..", "examples", "datasets", "iris.csv"))
+	require.NoError(t, err)
+	_, err = adminIAM.UpdateProject(ctx, &iamv1.UpdateProjectRequest{Project: &iamv1.Project{Name: "default",
+		Quota: &iamv1.Quota{StorageBytes: int64(len(csv)) + 100}}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota.storage_bytes"}}})
+	require.NoError(t, err)
+	uploadDatasetFile(t, c.Registry, "fits", "iris.csv")
+	err = uploadRaw(t, c.Registry, "over", csv)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "over quota: project default stores")
+	_, err = c.Registry.GetDataset(ctx, &registryv1.GetDatasetRequest{Name: "over"})
+	require.Equal(t, codes.NotFound, status.Code(err), "nothing stored")
+
 	// The bootstrap token is found again, not made again, on a restart
 	// (its file is kept): the admin still works (same cluster here).
 	who, err := adminIAM.WhoAmI(ctx, &iamv1.WhoAmIRequest{})
@@ -486,4 +502,22 @@ func TestRevocationEveryProcess(t *testing.T) {
 		})
 		t.Logf("%s refuses the revoked token %s after the revocation", name, time.Since(revoked))
 	}
+}
+
+// uploadRaw uploads data as a dataset and returns the upload's error.
+func uploadRaw(t *testing.T, c registryv1.RegistryServiceClient, name string, data []byte) error {
+	t.Helper()
+	st, err := c.UploadDataset(t.Context())
+	require.NoError(t, err)
+	for _, req := range []*registryv1.UploadDatasetRequest{
+		{Payload: &registryv1.UploadDatasetRequest_Header{Header: &registryv1.UploadDatasetHeader{Name: name, Filename: name + ".csv",
+			Sha256: fmt.Sprintf("%x", sha256.Sum256(data))}}},
+		{Payload: &registryv1.UploadDatasetRequest_Chunk{Chunk: data}},
+	} {
+		if err := st.Send(req); err != nil {
+			break
+		}
+	}
+	_, err = st.CloseAndRecv()
+	return err
 }

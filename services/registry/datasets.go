@@ -65,6 +65,9 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := r.checkStorage(ctx, info.Size); err != nil {
+		return nil, nil, err
+	}
 	now := r.ts()
 	dv := &registryv1.DatasetVersion{Dataset: hdr.Name, Sha256: info.Digest, SizeBytes: info.Size,
 		Stats: stats, Filename: hdr.Filename, CreateTime: now}

@@ -124,6 +124,9 @@ func (r *Registry) commitVersion(ctx context.Context, model string, spec *regist
 	if spec == nil {
 		spec = &registryv1.ModelVersionSpec{}
 	}
+	if err := r.checkStorage(ctx, info.Size); err != nil {
+		return nil, err
+	}
 	now := r.ts()
 	v := &registryv1.ModelVersion{
 		Model: model, Status: registryv1.VersionStatus_VERSION_STATUS_READY, Format: spec.Format,

@@ -1,0 +1,55 @@
+package registry
+
+import (
+	"context"
+	"errors"
+
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
+	"github.com/bmaas/bmaas/pkg/store"
+)
+
+// checkStorage refuses adding bytes of a model version's artifact or a
+// dataset version when the project would hold more than its quota's
+// storage_bytes: the sizes of its versions' artifacts and datasets
+// (content shared by two versions counts twice, as each may be deleted
+// alone). Models and datasets all belong to the default project. Two
+// uploads at the same moment may pass together.
+func (r *Registry) checkStorage(ctx context.Context, adding int64) error {
+	p := &iamv1.Project{}
+	if _, err := r.st.Get(ctx, iam.ProjectKey(iam.DefaultProject), p); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	limit := p.GetQuota().GetStorageBytes()
+	if limit <= 0 {
+		return nil
+	}
+	var used int64
+	if !r.versions.Each(func(_ string, v *registryv1.ModelVersion) { used += v.GetSizeBytes() }) {
+		items, _, err := store.List(ctx, r.st, store.Key("versions")+"/", store.MaxPageSize*100, "",
+			func() *registryv1.ModelVersion { return &registryv1.ModelVersion{} }, nil)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			used += it.Msg.GetSizeBytes()
+		}
+	}
+	items, _, err := store.List(ctx, r.st, store.Key("dataset-versions")+"/", store.MaxPageSize*100, "",
+		func() *registryv1.DatasetVersion { return &registryv1.DatasetVersion{} }, nil)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		used += it.Msg.GetSizeBytes()
+	}
+	if used+adding > limit {
+		return apierr.Exhausted("over quota: project %s stores %d of its %d bytes; %d more do not fit (delete versions, or raise quota.storage_bytes)",
+			p.GetName(), used, limit, adding)
+	}
+	return nil
+}
