@@ -430,3 +430,15 @@ func ProjectExists(ctx context.Context, st *store.Store, field, project string) 
 	}
 	return nil
 }
+
+// ProjectQuota reads a project's quota (nil: the project has none, or
+// does not exist).
+func ProjectQuota(ctx context.Context, st *store.Store, project string) (*iamv1.Quota, error) {
+	p := &iamv1.Project{}
+	if _, err := st.Get(ctx, ProjectKey(project), p); errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return p.GetQuota(), nil
+}

@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"context"
-	"errors"
 
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
-	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
@@ -18,15 +16,10 @@ import (
 // at the same moment may pass together: the quota bounds what is asked,
 // not a race.
 func (s *Service) checkQuota(ctx context.Context, d *gatewayv1.Deployment) error {
-	p := &iamv1.Project{}
-	if _, err := s.st.Get(ctx, iam.ProjectKey(iam.DefaultProject), p); errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
+	project := iam.DefaultProject
+	q, err := iam.ProjectQuota(ctx, s.st, project)
+	if err != nil || q.GetDeployments() == 0 && q.GetReplicas() == 0 {
 		return err
-	}
-	q := p.GetQuota()
-	if q.GetDeployments() == 0 && q.GetReplicas() == 0 {
-		return nil
 	}
 	items, _, err := store.List(ctx, s.st, deploymentKey(""), store.MaxPageSize*100, "",
 		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
@@ -41,10 +34,10 @@ func (s *Service) checkQuota(ctx context.Context, d *gatewayv1.Deployment) error
 		}
 	}
 	if n := q.GetDeployments(); n > 0 && count > n {
-		return apierr.Exhausted("over quota: project %s holds %d of %d deployments", p.GetName(), count-1, n)
+		return apierr.Exhausted("over quota: project %s holds %d of %d deployments", project, count-1, n)
 	}
 	if n := q.GetReplicas(); n > 0 && replicas > n {
-		return apierr.Exhausted("over quota: project %s would run up to %d of %d replicas (deployment.max_replicas)", p.GetName(), replicas, n)
+		return apierr.Exhausted("over quota: project %s would run up to %d of %d replicas (deployment.max_replicas)", project, replicas, n)
 	}
 	return nil
 }

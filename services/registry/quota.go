@@ -2,9 +2,7 @@ package registry
 
 import (
 	"context"
-	"errors"
 
-	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/iam"
@@ -18,15 +16,11 @@ import (
 // alone). Models and datasets all belong to the default project. Two
 // uploads at the same moment may pass together.
 func (r *Registry) checkStorage(ctx context.Context, adding int64) error {
-	p := &iamv1.Project{}
-	if _, err := r.st.Get(ctx, iam.ProjectKey(iam.DefaultProject), p); errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
+	project := iam.DefaultProject
+	q, err := iam.ProjectQuota(ctx, r.st, project)
+	limit := q.GetStorageBytes()
+	if err != nil || limit <= 0 {
 		return err
-	}
-	limit := p.GetQuota().GetStorageBytes()
-	if limit <= 0 {
-		return nil
 	}
 	var used int64
 	if !r.versions.Each(func(_ string, v *registryv1.ModelVersion) { used += v.GetSizeBytes() }) {
@@ -49,7 +43,7 @@ func (r *Registry) checkStorage(ctx context.Context, adding int64) error {
 	}
 	if used+adding > limit {
 		return apierr.Exhausted("over quota: project %s stores %d of its %d bytes; %d more do not fit (delete versions, or raise quota.storage_bytes)",
-			p.GetName(), used, limit, adding)
+			project, used, limit, adding)
 	}
 	return nil
 }
