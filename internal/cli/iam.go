@@ -78,9 +78,14 @@ func projectCreateCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&description, "description", "", "what the project is for")
-	cmd.Flags().StringArrayVar(&quotas, "quota", nil, "quota KEY=VALUE[,KEY=VALUE...] (repeatable): "+strings.Join(quotaKeyNames(), ", "))
+	projectFlags(cmd, &description, &quotas)
 	return cmd
+}
+
+// projectFlags are the flags of project create and update.
+func projectFlags(cmd *cobra.Command, description *string, quotas *[]string) {
+	cmd.Flags().StringVar(description, "description", "", "what the project is for")
+	cmd.Flags().StringArrayVar(quotas, "quota", nil, "quota KEY=VALUE[,KEY=VALUE...] (repeatable): "+strings.Join(quotaKeyNames(), ", "))
 }
 
 func projectUpdateCommand(g *globals) *cobra.Command {
@@ -128,8 +133,7 @@ func projectUpdateCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&description, "description", "", "what the project is for")
-	cmd.Flags().StringArrayVar(&quotas, "quota", nil, "quota KEY=VALUE[,KEY=VALUE...] (repeatable): "+strings.Join(quotaKeyNames(), ", "))
+	projectFlags(cmd, &description, &quotas)
 	return cmd
 }
 

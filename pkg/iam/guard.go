@@ -351,6 +351,10 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 			c.Principal, c.Authorization = p, r.Header.Get("Authorization")
 		}
 		r = r.WithContext(WithCaller(r.Context(), c))
+		if c.Principal == nil {
+			next.ServeHTTP(w, r) // asks no token: anyone may do anything
+			return
+		}
 		route := pattern(r)
 		if perm, ok := authz.RouteFor(route); ok && !(perm.Verb == authz.Invoke && bodyNamesDeployment(route) && c.Principal.scopedToDeployments()) {
 			project := ""
@@ -408,7 +412,7 @@ func CheckIn(ctx context.Context, resource, kind, id, project string, v authz.Ve
 		project = DefaultProject
 	}
 	p := FromContext(ctx)
-	switch p.May(authz.Permission{Resource: resource, Verb: v}, project) {
+	switch p.Decide(authz.Permission{Resource: resource, Verb: v}, project, "") {
 	case Hide:
 		return apierr.NotFound(kind, id)
 	case Deny:

@@ -175,12 +175,6 @@ func (p *Principal) DefaultProject() string {
 	return project
 }
 
-// May is Decide for a handler's check of what it loaded: may p do perm
-// in project.
-func (p *Principal) May(perm authz.Permission, project string) Decision {
-	return p.Decide(perm, project, "")
-}
-
 // scopedToDeployments says whether some of p's bindings are to
 // deployments alone.
 func (p *Principal) scopedToDeployments() bool {

@@ -6,7 +6,6 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/iam"
-	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // checkQuota refuses d (new, or replacing the deployment of its name)
@@ -21,18 +20,13 @@ func (s *Service) checkQuota(ctx context.Context, d *gatewayv1.Deployment) error
 	if err != nil || q.GetDeployments() == 0 && q.GetReplicas() == 0 {
 		return err
 	}
-	items, _, err := store.List(ctx, s.st, deploymentKey(""), store.MaxPageSize*100, "",
-		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
-	if err != nil {
-		return err
-	}
 	count, replicas := int32(1), mostReplicas(d)
-	for _, it := range items {
-		if it.Msg.GetName() != d.GetName() {
+	s.cache.Each(func(_ string, other *gatewayv1.Deployment) {
+		if other.GetName() != d.GetName() {
 			count++
-			replicas += mostReplicas(it.Msg)
+			replicas += mostReplicas(other)
 		}
-	}
+	})
 	if n := q.GetDeployments(); n > 0 && count > n {
 		return apierr.Exhausted("over quota: project %s holds %d of %d deployments", project, count-1, n)
 	}

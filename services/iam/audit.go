@@ -80,5 +80,3 @@ func (h *auditHandler) ListAuditRecords(ctx context.Context, req *iamv1.ListAudi
 	}
 	return out, nil
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

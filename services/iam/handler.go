@@ -3,6 +3,7 @@ package iam
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -202,7 +203,7 @@ func (h *handler) checkBindings(ctx context.Context, bs []*iamv1.Binding) error 
 	}
 	caller := principal(ctx)
 	for i, b := range bs {
-		field := func(f string) string { return "bindings[" + itoa(i) + "]." + f }
+		field := func(f string) string { return "bindings[" + strconv.Itoa(i) + "]." + f }
 		if b.GetDeployment() != "" && b.GetRole() == "" {
 			b.Role = "viewer"
 		}

@@ -101,14 +101,33 @@ func (c *OIDCConfig) rules() ([]roleRule, error) {
 	return out, nil
 }
 
-// oidcLogin verifies ID tokens; the provider is discovered on the first
-// sign-in (and again after a failure), not at start.
+// discovery is an OpenID Connect provider found from its issuer on
+// first use (and again after a failure), not at start: a provider down
+// while the platform starts delays no one but who signs in.
+type discovery struct {
+	issuer string
+	mu     sync.Mutex
+	p      *oidc.Provider
+}
+
+func (d *discovery) provider(ctx context.Context) (*oidc.Provider, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.p == nil {
+		p, err := oidc.NewProvider(ctx, d.issuer)
+		if err != nil {
+			return nil, fmt.Errorf("OIDC provider %s: %w", d.issuer, err)
+		}
+		d.p = p
+	}
+	return d.p, nil
+}
+
+// oidcLogin verifies ID tokens.
 type oidcLogin struct {
 	cfg   OIDCConfig
 	rules []roleRule
-
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
+	disc  *discovery
 }
 
 func newOIDCLogin(cfg OIDCConfig) (*oidcLogin, error) {
@@ -119,24 +138,17 @@ func newOIDCLogin(cfg OIDCConfig) (*oidcLogin, error) {
 		return nil, err
 	}
 	rules, _ := cfg.rules()
-	return &oidcLogin{cfg: cfg, rules: rules}, nil
+	return &oidcLogin{cfg: cfg, rules: rules, disc: &discovery{issuer: cfg.Issuer}}, nil
 }
 
 func (o *oidcLogin) verify(ctx context.Context, raw string) (*oidc.IDToken, error) {
-	o.mu.Lock()
-	v := o.verifier
-	o.mu.Unlock()
-	if v == nil {
-		p, err := oidc.NewProvider(ctx, o.cfg.Issuer)
-		if err != nil {
-			return nil, fmt.Errorf("OIDC provider %s: %w", o.cfg.Issuer, err)
-		}
-		// The CLI's client and the console's both sign people in.
-		v = p.Verifier(&oidc.Config{SkipClientIDCheck: true})
-		o.mu.Lock()
-		o.verifier = v
-		o.mu.Unlock()
+	p, err := o.disc.provider(ctx)
+	if err != nil {
+		return nil, err
 	}
+	// The CLI's client and the console's both sign people in: the
+	// audience is checked below.
+	v := p.Verifier(&oidc.Config{SkipClientIDCheck: true})
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
 		return nil, err

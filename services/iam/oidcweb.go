@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -44,8 +43,7 @@ type WebLogin struct {
 	login  func(ctx context.Context, idToken string) (*iamv1.LoginResponse, error)
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	endpoint *oauth2.Endpoint
+	disc *discovery
 }
 
 // NewWebLogin is the console's sign-in with cfg's web client (nil when
@@ -55,7 +53,7 @@ func NewWebLogin(cfg OIDCConfig, login func(ctx context.Context, idToken string)
 	if cfg.Issuer == "" || cfg.WebClientID == "" {
 		return nil, nil
 	}
-	w := &WebLogin{cfg: cfg, login: login, log: log}
+	w := &WebLogin{cfg: cfg, login: login, log: log, disc: &discovery{issuer: cfg.Issuer}}
 	if cfg.WebClientSecretFile != "" {
 		b, err := os.ReadFile(cfg.WebClientSecretFile)
 		if err != nil {
@@ -75,19 +73,9 @@ func (w *WebLogin) Register(mux *http.ServeMux) {
 // oauth is the web client's configuration for a request (its redirect
 // URL is this edge's callback, as the browser reached it).
 func (w *WebLogin) oauth(ctx context.Context, r *http.Request) (*oauth2.Config, error) {
-	w.mu.Lock()
-	ep := w.endpoint
-	w.mu.Unlock()
-	if ep == nil {
-		p, err := oidc.NewProvider(ctx, w.cfg.Issuer)
-		if err != nil {
-			return nil, fmt.Errorf("OIDC provider %s: %w", w.cfg.Issuer, err)
-		}
-		e := p.Endpoint()
-		ep = &e
-		w.mu.Lock()
-		w.endpoint = ep
-		w.mu.Unlock()
+	p, err := w.disc.provider(ctx)
+	if err != nil {
+		return nil, err
 	}
 	redirect := w.cfg.WebRedirectURL
 	if redirect == "" {
@@ -101,7 +89,7 @@ func (w *WebLogin) oauth(ctx context.Context, r *http.Request) (*oauth2.Config, 
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID, "email", "profile"}
 	}
-	return &oauth2.Config{ClientID: w.cfg.WebClientID, ClientSecret: w.secret, Endpoint: *ep, RedirectURL: redirect, Scopes: scopes}, nil
+	return &oauth2.Config{ClientID: w.cfg.WebClientID, ClientSecret: w.secret, Endpoint: p.Endpoint(), RedirectURL: redirect, Scopes: scopes}, nil
 }
 
 func (w *WebLogin) start(rw http.ResponseWriter, r *http.Request) {

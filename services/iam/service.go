@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,7 +119,7 @@ var (
 // etcd lost it. It says whether it made the file.
 func Bootstrap(ctx context.Context, st *store.Store, file string, now time.Time) (bool, error) {
 	if b, err := os.ReadFile(file); err == nil {
-		secret := string(trimSpace(b))
+		secret := strings.TrimSpace(string(b))
 		id, ok := iam.ParseSecret(secret)
 		if !ok {
 			return false, fmt.Errorf("%s: not a bmaas token", file)
@@ -150,13 +151,6 @@ func putToken(ctx context.Context, st *store.Store, t *iamv1.Token, sum []byte) 
 	_, err := st.Commit(ctx, []store.Cond{{Key: iam.TokenKey(t.GetId())}},
 		store.Put(iam.TokenKey(t.GetId()), &iamv1.StoredToken{Token: t, SecretSha256: sum}))
 	return err
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // principal is the caller (nil: anonymous, may do everything).

@@ -107,7 +107,7 @@ func (s *Scheduler) List(ctx context.Context, req *schedulerv1.ListJobsRequest) 
 	caller := iam.FromContext(ctx)
 	keep := func(j *schedulerv1.Job) bool {
 		return (req.GetProject() == "" || projectOf(j) == req.GetProject()) &&
-			caller.May(authz.Permission{Resource: "jobs", Verb: authz.Read}, projectOf(j)) == iam.Allow && (req.GetState() == schedulerv1.JobState_JOB_STATE_UNSPECIFIED || j.State == req.GetState()) &&
+			caller.Decide(authz.Permission{Resource: "jobs", Verb: authz.Read}, projectOf(j), "") == iam.Allow && (req.GetState() == schedulerv1.JobState_JOB_STATE_UNSPECIFIED || j.State == req.GetState()) &&
 			(req.GetModel() == "" || j.GetSpec().GetModel() == req.GetModel()) && sel.matches(j.GetSpec().GetLabels())
 	}
 	items, next, err := store.List(ctx, s.st, schedkeys.JobsPrefix, size, req.GetPageToken(),
