@@ -118,8 +118,17 @@ var clusterScoped = map[string]bool{"nodes": true, "runtimes": true, "metrics": 
 // projectAware are the resources that carry their project: a call on
 // them is authorized in the project it names (its request's, else the
 // caller's), and their handlers check the project of what they load.
-// The others all belong to the default project.
+// The others (but the named ones) all belong to the default project.
 var projectAware = map[string]bool{"jobs": true, "experiments": true}
+
+// named are the resources whose names say their project
+// ("project/model", pkg/iam's QualifiedName): a call on them is
+// authorized in the project of the name it gives (else the caller's),
+// and their handlers keep each project's names apart.
+var named = map[string]bool{"models": true, "datasets": true, "evaluations": true, "policies": true}
+
+// Named says whether p's resource is named within its project.
+func (p Permission) Named() bool { return named[p.Resource] }
 
 // ProjectAware says whether p's resource carries its project.
 func (p Permission) ProjectAware() bool { return projectAware[p.Resource] }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -207,17 +208,29 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		g.record(ctx, c, info.FullMethod, authz.Permission{}, "", nil, codes.Unauthenticated, "")
 		return authError(err)
 	}
-	ss = callerStream{ServerStream: ss, ctx: WithCaller(ctx, c)}
+	cs := &callerStream{ServerStream: ss, ctx: WithCaller(ctx, c)}
 	if !g.local(info.FullMethod) {
-		return h(srv, ss)
+		return h(srv, cs)
 	}
-	perm, project, err := g.authorize(ss.Context(), c, info.FullMethod, nil)
-	if err != nil {
-		return err
+	perm, ok := authz.For(info.FullMethod, nil)
+	if !ok || !(perm.ProjectAware() || perm.Named()) {
+		// The method's permission is all there is to decide.
+		if perm, cs.project, err = g.authorize(cs.ctx, c, info.FullMethod, nil); err != nil {
+			return err
+		}
+		cs.authorized = true
+	} else {
+		// Decided on the stream's first message, which names the
+		// project (a download's model, an upload's header).
+		cs.first = func(m any) error {
+			var err error
+			perm, cs.project, err = g.authorize(cs.ctx, c, info.FullMethod, m)
+			return err
+		}
 	}
-	err = h(srv, ss)
-	if perm.Mutates() {
-		g.record(ss.Context(), c, info.FullMethod, perm, project, nil, apierr.Code(err), errMessage(err))
+	err = h(srv, cs)
+	if perm.Mutates() && !cs.refused {
+		g.record(cs.ctx, c, info.FullMethod, perm, cs.project, nil, apierr.Code(err), errMessage(err))
 	}
 	return err
 }
@@ -237,12 +250,45 @@ func (g *Guard) signIn(ctx context.Context, req any, h grpc.UnaryHandler) (any, 
 	return resp, err
 }
 
+// callerStream is a guarded stream: its context carries the caller,
+// and, where the method's project is in its request, its first message
+// is authorized before the handler sees it (and nothing is sent before).
 type callerStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx        context.Context
+	first      func(m any) error
+	authorized bool
+	refused    bool // its request was refused (and recorded so)
+	project    string
 }
 
-func (s callerStream) Context() context.Context { return s.ctx }
+func (s *callerStream) Context() context.Context { return s.ctx }
+
+func (s *callerStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if s.authorized || err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if err != nil {
+		// A stream that ends before its request: the method's own
+		// permission, in the caller's project.
+		m = nil
+	}
+	s.authorized = true
+	if err := s.first(m); err != nil {
+		s.first = func(any) error { return err }
+		s.authorized, s.refused = false, true
+		return err
+	}
+	return err
+}
+
+func (s *callerStream) SendMsg(m any) error {
+	if !s.authorized {
+		return status.Error(codes.PermissionDenied, "a stream sends nothing before its request is authorized")
+	}
+	return s.ServerStream.SendMsg(m)
+}
 
 // authorize checks c may call method with req, recording a refusal.
 func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any) (authz.Permission, string, error) {
@@ -257,14 +303,47 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 	project := ""
 	switch {
 	case perm.ProjectAware():
-		c.Project = projectOf(req)
-		if c.Project == "" {
-			c.Project = ProjectFrom(ctx)
+		project = projectOf(req)
+		if project == "" {
+			project = ProjectFrom(ctx)
 		}
-		project = c.Project
+	case perm.Named():
+		if n := primaryName(asMessage(req)); strings.Contains(n, "/") {
+			project = ProjectOfName(n)
+		} else {
+			project = ProjectFrom(ctx)
+		}
 	case !perm.ClusterScoped():
 		project = DefaultProject
 	}
+	var others []string
+	if m := asMessage(req); m != nil && !perm.ClusterScoped() {
+		others = qualifyRequest(m, project, perm.Resource == "models" || perm.Resource == "datasets")
+	}
+	if perm.ProjectAware() || perm.Named() {
+		c.Project = project
+	}
+	if err := g.decide(ctx, c, method, perm, project, req); err != nil {
+		return perm, project, err
+	}
+	// What the request names in other projects, the caller must at least
+	// see there (a job in one project training on another's dataset).
+	for _, p := range others {
+		if err := g.decide(ctx, c, method, authz.Permission{Resource: perm.Resource, Verb: authz.Read}, p, req); err != nil {
+			return perm, project, err
+		}
+	}
+	return perm, project, nil
+}
+
+// asMessage is req as a message (nil for none).
+func asMessage(req any) proto.Message {
+	m, _ := req.(proto.Message)
+	return m
+}
+
+// decide checks c may do perm in project, recording a refusal.
+func (g *Guard) decide(ctx context.Context, c *Caller, method string, perm authz.Permission, project string, req any) error {
 	switch c.Principal.Decide(perm, project, deploymentOf(req)) {
 	case Deny:
 		msg := fmt.Sprintf("%s may not %s in project %q", c.Principal.Name(), perm, project)
@@ -272,12 +351,12 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 			msg = fmt.Sprintf("%s may not %s", c.Principal.Name(), perm)
 		}
 		g.record(ctx, c, method, perm, project, req, codes.PermissionDenied, msg)
-		return perm, project, status.Error(codes.PermissionDenied, msg)
+		return status.Error(codes.PermissionDenied, msg)
 	case Hide:
 		g.record(ctx, c, method, perm, project, req, codes.NotFound, "no role in the project")
-		return perm, project, status.Errorf(codes.NotFound, "%s not found", describe(perm, req))
+		return status.Errorf(codes.NotFound, "%s not found", describe(perm, req))
 	}
-	return perm, project, nil
+	return nil
 }
 
 // deploymentOf is the deployment an inference or feedback call names.

@@ -14,7 +14,9 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/ml/artifact"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
 	"github.com/bmaas/bmaas/pkg/ml/train"
@@ -201,17 +203,22 @@ func (e *Evaluator) GetEvaluation(ctx context.Context, id string) (*evaluatorv1.
 		}
 		return nil, err
 	}
+	if err := iam.CheckIn(ctx, "evaluations", "evaluation", id, iam.ProjectOfName(ev.Model), authz.Read); err != nil {
+		return nil, err
+	}
 	return fillEvaluation(ev), nil
 }
 
-// ListEvaluations pages through the evaluations matching the filters.
+// ListEvaluations pages through the evaluations of the call's project
+// (those of its models) matching the filters.
 func (e *Evaluator) ListEvaluations(ctx context.Context, req *evaluatorv1.ListEvaluationsRequest) (*evaluatorv1.ListEvaluationsResponse, error) {
 	n, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
+	project := iam.ProjectFrom(ctx)
 	keep := func(ev *evaluatorv1.Evaluation) bool {
-		return (req.Model == "" || ev.Model == req.Model) && (req.Version == 0 || ev.Version == itoa(req.Version)) &&
+		return iam.InProject(ev.Model, project) && (req.Model == "" || ev.Model == req.Model) && (req.Version == 0 || ev.Version == itoa(req.Version)) &&
 			(req.Dataset == "" || ev.Dataset == req.Dataset) && (req.State == 0 || ev.State == req.State)
 	}
 	items, next, err := store.List(ctx, e.st, evaluationsPrefix(), n, req.GetPageToken(),

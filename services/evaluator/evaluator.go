@@ -15,6 +15,7 @@ import (
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -41,9 +42,9 @@ type Evaluator struct {
 // Keys.
 func evaluationKey(id string) string      { return store.Key("evaluations", id) }
 func evaluationsPrefix() string           { return store.Key("evaluations") + "/" }
-func policyKey(model string) string       { return store.Key("evaluation-policies", model) }
-func decisionKey(model, id string) string { return store.Key("decisions", model, id) }
-func decisionsPrefix(model string) string { return store.Key("decisions", model) + "/" }
+func policyKey(model string) string       { return store.Key("evaluation-policies", iam.NameKey(model)) }
+func decisionKey(model, id string) string { return store.Key("decisions", iam.NameKey(model), id) }
+func decisionsPrefix(model string) string { return store.Key("decisions", iam.NameKey(model)) + "/" }
 func experimentKey(id string) string      { return store.Key("experiments", id) }
 func experimentsPrefix() string           { return store.Key("experiments") + "/" }
 func searchStateKey(id string) string     { return store.Key("experiment-states", id) }
@@ -63,8 +64,15 @@ func (e *Evaluator) publish(kind, key, typ string, msg proto.Message) {
 	}
 	ev := events.Event{Kind: kind, Key: key, Type: typ, Time: e.now(), Data: data,
 		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
-	if x, ok := msg.(*evaluatorv1.Experiment); ok {
-		ev.Headers[events.HeaderProject] = projectOfExperiment(x)
+	switch m := msg.(type) {
+	case *evaluatorv1.Experiment:
+		ev.Headers[events.HeaderProject] = projectOfExperiment(m)
+	case *evaluatorv1.Evaluation:
+		ev.Headers[events.HeaderProject] = iam.ProjectOfName(m.GetModel())
+	default:
+		if kind == events.KindModel {
+			ev.Headers[events.HeaderProject] = iam.ProjectOfName(key)
+		}
 	}
 	if err := e.bus.PublishAsync(ev); err != nil {
 		e.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)

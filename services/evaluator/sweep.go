@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -40,9 +41,9 @@ type autoMark struct {
 }
 
 func autoKey(model string, version int64) string {
-	return store.Key("auto-evaluations", model, itoa(version))
+	return store.Key("auto-evaluations", iam.NameKey(model), itoa(version))
 }
-func autoPrefix(model string) string { return store.Key("auto-evaluations", model) + "/" }
+func autoPrefix(model string) string { return store.Key("auto-evaluations", iam.NameKey(model)) + "/" }
 
 // errClaimed: another call is evaluating the version now.
 var errClaimed = errors.New("automatic evaluation claimed by another call")

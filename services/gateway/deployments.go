@@ -15,6 +15,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -27,14 +28,21 @@ const (
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+var errBadRef = errors.New("bad model reference")
+
 func deploymentKey(name string) string { return store.Key("deployments", name) }
 
 // ParseModelRef splits "name@ref" into the model and the reference (a
 // version number or an alias; "latest" when absent).
 func ParseModelRef(ref string) (model, target string, err error) {
 	model, target, _ = strings.Cut(ref, "@")
-	if !nameRE.MatchString(model) {
-		return "", "", apierr.Invalid("deployment.model", "want NAME@VERSION or NAME@ALIAS, got %q", ref)
+	if iam.CheckQualified("deployment.model", model, func(string, string) error {
+		if !nameRE.MatchString(model[strings.IndexByte(model, '/')+1:]) {
+			return errBadRef
+		}
+		return nil
+	}) != nil {
+		return "", "", apierr.Invalid("deployment.model", "want [PROJECT/]NAME@VERSION or [PROJECT/]NAME@ALIAS, got %q", ref)
 	}
 	if target == "" {
 		target = "latest"

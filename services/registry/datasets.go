@@ -10,6 +10,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/ml/dataset"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -22,6 +23,9 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 		return nil, nil, apierr.Invalid("header", "the first message must be the header")
 	}
 	if err := checkName("header.name", hdr.Name); err != nil {
+		return nil, nil, err
+	}
+	if err := iam.ProjectExists(ctx, r.st, "header.name", iam.ProjectOfName(hdr.Name)); err != nil {
 		return nil, nil, err
 	}
 	if err := checkLabels("header.labels", hdr.Labels); err != nil {
@@ -65,7 +69,7 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := r.checkStorage(ctx, info.Size); err != nil {
+	if err := r.checkStorage(ctx, hdr.Name, info.Size); err != nil {
 		return nil, nil, err
 	}
 	now := r.ts()
@@ -144,9 +148,10 @@ func (r *Registry) ListDatasets(ctx context.Context, req *registryv1.ListDataset
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := store.List(ctx, r.st, datasetsPrefix(), size, req.GetPageToken(),
+	project := iam.ProjectFrom(ctx)
+	items, next, err := store.List(ctx, r.st, datasetsPrefix()+iam.NameKeyPrefix(project), size, req.GetPageToken(),
 		func() *registryv1.Dataset { return &registryv1.Dataset{} },
-		func(d *registryv1.Dataset) bool { return matches(d.Labels, sel) })
+		func(d *registryv1.Dataset) bool { return iam.InProject(d.Name, project) && matches(d.Labels, sel) })
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -26,6 +27,9 @@ func (r *Registry) CreateModel(ctx context.Context, m *registryv1.Model) (*regis
 		return nil, apierr.Invalid("model", "is required")
 	}
 	if err := checkName("model.name", m.Name); err != nil {
+		return nil, err
+	}
+	if err := iam.ProjectExists(ctx, r.st, "model.name", iam.ProjectOfName(m.Name)); err != nil {
 		return nil, err
 	}
 	if err := checkLabels("model.labels", m.Labels); err != nil {
@@ -92,7 +96,8 @@ func (r *Registry) GetModel(ctx context.Context, name string) (*registryv1.Model
 	return m, err
 }
 
-// ListModels pages through models, optionally filtered by labels.
+// ListModels pages through the models of the call's project, optionally
+// filtered by labels.
 func (r *Registry) ListModels(ctx context.Context, req *registryv1.ListModelsRequest) (*registryv1.ListModelsResponse, error) {
 	size, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
@@ -102,11 +107,11 @@ func (r *Registry) ListModels(ctx context.Context, req *registryv1.ListModelsReq
 	if err != nil {
 		return nil, err
 	}
-	var keep func(*registryv1.Model) bool
-	if sel != nil {
-		keep = func(m *registryv1.Model) bool { return matches(m.Labels, sel) }
+	project := iam.ProjectFrom(ctx)
+	keep := func(m *registryv1.Model) bool {
+		return iam.InProject(m.Name, project) && (sel == nil || matches(m.Labels, sel))
 	}
-	items, next, err := store.List(ctx, r.st, modelsPrefix(), size, req.GetPageToken(),
+	items, next, err := store.List(ctx, r.st, modelsPrefix()+iam.NameKeyPrefix(project), size, req.GetPageToken(),
 		func() *registryv1.Model { return &registryv1.Model{} }, keep)
 	if err != nil {
 		return nil, err

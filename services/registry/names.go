@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 var (
@@ -19,7 +20,13 @@ var (
 // refLatest names the newest READY version.
 const refLatest = "latest"
 
+// checkName checks a model's or dataset's name, bare or qualified by
+// its project ("vision/resnet").
 func checkName(field, name string) error {
+	return iam.CheckQualified(field, name, checkBareName)
+}
+
+func checkBareName(field, name string) error {
 	if name == "" {
 		return apierr.Invalid(field, "is required")
 	}

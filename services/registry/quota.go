@@ -13,19 +13,24 @@ import (
 // dataset version when the project would hold more than its quota's
 // storage_bytes: the sizes of its versions' artifacts and datasets
 // (content shared by two versions counts twice, as each may be deleted
-// alone). Models and datasets all belong to the default project. Two
+// alone). name is the model's or dataset's, whose project pays. Two
 // uploads at the same moment may pass together.
-func (r *Registry) checkStorage(ctx context.Context, adding int64) error {
-	project := iam.DefaultProject
+func (r *Registry) checkStorage(ctx context.Context, name string, adding int64) error {
+	project := iam.ProjectOfName(name)
 	q, err := iam.ProjectQuota(ctx, r.st, project)
 	limit := q.GetStorageBytes()
 	if err != nil || limit <= 0 {
 		return err
 	}
 	var used int64
-	if !r.versions.Each(func(_ string, v *registryv1.ModelVersion) { used += v.GetSizeBytes() }) {
+	if !r.versions.Each(func(_ string, v *registryv1.ModelVersion) {
+		if iam.InProject(v.GetModel(), project) {
+			used += v.GetSizeBytes()
+		}
+	}) {
 		items, _, err := store.List(ctx, r.st, store.Key("versions")+"/", store.MaxPageSize*100, "",
-			func() *registryv1.ModelVersion { return &registryv1.ModelVersion{} }, nil)
+			func() *registryv1.ModelVersion { return &registryv1.ModelVersion{} },
+			func(v *registryv1.ModelVersion) bool { return iam.InProject(v.GetModel(), project) })
 		if err != nil {
 			return err
 		}
@@ -34,7 +39,8 @@ func (r *Registry) checkStorage(ctx context.Context, adding int64) error {
 		}
 	}
 	items, _, err := store.List(ctx, r.st, store.Key("dataset-versions")+"/", store.MaxPageSize*100, "",
-		func() *registryv1.DatasetVersion { return &registryv1.DatasetVersion{} }, nil)
+		func() *registryv1.DatasetVersion { return &registryv1.DatasetVersion{} },
+		func(v *registryv1.DatasetVersion) bool { return iam.InProject(v.GetDataset(), project) })
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/blob"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -58,19 +59,22 @@ func newRegistry(cfg Config, deps Deps) (*Registry, error) {
 	return r, nil
 }
 
-// Keys.
-func modelKey(name string) string { return store.Key("models", name) }
+// Keys. Model and dataset names are qualified by their project
+// ("vision/resnet"); a key holds iam.NameKey's segment for one.
+func modelKey(name string) string { return store.Key("models", iam.NameKey(name)) }
 func modelsPrefix() string        { return store.Key("models") + "/" }
 func versionKey(model string, v int64) string {
-	return store.Key("versions", model, versionSuffix(v))
+	return store.Key("versions", iam.NameKey(model), versionSuffix(v))
 }
-func versionsPrefix(model string) string { return store.Key("versions", model) + "/" }
-func datasetKey(name string) string      { return store.Key("datasets", name) }
+func versionsPrefix(model string) string { return store.Key("versions", iam.NameKey(model)) + "/" }
+func datasetKey(name string) string      { return store.Key("datasets", iam.NameKey(name)) }
 func datasetsPrefix() string             { return store.Key("datasets") + "/" }
 func datasetVersionKey(name string, v int64) string {
-	return store.Key("dataset-versions", name, versionSuffix(v))
+	return store.Key("dataset-versions", iam.NameKey(name), versionSuffix(v))
 }
-func datasetVersionsPrefix(name string) string { return store.Key("dataset-versions", name) + "/" }
+func datasetVersionsPrefix(name string) string {
+	return store.Key("dataset-versions", iam.NameKey(name)) + "/"
+}
 
 func (r *Registry) ts() *timestamppb.Timestamp { return timestamppb.New(r.now()) }
 
@@ -90,6 +94,9 @@ func (r *Registry) publish(ctx context.Context, kind, key, typ string, msg proto
 	}
 	e := events.Event{Kind: kind, Key: key, Type: typ, Time: r.now(), Data: data,
 		Headers: map[string]string{"Content-Type": "application/json", "Bmaas-Type": string(msg.ProtoReflect().Descriptor().FullName())}}
+	if kind == events.KindModel || kind == events.KindDataset {
+		e.Headers[events.HeaderProject] = iam.ProjectOfName(key)
+	}
 	if err := r.pub.PublishAsync(e); err != nil {
 		r.log.Warn("publish event", "kind", kind, "key", key, "type", typ, "err", err)
 	}

@@ -124,7 +124,7 @@ func (r *Registry) commitVersion(ctx context.Context, model string, spec *regist
 	if spec == nil {
 		spec = &registryv1.ModelVersionSpec{}
 	}
-	if err := r.checkStorage(ctx, info.Size); err != nil {
+	if err := r.checkStorage(ctx, model, info.Size); err != nil {
 		return nil, err
 	}
 	now := r.ts()

@@ -15,6 +15,7 @@ import (
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/ml/train"
 )
 
@@ -43,8 +44,13 @@ func (s *Scheduler) normalize(spec *schedulerv1.JobSpec) error {
 	if len(spec.Name) > 200 {
 		return apierr.Invalid("spec.name", "at most 200 characters")
 	}
-	if !modelName.MatchString(spec.Model) {
-		return apierr.Invalid("spec.model", "must match %s, got %q", modelName, spec.Model)
+	if err := iam.CheckQualified("spec.model", spec.Model, func(field, bare string) error {
+		if !modelName.MatchString(bare) {
+			return apierr.Invalid(field, "must match [project/]%s, got %q", modelName, spec.Model)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	switch rt := spec.Runtime.(type) {
 	case *schedulerv1.JobSpec_Builtin:

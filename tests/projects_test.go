@@ -1,0 +1,223 @@
+//go:build integration
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
+	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/internal/testenv/registrytest"
+	"github.com/bmaas/bmaas/tests/harness"
+)
+
+// modelNames lists the names of the models a registry client sees.
+func modelNames(t *testing.T, reg registryv1.RegistryServiceClient) []string {
+	t.Helper()
+	resp, err := reg.ListModels(t.Context(), &registryv1.ListModelsRequest{PageSize: 1000})
+	require.NoError(t, err)
+	var out []string
+	for _, m := range resp.GetModels() {
+		out = append(out, m.GetName())
+	}
+	return out
+}
+
+// datasetNames lists the names of the datasets a registry client sees.
+func datasetNames(t *testing.T, reg registryv1.RegistryServiceClient) []string {
+	t.Helper()
+	resp, err := reg.ListDatasets(t.Context(), &registryv1.ListDatasetsRequest{PageSize: 1000})
+	require.NoError(t, err)
+	var out []string
+	for _, d := range resp.GetDatasets() {
+		out = append(out, d.GetName())
+	}
+	return out
+}
+
+// TestProjectNames: models, datasets, jobs' outputs and evaluations are
+// named within their project. The same name in two projects is two
+// resources; within one it is refused; a bare name is in the caller's
+// project and "project/name" says another; what is in a project its
+// caller has no role in is never listed and answers NotFound; a job in a
+// project trains on its project's dataset and registers its project's
+// model; bad project names are refused naming their field.
+func TestProjectNames(t *testing.T) {
+	t.Parallel()
+	c, admin := authCluster(t)
+	ctx := t.Context()
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
+	require.NoError(t, err)
+	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
+	carolTok := mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})
+	vicTok := mustToken(t, adminIAM, "vic", &iamv1.Binding{Project: "vision", Role: "viewer"})
+	alice := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, aliceTok))
+	carol := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, carolTok))
+	vic := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, vicTok))
+	adminReg := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+
+	// The same name in two projects: two models.
+	mine, err := carol.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "fraud", Description: "vision's"}})
+	require.NoError(t, err)
+	require.Equal(t, "vision/fraud", mine.GetModel().GetName(), "a bare name is in the caller's project")
+	theirs, err := alice.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "fraud", Description: "default's"}})
+	require.NoError(t, err)
+	require.Equal(t, "fraud", theirs.GetModel().GetName(), "the default project's names stay bare")
+
+	// Within one project: refused, however the name is said.
+	_, err = carol.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "fraud"}})
+	require.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+	_, err = adminReg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "vision/fraud"}})
+	require.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+	_, err = adminReg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "default/fraud"}})
+	require.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+
+	// Each lists its own project's; the cluster-admin says which project.
+	require.Equal(t, []string{"vision/fraud"}, modelNames(t, carol))
+	require.Equal(t, []string{"vision/fraud"}, modelNames(t, vic))
+	require.Equal(t, []string{"fraud"}, modelNames(t, alice))
+	require.Equal(t, []string{"fraud"}, modelNames(t, adminReg))
+	inVision := metadata.AppendToOutgoingContext(ctx, "bmaas-project", "vision")
+	resp, err := adminReg.ListModels(inVision, &registryv1.ListModelsRequest{})
+	require.NoError(t, err)
+	require.Len(t, resp.GetModels(), 1)
+	require.Equal(t, "vision's", resp.GetModels()[0].GetDescription())
+
+	// A bare name reads the caller's own; another project's is NotFound
+	// to whoever has no role there.
+	got, err := carol.GetModel(ctx, &registryv1.GetModelRequest{Name: "fraud"})
+	require.NoError(t, err)
+	require.Equal(t, "vision's", got.GetModel().GetDescription())
+	got, err = adminReg.GetModel(ctx, &registryv1.GetModelRequest{Name: "vision/fraud"})
+	require.NoError(t, err)
+	require.Equal(t, "vision's", got.GetModel().GetDescription())
+	_, err = carol.GetModel(ctx, &registryv1.GetModelRequest{Name: "default/fraud"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	_, err = alice.GetModel(ctx, &registryv1.GetModelRequest{Name: "vision/fraud"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	_, err = alice.DeleteModel(ctx, &registryv1.DeleteModelRequest{Name: "vision/fraud"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	// A viewer reads, and may not write.
+	_, err = vic.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "other"}})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+
+	// Bad names and unknown projects, naming the field.
+	for _, tc := range []struct{ name, field, says string }{
+		{"nope/x", "model.name", `no project "nope"`},
+		{"vision/a/b", "model.name", "at most one project"},
+		{"Vision/x", "model.name", "project"},
+	} {
+		_, err := adminReg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: tc.name}})
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", tc.name, err)
+		require.Contains(t, status.Convert(err).Message(), tc.field)
+		require.Contains(t, status.Convert(err).Message(), tc.says)
+	}
+
+	// Datasets: the same, through a streamed upload.
+	csv, err := os.ReadFile(filepath.Join("..", "examples", "datasets", "breast_cancer.csv"))
+	require.NoError(t, err)
+	dv := registrytest.UploadDataset(t, carol, "cancer", "breast_cancer.csv", csv)
+	require.Equal(t, "vision/cancer", dv.GetDataset())
+	half := csv[:len(csv)/2]
+	registrytest.UploadDataset(t, alice, "cancer", "breast_cancer.csv", half[:strings.LastIndexByte(string(half), '\n')+1])
+	require.Equal(t, []string{"vision/cancer"}, datasetNames(t, carol))
+	require.Equal(t, []string{"cancer"}, datasetNames(t, alice))
+	ds, err := carol.GetDataset(ctx, &registryv1.GetDatasetRequest{Name: "cancer"})
+	require.NoError(t, err)
+	require.Equal(t, dv.GetSizeBytes(), ds.GetDataset().GetLatest().GetSizeBytes())
+	_, err = alice.DownloadDataset(ctx, &registryv1.DownloadDatasetRequest{Dataset: "vision/cancer"})
+	if err == nil {
+		stream, _ := alice.DownloadDataset(ctx, &registryv1.DownloadDatasetRequest{Dataset: "vision/cancer"})
+		_, err = stream.Recv()
+	}
+	require.Equal(t, codes.NotFound, status.Code(err), "a download of another project's dataset: %v", err)
+
+	// A job in vision trains on vision's dataset and registers vision's
+	// model, all said with bare names.
+	sc := schedulerv1.NewSchedulerServiceClient(dialAs(t, c.Addrs.GRPC, carolTok))
+	sub, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: builtinSpec("fraud", "cancer", "logistic", map[string]string{"C": "1"})})
+	require.NoError(t, err)
+	require.Equal(t, "vision", sub.GetJob().GetSpec().GetProject())
+	require.Equal(t, "vision/fraud", sub.GetJob().GetSpec().GetModel())
+	job := waitJob(t, sc, sub.GetJob().GetId(), 2*time.Minute)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_SUCCEEDED, job.GetState(), "reason: %s", job.GetReason())
+	v, err := carol.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "fraud", Version: "latest"})
+	require.NoError(t, err)
+	require.Equal(t, "vision/fraud", v.GetVersion().GetModel())
+	require.Equal(t, "vision/cancer", v.GetVersion().GetLineage().GetDataset())
+	_, err = alice.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "fraud", Version: "latest"})
+	require.Equal(t, codes.NotFound, status.Code(err), "default's fraud has no version: %v", err)
+	// A job may not name what its caller cannot see.
+	_, err = sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: builtinSpec("fraud", "default/cancer", "logistic", nil)})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
+	// Evaluations are their model's project's.
+	ev := evaluatorv1.NewEvaluatorServiceClient(dialAs(t, c.Addrs.GRPC, carolTok))
+	created, err := ev.CreateEvaluation(ctx, &evaluatorv1.CreateEvaluationRequest{Evaluation: &evaluatorv1.Evaluation{
+		Model: "fraud", Version: "1", Dataset: "cancer"}})
+	require.NoError(t, err)
+	require.Equal(t, "vision/fraud", created.GetEvaluation().GetModel())
+	require.Equal(t, "vision/cancer", created.GetEvaluation().GetDataset())
+	mine2, err := ev.ListEvaluations(ctx, &evaluatorv1.ListEvaluationsRequest{})
+	require.NoError(t, err)
+	require.NotEmpty(t, mine2.GetEvaluations())
+	aliceEv := evaluatorv1.NewEvaluatorServiceClient(dialAs(t, c.Addrs.GRPC, aliceTok))
+	seen, err := aliceEv.ListEvaluations(ctx, &evaluatorv1.ListEvaluationsRequest{})
+	require.NoError(t, err)
+	for _, e := range seen.GetEvaluations() {
+		require.False(t, strings.HasPrefix(e.GetModel(), "vision/"), "alice sees vision's evaluation %v", e)
+	}
+	_, err = aliceEv.GetEvaluation(ctx, &evaluatorv1.GetEvaluationRequest{Id: created.GetEvaluation().GetId()})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+}
+
+// TestUpgradeKeepsDataInDefault: data written before projects (a
+// cluster without tokens, bare names) is the default project's after an
+// upgrade to a cluster with tokens and projects: listed there, read by
+// its bare and its qualified name, invisible to another project's
+// identities, whose own same-named resources sit beside it.
+func TestUpgradeKeepsDataInDefault(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := harness.Start(t, harness.WithDataDir(dir))
+	ctx := t.Context()
+	_, err := old.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "legacy"}})
+	require.NoError(t, err)
+	data := []byte("a model from before projects")
+	uploadBytes(t, old.Registry, "legacy", data)
+	registrytest.UploadDataset(t, old.Registry, "legacy-data", "d.csv", []byte("a,target\n1,0\n2,1\n"))
+	require.NoError(t, old.Stop())
+
+	c, admin := authCluster(t, harness.WithDataDir(dir))
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err = adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
+	require.NoError(t, err)
+	adminReg := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	require.Equal(t, []string{"legacy"}, modelNames(t, adminReg))
+	require.Equal(t, []string{"legacy-data"}, datasetNames(t, adminReg))
+	require.Equal(t, data, downloadBytes(t, adminReg, "default/legacy", "latest"))
+	require.Equal(t, data, downloadBytes(t, adminReg, "legacy", "1"))
+
+	carol := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC,
+		mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})))
+	require.Empty(t, modelNames(t, carol))
+	require.Empty(t, datasetNames(t, carol))
+	_, err = carol.GetModel(ctx, &registryv1.GetModelRequest{Name: "default/legacy"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	_, err = carol.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "legacy"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"legacy"}, modelNames(t, adminReg))
+	require.Equal(t, []string{"vision/legacy"}, modelNames(t, carol))
+}
