@@ -27,7 +27,7 @@ import (
 )
 
 // TestAuthEverywhere: with a token file, every gRPC and HTTP call needs
-// the bearer token (the probes, /metrics and /openapi.json excepted), the
+// the bearer token (the probes and /openapi.json excepted), the
 // platform's own calls carry it, and so does the gateway's hop to the
 // replicas: serving works end to end, while a replica called directly
 // without the token refuses, over gRPC and over its lane.
@@ -62,8 +62,8 @@ func TestAuthEverywhere(t *testing.T) {
 	code, body = httpDo(t, c, "GET", "/v1/datasets/iris/versions/1/csv", nil)
 	require.Equal(t, http.StatusOK, code, string(body))
 
-	// HTTP without the token: refused, except the probes, the metrics and
-	// the API description.
+	// HTTP without the token: refused, except the probes and the API
+	// description (the metrics say what the caller may see: a token).
 	for _, tc := range []struct {
 		method, path string
 		want         int
@@ -75,7 +75,7 @@ func TestAuthEverywhere(t *testing.T) {
 		{"GET", "/v2/models/iris", http.StatusUnauthorized},
 		{"GET", "/readyz", http.StatusOK},
 		{"GET", "/livez", http.StatusOK},
-		{"GET", "/metrics", http.StatusOK},
+		{"GET", "/metrics", http.StatusUnauthorized},
 		{"GET", "/openapi.json", http.StatusOK},
 		{"GET", "/v2/health/ready", http.StatusOK},
 	} {
@@ -86,6 +86,10 @@ func TestAuthEverywhere(t *testing.T) {
 		_ = resp.Body.Close()
 		require.Equal(t, tc.want, resp.StatusCode, "%s %s", tc.method, tc.path)
 	}
+	// With it, every series (the token is the mesh's, a cluster-admin's).
+	code, body = httpDo(t, c, "GET", "/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), "bmaas_grpc_requests_total")
 
 	// The replica itself, called directly.
 	cli := c.EtcdClient(t)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -155,7 +154,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
+	mux.Handle("GET /metrics", metricsHandler(e.reg))
 	stopWatches := registerEventsWatch(mux, e.bus)
 	mux.Handle("GET /ui/", web.Handler("/ui/"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
@@ -221,12 +220,13 @@ func (a *App) ownNames() []string {
 	return names
 }
 
-// publicPath: the probes, the metrics, the API description, signing in
-// and the console's static files answer without the bearer token (the console
-// asks for it and sends it on its API calls).
+// publicPath: the probes, the API description, signing in and the
+// console's static files answer without the bearer token (the console
+// asks for it and sends it on its API calls). The metrics need one: what
+// they show depends on who asks.
 func publicPath(p string) bool {
 	switch p {
-	case "/", "/readyz", "/livez", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready", "/v1/auth-config", "/v1/login",
+	case "/", "/readyz", "/livez", "/openapi.json", "/v2/health/live", "/v2/health/ready", "/v1/auth-config", "/v1/login",
 		iamsvc.WebLoginPath, iamsvc.WebCallbackPath:
 		return true
 	}
