@@ -30,6 +30,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/authz"
 	"github.com/bmaas/bmaas/pkg/mesh"
 	"github.com/bmaas/bmaas/tests/harness"
@@ -413,10 +414,22 @@ func TestDeploymentToken(t *testing.T) {
 		{viewer, "GET", "/v2/models/iris", "", http.StatusOK},
 		{viewer, "POST", "/v2/models/iris/infer", infer, http.StatusForbidden},
 		{other, "POST", "/v2/models/iris/infer", infer, http.StatusNotFound},
-		{other, "GET", "/v1/models", "", http.StatusNotFound},
+		// Another project's editor lists its own project's models: none.
+		{other, "GET", "/v1/models", "", http.StatusOK},
 	} {
 		code, body := httpAs(t, c, tc.token, tc.method, tc.path, tc.body)
 		require.Equal(t, tc.want, code, "%s %s: %s", tc.method, tc.path, body)
+		if tc.token == other {
+			require.NotContains(t, body, `"iris"`, "%s %s", tc.method, tc.path)
+		}
+	}
+	// Over gRPC too (the gateway's ModelInfer reads its request undecoded).
+	row := &inference.ModelInferRequest_InferInputTensor{Name: "input", Datatype: "FP64", Shape: []int64{1, 4},
+		Contents: &inference.InferTensorContents{Fp64Contents: []float64{5.1, 3.5, 1.4, 0.2}}}
+	for name, want := range map[string]codes.Code{"iris": codes.OK, "other": codes.NotFound} {
+		_, err := inference.NewGRPCInferenceServiceClient(dialAs(t, c.Addrs.GRPC, caller)).ModelInfer(ctx,
+			&inference.ModelInferRequest{ModelName: name, Inputs: []*inference.ModelInferRequest_InferInputTensor{row}})
+		require.Equal(t, want, status.Code(err), "%s: %v", name, err)
 	}
 	req := &registryv1.ListModelsRequest{}
 	_, err = registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, caller)).ListModels(ctx, req)

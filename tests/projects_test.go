@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +16,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/internal/testenv/registrytest"
 	"github.com/bmaas/bmaas/tests/harness"
 )
@@ -220,4 +223,113 @@ func TestUpgradeKeepsDataInDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"legacy"}, modelNames(t, adminReg))
 	require.Equal(t, []string{"vision/legacy"}, modelNames(t, carol))
+}
+
+// TestProjectDeployments: a deployment is its project's, named after
+// its model there: two projects serve "iris" side by side, each reached
+// by its bare name from inside the project and as "project/iris" (a
+// path's "project%2Firis") from outside; whoever has no role in a
+// project gets NotFound for its deployment on every route; its replicas
+// run as the project's jobs; its quota counts its own deployments only.
+func TestProjectDeployments(t *testing.T) {
+	t.Parallel()
+	c, admin := authCluster(t, withFastGateway())
+	ctx := t.Context()
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision",
+		Quota: &iamv1.Quota{Deployments: 1}}})
+	require.NoError(t, err)
+	carolTok := mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})
+	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
+
+	deployIris := func(tok, want string) {
+		conn := dialAs(t, c.Addrs.GRPC, tok)
+		reg := registryv1.NewRegistryServiceClient(conn)
+		uploadDatasetFile(t, reg, "iris", "iris.csv")
+		_, err := reg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
+		require.NoError(t, err)
+		sc := schedulerv1.NewSchedulerServiceClient(conn)
+		sub, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: builtinSpec("iris", "iris", "logistic", nil)})
+		require.NoError(t, err)
+		job := waitJob(t, sc, sub.GetJob().GetId(), 2*time.Minute)
+		require.Equal(t, schedulerv1.JobState_JOB_STATE_SUCCEEDED, job.GetState(), "reason: %s", job.GetReason())
+		d, err := gatewayv1.NewDeploymentServiceClient(conn).CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{
+			Deployment: &gatewayv1.Deployment{Model: "iris@latest", MinReplicas: 1, MaxReplicas: 1}})
+		require.NoError(t, err)
+		require.Equal(t, want, d.GetDeployment().GetName())
+	}
+	deployIris(carolTok, "vision/iris")
+	deployIris(aliceTok, "iris")
+
+	names := func(tok string) []string {
+		resp, err := gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, tok)).ListDeployments(ctx, &gatewayv1.ListDeploymentsRequest{})
+		require.NoError(t, err)
+		var out []string
+		for _, d := range resp.GetDeployments() {
+			out = append(out, d.GetName())
+		}
+		return out
+	}
+	require.Equal(t, []string{"vision/iris"}, names(carolTok))
+	require.Equal(t, []string{"iris"}, names(aliceTok))
+
+	for _, tc := range []struct{ tok, path string }{
+		{carolTok, "/v2/models/iris/ready"}, {aliceTok, "/v2/models/iris/ready"}, {admin, "/v2/models/vision%2Firis/ready"},
+	} {
+		eventually(t, 2*time.Minute, tc.path+" ready", func() bool {
+			code, _ := httpAs(t, c, tc.tok, "GET", tc.path, "")
+			return code == http.StatusOK
+		})
+	}
+
+	infer := `{"inputs":[{"name":"input","datatype":"FP64","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}`
+	for _, tc := range []struct {
+		who, tok, path string
+		want           int
+	}{
+		{"carol", carolTok, "/v2/models/iris/infer", http.StatusOK},
+		{"admin", admin, "/v2/models/vision%2Firis/infer", http.StatusOK},
+		{"carol", carolTok, "/v1/models/iris:predict", http.StatusOK},
+		{"alice", aliceTok, "/v2/models/iris/infer", http.StatusOK},
+		{"alice", aliceTok, "/v2/models/vision%2Firis/infer", http.StatusNotFound},
+		{"alice", aliceTok, "/v2/models/vision%2Firis", http.StatusNotFound},
+		{"carol", carolTok, "/v2/models/default%2Firis/infer", http.StatusNotFound},
+	} {
+		body := infer
+		if strings.HasPrefix(tc.path, "/v1/") {
+			body = `{"instances":[[5.1,3.5,1.4,0.2]]}`
+		}
+		method := "POST"
+		if !strings.HasSuffix(tc.path, "infer") && !strings.HasSuffix(tc.path, "predict") {
+			method, body = "GET", ""
+		}
+		code, out := httpAs(t, c, tc.tok, method, tc.path, body)
+		require.Equal(t, tc.want, code, "%s %s %s: %s", tc.who, method, tc.path, out)
+	}
+	row := &inference.ModelInferRequest_InferInputTensor{Name: "input", Datatype: "FP64", Shape: []int64{1, 4},
+		Contents: &inference.InferTensorContents{Fp64Contents: []float64{5.1, 3.5, 1.4, 0.2}}}
+	for _, tc := range []struct {
+		tok, name string
+		want      codes.Code
+	}{
+		{carolTok, "iris", codes.OK}, {admin, "vision/iris", codes.OK}, {aliceTok, "iris", codes.OK},
+		{aliceTok, "vision/iris", codes.NotFound}, {carolTok, "default/iris", codes.NotFound},
+	} {
+		_, err := inference.NewGRPCInferenceServiceClient(dialAs(t, c.Addrs.GRPC, tc.tok)).ModelInfer(ctx,
+			&inference.ModelInferRequest{ModelName: tc.name, Inputs: []*inference.ModelInferRequest_InferInputTensor{row}})
+		require.Equal(t, tc.want, status.Code(err), "%s: %v", tc.name, err)
+	}
+
+	// vision's replica is vision's job; alice never sees it.
+	jobs, err := schedulerv1.NewSchedulerServiceClient(dialAs(t, c.Addrs.GRPC, carolTok)).ListJobs(ctx,
+		&schedulerv1.ListJobsRequest{LabelSelector: "deployment=iris", State: schedulerv1.JobState_JOB_STATE_RUNNING})
+	require.NoError(t, err)
+	require.Len(t, jobs.GetJobs(), 1)
+	require.Equal(t, "vision", jobs.GetJobs()[0].GetSpec().GetProject())
+
+	// vision holds 1 of its 1 deployment; the default project's do not count.
+	_, err = gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, carolTok)).CreateDeployment(ctx,
+		&gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris2", Model: "iris@latest"}})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "project vision holds 1 of 1 deployments")
 }

@@ -125,7 +125,8 @@ var projectAware = map[string]bool{"jobs": true, "experiments": true}
 // ("project/model", pkg/iam's QualifiedName): a call on them is
 // authorized in the project of the name it gives (else the caller's),
 // and their handlers keep each project's names apart.
-var named = map[string]bool{"models": true, "datasets": true, "evaluations": true, "policies": true}
+var named = map[string]bool{"models": true, "datasets": true, "evaluations": true, "policies": true,
+	"deployments": true, "payloads": true, "alert-rules": true, "inference": true}
 
 // Named says whether p's resource is named within its project.
 func (p Permission) Named() bool { return named[p.Resource] }

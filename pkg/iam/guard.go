@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -21,6 +22,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/authz"
+	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -308,7 +310,16 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 			project = ProjectFrom(ctx)
 		}
 	case perm.Named():
-		if n := primaryName(asMessage(req)); strings.Contains(n, "/") {
+		n := ""
+		if _, raw := req.(*grpcsrv.RawFrame); !raw || c.Principal != nil {
+			// (Anonymous, the gateway qualifies an undecoded request's
+			// name itself: not scanned twice.)
+			n = deploymentOf(req)
+		}
+		if n == "" {
+			n = primaryName(asMessage(req))
+		}
+		if strings.Contains(n, "/") {
 			project = ProjectOfName(n)
 		} else {
 			project = ProjectFrom(ctx)
@@ -317,8 +328,10 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 		project = DefaultProject
 	}
 	var others []string
-	if m := asMessage(req); m != nil && !perm.ClusterScoped() {
-		others = qualifyRequest(m, project, perm.Resource == "models" || perm.Resource == "datasets")
+	if !qualifyInference(req, project) {
+		if m := asMessage(req); m != nil && !perm.ClusterScoped() {
+			others = qualifyRequest(m, project, namesItself[perm.Resource])
+		}
 	}
 	if perm.ProjectAware() || perm.Named() {
 		c.Project = project
@@ -342,9 +355,33 @@ func asMessage(req any) proto.Message {
 	return m
 }
 
+// namesItself are the resources whose requests' "name" is their own
+// (qualified with the call's project, as their references are).
+var namesItself = map[string]bool{"models": true, "datasets": true, "deployments": true, "alert-rules": true}
+
+// qualifyInference qualifies the deployment an inference request names
+// (without reflection: it is the hot path), and says whether req is one.
+func qualifyInference(req any, project string) bool {
+	switch r := req.(type) {
+	case *inference.ModelInferRequest:
+		r.ModelName = QualifiedName(project, r.ModelName)
+	case *inference.ModelMetadataRequest:
+		r.Name = QualifiedName(project, r.Name)
+	case *inference.ModelReadyRequest:
+		r.Name = QualifiedName(project, r.Name)
+	default:
+		return false
+	}
+	return true
+}
+
 // decide checks c may do perm in project, recording a refusal.
 func (g *Guard) decide(ctx context.Context, c *Caller, method string, perm authz.Permission, project string, req any) error {
-	switch c.Principal.Decide(perm, project, deploymentOf(req)) {
+	if c.Principal == nil {
+		return nil // the platform asks no token: anyone may do anything
+	}
+	_, deployment := SplitName(deploymentOf(req))
+	switch c.Principal.Decide(perm, project, deployment) {
 	case Deny:
 		msg := fmt.Sprintf("%s may not %s in project %q", c.Principal.Name(), perm, project)
 		if project == "" {
@@ -362,6 +399,10 @@ func (g *Guard) decide(ctx context.Context, c *Caller, method string, perm authz
 // deploymentOf is the deployment an inference or feedback call names.
 func deploymentOf(req any) string {
 	switch r := req.(type) {
+	case *grpcsrv.RawFrame:
+		// The gateway's ModelInfer, undecoded: its model_name.
+		name, _, _ := grpcsrv.ScanStrings(r.Bytes(), 1, 2)
+		return name
 	case *inference.ModelInferRequest:
 		return r.GetModelName()
 	case *inference.ModelMetadataRequest:
@@ -417,7 +458,7 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 			next.ServeHTTP(w, r)
 			return
 		}
-		c := &Caller{Address: r.RemoteAddr}
+		c := &Caller{Address: r.RemoteAddr, Project: r.Header.Get(ProjectHeader)}
 		if g.auth.Enabled() {
 			p, err := g.auth.Authenticate(r.Header.Get("Authorization"))
 			if err != nil {
@@ -437,10 +478,17 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 		route := pattern(r)
 		if perm, ok := authz.RouteFor(route); ok && !(perm.Verb == authz.Invoke && bodyNamesDeployment(route) && c.Principal.scopedToDeployments()) {
 			project := ""
-			if !perm.ClusterScoped() {
+			deployment := deploymentOfPath(r.URL.EscapedPath())
+			switch {
+			case strings.Contains(deployment, "/"):
+				project = ProjectOfName(deployment)
+			case perm.Named():
+				project = ProjectFrom(r.Context())
+			case !perm.ClusterScoped():
 				project = DefaultProject
 			}
-			switch c.Principal.Decide(perm, project, deploymentOfPath(r.URL.Path)) {
+			_, deployment = SplitName(deployment)
+			switch c.Principal.Decide(perm, project, deployment) {
 			case Deny:
 				msg := fmt.Sprintf("%s may not %s", c.Principal.Name(), perm)
 				g.recordHTTP(r, c, route, perm, project, codes.PermissionDenied, msg)
@@ -464,11 +512,15 @@ func bodyNamesDeployment(route string) bool { return strings.HasPrefix(route, "P
 // deploymentOfPath is the deployment a KServe v2 or v1 predict path
 // names ("" for others: the OpenAI routes name it in their body, and
 // the gateway checks it there with MayInvoke).
-func deploymentOfPath(path string) string {
+func deploymentOfPath(escaped string) string {
 	for _, p := range []string{"/v2/models/", "/v1/models/"} {
-		if rest, ok := strings.CutPrefix(path, p); ok {
+		if rest, ok := strings.CutPrefix(escaped, p); ok {
 			name, _, _ := strings.Cut(rest, "/")
 			name, _, _ = strings.Cut(name, ":")
+			// A project's deployment is said "project%2Fname" in a path.
+			if n, err := url.PathUnescape(name); err == nil {
+				return n
+			}
 			return name
 		}
 	}
@@ -476,9 +528,10 @@ func deploymentOfPath(path string) string {
 }
 
 // MayInvoke says whether the caller in ctx may call deployment (for
-// routes that name it in their body).
+// routes that name it in their body), qualified by its project.
 func MayInvoke(ctx context.Context, deployment string) bool {
-	return FromContext(ctx).Decide(authz.Permission{Resource: "inference", Verb: authz.Invoke}, DefaultProject, deployment) == Allow
+	project, name := SplitName(deployment)
+	return FromContext(ctx).Decide(authz.Permission{Resource: "inference", Verb: authz.Invoke}, project, name) == Allow
 }
 
 // CheckIn is a handler's check of a resource it loaded: that the caller in

@@ -65,14 +65,14 @@ func NameKey(name string) string {
 	return p + ":" + b
 }
 
-// NameKeyPrefix is what the key segments of project's names start with
-// ("" for the default project: its names are those without ':', see
-// InProject).
-func NameKeyPrefix(project string) string {
+// ProjectPrefix narrows prefix, the prefix of a layout's keys named by
+// qualified names, to those of project (all of them for the default
+// project: its names are those without ':', see InProject).
+func ProjectPrefix(prefix, project string) string {
 	if project == "" || project == DefaultProject {
-		return ""
+		return prefix
 	}
-	return project + ":"
+	return prefix + project + ":"
 }
 
 // InProject says whether the qualified name is in project.
@@ -113,13 +113,14 @@ func projectNameRE(p string) bool {
 }
 
 // refFields are the fields, anywhere in a request, that name a resource
-// of a project: a model or a dataset (with an optional "@ref").
-var refFields = map[protoreflect.Name]bool{"model": true, "dataset": true}
+// of a project: a model or a dataset (with an optional "@ref"), a
+// deployment, an alert rule.
+var refFields = map[protoreflect.Name]bool{"model": true, "dataset": true, "deployment": true, "rule": true}
 
 // nameHolders are the fields whose message's "name" names the resource
-// a call on models or datasets is about (CreateModel's model,
-// UploadDataset's header).
-var nameHolders = map[protoreflect.Name]bool{"model": true, "dataset": true, "header": true}
+// a call is about (CreateModel's model, UploadDataset's header,
+// CreateDeployment's deployment).
+var nameHolders = map[protoreflect.Name]bool{"model": true, "dataset": true, "header": true, "deployment": true, "rule": true}
 
 // qualifyRequest qualifies, in place, every bare name req gives of a
 // resource of a project with project: every "model" and "dataset"
@@ -171,11 +172,11 @@ func primaryName(req proto.Message) string {
 		return ""
 	}
 	m := req.ProtoReflect()
-	if s := stringField(m, "name", "model", "dataset"); s != "" {
+	if s := stringField(m, "name", "model", "dataset", "deployment", "rule"); s != "" {
 		return s
 	}
 	fds := m.Descriptor().Fields()
-	for _, h := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation"} {
+	for _, h := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation", "deployment", "rule"} {
 		if fd := fds.ByName(h); fd != nil && fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && m.Has(fd) {
 			if s := stringField(m.Get(fd).Message(), "name", "model", "dataset"); s != "" {
 				return s

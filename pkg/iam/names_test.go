@@ -25,8 +25,8 @@ func TestQualifiedNames(t *testing.T) {
 		require.Equal(t, tc.want, got, "%s in %s", tc.name, tc.project)
 		require.Equal(t, tc.key, NameKey(got))
 	}
-	require.Equal(t, "vision:", NameKeyPrefix("vision"))
-	require.Empty(t, NameKeyPrefix(DefaultProject))
+	require.Equal(t, "/k/vision:", ProjectPrefix("/k/", "vision"))
+	require.Equal(t, "/k/", ProjectPrefix("/k/", DefaultProject))
 	require.True(t, InProject("resnet", ""))
 	require.True(t, InProject("vision/resnet", "vision"))
 	require.False(t, InProject("vision/resnet", DefaultProject))

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/bmaas/bmaas/api/inference"
@@ -51,6 +52,13 @@ func (s *Server) Add(m *Model) {
 func (s *Server) Model(name string) (*Model, error) {
 	s.mu.RLock()
 	m := s.models[name]
+	if m == nil {
+		// A project's deployment, said with its project
+		// ("vision/detect"): the replica serves it as "detect".
+		if _, bare, ok := strings.Cut(name, "/"); ok {
+			m = s.models[bare]
+		}
+	}
 	s.mu.RUnlock()
 	if m == nil {
 		return nil, apierr.NotFound("model", name)

@@ -52,15 +52,15 @@ func TestNormalizeScaleToZero(t *testing.T) {
 	t.Parallel()
 	s := &Service{cfg: DefaultConfig()}
 	d := &gatewayv1.Deployment{Model: "iris@1", MinReplicas: 1, ScaleToZeroSeconds: 30}
-	require.NoError(t, s.normalize(d))
+	require.NoError(t, s.normalize(t.Context(), d))
 	require.Zero(t, d.ScaleToZeroSeconds)
 
 	d = &gatewayv1.Deployment{Model: "iris@1", MinReplicas: 0}
-	require.NoError(t, s.normalize(d))
+	require.NoError(t, s.normalize(t.Context(), d))
 	require.Equal(t, int64(DefaultConfig().ScaleToZeroAfter/time.Second), d.ScaleToZeroSeconds)
 
 	d = &gatewayv1.Deployment{Model: "iris@1", MinReplicas: 0, ScaleToZeroSeconds: 5}
-	require.NoError(t, s.normalize(d))
+	require.NoError(t, s.normalize(t.Context(), d))
 	require.Equal(t, int64(5), d.ScaleToZeroSeconds)
 
 	clk := newFakeClock()

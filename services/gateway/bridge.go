@@ -23,6 +23,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/serving"
 )
@@ -121,8 +122,10 @@ func newHTTPReplica(addr, token string) *httpReplica {
 // close closes the replica's idle connections; calls in flight finish.
 func (h *httpReplica) close() { h.tr.CloseIdleConnections() }
 
-// modelPath is /v2/models/<name>[/versions/<version>].
+// modelPath is /v2/models/<name>[/versions/<version>], with the
+// deployment's bare name: a runtime's server knows it so.
 func modelPath(name, version string) string {
+	_, name = iam.SplitName(name)
 	p := "/v2/models/" + url.PathEscape(name)
 	if version != "" {
 		p += "/versions/" + url.PathEscape(version)

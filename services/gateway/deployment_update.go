@@ -95,7 +95,7 @@ func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment, mask *fie
 	return s.modifyErr(ctx, d.Name, d.Etag, func(cur *gatewayv1.Deployment) error {
 		next := proto.Clone(cur).(*gatewayv1.Deployment)
 		applyPaths(next, d, paths)
-		if err := s.normalize(next); err != nil {
+		if err := s.normalize(ctx, next); err != nil {
 			return err
 		}
 		if mostReplicas(next) > mostReplicas(cur) {

@@ -30,7 +30,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 var errBadRef = errors.New("bad model reference")
 
-func deploymentKey(name string) string { return store.Key("deployments", name) }
+// deploymentKey is where a deployment (its name qualified by its
+// project) lives.
+func deploymentKey(name string) string { return store.Key("deployments", iam.NameKey(name)) }
 
 // ParseModelRef splits "name@ref" into the model and the reference (a
 // version number or an alias; "latest" when absent).
@@ -54,7 +56,7 @@ func ParseModelRef(ref string) (model, target string, err error) {
 // min_replicas 0 the idle time before it scales to zero (the gateway's
 // default when it names none); above 0 no idle time, as it never goes to
 // zero.
-func (s *Service) normalize(d *gatewayv1.Deployment) error {
+func (s *Service) normalize(ctx context.Context, d *gatewayv1.Deployment) error {
 	if d == nil {
 		return apierr.Invalid("deployment", "required")
 	}
@@ -63,11 +65,19 @@ func (s *Service) normalize(d *gatewayv1.Deployment) error {
 		return err
 	}
 	if d.Name == "" {
-		d.Name = model
+		// Named after its model, in the call's project.
+		_, bare := iam.SplitName(model)
+		d.Name = iam.QualifiedName(iam.ProjectFrom(ctx), bare)
+	}
+	if err := iam.CheckQualified("deployment.name", d.Name, func(field, bare string) error {
+		if !nameRE.MatchString(bare) {
+			return apierr.Invalid(field, "must match [project/]%s, got %q", nameRE, d.Name)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	switch {
-	case !nameRE.MatchString(d.Name):
-		return apierr.Invalid("deployment.name", "must match %s, got %q", nameRE, d.Name)
 	case d.MinReplicas < 0 || d.MinReplicas > maxReplicas:
 		return apierr.Invalid("deployment.min_replicas", "must be within 0 and %d, got %d", maxReplicas, d.MinReplicas)
 	case d.MaxReplicas < 0 || d.MaxReplicas > maxReplicas:
@@ -149,7 +159,10 @@ func versionName(mv *registryv1.ModelVersion) string {
 // resolves; the leader starts its replicas.
 func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gatewayv1.Deployment, error) {
 	d = proto.Clone(d).(*gatewayv1.Deployment)
-	if err := s.normalize(d); err != nil {
+	if err := s.normalize(ctx, d); err != nil {
+		return nil, err
+	}
+	if err := iam.ProjectExists(ctx, s.st, "deployment.name", iam.ProjectOfName(d.Name)); err != nil {
 		return nil, err
 	}
 	if err := s.checkQuota(ctx, d); err != nil {
@@ -205,14 +218,16 @@ func (s *Service) get(ctx context.Context, name string) (*gatewayv1.Deployment, 
 	return fillDeployment(d), rev, nil
 }
 
-// List pages through the deployments.
+// List pages through the deployments of the call's project.
 func (s *Service) List(ctx context.Context, req *gatewayv1.ListDeploymentsRequest) (*gatewayv1.ListDeploymentsResponse, error) {
 	n, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := store.List(ctx, s.st, deploymentKey("")[:len(deploymentKey(""))], n, req.GetPageToken(),
-		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, nil)
+	project := iam.ProjectFrom(ctx)
+	items, next, err := store.List(ctx, s.st, iam.ProjectPrefix(deploymentKey(""), project), n, req.GetPageToken(),
+		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} },
+		func(d *gatewayv1.Deployment) bool { return iam.InProject(d.GetName(), project) })
 	if err != nil {
 		return nil, err
 	}

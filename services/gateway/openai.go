@@ -129,8 +129,9 @@ func (o openAI) model(w http.ResponseWriter, r *http.Request) {
 		apierr.WriteOpenAI(w, err)
 		return
 	}
+	id := deploymentIn(r.Context(), r.PathValue("model"))
 	for _, m := range ms {
-		if m.ID == r.PathValue("model") {
+		if m.ID == id {
 			writeJSON(w, http.StatusOK, m)
 			return
 		}
@@ -209,14 +210,16 @@ func (o openAI) call(w http.ResponseWriter, r *http.Request, route string) {
 		apierr.WriteOpenAI(w, err)
 		return
 	}
-	// The body names the deployment: a token scoped to deployments is
-	// checked here (the edge let it through to be).
+	req.name = deploymentIn(r.Context(), req.name)
+	// The body names the deployment (and its project): the caller's role
+	// there, or its token scoped to deployments, is checked here (the
+	// edge checked the caller's project).
 	if !iam.MayInvoke(r.Context(), req.name) {
 		apierr.WriteOpenAIStatus(w, http.StatusNotFound, fmt.Sprintf("model: deployment %q not found", req.name),
 			"invalid_request_error", "model", "model_not_found")
 		return
 	}
-	if err := o.s.tokens.check(iam.DefaultProject); err != nil {
+	if err := o.s.tokens.check(iam.ProjectOfName(req.name)); err != nil {
 		w.Header().Set("Retry-After", "60")
 		apierr.WriteOpenAIStatus(w, http.StatusTooManyRequests, err.Error(), "rate_limit_error", "", "quota_exceeded")
 		return
@@ -339,7 +342,7 @@ func (o openAI) copyStream(ctx context.Context, w http.ResponseWriter, resp *htt
 				rec.at = time.Now()
 			}
 			o.s.llm.add(dep, rec)
-			o.s.tokens.add(iam.DefaultProject, int64(rec.prompt+rec.completion))
+			o.s.tokens.add(iam.ProjectOfName(dep), int64(rec.prompt+rec.completion))
 		}()
 	}
 	rc := http.NewResponseController(w)

@@ -9,6 +9,7 @@ import (
 	"github.com/bmaas/bmaas/api/inference"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/lane"
 )
 
@@ -56,6 +57,13 @@ func modelInferRaw(srv any, ctx context.Context, dec func(any) error, intercepto
 	})
 }
 
+// deploymentIn is the deployment a call names: name as said ("detect",
+// or "vision/detect"), qualified by the call's project (the guard's, or
+// the Bmaas-Project header).
+func deploymentIn(ctx context.Context, name string) string {
+	return iam.QualifiedName(iam.ProjectFrom(ctx), name)
+}
+
 // inferRaw answers ModelInfer over gRPC: it reads the model's name and
 // version off the frame and hands the frame to the routing core.
 func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv.RawFrame, error) {
@@ -68,6 +76,7 @@ func (s *Service) inferRaw(ctx context.Context, req *grpcsrv.RawFrame) (*grpcsrv
 	if name == "" {
 		return nil, apierr.Invalid("model_name", "required")
 	}
+	name = deploymentIn(ctx, name)
 	pc := s.payloadFor(ctx, name, "v2-grpc", req.Bytes())
 	resp, err := s.infer(pc.withServed(ctx), name, version, req)
 	if err == nil {

@@ -11,18 +11,17 @@ import (
 // checkQuota refuses d (new, or replacing the deployment of its name)
 // when it would take its project over the project's quota of
 // deployments or of replicas (each deployment counting its most
-// replicas). Deployments all belong to the default project. Two changes
-// at the same moment may pass together: the quota bounds what is asked,
-// not a race.
+// replicas). Two changes at the same moment may pass together: the
+// quota bounds what is asked, not a race.
 func (s *Service) checkQuota(ctx context.Context, d *gatewayv1.Deployment) error {
-	project := iam.DefaultProject
+	project := iam.ProjectOfName(d.GetName())
 	q, err := iam.ProjectQuota(ctx, s.st, project)
 	if err != nil || q.GetDeployments() == 0 && q.GetReplicas() == 0 {
 		return err
 	}
 	count, replicas := int32(1), mostReplicas(d)
 	s.cache.Each(func(_ string, other *gatewayv1.Deployment) {
-		if other.GetName() != d.GetName() {
+		if other.GetName() != d.GetName() && iam.InProject(other.GetName(), project) {
 			count++
 			replicas += mostReplicas(other)
 		}

@@ -13,6 +13,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -88,7 +89,9 @@ func (s *Service) replicaJobs(ctx context.Context, sch schedulerv1.SchedulerServ
 			return nil, nil, err
 		}
 		for _, j := range resp.Jobs {
-			dep := j.GetSpec().GetLabels()[labelDeployment]
+			// The label holds the deployment's bare name (a label value
+			// has no '/'); the job is in the deployment's project.
+			dep := iam.QualifiedName(j.GetSpec().GetProject(), j.GetSpec().GetLabels()[labelDeployment])
 			switch j.State {
 			case schedulerv1.JobState_JOB_STATE_QUEUED, schedulerv1.JobState_JOB_STATE_SCHEDULED, schedulerv1.JobState_JOB_STATE_RUNNING:
 				live[dep] = append(live[dep], j)
@@ -217,9 +220,10 @@ func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceCl
 	if err != nil {
 		return err
 	}
-	spec := &schedulerv1.JobSpec{Name: "serve-" + d.Name, Model: model, MaxRestarts: 3,
+	project, bare := iam.SplitName(d.Name)
+	spec := &schedulerv1.JobSpec{Name: "serve-" + bare, Model: model, MaxRestarts: 3, Project: project,
 		Runtime:                 &schedulerv1.JobSpec_Serving{Serving: servingRuntime(d, v, rt)},
-		Labels:                  map[string]string{labelDeployment: d.Name, labelVersion: strconv.FormatInt(v, 10)},
+		Labels:                  map[string]string{labelDeployment: bare, labelVersion: strconv.FormatInt(v, 10)},
 		Resources:               s.cfg.replicaResources(withDefaults(d.Resources, rt.GetResources()), mv),
 		TerminationGraceSeconds: rt.GetTerminationGraceSeconds()}
 	j, err := sch.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: spec})

@@ -69,7 +69,7 @@ func (a restAPI) register(mux *http.ServeMux, fallback http.Handler) {
 			fallback.ServeHTTP(w, r)
 			return
 		}
-		withRequestID(func(w http.ResponseWriter, r *http.Request) { a.restPredict(w, r, name) })(w, r)
+		withRequestID(func(w http.ResponseWriter, r *http.Request) { a.restPredict(w, r, deploymentIn(r.Context(), name)) })(w, r)
 	})
 }
 
@@ -95,7 +95,7 @@ func (r remote) ModelReady(ctx context.Context, name, version string) (bool, err
 }
 
 func (a restAPI) restMetadata(w http.ResponseWriter, r *http.Request) {
-	md, err := a.dp.ModelMetadata(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	md, err := a.dp.ModelMetadata(r.Context(), deploymentIn(r.Context(), r.PathValue("name")), r.PathValue("version"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -112,7 +112,7 @@ func (a restAPI) restMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a restAPI) restReady(w http.ResponseWriter, r *http.Request) {
-	ready, err := a.dp.ModelReady(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	ready, err := a.dp.ModelReady(r.Context(), deploymentIn(r.Context(), r.PathValue("name")), r.PathValue("version"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -194,7 +194,7 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	name, version := r.PathValue("name"), r.PathValue("version")
+	name, version := deploymentIn(r.Context(), r.PathValue("name")), r.PathValue("version")
 	pc, r := a.logPayload(r, name, "v2-rest", *bp)
 	defer func() { pc.done(err) }()
 	decode := func() (*inference.ModelInferRequest, error) {

@@ -98,7 +98,7 @@ func TestLeastLoaded(t *testing.T) {
 
 func TestNormalizeChecksRouting(t *testing.T) {
 	s := &Service{cfg: DefaultConfig()}
-	require.NoError(t, s.normalize(&gatewayv1.Deployment{Model: "m@1", Routing: gatewayv1.Routing_ROUTING_PREFIX}))
-	err := s.normalize(&gatewayv1.Deployment{Model: "m@1", Routing: 9})
+	require.NoError(t, s.normalize(t.Context(), &gatewayv1.Deployment{Model: "m@1", Routing: gatewayv1.Routing_ROUTING_PREFIX}))
+	err := s.normalize(t.Context(), &gatewayv1.Deployment{Model: "m@1", Routing: 9})
 	require.ErrorContains(t, err, "deployment.routing: unknown value 9")
 }

@@ -163,14 +163,14 @@ func TestNormalizeChecksRuntimeAndParameters(t *testing.T) {
 	t.Parallel()
 	s := &Service{}
 	ok := &gatewayv1.Deployment{Model: "bc@3", Runtime: "torch-v2", Parameters: map[string]string{"threads": "2", "max_len": "x"}}
-	require.NoError(t, s.normalize(ok))
+	require.NoError(t, s.normalize(t.Context(), ok))
 	for field, d := range map[string]*gatewayv1.Deployment{
 		"deployment.runtime":    {Model: "bc@3", Runtime: "Torch V2"},
 		"deployment.parameters": {Model: "bc@3", Parameters: map[string]string{"max-len": "1"}},
 		"deployment.resources":  {Model: "bc@3", Resources: &schedulerv1.Resources{GpuMemoryBytes: -1}},
 	} {
 		var fe *apierr.FieldError
-		require.ErrorAs(t, s.normalize(d), &fe, field)
+		require.ErrorAs(t, s.normalize(t.Context(), d), &fe, field)
 		require.Equal(t, field, fe.Field)
 	}
 }

@@ -149,7 +149,7 @@ func (r *Registry) ListDatasets(ctx context.Context, req *registryv1.ListDataset
 		return nil, err
 	}
 	project := iam.ProjectFrom(ctx)
-	items, next, err := store.List(ctx, r.st, datasetsPrefix()+iam.NameKeyPrefix(project), size, req.GetPageToken(),
+	items, next, err := store.List(ctx, r.st, iam.ProjectPrefix(datasetsPrefix(), project), size, req.GetPageToken(),
 		func() *registryv1.Dataset { return &registryv1.Dataset{} },
 		func(d *registryv1.Dataset) bool { return iam.InProject(d.Name, project) && matches(d.Labels, sel) })
 	if err != nil {

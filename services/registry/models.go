@@ -111,7 +111,7 @@ func (r *Registry) ListModels(ctx context.Context, req *registryv1.ListModelsReq
 	keep := func(m *registryv1.Model) bool {
 		return iam.InProject(m.Name, project) && (sel == nil || matches(m.Labels, sel))
 	}
-	items, next, err := store.List(ctx, r.st, modelsPrefix()+iam.NameKeyPrefix(project), size, req.GetPageToken(),
+	items, next, err := store.List(ctx, r.st, iam.ProjectPrefix(modelsPrefix(), project), size, req.GetPageToken(),
 		func() *registryv1.Model { return &registryv1.Model{} }, keep)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/sandbox"
 	"github.com/bmaas/bmaas/services/traineragent/endpointkeys"
@@ -86,7 +87,10 @@ func (w *worker) prepareServer(sk *sink, rt *schedulerv1.ServingRuntime) (*serve
 	if err != nil {
 		return nil, err
 	}
-	vars := runtimes.Vars{ModelDir: modelDir, ModelName: rt.Deployment, ModelVersion: rt.Version,
+	// A runtime's server knows its model by the deployment's bare name;
+	// the gateway calls it so.
+	_, name := iam.SplitName(rt.Deployment)
+	vars := runtimes.Vars{ModelDir: modelDir, ModelName: name, ModelVersion: rt.Version,
 		HTTPPort: httpPort, GRPCPort: grpcPort, Params: rt.Parameters, GPUs: w.a.GpuIndices, Token: token}
 	args, env, err := runtimes.Render(s, vars)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/pki"
 	"github.com/bmaas/bmaas/pkg/replica"
 	"github.com/bmaas/bmaas/pkg/serving"
@@ -41,7 +42,10 @@ func (w *worker) runServing(sk *sink, rt *schedulerv1.ServingRuntime) (int64, er
 		return 0, err
 	}
 	host, listen := w.replicaHost()
-	o := replica.Options{ModelPath: path, Format: servingFormat(v.GetFormat()), Name: rt.Deployment, Version: rt.Version,
+	// A replica serves its deployment's bare name (pkg/serving finds it
+	// by its qualified one too).
+	_, name := iam.SplitName(rt.Deployment)
+	o := replica.Options{ModelPath: path, Format: servingFormat(v.GetFormat()), Name: name, Version: rt.Version,
 		ListenHost: listen, Token: token, Batching: serving.Batching{MaxBatchSize: int(rt.MaxBatchSize),
 			MaxQueueDelay: time.Duration(rt.MaxQueueDelayMicros) * time.Microsecond}}
 	o.Classes, o.Logits = serving.ClassesOf(v.GetSignature())

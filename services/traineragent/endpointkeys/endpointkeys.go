@@ -7,6 +7,9 @@
 //
 //	/bmaas/v1/endpoints/<deployment>/<replica>   gatewayv1.Endpoint
 //
+// (<deployment> is "project:name" for a deployment of a project other
+// than the default one.)
+//
 // The value is the binary protobuf encoding of the Endpoint; <replica> is
 // the ID of the serving job that runs the replica.
 package endpointkeys
@@ -27,8 +30,10 @@ const Prefix = "/bmaas/v1/endpoints/"
 // Key is where a ready replica of a deployment is registered.
 func Key(deployment, replica string) string { return Of(deployment) + replica }
 
-// Of is the prefix of a deployment's endpoints.
-func Of(deployment string) string { return Prefix + deployment + "/" }
+// Of is the prefix of a deployment's endpoints. A deployment of a
+// project other than the default one ("vision/detect") is keyed
+// "vision:detect", as pkg/iam's NameKey keys every qualified name.
+func Of(deployment string) string { return Prefix + strings.Replace(deployment, "/", ":", 1) + "/" }
 
 // Parse splits an endpoint key.
 func Parse(key string) (deployment, replica string, ok bool) {
@@ -40,7 +45,7 @@ func Parse(key string) (deployment, replica string, ok bool) {
 	if !ok || deployment == "" || replica == "" || strings.Contains(replica, "/") {
 		return "", "", false
 	}
-	return deployment, replica, true
+	return strings.Replace(deployment, ":", "/", 1), replica, true
 }
 
 // ErrInvalid is wrapped by Decode for a value that is no usable endpoint.

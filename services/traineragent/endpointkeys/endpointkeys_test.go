@@ -21,6 +21,18 @@ func TestKeyRoundTrip(t *testing.T) {
 	require.Equal(t, []string{"iris", "01J9ZQ"}, []string{dep, replica})
 }
 
+// A project's deployment has its own keys: no prefix of the default
+// project's deployment of the project's name.
+func TestKeysOfProjectDeployments(t *testing.T) {
+	t.Parallel()
+	key := endpointkeys.Key("vision/detect", "01J9ZQ")
+	require.Equal(t, store.Key("endpoints", "vision:detect", "01J9ZQ"), key)
+	require.NotRegexp(t, "^"+endpointkeys.Of("vision"), key)
+	dep, replica, ok := endpointkeys.Parse(key)
+	require.True(t, ok)
+	require.Equal(t, []string{"vision/detect", "01J9ZQ"}, []string{dep, replica})
+}
+
 func TestMalformedKeysRefused(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{
