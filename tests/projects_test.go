@@ -333,3 +333,46 @@ func TestProjectDeployments(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "project vision holds 1 of 1 deployments")
 }
+
+// TestProjectAlertRules: alert rules are named within their project,
+// listed to its identities only, and NotFound to the others.
+func TestProjectAlertRules(t *testing.T) {
+	t.Parallel()
+	c, admin := authCluster(t)
+	ctx := t.Context()
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
+	require.NoError(t, err)
+	carol := evaluatorv1.NewMonitorServiceClient(dialAs(t, c.Addrs.GRPC,
+		mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})))
+	alice := evaluatorv1.NewMonitorServiceClient(dialAs(t, c.Addrs.GRPC,
+		mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})))
+	rule := func() *evaluatorv1.AlertRule {
+		return &evaluatorv1.AlertRule{Name: "queue", Series: "queued_jobs",
+			Comparison: evaluatorv1.Comparison_COMPARISON_GREATER, Threshold: 100}
+	}
+	mine, err := carol.CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: rule()})
+	require.NoError(t, err)
+	require.Equal(t, "vision/queue", mine.GetRule().GetName())
+	theirs, err := alice.CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: rule()})
+	require.NoError(t, err)
+	require.Equal(t, "queue", theirs.GetRule().GetName())
+	_, err = carol.CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: rule()})
+	require.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+
+	for who, cli := range map[string]evaluatorv1.MonitorServiceClient{"vision/queue": carol, "queue": alice} {
+		list, err := cli.ListAlertRules(ctx, &evaluatorv1.ListAlertRulesRequest{})
+		require.NoError(t, err)
+		require.Len(t, list.GetRules(), 1)
+		require.Equal(t, who, list.GetRules()[0].GetName())
+	}
+	_, err = alice.GetAlertRule(ctx, &evaluatorv1.GetAlertRuleRequest{Name: "vision/queue"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	_, err = alice.DeleteAlertRule(ctx, &evaluatorv1.DeleteAlertRuleRequest{Name: "vision/queue"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	_, err = carol.DeleteAlertRule(ctx, &evaluatorv1.DeleteAlertRuleRequest{Name: "queue"})
+	require.NoError(t, err)
+	got, err := alice.GetAlertRule(ctx, &evaluatorv1.GetAlertRuleRequest{Name: "queue"})
+	require.NoError(t, err, "deleting vision's rule leaves the default project's")
+	require.Equal(t, "queue", got.GetRule().GetName())
+}

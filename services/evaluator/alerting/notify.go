@@ -16,6 +16,7 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 )
 
 // notifier sends alerts where the configuration says: Alertmanagers
@@ -81,7 +82,8 @@ func (n *notifier) send(ctx context.Context, r *evaluatorv1.AlertRule, a *evalua
 			}
 		}
 		if n.bus != nil {
-			ev := events.Event{Kind: events.KindAlert, Key: r.GetName(), Type: word, Data: body}
+			ev := events.Event{Kind: events.KindAlert, Key: r.GetName(), Type: word, Data: body,
+				Headers: map[string]string{events.HeaderProject: iam.ProjectOfName(r.GetName())}}
 			if err := n.bus.Publish(ctx, ev); err != nil {
 				link("error", ev.Subject(), "nats: "+err.Error())
 			} else {

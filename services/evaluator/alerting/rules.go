@@ -12,11 +12,14 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // RuleKey and AlertKey are where rules and alerts live in etcd (doc.go).
-func RuleKey(name string) string { return store.Key("alert-rules", name) }
+// A rule's name is qualified by its project (iam.QualifiedName).
+func RuleKey(name string) string { return store.Key("alert-rules", iam.NameKey(name)) }
 func AlertKey(id string) string  { return store.Key("alerts", id) }
 func rulesPrefix() string        { return store.Key("alert-rules") + "/" }
 func alertsPrefix() string       { return store.Key("alerts") + "/" }
@@ -31,9 +34,15 @@ func validate(r *evaluatorv1.AlertRule) error {
 	if r == nil {
 		return apierr.Invalid("rule", "required")
 	}
+	if err := iam.CheckQualified("rule.name", r.GetName(), func(field, bare string) error {
+		if !ruleName.MatchString(bare) {
+			return apierr.Invalid(field, "%q must match [project/][a-z0-9][a-z0-9-]{0,62}", r.GetName())
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	switch {
-	case !ruleName.MatchString(r.GetName()):
-		return apierr.Invalid("rule.name", "%q must match [a-z0-9][a-z0-9-]{0,62}", r.GetName())
 	case r.GetSeries() == "":
 		return apierr.Invalid("rule.series", "required; one of %s", seriesNames())
 	}
@@ -83,6 +92,9 @@ func (e *Engine) Create(ctx context.Context, r *evaluatorv1.AlertRule) (*evaluat
 	if err := validate(r); err != nil {
 		return nil, err
 	}
+	if err := iam.ProjectExists(ctx, e.st, "rule.name", iam.ProjectOfName(r.GetName())); err != nil {
+		return nil, err
+	}
 	if e.check != nil && r.GetDeployment() != "" {
 		if err := e.check(ctx, r); err != nil {
 			return nil, err
@@ -116,14 +128,16 @@ func (e *Engine) Get(ctx context.Context, name string) (*evaluatorv1.AlertRule, 
 	return r, nil
 }
 
-// List pages through the rules by name.
+// List pages through the rules of the call's project by name.
 func (e *Engine) List(ctx context.Context, req *evaluatorv1.ListAlertRulesRequest) (*evaluatorv1.ListAlertRulesResponse, error) {
 	n, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := store.List(ctx, e.st, rulesPrefix(), n, req.GetPageToken(),
-		func() *evaluatorv1.AlertRule { return &evaluatorv1.AlertRule{} }, nil)
+	project := iam.ProjectFrom(ctx)
+	items, next, err := store.List(ctx, e.st, iam.ProjectPrefix(rulesPrefix(), project), n, req.GetPageToken(),
+		func() *evaluatorv1.AlertRule { return &evaluatorv1.AlertRule{} },
+		func(r *evaluatorv1.AlertRule) bool { return iam.InProject(r.GetName(), project) })
 	if err != nil {
 		return nil, err
 	}
@@ -143,15 +157,19 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-// Alerts lists alerts, newest first, optionally of one rule.
+// Alerts lists the alerts of the call's project's rules, newest first,
+// optionally of one rule.
 func (e *Engine) Alerts(ctx context.Context, req *evaluatorv1.ListAlertsRequest) (*evaluatorv1.ListAlertsResponse, error) {
 	n, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
+	project := iam.ProjectFrom(ctx)
 	items, _, err := store.List(ctx, e.st, alertsPrefix(), store.MaxPageSize*maxAlertsFactor, "",
 		func() *evaluatorv1.Alert { return &evaluatorv1.Alert{} },
-		func(a *evaluatorv1.Alert) bool { return req.GetRule() == "" || a.GetRule() == req.GetRule() })
+		func(a *evaluatorv1.Alert) bool {
+			return iam.InProject(a.GetRule(), project) && (req.GetRule() == "" || a.GetRule() == req.GetRule())
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +202,9 @@ func (e *Engine) Alert(ctx context.Context, id string) (*evaluatorv1.Alert, erro
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, apierr.NotFound("alert", id)
 		}
+		return nil, err
+	}
+	if err := iam.CheckIn(ctx, "alert-rules", "alert", id, iam.ProjectOfName(a.GetRule()), authz.Read); err != nil {
 		return nil, err
 	}
 	return a, nil
