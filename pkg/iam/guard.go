@@ -212,6 +212,8 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	}
 	cs := &callerStream{ServerStream: ss, ctx: WithCaller(ctx, c)}
 	if !g.local(info.FullMethod) {
+		// Forwarded: authorized where it is served.
+		cs.authorized = true
 		return h(srv, cs)
 	}
 	perm, ok := authz.For(info.FullMethod, nil)
@@ -335,6 +337,9 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 	}
 	if perm.ProjectAware() || perm.Named() {
 		c.Project = project
+		// What a request needs may depend on the names it holds, now
+		// qualified (a project's runtime, or the cluster's).
+		perm, _ = authz.For(method, req)
 	}
 	if err := g.decide(ctx, c, method, perm, project, req); err != nil {
 		return perm, project, err
@@ -357,7 +362,7 @@ func asMessage(req any) proto.Message {
 
 // namesItself are the resources whose requests' "name" is their own
 // (qualified with the call's project, as their references are).
-var namesItself = map[string]bool{"models": true, "datasets": true, "deployments": true, "alert-rules": true}
+var namesItself = map[string]bool{"models": true, "datasets": true, "deployments": true, "alert-rules": true, "runtimes": true}
 
 // qualifyInference qualifies the deployment an inference request names
 // (without reflection: it is the hot path), and says whether req is one.
