@@ -376,3 +376,79 @@ func TestProjectAlertRules(t *testing.T) {
 	require.NoError(t, err, "deleting vision's rule leaves the default project's")
 	require.Equal(t, "queue", got.GetRule().GetName())
 }
+
+// TestProjectRuntimes: a project's admin makes runtimes for the
+// project's deployments (an editor may not: a runtime runs a command);
+// the default project's are the cluster's, made by a cluster-admin only,
+// and serve every project. A deployment picks among its project's and
+// the default project's, a name said bare finding its project's first;
+// another project's runtime is NotFound, never listed, never picked.
+func TestProjectRuntimes(t *testing.T) {
+	t.Parallel()
+	c, admin := authCluster(t, withFastGateway())
+	ctx := t.Context()
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
+	require.NoError(t, err)
+	rtAs := func(tok string) gatewayv1.RuntimeServiceClient {
+		return gatewayv1.NewRuntimeServiceClient(dialAs(t, c.Addrs.GRPC, tok))
+	}
+	vadminTok := mustToken(t, adminIAM, "vera", &iamv1.Binding{Project: "vision", Role: "admin"})
+	carolTok := mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})
+	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
+	danaTok := mustToken(t, adminIAM, "dana", &iamv1.Binding{Project: "default", Role: "admin"})
+	torch := func(priority int32) *gatewayv1.Runtime {
+		return &gatewayv1.Runtime{Name: "torch", Formats: []*gatewayv1.RuntimeFormat{{Name: "pytorch", Priority: priority}}, Server: torchServer()}
+	}
+
+	mine, err := rtAs(vadminTok).CreateRuntime(ctx, &gatewayv1.CreateRuntimeRequest{Runtime: torch(5)})
+	require.NoError(t, err)
+	require.Equal(t, "vision/torch", mine.GetRuntime().GetName())
+	for who, tok := range map[string]string{"carol (editor)": carolTok, "dana (the default project's admin)": danaTok} {
+		_, err = rtAs(tok).CreateRuntime(ctx, &gatewayv1.CreateRuntimeRequest{Runtime: torch(5)})
+		require.Equal(t, codes.PermissionDenied, status.Code(err), "%s: %v", who, err)
+	}
+	shared, err := rtAs(admin).CreateRuntime(ctx, &gatewayv1.CreateRuntimeRequest{Runtime: torch(50)})
+	require.NoError(t, err)
+	require.Equal(t, "torch", shared.GetRuntime().GetName())
+
+	got, err := rtAs(carolTok).GetRuntime(ctx, &gatewayv1.GetRuntimeRequest{Name: "torch"})
+	require.NoError(t, err)
+	require.Equal(t, "vision/torch", got.GetRuntime().GetName(), "a bare name finds the project's own first")
+	got, err = rtAs(aliceTok).GetRuntime(ctx, &gatewayv1.GetRuntimeRequest{Name: "torch"})
+	require.NoError(t, err)
+	require.Equal(t, "torch", got.GetRuntime().GetName())
+	_, err = rtAs(aliceTok).GetRuntime(ctx, &gatewayv1.GetRuntimeRequest{Name: "vision/torch"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	listed := func(tok string) []string {
+		resp, err := rtAs(tok).ListRuntimes(ctx, &gatewayv1.ListRuntimesRequest{PageSize: 1000})
+		require.NoError(t, err)
+		var out []string
+		for _, r := range resp.GetRuntimes() {
+			if !r.GetBuiltin() {
+				out = append(out, r.GetName())
+			}
+		}
+		return out
+	}
+	require.Equal(t, []string{"torch", "vision/torch"}, listed(carolTok))
+	require.Equal(t, []string{"torch"}, listed(aliceTok))
+
+	// Deployments pick among what their project may run: vision's names
+	// its own, the default project's never picks vision's.
+	uploadVersion(t, c, "vision/net", registryv1.ModelFormat_MODEL_FORMAT_PYTORCH, []byte("weights"))
+	uploadVersion(t, c, "net", registryv1.ModelFormat_MODEL_FORMAT_PYTORCH, []byte("weights"))
+	d, err := gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, carolTok)).CreateDeployment(ctx,
+		&gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Model: "net@1", Runtime: "torch"}})
+	require.NoError(t, err)
+	require.Equal(t, "vision/torch", d.GetDeployment().GetStatus().GetRuntime())
+	d, err = gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, aliceTok)).CreateDeployment(ctx,
+		&gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Model: "net@1"}})
+	require.NoError(t, err)
+	require.Equal(t, "torch", d.GetDeployment().GetStatus().GetRuntime())
+
+	// vision's runtime is in use by vision's deployment.
+	_, err = rtAs(vadminTok).DeleteRuntime(ctx, &gatewayv1.DeleteRuntimeRequest{Name: "torch"})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "vision/net")
+}

@@ -1,7 +1,10 @@
 package authz
 
 import (
+	"strings"
+
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 )
 
@@ -31,6 +34,24 @@ func experimentNeeds(req any) Permission {
 		return Permission{"experiments", Exec}
 	}
 	return Permission{"experiments", Write}
+}
+
+// runtimeNeeds is a runtime's change's permission: exec in its project,
+// admin of the cluster for the default project's (which serve every
+// project). The guard asks it of the request with its name qualified by
+// the call's project.
+func runtimeNeeds(req any) Permission {
+	var name string
+	switch r := req.(type) {
+	case *gatewayv1.CreateRuntimeRequest:
+		name = r.GetRuntime().GetName()
+	case *gatewayv1.DeleteRuntimeRequest:
+		name = r.GetName()
+	}
+	if p, _, ok := strings.Cut(name, "/"); ok && p != "default" {
+		return Permission{"runtimes", Exec}
+	}
+	return Permission{"runtimes", Admin}
 }
 
 // methods is the table of every gRPC method of the API.
@@ -84,9 +105,12 @@ var methods = merge(
 		"ListPayloads": rule("payloads", Read),
 	}),
 	svc("bmaas.gateway.v1.RuntimeService", map[string]Rule{
-		// A runtime is a command every node may run: the cluster's.
-		"CreateRuntime": rule("runtimes", Admin), "GetRuntime": rule("runtimes", Read),
-		"ListRuntimes": rule("runtimes", Read), "DeleteRuntime": rule("runtimes", Admin),
+		// A runtime is a command the nodes run: a project's admin may
+		// make one for the project's deployments; the default project's
+		// serve every project, and are the cluster's.
+		"CreateRuntime": {Permission: Permission{"runtimes", Admin}, Refine: runtimeNeeds},
+		"GetRuntime":    rule("runtimes", Read), "ListRuntimes": rule("runtimes", Read),
+		"DeleteRuntime": {Permission: Permission{"runtimes", Admin}, Refine: runtimeNeeds},
 	}),
 	// Who may create, see or end which token or project, and read which
 	// part of the trail, the IAM service decides per request: the table
@@ -112,7 +136,7 @@ var methods = merge(
 // clusterScoped are the resources of no project: the cluster's own,
 // and those whose handlers decide per request (projects, tokens, the
 // audit trail, the caller itself).
-var clusterScoped = map[string]bool{"nodes": true, "runtimes": true, "metrics": true, "events": true,
+var clusterScoped = map[string]bool{"nodes": true, "metrics": true, "events": true,
 	"projects": true, "tokens": true, "audit": true, "self": true}
 
 // projectAware are the resources that carry their project: a call on
@@ -126,7 +150,7 @@ var projectAware = map[string]bool{"jobs": true, "experiments": true}
 // authorized in the project of the name it gives (else the caller's),
 // and their handlers keep each project's names apart.
 var named = map[string]bool{"models": true, "datasets": true, "evaluations": true, "policies": true,
-	"deployments": true, "payloads": true, "alert-rules": true, "inference": true}
+	"deployments": true, "payloads": true, "alert-rules": true, "inference": true, "runtimes": true}
 
 // Named says whether p's resource is named within its project.
 func (p Permission) Named() bool { return named[p.Resource] }

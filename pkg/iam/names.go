@@ -120,7 +120,8 @@ var refFields = map[protoreflect.Name]bool{"model": true, "dataset": true, "depl
 // nameHolders are the fields whose message's "name" names the resource
 // a call is about (CreateModel's model, UploadDataset's header,
 // CreateDeployment's deployment).
-var nameHolders = map[protoreflect.Name]bool{"model": true, "dataset": true, "header": true, "deployment": true, "rule": true}
+var nameHolders = map[protoreflect.Name]bool{"model": true, "dataset": true, "header": true, "deployment": true, "rule": true,
+	"runtime": true}
 
 // qualifyRequest qualifies, in place, every bare name req gives of a
 // resource of a project with project: every "model" and "dataset"
@@ -176,7 +177,7 @@ func primaryName(req proto.Message) string {
 		return s
 	}
 	fds := m.Descriptor().Fields()
-	for _, h := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation", "deployment", "rule"} {
+	for _, h := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation", "deployment", "rule", "runtime"} {
 		if fd := fds.ByName(h); fd != nil && fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && m.Has(fd) {
 			if s := stringField(m.Get(fd).Message(), "name", "model", "dataset"); s != "" {
 				return s

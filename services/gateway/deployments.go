@@ -146,7 +146,7 @@ func (s *Service) versionRuntime(ctx context.Context, d *gatewayv1.Deployment) (
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := chooseRuntime(all, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
+	rt, err := chooseRuntime(all, iam.ProjectOfName(d.Name), d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
 	return mv, rt, err
 }
 

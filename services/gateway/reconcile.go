@@ -127,7 +127,7 @@ func (s *Service) reconcile(ctx context.Context, sch schedulerv1.SchedulerServic
 			}
 			st.Version = v
 		}
-		if rt, err := chooseRuntime(rts, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv)); err != nil {
+		if rt, err := chooseRuntime(rts, iam.ProjectOfName(d.Name), d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv)); err != nil {
 			st.Message = err.Error()
 		} else {
 			st.Runtime = rt.Name
@@ -216,7 +216,7 @@ func (s *Service) submit(ctx context.Context, sch schedulerv1.SchedulerServiceCl
 	if err != nil {
 		return fmt.Errorf("replica of %s version %d: %w", model, v, err)
 	}
-	rt, err := chooseRuntime(rts, d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
+	rt, err := chooseRuntime(rts, iam.ProjectOfName(d.Name), d.Runtime, runtimes.FormatName(mv.GetFormat()), versionName(mv))
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/runtimes"
 	"github.com/bmaas/bmaas/pkg/store"
 )
@@ -26,7 +27,16 @@ import (
 // maxTerminationGrace bounds a runtime's termination_grace_seconds.
 const maxTerminationGrace = 3600
 
-func runtimeKey(name string) string { return store.Key("runtimes", name) }
+// runtimeKey is where a stored runtime lives: its name qualified by its
+// project. The default project's runtimes (and the built-in ones) serve
+// every project; another project's, only its own deployments.
+func runtimeKey(name string) string { return store.Key("runtimes", iam.NameKey(name)) }
+
+// runtimeVisible says whether a deployment of project may run r.
+func runtimeVisible(r *gatewayv1.Runtime, project string) bool {
+	p := iam.ProjectOfName(r.GetName())
+	return p == iam.DefaultProject || p == project
+}
 
 // validateRuntime checks a runtime as a user declares it; errors name the
 // field they typed (runtime.formats[1].name, runtime.server.command, ...).
@@ -34,10 +44,17 @@ func validateRuntime(r *gatewayv1.Runtime) error {
 	if r == nil {
 		return apierr.Invalid("runtime", "required")
 	}
+	_, bare := iam.SplitName(r.Name)
+	if err := iam.CheckQualified("runtime.name", r.Name, func(field, bare string) error {
+		if !nameRE.MatchString(bare) {
+			return apierr.Invalid(field, "must match [project/]%s, got %q", nameRE, r.Name)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	switch {
-	case !nameRE.MatchString(r.Name):
-		return apierr.Invalid("runtime.name", "must match %s, got %q", nameRE, r.Name)
-	case runtimes.Builtin(r.Name):
+	case runtimes.Builtin(bare):
 		return apierr.Invalid("runtime.name", "%q is a built-in runtime", r.Name)
 	case len(r.Formats) == 0:
 		return apierr.Invalid("runtime.formats", "required: one or more of %s", strings.Join(runtimes.Formats(), ", "))
@@ -75,6 +92,9 @@ func (s *Service) CreateRuntime(ctx context.Context, r *gatewayv1.Runtime) (*gat
 	if err := validateRuntime(r); err != nil {
 		return nil, err
 	}
+	if err := iam.ProjectExists(ctx, s.st, "runtime.name", iam.ProjectOfName(r.GetName())); err != nil {
+		return nil, err
+	}
 	if err := s.checkBundle(ctx, r.GetServer().GetCodeBundleSha256()); err != nil {
 		return nil, err
 	}
@@ -91,9 +111,15 @@ func (s *Service) CreateRuntime(ctx context.Context, r *gatewayv1.Runtime) (*gat
 	return r, nil
 }
 
-// GetRuntime returns a runtime, built in or stored.
+// GetRuntime returns a runtime, built in or stored: a project's own of
+// that name, else the default project's.
 func (s *Service) GetRuntime(ctx context.Context, name string) (*gatewayv1.Runtime, error) {
 	r, _, err := s.getRuntime(ctx, name)
+	if project, bare := iam.SplitName(name); errors.Is(err, apierr.ErrNotFound) && project != iam.DefaultProject {
+		if r, _, err2 := s.getRuntime(ctx, bare); err2 == nil {
+			return r, nil
+		}
+	}
 	return r, err
 }
 
@@ -106,6 +132,9 @@ func (s *Service) getRuntime(ctx context.Context, name string) (*gatewayv1.Runti
 		if b.Name == name {
 			return b, 0, nil
 		}
+	}
+	if _, bare := iam.SplitName(name); runtimes.Builtin(bare) {
+		return nil, 0, apierr.NotFound("runtime", name)
 	}
 	r := &gatewayv1.Runtime{}
 	rev, err := s.st.Get(ctx, runtimeKey(name), r)
@@ -126,8 +155,9 @@ const (
 	tokenStored  = "s:"
 )
 
-// ListRuntimes pages through the runtimes: the built-in ones first, then
-// the stored ones by name.
+// ListRuntimes pages through the runtimes the call's project may run:
+// the built-in ones first, then the stored ones (the default project's
+// and its own) by name.
 func (s *Service) ListRuntimes(ctx context.Context, req *gatewayv1.ListRuntimesRequest) (*gatewayv1.ListRuntimesResponse, error) {
 	n, err := store.PageSize("page_size", req.GetPageSize())
 	if err != nil {
@@ -146,7 +176,9 @@ func (s *Service) ListRuntimes(ctx context.Context, req *gatewayv1.ListRuntimesR
 		}
 		out.Runtimes = append(out.Runtimes, builtins[i])
 	}
-	items, next, err := s.storedRuntimes(ctx, max(n-len(out.Runtimes), 1), storeToken)
+	project := iam.ProjectFrom(ctx)
+	items, next, err := s.storedRuntimes(ctx, max(n-len(out.Runtimes), 1), storeToken,
+		func(r *gatewayv1.Runtime) bool { return runtimeVisible(r, project) })
 	if err != nil {
 		return nil, err
 	}
@@ -163,10 +195,11 @@ func (s *Service) ListRuntimes(ctx context.Context, req *gatewayv1.ListRuntimesR
 	return out, nil
 }
 
-// storedRuntimes lists a page of the runtimes in the store.
-func (s *Service) storedRuntimes(ctx context.Context, n int, token string) ([]*gatewayv1.Runtime, string, error) {
+// storedRuntimes lists a page of the runtimes in the store that keep
+// accepts (nil: all).
+func (s *Service) storedRuntimes(ctx context.Context, n int, token string, keep func(*gatewayv1.Runtime) bool) ([]*gatewayv1.Runtime, string, error) {
 	items, next, err := store.List(ctx, s.st, runtimeKey(""), n, token,
-		func() *gatewayv1.Runtime { return &gatewayv1.Runtime{} }, nil)
+		func() *gatewayv1.Runtime { return &gatewayv1.Runtime{} }, keep)
 	if err != nil {
 		return nil, "", err
 	}
@@ -254,7 +287,10 @@ func (s *Service) DeleteRuntime(ctx context.Context, name string) error {
 func (s *Service) unused(ctx context.Context, name string) error {
 	deps, _, err := store.List(ctx, s.st, deploymentKey(""), 10000, "",
 		func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} },
-		func(d *gatewayv1.Deployment) bool { return d.Runtime == name || d.GetStatus().GetRuntime() == name })
+		func(d *gatewayv1.Deployment) bool {
+			return d.GetStatus().GetRuntime() == name || d.Runtime != "" &&
+				(d.Runtime == name || iam.QualifiedName(iam.ProjectOfName(d.Name), d.Runtime) == name)
+		})
 	if err != nil || len(deps) == 0 {
 		return err
 	}
@@ -268,7 +304,7 @@ func (s *Service) unused(ctx context.Context, name string) error {
 
 // allRuntimes returns the built-in runtimes and the stored ones.
 func (s *Service) allRuntimes(ctx context.Context) ([]*gatewayv1.Runtime, error) {
-	stored, _, err := s.storedRuntimes(ctx, 10000, "")
+	stored, _, err := s.storedRuntimes(ctx, 10000, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -285,13 +321,20 @@ func priority(r *gatewayv1.Runtime, format string) (int32, bool) {
 	return 0, false
 }
 
-// chooseRuntime picks the runtime of a deployment serving a version of
-// format: the one it names, which must serve the format, or else the
-// highest priority runtime serving it (ties broken by name). what
-// describes the version for messages ("version 3 of bc").
-func chooseRuntime(all []*gatewayv1.Runtime, named, format, what string) (*gatewayv1.Runtime, error) {
+// chooseRuntime picks the runtime of a deployment of project serving a
+// version of format, among those the project may run: the one it names,
+// which must serve the format, or else the highest priority runtime
+// serving it (ties broken by name). what describes the version for
+// messages ("version 3 of bc").
+func chooseRuntime(all []*gatewayv1.Runtime, project, named, format, what string) (*gatewayv1.Runtime, error) {
+	all = slices.DeleteFunc(slices.Clone(all), func(r *gatewayv1.Runtime) bool { return !runtimeVisible(r, project) })
 	if named != "" {
-		i := slices.IndexFunc(all, func(r *gatewayv1.Runtime) bool { return r.Name == named })
+		// The project's own runtime of that name, else the default
+		// project's (or a built-in one).
+		i := slices.IndexFunc(all, func(r *gatewayv1.Runtime) bool { return r.Name == iam.QualifiedName(project, named) })
+		if i < 0 {
+			i = slices.IndexFunc(all, func(r *gatewayv1.Runtime) bool { return r.Name == named })
+		}
 		if i < 0 {
 			return nil, fmt.Errorf("deployment.runtime: runtime %q %w", named, apierr.ErrNotFound)
 		}

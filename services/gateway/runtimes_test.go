@@ -68,7 +68,7 @@ func TestChooseRuntime(t *testing.T) {
 	all := append(runtimes.BuiltinRuntimes(), low, high, onnxToo)
 
 	pick := func(named, format string) (string, error) {
-		r, err := chooseRuntime(all, named, format, "version 3 of bc")
+		r, err := chooseRuntime(all, "default", named, format, "version 3 of bc")
 		return r.GetName(), err
 	}
 	got, err := pick("", "pytorch")
