@@ -112,6 +112,27 @@ func TestProjectNames(t *testing.T) {
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
 	_, err = alice.DeleteModel(ctx, &registryv1.DeleteModelRequest{Name: "vision/fraud"})
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	// Over REST: a bare name in the caller's project, a qualified one
+	// escaped in the path.
+	code, body := httpAs(t, c, carolTok, "GET", "/v1/models/fraud", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "vision's")
+	code, body = httpAs(t, c, admin, "GET", "/v1/models/vision%2Ffraud", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "vision's")
+	code, body = httpAs(t, c, aliceTok, "GET", "/v1/models/vision%2Ffraud", "")
+	require.Equal(t, http.StatusNotFound, code, body)
+	// The CLI: --project, or a qualified name.
+	out, err := runCLI(t, c, "--token", carolTok, "model", "list", "-o", "json")
+	require.NoError(t, err)
+	require.Contains(t, out, `"vision/fraud"`)
+	require.NotContains(t, out, `"fraud"`)
+	out, err = runCLI(t, c, "--token", admin, "--project", "vision", "model", "get", "fraud", "-o", "json")
+	require.NoError(t, err)
+	require.Contains(t, out, "vision's")
+	out, err = runCLI(t, c, "--token", admin, "model", "get", "vision/fraud", "-o", "json")
+	require.NoError(t, err)
+	require.Contains(t, out, "vision's")
 	// A viewer reads, and may not write.
 	_, err = vic.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "other"}})
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)

@@ -136,7 +136,7 @@ func newHTTPServer(ctx context.Context, conn *grpc.ClientConn, e edge) (*http.Se
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", gw)
+	mux.Handle("/", qualifiedPaths(gw))
 	registry.RawHTTP(mux, registryv1.NewRegistryServiceClient(conn))
 	if e.webLogin != nil {
 		e.webLogin.Register(mux)
