@@ -210,6 +210,28 @@ class IAMServerTest(unittest.TestCase):
                          "denied: only the refused calls")
         self.assertEqual(list(self.admin.audit_records(identity="nobody-" + self.name)), [])
 
+    def test_names_within_projects(self):
+        self.admin.create_project(self.name)
+        self.addCleanup(self.admin.delete_project, self.name)
+        _, secret = self.admin.create_token("dora-" + self.name, roles={self.name: "editor"})
+        dora = self.client(secret)
+        model = "m-" + self.name
+        self.assertEqual(dora.create_model(model)["name"], "%s/%s" % (self.name, model), "a bare name is in her project")
+        self.admin.create_model(model, description="the default project's")
+        self.addCleanup(self.admin.delete_model, model)
+        self.assertEqual([m["name"] for m in dora.list_models()], ["%s/%s" % (self.name, model)])
+        self.assertNotIn("%s/%s" % (self.name, model), [m["name"] for m in self.admin.list_models()])
+        # Another project's by its qualified name (escaped in the path), or
+        # with the project of the client.
+        self.assertEqual(self.admin.get_model("%s/%s" % (self.name, model))["name"], "%s/%s" % (self.name, model))
+        in_project = self.client(self.admin_token, project=self.name)
+        self.assertEqual(in_project.get_model(model)["name"], "%s/%s" % (self.name, model))
+        self.assertEqual(dora.get_model(model)["name"], "%s/%s" % (self.name, model))
+        with self.assertRaises(BmaasError) as cm:
+            dora.get_model("default/" + model)
+        self.assertEqual(cm.exception.status, 404)
+        dora.delete_model(model)
+
 
 if __name__ == "__main__":
     unittest.main()
