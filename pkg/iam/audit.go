@@ -191,17 +191,7 @@ func resourceOf(m proto.Message) string {
 	return out
 }
 
-func nameField(pr protoreflect.Message) string {
-	fds := pr.Descriptor().Fields()
-	for _, n := range resourceFields {
-		if fd := fds.ByName(n); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
-			if s := pr.Get(fd).String(); s != "" {
-				return s
-			}
-		}
-	}
-	return ""
-}
+func nameField(pr protoreflect.Message) string { return stringField(pr, resourceFields...) }
 
 // fieldsOf are the fields a request sets: its update mask's paths, or
 // the names of its set fields (a carried message's as "model.labels").

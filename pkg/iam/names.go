@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -98,6 +99,17 @@ func CheckQualified(field, name string, check func(field, bare string) error) er
 		return apierr.Invalid(field, "%q: a name says at most one project (project/name)", name)
 	}
 	return check(field, b)
+}
+
+// CheckQualifiedMatch checks a qualified name whose bare part must match
+// re; the error names field.
+func CheckQualifiedMatch(field, name string, re *regexp.Regexp) error {
+	return CheckQualified(field, name, func(field, bare string) error {
+		if !re.MatchString(bare) {
+			return apierr.Invalid(field, "must match [project/]%s, got %q", re, name)
+		}
+		return nil
+	})
 }
 
 func projectNameRE(p string) bool {

@@ -28,8 +28,6 @@ const (
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-var errBadRef = errors.New("bad model reference")
-
 // deploymentKey is where a deployment (its name qualified by its
 // project) lives.
 func deploymentKey(name string) string { return store.Key("deployments", iam.NameKey(name)) }
@@ -38,12 +36,7 @@ func deploymentKey(name string) string { return store.Key("deployments", iam.Nam
 // version number or an alias; "latest" when absent).
 func ParseModelRef(ref string) (model, target string, err error) {
 	model, target, _ = strings.Cut(ref, "@")
-	if iam.CheckQualified("deployment.model", model, func(string, string) error {
-		if !nameRE.MatchString(model[strings.IndexByte(model, '/')+1:]) {
-			return errBadRef
-		}
-		return nil
-	}) != nil {
+	if iam.CheckQualifiedMatch("deployment.model", model, nameRE) != nil {
 		return "", "", apierr.Invalid("deployment.model", "want [PROJECT/]NAME@VERSION or [PROJECT/]NAME@ALIAS, got %q", ref)
 	}
 	if target == "" {
@@ -69,12 +62,7 @@ func (s *Service) normalize(ctx context.Context, d *gatewayv1.Deployment) error 
 		_, bare := iam.SplitName(model)
 		d.Name = iam.QualifiedName(iam.ProjectFrom(ctx), bare)
 	}
-	if err := iam.CheckQualified("deployment.name", d.Name, func(field, bare string) error {
-		if !nameRE.MatchString(bare) {
-			return apierr.Invalid(field, "must match [project/]%s, got %q", nameRE, d.Name)
-		}
-		return nil
-	}); err != nil {
+	if err := iam.CheckQualifiedMatch("deployment.name", d.Name, nameRE); err != nil {
 		return err
 	}
 	switch {

@@ -45,12 +45,7 @@ func validateRuntime(r *gatewayv1.Runtime) error {
 		return apierr.Invalid("runtime", "required")
 	}
 	_, bare := iam.SplitName(r.Name)
-	if err := iam.CheckQualified("runtime.name", r.Name, func(field, bare string) error {
-		if !nameRE.MatchString(bare) {
-			return apierr.Invalid(field, "must match [project/]%s, got %q", nameRE, r.Name)
-		}
-		return nil
-	}); err != nil {
+	if err := iam.CheckQualifiedMatch("runtime.name", r.Name, nameRE); err != nil {
 		return err
 	}
 	switch {

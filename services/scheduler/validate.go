@@ -44,12 +44,7 @@ func (s *Scheduler) normalize(spec *schedulerv1.JobSpec) error {
 	if len(spec.Name) > 200 {
 		return apierr.Invalid("spec.name", "at most 200 characters")
 	}
-	if err := iam.CheckQualified("spec.model", spec.Model, func(field, bare string) error {
-		if !modelName.MatchString(bare) {
-			return apierr.Invalid(field, "must match [project/]%s, got %q", modelName, spec.Model)
-		}
-		return nil
-	}); err != nil {
+	if err := iam.CheckQualifiedMatch("spec.model", spec.Model, modelName); err != nil {
 		return err
 	}
 	switch rt := spec.Runtime.(type) {

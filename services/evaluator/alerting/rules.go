@@ -34,12 +34,7 @@ func validate(r *evaluatorv1.AlertRule) error {
 	if r == nil {
 		return apierr.Invalid("rule", "required")
 	}
-	if err := iam.CheckQualified("rule.name", r.GetName(), func(field, bare string) error {
-		if !ruleName.MatchString(bare) {
-			return apierr.Invalid(field, "%q must match [project/][a-z0-9][a-z0-9-]{0,62}", r.GetName())
-		}
-		return nil
-	}); err != nil {
+	if err := iam.CheckQualifiedMatch("rule.name", r.GetName(), ruleName); err != nil {
 		return err
 	}
 	switch {
