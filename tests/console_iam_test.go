@@ -103,9 +103,12 @@ func TestConsoleIAMToken(t *testing.T) {
 
 	// One small training job in each project, then a job that holds two
 	// workers of one GPU, 1 CPU and 1 GiB each in "vision".
-	uploadDatasetFile(t, c.Registry, "iris", "iris.csv")
-	_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "iris"}})
-	require.NoError(t, err)
+	// Each project has its own iris (names are per project).
+	for _, name := range []string{"iris", "vision/iris"} {
+		uploadDatasetFile(t, c.Registry, name, "iris.csv")
+		_, err = c.Registry.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: name}})
+		require.NoError(t, err)
+	}
 	sc := schedulerv1.NewSchedulerServiceClient(conn)
 	trained := map[string]string{}
 	for _, proj := range []string{"default", "vision"} {
