@@ -17,6 +17,7 @@ import (
 
 	iamv1 "github.com/bmaas/bmaas/api/bmaas/iam/v1"
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
+	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
 	"github.com/bmaas/bmaas/pkg/grpcsrv"
 	"github.com/bmaas/bmaas/pkg/iam"
@@ -124,19 +125,31 @@ func BenchmarkAuthorization(b *testing.B) {
 }
 
 // BenchmarkGuard is the guard's own work per call, without the network:
-// authenticate an API token, decide, and call the handler.
+// authenticate an API token, find the call's project, qualify the names
+// the request gives (a list gives none, GetModel one, a job's spec a
+// model and a dataset), decide, and call the handler.
 func BenchmarkGuard(b *testing.B) {
 	a, secret := authority(b)
 	g := iam.NewGuard(a, nil, nil)
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+secret))
-	info := &grpc.UnaryServerInfo{FullMethod: "/bmaas.registry.v1.RegistryService/ListModels"}
-	req := &registryv1.ListModelsRequest{}
 	h := func(context.Context, any) (any, error) { return nil, nil }
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := g.Unary(ctx, req, info, h); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name, method string
+		req          any
+	}{
+		{"list", "/bmaas.registry.v1.RegistryService/ListModels", &registryv1.ListModelsRequest{}},
+		{"named", "/bmaas.registry.v1.RegistryService/GetModel", &registryv1.GetModelRequest{Name: "fraud"}},
+		{"job", "/bmaas.scheduler.v1.SchedulerService/SubmitJob", &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{
+			Model: "fraud", Runtime: &schedulerv1.JobSpec_Builtin{Builtin: &schedulerv1.BuiltinRuntime{Algorithm: "logistic", Dataset: "cancer"}}}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			info := &grpc.UnaryServerInfo{FullMethod: tc.method}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := g.Unary(ctx, tc.req, info, h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
