@@ -3,6 +3,7 @@ package iam
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -136,61 +137,131 @@ var nameHolders = map[protoreflect.Name]bool{"model": true, "dataset": true, "he
 	"runtime": true}
 
 // qualifyRequest qualifies, in place, every bare name req gives of a
-// resource of a project with project: every "model" and "dataset"
-// field, and, when names (a call on models or datasets), the request's
-// own "name". It returns the projects of the names it holds that are
-// not project, the caller's read of which is checked.
+// resource of a project with project: every "model", "dataset",
+// "deployment" and "rule" field, at any depth, and, when names (a call
+// on a resource it names itself), the request's own "name" (or its
+// carried message's: CreateModel's model.name). It returns the projects
+// of the names it holds that are not project, the caller's read of which
+// is checked.
 func qualifyRequest(req proto.Message, project string, names bool) []string {
-	var others []string
-	qualifyMessage(req.ProtoReflect(), project, names, &others)
+	m := req.ProtoReflect()
+	info := shapeOf(m.Descriptor())
+	if !info.holds {
+		return nil // a message that can name nothing (a list)
+	}
+	return qualifyMessage(m, info, project, names, nil)
+}
+
+func qualifyMessage(m protoreflect.Message, info *shape, project string, names bool, others []string) []string {
+	for _, fd := range info.refs {
+		if !m.Has(fd) || !refFields[fd.Name()] && !(names && fd.Name() == "name") {
+			continue
+		}
+		v := m.Get(fd).String()
+		q := QualifiedName(project, v)
+		if q != v {
+			m.Set(fd, protoreflect.ValueOfString(q))
+		}
+		if p := ProjectOfName(q); p != project && !(p == DefaultProject && project == "") {
+			others = append(others, p)
+		}
+	}
+	for _, fd := range info.subs {
+		if !m.Has(fd) {
+			continue
+		}
+		sub := shapeOf(fd.Message())
+		if fd.IsList() {
+			l := m.Get(fd).List()
+			for i := range l.Len() {
+				others = qualifyMessage(l.Get(i).Message(), sub, project, false, others)
+			}
+			continue
+		}
+		others = qualifyMessage(m.Get(fd).Message(), sub, project, names && nameHolders[fd.Name()], others)
+	}
 	return others
 }
 
-func qualifyMessage(m protoreflect.Message, project string, names bool, others *[]string) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
-			if refFields[fd.Name()] || names && fd.Name() == "name" {
-				q := QualifiedName(project, v.String())
-				if q != v.String() {
-					m.Set(fd, protoreflect.ValueOfString(q))
-				}
-				if p := ProjectOfName(q); p != project && !(p == DefaultProject && project == "") {
-					*others = append(*others, p)
-				}
-			}
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			if strings.HasPrefix(string(fd.Message().FullName()), "google.protobuf.") {
-				return true
-			}
-			sub := names && nameHolders[fd.Name()]
-			if fd.IsList() {
-				l := v.List()
-				for i := range l.Len() {
-					qualifyMessage(l.Get(i).Message(), project, false, others)
-				}
-				return true
-			}
-			qualifyMessage(v.Message(), project, sub, others)
-		}
-		return true
-	})
+// shape is what of a message type the guard reads: its string fields
+// that may name a resource ("name" among them), its message fields that
+// may hold one, and whether it may hold any at all.
+type shape struct {
+	refs  []protoreflect.FieldDescriptor
+	subs  []protoreflect.FieldDescriptor
+	holds bool
+	// primary and holders are where primaryName looks, in order.
+	primary, holders []protoreflect.FieldDescriptor
 }
 
-// primaryName is the name a call on models or datasets is about, as
-// given: its "name", "model" or "dataset", or its carried message's
+var shapes sync.Map // protoreflect.FullName -> *shape
+
+// shapeOf is md's shape, worked out once per message type.
+func shapeOf(md protoreflect.MessageDescriptor) *shape {
+	if s, ok := shapes.Load(md.FullName()); ok {
+		return s.(*shape)
+	}
+	return shapeOfNew(md, map[protoreflect.FullName]bool{})
+}
+
+func shapeOfNew(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) *shape {
+	if s, ok := shapes.Load(md.FullName()); ok {
+		return s.(*shape)
+	}
+	seen[md.FullName()] = true
+	s := &shape{}
+	fds := md.Fields()
+	for i := range fds.Len() {
+		fd := fds.Get(i)
+		switch {
+		case fd.IsMap():
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && (refFields[fd.Name()] || fd.Name() == "name"):
+			s.refs = append(s.refs, fd)
+			s.holds = true
+		case fd.Kind() == protoreflect.MessageKind && !strings.HasPrefix(string(fd.Message().FullName()), "google.protobuf."):
+			if seen[fd.Message().FullName()] {
+				// A recursive type: it may hold what its outer holds.
+				s.subs = append(s.subs, fd)
+				s.holds = true
+				continue
+			}
+			if shapeOfNew(fd.Message(), seen).holds {
+				s.subs = append(s.subs, fd)
+				s.holds = true
+			}
+		}
+	}
+	for _, n := range []protoreflect.Name{"name", "model", "dataset", "deployment", "rule"} {
+		if fd := fds.ByName(n); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
+			s.primary = append(s.primary, fd)
+		}
+	}
+	for _, n := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation", "deployment", "rule", "runtime"} {
+		if fd := fds.ByName(n); fd != nil && fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
+			s.holders = append(s.holders, fd)
+		}
+	}
+	delete(seen, md.FullName())
+	actual, _ := shapes.LoadOrStore(md.FullName(), s)
+	return actual.(*shape)
+}
+
+// primaryName is the name a call is about, as given: its "name",
+// "model", "dataset", "deployment" or "rule", or its carried message's
 // ("" for a call that names none, as a list).
 func primaryName(req proto.Message) string {
 	if req == nil {
 		return ""
 	}
 	m := req.ProtoReflect()
-	if s := stringField(m, "name", "model", "dataset", "deployment", "rule"); s != "" {
-		return s
+	info := shapeOf(m.Descriptor())
+	for _, fd := range info.primary {
+		if s := m.Get(fd).String(); s != "" {
+			return s
+		}
 	}
-	fds := m.Descriptor().Fields()
-	for _, h := range []protoreflect.Name{"model", "dataset", "header", "policy", "evaluation", "deployment", "rule", "runtime"} {
-		if fd := fds.ByName(h); fd != nil && fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && m.Has(fd) {
+	for _, fd := range info.holders {
+		if m.Has(fd) {
 			if s := stringField(m.Get(fd).Message(), "name", "model", "dataset"); s != "" {
 				return s
 			}
