@@ -3,10 +3,15 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,6 +172,32 @@ func TestProjectNames(t *testing.T) {
 		_, err = stream.Recv()
 	}
 	require.Equal(t, codes.NotFound, status.Code(err), "a download of another project's dataset: %v", err)
+
+	// The storage quota holds against uploads at the same moment: room
+	// for two of six.
+	_, err = adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "store",
+		Quota: &iamv1.Quota{StorageBytes: 2*1000 + 500}}})
+	require.NoError(t, err)
+	_, err = adminReg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "store/blobs"}})
+	require.NoError(t, err)
+	uploads := concurrently(6, func(i int) error {
+		data := []byte(strings.Repeat(strconv.Itoa(i), 1000))
+		sum := sha256.Sum256(data)
+		stream, err := adminReg.CreateModelVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{
+			Header: &registryv1.CreateModelVersionHeader{Model: "store/blobs", Sha256: hex.EncodeToString(sum[:])}}}); err != nil {
+			return err
+		}
+		if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data}}); err != nil {
+			return err
+		}
+		_, err = stream.CloseAndRecv()
+		return err
+	})
+	require.Equal(t, map[codes.Code]int{codes.OK: 2, codes.ResourceExhausted: 4}, uploads)
 
 	// A job in vision trains on vision's dataset and registers vision's
 	// model, all said with bare names.
@@ -353,6 +384,41 @@ func TestProjectDeployments(t *testing.T) {
 		&gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Name: "iris2", Model: "iris@latest"}})
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "project vision holds 1 of 1 deployments")
+
+	// A quota holds against changes at the same moment: of eight
+	// deployments made at once in a project of two, two are made.
+	_, err = adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "race",
+		Quota: &iamv1.Quota{Deployments: 2}}})
+	require.NoError(t, err)
+	deps := gatewayv1.NewDeploymentServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	codesOf := concurrently(8, func(i int) error {
+		_, err := deps.CreateDeployment(ctx, &gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{
+			Name: fmt.Sprintf("race/d%d", i), Model: "vision/iris@latest"}})
+		return err
+	})
+	require.Equal(t, map[codes.Code]int{codes.OK: 2, codes.ResourceExhausted: 6}, codesOf)
+}
+
+// concurrently runs call(0..n-1) at once and counts the codes they end with.
+func concurrently(n int, call func(i int) error) map[codes.Code]int {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := map[codes.Code]int{}
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := call(i)
+			mu.Lock()
+			out[status.Code(err)]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
 }
 
 // TestProjectAlertRules: alert rules are named within their project,

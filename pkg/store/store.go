@@ -64,9 +64,13 @@ func (s *Store) Get(ctx context.Context, key string, msg proto.Message) (int64, 
 }
 
 // Cond is a condition on one key's mod revision; Rev 0 means "absent".
+// With Prefix, it is that no key under Key was written after Rev (the
+// revision of a read of them): a key made or changed since fails it, so
+// a check of what the prefix holds (a quota) holds at the commit.
 type Cond struct {
-	Key string
-	Rev int64
+	Key    string
+	Rev    int64
+	Prefix bool
 }
 
 // Op is one write of a transaction.
@@ -99,6 +103,10 @@ func DeletePrefix(prefix string) Op { return Op{key: prefix, del: true, prefix: 
 func (s *Store) Commit(ctx context.Context, conds []Cond, ops ...Op) (int64, error) {
 	cmps := make([]clientv3.Cmp, 0, len(conds))
 	for _, c := range conds {
+		if c.Prefix {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.Key), "<", c.Rev+1).WithPrefix())
+			continue
+		}
 		if c.Rev == 0 {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(c.Key), "=", 0))
 		} else {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/internal/testenv"
@@ -104,4 +105,29 @@ func TestListPages(t *testing.T) {
 
 	_, err = PageSize("page_size", -1)
 	require.ErrorIs(t, err, apierr.ErrInvalidArgument)
+}
+
+// A prefix condition holds while no key under the prefix is written
+// after the read's revision: a key made there since fails it, a key
+// elsewhere does not.
+func TestPrefixCondition(t *testing.T) {
+	t.Parallel()
+	s := New(testenv.EtcdClient(t))
+	ctx := t.Context()
+	prefix := Key("models", "q") + "/"
+	_, err := s.Commit(ctx, nil, Put(prefix+"a", &registryv1.Model{Name: "a"}))
+	require.NoError(t, err)
+	read, err := s.Client().Get(ctx, prefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+	cond := Cond{Key: prefix, Rev: read.Header.Revision, Prefix: true}
+
+	_, err = s.Commit(ctx, nil, Put(Key("models", "elsewhere"), &registryv1.Model{Name: "elsewhere"}))
+	require.NoError(t, err)
+	_, err = s.Commit(ctx, []Cond{cond}, Put(Key("models", "other"), &registryv1.Model{Name: "other"}))
+	require.NoError(t, err, "nothing under the prefix changed")
+
+	_, err = s.Commit(ctx, nil, Put(prefix+"b", &registryv1.Model{Name: "b"}))
+	require.NoError(t, err)
+	_, err = s.Commit(ctx, []Cond{cond}, Put(Key("models", "third"), &registryv1.Model{Name: "third"}))
+	require.ErrorIs(t, err, apierr.ErrConflict, "a key made under the prefix since the read")
 }

@@ -12,6 +12,7 @@ import (
 	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 	schedulerv1 "github.com/bmaas/bmaas/api/bmaas/scheduler/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/store"
 )
 
 // updatableFields are the fields of a deployment that UpdateDeployment
@@ -92,24 +93,25 @@ func (s *Service) Update(ctx context.Context, d *gatewayv1.Deployment, mask *fie
 			return nil, err
 		}
 	}
-	return s.modifyErr(ctx, d.Name, d.Etag, func(cur *gatewayv1.Deployment) error {
+	return s.modifyCond(ctx, d.Name, d.Etag, func(cur *gatewayv1.Deployment) ([]store.Cond, error) {
 		next := proto.Clone(cur).(*gatewayv1.Deployment)
 		applyPaths(next, d, paths)
 		if err := s.normalize(ctx, next); err != nil {
-			return err
+			return nil, err
 		}
+		var quota []store.Cond
 		if mostReplicas(next) > mostReplicas(cur) {
-			if err := s.checkQuota(ctx, next); err != nil {
-				return err
+			if quota, err = s.checkQuota(ctx, next); err != nil {
+				return nil, err
 			}
 		}
 		if slices.Contains(paths, "model") || slices.Contains(paths, "runtime") {
 			if _, _, err := s.versionRuntime(ctx, next); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		proto.Reset(cur)
 		proto.Merge(cur, next)
-		return nil
+		return quota, nil
 	})
 }

@@ -153,10 +153,11 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 	if err := iam.ProjectExists(ctx, s.st, "deployment.name", iam.ProjectOfName(d.Name)); err != nil {
 		return nil, err
 	}
-	if err := s.checkQuota(ctx, d); err != nil {
-		return nil, err
-	}
 	for attempt := 0; ; attempt++ {
+		quota, err := s.checkQuota(ctx, d)
+		if err != nil {
+			return nil, err
+		}
 		mv, rt, err := s.versionRuntime(ctx, d)
 		if err != nil {
 			return nil, err
@@ -165,6 +166,7 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 		d.State, d.CreateTime, d.UpdateTime, d.Etag = "CREATING", now, now, ""
 		d.Status = &gatewayv1.DeploymentStatus{Version: mv.GetVersion(), Runtime: rt.Name}
 		conds, ops := useRuntime(rt)
+		conds = append(conds, quota...)
 		rev, err := s.st.Commit(ctx, append([]store.Cond{{Key: deploymentKey(d.Name)}}, conds...),
 			append([]store.Op{store.Put(deploymentKey(d.Name), d)}, ops...)...)
 		if store.IsStale(err) {
@@ -172,7 +174,7 @@ func (s *Service) Create(ctx context.Context, d *gatewayv1.Deployment) (*gateway
 				return nil, apierr.AlreadyExists("deployment", d.Name)
 			}
 			if attempt < 10 {
-				continue // the runtime changed (or is being deleted): pick again
+				continue // the runtime changed (or is being deleted), or the project's deployments: again
 			}
 		}
 		if err != nil {
@@ -248,6 +250,12 @@ func (s *Service) modify(ctx context.Context, name, etag string, fn func(*gatewa
 // modifyErr reads, changes and writes a deployment with a revision
 // check; without an etag it retries lost races.
 func (s *Service) modifyErr(ctx context.Context, name, etag string, fn func(*gatewayv1.Deployment) error) (*gatewayv1.Deployment, error) {
+	return s.modifyCond(ctx, name, etag, func(d *gatewayv1.Deployment) ([]store.Cond, error) { return nil, fn(d) })
+}
+
+// modifyCond is modifyErr whose fn also gives conditions for the write
+// (a quota's).
+func (s *Service) modifyCond(ctx context.Context, name, etag string, fn func(*gatewayv1.Deployment) ([]store.Cond, error)) (*gatewayv1.Deployment, error) {
 	for attempt := 0; ; attempt++ {
 		cur, rev, err := s.get(ctx, name)
 		if err != nil {
@@ -262,11 +270,12 @@ func (s *Service) modifyErr(ctx context.Context, name, etag string, fn func(*gat
 				return nil, store.ErrStale
 			}
 		}
-		if err := fn(cur); err != nil {
+		conds, err := fn(cur)
+		if err != nil {
 			return nil, err
 		}
 		cur.Name, cur.Etag, cur.UpdateTime = name, "", timestamppb.New(s.now())
-		nrev, err := s.st.Commit(ctx, []store.Cond{{Key: deploymentKey(name), Rev: rev}}, store.Put(deploymentKey(name), cur))
+		nrev, err := s.st.Commit(ctx, append([]store.Cond{{Key: deploymentKey(name), Rev: rev}}, conds...), store.Put(deploymentKey(name), cur))
 		if store.IsStale(err) && etag == "" && attempt < 10 {
 			continue
 		}

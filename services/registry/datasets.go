@@ -69,9 +69,6 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := r.checkStorage(ctx, hdr.Name, info.Size); err != nil {
-		return nil, nil, err
-	}
 	now := r.ts()
 	dv := &registryv1.DatasetVersion{Dataset: hdr.Name, Sha256: info.Digest, SizeBytes: info.Size,
 		Stats: stats, Filename: hdr.Filename, CreateTime: now}
@@ -94,7 +91,11 @@ func (r *Registry) UploadDataset(ctx context.Context, hdr *registryv1.UploadData
 		d.UpdateTime = now
 		d.Etag, d.Latest = "", nil
 		dv.Version = d.LatestVersion
-		nrev, err := r.st.Commit(ctx, []store.Cond{{Key: datasetKey(hdr.Name), Rev: rev}},
+		quota, err := r.checkStorage(ctx, hdr.Name, info.Size)
+		if err != nil {
+			return nil, nil, err
+		}
+		nrev, err := r.st.Commit(ctx, append([]store.Cond{{Key: datasetKey(hdr.Name), Rev: rev}}, quota...),
 			store.Put(datasetKey(hdr.Name), d), store.Put(datasetVersionKey(hdr.Name, dv.Version), dv))
 		if store.IsStale(err) {
 			continue

@@ -250,20 +250,29 @@ func (r *Registry) DeleteModel(ctx context.Context, name string, force bool) err
 // together with extra ops, retrying when an unrelated change raced it.
 // fn may return a sentinel error to stop.
 func (r *Registry) modifyModel(ctx context.Context, name string, fn func(*registryv1.Model) ([]store.Op, error)) (*registryv1.Model, *registryv1.Model, error) {
+	return r.modifyModelCond(ctx, name, func(m *registryv1.Model) ([]store.Op, []store.Cond, error) {
+		ops, err := fn(m)
+		return ops, nil, err
+	})
+}
+
+// modifyModelCond is modifyModel whose fn also gives conditions for the
+// commit (a quota's); a commit that fails them is tried again.
+func (r *Registry) modifyModelCond(ctx context.Context, name string, fn func(*registryv1.Model) ([]store.Op, []store.Cond, error)) (*registryv1.Model, *registryv1.Model, error) {
 	for attempt := range maxRetries {
 		cur, rev, err := r.readModel(ctx, name, attempt > 0)
 		if err != nil {
 			return nil, nil, err
 		}
 		before := proto.Clone(cur).(*registryv1.Model)
-		extra, err := fn(cur)
+		extra, conds, err := fn(cur)
 		if err != nil {
 			return nil, nil, err
 		}
 		cur.UpdateTime = r.ts()
 		cur.Etag = ""
 		ops := append([]store.Op{store.Put(modelKey(name), cur)}, extra...)
-		nrev, err := r.commit(ctx, []store.Cond{{Key: modelKey(name), Rev: rev}}, ops...)
+		nrev, err := r.commit(ctx, append([]store.Cond{{Key: modelKey(name), Rev: rev}}, conds...), ops...)
 		if store.IsStale(err) {
 			continue
 		}

@@ -3,6 +3,9 @@ package registry
 import (
 	"context"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
 	"github.com/bmaas/bmaas/pkg/iam"
@@ -13,43 +16,50 @@ import (
 // dataset version when the project would hold more than its quota's
 // storage_bytes: the sizes of its versions' artifacts and datasets
 // (content shared by two versions counts twice, as each may be deleted
-// alone). name is the model's or dataset's, whose project pays. Two
-// uploads at the same moment may pass together.
-func (r *Registry) checkStorage(ctx context.Context, name string, adding int64) error {
+// alone). name is the model's or dataset's, whose project pays. It
+// reads the project's versions from etcd and returns the conditions the
+// write must commit with: that none of them changed since (nil when the
+// project has no storage quota), so two uploads at the same moment cannot
+// both pass; the one whose commit fails checks again.
+func (r *Registry) checkStorage(ctx context.Context, name string, adding int64) ([]store.Cond, error) {
 	project := iam.ProjectOfName(name)
 	q, err := iam.ProjectQuota(ctx, r.st, project)
 	limit := q.GetStorageBytes()
 	if err != nil || limit <= 0 {
-		return err
+		return nil, err
 	}
 	var used int64
-	if !r.versions.Each(func(_ string, v *registryv1.ModelVersion) {
-		if iam.InProject(v.GetModel(), project) {
-			used += v.GetSizeBytes()
-		}
-	}) {
-		items, _, err := store.List(ctx, r.st, store.Key("versions")+"/", store.MaxPageSize*100, "",
-			func() *registryv1.ModelVersion { return &registryv1.ModelVersion{} },
-			func(v *registryv1.ModelVersion) bool { return iam.InProject(v.GetModel(), project) })
+	var conds []store.Cond
+	for _, layout := range []struct {
+		prefix string
+		size   func([]byte) (string, int64, bool)
+	}{
+		{store.Key("versions") + "/", func(b []byte) (string, int64, bool) {
+			v := &registryv1.ModelVersion{}
+			err := proto.Unmarshal(b, v)
+			return v.GetModel(), v.GetSizeBytes(), err == nil
+		}},
+		{store.Key("dataset-versions") + "/", func(b []byte) (string, int64, bool) {
+			v := &registryv1.DatasetVersion{}
+			err := proto.Unmarshal(b, v)
+			return v.GetDataset(), v.GetSizeBytes(), err == nil
+		}},
+	} {
+		prefix := iam.ProjectPrefix(layout.prefix, project)
+		resp, err := r.st.Client().Get(ctx, prefix, clientv3.WithPrefix())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, it := range items {
-			used += it.Msg.GetSizeBytes()
+		for _, kv := range resp.Kvs {
+			if owner, size, ok := layout.size(kv.Value); ok && iam.InProject(owner, project) {
+				used += size
+			}
 		}
-	}
-	items, _, err := store.List(ctx, r.st, store.Key("dataset-versions")+"/", store.MaxPageSize*100, "",
-		func() *registryv1.DatasetVersion { return &registryv1.DatasetVersion{} },
-		func(v *registryv1.DatasetVersion) bool { return iam.InProject(v.GetDataset(), project) })
-	if err != nil {
-		return err
-	}
-	for _, it := range items {
-		used += it.Msg.GetSizeBytes()
+		conds = append(conds, store.Cond{Key: prefix, Rev: resp.Header.Revision, Prefix: true})
 	}
 	if used+adding > limit {
-		return apierr.Exhausted("over quota: project %s stores %d of its %d bytes; %d more do not fit (delete versions, or raise quota.storage_bytes)",
+		return nil, apierr.Exhausted("over quota: project %s stores %d of its %d bytes; %d more do not fit (delete versions, or raise quota.storage_bytes)",
 			project, used, limit, adding)
 	}
-	return nil
+	return conds, nil
 }

@@ -124,9 +124,6 @@ func (r *Registry) commitVersion(ctx context.Context, model string, spec *regist
 	if spec == nil {
 		spec = &registryv1.ModelVersionSpec{}
 	}
-	if err := r.checkStorage(ctx, model, info.Size); err != nil {
-		return nil, err
-	}
 	now := r.ts()
 	v := &registryv1.ModelVersion{
 		Model: model, Status: registryv1.VersionStatus_VERSION_STATUS_READY, Format: spec.Format,
@@ -138,13 +135,17 @@ func (r *Registry) commitVersion(ctx context.Context, model string, spec *regist
 	if v.Format == registryv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED {
 		v.Format = registryv1.ModelFormat_MODEL_FORMAT_OTHER
 	}
-	_, _, err := r.modifyModel(ctx, model, func(m *registryv1.Model) ([]store.Op, error) {
+	_, _, err := r.modifyModelCond(ctx, model, func(m *registryv1.Model) ([]store.Op, []store.Cond, error) {
+		quota, err := r.checkStorage(ctx, model, info.Size)
+		if err != nil {
+			return nil, nil, err
+		}
 		n, err := r.assignVersion(ctx, m)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v.Version = n
-		return []store.Op{store.Put(versionKey(model, v.Version), v)}, nil
+		return []store.Op{store.Put(versionKey(model, v.Version), v)}, quota, nil
 	})
 	if err != nil {
 		return nil, err
