@@ -38,6 +38,7 @@ type remoteLoad struct {
 	at     time.Time // received, on this gateway's clock
 	maxAge time.Duration
 	deps   map[string]*gatewayv1.DeploymentLoad
+	tokens map[string]int64 // language-model tokens by project, last minute
 }
 
 func newLoads(self string, interval time.Duration, now func() time.Time) *loads {
@@ -56,6 +57,12 @@ func (l *loads) add(r *gatewayv1.GatewayLoad) (woke bool) {
 		deps: make(map[string]*gatewayv1.DeploymentLoad, len(r.GetDeployments()))}
 	for _, d := range r.GetDeployments() {
 		rl.deps[d.GetDeployment()] = d
+	}
+	if len(r.GetTokens()) > 0 {
+		rl.tokens = make(map[string]int64, len(r.GetTokens()))
+		for _, pt := range r.GetTokens() {
+			rl.tokens[pt.GetProject()] = pt.GetTokens()
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,6 +101,21 @@ func (l *loads) sum(dep string) (conc float64, inflight int64, lastReq time.Time
 		}
 	}
 	return conc, inflight, lastReq
+}
+
+// tokens is the language-model tokens project used through the other
+// gateways over their last minute, by their latest reports.
+func (l *loads) tokens(project string) int64 {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, rl := range l.by {
+		if !l.stale(rl, now) {
+			n += rl.tokens[project]
+		}
+	}
+	return n
 }
 
 // subscribe keeps the other gateways' reports until ctx is done; wake is
@@ -140,7 +162,7 @@ func (s *Service) reportLoad(ctx context.Context) {
 // publishLoad closes a report period and publishes it.
 func (s *Service) publishLoad() error {
 	r := &gatewayv1.GatewayLoad{Gateway: s.deps.Addr, Period: durationpb.New(s.cfg.LoadReportInterval),
-		Deployments: s.stats.report()}
+		Deployments: s.stats.report(), Tokens: s.tokens.report()}
 	r.Time = timestamppb.New(s.now())
 	b, err := proto.Marshal(r)
 	if err != nil {

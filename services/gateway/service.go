@@ -108,6 +108,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 		return p.GetQuota().GetLlmTokensPerMinute()
 	}, nil)
+	s.tokens.others = s.loads.tokens
 	return s, nil
 }
 

@@ -4,20 +4,24 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	gatewayv1 "github.com/bmaas/bmaas/api/bmaas/gateway/v1"
 )
 
 // tokenQuota bounds the language-model tokens (prompt and completion, as
 // the replicas report them) a project uses a minute: its quota's
 // llm_tokens_per_minute, counted by each gateway over the last minute in
-// one-second slots. A request is refused (429) while the project has
-// used its minute's tokens; the one that goes over is answered, as the
-// tokens are known only once it is. Deployments all belong to the
-// default project.
+// one-second slots, plus what the other gateways used (their load
+// reports, at most a report interval old). A request is refused (429)
+// while the project has used its minute's tokens; the one that goes over
+// is answered, as the tokens are known only once it is.
 type tokenQuota struct {
 	mu    sync.Mutex
 	used  map[string]*tokenWindow
 	limit func(project string) int64
 	now   func() time.Time
+	// others is what the other gateways used over their last minute.
+	others func(project string) int64
 }
 
 // tokenWindow is one project's tokens per second over the last minute.
@@ -53,6 +57,46 @@ func (q *tokenQuota) add(project string, tokens int64) {
 	w.slots[i] += tokens
 }
 
+// usedBy is what project used through this gateway over the last minute.
+func (q *tokenQuota) usedBy(project string) int64 {
+	sec := q.now().Unix()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.window(q.used[project], sec)
+}
+
+func (q *tokenQuota) window(w *tokenWindow, sec int64) int64 {
+	var used int64
+	if w != nil {
+		for i := range w.slots {
+			if sec-w.secs[i] < 60 {
+				used += w.slots[i]
+			}
+		}
+	}
+	return used
+}
+
+// report is what each project used through this gateway over the last
+// minute, for the load report (the projects that used none left out).
+func (q *tokenQuota) report() []*gatewayv1.ProjectTokens {
+	if q == nil {
+		return nil
+	}
+	sec := q.now().Unix()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*gatewayv1.ProjectTokens
+	for p, w := range q.used {
+		if n := q.window(w, sec); n > 0 {
+			out = append(out, &gatewayv1.ProjectTokens{Project: p, Tokens: n})
+		} else {
+			delete(q.used, p)
+		}
+	}
+	return out
+}
+
 // check refuses a request of project when it has used its minute's
 // tokens, saying so; nil otherwise.
 func (q *tokenQuota) check(project string) error {
@@ -63,17 +107,10 @@ func (q *tokenQuota) check(project string) error {
 	if limit <= 0 {
 		return nil
 	}
-	sec := q.now().Unix()
-	q.mu.Lock()
-	var used int64
-	if w := q.used[project]; w != nil {
-		for i := range w.slots {
-			if sec-w.secs[i] < 60 {
-				used += w.slots[i]
-			}
-		}
+	used := q.usedBy(project)
+	if q.others != nil {
+		used += q.others(project)
 	}
-	q.mu.Unlock()
 	if used >= limit {
 		return fmt.Errorf("over quota: project %s used %d of its %d language-model tokens a minute", project, used, limit)
 	}

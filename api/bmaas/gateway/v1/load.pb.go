@@ -39,7 +39,11 @@ type GatewayLoad struct {
 	// previous report, and the leader drops a report three periods old.
 	Period *durationpb.Duration `protobuf:"bytes,3,opt,name=period,proto3" json:"period,omitempty"`
 	// The deployments with traffic over the period or requests in flight.
-	Deployments   []*DeploymentLoad `protobuf:"bytes,4,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	Deployments []*DeploymentLoad `protobuf:"bytes,4,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	// The language-model tokens each project used through this gateway
+	// over the minute before the report: every gateway adds the others'
+	// to its own when it checks a project's tokens-a-minute quota.
+	Tokens        []*ProjectTokens `protobuf:"bytes,5,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +106,67 @@ func (x *GatewayLoad) GetDeployments() []*DeploymentLoad {
 	return nil
 }
 
+func (x *GatewayLoad) GetTokens() []*ProjectTokens {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// ProjectTokens is one project's language-model tokens (prompt and
+// completion) through one gateway over the last minute.
+type ProjectTokens struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Project       string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	Tokens        int64                  `protobuf:"varint,2,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectTokens) Reset() {
+	*x = ProjectTokens{}
+	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectTokens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectTokens) ProtoMessage() {}
+
+func (x *ProjectTokens) ProtoReflect() protoreflect.Message {
+	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectTokens.ProtoReflect.Descriptor instead.
+func (*ProjectTokens) Descriptor() ([]byte, []int) {
+	return file_bmaas_gateway_v1_load_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProjectTokens) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *ProjectTokens) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
 // DeploymentLoad is one deployment's load through one gateway.
 type DeploymentLoad struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -118,7 +183,7 @@ type DeploymentLoad struct {
 
 func (x *DeploymentLoad) Reset() {
 	*x = DeploymentLoad{}
-	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -130,7 +195,7 @@ func (x *DeploymentLoad) String() string {
 func (*DeploymentLoad) ProtoMessage() {}
 
 func (x *DeploymentLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[1]
+	mi := &file_bmaas_gateway_v1_load_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -143,7 +208,7 @@ func (x *DeploymentLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploymentLoad.ProtoReflect.Descriptor instead.
 func (*DeploymentLoad) Descriptor() ([]byte, []int) {
-	return file_bmaas_gateway_v1_load_proto_rawDescGZIP(), []int{1}
+	return file_bmaas_gateway_v1_load_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DeploymentLoad) GetDeployment() string {
@@ -178,12 +243,16 @@ var File_bmaas_gateway_v1_load_proto protoreflect.FileDescriptor
 
 const file_bmaas_gateway_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbmaas/gateway/v1/load.proto\x12\x10bmaas.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n" +
+	"\x1bbmaas/gateway/v1/load.proto\x12\x10bmaas.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
 	"\vGatewayLoad\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
 	"\x06period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12B\n" +
-	"\vdeployments\x18\x04 \x03(\v2 .bmaas.gateway.v1.DeploymentLoadR\vdeployments\"\xb7\x01\n" +
+	"\vdeployments\x18\x04 \x03(\v2 .bmaas.gateway.v1.DeploymentLoadR\vdeployments\x127\n" +
+	"\x06tokens\x18\x05 \x03(\v2\x1f.bmaas.gateway.v1.ProjectTokensR\x06tokens\"A\n" +
+	"\rProjectTokens\x12\x18\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\x12\x16\n" +
+	"\x06tokens\x18\x02 \x01(\x03R\x06tokens\"\xb7\x01\n" +
 	"\x0eDeploymentLoad\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -204,23 +273,25 @@ func file_bmaas_gateway_v1_load_proto_rawDescGZIP() []byte {
 	return file_bmaas_gateway_v1_load_proto_rawDescData
 }
 
-var file_bmaas_gateway_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_bmaas_gateway_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_bmaas_gateway_v1_load_proto_goTypes = []any{
 	(*GatewayLoad)(nil),           // 0: bmaas.gateway.v1.GatewayLoad
-	(*DeploymentLoad)(nil),        // 1: bmaas.gateway.v1.DeploymentLoad
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 3: google.protobuf.Duration
+	(*ProjectTokens)(nil),         // 1: bmaas.gateway.v1.ProjectTokens
+	(*DeploymentLoad)(nil),        // 2: bmaas.gateway.v1.DeploymentLoad
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 4: google.protobuf.Duration
 }
 var file_bmaas_gateway_v1_load_proto_depIdxs = []int32{
-	2, // 0: bmaas.gateway.v1.GatewayLoad.time:type_name -> google.protobuf.Timestamp
-	3, // 1: bmaas.gateway.v1.GatewayLoad.period:type_name -> google.protobuf.Duration
-	1, // 2: bmaas.gateway.v1.GatewayLoad.deployments:type_name -> bmaas.gateway.v1.DeploymentLoad
-	2, // 3: bmaas.gateway.v1.DeploymentLoad.last_request_time:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3, // 0: bmaas.gateway.v1.GatewayLoad.time:type_name -> google.protobuf.Timestamp
+	4, // 1: bmaas.gateway.v1.GatewayLoad.period:type_name -> google.protobuf.Duration
+	2, // 2: bmaas.gateway.v1.GatewayLoad.deployments:type_name -> bmaas.gateway.v1.DeploymentLoad
+	1, // 3: bmaas.gateway.v1.GatewayLoad.tokens:type_name -> bmaas.gateway.v1.ProjectTokens
+	3, // 4: bmaas.gateway.v1.DeploymentLoad.last_request_time:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_bmaas_gateway_v1_load_proto_init() }
@@ -234,7 +305,7 @@ func file_bmaas_gateway_v1_load_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bmaas_gateway_v1_load_proto_rawDesc), len(file_bmaas_gateway_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
