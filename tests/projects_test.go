@@ -3,8 +3,10 @@
 package tests
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -538,4 +540,71 @@ func TestProjectRuntimes(t *testing.T) {
 	_, err = rtAs(vadminTok).DeleteRuntime(ctx, &gatewayv1.DeleteRuntimeRequest{Name: "torch"})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "vision/net")
+}
+
+// watchKeys follows /v1/events:watch as tok for kinds and sends the key
+// of each event it relays, until the test ends; it returns once the
+// watch is open.
+func watchKeys(t *testing.T, c *harness.Cluster, tok, kinds string) <-chan string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", c.HTTP+"/v1/events:watch?kinds="+kinds, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.HTTPClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	out := make(chan string, 64)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var e struct{ Key string }
+			if json.Unmarshal([]byte(data), &e) == nil && e.Key != "" {
+				out <- e.Key
+			}
+		}
+	}()
+	return out
+}
+
+// untilKey reads keys until want, returning those before it.
+func untilKey(t *testing.T, keys <-chan string, want string) []string {
+	t.Helper()
+	var before []string
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case k := <-keys:
+			if k == want {
+				return before
+			}
+			before = append(before, k)
+		case <-timeout:
+			t.Fatalf("no event of %s within 30s; saw %v", want, before)
+		}
+	}
+}
+
+// TestProjectEvents: the event watch relays an identity the events of its
+// projects' models only.
+func TestProjectEvents(t *testing.T) {
+	t.Parallel()
+	c, admin := authCluster(t)
+	ctx := t.Context()
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
+	require.NoError(t, err)
+	carol := watchKeys(t, c, mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "viewer"}), "model")
+	alice := watchKeys(t, c, mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "viewer"}), "model")
+	reg := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	for _, name := range []string{"vision/one", "one", "vision/two", "two"} {
+		_, err := reg.CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: name}})
+		require.NoError(t, err)
+	}
+	require.Equal(t, []string{"vision/one"}, untilKey(t, carol, "vision/two"))
+	require.Equal(t, []string{"one"}, untilKey(t, alice, "two"))
 }
