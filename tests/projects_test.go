@@ -105,6 +105,13 @@ func TestProjectNames(t *testing.T) {
 	require.Len(t, resp.GetModels(), 1)
 	require.Equal(t, "vision's", resp.GetModels()[0].GetDescription())
 
+	// A project header naming no project: said so, naming the header.
+	for _, cli := range []registryv1.RegistryServiceClient{adminReg, carol} {
+		_, err = cli.ListModels(metadata.AppendToOutgoingContext(ctx, "bmaas-project", "nope"), &registryv1.ListModelsRequest{})
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+		require.Contains(t, status.Convert(err).Message(), `bmaas-project: no project "nope"`)
+	}
+
 	// A bare name reads the caller's own; another project's is NotFound
 	// to whoever has no role there.
 	got, err := carol.GetModel(ctx, &registryv1.GetModelRequest{Name: "fraud"})

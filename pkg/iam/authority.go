@@ -20,10 +20,11 @@ var ErrUnauthenticated = errors.New("missing or invalid bearer token")
 // watch. With no mesh token the platform asks none: every caller is
 // anonymous and may do everything.
 type Authority struct {
-	mesh  []byte
-	st    *store.Store
-	cache *store.Cache[*iamv1.StoredToken]
-	now   func() time.Time
+	mesh     []byte
+	st       *store.Store
+	cache    *store.Cache[*iamv1.StoredToken]
+	projects *store.Cache[*iamv1.Project]
+	now      func() time.Time
 
 	mu       sync.RWMutex
 	compiled map[string]compiled
@@ -48,17 +49,33 @@ func NewAuthority(meshToken string, st *store.Store, now func() time.Time, log *
 	a := &Authority{mesh: []byte(meshToken), st: st, now: now, compiled: map[string]compiled{}}
 	if st != nil {
 		a.cache = store.NewCache(st, TokensPrefix, func() *iamv1.StoredToken { return &iamv1.StoredToken{} }, log)
+		a.projects = store.NewCache(st, ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, log)
 	}
 	return a
 }
 
-// Run follows the tokens until ctx ends.
+// Run follows the tokens and the projects until ctx ends.
 func (a *Authority) Run(ctx context.Context) error {
 	if a.cache == nil {
 		<-ctx.Done()
 		return nil
 	}
+	go func() { _ = a.projects.Run(ctx) }()
 	return a.cache.Run(ctx)
+}
+
+// ProjectKnown says whether project exists (the default project always
+// does; so does any where the authority follows no store).
+func (a *Authority) ProjectKnown(ctx context.Context, project string) bool {
+	if project == DefaultProject || a == nil || a.projects == nil {
+		return true
+	}
+	if _, ok, loaded := a.projects.Cached(ProjectKey(project)); ok || !loaded {
+		return ok || !loaded
+	}
+	// Made a moment ago, before the watch brought it: etcd says.
+	_, err := a.st.Get(ctx, ProjectKey(project), &iamv1.Project{})
+	return !errors.Is(err, store.ErrNotFound)
 }
 
 // Enabled says whether the platform asks a token.

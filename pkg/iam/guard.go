@@ -86,6 +86,17 @@ func ProjectFrom(ctx context.Context) string {
 	return FromContext(ctx).DefaultProject()
 }
 
+// headerProject is the project the call's header names ("" for none).
+func headerProject(ctx context.Context) string {
+	if c := CallerFrom(ctx); c != nil && c.Project != "" {
+		return c.Project
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, ProjectHeader); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // projectNamer is a request that names its project.
 type projectNamer interface{ GetProject() string }
 
@@ -334,6 +345,11 @@ func (g *Guard) authorize(ctx context.Context, c *Caller, method string, req any
 		if m := asMessage(req); m != nil && !perm.ClusterScoped() {
 			others = qualifyRequest(m, project, namesItself[perm.Resource])
 		}
+	}
+	if hdr := headerProject(ctx); hdr != "" && hdr == project && !g.auth.ProjectKnown(ctx, project) {
+		msg := fmt.Sprintf("%s: no project %q (the project header: --project, BMAAS_PROJECT, or the context's)", ProjectHeader, project)
+		g.record(ctx, c, method, perm, project, req, codes.InvalidArgument, msg)
+		return perm, project, status.Error(codes.InvalidArgument, msg)
 	}
 	if perm.ProjectAware() || perm.Named() {
 		c.Project = project
