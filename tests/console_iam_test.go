@@ -195,6 +195,17 @@ func TestConsoleIAMToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "vision", got.Job.Spec.Project)
 
+	// The models page lists the project's models, and a model's page
+	// reads it by its qualified name.
+	names := `[...document.querySelectorAll("#models tbody tr td:first-child")].map(td => td.innerText).join(",")`
+	p.route("#/models")
+	p.waitEval(names, "vision/iris")
+	p.run(chromedp.Click(chromedp.CSS(`#models tbody tr td:first-child a`)))
+	p.waitText("main", "vision/iris", "v1")
+	p.chooseProject("default")
+	p.route("#/models")
+	p.waitEval(names, "iris")
+
 	// Signing out forgets the project with the token.
 	p.run(chromedp.Click(chromedp.CSS(`#signout`)))
 	p.waitText("main", "Sign in")
