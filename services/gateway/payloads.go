@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,14 +101,18 @@ func (p *payloadLog) run(ctx context.Context) {
 		b := pending[dep]
 		delete(pending, dep)
 		data, err := proto.Marshal(b.batch)
+		n := len(b.batch.Records)
+		for _, r := range b.batch.Records {
+			recycle(r) // encoded: the bytes are data's
+		}
 		if err == nil {
 			_, err = p.js.PublishAsync(payloadSubject+dep, data)
 		}
 		if err != nil {
-			p.dropped.Add(float64(len(b.batch.Records)))
+			p.dropped.Add(float64(n))
 			return
 		}
-		p.published.Add(float64(len(b.batch.Records)))
+		p.published.Add(float64(n))
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -140,6 +145,38 @@ func (p *payloadLog) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// records are the payload records, used again once their batch is
+// encoded: the request path then copies the bodies into buffers it
+// already has, and allocates no record and no timestamp.
+var records = sync.Pool{New: func() any { return &gatewayv1.PayloadRecord{Time: &timestamppb.Timestamp{}} }}
+
+// maxKeptBody bounds the body buffers a recycled record keeps.
+const maxKeptBody = 64 << 10
+
+// newRecord is an empty record, with its time set to now.
+func newRecord() *gatewayv1.PayloadRecord {
+	r := records.Get().(*gatewayv1.PayloadRecord)
+	now := time.Now()
+	r.Time.Seconds, r.Time.Nanos = now.Unix(), int32(now.Nanosecond())
+	return r
+}
+
+// recycle empties r, keeping its body buffers, for another request.
+func recycle(r *gatewayv1.PayloadRecord) {
+	req, resp, ts := r.Request[:0], r.Response[:0], r.Time
+	if cap(req) > maxKeptBody {
+		req = nil
+	}
+	if cap(resp) > maxKeptBody {
+		resp = nil
+	}
+	if ts == nil {
+		ts = &timestamppb.Timestamp{}
+	}
+	*r = gatewayv1.PayloadRecord{Request: req, Response: resp, Time: ts}
+	records.Put(r)
 }
 
 // pendingBatch is a deployment's records gathered for one message, and
@@ -201,10 +238,11 @@ func (s *Service) payloadFor(ctx context.Context, name, protocol string, request
 	if !req && !resp {
 		return nil
 	}
-	c := &payloadCall{p: s.payloads, start: time.Now(), keepReq: req, keepResp: resp,
-		rec: &gatewayv1.PayloadRecord{RequestId: requestIDOf(ctx), Deployment: name, Protocol: protocol, Time: timestamppb.Now()}}
+	rec := newRecord()
+	rec.RequestId, rec.Deployment, rec.Protocol = requestIDOf(ctx), name, protocol
+	c := &payloadCall{p: s.payloads, start: time.Now(), keepReq: req, keepResp: resp, rec: rec}
 	if req {
-		c.rec.Request = append([]byte(nil), request...)
+		rec.Request = append(rec.Request, request...)
 	}
 	return c
 }
@@ -241,6 +279,7 @@ func (c *payloadCall) done(err error) {
 	case c.p.q <- c.rec:
 	default:
 		c.p.dropped.Inc()
+		recycle(c.rec)
 	}
 }
 
