@@ -223,6 +223,32 @@ func TestProjectNames(t *testing.T) {
 	require.Equal(t, "vision/cancer", v.GetVersion().GetLineage().GetDataset())
 	_, err = alice.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "fraud", Version: "latest"})
 	require.Equal(t, codes.NotFound, status.Code(err), "default's fraud has no version: %v", err)
+	// The job's checkpoint is the job's project's: the agent (the
+	// cluster) writes it, the project reads it, nobody else sees it.
+	ckpt := func(reg registryv1.RegistryServiceClient) error {
+		data := []byte("state")
+		sum := sha256.Sum256(data)
+		st, err := reg.UploadCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Header{
+			Header: &registryv1.UploadCheckpointHeader{JobId: sub.GetJob().GetId(), Step: 1, Project: "vision", Sha256: hex.EncodeToString(sum[:])}}}); err != nil {
+			return err
+		}
+		if err := st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Chunk{Chunk: data}}); err != nil {
+			return err
+		}
+		_, err = st.CloseAndRecv()
+		return err
+	}
+	require.Equal(t, codes.PermissionDenied, status.Code(ckpt(carol)), "only the cluster writes checkpoints")
+	require.NoError(t, ckpt(adminReg))
+	_, err = carol.GetCheckpoint(ctx, &registryv1.GetCheckpointRequest{JobId: sub.GetJob().GetId()})
+	require.NoError(t, err)
+	_, err = alice.GetCheckpoint(ctx, &registryv1.GetCheckpointRequest{JobId: sub.GetJob().GetId()})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
 	// A job may not name what its caller cannot see.
 	_, err = sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: builtinSpec("fraud", "default/cancer", "logistic", nil)})
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
@@ -542,6 +568,28 @@ func TestProjectRuntimes(t *testing.T) {
 		&gatewayv1.CreateDeploymentRequest{Deployment: &gatewayv1.Deployment{Model: "net@1"}})
 	require.NoError(t, err)
 	require.Equal(t, "torch", d.GetDeployment().GetStatus().GetRuntime())
+
+	// A project's admin ships code for the project's process jobs (a
+	// bundle), an editor may not.
+	code := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(code, "hello.txt"), []byte("hi"), 0o644))
+	_, err = runCLI(t, c, "--token", carolTok, "train", "--model", "net", "--command", "cat", "--bundle", code, "--", "hello.txt")
+	require.Error(t, err, "an editor runs no command")
+	out, err := runCLI(t, c, "--token", vadminTok, "train", "--model", "net", "--command", "sh", "--bundle", code, "-o", "json",
+		"--", "-c", `cp hello.txt "$BMAAS_OUTPUT_DIR/"`)
+	require.NoError(t, err)
+	var job struct {
+		ID   string
+		Spec struct{ Project string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &job), out)
+	require.Equal(t, "vision", job.Spec.Project)
+	ran := waitJob(t, schedulerv1.NewSchedulerServiceClient(dialAs(t, c.Addrs.GRPC, vadminTok)), job.ID, 2*time.Minute)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_SUCCEEDED, ran.GetState(), "reason: %s", ran.GetReason())
+	v, err := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, vadminTok)).GetModelVersion(ctx,
+		&registryv1.GetModelVersionRequest{Model: "net", Version: "latest"})
+	require.NoError(t, err)
+	require.Equal(t, job.ID, v.GetVersion().GetLineage().GetJobId(), "the bundle's file, registered as vision/net's version")
 
 	// vision's runtime is in use by vision's deployment.
 	_, err = rtAs(vadminTok).DeleteRuntime(ctx, &gatewayv1.DeleteRuntimeRequest{Name: "torch"})

@@ -67,7 +67,9 @@ var methods = merge(
 		"UploadDataset": rule("datasets", Write), "GetDataset": rule("datasets", Read), "ListDatasets": rule("datasets", Read),
 		"GetDatasetVersion": rule("datasets", Read), "ListDatasetVersions": rule("datasets", Read),
 		"DownloadDataset": rule("datasets", Read), "DeleteDataset": rule("datasets", Write),
-		"UploadCheckpoint": rule("jobs", Write), "GetCheckpoint": rule("jobs", Read), "DownloadCheckpoint": rule("jobs", Read),
+		// A checkpoint is what the agent running a job saved: the cluster's
+		// to write, the job's project's to read.
+		"UploadCheckpoint": rule("nodes", Admin), "GetCheckpoint": rule("jobs", Read), "DownloadCheckpoint": rule("jobs", Read),
 		// A code bundle is what a process job or runtime runs.
 		"UploadBundle": rule("bundles", Exec), "DownloadBundle": rule("bundles", Read),
 	}),
@@ -150,7 +152,11 @@ var projectAware = map[string]bool{"jobs": true, "experiments": true}
 // authorized in the project of the name it gives (else the caller's),
 // and their handlers keep each project's names apart.
 var named = map[string]bool{"models": true, "datasets": true, "evaluations": true, "policies": true,
-	"deployments": true, "payloads": true, "alert-rules": true, "inference": true, "runtimes": true}
+	"deployments": true, "payloads": true, "alert-rules": true, "inference": true, "runtimes": true,
+	// Code bundles are content-addressed and shared: a call on one is
+	// decided in the caller's project (an admin there uploads the code
+	// of the project's process jobs).
+	"bundles": true}
 
 // Named says whether p's resource is named within its project.
 func (p Permission) Named() bool { return named[p.Resource] }

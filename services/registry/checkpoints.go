@@ -9,7 +9,9 @@ import (
 
 	registryv1 "github.com/bmaas/bmaas/api/bmaas/registry/v1"
 	"github.com/bmaas/bmaas/pkg/apierr"
+	"github.com/bmaas/bmaas/pkg/authz"
 	"github.com/bmaas/bmaas/pkg/blob"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -40,7 +42,7 @@ func (r *Registry) UploadCheckpoint(ctx context.Context, hdr *registryv1.UploadC
 		return nil, err
 	}
 	cp := &registryv1.Checkpoint{JobId: hdr.JobId, Step: hdr.Step, Rank: hdr.Rank, Metadata: hdr.Metadata,
-		Sha256: info.Digest, SizeBytes: info.Size, CreateTime: r.ts()}
+		Sha256: info.Digest, SizeBytes: info.Size, CreateTime: r.ts(), Project: hdr.Project}
 	key := checkpointKey(hdr.JobId)
 	for range maxRetries {
 		cur := &registryv1.Checkpoint{}
@@ -76,7 +78,14 @@ func (r *Registry) GetCheckpoint(ctx context.Context, job string) (*registryv1.C
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("checkpoint of job", job)
 	}
-	return cp, err
+	if err != nil {
+		return nil, err
+	}
+	// A job's checkpoint is its project's.
+	if err := iam.CheckIn(ctx, "jobs", "checkpoint of job", job, cp.GetProject(), authz.Read); err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
 // OpenCheckpoint opens a job's newest checkpoint.

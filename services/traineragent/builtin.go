@@ -136,7 +136,8 @@ func (w *worker) uploadCheckpoint(sk *sink, step int64, body io.Reader, meta map
 		ctx, cancel = context.WithTimeout(context.Background(), w.grace())
 	}
 	defer cancel()
-	hdr := &registryv1.UploadCheckpointHeader{JobId: w.a.JobId, Step: step, Rank: w.a.Rank, Metadata: meta}
+	hdr := &registryv1.UploadCheckpointHeader{JobId: w.a.JobId, Step: step, Rank: w.a.Rank, Metadata: meta,
+		Project: w.a.GetSpec().GetProject()}
 	if _, err := w.s.registry().uploadCheckpoint(ctx, hdr, body); err != nil {
 		sk.logf("checkpoint of step %d not saved: %v", step, err)
 		return false

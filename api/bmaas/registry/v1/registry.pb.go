@@ -87,9 +87,12 @@ type Checkpoint struct {
 	Sha256    string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	SizeBytes int64  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Which worker of the job saved it.
-	Rank          int32                  `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Rank       int32                  `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
+	Metadata   map[string]string      `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The job's project: who may read the checkpoint ("" is the default
+	// project).
+	Project       string `protobuf:"bytes,8,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -171,6 +174,13 @@ func (x *Checkpoint) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Checkpoint) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
 }
 
 type UploadCheckpointRequest struct {
@@ -273,12 +283,14 @@ func (*UploadCheckpointRequest_Trailer) isUploadCheckpointRequest_Payload() {}
 
 // UploadCheckpointHeader opens a checkpoint upload.
 type UploadCheckpointHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
-	Rank          int32                  `protobuf:"varint,3,opt,name=rank,proto3" json:"rank,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Step     int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Rank     int32                  `protobuf:"varint,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	Metadata map[string]string      `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Sha256   string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The job's project (the agent's: it runs the job).
+	Project       string `protobuf:"bytes,6,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -344,6 +356,13 @@ func (x *UploadCheckpointHeader) GetMetadata() map[string]string {
 func (x *UploadCheckpointHeader) GetSha256() string {
 	if x != nil {
 		return x.Sha256
+	}
+	return ""
+}
+
+func (x *UploadCheckpointHeader) GetProject() string {
+	if x != nil {
+		return x.Project
 	}
 	return ""
 }
@@ -3609,7 +3628,7 @@ var File_bmaas_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" bmaas/registry/v1/registry.proto\x12\x11bmaas.registry.v1\x1a\x1fbmaas/registry/v1/dataset.proto\x1a\x1dbmaas/registry/v1/model.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n" +
+	" bmaas/registry/v1/registry.proto\x12\x11bmaas.registry.v1\x1a\x1fbmaas/registry/v1/dataset.proto\x1a\x1dbmaas/registry/v1/model.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -3620,7 +3639,8 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\x04rank\x18\x05 \x01(\x05R\x04rank\x12G\n" +
 	"\bmetadata\x18\x06 \x03(\v2+.bmaas.registry.v1.Checkpoint.MetadataEntryR\bmetadata\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a;\n" +
+	"createTime\x12\x18\n" +
+	"\aproject\x18\b \x01(\tR\aproject\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x01\n" +
@@ -3628,13 +3648,14 @@ const file_bmaas_registry_v1_registry_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2).bmaas.registry.v1.UploadCheckpointHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12<\n" +
 	"\atrailer\x18\x03 \x01(\v2 .bmaas.registry.v1.UploadTrailerH\x00R\atrailerB\t\n" +
-	"\apayload\"\x81\x02\n" +
+	"\apayload\"\x9b\x02\n" +
 	"\x16UploadCheckpointHeader\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x12\n" +
 	"\x04rank\x18\x03 \x01(\x05R\x04rank\x12S\n" +
 	"\bmetadata\x18\x04 \x03(\v27.bmaas.registry.v1.UploadCheckpointHeader.MetadataEntryR\bmetadata\x12\x16\n" +
-	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x1a;\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12\x18\n" +
+	"\aproject\x18\x06 \x01(\tR\aproject\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
