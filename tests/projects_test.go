@@ -56,6 +56,18 @@ func datasetNames(t *testing.T, reg registryv1.RegistryServiceClient) []string {
 	return out
 }
 
+// projectCluster is a cluster asking tokens, with the project vision
+// (quota q, nil for none) besides the default one, and the admin's
+// token and IAM client.
+func projectCluster(t *testing.T, q *iamv1.Quota, opts ...harness.Option) (*harness.Cluster, string, iamv1.IAMServiceClient) {
+	t.Helper()
+	c, admin := authCluster(t, opts...)
+	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
+	_, err := adminIAM.CreateProject(t.Context(), &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision", Quota: q}})
+	require.NoError(t, err)
+	return c, admin, adminIAM
+}
+
 // TestProjectNames: models, datasets, jobs' outputs and evaluations are
 // named within their project. The same name in two projects is two
 // resources; within one it is refused; a bare name is in the caller's
@@ -65,11 +77,8 @@ func datasetNames(t *testing.T, reg registryv1.RegistryServiceClient) []string {
 // model; bad project names are refused naming their field.
 func TestProjectNames(t *testing.T) {
 	t.Parallel()
-	c, admin := authCluster(t)
+	c, admin, adminIAM := projectCluster(t, nil)
 	ctx := t.Context()
-	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
-	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
-	require.NoError(t, err)
 	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
 	carolTok := mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})
 	vicTok := mustToken(t, adminIAM, "vic", &iamv1.Binding{Project: "vision", Role: "viewer"})
@@ -320,12 +329,8 @@ func TestUpgradeKeepsDataInDefault(t *testing.T) {
 // run as the project's jobs; its quota counts its own deployments only.
 func TestProjectDeployments(t *testing.T) {
 	t.Parallel()
-	c, admin := authCluster(t, withFastGateway())
+	c, admin, adminIAM := projectCluster(t, &iamv1.Quota{Deployments: 1}, withFastGateway())
 	ctx := t.Context()
-	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
-	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision",
-		Quota: &iamv1.Quota{Deployments: 1}}})
-	require.NoError(t, err)
 	carolTok := mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})
 	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
 
@@ -460,11 +465,8 @@ func concurrently(n int, call func(i int) error) map[codes.Code]int {
 // listed to its identities only, and NotFound to the others.
 func TestProjectAlertRules(t *testing.T) {
 	t.Parallel()
-	c, admin := authCluster(t)
+	c, _, adminIAM := projectCluster(t, nil)
 	ctx := t.Context()
-	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
-	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
-	require.NoError(t, err)
 	carol := evaluatorv1.NewMonitorServiceClient(dialAs(t, c.Addrs.GRPC,
 		mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "editor"})))
 	alice := evaluatorv1.NewMonitorServiceClient(dialAs(t, c.Addrs.GRPC,
@@ -507,11 +509,8 @@ func TestProjectAlertRules(t *testing.T) {
 // another project's runtime is NotFound, never listed, never picked.
 func TestProjectRuntimes(t *testing.T) {
 	t.Parallel()
-	c, admin := authCluster(t, withFastGateway())
+	c, admin, adminIAM := projectCluster(t, nil, withFastGateway())
 	ctx := t.Context()
-	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
-	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
-	require.NoError(t, err)
 	rtAs := func(tok string) gatewayv1.RuntimeServiceClient {
 		return gatewayv1.NewRuntimeServiceClient(dialAs(t, c.Addrs.GRPC, tok))
 	}
@@ -648,11 +647,8 @@ func untilKey(t *testing.T, keys <-chan string, want string) []string {
 // projects' models only.
 func TestProjectEvents(t *testing.T) {
 	t.Parallel()
-	c, admin := authCluster(t)
+	c, admin, adminIAM := projectCluster(t, nil)
 	ctx := t.Context()
-	adminIAM := iamv1.NewIAMServiceClient(dialAs(t, c.Addrs.GRPC, admin))
-	_, err := adminIAM.CreateProject(ctx, &iamv1.CreateProjectRequest{Project: &iamv1.Project{Name: "vision"}})
-	require.NoError(t, err)
 	carol := watchKeys(t, c, mustToken(t, adminIAM, "carol", &iamv1.Binding{Project: "vision", Role: "viewer"}), "model")
 	alice := watchKeys(t, c, mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "viewer"}), "model")
 	reg := registryv1.NewRegistryServiceClient(dialAs(t, c.Addrs.GRPC, admin))
