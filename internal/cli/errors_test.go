@@ -65,7 +65,7 @@ func TestErrorsNameWhatTheUserTyped(t *testing.T) {
 func TestHelpExamplesUseValidNames(t *testing.T) {
 	t.Parallel()
 	flag := regexp.MustCompile(`--(dataset|model|deployment|name) ([^\s\\]+)`)
-	valid := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}(@[A-Za-z0-9_-]+)?$`)
+	valid := regexp.MustCompile(`^([a-z0-9][a-z0-9-]{0,62}/)?[a-z0-9][a-z0-9-]{0,62}(@[A-Za-z0-9_-]+)?$`)
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, m := range flag.FindAllStringSubmatch(c.Long+"\n"+c.Example, -1) {

@@ -57,7 +57,12 @@ func newRoot(g *globals) *cobra.Command {
 		Long: "bmaas trains, registers and serves machine-learning models.\n\n" +
 			"Client commands talk to a bmaas server over gRPC (--server, or BMAAS_SERVER).\n" +
 			"A model version is referenced as NAME@REF, where REF is a version number,\n" +
-			"an alias (never all digits) or `latest` (the newest READY version).",
+			"an alias (never all digits) or `latest` (the newest READY version).\n\n" +
+			"Models, datasets, deployments, runtimes and alert rules belong to a project:\n" +
+			"a bare NAME is in the project of --project (BMAAS_PROJECT, the context), else\n" +
+			"in your only project, else in `default`; PROJECT/NAME says another:\n\n" +
+			"  bmaas model get vision/fraud\n" +
+			"  bmaas deploy create --model vision/fraud@production",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
