@@ -205,12 +205,9 @@ func TestProjectNames(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{
-			Header: &registryv1.CreateModelVersionHeader{Model: "store/blobs", Sha256: hex.EncodeToString(sum[:])}}}); err != nil {
-			return err
-		}
-		if err := stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data}}); err != nil {
-			return err
+		if stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Header{
+			Header: &registryv1.CreateModelVersionHeader{Model: "store/blobs", Sha256: hex.EncodeToString(sum[:])}}}) == nil {
+			_ = stream.Send(&registryv1.CreateModelVersionRequest{Payload: &registryv1.CreateModelVersionRequest_Chunk{Chunk: data}})
 		}
 		_, err = stream.CloseAndRecv()
 		return err
@@ -241,12 +238,11 @@ func TestProjectNames(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Header{
-			Header: &registryv1.UploadCheckpointHeader{JobId: sub.GetJob().GetId(), Step: 1, Project: "vision", Sha256: hex.EncodeToString(sum[:])}}}); err != nil {
-			return err
-		}
-		if err := st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Chunk{Chunk: data}}); err != nil {
-			return err
+		// A refused stream ends at once: a later Send is io.EOF, and the
+		// refusal comes from CloseAndRecv.
+		if st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Header{
+			Header: &registryv1.UploadCheckpointHeader{JobId: sub.GetJob().GetId(), Step: 1, Project: "vision", Sha256: hex.EncodeToString(sum[:])}}}) == nil {
+			_ = st.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Chunk{Chunk: data}})
 		}
 		_, err = st.CloseAndRecv()
 		return err

@@ -16,11 +16,18 @@ func (f *fixture) uploadCheckpoint(t *testing.T, job string, step int64, data []
 	t.Helper()
 	stream, err := f.c.UploadCheckpoint(t.Context())
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Header{
-		Header: &registryv1.UploadCheckpointHeader{JobId: job, Step: step}}}))
-	require.NoError(t, stream.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Chunk{Chunk: data}}))
-	require.NoError(t, stream.Send(&registryv1.UploadCheckpointRequest{Payload: &registryv1.UploadCheckpointRequest_Trailer{
-		Trailer: &registryv1.UploadTrailer{Sha256: digest(data)}}}))
+	// A server that refuses the header at once ends the stream: a later
+	// Send is io.EOF, and the refusal comes from CloseAndRecv.
+	for _, m := range []*registryv1.UploadCheckpointRequest{
+		{Payload: &registryv1.UploadCheckpointRequest_Header{Header: &registryv1.UploadCheckpointHeader{JobId: job, Step: step}}},
+		{Payload: &registryv1.UploadCheckpointRequest_Chunk{Chunk: data}},
+		{Payload: &registryv1.UploadCheckpointRequest_Trailer{Trailer: &registryv1.UploadTrailer{Sha256: digest(data)}}},
+	} {
+		if err := stream.Send(m); err != nil {
+			require.ErrorIs(t, err, io.EOF)
+			break
+		}
+	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
 		return nil, err
