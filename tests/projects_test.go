@@ -408,6 +408,18 @@ func TestProjectDeployments(t *testing.T) {
 		require.Equal(t, tc.want, status.Code(err), "%s: %v", tc.name, err)
 	}
 
+	// A token for vision's deployment alone calls it, said either way,
+	// and nothing else.
+	appTok := mustToken(t, adminIAM, "app", &iamv1.Binding{Project: "vision", Deployment: "iris"})
+	for path, want := range map[string]int{"/v2/models/iris/infer": http.StatusOK, "/v2/models/vision%2Firis/infer": http.StatusOK,
+		"/v2/models/default%2Firis/infer": http.StatusNotFound} {
+		code, out := httpAs(t, c, appTok, "POST", path, infer)
+		require.Equal(t, want, code, "%s: %s", path, out)
+	}
+	_, err := inference.NewGRPCInferenceServiceClient(dialAs(t, c.Addrs.GRPC, appTok)).ModelInfer(ctx,
+		&inference.ModelInferRequest{ModelName: "iris", Inputs: []*inference.ModelInferRequest_InferInputTensor{row}})
+	require.NoError(t, err)
+
 	// vision's replica is vision's job; alice never sees it.
 	jobs, err := schedulerv1.NewSchedulerServiceClient(dialAs(t, c.Addrs.GRPC, carolTok)).ListJobs(ctx,
 		&schedulerv1.ListJobsRequest{LabelSelector: "deployment=iris", State: schedulerv1.JobState_JOB_STATE_RUNNING})
