@@ -6,9 +6,10 @@
 //
 // Roles, from least to most: viewer (read), editor (read, write, invoke
 // models), admin (also exec: run arbitrary commands, as process jobs,
-// process experiments and serving runtimes do, and change policies), and
-// cluster-admin (also the cluster's own resources: nodes' agents,
-// runtimes, model repository control). The static bearer token of
+// process experiments and a project's serving runtimes do, and change
+// policies), and cluster-admin (also the cluster's own resources: nodes'
+// agents, the default project's runtimes, which serve every project,
+// model repository control). The static bearer token of
 // --auth.token-file (and the mesh's own calls) is a cluster-admin.
 package authz
 

@@ -81,3 +81,26 @@ func TestRolesAndRefinements(t *testing.T) {
 	require.Equal(t, Invoke, p.Verb)
 	require.True(t, Public("/grpc.health.v1.Health/Check"))
 }
+
+// Every resource of the table, and of its routes, is the cluster's, or
+// carries its project, or is named within one: exactly one, so that no
+// resource falls to the default project unnoticed.
+func TestEveryResourceHasItsProject(t *testing.T) {
+	perms := []Permission{}
+	for _, r := range methods {
+		perms = append(perms, r.Permission)
+	}
+	for _, p := range routes {
+		perms = append(perms, p)
+	}
+	perms = append(perms, runtimeNeeds(nil), jobNeeds(nil), experimentNeeds(nil))
+	for _, p := range perms {
+		n := 0
+		for _, in := range []bool{p.ClusterScoped(), p.ProjectAware(), p.Named()} {
+			if in {
+				n++
+			}
+		}
+		require.Equal(t, 1, n, "%s: cluster-scoped %v, project-aware %v, named %v", p, p.ClusterScoped(), p.ProjectAware(), p.Named())
+	}
+}

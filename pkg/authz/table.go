@@ -144,7 +144,8 @@ var clusterScoped = map[string]bool{"nodes": true, "metrics": true, "events": tr
 // projectAware are the resources that carry their project: a call on
 // them is authorized in the project it names (its request's, else the
 // caller's), and their handlers check the project of what they load.
-// The others (but the named ones) all belong to the default project.
+// Every resource is cluster-scoped, project-aware or named
+// (TestEveryResourceHasItsProject).
 var projectAware = map[string]bool{"jobs": true, "experiments": true}
 
 // named are the resources whose names say their project
