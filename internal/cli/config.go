@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
@@ -242,7 +243,7 @@ func (g *globals) settleOnce() error {
 		return ""
 	}
 	pick(&g.server, "server", "BMAAS_SERVER", c.Server, DefaultServer)
-	if from := pick(&g.project, "project", "BMAAS_PROJECT", c.Project, ""); g.project != "" && !projectNameRE.MatchString(g.project) {
+	if from := pick(&g.project, "project", "BMAAS_PROJECT", c.Project, ""); g.project != "" && !iam.ProjectName.MatchString(g.project) {
 		return usageErrorf("project %q (%s): must match [a-z0-9][a-z0-9-]{0,62}", g.project, from)
 	}
 	pick(&g.tls.ca, "tls-ca", "BMAAS_TLS_CA", c.CAFile, "")
@@ -547,7 +548,7 @@ func checkContextValue(key, v string) error {
 			return usageErrorf("--url %s: must start with http:// or https://", v)
 		}
 	case "project":
-		if !projectNameRE.MatchString(v) {
+		if !iam.ProjectName.MatchString(v) {
 			return usageErrorf("--project %s: must match [a-z0-9][a-z0-9-]{0,62}", v)
 		}
 	case "server":

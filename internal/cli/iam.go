@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,9 +46,6 @@ var projectFields = func() fieldNames {
 	}
 	return m
 }()
-
-// projectNameRE is what a project's name must match.
-var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 func projectCreateCommand(g *globals) *cobra.Command {
 	var description string

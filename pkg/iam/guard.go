@@ -75,18 +75,17 @@ type Caller struct {
 	Project string
 }
 
-// ProjectFrom is the project a call works in.
+// ProjectFrom is the project a call works in: the one the guard found,
+// else its header's, else its caller's.
 func ProjectFrom(ctx context.Context) string {
-	if c := CallerFrom(ctx); c != nil && c.Project != "" {
-		return c.Project
-	}
-	if v := metadata.ValueFromIncomingContext(ctx, ProjectHeader); len(v) > 0 && v[0] != "" {
-		return v[0]
+	if p := headerProject(ctx); p != "" {
+		return p
 	}
 	return FromContext(ctx).DefaultProject()
 }
 
-// headerProject is the project the call's header names ("" for none).
+// headerProject is the project the guard found for the call, else the
+// one its header names ("" for none).
 func headerProject(ctx context.Context) string {
 	if c := CallerFrom(ctx); c != nil && c.Project != "" {
 		return c.Project

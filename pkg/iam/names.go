@@ -93,7 +93,7 @@ func CheckQualified(field, name string, check func(field, bare string) error) er
 	if !ok {
 		return check(field, name)
 	}
-	if !projectNameRE(p) {
+	if !ProjectName.MatchString(p) {
 		return apierr.Invalid(field, "%q: the project %q must match [a-z0-9][a-z0-9-]{0,62}", name, p)
 	}
 	if strings.Contains(b, "/") {
@@ -113,17 +113,8 @@ func CheckQualifiedMatch(field, name string, re *regexp.Regexp) error {
 	})
 }
 
-func projectNameRE(p string) bool {
-	if p == "" || len(p) > 63 {
-		return false
-	}
-	for i, c := range p {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0) {
-			return false
-		}
-	}
-	return true
-}
+// ProjectName is what a project's name matches.
+var ProjectName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // refFields are the fields, anywhere in a request, that name a resource
 // of a project: a model or a dataset (with an optional "@ref"), a

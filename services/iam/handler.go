@@ -26,7 +26,7 @@ type handler struct {
 
 func (h *handler) CreateProject(ctx context.Context, req *iamv1.CreateProjectRequest) (*iamv1.CreateProjectResponse, error) {
 	p := req.GetProject()
-	if !nameRE.MatchString(p.GetName()) {
+	if !iam.ProjectName.MatchString(p.GetName()) {
 		return nil, apierr.Invalid("project.name", "%q must match [a-z0-9][a-z0-9-]{0,62}", p.GetName())
 	}
 	if err := checkQuota("project.quota", p.GetQuota()); err != nil {

@@ -108,10 +108,7 @@ func (s *Service) Drain(context.Context) {}
 // Stop has nothing to release.
 func (s *Service) Stop(context.Context) {}
 
-var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	identityRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
-)
+var identityRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
 
 // Bootstrap makes sure the cluster-admin token in file exists: on the
 // first start it makes one for the identity "admin" and writes its
