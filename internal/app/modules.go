@@ -179,7 +179,8 @@ func (a *App) newIAM(ctx context.Context) (Service, error) {
 
 func (a *App) newScheduler(context.Context) (Service, error) {
 	svc, err := scheduler.New(a.cfg.Scheduler, scheduler.Deps{Logger: a.log.With("svc", TargetScheduler), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr()})
+		Etcd: a.w.etcdCli, Store: a.w.store, Bus: a.w.bus, Dialer: a.w.dialer, Addr: a.advertiseAddr(),
+		Projects: a.w.authority.Projects()})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,8 @@ func (a *App) newEvaluator(context.Context) (Service, error) {
 
 func (a *App) newGateway(context.Context) (Service, error) {
 	svc, err := gateway.New(a.cfg.Gateway, gateway.Deps{Logger: a.log.With("svc", TargetGateway), Registerer: a.reg,
-		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.advertiseAddr(), NATS: a.w.nc})
+		Etcd: a.w.etcdCli, Store: a.w.store, Dialer: a.w.dialer, Addr: a.advertiseAddr(), NATS: a.w.nc,
+		Projects: a.w.authority.Projects()})
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,10 @@ func (a *App) startEtcd(ctx context.Context) error {
 		return err
 	}
 	a.w.authority = iam.NewAuthority(token, a.w.store, nil, a.log.With("svc", "iam"))
+	// The projects, which the guard, the scheduler and the gateway read.
+	if p := a.w.authority.Projects(); p != nil {
+		go func() { _ = p.Run(ctx) }()
+	}
 	if a.w.authority.Enabled() {
 		go func() { _ = a.w.authority.Run(ctx) }()
 	}

@@ -49,18 +49,28 @@ func NewAuthority(meshToken string, st *store.Store, now func() time.Time, log *
 	a := &Authority{mesh: []byte(meshToken), st: st, now: now, compiled: map[string]compiled{}}
 	if st != nil {
 		a.cache = store.NewCache(st, TokensPrefix, func() *iamv1.StoredToken { return &iamv1.StoredToken{} }, log)
-		a.projects = store.NewCache(st, ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, log)
+		a.projects = NewProjectsCache(st, log)
 	}
 	return a
 }
 
-// Run follows the tokens and the projects until ctx ends.
+// NewProjectsCache follows the projects of st (their quotas): the
+// process makes one, which its guard and its services share.
+func NewProjectsCache(st *store.Store, log *slog.Logger) *store.Cache[*iamv1.Project] {
+	return store.NewCache(st, ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, log)
+}
+
+// Projects is the cache of the projects the authority reads (nil
+// without a store). Whoever made the authority runs it: the projects
+// matter with or without tokens (quotas, the project header).
+func (a *Authority) Projects() *store.Cache[*iamv1.Project] { return a.projects }
+
+// Run follows the tokens until ctx ends.
 func (a *Authority) Run(ctx context.Context) error {
 	if a.cache == nil {
 		<-ctx.Done()
 		return nil
 	}
-	go func() { _ = a.projects.Run(ctx) }()
 	return a.cache.Run(ctx)
 }
 

@@ -44,6 +44,9 @@ type Deps struct {
 	// it the leader sees only its own.
 	NATS *nats.Conn
 	Now  func() time.Time
+	// Projects, when set, is the process's cache of the projects (its
+	// owner runs it); without it the gateway follows them itself.
+	Projects *store.Cache[*iamv1.Project]
 }
 
 // Service is the gateway's lifecycle.
@@ -62,10 +65,12 @@ type Service struct {
 	route  *routingState
 	held   sync.Map // deployment name -> *atomic.Int64, its held requests
 	llm    *llmWindows
-	// projects mirrors the projects (their quotas); tokens counts the
-	// language-model tokens they use a minute.
-	projects *store.Cache[*iamv1.Project]
-	tokens   *tokenQuota
+	// projects mirrors the projects (their quotas; runProjects: the
+	// gateway made it, and runs it); tokens counts the language-model
+	// tokens they use a minute.
+	projects    *store.Cache[*iamv1.Project]
+	runProjects bool
+	tokens      *tokenQuota
 	// payloads logs sampled requests and responses; its stream exists
 	// only with NATS.
 	payloads *payloadLog
@@ -100,7 +105,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.loads = newLoads(deps.Addr, cfg.LoadReportInterval, deps.Now)
 	s.router = newRouter(deps.Etcd, deps.Logger, cfg.ReplicaLane, deps.Dialer.TLS())
 	s.cache = store.NewCache(deps.Store, deploymentKey(""), func() *gatewayv1.Deployment { return &gatewayv1.Deployment{} }, deps.Logger)
-	s.projects = store.NewCache(deps.Store, iam.ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, deps.Logger)
+	if s.projects = deps.Projects; s.projects == nil {
+		s.projects = iam.NewProjectsCache(deps.Store, deps.Logger)
+		s.runProjects = true
+	}
 	s.tokens = newTokenQuota(func(project string) int64 {
 		p, ok, _ := s.projects.Cached(iam.ProjectKey(project))
 		if !ok {
@@ -142,7 +150,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	go s.router.run(ctx)
 	go func() { _ = s.cache.Run(ctx) }()
-	go func() { _ = s.projects.Run(ctx) }()
+	if s.runProjects {
+		go func() { _ = s.projects.Run(ctx) }()
+	}
 	for _, ready := range []<-chan struct{}{s.router.ready, s.cache.Ready()} {
 		select {
 		case <-ready:

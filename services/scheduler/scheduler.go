@@ -25,8 +25,10 @@ type Scheduler struct {
 	met *metrics
 	// registry returns a registry client; nil skips the registry checks.
 	registry func() (registryv1.RegistryServiceClient, error)
-	// projects mirrors the projects (pkg/iam's keys), for their quotas.
-	projects *store.Cache[*iamv1.Project]
+	// projects mirrors the projects (pkg/iam's keys), for their quotas;
+	// runProjects: the scheduler made it, and runs it.
+	projects    *store.Cache[*iamv1.Project]
+	runProjects bool
 }
 
 func (s *Scheduler) moved(state string) {

@@ -41,6 +41,9 @@ type Deps struct {
 	// Addr is this process's gRPC address (for membership and rendezvous).
 	Addr string
 	Now  func() time.Time
+	// Projects, when set, is the process's cache of the projects (its
+	// owner runs it); without it the scheduler follows them itself.
+	Projects *store.Cache[*iamv1.Project]
 }
 
 // Service is the scheduler's lifecycle.
@@ -81,8 +84,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Scheduler{cfg: cfg, cli: deps.Etcd, st: deps.Store, bus: deps.Bus, log: deps.Logger, now: deps.Now, met: met,
 		pub: publisher{bus: deps.Bus, log: deps.Logger}}
-	if deps.Store != nil {
-		s.projects = store.NewCache(deps.Store, iam.ProjectsPrefix, func() *iamv1.Project { return &iamv1.Project{} }, deps.Logger)
+	switch {
+	case deps.Projects != nil:
+		s.projects = deps.Projects
+	case deps.Store != nil:
+		s.projects = iam.NewProjectsCache(deps.Store, deps.Logger)
+		s.runProjects = true
 	}
 	switch {
 	case deps.Registry != nil:
@@ -118,7 +125,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.watchLeaders(ctx)
-	if s.sched.projects != nil {
+	if s.sched.runProjects {
 		go func() { _ = s.sched.projects.Run(ctx) }()
 	}
 	return election.Run(ctx, s.sched.cli, election.Config{Service: electionService, ID: s.id, TTL: s.cfg.LeaderTTL},
