@@ -382,17 +382,25 @@ var namesItself = map[string]bool{"models": true, "datasets": true, "deployments
 // qualifyInference qualifies the deployment an inference request names
 // (without reflection: it is the hot path), and says whether req is one.
 func qualifyInference(req any, project string) bool {
+	name := inferenceName(req)
+	if name != nil {
+		*name = QualifiedName(project, *name)
+	}
+	return name != nil
+}
+
+// inferenceName is the deployment field of a decoded KServe v2 request
+// (nil for another request).
+func inferenceName(req any) *string {
 	switch r := req.(type) {
 	case *inference.ModelInferRequest:
-		r.ModelName = QualifiedName(project, r.ModelName)
+		return &r.ModelName
 	case *inference.ModelMetadataRequest:
-		r.Name = QualifiedName(project, r.Name)
+		return &r.Name
 	case *inference.ModelReadyRequest:
-		r.Name = QualifiedName(project, r.Name)
-	default:
-		return false
+		return &r.Name
 	}
-	return true
+	return nil
 }
 
 // decide checks c may do perm in project, recording a refusal.
@@ -418,17 +426,14 @@ func (g *Guard) decide(ctx context.Context, c *Caller, method string, perm authz
 
 // deploymentOf is the deployment an inference or feedback call names.
 func deploymentOf(req any) string {
+	if name := inferenceName(req); name != nil {
+		return *name
+	}
 	switch r := req.(type) {
 	case *grpcsrv.RawFrame:
 		// The gateway's ModelInfer, undecoded: its model_name.
 		name, _, _ := grpcsrv.ScanStrings(r.Bytes(), 1, 2)
 		return name
-	case *inference.ModelInferRequest:
-		return r.GetModelName()
-	case *inference.ModelMetadataRequest:
-		return r.GetName()
-	case *inference.ModelReadyRequest:
-		return r.GetName()
 	case *evaluatorv1.SubmitFeedbackRequest:
 		return r.GetDeployment()
 	}
