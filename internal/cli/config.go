@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -293,28 +292,15 @@ func configCommand(g *globals) *cobra.Command {
 
 // printConfigValue prints v as json or yaml (-o id: ids, one a line).
 func printConfigValue(w io.Writer, format string, v any, ids []string) error {
-	switch format {
-	case "id":
-		for _, id := range ids {
-			if _, err := fmt.Fprintln(w, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "yaml":
-		b, err := yaml.Marshal(v)
-		if err != nil {
+	if format != "id" {
+		return printValue(w, format, v)
+	}
+	for _, id := range ids {
+		if _, err := fmt.Fprintln(w, id); err != nil {
 			return err
 		}
-		_, err = w.Write(b)
-		return err
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	return nil
 }
 
 // redacted is c without its inline token's value.
