@@ -1,9 +1,10 @@
 package gateway
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -54,10 +55,12 @@ func bridged(ep *gatewayv1.Endpoint) bool {
 }
 
 // httpReplica is the HTTP client of one replica address and token: its
-// own transport, so that its kept-alive connections close with it.
+// own connections, so that they close with it. KServe v2 calls go over
+// v2 (h1Pool); the OpenAI routes, which stream, over net/http's client.
 type httpReplica struct {
 	base   string // http://host:port
 	auth   string // Bearer <token>
+	v2     *h1Pool
 	tr     *http.Transport
 	client *http.Client
 	// binary is whether the server takes binary tensor data: 0 not
@@ -81,12 +84,7 @@ func (h *httpReplica) binaryMin(ctx context.Context, dep string) int {
 	case binaryNo:
 		return 0
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v2", nil)
-	if err != nil {
-		return 0
-	}
-	req.Header.Set("Authorization", h.auth)
-	rb, _, err := h.do(ctx, req, dep)
+	rb, _, err := h.do(ctx, &h1Request{method: http.MethodGet, path: "/v2", auth: h.auth}, dep)
 	if err != nil {
 		if status.Code(err) != codes.Unavailable && ctx.Err() == nil {
 			// It answered, without metadata.
@@ -116,11 +114,14 @@ func newHTTPReplica(addr, token string) *httpReplica {
 		// it saves on a cluster's network.
 		DisableCompression: true,
 	}
-	return &httpReplica{base: "http://" + addr, auth: "Bearer " + token, tr: tr, client: &http.Client{Transport: tr}}
+	return &httpReplica{base: "http://" + addr, auth: "Bearer " + token, v2: newH1Pool(addr), tr: tr, client: &http.Client{Transport: tr}}
 }
 
 // close closes the replica's idle connections; calls in flight finish.
-func (h *httpReplica) close() { h.tr.CloseIdleConnections() }
+func (h *httpReplica) close() {
+	h.v2.close()
+	h.tr.CloseIdleConnections()
+}
 
 // modelPath is /v2/models/<name>[/versions/<version>], with the
 // deployment's bare name: a runtime's server knows it so.
@@ -149,30 +150,23 @@ func (s *Service) bridgeInferCall(ctx context.Context, b *backend, frame *grpcsr
 	if err := proto.Unmarshal(frame.Bytes(), req); err != nil {
 		return nil, apierr.Invalid("request", "not a ModelInferRequest: %v", err)
 	}
-	// A fresh buffer, not a pooled one: the transport may still read a
-	// body after Do returns, and a *bytes.Reader lets it write the
-	// headers and the body in one write.
-	body, headerLen := serving.AppendInferRequest(make([]byte, 0, 256+2*frame.Len()), req, b.http.binaryMin(ctx, b.ep.Deployment))
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, b.http.base+modelPath(req.ModelName, req.ModelVersion)+"/infer", bytes.NewReader(body))
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
-	}
-	hreq.Header.Set("Authorization", b.http.auth)
-	if id := requestIDOf(ctx); id != "" {
-		hreq.Header.Set(requestIDHeader, id)
-	}
+	// The body is written before do returns: a pooled buffer.
+	bp := bufPool.Get().(*[]byte)
+	body, headerLen := serving.AppendInferRequest((*bp)[:0], req, b.http.binaryMin(ctx, b.ep.Deployment))
+	*bp = body
+	defer bufPool.Put(bp)
+	hreq := &h1Request{method: http.MethodPost, path: modelPath(req.ModelName, req.ModelVersion) + "/infer",
+		auth: b.http.auth, requestID: requestIDOf(ctx), body: body, contentType: "application/json"}
 	if headerLen < len(body) {
-		hreq.Header.Set("Content-Type", "application/octet-stream")
-		hreq.Header.Set(serving.HeaderContentLength, strconv.Itoa(headerLen))
-	} else {
-		hreq.Header.Set("Content-Type", "application/json")
+		hreq.contentType = "application/octet-stream"
+		hreq.headerLen = strconv.Itoa(headerLen)
 	}
-	rb, hdr, err := b.http.do(ctx, hreq, b.ep.Deployment)
+	rb, ans, err := b.http.do(ctx, hreq, b.ep.Deployment)
 	if err != nil {
 		return nil, err
 	}
 	defer bufPool.Put(rb)
-	hl, err := serving.HeaderLength(hdr.Get(serving.HeaderContentLength), len(*rb))
+	hl, err := serving.HeaderLength(ans.headerLen, len(*rb))
 	if err != nil {
 		return nil, undecodable(b, err)
 	}
@@ -200,12 +194,7 @@ func (s *Service) bridgeMetadataCall(ctx context.Context, b *backend, name, vers
 	if !runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolV2REST) {
 		return nil, status.Errorf(codes.Unimplemented, "deployment %s is served by a runtime that speaks %v, not KServe v2", b.ep.Deployment, b.ep.Protocols)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, b.http.base+modelPath(name, version), nil)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
-	}
-	hreq.Header.Set("Authorization", b.http.auth)
-	rb, _, err := b.http.do(ctx, hreq, b.ep.Deployment)
+	rb, _, err := b.http.do(ctx, &h1Request{method: http.MethodGet, path: modelPath(name, version), auth: b.http.auth, requestID: requestIDOf(ctx)}, b.ep.Deployment)
 	if err != nil {
 		return nil, err
 	}
@@ -224,33 +213,31 @@ func undecodable(b *backend, err error) error {
 // do sends one request and reads a 200's body into a pooled buffer (the
 // caller's to put back); any other answer is an error with the gRPC code
 // of its HTTP status (httpError).
-func (h *httpReplica) do(ctx context.Context, req *http.Request, dep string) (*[]byte, http.Header, error) {
-	resp, err := h.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, status.FromContextError(ctx.Err()).Err()
-		}
-		// Refused, reset, unreachable: the replica is gone or going,
-		// and forward tries another.
-		return nil, nil, status.Errorf(codes.Unavailable, "a replica of %s did not answer: %v", dep, err)
-	}
-	defer resp.Body.Close()
+func (h *httpReplica) do(ctx context.Context, req *h1Request, dep string) (*[]byte, h1Answer, error) {
 	bp := bufPool.Get().(*[]byte)
-	b, err := readAll((*bp)[:0], resp.Body, resp.ContentLength)
+	b, a, err := h.v2.roundTrip(ctx, req, (*bp)[:0])
 	*bp = b
 	if err != nil {
 		bufPool.Put(bp)
-		if ctx.Err() != nil {
-			return nil, nil, status.FromContextError(ctx.Err()).Err()
+		var se *h1SendError
+		switch {
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+			return nil, a, status.FromContextError(cmp.Or(ctx.Err(), context.DeadlineExceeded)).Err()
+		case errors.Is(err, errH1Header):
+			return nil, a, apierr.Invalid("header", "%v", err)
+		case errors.As(err, &se):
+			// Refused, reset, unreachable: the replica is gone or
+			// going, and forward tries another.
+			return nil, a, status.Errorf(codes.Unavailable, "a replica of %s did not answer: %v", dep, err)
 		}
-		return nil, nil, status.Errorf(codes.Unavailable, "a replica of %s broke off its answer: %v", dep, err)
+		return nil, a, status.Errorf(codes.Unavailable, "a replica of %s broke off its answer: %v", dep, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		err := httpError(dep, resp.StatusCode, b)
+	if a.status != http.StatusOK {
+		err := httpError(dep, a.status, b)
 		bufPool.Put(bp)
-		return nil, nil, err
+		return nil, a, err
 	}
-	return bp, resp.Header, nil
+	return bp, a, nil
 }
 
 // readAll appends r to b, up to maxReplicaAnswer bytes.
@@ -353,9 +340,6 @@ type restCall struct {
 
 	req  *inference.ModelInferRequest
 	wire *grpcsrv.RawFrame
-	// sent is set once the body went to a transport, which may still
-	// read it after the call returns: the body must not be reused then.
-	sent bool
 	// Exactly one of pass and resp holds the answer.
 	pass *restAnswer
 	resp *inference.ModelInferResponse
@@ -380,7 +364,6 @@ func (s *Service) inferREST(ctx context.Context, rc *restCall) error {
 // restCallOn sends rc to one replica.
 func (s *Service) restCallOn(ctx context.Context, b *backend, rc *restCall) error {
 	if b.http != nil && runtimes.Speaks(b.ep.Protocols, runtimes.ProtocolV2REST) {
-		rc.sent = true
 		a, err := b.http.pass(ctx, b.ep.Deployment, rc)
 		s.met.countHTTP(err)
 		rc.pass = a
@@ -404,27 +387,16 @@ func (s *Service) restCallOn(ctx context.Context, b *backend, rc *restCall) erro
 
 // pass posts a REST inference body to the replica as it came.
 func (h *httpReplica) pass(ctx context.Context, dep string, rc *restCall) (*restAnswer, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+modelPath(rc.name, rc.version)+"/infer", bytes.NewReader(rc.body))
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "bridge request: %v", err)
-	}
-	hreq.Header.Set("Authorization", h.auth)
-	if id := requestIDOf(ctx); id != "" {
-		hreq.Header.Set(requestIDHeader, id)
-	}
 	ct := rc.header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
 	}
-	hreq.Header.Set("Content-Type", ct)
-	if v := rc.header.Get(serving.HeaderContentLength); v != "" {
-		hreq.Header.Set(serving.HeaderContentLength, v)
-	}
-	rb, hdr, err := h.do(ctx, hreq, dep)
+	rb, a, err := h.do(ctx, &h1Request{method: http.MethodPost, path: modelPath(rc.name, rc.version) + "/infer", auth: h.auth,
+		requestID: requestIDOf(ctx), contentType: ct, headerLen: rc.header.Get(serving.HeaderContentLength), body: rc.body}, dep)
 	if err != nil {
 		return nil, err
 	}
-	return &restAnswer{body: rb, contentType: hdr.Get("Content-Type"), headerLen: hdr.Get(serving.HeaderContentLength)}, nil
+	return &restAnswer{body: rb, contentType: a.contentType, headerLen: a.headerLen}, nil
 }
 
 // decodeOnce decodes and encodes the request the first time it is

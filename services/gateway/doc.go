@@ -22,6 +22,10 @@
 // gRPC replica is decoded once at the edge. Replica HTTP errors map to
 // gRPC codes by pkg/apierr's table, and a refused or reset connection is
 // Unavailable, which forward (dataplane.go) retries on another replica.
+// The v2 calls to an HTTP replica go over the gateway's own HTTP/1.1
+// client (h1.go): the calling goroutine writes the request and reads the
+// answer on a kept-alive connection, without net/http's per-connection
+// goroutines; the OpenAI routes, which stream, use net/http.
 //
 // # Failing replicas
 //

@@ -180,15 +180,9 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	// The body goes back to the pool unless a transport may still read
-	// it; the request's binary inputs alias it until the answer is
+	// The request's binary inputs alias the body until the answer is
 	// written.
-	sent := false
-	defer func() {
-		if !sent {
-			bufPool.Put(bp)
-		}
-	}()
+	defer bufPool.Put(bp)
 	headerLen, err := serving.HeaderLength(r.Header.Get(serving.HeaderContentLength), len(*bp))
 	if err != nil {
 		writeErr(w, err)
@@ -208,7 +202,6 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 	if pt, ok := a.dp.(restPassThrough); ok {
 		rc := &restCall{name: name, version: version, body: *bp, header: r.Header, decode: decode}
 		err = pt.inferREST(r.Context(), rc)
-		sent = rc.sent
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -238,11 +231,8 @@ func (a restAPI) restInfer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ob := bp
-	if sent {
-		ob = bufPool.Get().(*[]byte)
-		defer bufPool.Put(ob)
-	}
+	ob := bufPool.Get().(*[]byte)
+	defer bufPool.Put(ob)
 	out, headerLen := serving.AppendInferResponseBinary((*ob)[:0], resp, serving.BinaryOutputs(req))
 	if headerLen < len(out) {
 		w.Header().Set("Content-Type", "application/octet-stream")
