@@ -1,6 +1,7 @@
 package modelcache
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/sha256"
@@ -262,15 +263,15 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if err != nil {
 		return nil, fmt.Errorf("modelcache: %w", err)
 	}
-	h := newAsyncHash()
-	cw := &countingWriter{w: io.MultiWriter(f, h), add: c.m.downloaded.Add}
+	st := newStages(f)
+	cw := &countingWriter{w: st, add: c.m.downloaded.Add}
 	t0 := c.now()
 	// No sync: an entry is hashed again before its first use after a
 	// restart, which costs less than a sync on every download.
 	err = fetch(cw)
-	got := h.sum()
+	got, werr := st.sum()
 	if cerr := f.Close(); err == nil {
-		err = cerr
+		err = cmp.Or(werr, cerr)
 	}
 	c.m.downloadSeconds.Add(max(0, c.now().Sub(t0).Seconds()))
 	if err != nil {

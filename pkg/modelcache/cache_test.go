@@ -420,14 +420,42 @@ func TestBadInput(t *testing.T) {
 	require.ErrorContains(t, err, "register metrics")
 }
 
-func TestAsyncHashMatchesSHA256(t *testing.T) {
-	a := newAsyncHash()
+func TestStagesWriteAndHashWhatCame(t *testing.T) {
+	var file bytes.Buffer
+	s := newStages(&file)
 	var want bytes.Buffer
 	for i := range 20 {
 		p := artifact(byte(i), 1000+i)
 		want.Write(p)
-		_, _ = a.Write(p)
+		_, err := s.Write(p)
+		require.NoError(t, err)
 		p[0] = 0xff // the caller may reuse its buffer at once
 	}
-	require.Equal(t, digestOf(want.Bytes()), a.sum())
+	got, err := s.sum()
+	require.NoError(t, err)
+	require.Equal(t, digestOf(want.Bytes()), got)
+	require.Equal(t, want.Bytes(), file.Bytes())
+}
+
+// failingFile fails its writes from the nth on.
+type failingFile struct{ n int }
+
+func (f *failingFile) Write(p []byte) (int, error) {
+	if f.n--; f.n < 0 {
+		return 0, errors.New("no space left on device")
+	}
+	return len(p), nil
+}
+
+func TestStagesStopAtAFileError(t *testing.T) {
+	s := newStages(&failingFile{n: 2})
+	var err error
+	for range 100 {
+		if _, err = s.Write(artifact(1, 100)); err != nil {
+			break
+		}
+	}
+	require.ErrorContains(t, err, "no space left", "a write after the file failed says so")
+	_, err = s.sum()
+	require.ErrorContains(t, err, "no space left")
 }
