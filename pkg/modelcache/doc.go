@@ -12,8 +12,9 @@
 //
 // Get returns a Handle on an entry: at once when the entry is there (a
 // hit), else after one download (a miss). Concurrent Gets of one digest
-// wait on a single download. The bytes a download writes are hashed as
-// they are written, and an entry whose digest (or size) is not the one
+// wait on a single download. The bytes a download writes are written to
+// the entry's file and hashed, each in a goroutine of its own while the
+// next chunk arrives (stages.go), and an entry whose digest (or size) is not the one
 // asked for is discarded: it never enters the cache, and the error says
 // what was written and what was asked for. Only a verified download is
 // renamed into sha256/. Downloads are not synced to disk (a sync costs
@@ -39,6 +40,6 @@
 // bmaas_model_cache_evictions_total and
 // bmaas_model_cache_download_bytes_total (bytes written by downloads,
 // discarded ones included) and bmaas_model_cache_download_seconds_total
-// (time spent downloading: fetching, hashing, writing and syncing; with
+// (time spent downloading: fetching, hashing and writing; with
 // the bytes, the downloads' throughput).
 package modelcache
