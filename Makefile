@@ -41,6 +41,7 @@ test: test-python test-unit test-integration ## the Python SDK's tests, then Go'
 
 test-python: ## the Python SDK's and the example runtimes' and trainers' tests (standard library unittest)
 	@if [ -x $(PYTHON) ]; then $(PYTHON) -m unittest discover -s sdk/python/tests && $(PYTHON) -m unittest discover -s examples/runtimes/torch-v2 && \
+	  $(PYTHON) -m unittest discover -s examples/pytorch && \
 	  $(PYTHON) -m unittest discover -s examples/llm && $(PYTHON) -m unittest discover -s examples/runtimes/llm-torch; \
 	  else echo "skipping the Python SDK tests: $(PYTHON) not found"; fi
 

@@ -237,6 +237,18 @@ def signature(meta):
             "outputs": [out]}
 
 
+def onnx_export_options(export_fn):
+    """The TorchScript-based exporter wherever torch.onnx.export can choose:
+    from PyTorch 2.9 the default is the TorchDynamo-based one, which needs the
+    onnxscript package and reads dynamic_axes only in part."""
+    try:
+        import inspect
+        params = inspect.signature(export_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"dynamo": False} if "dynamo" in params else {}
+
+
 def export(model, meta, hp, out_dir, metrics):
     """model.pt (state_dict), model.json, signature.json, and model.onnx (input
     "input", dynamic batch; export onnx) or model.ts (TorchScript; export torch).
@@ -250,7 +262,8 @@ def export(model, meta, hp, out_dir, metrics):
     elif hp["export"] == "onnx":
         torch.onnx.export(model, dummy, os.path.join(out_dir, "model.onnx"), opset_version=13,
                           input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          **onnx_export_options(torch.onnx.export))
     else:
         sys.exit("export must be onnx or torch, got %r" % hp["export"])
     info = dict(meta, hidden=hp["hidden"], metrics=metrics,
