@@ -23,7 +23,8 @@ model: "predictions" (BYTES, the class labels) and "probabilities" (FP64,
 a softmax of the logits); any other model answers its output (FP32).
 Concurrent requests are batched: a batcher thread gathers them up to
 max_batch_size rows or max_queue_delay_ms, runs one forward pass and
-splits the result. GET /metrics is Prometheus text.
+splits the result; with max_queue_delay_ms 0, a request that finds the
+model idle runs its own pass at once. GET /metrics is Prometheus text.
 """
 
 import array
@@ -295,16 +296,31 @@ class Pending:
 
 class Batcher:
     """Gathers concurrent requests into one forward pass: a batch closes at
-    max_batch_size rows, or max_queue_delay after its first request came."""
+    max_batch_size rows, or max_queue_delay after its first request came.
+
+    One forward pass runs at a time (the model lock). With max_queue_delay 0,
+    a request that finds nothing queued and the model free runs its own pass
+    in its handler's thread: a lone request does not wait on two thread
+    switches through the batcher. Requests that come while a pass runs
+    queue, and the batcher thread makes them the next pass."""
 
     def __init__(self, served, max_rows, delay, metrics):
         self.served, self.max_rows, self.delay, self.metrics = served, max_rows, delay, metrics
         self.q = queue.Queue()
         self.carry = None
+        self.model = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self.thread.start()
 
     def predict(self, x):
+        if (self.delay == 0 and x.shape[0] <= self.max_rows and self.carry is None and self.q.empty()
+                and self.model.acquire(blocking=False)):
+            try:
+                out = self.served.forward(x)
+            finally:
+                self.model.release()
+            self.metrics.batched(x.shape[0])
+            return out
         p = Pending(x)
         self.q.put(p)
         p.done.wait()
@@ -327,23 +343,27 @@ class Batcher:
             first = self._next()
             if first is None:
                 return
-            batch, rows = [first], first.x.shape[0]
-            deadline = time.monotonic() + self.delay
-            while rows < self.max_rows:
-                left = deadline - time.monotonic()
-                try:
-                    p = self._next(timeout=max(left, 0)) if left > 0 else self.q.get_nowait()
-                except queue.Empty:
-                    break
-                if p is None:
-                    self.q.put(None)  # stop after this batch
-                    break
-                if rows + p.x.shape[0] > self.max_rows:
-                    self.carry = p  # opens the next batch
-                    break
-                batch.append(p)
-                rows += p.x.shape[0]
-            self._forward(batch, rows)
+            with self.model:  # the requests that queue meanwhile join this pass
+                self._gather(first)
+
+    def _gather(self, first):
+        batch, rows = [first], first.x.shape[0]
+        deadline = time.monotonic() + self.delay
+        while rows < self.max_rows:
+            left = deadline - time.monotonic()
+            try:
+                p = self._next(timeout=max(left, 0)) if left > 0 else self.q.get_nowait()
+            except queue.Empty:
+                break
+            if p is None:
+                self.q.put(None)  # stop after this batch
+                break
+            if rows + p.x.shape[0] > self.max_rows:
+                self.carry = p  # opens the next batch
+                break
+            batch.append(p)
+            rows += p.x.shape[0]
+        self._forward(batch, rows)
 
     def _forward(self, batch, rows):
         try:

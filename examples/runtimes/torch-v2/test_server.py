@@ -349,5 +349,80 @@ class TorchV2Test(unittest.TestCase):
         self.assertEqual(metrics['torch_v2_request_seconds_count{model="batched"}'], "16")
 
 
+def load_server():
+    spec = importlib.util.spec_from_file_location("torch_v2_server", os.path.join(HERE, "server.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Recording:
+    """A served model that doubles its rows and records each pass: its rows
+    and the thread it ran in; the first pass waits for `release`."""
+
+    def __init__(self):
+        self.passes, self.release, self.started = [], threading.Event(), threading.Event()
+
+    def forward(self, x):
+        self.passes.append((x.shape[0], threading.current_thread().name))
+        if len(self.passes) == 1:
+            self.started.set()
+            self.release.wait(10)
+        return x * 2
+
+
+class BatcherTest(unittest.TestCase):
+    def setUp(self):
+        self.server = load_server()
+
+    def test_a_lone_request_runs_its_own_pass(self):
+        model = Recording()
+        model.release.set()
+        b = self.server.Batcher(model, 32, 0, self.server.Metrics())
+        self.addCleanup(b.stop)
+        out = b.predict(torch.ones(2, 4))
+        self.assertEqual(out.tolist(), [[2.0] * 4] * 2)
+        # In the caller's thread, not the batcher's: no thread switch.
+        self.assertEqual(model.passes, [(2, threading.current_thread().name)])
+
+    def test_requests_during_a_pass_make_the_next_one(self):
+        model = Recording()
+        b = self.server.Batcher(model, 32, 0, self.server.Metrics())
+        self.addCleanup(b.stop)
+        results, queued, put = {}, [], b.q.put
+
+        def count(p, *args, **kw):
+            queued.append(p)
+            put(p, *args, **kw)
+
+        b.q.put = count
+
+        def call(i):
+            results[i] = b.predict(torch.full((1, 4), float(i))).tolist()
+
+        first = threading.Thread(target=call, args=(0,), name="first")
+        first.start()
+        self.assertTrue(model.started.wait(10))
+        others = [threading.Thread(target=call, args=(i,), name="req%d" % i) for i in range(1, 6)]
+        for t in others:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(queued) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        model.release.set()
+        for t in [first] + others:
+            t.join(10)
+        self.assertEqual(model.passes, [(1, "first"), (5, "batcher")])
+        self.assertEqual(results, {i: [[2.0 * i] * 4] for i in range(6)})
+
+    def test_a_queue_delay_sends_every_request_through_the_batcher(self):
+        model = Recording()
+        model.release.set()
+        b = self.server.Batcher(model, 32, 0.001, self.server.Metrics())
+        self.addCleanup(b.stop)
+        b.predict(torch.ones(1, 4))
+        self.assertEqual(model.passes, [(1, "batcher")])
+
+
 if __name__ == "__main__":
     unittest.main()
