@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,10 +28,16 @@ import (
 type h1Pool struct {
 	addr   string
 	dialer net.Dialer
+	// idleTimeout is h1IdleTimeout but in tests.
+	idleTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   []*h1Conn // the most recently used last
 	closed bool
+	// sweep, while connections are idle, closes those idle for
+	// idleTimeout, as net/http's IdleConnTimeout did: a replica's
+	// server does not keep a thread for a burst long gone.
+	sweep *time.Timer
 }
 
 // h1Conn is one connection to the replica.
@@ -54,7 +61,7 @@ const (
 )
 
 func newH1Pool(addr string) *h1Pool {
-	return &h1Pool{addr: addr, dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
+	return &h1Pool{addr: addr, dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}, idleTimeout: h1IdleTimeout}
 }
 
 // h1Request is one request to a replica. Every header value is the
@@ -259,7 +266,7 @@ func (p *h1Pool) take() (*h1Conn, bool) {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if time.Since(c.idleSince) < h1IdleTimeout {
+		if time.Since(c.idleSince) < p.idleTimeout {
 			return c, true
 		}
 		_ = c.c.Close()
@@ -274,9 +281,33 @@ func (p *h1Pool) put(c *h1Conn) {
 	if !p.closed && len(p.idle) < h1MaxIdle {
 		p.idle = append(p.idle, c)
 		c = nil
+		if p.sweep == nil {
+			p.sweep = time.AfterFunc(p.idleTimeout, p.closeStale)
+		}
 	}
 	p.mu.Unlock()
 	if c != nil {
+		_ = c.c.Close()
+	}
+}
+
+// closeStale closes the connections idle for idleTimeout and looks
+// again when the oldest left will be.
+func (p *h1Pool) closeStale() {
+	p.mu.Lock()
+	n := 0
+	for n < len(p.idle) && time.Since(p.idle[n].idleSince) >= p.idleTimeout {
+		n++
+	}
+	stale := slices.Clone(p.idle[:n])
+	p.idle = slices.Delete(p.idle, 0, n)
+	if len(p.idle) > 0 && !p.closed {
+		p.sweep = time.AfterFunc(p.idleTimeout-time.Since(p.idle[0].idleSince), p.closeStale)
+	} else {
+		p.sweep = nil
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
 		_ = c.c.Close()
 	}
 }
@@ -297,6 +328,10 @@ func (p *h1Pool) closeIdle() {
 func (p *h1Pool) close() {
 	p.mu.Lock()
 	p.closed = true
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
 	p.mu.Unlock()
 	p.closeIdle()
 }

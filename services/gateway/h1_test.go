@@ -222,3 +222,34 @@ func TestH1UnreachableIsASendError(t *testing.T) {
 	var se *h1SendError
 	require.True(t, errors.As(err, &se), "%v", err)
 }
+
+func TestH1ClosesConnectionsIdleTooLong(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	addr, conns := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readRequest(br); err != nil {
+				closed <- struct{}{} // the client closed it
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	p := newH1Pool(addr)
+	p.idleTimeout = 100 * time.Millisecond
+	defer p.close()
+	_, _, err := p.roundTrip(context.Background(), &h1Request{method: http.MethodGet, path: "/"}, nil)
+	require.NoError(t, err)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection stayed open")
+	}
+	p.mu.Lock()
+	require.Empty(t, p.idle)
+	require.Nil(t, p.sweep, "nothing idle, nothing to sweep")
+	p.mu.Unlock()
+	// The next call dials again.
+	_, _, err = p.roundTrip(context.Background(), &h1Request{method: http.MethodGet, path: "/"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), conns.Load())
+}
