@@ -263,6 +263,10 @@ func (c *Cache) download(digest string, size int64, fetch func(w io.Writer) erro
 	if err != nil {
 		return nil, fmt.Errorf("modelcache: %w", err)
 	}
+	if err := preallocate(f, size); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("modelcache: room for sha256:%s (%d bytes): %w", digest, size, err)
+	}
 	st := newStages(f)
 	cw := &countingWriter{w: st, add: c.m.downloaded.Add}
 	t0 := c.now()

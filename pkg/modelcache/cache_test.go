@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -458,4 +459,20 @@ func TestStagesStopAtAFileError(t *testing.T) {
 	require.ErrorContains(t, err, "no space left", "a write after the file failed says so")
 	_, err = s.sum()
 	require.ErrorContains(t, err, "no space left")
+}
+
+func TestDownloadWithoutRoomFailsBeforeFetching(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("preallocation is Linux's fallocate")
+	}
+	c := open(t, t.TempDir(), 0, nil)
+	s := &source{b: artifact(5, 1000)}
+	// Far more than any disk holds: refused before a byte is fetched.
+	_, err := c.Get(context.Background(), digestOf(s.b), 1<<60, s.fetch)
+	require.ErrorContains(t, err, "room for sha256:")
+	require.Equal(t, int32(0), s.n.Load(), "nothing was fetched")
+	require.False(t, c.Has(digestOf(s.b)))
+	// The same artifact with its true size downloads.
+	h := get(t, c, s)
+	h.Release()
 }
