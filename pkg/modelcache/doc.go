@@ -13,8 +13,9 @@
 // Get returns a Handle on an entry: at once when the entry is there (a
 // hit), else after one download (a miss). Concurrent Gets of one digest
 // wait on a single download. The bytes a download writes are written to
-// the entry's file and hashed, each in a goroutine of its own while the
-// next chunk arrives (stages.go), and an entry whose digest (or size) is not the one
+// the entry's file (its size reserved first, so that a disk without room
+// fails the download before it fetches) and hashed, each in a goroutine
+// of its own while the next chunk arrives (stages.go), and an entry whose digest (or size) is not the one
 // asked for is discarded: it never enters the cache, and the error says
 // what was written and what was asked for. Only a verified download is
 // renamed into sha256/. Downloads are not synced to disk (a sync costs
