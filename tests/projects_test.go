@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -507,6 +508,44 @@ func TestProjectAlertRules(t *testing.T) {
 	got, err := alice.GetAlertRule(ctx, &evaluatorv1.GetAlertRuleRequest{Name: "queue"})
 	require.NoError(t, err, "deleting vision's rule leaves the default project's")
 	require.Equal(t, "queue", got.GetRule().GetName())
+}
+
+// TestProjectPlatformSeries: a rule on job_failures counts its own
+// project's jobs. A job that fails in vision fires vision's rule; the
+// same rule in the default project, which holds no failed job, stays
+// quiet (it counted the whole cluster before).
+func TestProjectPlatformSeries(t *testing.T) {
+	t.Parallel()
+	c, _, adminIAM := projectCluster(t, nil, withFastMonitor(10*time.Second))
+	ctx := t.Context()
+	// A process job runs a command: a project admin's to submit.
+	veraTok := mustToken(t, adminIAM, "vera", &iamv1.Binding{Project: "vision", Role: "admin"})
+	aliceTok := mustToken(t, adminIAM, "alice", &iamv1.Binding{Project: "default", Role: "editor"})
+	veraConn, aliceConn := dialAs(t, c.Addrs.GRPC, veraTok), dialAs(t, c.Addrs.GRPC, aliceTok)
+	rule := &evaluatorv1.AlertRule{Name: "failing", Series: "job_failures",
+		Comparison: evaluatorv1.Comparison_COMPARISON_GREATER_OR_EQUAL, Threshold: 1}
+	for _, conn := range []*grpc.ClientConn{veraConn, aliceConn} {
+		_, err := evaluatorv1.NewMonitorServiceClient(conn).CreateAlertRule(ctx, &evaluatorv1.CreateAlertRuleRequest{Rule: rule})
+		require.NoError(t, err)
+	}
+	_, err := registryv1.NewRegistryServiceClient(veraConn).CreateModel(ctx, &registryv1.CreateModelRequest{Model: &registryv1.Model{Name: "failing"}})
+	require.NoError(t, err)
+	sc := schedulerv1.NewSchedulerServiceClient(veraConn)
+	sub, err := sc.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Spec: &schedulerv1.JobSpec{Model: "failing",
+		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "/bin/sh", Args: []string{"-c", "exit 3"}}}}})
+	require.NoError(t, err)
+	require.Equal(t, schedulerv1.JobState_JOB_STATE_FAILED, waitJob(t, sc, sub.Job.Id, time.Minute).State)
+
+	firing := func(conn *grpc.ClientConn, name string) bool {
+		resp, err := evaluatorv1.NewMonitorServiceClient(conn).ListAlerts(ctx, &evaluatorv1.ListAlertsRequest{Rule: name})
+		require.NoError(t, err)
+		return len(resp.GetAlerts()) > 0
+	}
+	eventually(t, 20*time.Second, "vision's rule fires", func() bool { return firing(veraConn, "failing") })
+	// The default project's rule had as many rounds (every 200 ms) to
+	// count the failure, and a few more.
+	time.Sleep(time.Second)
+	require.False(t, firing(aliceConn, "failing"), "the default project's rule counts no other project's jobs")
 }
 
 // TestProjectRuntimes: a project's admin makes runtimes for the

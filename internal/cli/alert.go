@@ -88,7 +88,8 @@ func alertRuleCreateCommand(g *globals) *cobra.Command {
 			"drift_share, drifted_columns, prediction_drift, missing_rate, out_of_range_rate,\n" +
 			"unseen_category_rate, schema_violations, accuracy, f1, auc, rmse, mae (from feedback),\n" +
 			"requests, error_rate, latency_p95_seconds; the platform's (no --deployment) are job_failures\n" +
-			"(over the last monitoring window), queued_jobs and gpu_idle (GPUs held while under 5% busy).\n" +
+			"(the rule's project's, over the last monitoring window), queued_jobs (the project's) and\n" +
+			"gpu_idle (the cluster's GPUs held while under 5% busy).\n" +
 			"OP is >, >=, < or <=. --retrain runs the training job of the deployed\n" +
 			"version again (on --retrain-dataset) when the rule fires, at most once per --cool-down; the\n" +
 			"model's promotion policy decides whether the new version is deployed.",

@@ -43,11 +43,12 @@ func (e *Evaluator) readyReplicas(ctx context.Context, name string) (int32, erro
 	return d.GetStatus().GetReadyReplicas(), err
 }
 
-// PlatformSeries reads a platform series for the alert rules:
-// job_failures (jobs that failed over the last monitoring window),
-// queued_jobs (jobs waiting for a place) and gpu_idle (GPUs a task holds
-// memory on while under 5% busy).
-func (e *Evaluator) PlatformSeries(ctx context.Context, series string) (float64, error) {
+// PlatformSeries reads a platform series for an alert rule of project:
+// job_failures (the project's jobs that failed over the last monitoring
+// window), queued_jobs (the project's jobs waiting for a place) and
+// gpu_idle (the cluster's GPUs a task holds memory on while under 5%
+// busy).
+func (e *Evaluator) PlatformSeries(ctx context.Context, series, project string) (float64, error) {
 	switch series {
 	case "job_failures", "queued_jobs":
 		state, since := schedulerv1.JobState_JOB_STATE_FAILED, e.now().Add(-e.cfg.MonitorWindow)
@@ -60,7 +61,7 @@ func (e *Evaluator) PlatformSeries(ctx context.Context, series string) (float64,
 		}
 		n, token := 0, ""
 		for {
-			resp, err := sc.ListJobs(ctx, &schedulerv1.ListJobsRequest{State: state, PageSize: 1000, PageToken: token})
+			resp, err := sc.ListJobs(ctx, &schedulerv1.ListJobsRequest{Project: project, State: state, PageSize: 1000, PageToken: token})
 			if err != nil {
 				return 0, err
 			}

@@ -11,6 +11,7 @@ import (
 
 	evaluatorv1 "github.com/bmaas/bmaas/api/bmaas/evaluator/v1"
 	"github.com/bmaas/bmaas/pkg/events"
+	"github.com/bmaas/bmaas/pkg/iam"
 	"github.com/bmaas/bmaas/pkg/store"
 )
 
@@ -48,8 +49,9 @@ type Deps struct {
 	Check  func(ctx context.Context, r *evaluatorv1.AlertRule) error
 	Act    func(ctx context.Context, r *evaluatorv1.AlertRule, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, error)
 	Follow func(ctx context.Context, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, bool)
-	// Platform reads a platform series (PlatformSeries) now.
-	Platform func(ctx context.Context, series string) (float64, error)
+	// Platform reads a platform series (PlatformSeries) now, as a rule of
+	// project sees it.
+	Platform func(ctx context.Context, series, project string) (float64, error)
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -63,7 +65,7 @@ type Engine struct {
 	check  func(ctx context.Context, r *evaluatorv1.AlertRule) error
 	act    func(ctx context.Context, r *evaluatorv1.AlertRule, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, error)
 	follow func(ctx context.Context, a *evaluatorv1.Alert) ([]*evaluatorv1.AlertLink, bool)
-	plat   func(ctx context.Context, series string) (float64, error)
+	plat   func(ctx context.Context, series, project string) (float64, error)
 	log    *slog.Logger
 	now    func() time.Time
 	notify *notifier
@@ -114,7 +116,7 @@ func (e *Engine) step(ctx context.Context, fence clientv3.Cmp, r *evaluatorv1.Al
 	switch {
 	case s.platform && e.plat != nil:
 		var err error
-		if v, err = e.plat(ctx, r.GetSeries()); err != nil {
+		if v, err = e.plat(ctx, r.GetSeries(), iam.ProjectOfName(r.GetName())); err != nil {
 			return err // the rule stays as it is until the series reads
 		}
 		ok = true

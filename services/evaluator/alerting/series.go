@@ -70,8 +70,10 @@ var seriesTable = map[string]series{
 	"latency_p95_seconds": {value: func(w *evaluatorv1.MonitorWindow, _ string) (float64, bool) {
 		return w.GetLatencyP95Seconds(), w.GetRequests() > 0
 	}},
-	// The platform's: jobs that failed over the last monitoring window,
-	// jobs waiting for a place, GPUs held by a task while under 5% busy.
+	// The platform's: jobs of the rule's project that failed over the
+	// last monitoring window, jobs of the rule's project waiting for a
+	// place, and the cluster's GPUs held by a task while under 5% busy
+	// (GPUs are shared, and the nodes are every identity's to read).
 	"job_failures": {platform: true},
 	"queued_jobs":  {platform: true},
 	"gpu_idle":     {platform: true},
