@@ -11,7 +11,8 @@ import (
 // series reads one value of a monitoring window. perColumn series take a
 // rule's column (or, without one, the largest over the columns).
 type series struct {
-	// platform series are the cluster's, of no deployment (Deps.Platform).
+	// platform series are of no deployment (Deps.Platform): the rule's
+	// project's jobs, the cluster's GPUs.
 	platform  bool
 	perColumn bool
 	// drift marks series that need a window's minimum rows to be read.
