@@ -25,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -86,6 +87,11 @@ type Config struct {
 	Auth bool `yaml:"auth"`
 	// OIDC signs people in with an OpenID Connect provider.
 	OIDC iamsvc.OIDCConfig `yaml:"oidc"`
+	// RateLimit bounds each identity's calls to a process, a second (0:
+	// no bound); RateBurst is how many may come at once (0: one second's
+	// worth). They count the callers that tokens name (--auth).
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
 	// AuditRetention is how long the audit trail keeps a record (0: 90
 	// days).
 	AuditRetention time.Duration `yaml:"audit_retention"`
@@ -118,6 +124,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", "", "name of this process in membership (default: host name)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host or IP other processes reach this one at (default: the gRPC listen host, or the first non-loopback address when it listens on all interfaces)")
 	c.OIDC.RegisterFlags(fs)
+	fs.Float64Var(&c.RateLimit, "auth.rate-limit", 0, "calls a second each identity may make to this process (0: no limit); over it, ResourceExhausted (HTTP 429 with Retry-After)")
+	fs.IntVar(&c.RateBurst, "auth.rate-burst", 0, "calls an identity may make at once beyond --auth.rate-limit's pace (0: one second's worth)")
 	fs.DurationVar(&c.AuditRetention, "audit.retention", 90*24*time.Hour, "how long the audit trail (JetStream BMAAS_AUDIT) keeps a record")
 	fs.BoolVar(&c.FastElection, "embedded.fast-election", false, "embedded etcd with 10 ms heartbeats (tests, demos)")
 	c.Shutdown.RegisterFlags(fs)
@@ -184,6 +192,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DevTLS && c.TLS.Enabled() {
 		return errors.New("tls: --tls makes development certificates; it cannot go with --tls.cert-file")
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		return fmt.Errorf("auth.rate-limit: want calls a second, 0 or more, got %v", c.RateLimit)
+	}
+	if c.RateBurst < 0 {
+		return fmt.Errorf("auth.rate-burst: want 0 or more, got %d", c.RateBurst)
 	}
 	if c.AuditRetention < 0 || c.AuditRetention > 0 && c.AuditRetention < time.Minute {
 		return fmt.Errorf("audit.retention: must be at least 1m, got %s", c.AuditRetention)

@@ -125,6 +125,7 @@ func (a *App) startServer(context.Context) error {
 		_, forward := a.route(method)
 		return !forward
 	})
+	a.w.guard.SetLimits(iam.NewLimits(a.cfg.RateLimit, a.cfg.RateBurst, nil))
 	s, err := grpcsrv.New(a.cfg.GRPC, grpcsrv.Deps{Logger: a.log, Registerer: a.reg, TracerProvider: a.w.tracer,
 		UnknownService: a.proxy, TLS: a.serverTLS(), Guard: a.w.guard, Token: a.w.dialer.Token()})
 	if err != nil {

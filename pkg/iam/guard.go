@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,6 +52,25 @@ type Guard struct {
 	// local says whether this process serves a method itself; a call it
 	// forwards is authorized and audited where it is served.
 	local func(method string) bool
+	// limits, when set, bounds each identity's calls (SetLimits).
+	limits *Limits
+}
+
+// SetLimits bounds each identity's calls to this process (nil: no
+// bound). Set before the server starts.
+func (g *Guard) SetLimits(l *Limits) { g.limits = l }
+
+// overLimit is the refusal of a caller's own call over its identity's
+// limit, and how long to wait; nil when the call may run. The mesh and
+// calls another process forwards are not counted here.
+func (g *Guard) overLimit(c *Caller) (*status.Status, time.Duration) {
+	if g.limits == nil || c.Principal == nil || c.Principal == System || c.forwarded {
+		return nil, 0
+	}
+	if ok, wait := g.limits.Allow(c.Principal.Identity); !ok {
+		return g.limits.refusal(c.Principal.Identity, wait), wait
+	}
+	return nil, 0
 }
 
 // NewGuard guards with auth, recording in audit (nil: no trail); local
@@ -73,6 +95,9 @@ type Caller struct {
 	// their project): its request's, else its header's, else the
 	// caller's own.
 	Project string
+	// forwarded is set for a call the mesh makes for a caller: it was
+	// counted against the caller's limit where it came in.
+	forwarded bool
 }
 
 // ProjectFrom is the project a call works in: the one the guard found,
@@ -161,6 +186,7 @@ func (g *Guard) Authenticate(ctx context.Context) (*Caller, error) {
 				c.Address = a[0]
 			}
 			c.Principal, err = g.auth.Authenticate(v[0])
+			c.forwarded = true
 		}
 	}
 	return c, err
@@ -193,6 +219,9 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		g.record(ctx, c, info.FullMethod, authz.Permission{}, "", req, codes.Unauthenticated, "")
 		return nil, authError(err)
 	}
+	if st, _ := g.overLimit(c); st != nil {
+		return nil, st.Err()
+	}
 	ctx = WithCaller(ctx, c)
 	if !g.local(info.FullMethod) {
 		return h(ctx, req)
@@ -219,6 +248,9 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if err != nil {
 		g.record(ctx, c, info.FullMethod, authz.Permission{}, "", nil, codes.Unauthenticated, "")
 		return authError(err)
+	}
+	if st, _ := g.overLimit(c); st != nil {
+		return st.Err()
 	}
 	cs := &callerStream{ServerStream: ss, ctx: WithCaller(ctx, c)}
 	if !g.local(info.FullMethod) {
@@ -494,6 +526,11 @@ func (g *Guard) HTTP(public func(path string) bool, pattern func(*http.Request) 
 				return
 			}
 			c.Principal, c.Authorization = p, r.Header.Get("Authorization")
+			if st, wait := g.overLimit(c); st != nil {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				deny(w, r, http.StatusTooManyRequests, st)
+				return
+			}
 		}
 		r = r.WithContext(WithCaller(r.Context(), c))
 		if c.Principal == nil {
