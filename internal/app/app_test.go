@@ -221,3 +221,30 @@ func TestDataDirIsMadeAbsolute(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(wd, "bmaas-data"), a.cfg.DataDir)
 }
+
+// TestRateLimitFlags: the limits are flags, off by default, and a bad
+// value is refused naming its flag.
+func TestRateLimitFlags(t *testing.T) {
+	t.Parallel()
+	parse := func(args ...string) (*Config, error) {
+		c := &Config{}
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		c.Embedded, c.Targets = true, AllTargets
+		return c, c.Validate()
+	}
+	c, err := parse()
+	require.NoError(t, err)
+	require.Zero(t, c.RateLimit, "no limit unless asked")
+	c, err = parse("--auth.rate-limit=50", "--auth.rate-burst=100")
+	require.NoError(t, err)
+	require.Equal(t, 50.0, c.RateLimit)
+	require.Equal(t, 100, c.RateBurst)
+	_, err = parse("--auth.rate-limit=-1")
+	require.ErrorContains(t, err, "auth.rate-limit")
+	_, err = parse("--auth.rate-burst=-5")
+	require.ErrorContains(t, err, "auth.rate-burst")
+}
