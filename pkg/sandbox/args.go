@@ -146,8 +146,9 @@ type drop struct {
 // bwrapArgs is the whole bwrap command line (without bwrap itself): own
 // PID, IPC, UTS and cgroup namespaces (and user, unless d drops to a
 // user), the host's network, the mounts of l, and the command, which
-// waits on blockFD before it runs (-1: no info or block pipe).
-func bwrapArgs(l layout, d *drop, infoFD, blockFD int, dir, path string, argv []string) []string {
+// waits on blockFD before it runs (-1: no info or block pipe), under
+// the seccomp filter bwrap reads from seccompFD (-1: none).
+func bwrapArgs(l layout, d *drop, infoFD, blockFD, seccompFD int, dir, path string, argv []string) []string {
 	args := []string{"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
 		"--die-with-parent", "--new-session"}
 	if infoFD >= 0 {
@@ -155,6 +156,9 @@ func bwrapArgs(l layout, d *drop, infoFD, blockFD int, dir, path string, argv []
 	}
 	if blockFD >= 0 {
 		args = append(args, "--block-fd", strconv.Itoa(blockFD))
+	}
+	if seccompFD >= 0 {
+		args = append(args, "--seccomp", strconv.Itoa(seccompFD))
 	}
 	if d == nil {
 		args = append([]string{"--unshare-user"}, args...)

@@ -58,7 +58,7 @@ func TestBwrapArgs(t *testing.T) {
 	t.Parallel()
 	l := layout{system: testSystem, writable: []string{"/w"}}
 	for _, d := range []*drop{nil, {setpriv: "/usr/bin/setpriv", uid: 65534, gid: 65533}} {
-		s := strings.Join(bwrapArgs(l, d, 3, 4, "/w/code", "/usr/bin/python3", []string{"train.py", "--", "x"}), " ")
+		s := strings.Join(bwrapArgs(l, d, 3, 4, -1, "/w/code", "/usr/bin/python3", []string{"train.py", "--", "x"}), " ")
 		for _, want := range []string{"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
 			"--die-with-parent", "--new-session", "--info-fd 3", "--block-fd 4", "--bind /w /w"} {
 			require.Contains(t, s, want)

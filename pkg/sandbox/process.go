@@ -56,10 +56,22 @@ func (r *Runner) Start(s Spec) (*Process, error) {
 	defer func() { _ = blockW.Close() }()
 	l := layout{system: r.sys, extraRO: r.extra, writable: cleanAll(s.Writable), readOnly: cleanAll(s.ReadOnly),
 		masks: masks(s.Mask), devices: s.Devices}
-	cmd := exec.Command(r.bwrap, bwrapArgs(l, r.drop, 3, 4, s.Dir, s.Path, s.Args)...)
+	filter, err := r.seccompFile()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	if filter != nil {
+		defer func() { _ = filter.Close() }()
+		fd = 5
+	}
+	cmd := exec.Command(r.bwrap, bwrapArgs(l, r.drop, 3, 4, fd, s.Dir, s.Path, s.Args)...)
 	cmd.Dir, cmd.Env = "/", nonNil(s.Env)
 	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
 	cmd.ExtraFiles = []*os.File{infoW, blockR}
+	if filter != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, filter)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = time.Second
 	var g *group

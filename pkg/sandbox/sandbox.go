@@ -18,6 +18,7 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -50,6 +51,9 @@ type Config struct {
 	// Cgroup names the directory under the caller's own cgroup that
 	// holds the commands' cgroups (default "sandbox").
 	Cgroup string
+	// NoSeccomp runs the commands without the seccomp filter
+	// (seccomp.go).
+	NoSeccomp bool
 }
 
 // Limits bound a command's resources; zero is no limit.
@@ -93,6 +97,8 @@ type Runner struct {
 	drop  *drop // nil: the caller's own user, in a user namespace
 	sys   []hostEntry
 	extra []string
+	// seccomp is the filter's program (nil: none).
+	seccomp []byte
 }
 
 // New detects bwrap, the namespaces it needs and the cgroup hierarchy.
@@ -121,6 +127,12 @@ func New(cfg Config) (*Runner, error) {
 	}
 	closeOnExec()
 	r.sys, r.extra = probeSystem()
+	if !cfg.NoSeccomp {
+		var err error
+		if r.seccomp, err = seccompFilter(); err != nil && !errors.Is(err, errNoSeccomp) {
+			return nil, fmt.Errorf("seccomp filter: %w", err)
+		}
+	}
 	r.err = r.findTools()
 	if r.err == nil {
 		r.err = r.probe()
@@ -144,7 +156,7 @@ func (r *Runner) Describe() []any {
 	if r.drop != nil {
 		uid = r.drop.uid
 	}
-	out := []any{"mechanism", Bwrap, "cgroup", r.LimitMode(), "uid", uid}
+	out := []any{"mechanism", Bwrap, "cgroup", r.LimitMode(), "uid", uid, "seccomp", r.Seccomp()}
 	if r.cgErr != nil {
 		out = append(out, "cgroup_err", r.cgErr)
 	}
@@ -267,14 +279,51 @@ func (r *Runner) findTools() error {
 // probe runs a trivial sandbox: bwrap may be present while the
 // namespaces it needs are not allowed.
 func (r *Runner) probe() error {
-	args := bwrapArgs(layout{extraRO: []string{"/"}}, r.drop, -1, -1, "/", r.bwrap, []string{"--version"})
+	filter, err := r.seccompFile()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	if filter != nil {
+		defer func() { _ = filter.Close() }()
+		fd = 3
+	}
+	args := bwrapArgs(layout{extraRO: []string{"/"}}, r.drop, -1, -1, fd, "/", r.bwrap, []string{"--version"})
 	cmd := exec.Command(r.bwrap, args...)
 	cmd.Dir, cmd.Env = "/", []string{}
+	if filter != nil {
+		cmd.ExtraFiles = []*os.File{filter}
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("bwrap cannot make a sandbox here (namespaces not allowed?): %w: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
 }
+
+// seccompFile is the read end of a pipe holding the seccomp filter for
+// one bwrap (nil without a filter); the caller closes it.
+func (r *Runner) seccompFile() (*os.File, error) {
+	if r.seccomp == nil {
+		return nil, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// A few hundred bytes: the pipe holds them all before bwrap reads.
+	_, err = pw.Write(r.seccomp)
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = pr.Close()
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
+	return pr, nil
+}
+
+// Seccomp says whether commands run under the seccomp filter.
+func (r *Runner) Seccomp() bool { return r.seccomp != nil }
 
 // Result is how a command ended.
 type Result struct {

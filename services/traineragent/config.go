@@ -68,6 +68,9 @@ type Config struct {
 	Sandbox string `yaml:"sandbox"`
 	// Bwrap is bubblewrap's path (or name on PATH).
 	Bwrap string `yaml:"bwrap"`
+	// Seccomp runs sandboxed tasks under pkg/sandbox's seccomp filter
+	// (mounts, namespaces, keyrings, eBPF, io_uring and the like refused).
+	Seccomp bool `yaml:"seccomp"`
 	// SandboxUID and SandboxGID run process tasks when the agent runs as
 	// root; an agent that is not root runs them as itself. Every task
 	// shares them: each sees only its own directory, and only its own
@@ -129,6 +132,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Sandbox, "trainer-agent.sandbox", sandbox.Bwrap,
 		"how process tasks are confined: bwrap (bubblewrap), or none (development only: no isolation, no limits)")
 	fs.StringVar(&c.Bwrap, "trainer-agent.bwrap", "bwrap", "bubblewrap's path (Debian package bubblewrap)")
+	fs.BoolVar(&c.Seccomp, "trainer-agent.seccomp", true,
+		"run sandboxed tasks under a seccomp filter that refuses mounts, new namespaces, keyrings, eBPF, io_uring, perf events and administrators' calls")
 	fs.StringVar(&c.ReplicaBinary, "trainer-agent.replica-binary", "",
 		"bmaas binary that runs model-server replicas as sandboxed processes (default: this bmaas binary)")
 	fs.Int64Var(&c.ModelCacheBytes, "trainer-agent.model-cache-bytes", 20<<30,

@@ -20,7 +20,7 @@ const sandboxPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // builtin tasks and model-server replicas need no sandbox.
 func (s *Service) setupSandbox() error {
 	box, err := sandbox.New(sandbox.Config{Mechanism: s.cfg.Sandbox, Bwrap: s.cfg.Bwrap,
-		UID: s.cfg.SandboxUID, GID: s.cfg.SandboxGID, Cgroup: "bmaas"})
+		UID: s.cfg.SandboxUID, GID: s.cfg.SandboxGID, Cgroup: "bmaas", NoSeccomp: !s.cfg.Seccomp})
 	if err != nil {
 		return fmt.Errorf("trainer-agent.sandbox: %w", err)
 	}
