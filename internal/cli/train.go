@@ -38,6 +38,8 @@ program with --command and its arguments with --arg or after "--":
   --target and --seed when given), BMAAS_DATA_DIR (the --dataset CSV),
   BMAAS_OUTPUT_DIR, BMAAS_CHECKPOINT_DIR, BMAAS_METRICS_FILE, CUDA_VISIBLE_DEVICES
   and, with --workers N > 1, MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK.
+  --no-network runs it with a loopback interface only: its dataset, code and
+  outputs pass through files, so a training script needs no network.
 
 --wait follows the job until it ends, with a live progress line on stderr, prints
 the final job and exits 0 only when it SUCCEEDED. Without --wait the submitted
@@ -52,6 +54,7 @@ type trainFlags struct {
 
 	command, bundle, workdir string
 	args, env                []string
+	noNetwork                bool
 
 	cpu, memory, gpuModel, pool      string
 	gpus, workers, priority, retries int32
@@ -93,6 +96,7 @@ func trainCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&tf.env, "env", nil, "process job: environment variable K=V (repeatable)")
 	f.StringVar(&tf.bundle, "bundle", "", "process job: a local directory to upload and run in")
 	f.StringVar(&tf.workdir, "workdir", "", "process job: a directory on the node to run in")
+	f.BoolVar(&tf.noNetwork, "no-network", false, "process job: run with no network at all (a loopback interface only; one worker)")
 	f.StringVar(&tf.cpu, "cpu", "1", "CPU per worker: cores (2, 0.5) or millicores (500m)")
 	f.StringVar(&tf.memory, "memory", "1Gi", "memory per worker (512Mi, 1Gi, 2G)")
 	f.Int32Var(&tf.gpus, "gpus", 0, "GPUs per worker")
@@ -152,8 +156,8 @@ func (tf *trainFlags) spec(positional []string, seedSet bool) (*schedulerv1.JobS
 	if tf.command != "" {
 		return spec, tf.processSpec(spec, positional, params, seedSet, name, version)
 	}
-	if len(positional) > 0 || len(tf.args) > 0 || len(tf.env) > 0 || tf.bundle != "" || tf.workdir != "" {
-		return nil, usageErrorf("--arg, --env, --bundle, --workdir and arguments after -- need --command")
+	if len(positional) > 0 || len(tf.args) > 0 || len(tf.env) > 0 || tf.bundle != "" || tf.workdir != "" || tf.noNetwork {
+		return nil, usageErrorf("--arg, --env, --bundle, --workdir, --no-network and arguments after -- need --command")
 	}
 	if name == "" {
 		return nil, usageErrorf("--dataset is required for a builtin job")
@@ -206,7 +210,7 @@ func (tf *trainFlags) processSpec(spec *schedulerv1.JobSpec, positional []string
 		params["seed"] = strconv.FormatInt(tf.seed, 10)
 	}
 	spec.Runtime = &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: tf.command,
-		Args: args, Env: env, Workdir: tf.workdir,
+		Args: args, Env: env, Workdir: tf.workdir, NoNetwork: tf.noNetwork,
 		Hyperparameters: params, Dataset: dataset, DatasetVersion: version}}
 	return nil
 }

@@ -153,6 +153,7 @@ func TestTrainProcessUploadsBundle(t *testing.T) {
 	require.Equal(t, []string{"train.py", "--verbose"}, p.GetArgs())
 	require.Equal(t, map[string]string{"epochs": "3", "target": "y", "seed": "7"}, p.GetHyperparameters())
 	require.EqualValues(t, 2, p.GetDatasetVersion())
+	require.False(t, p.GetNoNetwork(), "the network unless --no-network")
 	data := reg.bundles[p.GetCodeBundleSha256()]
 	require.NotEmpty(t, data, "the bundle was uploaded under the digest the job names")
 	require.Equal(t, []string{"train.py"}, tarNames(t, data))
@@ -194,7 +195,7 @@ func TestPackBundleIsDeterministic(t *testing.T) {
 
 func TestTrainFlagValidation(t *testing.T) {
 	t.Parallel()
-	g, reg, _ := startPlatform(t)
+	g, reg, sch := startPlatform(t)
 	reg.addDataset("d", 1, "x", "y")
 	for _, tc := range []struct {
 		args []string
@@ -202,6 +203,7 @@ func TestTrainFlagValidation(t *testing.T) {
 	}{
 		{[]string{"--algorithm", "logistic", "--dataset", "d"}, ""},
 		{[]string{"--command", "python3", "--workdir", "/srv", "--", "train.py"}, ""},
+		{[]string{"--command", "python3", "--workdir", "/srv", "--no-network", "--", "train.py"}, ""},
 		{[]string{"--algorithm", "logistic"}, "--dataset is required for a builtin job"},
 		{[]string{"--dataset", "d"}, "give --algorithm for a builtin job or --command for a process job"},
 		{[]string{"--algorithm", "svm", "--dataset", "d"}, `unknown algorithm "svm"`},
@@ -211,6 +213,7 @@ func TestTrainFlagValidation(t *testing.T) {
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--command", "python3"}, "not both"},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--bundle", "."}, "need --command"},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--", "x.py"}, "need --command"},
+		{[]string{"--algorithm", "logistic", "--dataset", "d", "--no-network"}, "--no-network and arguments after -- need --command"},
 		{[]string{"--algorithm", "logistic", "--dataset", "d@x"}, `version "x" must be a number or latest`},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--test-fraction", "1"}, "--test-fraction must be in [0, 1)"},
 		{[]string{"--algorithm", "logistic", "--dataset", "d", "--test-fraction", "0.6", "--validation-fraction", "0.4"}, "must leave rows"},
@@ -237,6 +240,13 @@ func TestTrainFlagValidation(t *testing.T) {
 		var ue *usageError
 		require.ErrorAs(t, err, &ue, "a usage error: %v", args)
 	}
+	isolated := 0
+	for _, j := range sch.jobs {
+		if j.GetSpec().GetProcess().GetNoNetwork() {
+			isolated++
+		}
+	}
+	require.Equal(t, 1, isolated, "--no-network reaches the job's spec")
 	_, _, err := run(t, g, "train", "--algorithm", "logistic", "--dataset", "d")
 	require.EqualError(t, err, "--model is required: the model the result is registered into")
 }

@@ -33,6 +33,9 @@ type layout struct {
 	readOnly []string
 	masks    []maskEntry
 	devices  []string
+	// noNetwork gives the sandbox a network namespace of its own, with
+	// only a loopback interface.
+	noNetwork bool
 }
 
 // op is one bwrap mount operation at dst.
@@ -145,12 +148,15 @@ type drop struct {
 
 // bwrapArgs is the whole bwrap command line (without bwrap itself): own
 // PID, IPC, UTS and cgroup namespaces (and user, unless d drops to a
-// user), the host's network, the mounts of l, and the command, which
-// waits on blockFD before it runs (-1: no info or block pipe), under
-// the seccomp filter bwrap reads from seccompFD (-1: none).
+// user), the host's network unless l has none, the mounts of l, and the
+// command, which waits on blockFD before it runs (-1: no info or block
+// pipe), under the seccomp filter bwrap reads from seccompFD (-1: none).
 func bwrapArgs(l layout, d *drop, infoFD, blockFD, seccompFD int, dir, path string, argv []string) []string {
 	args := []string{"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
 		"--die-with-parent", "--new-session"}
+	if l.noNetwork {
+		args = append(args, "--unshare-net")
+	}
 	if infoFD >= 0 {
 		args = append(args, "--info-fd", strconv.Itoa(infoFD))
 	}

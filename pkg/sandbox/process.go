@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,7 +56,7 @@ func (r *Runner) Start(s Spec) (*Process, error) {
 	defer func() { _ = blockR.Close() }()
 	defer func() { _ = blockW.Close() }()
 	l := layout{system: r.sys, extraRO: r.extra, writable: cleanAll(s.Writable), readOnly: cleanAll(s.ReadOnly),
-		masks: masks(s.Mask), devices: s.Devices}
+		masks: masks(s.Mask), devices: s.Devices, noNetwork: s.NoNetwork}
 	filter, err := r.seccompFile()
 	if err != nil {
 		return nil, err
@@ -126,6 +127,9 @@ func (p *Process) confine(info *os.File, g *group, l Limits) error {
 
 // startPlain runs s unconfined, in its own process group.
 func (r *Runner) startPlain(s Spec) (*Process, error) {
+	if s.NoNetwork {
+		return nil, errors.New("no network: without a sandbox (--trainer-agent.sandbox=none) a command keeps the host's network")
+	}
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.Dir, cmd.Env = s.Dir, nonNil(s.Env)
 	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr

@@ -82,9 +82,12 @@ type Spec struct {
 	Mask []string
 	// Devices are device nodes bound in (GPUs).
 	Devices []string
-	Limits  Limits
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// NoNetwork runs the command in a network namespace of its own with
+	// only a loopback interface: it reaches nothing outside.
+	NoNetwork bool
+	Limits    Limits
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // Runner starts commands in sandboxes.

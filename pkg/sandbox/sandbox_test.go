@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -359,4 +361,49 @@ print(out[0])
 		return // the kernel lets the sandbox's user make a namespace: only the filter stopped it
 	}
 	t.Logf("without the filter the kernel refuses too: %s", out)
+}
+
+// TestSandboxNoNetwork: a command asking no network reaches nothing
+// outside its sandbox, not even a port on the host's loopback, while
+// the same command with the host's network does; without a sandbox the
+// request is refused rather than ignored.
+func TestSandboxNoNetwork(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3")
+	}
+	r := newRunner(t)
+	_, dir := taskDir(t, r)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	py := fmt.Sprintf(`import socket
+s = socket.socket(); s.settimeout(5)
+print("connected" if s.connect_ex(("127.0.0.1", %d)) == 0 else "unreachable")
+print(sorted(n for _, n in socket.if_nameindex()))`, l.Addr().(*net.TCPAddr).Port)
+	spec := func(noNet bool) Spec {
+		return Spec{Name: fmt.Sprint("net-", noNet), Path: "/usr/bin/python3", Args: []string{"-c", py},
+			Env: []string{"PATH=/usr/bin:/bin", "HOME=" + dir}, Dir: dir, Writable: []string{dir}, NoNetwork: noNet}
+	}
+	_, out, err := run(t, r, spec(true))
+	require.NoError(t, err)
+	require.Contains(t, out, "unreachable")
+	require.Contains(t, out, "['lo']", "a loopback interface only")
+	_, out, err = run(t, r, spec(false))
+	require.NoError(t, err)
+	require.Contains(t, out, "connected")
+
+	plain, err := New(Config{Mechanism: None})
+	require.NoError(t, err)
+	_, err = plain.Start(spec(true))
+	require.ErrorContains(t, err, "no network")
 }

@@ -47,6 +47,10 @@ func TestSubmitValidation(t *testing.T) {
 		{"negative gpu memory", spec(func(s *schedulerv1.JobSpec) { s.Resources.GpuMemoryBytes = -1 }), codes.InvalidArgument, "spec.resources.gpu_memory_bytes: must not be negative"},
 		{"gpu memory with whole gpus", spec(func(s *schedulerv1.JobSpec) { s.Resources.Gpus, s.Resources.GpuMemoryBytes = 1, 1<<30 }), codes.InvalidArgument, "spec.resources.gpu_memory_bytes: a share of one GPU"},
 		{"negative workers", spec(func(s *schedulerv1.JobSpec) { s.Workers = -2 }), codes.InvalidArgument, "spec.workers"},
+		{"no network for a gang", spec(func(s *schedulerv1.JobSpec) {
+			s.Workers = 2
+			s.Runtime = &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "python3", NoNetwork: true}}
+		}), codes.InvalidArgument, "spec.process.no_network: a job of 2 workers needs the network"},
 		{"priority", spec(func(s *schedulerv1.JobSpec) { s.Priority = 1 << 20 }), codes.InvalidArgument, "spec.priority"},
 		{"negative termination grace", spec(func(s *schedulerv1.JobSpec) { s.TerminationGraceSeconds = -1 }), codes.InvalidArgument, "spec.termination_grace_seconds"},
 		{"termination grace over an hour", spec(func(s *schedulerv1.JobSpec) { s.TerminationGraceSeconds = 3601 }), codes.InvalidArgument, "spec.termination_grace_seconds"},

@@ -85,6 +85,8 @@ func (s *Scheduler) normalize(spec *schedulerv1.JobSpec) error {
 		return apierr.Invalid("spec.checkpoint_interval", "must not be negative, got %d", spec.CheckpointInterval)
 	case spec.Pool != "" && !labelVal.MatchString(spec.Pool):
 		return apierr.Invalid("spec.pool", "not a valid pool name: %q", spec.Pool)
+	case spec.GetProcess().GetNoNetwork() && spec.Workers > 1:
+		return apierr.Invalid("spec.process.no_network", "a job of %d workers needs the network for its workers to meet", spec.Workers)
 	}
 	spec.Workers = max(spec.Workers, 1)
 	spec.CheckpointInterval = max(spec.CheckpointInterval, 1)

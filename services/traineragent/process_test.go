@@ -4,6 +4,7 @@ package traineragent_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,6 +86,49 @@ func TestProcessMissingCommandFails(t *testing.T) {
 		Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "no-such-trainer"}}}})
 	st := e.waitTask("jobm", 0, schedulerv1.TaskState_TASK_STATE_FAILED, 10*time.Second)
 	require.Contains(t, st.Message, `command "no-such-trainer" not found`)
+}
+
+// TestProcessNoNetwork: a process task that asks no network reaches
+// nothing, not even a port on the node's loopback, and still registers
+// its output (the agent uploads it); the same task with the network
+// reaches the port.
+func TestProcessNoNetwork(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	// Exits 0 when what it finds is what $WANT says.
+	py := fmt.Sprintf(`import os, socket, sys
+s = socket.socket(); s.settimeout(5)
+got = "connected" if s.connect_ex(("127.0.0.1", %d)) == 0 else "unreachable"
+print(got)
+open(os.path.join(os.environ["BMAAS_OUTPUT_DIR"], "model.onnx"), "w").write("onnx")
+sys.exit(0 if got == os.environ["WANT"] else 1)`, l.Addr().(*net.TCPAddr).Port)
+	e := newEnv(t)
+	e.model("nn")
+	e.agent("n1", nil)
+	for job, noNet := range map[string]bool{"jobisolated": true, "jobnet": false} {
+		want := map[bool]string{true: "unreachable", false: "connected"}[noNet]
+		e.assign(&schedulerv1.Assignment{JobId: job, Node: "n1", Term: 1, Spec: &schedulerv1.JobSpec{Model: "nn",
+			Runtime: &schedulerv1.JobSpec_Process{Process: &schedulerv1.ProcessRuntime{Command: "/usr/bin/python3",
+				Args: []string{"-c", py}, Env: map[string]string{"WANT": want}, NoNetwork: noNet}}}})
+		st := e.waitTask(job, 0, schedulerv1.TaskState_TASK_STATE_SUCCEEDED, 20*time.Second)
+		// Its output reached the registry all the same: the agent
+		// uploads it.
+		require.Equal(t, "onnx", string(e.download("nn", st.ModelVersion)), job)
+	}
 }
 
 // stubborn ignores SIGTERM and starts a grandchild that does too.

@@ -59,7 +59,8 @@ func (s *Service) taskPATH() string {
 
 // sandboxSpec is the sandbox of a process task: its directory writable,
 // a workdir read-only, the data and work directories and the secrets
-// masked, its GPUs' devices, and its resource request as limits.
+// masked, its GPUs' devices, no network when it asks none, and its
+// resource request as limits.
 func (w *worker) sandboxSpec(rt *schedulerv1.ProcessRuntime, d taskDirs, path string, out io.Writer) sandbox.Spec {
 	var ro []string
 	if rt.Workdir != "" {
@@ -73,10 +74,11 @@ func (w *worker) sandboxSpec(rt *schedulerv1.ProcessRuntime, d taskDirs, path st
 		Name: fmt.Sprintf("%s-%s-r%d-a%d", w.s.cfg.Node, w.a.JobId, w.a.Rank, w.a.Attempt),
 		Path: path, Args: rt.Args, Env: w.processEnv(rt, d), Dir: d.cwd,
 		Writable: []string{w.dir}, ReadOnly: ro,
-		Mask:    append([]string{w.s.cfg.DataDir, w.s.cfg.workDir()}, w.s.cfg.Secrets...),
-		Devices: sandbox.GPUDevices(w.a.GpuIndices, exists),
-		Limits:  sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: cpuQuota(res)},
-		Stdout:  out, Stderr: out,
+		Mask:      append([]string{w.s.cfg.DataDir, w.s.cfg.workDir()}, w.s.cfg.Secrets...),
+		Devices:   sandbox.GPUDevices(w.a.GpuIndices, exists),
+		NoNetwork: rt.GetNoNetwork(),
+		Limits:    sandbox.Limits{MemoryBytes: res.GetMemoryBytes(), CPUMillis: cpuQuota(res)},
+		Stdout:    out, Stderr: out,
 	}
 }
 

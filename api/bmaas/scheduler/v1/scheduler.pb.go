@@ -280,8 +280,13 @@ type ProcessRuntime struct {
 	Hyperparameters map[string]string `protobuf:"bytes,6,rep,name=hyperparameters,proto3" json:"hyperparameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Dataset         string            `protobuf:"bytes,7,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	DatasetVersion  int64             `protobuf:"varint,8,opt,name=dataset_version,json=datasetVersion,proto3" json:"dataset_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The task runs in a network namespace of its own with only a loopback
+	// interface: it reaches nothing, the platform included (its dataset,
+	// code and outputs pass through files). A job of several workers needs
+	// the network for them to meet, so it cannot ask this.
+	NoNetwork     bool `protobuf:"varint,9,opt,name=no_network,json=noNetwork,proto3" json:"no_network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessRuntime) Reset() {
@@ -368,6 +373,13 @@ func (x *ProcessRuntime) GetDatasetVersion() int64 {
 		return x.DatasetVersion
 	}
 	return 0
+}
+
+func (x *ProcessRuntime) GetNoNetwork() bool {
+	if x != nil {
+		return x.NoNetwork
+	}
+	return false
 }
 
 // ServingRuntime runs one model-server replica of a deployment: it loads
@@ -2834,7 +2846,7 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	" \x01(\tR\rresumeFromJob\x1aB\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x04\n" +
 	"\x0eProcessRuntime\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12=\n" +
@@ -2843,7 +2855,9 @@ const file_bmaas_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\aworkdir\x18\x05 \x01(\tR\aworkdir\x12a\n" +
 	"\x0fhyperparameters\x18\x06 \x03(\v27.bmaas.scheduler.v1.ProcessRuntime.HyperparametersEntryR\x0fhyperparameters\x12\x18\n" +
 	"\adataset\x18\a \x01(\tR\adataset\x12'\n" +
-	"\x0fdataset_version\x18\b \x01(\x03R\x0edatasetVersion\x1a6\n" +
+	"\x0fdataset_version\x18\b \x01(\x03R\x0edatasetVersion\x12\x1d\n" +
+	"\n" +
+	"no_network\x18\t \x01(\bR\tnoNetwork\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
