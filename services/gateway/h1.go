@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // h1Pool is the HTTP/1.1 client of the KServe v2 calls the gateway sends
@@ -93,7 +95,8 @@ var errH1Header = errors.New("a header value holds a control character")
 // back is an *h1SendError (nothing was answered: the call may go to
 // another replica); any other is the answer broken off.
 func (p *h1Pool) roundTrip(ctx context.Context, req *h1Request, dst []byte) ([]byte, h1Answer, error) {
-	if !validHeaderValue(req.contentType) || !validHeaderValue(req.headerLen) || !validHeaderValue(req.requestID) || !validHeaderValue(req.auth) {
+	if !httpguts.ValidHeaderFieldValue(req.contentType) || !httpguts.ValidHeaderFieldValue(req.headerLen) ||
+		!httpguts.ValidHeaderFieldValue(req.requestID) || !httpguts.ValidHeaderFieldValue(req.auth) {
 		return dst, h1Answer{}, errH1Header
 	}
 	c, reused := p.take()
@@ -246,17 +249,6 @@ func appendH1Head(b []byte, host string, req *h1Request) []byte {
 	return append(b, "\r\n"...)
 }
 
-// validHeaderValue reports whether v can be sent as a header's value:
-// no control character but tab, nothing that ends the line.
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // take is a kept-alive connection, the most recently used (its peer
 // the likeliest to keep it open), or nil.
 func (p *h1Pool) take() (*h1Conn, bool) {
@@ -307,9 +299,7 @@ func (p *h1Pool) closeStale() {
 		p.sweep = nil
 	}
 	p.mu.Unlock()
-	for _, c := range stale {
-		_ = c.c.Close()
-	}
+	closeConns(stale)
 }
 
 // closeIdle closes the kept-alive connections.
@@ -318,7 +308,11 @@ func (p *h1Pool) closeIdle() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	for _, c := range idle {
+	closeConns(idle)
+}
+
+func closeConns(cs []*h1Conn) {
+	for _, c := range cs {
 		_ = c.c.Close()
 	}
 }
